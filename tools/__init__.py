@@ -1,0 +1,1 @@
+"""The ``bijli`` command: wires hal + firmware + dlms into programs."""
