@@ -1,0 +1,73 @@
+"""The small part of BER (ITU-T X.690) that ACSE APDUs use: tag, definite length, value.
+
+ACSE (AARQ/AARE/RLRQ/RLRE, IEC 62056-5-3 clause 9.4 / ISO 8650) is BER-encoded
+while everything inside xDLMS is A-XDR. Only single-byte tags occur there, so a
+TLV reader over bytes is enough. Lengths are checked against the bytes present:
+strict clients reject an AARE whose inner lengths are off by one, so the writer
+always computes them and the reader never guesses.
+"""
+
+from __future__ import annotations
+
+from dlms.errors import BerError
+
+
+def length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x81, n))
+    if n < 0x10000:
+        return bytes((0x82, n >> 8, n & 0xFF))
+    raise BerError(f"BER length {n} too large")
+
+
+def tlv(tag: int, value: bytes) -> bytes:
+    return bytes((tag,)) + length(len(value)) + value
+
+
+def read_tlvs(buf: bytes) -> list[tuple[int, bytes]]:
+    """Split ``buf`` into consecutive (tag, value) pairs; the whole buffer must be used."""
+    out = []
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        tag = buf[pos]
+        if tag & 0x1F == 0x1F:
+            raise BerError(f"multi-byte BER tag 0x{tag:02x} not used by ACSE")
+        if pos + 1 >= n:
+            raise BerError("truncated BER length")
+        first = buf[pos + 1]
+        pos += 2
+        if first < 0x80:
+            size = first
+        else:
+            k = first & 0x7F
+            if k == 0 or k > 2 or pos + k > n:
+                raise BerError(f"unsupported or truncated BER length form 0x{first:02x}")
+            size = int.from_bytes(buf[pos : pos + k], "big")
+            pos += k
+        if pos + size > n:
+            raise BerError(f"BER value of tag 0x{tag:02x} claims {size} bytes, {n - pos} left")
+        out.append((tag, bytes(buf[pos : pos + size])))
+        pos += size
+    return out
+
+
+def read_one(buf: bytes, expected_tag: int) -> bytes:
+    """The value of a buffer holding exactly one TLV with ``expected_tag``."""
+    tlvs = read_tlvs(buf)
+    if len(tlvs) != 1 or tlvs[0][0] != expected_tag:
+        raise BerError(f"expected one element with tag 0x{expected_tag:02x}")
+    return tlvs[0][1]
+
+
+def integer(value: bytes) -> int:
+    if not value or len(value) > 4:
+        raise BerError("bad BER INTEGER length")
+    return int.from_bytes(value, "big", signed=True)
+
+
+def encode_integer(value: int) -> bytes:
+    n = max(1, (value.bit_length() + 8) // 8)
+    return tlv(0x02, value.to_bytes(n, "big", signed=True))

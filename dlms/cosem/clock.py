@@ -1,0 +1,150 @@
+"""Clock (class 8, version 0), IEC 62056-6-2 clause 4.5.1.
+
+The meter's time as a 12-octet date-time, the time zone, status, daylight
+saving settings and the adjust methods. The object does not keep time itself:
+``now`` and ``set_time`` are bound to the meter's one clock (``hal.clock`` via
+the firmware), so a DLMS write of the clock moves the whole meter, profiles and
+tariff included.
+
+The deviation in the transmitted date-time is sent as "not specified" by
+default, as IS 15959 meters do: the value is meter local time. ``time_zone``
+carries the offset in minutes (``send_deviation=True`` puts it in the
+date-time too).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable
+
+from dlms import axdr
+from dlms.apdu import ActionResult, DataAccessResult
+from dlms.axdr import CosemDateTime
+from dlms.cosem.base import CosemError, CosemObject, expect
+
+CLOCK_BASE_CRYSTAL = 1
+
+
+class Clock(CosemObject):
+    CLASS_ID = 8
+    VERSION = 0
+    ATTRIBUTES = (
+        "logical_name", "time", "time_zone", "status", "daylight_savings_begin", "daylight_savings_end",
+        "daylight_savings_deviation", "daylight_savings_enabled", "clock_base",
+    )
+    METHODS = (
+        "adjust_to_quarter", "adjust_to_measuring_period", "adjust_to_minute", "adjust_to_preset_time",
+        "preset_adjusting_time", "shift_time",
+    )
+
+    def __init__(self, logical_name, now: Callable[[], datetime], set_time: Callable[[datetime], None] | None = None,
+                 time_zone: int = 330, send_deviation: bool = False, status: Callable[[], int] = lambda: 0):
+        super().__init__(logical_name)
+        self._now = now
+        self._set_time = set_time
+        self.time_zone = time_zone
+        self.send_deviation = send_deviation
+        self._status = status
+        self._preset: tuple[datetime, datetime, datetime] | None = None
+
+    def _apply(self, t: datetime) -> None:
+        if self._set_time is None:
+            raise CosemError(DataAccessResult.READ_WRITE_DENIED, "clock is read-only")
+        self._set_time(t)
+
+    def get_time(self, ctx):
+        dt = CosemDateTime.from_datetime(self._now().replace(tzinfo=None),
+                                         deviation=self.time_zone if self.send_deviation else None,
+                                         clock_status=self._status())
+        return axdr.OctetString(dt.encode())
+
+    def set_time(self, value, ctx):
+        raw = value.value if isinstance(value, axdr.OctetString) else None
+        if isinstance(value, axdr.DateTime):
+            cdt = value.value
+        elif raw is not None and len(raw) == 12:
+            try:
+                cdt = CosemDateTime.decode(raw)
+            except Exception as exc:  # AxdrError: a malformed date-time is a type mismatch
+                raise CosemError(DataAccessResult.TYPE_UNMATCHED, str(exc)) from None
+        else:
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time must be a 12-octet date-time")
+        try:
+            t = cdt.to_datetime()
+        except Exception:
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time has unspecified fields") from None
+        if t.tzinfo is not None:
+            # convert to meter local time using our own zone
+            from datetime import timezone
+            t = t.astimezone(timezone(timedelta(minutes=self.time_zone))).replace(tzinfo=None)
+        self._apply(t)
+
+    def get_time_zone(self, ctx):
+        return axdr.Long(self.time_zone)
+
+    def set_time_zone(self, value, ctx):
+        v = expect(value, axdr.Long).value
+        if not -720 <= v <= 840:
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time zone out of range")
+        self.time_zone = v
+
+    def get_status(self, ctx):
+        return axdr.Unsigned(self._status())
+
+    def get_daylight_savings_begin(self, ctx):
+        return axdr.OctetString(bytes([0xFF] * 12))
+
+    def get_daylight_savings_end(self, ctx):
+        return axdr.OctetString(bytes([0xFF] * 12))
+
+    def get_daylight_savings_deviation(self, ctx):
+        return axdr.Integer(0)
+
+    def get_daylight_savings_enabled(self, ctx):
+        return axdr.Boolean(False)  # India observes no daylight saving
+
+    def get_clock_base(self, ctx):
+        return axdr.Enum(CLOCK_BASE_CRYSTAL)
+
+    # --- methods ------------------------------------------------------------------
+    def _round(self, minutes: int) -> datetime:
+        now = self._now().replace(tzinfo=None)
+        base = now.replace(second=0, microsecond=0, minute=(now.minute // minutes) * minutes)
+        if now - base >= timedelta(minutes=minutes) / 2:
+            base += timedelta(minutes=minutes)
+        return base
+
+    def do_adjust_to_quarter(self, params, ctx):
+        self._apply(self._round(15))
+
+    def do_adjust_to_measuring_period(self, params, ctx):
+        self._apply(self._round(15))
+
+    def do_adjust_to_minute(self, params, ctx):
+        self._apply(self._round(1))
+
+    def do_preset_adjusting_time(self, params, ctx):
+        s = expect(params, axdr.Structure).value
+        try:
+            times = [CosemDateTime.decode(expect(x, axdr.OctetString).value).to_datetime().replace(tzinfo=None) for x in s]
+        except CosemError:
+            raise
+        except Exception:
+            raise CosemError(ActionResult.TYPE_UNMATCHED, "preset_adjusting_time needs three date-times") from None
+        if len(times) != 3:
+            raise CosemError(ActionResult.TYPE_UNMATCHED, "preset_adjusting_time needs three date-times")
+        self._preset = (times[0], times[1], times[2])
+
+    def do_adjust_to_preset_time(self, params, ctx):
+        if self._preset is None:
+            raise CosemError(ActionResult.TEMPORARY_FAILURE, "no preset time")
+        preset, start, end = self._preset
+        if not start <= self._now().replace(tzinfo=None) <= end:
+            raise CosemError(ActionResult.TEMPORARY_FAILURE, "outside the validity interval")
+        self._apply(preset)
+
+    def do_shift_time(self, params, ctx):
+        seconds = expect(params, axdr.Long).value
+        if not -900 <= seconds <= 900:
+            raise CosemError(ActionResult.TYPE_UNMATCHED, "shift_time is limited to +-900 s")
+        self._apply(self._now().replace(tzinfo=None) + timedelta(seconds=seconds))

@@ -1,0 +1,90 @@
+"""Data (class 1), Register (class 3) and Extended register (class 4), IEC 62056-6-2 4.3.1-4.3.3.
+
+A Data object holds one value; a Register adds scaler_unit so that
+value x 10^scaler is the physical quantity (energy in Wh with scaler 0, voltage
+in V with scaler -2, ...). Values are produced on demand by a getter bound by
+the firmware, so every read sees the live register.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from dlms import axdr
+from dlms.axdr import Data as AxdrData
+from dlms.cosem.base import CosemObject, Getter, Setter, expect, refuse
+from dlms.cosem.units import Unit
+
+
+class Data(CosemObject):
+    CLASS_ID = 1
+    VERSION = 0
+    ATTRIBUTES = ("logical_name", "value")
+
+    def __init__(self, logical_name, value: "AxdrData | Getter", setter: Setter | None = None):
+        super().__init__(logical_name)
+        self._get = value if callable(value) else (lambda v=value: v)
+        self._set = setter
+
+    def get_value(self, ctx) -> AxdrData:
+        return self._get()
+
+    def set_value(self, value: AxdrData, ctx) -> None:
+        if self._set is None:
+            raise refuse(message="value is read-only")
+        self._set(value)
+
+
+class Register(CosemObject):
+    CLASS_ID = 3
+    VERSION = 0
+    ATTRIBUTES = ("logical_name", "value", "scaler_unit")
+    METHODS = ("reset",)
+
+    def __init__(self, logical_name, value: "AxdrData | Getter", scaler: int = 0, unit: Unit = Unit.COUNT,
+                 setter: Setter | None = None, reset: Callable[[], None] | None = None):
+        super().__init__(logical_name)
+        self._get = value if callable(value) else (lambda v=value: v)
+        self._set = setter
+        self._reset = reset
+        self.scaler = scaler
+        self.unit = Unit(unit)
+        # constant for the object's life; encode once
+        self._scaler_unit = axdr.Structure((axdr.Integer(scaler), axdr.Enum(int(self.unit))))
+
+    def get_value(self, ctx) -> AxdrData:
+        return self._get()
+
+    def set_value(self, value: AxdrData, ctx) -> None:
+        if self._set is None:
+            raise refuse(message="value is read-only")
+        self._set(value)
+
+    def get_scaler_unit(self, ctx) -> AxdrData:
+        return self._scaler_unit
+
+    def do_reset(self, parameters, ctx):
+        if self._reset is None:
+            raise refuse(message="reset not supported")
+        expect(parameters, axdr.Integer) if parameters is not None else None
+        self._reset()
+        return None
+
+
+class ExtendedRegister(Register):
+    CLASS_ID = 4
+    ATTRIBUTES = ("logical_name", "value", "scaler_unit", "status", "capture_time")
+
+    def __init__(self, logical_name, value, scaler=0, unit=Unit.COUNT, status: "AxdrData | Getter" = axdr.NullData(),
+                 capture_time: Callable[[], datetime | None] = lambda: None, **kw):
+        super().__init__(logical_name, value, scaler, unit, **kw)
+        self._status = status if callable(status) else (lambda v=status: v)
+        self._capture_time = capture_time
+
+    def get_status(self, ctx) -> AxdrData:
+        return self._status()
+
+    def get_capture_time(self, ctx) -> AxdrData:
+        t = self._capture_time()
+        return axdr.OctetString(axdr.CosemDateTime.from_datetime(t).encode() if t else bytes(12))

@@ -1,0 +1,173 @@
+"""The service console: one line in, text out, no I/O of its own.
+
+A test-rig engineer types commands on a terminal, a UART or a pty; the tools
+layer feeds each line to :meth:`Console.execute` and prints the reply. What the
+console cannot do from inside the firmware (change the synthetic load, step the
+simulated clock, stop the process) it asks of a :class:`Host` that the tools
+layer provides, so the same console runs on a laptop and on a rig.
+
+Commands are a table: name -> handler, usage and one line of help.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from firmware.errors import CommandError, FirmwareError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from firmware.meter import Meter
+
+
+class Host(Protocol):
+    """What the console needs from the program it runs in."""
+
+    def set_load(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None: ...
+    def step(self, seconds: float) -> None: ...
+    def set_time(self, when: datetime) -> None: ...
+    def get(self, obis: str, attribute: int) -> str: ...
+    @property
+    def simulated(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    ok: bool = True
+    quit: bool = False
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '6h', '3d', '1d12h' or plain seconds -> seconds."""
+    text = text.strip().lower()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value < 0:
+            raise CommandError(f"negative duration: {text!r}")
+        return value
+    total = 0.0
+    pos = 0
+    for m in re.finditer(r"(\d+(?:\.\d+)?)([smhdw])", text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise CommandError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 3d)")
+    return total
+
+
+def parse_pf(text: str) -> tuple[float, bool]:
+    """'1.0', '0.5L' (lagging, inductive) or '0.8C' (leading, capacitive) -> (pf, lagging)."""
+    m = re.fullmatch(r"(-?\d*\.?\d+)\s*([LlCc]?)", text.strip())
+    if not m:
+        raise CommandError(f"not a power factor: {text!r} (use 1.0, 0.5L or 0.8C)")
+    pf = float(m.group(1))
+    if not 0.0 <= abs(pf) <= 1.0:
+        raise CommandError(f"power factor must be within -1..1, not {pf}")
+    return pf, m.group(2).upper() != "C"
+
+
+class Console:
+    def __init__(self, meter: "Meter", host: Host):
+        self.meter = meter
+        self.host = host
+        self.commands: dict[str, tuple[Callable[[list[str]], str | Reply], str, str]] = {
+            "help": (self._help, "help [COMMAND]", "list commands, or explain one"),
+            "status": (self._status, "status [--json]", "time, energy, voltage, current, power"),
+            "load": (self._load, "load AMPS [PF] [VOLTS]", "set the synthetic load; PF as 1.0, 0.5L or 0.8C"),
+            "time": (self._time, "time [set ISO-8601]", "show or set the meter clock"),
+            "step": (self._step, "step DURATION", "advance simulated time (90s, 15m, 6h, 3d)"),
+            "get": (self._get, "get OBIS[:ATTR]", "read a COSEM attribute as the utility association would"),
+            "quit": (self._quit, "quit", "stop the meter (state is saved)"),
+        }
+
+    def register(self, name: str, handler: Callable[[list[str]], "str | Reply"], usage: str, text: str) -> None:
+        """Let other firmware parts add their commands (token, credit, relay, ...)."""
+        self.commands[name] = (handler, usage, text)
+
+    def execute(self, line: str) -> Reply:
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            return Reply(f"error: {exc}", ok=False)
+        if not words:
+            return Reply("")
+        entry = self.commands.get(words[0].lower())
+        if entry is None:
+            return Reply(f"error: unknown command {words[0]!r}; type help", ok=False)
+        handler, usage, _ = entry
+        try:
+            out = handler(words[1:])
+        except (FirmwareError, ValueError) as exc:
+            return Reply(f"error: {exc}\nusage: {usage}", ok=False)
+        return out if isinstance(out, Reply) else Reply(out)
+
+    # --- commands ------------------------------------------------------------------------
+    def _help(self, args: list[str]) -> str:
+        if args:
+            entry = self.commands.get(args[0])
+            if entry is None:
+                raise CommandError(f"no command {args[0]!r}")
+            return f"{entry[1]}\n  {entry[2]}"
+        width = max(len(u) for _, u, _ in self.commands.values())
+        return "\n".join(f"{usage:<{width}}  {text}" for _, usage, text in self.commands.values())
+
+    def _status(self, args: list[str]) -> str:
+        status = self.meter.status()
+        if args == ["--json"]:
+            return json.dumps(status, sort_keys=True)
+        if args:
+            raise CommandError("status takes only --json")
+        return "\n".join(f"{k:<20} {v}" for k, v in status.items())
+
+    def _load(self, args: list[str]) -> str:
+        if not 1 <= len(args) <= 3:
+            raise CommandError("load needs AMPS and optionally PF and VOLTS")
+        amps = float(args[0])
+        if amps < 0:
+            raise CommandError("current cannot be negative (use a leading PF for export)")
+        pf, lagging = parse_pf(args[1]) if len(args) > 1 else (1.0, True)
+        volts = float(args[2]) if len(args) > 2 else None
+        if volts is not None and volts < 0:
+            raise CommandError("voltage cannot be negative")
+        self.host.set_load(amps, pf, lagging, volts)
+        kind = "" if pf == 1.0 else (" lagging" if lagging else " leading")
+        return f"load {amps:g} A at PF {pf:g}{kind}" + (f", {volts:g} V" if volts is not None else "")
+
+    def _time(self, args: list[str]) -> str:
+        if not args:
+            return self.meter.now.isoformat(timespec="seconds")
+        if args[0] != "set" or len(args) != 2:
+            raise CommandError("use: time or time set ISO-8601")
+        try:
+            when = datetime.fromisoformat(args[1])
+        except ValueError:
+            raise CommandError(f"not an ISO-8601 time: {args[1]!r}") from None
+        self.host.set_time(when.replace(tzinfo=None))
+        return self.meter.now.isoformat(timespec="seconds")
+
+    def _step(self, args: list[str]) -> str:
+        if len(args) != 1:
+            raise CommandError("step needs one DURATION")
+        if not self.host.simulated:
+            raise CommandError("step needs the simulated clock (--clock sim)")
+        self.host.step(parse_duration(args[0]))
+        return self.meter.now.isoformat(timespec="seconds")
+
+    def _get(self, args: list[str]) -> str:
+        if len(args) != 1:
+            raise CommandError("get needs OBIS[:ATTR]")
+        obis, _, attr = args[0].partition(":")
+        return self.host.get(obis, int(attr) if attr else 2)
+
+    def _quit(self, args: list[str]) -> Reply:
+        return Reply("bye", quit=True)

@@ -1,0 +1,66 @@
+"""Shared fixtures: a real `bijli meter` subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class MeterProcess:
+    """`bijli meter` as a child process with its console on a pipe."""
+
+    def __init__(self, state: Path, *extra: str, config: Path | None = None):
+        args = [sys.executable, "-m", "tools.cli", "meter", "--tcp", "127.0.0.1:0", "--state", str(state), *extra]
+        if config is not None:
+            args += ["--config", str(config)]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.port = None
+        deadline = time.monotonic() + 20
+        while self.port is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"meter exited: {self.proc.stderr.read()}")
+            m = re.search(r"DLMS wrapper listening on [\d.]+:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+            if time.monotonic() > deadline:
+                raise RuntimeError("meter did not start")
+        self.proc.stdout.readline()  # "service console on this terminal"
+
+    def console(self, line: str) -> str:
+        """Send one console command and return its first reply line."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().rstrip("\n")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+@pytest.fixture
+def meter_process(tmp_path):
+    started = []
+
+    def start(*extra: str, config: Path | None = None, state: Path | None = None) -> MeterProcess:
+        m = MeterProcess(state or tmp_path / "state", *extra, config=config)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.stop()

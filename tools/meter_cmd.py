@@ -1,0 +1,208 @@
+"""`bijli meter`: run a meter: firmware + DLMS server + hal backends on one event loop.
+
+Wiring only: the clock, sample source and ports come from ``hal``, the meter
+from ``firmware``, the protocol from ``dlms``. The metering loop hands the
+firmware a block of samples every ``TICK`` seconds of real time, sized to the
+meter time that passed, so the same loop serves a real clock, a simulated one
+running faster than real time, and a console ``step``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from dlms import axdr
+from dlms.cosem.base import Context
+from dlms.obis import Obis
+from dlms.server import Server
+from firmware.console import Console, Reply
+from firmware.errors import FirmwareError
+from firmware.meter import Meter
+from firmware.objects import build_objects, policies
+from firmware.storage import Storage
+from hal import tcp
+from hal.clock import Clock, RealClock, SimClock
+from hal.errors import HalError
+from hal.samples import open_source
+from tools import config as config_mod
+from tools.links import wrapper_session
+
+TICK = 0.25  # seconds of real time between metering blocks
+MAX_BLOCK_SECONDS = 1.0  # a longer gap is integrated at steady load, not sample by sample
+
+log = logging.getLogger("bijli.meter")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("meter", help="run a meter (DLMS server, console, metering)")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (default: the demo meter)")
+    p.add_argument("--tcp", metavar="HOST:PORT", default=None,
+                   help="serve DLMS over the TCP wrapper (default 127.0.0.1:4059; port 0 picks a free one)")
+    p.add_argument("--state", metavar="DIR", default="./state", help="non-volatile memory directory (default ./state)")
+    p.add_argument("--console", default="stdio", help="service console: stdio or none (default stdio)")
+    p.add_argument("--clock", choices=("real", "sim"), default=None, help="real or simulated clock (config hal.clock)")
+    p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
+    p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
+    p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
+    p.set_defaults(func=_main)
+
+
+class MeterProgram:
+    """Everything one running meter owns; also the console's Host."""
+
+    def __init__(self, args, cfg: config_mod.Config):
+        self.cfg = cfg
+        clock_kind = args.clock or cfg.hal.clock
+        if clock_kind == "sim":
+            start = datetime.fromisoformat(args.start).replace(tzinfo=None) if args.start else datetime.now().replace(microsecond=0)
+            self.clock: Clock = SimClock(start, rate=args.rate)
+        else:
+            self.clock = RealClock()
+        self.storage = Storage.open(args.state)
+        m = cfg.meter.metrology
+        self.source = open_source(cfg.hal.samples, **({"sample_rate": m.sample_rate, "frequency": m.nominal_frequency,
+                                                         "phases": m.phases} if cfg.hal.samples == "synthetic" else {}))
+        if cfg.hal.samples == "synthetic":
+            self.source.set_voltage(m.nominal_voltage)
+        self.meter = Meter(cfg.meter, self.storage, self.clock.now())
+        self.objects = build_objects(self.meter, set_clock=self.set_time)
+        dl = cfg.meter.dlms
+        self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
+                             lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60)
+        self.console = Console(self.meter, self)
+        self.stopping = asyncio.Event()
+
+    # --- Host for the console ------------------------------------------------------------
+    @property
+    def simulated(self) -> bool:
+        return self.clock.simulated
+
+    def set_load(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None:
+        self._meter_tick()  # the old load's energy up to now
+        if not hasattr(self.source, "set_load"):
+            raise FirmwareError(f"the sample source {self.cfg.hal.samples!r} has no settable load")
+        self.source.set_load(current, pf=abs(pf), lagging=lagging if pf >= 0 else not lagging, voltage=voltage)
+        # a fresh block measures the new load at once, so status shows it without a tick
+        self.meter.on_samples(self.source.read_block(self.cfg.meter.metrology.sample_rate // 5), self.meter.now)
+
+    def step(self, seconds: float) -> None:
+        self._meter_tick()
+        self.clock.step(seconds)
+        self.meter.advance_to(self.clock.now())
+
+    def set_time(self, when: datetime) -> None:
+        self._meter_tick()
+        self.clock.set(when)
+        self.meter.set_time(self.clock.now())
+
+    def get(self, obis: str, attribute: int) -> str:
+        obj = self.server.objects.get(Obis.parse(obis))
+        if obj is None:
+            raise FirmwareError(f"no object {obis}")
+        return describe(obj.get(attribute, None, Context(0)))
+
+    # --- loops ---------------------------------------------------------------------------
+    def _meter_tick(self) -> None:
+        now = self.clock.now()
+        seconds = (now - self.meter.now).total_seconds()
+        if seconds <= 0:
+            return
+        rate = self.cfg.meter.metrology.sample_rate
+        n = int(min(seconds, MAX_BLOCK_SECONDS) * rate)
+        self.meter.on_samples(self.source.read_block(n) if n else (), now)
+
+    async def metering_loop(self) -> None:
+        while not self.stopping.is_set():
+            self._meter_tick()
+            try:
+                await asyncio.wait_for(self.stopping.wait(), TICK)
+            except asyncio.TimeoutError:
+                pass
+
+    async def console_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        interactive = sys.stdin.isatty()
+        while not self.stopping.is_set():
+            if interactive:
+                print("bijli> ", end="", flush=True)
+            line = await reader.readline()
+            if not line:
+                return  # stdin closed: keep metering, stop listening
+            self._meter_tick()
+            reply = self.console.execute(line.decode("utf-8", "replace"))
+            if reply.text:
+                print(reply.text, flush=True)
+            if reply.quit:
+                self.stopping.set()
+
+    def shutdown(self) -> None:
+        self._meter_tick()
+        self.meter.shutdown()
+        self.storage.close()
+
+
+def describe(value: axdr.Data) -> str:
+    """A COSEM value as a person reads it."""
+    if isinstance(value, axdr.OctetString):
+        raw = value.value
+        if len(raw) == 12:
+            try:
+                return axdr.CosemDateTime.decode(raw).to_datetime().isoformat()
+            except Exception:
+                pass
+        if raw and all(32 <= b < 127 for b in raw):
+            return raw.decode("ascii")
+        return raw.hex()
+    if isinstance(value, (axdr.Structure, axdr.Array)):
+        return "[" + ", ".join(describe(v) for v in value.value) + "]"
+    py = value.to_python()
+    return str(py)
+
+
+async def _run(args, cfg: config_mod.Config) -> int:
+    program = MeterProgram(args, cfg)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, program.stopping.set)
+    host, port = tcp.parse_endpoint(args.tcp or "127.0.0.1:4059")
+    listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server),
+                               inactivity_timeout=cfg.meter.dlms.inactivity_timeout_s)
+    bound = listener.sockets[0].getsockname()
+    ident = cfg.meter.identity
+    print(f"bijli meter {ident.serial} ({ident.ldn}), clock {'sim' if program.simulated else 'real'} at "
+          f"{program.meter.now.isoformat(timespec='seconds')}, state in {Path(args.state).resolve()}", flush=True)
+    print(f"DLMS wrapper listening on {bound[0]}:{bound[1]} (client SAP 16 public, 32 reader, 48 utility)", flush=True)
+    tasks = [asyncio.create_task(program.metering_loop())]
+    if args.console == "stdio":
+        print("service console on this terminal: type help", flush=True)
+        tasks.append(asyncio.create_task(program.console_loop()))
+    elif args.console != "none":
+        raise FirmwareError(f"--console {args.console!r}: use stdio or none")
+    try:
+        await program.stopping.wait()
+    finally:
+        listener.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        program.shutdown()
+    print("meter stopped, state saved", flush=True)
+    return 0
+
+
+def _main(args) -> int:
+    logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = config_mod.load(args.config)
+        return asyncio.run(_run(args, cfg))
+    except (FirmwareError, HalError, ValueError, OSError) as exc:
+        print(f"bijli meter: {exc}", file=sys.stderr)
+        return 2
