@@ -1,0 +1,303 @@
+"""`bijli token`: vend STS tokens for a meter and read tokens back.
+
+A thin shell over :mod:`firmware.sts` (IEC 62055-41 as publicly described): the
+key comes from ``--config meter.toml`` (its ``[sts]`` table), from key flags
+(``--vk --pan --sgc --ti --krn --kt --ea --dkga --base`` or ``--decoder-key``),
+or, with neither, from the demo meter's defaults; flags override the file.
+``vend`` builds credit, power-limit, clear-credit, clear-tamper, key-change and
+test tokens (``--time`` and ``--rnd`` make them reproducible, ``--count N`` vends
+N tokens with consecutive-minute TIDs a meter accepts in order); ``decode`` prints
+the fields of one or more tokens. With ``--json`` one token prints as an object
+and several as a list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tomllib
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from firmware.errors import ConfigError, FirmwareError
+from firmware.sts import vend as v
+from firmware.sts.errors import VendError
+from firmware.sts.config import StsConfig
+from firmware.sts.inspector import NAMES, amount_of, inspect_token
+from firmware.sts.keys import DecoderKey
+from firmware.sts.results import TestRequest
+from firmware.sts.tid import datetime_from_tid, next_base
+
+# flag dest -> [sts] table key
+_KEY_FLAGS = {
+    "vk": "vending_key", "decoder_key": "decoder_key", "pan": "pan", "sgc": "sgc", "ti": "ti",
+    "krn": "krn", "kt": "kt", "ea": "ea", "dkga": "dkga", "base": "base", "ken": "ken",
+}  # fmt: skip
+_FLAG_OF_KEY = {table: "--" + dest.replace("_", "-") for dest, table in _KEY_FLAGS.items()}
+
+
+def _add_key_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    g = p.add_argument_group("meter key (default: the demo meter)")
+    g.add_argument("--config", metavar="FILE", default=d, help="meter TOML; its [sts] table gives the key")
+    g.add_argument("--vk", metavar="HEX", default=d, help="vending key")
+    g.add_argument("--decoder-key", metavar="HEX", default=d, help="the meter's decoder key itself")
+    g.add_argument("--pan", default=d, help="meter PAN, 18 digits")
+    g.add_argument("--sgc", default=d, help="supply group code, 6 digits")
+    g.add_argument("--ti", default=d, help="tariff index, 2 digits")
+    g.add_argument("--krn", type=int, default=d, help="key revision number")
+    g.add_argument("--kt", type=int, default=d, help="key type 0..3")
+    g.add_argument("--ea", choices=("07", "09", "11"), default=d, help="encryption algorithm")
+    g.add_argument("--dkga", choices=("02", "04"), default=d, help="decoder key generation algorithm")
+    g.add_argument("--base", type=int, choices=(1993, 2014, 2035), default=d, help="TID base date")
+    g.add_argument("--ken", type=int, default=d, help="key expiry number (255 = never)")
+    p.add_argument("--json", action="store_true", default=d, help="print JSON")
+
+
+def _add_vend_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--time", metavar="ISO", default=d, help="vend time for the TID (default: now)")
+    p.add_argument("--rnd", type=int, default=d, help="the 4-bit random field 0..15")
+    p.add_argument("--count", type=int, default=d if suppress else 1, help="vend N tokens, TIDs a minute apart")
+
+
+def register(subparsers) -> None:
+    token = subparsers.add_parser("token", help="vend and decode STS tokens")
+    sub = token.add_subparsers(dest="token_command", required=True)
+
+    vend = sub.add_parser("vend", help="build tokens for a meter")
+    _add_key_flags(vend, False)
+    _add_vend_flags(vend, False)
+    kinds = vend.add_subparsers(dest="kind", required=True)
+
+    def kind(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = kinds.add_parser(name, help=help_text)
+        _add_key_flags(p, True)  # accept the shared flags after the kind as well
+        _add_vend_flags(p, True)
+        return p
+
+    credit = kind("credit", "class 0 credit transfer")
+    amount = credit.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--kwh", help="electricity in kWh (rounded up to 0.1 kWh)")
+    amount.add_argument("--amount", help="amount in the subclass's unit (kWh, m3, min, currency)")
+    credit.add_argument("--subclass", type=int, default=0, choices=range(8), help="0 electricity .. 7 time currency")
+    kind("power-limit", "set maximum power limit").add_argument("--watts", type=int, required=True)
+    kind("phase-unbalance", "set maximum phase power unbalance limit").add_argument("--watts", type=int, required=True)
+    kind("clear-credit", "clear credit").add_argument("--register", type=_int_any, default=0xFFFF,
+                                                      help="register (default 0xFFFF = all)")  # fmt: skip
+    kind("clear-tamper", "clear tamper condition")
+    kc = kind("key-change", "key-change section tokens (encrypted with the current key)")
+    kc.add_argument("--to-ti", help="new tariff index")
+    kc.add_argument("--to-krn", type=int, help="new key revision number")
+    kc.add_argument("--to-kt", type=int, help="new key type")
+    kc.add_argument("--to-sgc", help="new supply group code (128-bit keys only)")
+    kc.add_argument("--to-vk", metavar="HEX", help="new vending key")
+    kc.add_argument("--to-decoder-key", metavar="HEX", help="new decoder key, given directly")
+    kc.add_argument("--to-ken", type=int, help="new key expiry number (default 255 = never)")
+    kc.add_argument("--rollover", action="store_true", help="set RO: clear TID memory, move to the next base date")
+    test = kind("test", "class 1 test/display token")
+    test.add_argument("--control", type=lambda s: int(s, 16), required=True, help="control bits, hex")
+    test.add_argument("--mfr", type=int, default=0, help="manufacturer code")
+    vend.set_defaults(func=_main)
+
+    decode = sub.add_parser("decode", help="print the fields of tokens")
+    _add_key_flags(decode, False)
+    decode.add_argument("tokens", nargs="+", metavar="TOKEN", help="20-digit token (spaces allowed if quoted)")
+    decode.set_defaults(func=_main)
+
+
+def _int_any(s: str) -> int:
+    return int(s, 0)
+
+
+# --- key material ---------------------------------------------------------------
+
+
+def load_config(args) -> StsConfig:
+    table: dict = {}
+    if getattr(args, "config", None):
+        with open(args.config, "rb") as f:
+            table = dict(tomllib.load(f).get("sts", {}))
+    for dest, key in _KEY_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            table[key] = value
+    if "decoder_key" in table:  # flags choose the key form; drop the other form's fields
+        if args.decoder_key is not None:
+            for k in ("vending_key", "pan", "dkga"):
+                table.pop(k, None)
+    elif args.vk is not None:
+        table.pop("decoder_key", None)
+    return StsConfig.from_table(table)
+
+
+def _explain(exc: ConfigError, args) -> str:
+    name = exc.key.split(".", 1)[-1]
+    where = _FLAG_OF_KEY.get(name, exc.key)
+    source = f" (or {args.config} [sts].{name})" if getattr(args, "config", None) else ""
+    return f"{where}{source}: {str(exc).split(': ', 1)[-1]}"
+
+
+# --- vend -------------------------------------------------------------------------
+
+
+def _vend(args, cfg: StsConfig) -> list[v.VendedToken]:
+    key = cfg.vend_key()
+    when = datetime.fromisoformat(args.time).replace(tzinfo=None) if args.time else datetime.now().replace(second=0, microsecond=0)
+    if args.kind == "key-change":
+        return v.vend_key_change(key, _new_key(args, cfg), rollover=args.rollover)
+    if args.kind == "test":
+        return [v.vend_test(args.control, args.mfr)]
+    count = args.count
+    if count < 1:
+        raise VendError("--count must be at least 1")
+    out = []
+    for i in range(count):
+        t = when + timedelta(minutes=i)
+        if args.kind == "credit":
+            value, subclass = (args.kwh, 0) if args.kwh is not None else (args.amount, args.subclass)
+            out.append(v.vend_credit(key, value, subclass=subclass, time=t, rnd=args.rnd))
+        elif args.kind == "power-limit":
+            out.append(v.vend_power_limit(key, args.watts, time=t, rnd=args.rnd))
+        elif args.kind == "phase-unbalance":
+            out.append(v.vend_phase_unbalance_limit(key, args.watts, time=t, rnd=args.rnd))
+        elif args.kind == "clear-credit":
+            out.append(v.vend_clear_credit(key, args.register, time=t, rnd=args.rnd))
+        elif args.kind == "clear-tamper":
+            out.append(v.vend_clear_tamper(key, time=t, rnd=args.rnd))
+    return out
+
+
+def _new_key(args, cfg: StsConfig) -> DecoderKey:
+    cur = cfg.decoder_key
+    base = next_base(cur.base) if args.rollover else cur.base
+    if base is None:
+        raise VendError(f"no base date after {cur.base} to roll over to")
+    ti = args.to_ti if args.to_ti is not None else cur.ti
+    krn = args.to_krn if args.to_krn is not None else cur.krn
+    kt = args.to_kt if args.to_kt is not None else cur.kt
+    sgc = args.to_sgc if args.to_sgc is not None else cur.sgc
+    ken = args.to_ken if args.to_ken is not None else 0xFF
+    if args.to_decoder_key:
+        return DecoderKey(bytes.fromhex(args.to_decoder_key), cur.ea, kt, krn, ti, sgc, base, ken)
+    if cfg.vending is None:
+        raise VendError("key-change needs --to-decoder-key when the meter key is given as a decoder key")
+    vk = bytes.fromhex(args.to_vk) if args.to_vk else cfg.vending.vk
+    new = dataclasses.replace(cfg.vending, vk=vk, ti=ti, krn=krn, kt=kt, sgc=sgc, base=base, ken=ken)
+    return new.decoder_key()
+
+
+def _describe_vended(t: v.VendedToken, key: DecoderKey) -> dict:
+    d = {"token": t.digits, "class": t.token_class, "subclass": t.subclass,
+         "what": NAMES.get((t.token_class, t.subclass), "reserved"), "rnd": t.rnd, "tid": t.tid,
+         "time": None if t.tid is None else datetime_from_tid(t.tid, key.base).isoformat(timespec="minutes"),
+         "amount_field": t.amount_field, "amount": None, "unit": None}  # fmt: skip
+    if t.amount_field is not None:
+        amount, d["unit"] = amount_of(t.token_class, t.subclass, t.amount_field)
+        d["amount"] = _json_number(amount)
+    return d
+
+
+def _json_number(x):
+    if isinstance(x, Decimal):
+        return int(x) if x == x.to_integral_value() else float(x)
+    return x
+
+
+def _print_vended(tokens: list[v.VendedToken], key: DecoderKey, as_json: bool) -> None:
+    rows = [_describe_vended(t, key) for t in tokens]
+    if as_json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
+        return
+    for r in rows:
+        amount = "" if r["amount"] is None else f" {r['amount']} {r['unit']}"
+        extra = "" if r["tid"] is None else f", TID {r['tid']} ({r['time'].replace('T', ' ')})"
+        print(f"{r['token']}  {r['what']}{amount}{extra}")
+
+
+# --- decode -------------------------------------------------------------------------
+
+
+def _decode(args, cfg: StsConfig) -> int:
+    rows, status = [], 0
+    for text in args.tokens:
+        try:
+            info = inspect_token(cfg.decoder_key, text)
+        except FirmwareError as exc:
+            rows.append({"token": text, "error": str(exc), "crc_ok": False})
+            status = 1
+            continue
+        rows.append(_with_extras(info))
+        status |= 0 if info.crc_ok else 1
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
+    else:
+        for r in rows:
+            print(_text_row(r))
+    return status
+
+
+def _with_extras(info) -> dict:
+    d = info.to_json()
+    f = info.fields
+    if info.token_class == 1 and f is not None:
+        d["control"] = f"{f.control:X}"
+        d["mfr"] = f.mfr
+        d["requests"] = [r.name for r in TestRequest.from_control(f.control)]
+    elif f is not None and not hasattr(f, "tid"):
+        d["fields"] = {k: (f"{x:X}" if k.startswith("nk") else x) for k, x in dataclasses.asdict(f).items()}
+    return d
+
+
+def _text_row(r: dict) -> str:
+    if "error" in r:
+        return f"{r['token']}: {r['error']}"
+    parts = [r["token"], f"class {r['class']}", f"subclass {r['subclass']}", f"({r['what']})"]
+    if r["tid"] is not None:
+        parts += [f"rnd {r['rnd']}", f"tid {r['tid']}", r["time"].replace("T", " "), f"amount_field {r['amount_field']}"]
+        if r["amount"] is not None:
+            parts.append(f"amount {r['amount']} {r['unit']}")
+    if "control" in r:
+        parts += [f"control {r['control']}", f"mfr {r['mfr']}"]
+    if "fields" in r:
+        parts += [f"{k} {x}" for k, x in r["fields"].items()]
+    parts.append("crc ok" if r["crc_ok"] else "CRC ERROR")
+    return "  ".join(parts)
+
+
+# --- entry --------------------------------------------------------------------------
+
+
+def _main(args) -> int:
+    try:
+        cfg = load_config(args)
+    except ConfigError as exc:
+        print(f"bijli token: {_explain(exc, args)}", file=sys.stderr)
+        return 2
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        print(f"bijli token: cannot read {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.token_command == "decode":
+        return _decode(args, cfg)
+    try:
+        tokens = _vend(args, cfg)
+    except (FirmwareError, ValueError) as exc:
+        print(f"bijli token vend: {exc}", file=sys.stderr)
+        return 2
+    _print_vended(tokens, cfg.vend_key(), bool(args.json))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``bijli token`` on its own (``python -m tools.token_cmd vend ...``)."""
+    parser = argparse.ArgumentParser(prog="bijli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["token", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
