@@ -1,0 +1,228 @@
+"""Event codes and the seven event logs (IS 15959 Part 2 style: Profile generic
+objects 0.0.99.98.0..6.255), each a FIFO :class:`firmware.profiles.Profile`.
+
+Numbering follows the IS 15959 field practice of one block of 50 codes per log,
+odd = occurrence, even = restoration:
+
+=======  =====================  ===================  ==============
+codes    log                    OBIS                 event code obj
+=======  =====================  ===================  ==============
+1-50     voltage related        0.0.99.98.0.255      0.0.96.11.0.255
+51-100   current related        0.0.99.98.1.255      0.0.96.11.1.255
+101-150  power (fail/restore)   0.0.99.98.2.255      0.0.96.11.2.255
+151-200  transaction            0.0.99.98.3.255      0.0.96.11.3.255
+201-250  other (tamper ...)     0.0.99.98.4.255      0.0.96.11.4.255
+251-300  non-rollover           0.0.99.98.5.255      0.0.96.11.5.255
+301-350  control (relay)        0.0.99.98.6.255      0.0.96.11.6.255
+=======  =====================  ===================  ==============
+
+Codes seen in field use (power fail 101/102, magnet 201/202, neutral
+disturbance 203/204, cover open 251, load switch 301/302, configuration
+changes 151-166) keep their numbers. The prepaid events IS 15959 does not
+number -- token accepted/rejected, recharge (171-175) and authentication
+failure/lockout (231-233) -- are **bijli's own**, chosen inside the right block
+so any IS 15959 reader files them in the right log. Each entry also carries a
+``detail`` column (bijli, manufacturer-specific 0.128.96.11.x.255): the STS
+result, the relay cause, the client SAP ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any, Mapping
+
+from firmware.profiles import CLOCK, CaptureObject, ColumnKind, Profile, ProfileError
+from firmware.storage import Storage, Transaction
+
+
+class LogKind(IntEnum):
+    """Which event log; the value is the E field of 0.0.99.98.E.255."""
+
+    VOLTAGE = 0
+    CURRENT = 1
+    POWER = 2
+    TRANSACTION = 3
+    OTHER = 4
+    NON_ROLLOVER = 5
+    CONTROL = 6
+
+
+class EventCode(IntEnum):
+    """An event code with a short description (``code.description``)."""
+
+    def __new__(cls, value: int, description: str):
+        obj = int.__new__(cls, value)
+        obj._value_ = value
+        obj.description = description
+        return obj
+
+    # voltage related (IS 15959)
+    R_VOLTAGE_MISSING = 1, "R phase voltage missing: occurrence"
+    R_VOLTAGE_MISSING_RESTORED = 2, "R phase voltage missing: restoration"
+    Y_VOLTAGE_MISSING = 3, "Y phase voltage missing: occurrence"
+    Y_VOLTAGE_MISSING_RESTORED = 4, "Y phase voltage missing: restoration"
+    B_VOLTAGE_MISSING = 5, "B phase voltage missing: occurrence"
+    B_VOLTAGE_MISSING_RESTORED = 6, "B phase voltage missing: restoration"
+    OVER_VOLTAGE = 7, "over voltage: occurrence"
+    OVER_VOLTAGE_RESTORED = 8, "over voltage: restoration"
+    LOW_VOLTAGE = 9, "low voltage: occurrence"
+    LOW_VOLTAGE_RESTORED = 10, "low voltage: restoration"
+    VOLTAGE_UNBALANCE = 11, "voltage unbalance: occurrence"
+    VOLTAGE_UNBALANCE_RESTORED = 12, "voltage unbalance: restoration"
+    # current related (IS 15959)
+    CURRENT_REVERSE = 51, "current reverse: occurrence"
+    CURRENT_REVERSE_RESTORED = 52, "current reverse: restoration"
+    CURRENT_UNBALANCE = 63, "current unbalance: occurrence"
+    CURRENT_UNBALANCE_RESTORED = 64, "current unbalance: restoration"
+    CURRENT_BYPASS = 65, "current bypass: occurrence"
+    CURRENT_BYPASS_RESTORED = 66, "current bypass: restoration"
+    OVER_CURRENT = 67, "over current: occurrence"
+    OVER_CURRENT_RESTORED = 68, "over current: restoration"
+    EARTH_LOADING = 69, "earth loading: occurrence"
+    EARTH_LOADING_RESTORED = 70, "earth loading: restoration"
+    # power (IS 15959)
+    POWER_FAIL = 101, "power failure: occurrence"
+    POWER_RESTORED = 102, "power failure: restoration"
+    # transaction (IS 15959 151-166)
+    RTC_SET = 151, "real time clock set"
+    DEMAND_INTEGRATION_PERIOD_SET = 152, "demand integration period set"
+    PROFILE_CAPTURE_PERIOD_SET = 153, "profile capture period set"
+    BILLING_DATE_SET = 154, "billing date (single action schedule) set"
+    ACTIVITY_CALENDAR_SET = 155, "activity calendar (time of day) set"
+    FIRMWARE_ACTIVATED = 157, "new firmware activated"
+    LOAD_LIMIT_SET = 158, "load limit (kW) set"
+    LOAD_LIMIT_ENABLED = 159, "load limit function enabled"
+    LOAD_LIMIT_DISABLED = 160, "load limit function disabled"
+    LLS_SECRET_CHANGED = 161, "LLS secret (meter reader) changed"
+    HLS_KEY_CHANGED = 162, "HLS key changed"
+    GLOBAL_KEY_CHANGED = 164, "global key changed"
+    MD_RESET = 166, "maximum demand reset"
+    # transaction, bijli's own (prepaid)
+    TOKEN_ACCEPTED = 171, "token accepted"
+    TOKEN_REJECTED = 172, "token rejected (detail: STS result)"
+    RECHARGE = 173, "credit added (recharge)"
+    KEY_CHANGE_TOKEN = 174, "key change token applied"
+    CREDIT_CLEARED = 175, "credit cleared by token"
+    # other (IS 15959)
+    MAGNET = 201, "abnormal external magnetic influence: occurrence"
+    MAGNET_RESTORED = 202, "abnormal external magnetic influence: restoration"
+    NEUTRAL_DISTURBANCE = 203, "neutral disturbance: occurrence"
+    NEUTRAL_DISTURBANCE_RESTORED = 204, "neutral disturbance: restoration"
+    LOW_POWER_FACTOR = 205, "low power factor: occurrence"
+    LOW_POWER_FACTOR_RESTORED = 206, "low power factor: restoration"
+    SINGLE_WIRE = 207, "single wire operation: occurrence"
+    SINGLE_WIRE_RESTORED = 208, "single wire operation: restoration"
+    MODULE_REMOVED = 209, "plug-in communication module removed: occurrence"
+    MODULE_RESTORED = 210, "plug-in communication module removed: restoration"
+    OVERLOAD = 215, "overload: occurrence"
+    OVERLOAD_RESTORED = 216, "overload: restoration"
+    # other, bijli's own (security)
+    AUTHENTICATION_FAILURE = 231, "association authentication failure"
+    LOCKOUT = 232, "lockout after repeated failures (keypad or association)"
+    LOCKOUT_CLEARED = 233, "lockout cleared"
+    # non-rollover (IS 15959)
+    COVER_OPEN = 251, "meter cover opened"
+    # control (IS 15959)
+    LOAD_SWITCH_DISCONNECTED = 301, "load switch disconnected"
+    LOAD_SWITCH_CONNECTED = 302, "load switch connected"
+
+    @property
+    def log(self) -> LogKind:
+        return LOG_OF[self]
+
+
+def _log_of(code: int) -> LogKind:
+    # the IS 15959 blocks of 50: 1-50 -> 0, 51-100 -> 1, ..., 301-350 -> 6
+    return LogKind((code - 1) // 50)
+
+
+LOG_OF: dict[EventCode, LogKind] = {c: _log_of(c) for c in EventCode}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event: its code, when, and a short detail (STS result, relay cause ...)."""
+
+    code: EventCode
+    time: datetime
+    detail: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, EventCode):
+            try:
+                object.__setattr__(self, "code", EventCode(self.code))
+            except ValueError as exc:
+                raise ProfileError(f"unknown event code {self.code!r}") from exc
+
+
+#: snapshot columns captured with each event (IS 15959 event logs carry the
+#: electrical state at the instant); None where the meter has no value.
+SNAPSHOT = ("voltage", "current", "power_factor", "active_import")
+
+DEFAULT_CAPACITIES: dict[LogKind, int] = {
+    LogKind.VOLTAGE: 100,
+    LogKind.CURRENT: 100,
+    LogKind.POWER: 100,
+    LogKind.TRANSACTION: 200,  # every token and recharge: the dispute trail
+    LogKind.OTHER: 100,
+    LogKind.NON_ROLLOVER: 1,   # the first cover opening stays for the meter's life
+    LogKind.CONTROL: 100,
+}
+
+
+def event_log_profile(kind: LogKind, capacity: int) -> Profile:
+    e = int(kind)
+    cols = (
+        CLOCK,
+        CaptureObject("event_code", 1, f"0.0.96.11.{e}.255", 2),
+        CaptureObject("detail", 1, f"0.128.96.11.{e}.255", 2),
+        CaptureObject("voltage", 3, "1.0.32.7.0.255", 2),
+        CaptureObject("current", 3, "1.0.31.7.0.255", 2),
+        CaptureObject("power_factor", 3, "1.0.13.7.0.255", 2),
+        CaptureObject("active_import", 3, "1.0.1.8.0.255", 2),
+    )
+    assert cols[0].kind is ColumnKind.CAPTURE_TIME
+    return Profile(
+        f"event_{kind.name.lower()}",
+        f"0.0.99.98.{e}.255",
+        cols,
+        capacity=capacity,
+        capture_period=0,
+        rollover=kind is not LogKind.NON_ROLLOVER,
+    )
+
+
+class EventLog:
+    """The seven event logs; :meth:`record` files an event in the right one."""
+
+    def __init__(self, capacities: Mapping[LogKind, int] | None = None):
+        caps = {**DEFAULT_CAPACITIES, **(capacities or {})}
+        self.profiles: dict[LogKind, Profile] = {k: event_log_profile(k, caps[k]) for k in LogKind}
+
+    def profile_for(self, code: EventCode | int) -> Profile:
+        return self.profiles[Event(code, datetime.min).code.log]
+
+    def record(
+        self,
+        tx: Transaction,
+        event: Event,
+        snapshot: Mapping[str, Any] | None = None,
+        storage: Storage | None = None,
+    ) -> int | None:
+        """Append ``event`` to its log; the row's sequence number, or None if a
+        full non-rollover log keeps its first entries (which needs ``storage``)."""
+        snap = snapshot or {}
+        unknown = set(snap) - set(SNAPSHOT)
+        if unknown:
+            raise ProfileError(f"unknown snapshot values {sorted(unknown)}")
+        profile = self.profiles[event.code.log]
+        values = {"event_code": int(event.code), "detail": event.detail, **{k: snap.get(k) for k in SNAPSHOT}}
+        return profile.capture(tx, event.time, values, storage)
+
+    def events(self, storage: Storage, kind: LogKind) -> list[Event]:
+        """A log read back as events, oldest first."""
+        return [
+            Event(EventCode(r.values[1]), r.time, r.values[2]) for r in storage.rows(self.profiles[kind].name)
+        ]

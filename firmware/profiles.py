@@ -1,0 +1,541 @@
+"""Load profiles and the billing profile: the buffers of the COSEM Profile generic
+class (IEC 62056-6-2 interface class 7) kept as rows in :mod:`firmware.storage`,
+the selective access the class offers (range_descriptor, entry_descriptor), and
+the schedule that says when each periodic capture is due.
+
+The set of profiles is the one Indian utilities ask for (IS 15959 Part 2 style):
+instantaneous (1.0.94.91.0.255, on demand), block load (1.0.99.1.0.255, every
+15 or 30 min: the energy of the block and average V and I), daily load
+(1.0.99.2.0.255, at midnight: cumulative energies) and billing (1.0.98.1.0.255,
+monthly on the billing date). The event logs are in :mod:`firmware.events`.
+
+Times are naive local meter time (India keeps no daylight saving time). Block
+boundaries are aligned to midnight, so a 15-minute profile captures at :00,
+:15, :30 and :45. A capture is one ``tx.append``: cheap enough that a simulated
+month (2976 quarter-hours) steps in well under the 10 s budget.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from enum import Enum, IntEnum
+from typing import Any, Mapping, Protocol, Sequence
+
+from firmware.errors import ConfigError, FirmwareError
+from firmware.storage import Storage, Transaction
+
+
+class ProfileError(FirmwareError):
+    """A capture or a selective read that does not fit the profile's definition."""
+
+
+class SortMethod(IntEnum):
+    """Class 7 attribute 5. Only FIFO is implemented (the only one IS 15959 uses)."""
+
+    FIFO = 1
+    LIFO = 2
+    LARGEST = 3
+    SMALLEST = 4
+    NEAREST_TO_ZERO = 5
+    FARTHEST_FROM_ZERO = 6
+
+
+class ColumnKind(Enum):
+    VALUE = "value"
+    #: holds the capture time itself (the clock, or the billing date of a billing row)
+    CAPTURE_TIME = "capture_time"
+    #: holds some other date-time (e.g. when the maximum demand occurred)
+    TIME = "time"
+
+
+@dataclass(frozen=True)
+class CaptureObject:
+    """One column: a class 7 ``capture_object_definition`` plus a name for code."""
+
+    name: str
+    class_id: int
+    logical_name: str
+    attribute_index: int = 2
+    data_index: int = 0
+    kind: ColumnKind = ColumnKind.VALUE
+
+
+CLOCK = CaptureObject("clock", 8, "0.0.1.0.0.255", 2, kind=ColumnKind.CAPTURE_TIME)
+
+
+@dataclass(frozen=True)
+class RangeDescriptor:
+    """Class 7 selective access 1: rows whose ``restricting`` column is in
+    [from_value, to_value] (both inclusive), only the ``selected_values`` columns
+    (all when empty). Columns are given by name or 0-based index."""
+
+    restricting: int | str
+    from_value: Any
+    to_value: Any
+    selected_values: tuple[int | str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntryDescriptor:
+    """Class 7 selective access 2: entries and columns, 1-based; 0 means "to the last"."""
+
+    from_entry: int = 1
+    to_entry: int = 0
+    from_selected_value: int = 1
+    to_selected_value: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A Profile generic buffer definition; the rows themselves live in Storage."""
+
+    name: str  # storage key
+    logical_name: str
+    capture_objects: tuple[CaptureObject, ...]
+    capacity: int  # class 7 attribute 8, profile_entries
+    capture_period: int = 0  # seconds; 0 = captured on demand / by a schedule
+    sort_method: SortMethod = SortMethod.FIFO
+    #: False for a "non-rollover" log: once full, new entries are dropped, so the
+    #: first occurrence (e.g. meter cover opened) can never be pushed out.
+    rollover: bool = True
+
+    def __post_init__(self) -> None:
+        key = f"profiles.{self.name}"
+        names = [c.name for c in self.capture_objects]
+        if not names:
+            raise ConfigError(key, "a profile needs at least one capture object")
+        if len(set(names)) != len(names):
+            raise ConfigError(key, f"duplicate column names in {names}")
+        if type(self.capacity) is not int or self.capacity < 1:
+            raise ConfigError(f"{key}.capacity", f"must be a whole number >= 1, not {self.capacity!r}")
+        if type(self.capture_period) is not int or self.capture_period < 0:
+            raise ConfigError(f"{key}.capture_period", f"must be seconds >= 0, not {self.capture_period!r}")
+        if self.sort_method is not SortMethod.FIFO:
+            raise ConfigError(f"{key}.sort_method", "only FIFO is supported")
+        if sum(c.kind is ColumnKind.CAPTURE_TIME for c in self.capture_objects) > 1:
+            raise ConfigError(key, "at most one column may hold the capture time")
+
+    # ------------------------------------------------------------- columns
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.capture_objects)
+
+    @property
+    def capture_time_column(self) -> int | None:
+        for i, c in enumerate(self.capture_objects):
+            if c.kind is ColumnKind.CAPTURE_TIME:
+                return i
+        return None
+
+    def column_index(self, column: int | str) -> int:
+        if isinstance(column, bool):
+            raise ProfileError(f"{self.name}: no column {column!r}")
+        if isinstance(column, int):
+            if 0 <= column < len(self.capture_objects):
+                return column
+        else:
+            for i, c in enumerate(self.capture_objects):
+                if c.name == column:
+                    return i
+        raise ProfileError(f"{self.name}: no column {column!r}")
+
+    def find_column(self, class_id: int, logical_name: str, attribute_index: int, data_index: int = 0) -> int:
+        """The column of a COSEM capture object definition (how a DLMS client names it)."""
+        for i, c in enumerate(self.capture_objects):
+            if (c.class_id, c.logical_name, c.attribute_index, c.data_index) == (
+                class_id, logical_name, attribute_index, data_index,
+            ):
+                return i
+        raise ProfileError(
+            f"{self.name}: {class_id}/{logical_name}/{attribute_index}/{data_index} is not captured"
+        )
+
+    # ------------------------------------------------------------- writing
+    def make_row(self, now: datetime, values: Sequence[Any] | Mapping[str, Any]) -> list:
+        """The row for ``values``: a full sequence, or a mapping by column name in
+        which the capture-time column may be left out (it is ``now``)."""
+        if isinstance(values, Mapping):
+            unknown = set(values) - set(self.column_names)
+            if unknown:
+                raise ProfileError(f"{self.name}: unknown columns {sorted(unknown)}")
+            row = []
+            for c in self.capture_objects:
+                if c.name in values:
+                    row.append(values[c.name])
+                elif c.kind is ColumnKind.CAPTURE_TIME:
+                    row.append(now)
+                else:
+                    raise ProfileError(f"{self.name}: no value for column {c.name!r}")
+            return row
+        row = list(values)
+        if len(row) != len(self.capture_objects):
+            raise ProfileError(f"{self.name}: {len(row)} values for {len(self.capture_objects)} columns")
+        return row
+
+    def capture(
+        self,
+        tx: Transaction,
+        now: datetime,
+        values: Sequence[Any] | Mapping[str, Any],
+        storage: Storage | None = None,
+    ) -> int | None:
+        """Append one entry (class 7 ``capture``); returns its sequence number, or
+        None when a full non-rollover log drops it. Non-rollover logs need
+        ``storage`` (the one ``tx`` belongs to) to see how full they are."""
+        row = self.make_row(now, values)
+        if not self.rollover:
+            if storage is None:
+                raise ProfileError(f"{self.name}: a non-rollover log needs storage to count its entries")
+            if storage.count(self.name) >= self.capacity:
+                return None
+        return tx.append(self.name, now, row, self.capacity)
+
+    def reset(self, tx: Transaction) -> None:
+        """Class 7 method ``reset``: empty the buffer."""
+        tx.clear(self.name)
+
+    # ------------------------------------------------------------- reading
+    def entries_in_use(self, storage: Storage) -> int:
+        return storage.count(self.name)
+
+    def rows(
+        self,
+        storage: Storage,
+        selection: RangeDescriptor | EntryDescriptor | None = None,
+    ) -> list[list]:
+        """The buffer oldest first (class 7 ``buffer``), optionally with selective access."""
+        if selection is None:
+            return [r.values for r in storage.rows(self.name)]
+        if isinstance(selection, RangeDescriptor):
+            return self._by_range(storage, selection)
+        if isinstance(selection, EntryDescriptor):
+            return self._by_entry(storage, selection)
+        raise ProfileError(f"{self.name}: unknown selective access {selection!r}")
+
+    def _by_range(self, storage: Storage, rd: RangeDescriptor) -> list[list]:
+        col = self.column_index(rd.restricting)
+        selected = [self.column_index(c) for c in rd.selected_values] or list(range(len(self.capture_objects)))
+        lo, hi = rd.from_value, rd.to_value
+        if col == self.capture_time_column:
+            # the capture-time column equals the row's stored time: let the
+            # (indexed) storage query do the work.
+            if not isinstance(lo, datetime) or not isinstance(hi, datetime):
+                raise ProfileError(f"{self.name}: a range on {self.column_names[col]!r} needs date-times")
+            if (lo.tzinfo is None) != (hi.tzinfo is None):
+                raise ProfileError(f"{self.name}: mixed naive and aware date-times in a range")
+            found = [r.values for r in storage.rows(self.name, from_time=lo, to_time=hi)]
+        else:
+            found = []
+            try:
+                for r in storage.rows(self.name):
+                    v = r.values[col]
+                    if v is not None and lo <= v <= hi:
+                        found.append(r.values)
+            except TypeError as exc:
+                raise ProfileError(
+                    f"{self.name}: column {self.column_names[col]!r} cannot be compared with {lo!r}..{hi!r}"
+                ) from exc
+        return [[row[i] for i in selected] for row in found]
+
+    def _by_entry(self, storage: Storage, ed: EntryDescriptor) -> list[list]:
+        for name in ("from_entry", "to_entry", "from_selected_value", "to_selected_value"):
+            v = getattr(ed, name)
+            if type(v) is not int or v < 0:
+                raise ProfileError(f"{self.name}: {name} must be a whole number >= 0, not {v!r}")
+        if ed.from_entry < 1 or ed.from_selected_value < 1:
+            raise ProfileError(f"{self.name}: entries and columns are numbered from 1")
+        ncol = len(self.capture_objects)
+        to_col = ncol if ed.to_selected_value == 0 else min(ed.to_selected_value, ncol)
+        if (ed.to_entry and ed.to_entry < ed.from_entry) or ed.from_selected_value > to_col:
+            return []
+        # FIFO buffers hold consecutive sequence numbers, so entry k is first_seq + k - 1
+        everything = storage.rows(self.name)
+        end = None if ed.to_entry == 0 else ed.to_entry
+        picked = everything[ed.from_entry - 1 : end]
+        return [r.values[ed.from_selected_value - 1 : to_col] for r in picked]
+
+
+# ------------------------------------------------------------------ schedules
+
+
+class Schedule(Protocol):
+    def next_after(self, t: datetime) -> datetime:
+        """The first capture instant strictly after ``t``."""
+
+
+@dataclass(frozen=True)
+class PeriodicSchedule:
+    """Every ``period`` seconds counted from midnight (a shorter last block if the
+    period does not divide a day)."""
+
+    period: int
+
+    def __post_init__(self) -> None:
+        if type(self.period) is not int or not 0 < self.period <= 86400:
+            raise ConfigError("profiles.capture_period", f"must be 1..86400 s, not {self.period!r}")
+
+    def next_after(self, t: datetime) -> datetime:
+        midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        step = timedelta(seconds=self.period)
+        k = (t - midnight) // step + 1
+        return min(midnight + k * step, midnight + timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class MonthlySchedule:
+    """On ``day`` of every month at ``at`` (day 29..31 means the last day in a
+    shorter month, so February still bills once)."""
+
+    day: int = 1
+    at: time = time(0, 0)
+
+    def __post_init__(self) -> None:
+        if type(self.day) is not int or not 1 <= self.day <= 31:
+            raise ConfigError("profiles.billing_day", f"must be a day of the month 1..31, not {self.day!r}")
+
+    def _in_month(self, year: int, month: int, like: datetime) -> datetime:
+        day = min(self.day, calendar.monthrange(year, month)[1])
+        return like.replace(year=year, month=month, day=day, hour=self.at.hour, minute=self.at.minute,
+                            second=self.at.second, microsecond=0)
+
+    def next_after(self, t: datetime) -> datetime:
+        year, month = t.year, t.month
+        for _ in range(3):
+            cand = self._in_month(year, month, t)
+            if cand > t:
+                return cand
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        raise AssertionError("unreachable: a month later is always later")
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Profiles due at one instant."""
+
+    time: datetime
+    profiles: tuple[str, ...]
+
+
+class ProfileScheduler:
+    """When the periodic captures fall, so a simulated clock can jump from one
+    capture boundary to the next instead of ticking through every second."""
+
+    def __init__(self, schedules: Mapping[str, Schedule]):
+        self.schedules = dict(schedules)
+
+    def next_capture(self, now: datetime) -> Capture | None:
+        """The earliest capture strictly after ``now`` and every profile due then."""
+        if not self.schedules:
+            return None
+        nexts = {name: s.next_after(now) for name, s in self.schedules.items()}
+        when = min(nexts.values())
+        return Capture(when, tuple(n for n, t in nexts.items() if t == when))
+
+    def due(self, after: datetime, until: datetime) -> list[Capture]:
+        """Every capture in (after, until], oldest first."""
+        out = []
+        t = after
+        while True:
+            c = self.next_capture(t)
+            if c is None or c.time > until:
+                return out
+            out.append(c)
+            t = c.time
+
+
+# ------------------------------------------------------------------ the standard set
+
+#: cumulative energy registers: (name, cumulative OBIS, block-energy OBIS (D=29)).
+ENERGY_REGISTERS: tuple[tuple[str, str, str], ...] = (
+    ("active_import", "1.0.1.8.0.255", "1.0.1.29.0.255"),       # kWh A+
+    ("active_export", "1.0.2.8.0.255", "1.0.2.29.0.255"),       # kWh A-
+    ("reactive_lag", "1.0.5.8.0.255", "1.0.5.29.0.255"),        # kvarh Q1
+    ("reactive_lead", "1.0.8.8.0.255", "1.0.8.29.0.255"),       # kvarh Q4
+    ("apparent_import", "1.0.9.8.0.255", "1.0.9.29.0.255"),     # kVAh import
+    ("apparent_export", "1.0.10.8.0.255", "1.0.10.29.0.255"),   # kVAh export
+)
+ENERGY_NAMES = tuple(n for n, _, _ in ENERGY_REGISTERS)
+
+INSTANTANEOUS = "instantaneous"
+BLOCK_LOAD = "block_load"
+DAILY_LOAD = "daily_load"
+BILLING = "billing"
+
+
+def _reg(name: str, obis: str, attr: int = 2, class_id: int = 3, kind: ColumnKind = ColumnKind.VALUE):
+    return CaptureObject(name, class_id, obis, attr, 0, kind)
+
+
+def instantaneous_profile() -> Profile:
+    """1.0.94.91.0.255: a snapshot captured on demand (one entry kept)."""
+    cols = (
+        CLOCK,
+        _reg("voltage", "1.0.32.7.0.255"),
+        _reg("current", "1.0.31.7.0.255"),
+        _reg("active_power", "1.0.1.7.0.255"),
+        _reg("apparent_power", "1.0.9.7.0.255"),
+        _reg("power_factor", "1.0.13.7.0.255"),
+        _reg("frequency", "1.0.14.7.0.255"),
+        _reg("active_import", "1.0.1.8.0.255"),
+        _reg("active_export", "1.0.2.8.0.255"),
+        _reg("apparent_import", "1.0.9.8.0.255"),
+        _reg("md_active_import", "1.0.1.6.0.255", 2, 4),
+        _reg("md_active_import_time", "1.0.1.6.0.255", 5, 4, ColumnKind.TIME),
+        _reg("balance_amount", "0.0.94.96.24.255", 2, 1),
+        _reg("relay_output_state", "0.0.96.3.10.255", 2, 70),
+        _reg("load_limit", "0.0.17.0.0.255", 3, 71),
+    )
+    return Profile(INSTANTANEOUS, "1.0.94.91.0.255", cols, capacity=1, capture_period=0)
+
+
+def block_load_profile(period: int = 900, days: int = 30) -> Profile:
+    """1.0.99.1.0.255: per block, the energy of the block and average V and I."""
+    if period not in (900, 1800):
+        raise ConfigError("profiles.block_load_period", f"must be 900 or 1800 s, not {period!r}")
+    cols = (
+        CLOCK,
+        _reg("average_voltage", "1.0.12.27.0.255"),
+        _reg("average_current", "1.0.11.27.0.255"),
+        *(_reg(name, block) for name, _, block in ENERGY_REGISTERS),
+    )
+    return Profile(BLOCK_LOAD, "1.0.99.1.0.255", cols, capacity=_days(days, "block_load_days") * 86400 // period,
+                   capture_period=period)
+
+
+def daily_load_profile(days: int = 60) -> Profile:
+    """1.0.99.2.0.255: cumulative energies at midnight."""
+    cols = (CLOCK, *(_reg(name, cum) for name, cum, _ in ENERGY_REGISTERS))
+    return Profile(DAILY_LOAD, "1.0.99.2.0.255", cols, capacity=_days(days, "daily_load_days"),
+                   capture_period=86400)
+
+
+def billing_profile(months: int = 13) -> Profile:
+    """1.0.98.1.0.255: one row per billing date (12 months + the current one).
+
+    Its first column is the billing date, not the clock: a range read on it
+    still works (it holds the capture time). The amounts are bijli's own
+    objects under 0.0.94.96.x (India prepaid block, see NOTES.md)."""
+    if type(months) is not int or months < 1:
+        raise ConfigError("profiles.billing_months", f"must be a whole number >= 1, not {months!r}")
+    cols = (
+        _reg("billing_date", "0.0.0.1.2.255", 2, 3, ColumnKind.CAPTURE_TIME),
+        _reg("average_power_factor", "1.0.13.0.0.255"),
+        *(_reg(name, cum) for name, cum, _ in ENERGY_REGISTERS),
+        _reg("md_active_import", "1.0.1.6.0.255", 2, 4),
+        _reg("md_active_import_time", "1.0.1.6.0.255", 5, 4, ColumnKind.TIME),
+        _reg("md_apparent_import", "1.0.9.6.0.255", 2, 4),
+        _reg("md_apparent_import_time", "1.0.9.6.0.255", 5, 4, ColumnKind.TIME),
+        _reg("billed_amount", "0.0.94.96.26.255", 2, 1),   # bijli: charges of the period
+        _reg("balance_amount", "0.0.94.96.24.255", 2, 1),
+    )
+    return Profile(BILLING, "1.0.98.1.0.255", cols, capacity=months, capture_period=0)
+
+
+def _days(days: Any, key: str) -> int:
+    if type(days) is not int or days < 1:
+        raise ConfigError(f"profiles.{key}", f"must be a whole number of days >= 1, not {days!r}")
+    return days
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    block_load_period: int = 900
+    block_load_days: int = 30
+    daily_load_days: int = 60
+    billing_months: int = 13
+    billing_day: int = 1
+    billing_time: time = time(0, 0)
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    instantaneous: Profile
+    block_load: Profile
+    daily_load: Profile
+    billing: Profile
+    billing_schedule: MonthlySchedule
+
+    @classmethod
+    def standard(cls, config: ProfileConfig = ProfileConfig()) -> "ProfileSet":
+        return cls(
+            instantaneous_profile(),
+            block_load_profile(config.block_load_period, config.block_load_days),
+            daily_load_profile(config.daily_load_days),
+            billing_profile(config.billing_months),
+            MonthlySchedule(config.billing_day, config.billing_time),
+        )
+
+    @property
+    def all(self) -> tuple[Profile, ...]:
+        return (self.instantaneous, self.block_load, self.daily_load, self.billing)
+
+    def by_name(self, name: str) -> Profile:
+        for p in self.all:
+            if p.name == name:
+                return p
+        raise ProfileError(f"no profile {name!r}")
+
+    def scheduler(self) -> ProfileScheduler:
+        return ProfileScheduler({
+            BLOCK_LOAD: PeriodicSchedule(self.block_load.capture_period),
+            DAILY_LOAD: PeriodicSchedule(self.daily_load.capture_period),
+            BILLING: self.billing_schedule,
+        })
+
+
+# ------------------------------------------------------------------ block values
+
+
+@dataclass(frozen=True)
+class BlockAverager:
+    """Time-weighted averages of V and I over the running block (persistable)."""
+
+    seconds: float = 0.0
+    volt_seconds: float = 0.0
+    amp_seconds: float = 0.0
+
+    def add(self, voltage: float, current: float, seconds: float) -> "BlockAverager":
+        if seconds <= 0:
+            return self
+        return BlockAverager(self.seconds + seconds, self.volt_seconds + voltage * seconds,
+                             self.amp_seconds + current * seconds)
+
+    @property
+    def voltage(self) -> float:
+        return self.volt_seconds / self.seconds if self.seconds else 0.0
+
+    @property
+    def current(self) -> float:
+        return self.amp_seconds / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict:
+        return {"seconds": self.seconds, "volt_seconds": self.volt_seconds, "amp_seconds": self.amp_seconds}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "BlockAverager":
+        try:
+            return cls(float(d["seconds"]), float(d["volt_seconds"]), float(d["amp_seconds"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"stored block averager is unreadable: {exc}") from exc
+
+
+def block_load_values(
+    start: Mapping[str, Any], end: Mapping[str, Any], averages: BlockAverager
+) -> dict[str, Any]:
+    """The block-load row (less the clock) from cumulative energies at the start
+    and end of the block: energies are differences, so nothing drifts."""
+    try:
+        energies = {name: end[name] - start[name] for name in ENERGY_NAMES}
+    except KeyError as exc:
+        raise ProfileError(f"block load: no cumulative value for {exc.args[0]!r}") from exc
+    return {"average_voltage": averages.voltage, "average_current": averages.current, **energies}
+
+
+def cumulative_values(registers: Mapping[str, Any]) -> dict[str, Any]:
+    """The daily-load row (less the clock): the cumulative energies."""
+    try:
+        return {name: registers[name] for name in ENERGY_NAMES}
+    except KeyError as exc:
+        raise ProfileError(f"daily load: no cumulative value for {exc.args[0]!r}") from exc

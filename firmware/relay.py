@@ -1,0 +1,525 @@
+"""The supply relay: Disconnect control (IEC 62056-6-2 interface class 70), the
+Limiter (interface class 71), and the meter's policy that turns what it knows
+(prepaid supply decision, limiter, remote command, button, tamper) into the
+class-70 trigger to apply.
+
+Class 70 as publicly described (and in /work/shared/dlms/NOTES.md): three control
+states (0 disconnected, 1 connected, 2 ready_for_reconnection), eight transitions
+a..h driven by six triggers, and seven control modes, each allowing a subset of
+the transitions. Everything here is a frozen value; time is passed in.
+
+Policy (see :func:`decide`):
+
+* a **local** cause (prepaid says "not allowed", limiter tripped, tamper when so
+  configured) opens the relay with local_disconnect (g): connected -> ready;
+* when every local cause has cleared (e.g. after a recharge) and the relay is
+  ready *because of* g, modes 5 and 6 close it at once with local_reconnect (h);
+  modes 1-4 have no h, so the relay stays ready_for_reconnection and ONE press
+  of the button (manual_reconnect, e) brings the supply back: never a visit to
+  the office;
+* a press while a local cause is still present is ignored: it would close the
+  relay into an immediate local disconnect (relay chatter, and a customer who
+  thinks the button "worked");
+* remote commands are always tried first; a refused one is a typed no-op.
+
+Default control mode: 6. Modes 5 and 6 both give the automatic reconnection a
+prepaid meter needs after a recharge; they differ only in transition f (button
+press disconnects). A prepaid customer has no reason to switch the supply off
+with the meter's button, and in mode 5 a child pressing it darkens the house
+and looks exactly like "credit ran out" -> support calls. Mode 6 keeps the
+button for what it is for (e: confirming a reconnection) and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum, IntEnum
+from typing import Any, Mapping
+
+from firmware.errors import ConfigError, FirmwareError
+from firmware.events import Event, EventCode
+
+
+class RelayError(FirmwareError):
+    """A stored relay or limiter record that cannot be read back."""
+
+
+class ControlState(IntEnum):
+    """Class 70 attribute 3 ``control_state``."""
+
+    DISCONNECTED = 0
+    CONNECTED = 1
+    READY_FOR_RECONNECTION = 2
+
+
+class Trigger(Enum):
+    """What asks the relay to move (class 70 methods and local/manual events)."""
+
+    REMOTE_DISCONNECT = "remote_disconnect"
+    REMOTE_RECONNECT = "remote_reconnect"
+    MANUAL_DISCONNECT = "manual_disconnect"
+    MANUAL_RECONNECT = "manual_reconnect"
+    LOCAL_DISCONNECT = "local_disconnect"
+    LOCAL_RECONNECT = "local_reconnect"
+
+
+class Transition(Enum):
+    """The eight class-70 transitions, named by their letter in the standard."""
+
+    A = "a"
+    B = "b"
+    C = "c"
+    D = "d"
+    E = "e"
+    F = "f"
+    G = "g"
+    H = "h"
+
+    @property
+    def trigger(self) -> Trigger:
+        return TRANSITIONS[self][1]
+
+    @property
+    def source(self) -> ControlState:
+        return TRANSITIONS[self][0]
+
+    @property
+    def target(self) -> ControlState:
+        return TRANSITIONS[self][2]
+
+
+_D, _C, _R = ControlState.DISCONNECTED, ControlState.CONNECTED, ControlState.READY_FOR_RECONNECTION
+
+#: transition -> (from state, trigger, to state), as NOTES.md lists them.
+TRANSITIONS: dict[Transition, tuple[ControlState, Trigger, ControlState]] = {
+    Transition.A: (_D, Trigger.REMOTE_RECONNECT, _C),
+    Transition.B: (_C, Trigger.REMOTE_DISCONNECT, _D),
+    Transition.C: (_R, Trigger.REMOTE_DISCONNECT, _D),
+    Transition.D: (_D, Trigger.REMOTE_RECONNECT, _R),
+    Transition.E: (_R, Trigger.MANUAL_RECONNECT, _C),
+    Transition.F: (_C, Trigger.MANUAL_DISCONNECT, _R),
+    Transition.G: (_C, Trigger.LOCAL_DISCONNECT, _R),
+    Transition.H: (_R, Trigger.LOCAL_RECONNECT, _C),
+}
+
+_T = Transition
+#: control mode -> the transitions it allows (NOTES.md table, disconnect + reconnect).
+MODE_TRANSITIONS: dict[int, frozenset[Transition]] = {
+    0: frozenset(),
+    1: frozenset({_T.B, _T.C, _T.F, _T.G, _T.D, _T.E}),
+    2: frozenset({_T.B, _T.C, _T.F, _T.G, _T.A, _T.E}),
+    3: frozenset({_T.B, _T.C, _T.G, _T.D, _T.E}),
+    4: frozenset({_T.B, _T.C, _T.G, _T.A, _T.E}),
+    5: frozenset({_T.B, _T.C, _T.F, _T.G, _T.D, _T.E, _T.H}),
+    6: frozenset({_T.B, _T.C, _T.G, _T.D, _T.E, _T.H}),
+}
+
+
+def _mode_table(mode: int) -> dict[tuple[ControlState, Trigger], tuple[Transition, ControlState]]:
+    table: dict[tuple[ControlState, Trigger], tuple[Transition, ControlState]] = {}
+    for t in sorted(MODE_TRANSITIONS[mode], key=lambda t: t.value):
+        src, trig, dst = TRANSITIONS[t]
+        # (disconnected, remote_reconnect) is both a and d; no mode allows both,
+        # which is why the table is per mode and not one global dict.
+        assert (src, trig) not in table, (mode, src, trig)
+        table[(src, trig)] = (t, dst)
+    return table
+
+
+#: control mode -> {(state, trigger): (transition, next state)}; a missing pair is refused.
+TABLES: dict[int, dict[tuple[ControlState, Trigger], tuple[Transition, ControlState]]] = {
+    mode: _mode_table(mode) for mode in MODE_TRANSITIONS
+}
+
+DEFAULT_CONTROL_MODE = 6
+
+
+class Refusal(Enum):
+    """Why :meth:`DisconnectControl.apply` did nothing (for the DLMS action result)."""
+
+    MODE_FORBIDS = "the control mode does not allow this trigger at all"
+    NOT_FROM_STATE = "the control mode allows this trigger, but not from the present state"
+
+
+def _check_mode(mode: Any) -> int:
+    if type(mode) is not int or mode not in MODE_TRANSITIONS:
+        raise ConfigError("relay.control_mode", f"must be an integer 0..6, not {mode!r}")
+    return mode
+
+
+@dataclass(frozen=True)
+class DisconnectControl:
+    """The state of a class-70 object. ``last_transition`` tells why it is where it is."""
+
+    control_mode: int = DEFAULT_CONTROL_MODE
+    control_state: ControlState = ControlState.CONNECTED
+    last_transition: Transition | None = None
+
+    def __post_init__(self) -> None:
+        _check_mode(self.control_mode)
+        if not isinstance(self.control_state, ControlState):
+            raise RelayError(f"control_state must be a ControlState, not {self.control_state!r}")
+        if self.control_mode == 0 and self.control_state is not ControlState.CONNECTED:
+            raise RelayError("control mode 0 means always connected")
+
+    @property
+    def output_state(self) -> bool:
+        """Class 70 attribute 2: True when the supply is on (only when connected)."""
+        return self.control_state is ControlState.CONNECTED
+
+    def refusal(self, trigger: Trigger) -> Refusal | None:
+        """Why ``trigger`` would be refused now, or None when it would move the relay."""
+        if (self.control_state, trigger) in TABLES[self.control_mode]:
+            return None
+        if any(t.trigger is trigger for t in MODE_TRANSITIONS[self.control_mode]):
+            return Refusal.NOT_FROM_STATE
+        return Refusal.MODE_FORBIDS
+
+    def apply(self, trigger: Trigger) -> tuple["DisconnectControl", Transition | None]:
+        """The state after ``trigger`` and the transition taken; (self, None) if refused."""
+        hit = TABLES[self.control_mode].get((self.control_state, trigger))
+        if hit is None:
+            return self, None
+        transition, state = hit
+        return replace(self, control_state=state, last_transition=transition), transition
+
+    def with_mode(self, mode: int) -> "DisconnectControl":
+        """A change of control_mode (attribute 4); mode 0 closes the relay at once."""
+        _check_mode(mode)
+        if mode == 0:
+            return DisconnectControl(0, ControlState.CONNECTED, None)
+        return replace(self, control_mode=mode)
+
+    def to_dict(self) -> dict:
+        return {
+            "control_mode": self.control_mode,
+            "control_state": int(self.control_state),
+            "last_transition": self.last_transition.value if self.last_transition else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "DisconnectControl":
+        try:
+            last = d.get("last_transition")
+            return cls(
+                control_mode=d["control_mode"],
+                control_state=ControlState(d["control_state"]),
+                last_transition=Transition(last) if last is not None else None,
+            )
+        except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
+            raise RelayError(f"stored disconnect control is unreadable: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- policy
+
+
+class Cause(Enum):
+    """Who or what asked for a relay move (recorded in the control event log)."""
+
+    REMOTE = "remote"
+    MANUAL = "manual"
+    PREPAID = "prepaid"
+    LIMITER = "limiter"
+    TAMPER = "tamper"
+    CLEARED = "cleared"  # every local cause has gone
+
+
+@dataclass(frozen=True)
+class RelayInputs:
+    """What the meter knows at one step. ``remote`` and ``button`` are one-shot."""
+
+    supply_allowed: bool = True
+    supply_reason: str = ""
+    limiter_over: bool = False
+    tamper: bool = False
+    remote: Trigger | None = None
+    button: bool = False
+
+    def __post_init__(self) -> None:
+        if self.remote not in (None, Trigger.REMOTE_DISCONNECT, Trigger.REMOTE_RECONNECT):
+            raise ConfigError("relay.remote", f"{self.remote} is not a remote command")
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    disconnect_on_tamper: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    trigger: Trigger
+    cause: Cause
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One trigger tried by :func:`settle` and what came of it (None: refused)."""
+
+    decision: Decision
+    transition: Transition | None
+
+
+def local_causes(inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()) -> list[tuple[Cause, str]]:
+    """The local reasons, in priority order, for the supply to be off now."""
+    causes = []
+    if not inputs.supply_allowed:
+        causes.append((Cause.PREPAID, inputs.supply_reason or "supply not allowed"))
+    if inputs.limiter_over:
+        causes.append((Cause.LIMITER, "over load limit"))
+    if inputs.tamper and policy.disconnect_on_tamper:
+        causes.append((Cause.TAMPER, "tamper"))
+    return causes
+
+
+def decide(
+    control: DisconnectControl, inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()
+) -> Decision | None:
+    """The next trigger to apply, or None when the relay is where it should be.
+
+    Remote commands are returned even when the mode refuses them (the head end
+    must get its answer); local and manual triggers are only returned when they
+    would move the relay, so :func:`settle` always ends.
+    """
+    if inputs.remote is not None:
+        return Decision(inputs.remote, Cause.REMOTE)
+    table = TABLES[control.control_mode]
+    state = control.control_state
+    causes = local_causes(inputs, policy)
+
+    def moves(trigger: Trigger) -> bool:
+        return (state, trigger) in table
+
+    if state is ControlState.CONNECTED and causes and moves(Trigger.LOCAL_DISCONNECT):
+        cause, reason = causes[0]
+        return Decision(Trigger.LOCAL_DISCONNECT, cause, reason)
+    if inputs.button:
+        if state is ControlState.CONNECTED and moves(Trigger.MANUAL_DISCONNECT):
+            return Decision(Trigger.MANUAL_DISCONNECT, Cause.MANUAL, "button")
+        if state is ControlState.READY_FOR_RECONNECTION and not causes and moves(Trigger.MANUAL_RECONNECT):
+            return Decision(Trigger.MANUAL_RECONNECT, Cause.MANUAL, "button")
+    if (
+        state is ControlState.READY_FOR_RECONNECTION
+        and not causes
+        # only undo our own local disconnect: a ready state reached by a remote
+        # reconnect (d) or a button press (f) waits for the customer.
+        and control.last_transition is Transition.G
+        and moves(Trigger.LOCAL_RECONNECT)
+    ):
+        return Decision(Trigger.LOCAL_RECONNECT, Cause.CLEARED, "local causes cleared")
+    return None
+
+
+def settle(
+    control: DisconnectControl, inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()
+) -> tuple[DisconnectControl, tuple[Step, ...]]:
+    """Apply :func:`decide` until the relay rests; the steps say what happened."""
+    steps: list[Step] = []
+    for _ in range(4):  # remote, button, local move: at most three moves, one spare
+        decision = decide(control, inputs, policy)
+        if decision is None:
+            break
+        control, transition = control.apply(decision.trigger)
+        steps.append(Step(decision, transition))
+        if decision.cause is Cause.REMOTE:
+            inputs = replace(inputs, remote=None)
+        elif decision.cause is Cause.MANUAL:
+            inputs = replace(inputs, button=False)
+    return control, tuple(steps)
+
+
+def control_event(step: Step, time: datetime) -> Event | None:
+    """The control-log event (IS 15959 301/302) for a step that moved the relay."""
+    if step.transition is None:
+        return None
+    code = (
+        EventCode.LOAD_SWITCH_CONNECTED
+        if step.transition.target is ControlState.CONNECTED
+        else EventCode.LOAD_SWITCH_DISCONNECTED
+    )
+    d = step.decision
+    detail = f"{step.transition.value} {d.trigger.value} {d.cause.value}"
+    if d.reason:
+        detail += f": {d.reason}"
+    return Event(code, time, detail)
+
+
+# --------------------------------------------------------------------------- limiter
+
+
+class LimiterAction(Enum):
+    """Which of class 71 ``actions`` the limiter fires."""
+
+    OVER_THRESHOLD = "over_threshold"
+    UNDER_THRESHOLD = "under_threshold"
+
+
+@dataclass(frozen=True)
+class ValueDefinition:
+    """Class 71 ``monitored_value``: the attribute the limiter watches."""
+
+    class_id: int = 3
+    logical_name: str = "1.0.1.7.0.255"  # active power import (+P), L1
+    attribute_index: int = 2
+
+
+@dataclass(frozen=True)
+class ActionItem:
+    """A script to run: class 71 ``actions`` entries point into a script table."""
+
+    script_logical_name: str
+    script_selector: int
+
+
+#: The disconnect control script table (Blue Book 0.0.10.0.106.255); in bijli the
+#: selectors map onto local_disconnect (1) and local_reconnect (2).
+DISCONNECT_SCRIPT_TABLE = "0.0.10.0.106.255"
+
+
+@dataclass(frozen=True)
+class EmergencyProfile:
+    """Class 71 ``emergency_profile``: id, activation time, duration in seconds."""
+
+    id: int = 0
+    activation_time: datetime | None = None
+    duration: int = 0
+
+    def covers(self, now: datetime) -> bool:
+        if self.activation_time is None or self.duration <= 0:
+            return False
+        return self.activation_time <= now < self.activation_time + timedelta(seconds=self.duration)
+
+
+def _opt_number(key: str, v: Any) -> float | int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        raise ConfigError(key, f"must be a non-negative number of watts or None, not {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Limiter:
+    """Class 71 state plus the progress of the over/under timers.
+
+    ``over`` is true from the moment action_over_threshold fired until
+    action_under_threshold fires; ``since`` is when the monitored value first
+    crossed the active threshold in the direction that would flip ``over``.
+    A threshold of None means no limit.
+    """
+
+    threshold_normal: float | int | None = None
+    threshold_emergency: float | int | None = None
+    min_over_threshold_duration: int = 60
+    min_under_threshold_duration: int = 300
+    emergency_profile: EmergencyProfile = field(default_factory=EmergencyProfile)
+    emergency_profile_group_id_list: tuple[int, ...] = ()
+    emergency_profile_active: bool = False
+    monitored_value: ValueDefinition = field(default_factory=ValueDefinition)
+    action_over_threshold: ActionItem = ActionItem(DISCONNECT_SCRIPT_TABLE, 1)
+    action_under_threshold: ActionItem = ActionItem(DISCONNECT_SCRIPT_TABLE, 2)
+    over: bool = False
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _opt_number("limiter.threshold_normal", self.threshold_normal)
+        _opt_number("limiter.threshold_emergency", self.threshold_emergency)
+        for key in ("min_over_threshold_duration", "min_under_threshold_duration"):
+            v = getattr(self, key)
+            if type(v) is not int or v < 0:
+                raise ConfigError(f"limiter.{key}", f"must be a whole number of seconds >= 0, not {v!r}")
+
+    @property
+    def threshold_active(self) -> float | int | None:
+        """Class 71 attribute 3: the emergency threshold while the profile runs."""
+        if self.emergency_profile_active and self.threshold_emergency is not None:
+            return self.threshold_emergency
+        return self.threshold_normal
+
+    def emergency_applies(self, now: datetime) -> bool:
+        return (
+            self.emergency_profile.id in self.emergency_profile_group_id_list
+            and self.emergency_profile.covers(now)
+        )
+
+    def update(self, value: float, now: datetime) -> tuple["Limiter", LimiterAction | None]:
+        """Feed one reading of the monitored value; returns the action to run, if any."""
+        lim = self
+        em = self.emergency_applies(now)
+        if em != self.emergency_profile_active:
+            # the threshold moved under our feet: timers restart against the new one
+            lim = replace(lim, emergency_profile_active=em, since=None)
+        threshold = lim.threshold_active
+        if threshold is None:
+            if lim.over:  # the limit was lifted: release at once
+                return replace(lim, over=False, since=None), LimiterAction.UNDER_THRESHOLD
+            return (lim if lim.since is None else replace(lim, since=None)), None
+        crossing = (value > threshold) != lim.over
+        if not crossing:
+            return (lim if lim.since is None else replace(lim, since=None)), None
+        since = lim.since if lim.since is not None and lim.since <= now else now
+        needed = lim.min_under_threshold_duration if lim.over else lim.min_over_threshold_duration
+        if (now - since).total_seconds() >= needed:
+            action = LimiterAction.UNDER_THRESHOLD if lim.over else LimiterAction.OVER_THRESHOLD
+            return replace(lim, over=not lim.over, since=None), action
+        return (lim if since == lim.since else replace(lim, since=since)), None
+
+    def set_max_power_limit(self, watts: int) -> "Limiter":
+        """STS class 2 subclass 0 "set maximum power limit": the normal threshold, in W."""
+        return replace(self, threshold_normal=_opt_number("limiter.threshold_normal", watts))
+
+    def to_dict(self) -> dict:
+        ep = self.emergency_profile
+        return {
+            "threshold_normal": self.threshold_normal,
+            "threshold_emergency": self.threshold_emergency,
+            "min_over_threshold_duration": self.min_over_threshold_duration,
+            "min_under_threshold_duration": self.min_under_threshold_duration,
+            "emergency_profile": {
+                "id": ep.id,
+                "activation_time": ep.activation_time.isoformat() if ep.activation_time else None,
+                "duration": ep.duration,
+            },
+            "emergency_profile_group_id_list": list(self.emergency_profile_group_id_list),
+            "emergency_profile_active": self.emergency_profile_active,
+            "monitored_value": [
+                self.monitored_value.class_id,
+                self.monitored_value.logical_name,
+                self.monitored_value.attribute_index,
+            ],
+            "action_over_threshold": [
+                self.action_over_threshold.script_logical_name,
+                self.action_over_threshold.script_selector,
+            ],
+            "action_under_threshold": [
+                self.action_under_threshold.script_logical_name,
+                self.action_under_threshold.script_selector,
+            ],
+            "over": self.over,
+            "since": self.since.isoformat() if self.since else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Limiter":
+        try:
+            ep = d["emergency_profile"]
+            at = ep["activation_time"]
+            return cls(
+                threshold_normal=d["threshold_normal"],
+                threshold_emergency=d["threshold_emergency"],
+                min_over_threshold_duration=d["min_over_threshold_duration"],
+                min_under_threshold_duration=d["min_under_threshold_duration"],
+                emergency_profile=EmergencyProfile(
+                    int(ep["id"]), datetime.fromisoformat(at) if at else None, int(ep["duration"])
+                ),
+                emergency_profile_group_id_list=tuple(int(i) for i in d["emergency_profile_group_id_list"]),
+                emergency_profile_active=bool(d["emergency_profile_active"]),
+                monitored_value=ValueDefinition(*d["monitored_value"]),
+                action_over_threshold=ActionItem(*d["action_over_threshold"]),
+                action_under_threshold=ActionItem(*d["action_under_threshold"]),
+                over=bool(d["over"]),
+                since=datetime.fromisoformat(d["since"]) if d["since"] else None,
+            )
+        except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
+            raise RelayError(f"stored limiter is unreadable: {exc}") from exc
