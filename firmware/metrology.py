@@ -11,9 +11,13 @@ Samples are cut into *measurement windows* that hold a whole number of mains cyc
 window ends at the last rising zero crossing of the reference voltage in what has
 arrived so far, and the samples after it wait for the next block. Over a whole number
 of cycles the mean of each channel is exactly its DC offset, so offset removal is a
-subtraction of means, and Vrms, Irms and P carry no ripple from a part-cycle. Every
-sample lands in exactly one window, so energy is neither lost nor counted twice at
-block boundaries, whatever the block size (a block shorter than a cycle just waits).
+subtraction of means, and Vrms, Irms and P carry no ripple from a part-cycle. Means are
+taken over the exact span between the interpolated crossings (sums over whole samples
+are corrected for the sub-sample edges), which also gives the frequency. A window's
+energy is its powers times that span, so windows tile time exactly: energy is neither
+lost nor counted twice at block boundaries, whatever the block size (a block shorter
+than a cycle just waits, and ``integrated_seconds`` trails by that part-cycle).
+The first window after start-up also pays for the samples before its first crossing.
 
 Reactive power uses the voltage delayed by ``d`` whole samples, ``d`` the sample count
 nearest a quarter of a nominal period. The delay is then not exactly 90 degrees (20

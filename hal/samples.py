@@ -208,15 +208,22 @@ class SyntheticSource:
             out = array("d", part) if out is None else array("d", map(_add, out, part))
         return out if out is not None else array("d", bytes(8 * n))
 
-    def _noise_block(self, n: int, sigma: float) -> Iterable[float]:
+    def _noise_block(self, channel: int, n: int, sigma: float) -> Iterable[float]:
+        """``n`` samples of this channel's noise: consecutive entries of a shared
+        unit-Gaussian table from the channel's own random start, so the noise does not
+        depend on how the samples were cut into blocks (it repeats every 65536 samples)."""
         if self._noise is None:
             gauss = random.Random(self._rng.getrandbits(64)).gauss
             self._noise = array("d", (gauss(0.0, 1.0) for _ in range(_NOISE_TABLE)))
+            self._noise_pos = [self._rng.randrange(_NOISE_TABLE) for _ in range(2 * self.phases)]
         table = self._noise
+        pos = self._noise_pos[channel]
         out = array("d")
         while len(out) < n:
-            start = self._rng.randrange(_NOISE_TABLE)
-            out.extend(table[start:start + (n - len(out))])
+            take = min(n - len(out), _NOISE_TABLE - pos)
+            out.extend(table[pos:pos + take])
+            pos = (pos + take) % _NOISE_TABLE
+        self._noise_pos[channel] = pos
         return map(_mul, out, repeat(sigma))
 
     def _quantise(self, x: array, full_scale: float) -> array:
@@ -245,9 +252,9 @@ class SyntheticSource:
             v = self._wave(n, v_terms)
             i = self._wave(n, i_terms)
             if self.noise_rms[0]:
-                v = array("d", map(_add, v, self._noise_block(n, self.noise_rms[0])))
+                v = array("d", map(_add, v, self._noise_block(2 * k, n, self.noise_rms[0])))
             if self.noise_rms[1]:
-                i = array("d", map(_add, i, self._noise_block(n, self.noise_rms[1])))
+                i = array("d", map(_add, i, self._noise_block(2 * k + 1, n, self.noise_rms[1])))
             if self.adc_bits is not None:
                 v = self._quantise(v, self.adc_range[0])
                 i = self._quantise(i, self.adc_range[1])
