@@ -87,6 +87,11 @@ class Console:
             "time": (self._time, "time [set ISO-8601]", "show or set the meter clock"),
             "step": (self._step, "step DURATION", "advance simulated time (90s, 15m, 6h, 3d)"),
             "get": (self._get, "get OBIS[:ATTR]", "read a COSEM attribute as the utility association would"),
+            "token": (self._token, "token DIGITS", "enter a 20-digit STS token (spaces and dashes allowed)"),
+            "credit": (self._credit, "credit", "balance, debt, emergency credit and the supply decision"),
+            "emergency": (self._emergency, "emergency", "invoke emergency credit"),
+            "relay": (self._relay, "relay [press]", "relay state; press: the push button"),
+            "events": (self._events, "events [N]", "the last N events of all logs (default 10)"),
             "quit": (self._quit, "quit", "stop the meter (state is saved)"),
         }
 
@@ -168,6 +173,46 @@ class Console:
             raise CommandError("get needs OBIS[:ATTR]")
         obis, _, attr = args[0].partition(":")
         return self.host.get(obis, int(attr) if attr else 2)
+
+    def _token(self, args: list[str]) -> Reply:
+        digits = "".join(args).replace("-", "")
+        if not digits:
+            raise CommandError("token needs the 20 digits")
+        outcome = self.meter.enter_token(digits, "console")
+        text = outcome.word + (f": {outcome.message}" if outcome.message else "")
+        return Reply(text, ok=outcome.accepted)
+
+    def _credit(self, args: list[str]) -> str:
+        s = self.meter.status()
+        lines = [
+            f"credit            {s['credit']} {s['credit_unit']}",
+            f"available         {s['available_credit']} {s['credit_unit']}",
+            f"debt              {s['debt']}",
+            f"emergency credit  {'in use' if s['emergency_credit_active'] else 'not invoked'}",
+            f"supply            {s['supply_reason']}{' (friendly period)' if s['friendly_now'] else ''}",
+            f"relay             {s['relay']}",
+        ]
+        return "\n".join(lines)
+
+    def _emergency(self, args: list[str]) -> str:
+        return self.meter.invoke_emergency()
+
+    def _relay(self, args: list[str]) -> str:
+        if args == ["press"]:
+            return self.meter.press_button()
+        if args:
+            raise CommandError("use: relay or relay press")
+        return self.meter.status()["relay"]
+
+    def _events(self, args: list[str]) -> str:
+        n = int(args[0]) if args else 10
+        if n < 1:
+            raise CommandError("N must be at least 1")
+        events = self.meter.recent_events(n)
+        if not events:
+            return "no events"
+        return "\n".join(f"{e.time.isoformat(timespec='seconds')} {int(e.code):3d} {e.code.description}"
+                         + (f" [{e.detail}]" if e.detail not in (None, "") else "") for e in events)
 
     def _quit(self, args: list[str]) -> Reply:
         return Reply("bye", quit=True)

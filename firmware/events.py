@@ -19,7 +19,7 @@ codes    log                    OBIS                 event code obj
 Codes seen in field use (power fail 101/102, magnet 201/202, neutral
 disturbance 203/204, cover open 251, load switch 301/302, configuration
 changes 151-166) keep their numbers. The prepaid events IS 15959 does not
-number -- token accepted/rejected, recharge (171-175) and authentication
+number -- token accepted/rejected, recharge, credit thresholds (171-182) and authentication
 failure/lockout (231-233) -- are **bijli's own**, chosen inside the right block
 so any IS 15959 reader files them in the right log. Each entry also carries a
 ``detail`` column (bijli, manufacturer-specific 0.128.96.11.x.255): the STS
@@ -105,6 +105,13 @@ class EventCode(IntEnum):
     RECHARGE = 173, "credit added (recharge)"
     KEY_CHANGE_TOKEN = 174, "key change token applied"
     CREDIT_CLEARED = 175, "credit cleared by token"
+    LOW_CREDIT_1 = 176, "credit below the first low-credit threshold"
+    LOW_CREDIT_2 = 177, "credit below the second low-credit threshold"
+    OUT_OF_CREDIT = 178, "credit exhausted"
+    CREDIT_RESTORED = 179, "credit restored above zero"
+    EMERGENCY_CREDIT_INVOKED = 180, "emergency credit invoked"
+    EMERGENCY_CREDIT_PAID_BACK = 181, "emergency credit paid back"
+    MAX_DEBT_EXCEEDED = 182, "friendly-credit debt above the configured maximum"
     # other (IS 15959)
     MAGNET = 201, "abnormal external magnetic influence: occurrence"
     MAGNET_RESTORED = 202, "abnormal external magnetic influence: restoration"

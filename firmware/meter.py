@@ -1,32 +1,78 @@
 """The Meter: owns the firmware parts and advances them when time passes.
 
-Everything a meter does happens in one of two calls, both with time passed in:
+Everything a meter does happens in a few calls, all with time passed in:
 
 * :meth:`Meter.on_samples` with a block of samples from the hal source, in
   normal running (the block's energy is measured, any gap is integrated at the
   block's measurements);
 * :meth:`Meter.advance_to` when simulated time jumps (``step 3d``): the load is
-  held steady and the meter walks from one boundary to the next (a profile
-  capture, a tariff change, the end of friendly hours), so a month runs in
-  seconds yet every boundary is met exactly as in real time.
+  held steady and the meter walks from one boundary to the next (a block-load
+  capture, midnight, the billing date, the start or end of friendly hours), so
+  a month runs in seconds yet every boundary is met exactly as in real time;
+* :meth:`Meter.enter_token`, :meth:`Meter.press_button`,
+  :meth:`Meter.remote_relay`, :meth:`Meter.invoke_emergency`: the inputs.
 
-Non-volatile state goes through :mod:`firmware.storage`; energy registers are
-saved every ``storage.save_interval_s`` seconds of meter time and on shutdown,
-so a power cut loses at most that interval's energy.
+After each of them :meth:`Meter._settle` charges the consumption through the
+tariff to the prepaid account, asks the account whether supply is allowed, and
+lets the relay's transition table decide. Where the relay decides is
+:func:`firmware.relay.settle`; where a token is checked is
+:func:`firmware.sts.decode`.
+
+Non-volatile memory: one firmware step is one sqlite transaction carrying every
+piece of state (energy, tariff, account, STS decoder, relay, limiter) together
+with the rows it logs, so after a power cut the meter is exactly at the last
+committed step: a token's TID and its credit are committed together, and the
+consumption charged to the account always matches the energy registers.
+Energy is committed every ``storage.save_interval_s`` of meter time, at every
+profile capture and with every token: a power cut loses at most that interval's
+consumption, and it loses it from the registers and the account alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from decimal import Decimal
+from typing import Any, Callable, Sequence
 
 from firmware.config import DlmsSettings, Identity, StorageSettings, Table
-from firmware.errors import ConfigError, StorageError
-from firmware.metrology import EnergyRegisters, Measurements, Metrology, MetrologyConfig
-from firmware.storage import Storage
+from firmware.errors import FirmwareError, StorageError
+from firmware.events import Event, EventCode, EventLog, LogKind
+from firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
+                                PhaseMeasurement, Quadrant)
+from firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
+                              next_friendly_boundary, supply_decision)
+from firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
+                               block_load_values, cumulative_values, profile_config_from_table)
+from firmware.relay import (Cause, ControlState, DisconnectControl, Limiter, LimiterAction, Refusal, RelayConfig,
+                            RelayInputs, Trigger, control_event, settle)
+from firmware.storage import Storage, Transaction
+from firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
+from firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, KeyChanged,
+                                  KeyChangeSection, SetMaxPowerLimit, TestDisplay)
+from firmware.tariff import Tariff, TariffState
 
-ENERGY_KEY = "energy"
+MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
+
+# the account events that go to the transaction log, with bijli's codes for them
+_ACCOUNT_EVENT_CODES = {
+    AccountEvent.LOW_CREDIT_1: EventCode.LOW_CREDIT_1,
+    AccountEvent.LOW_CREDIT_2: EventCode.LOW_CREDIT_2,
+    AccountEvent.OUT_OF_CREDIT: EventCode.OUT_OF_CREDIT,
+    AccountEvent.CREDIT_RESTORED: EventCode.CREDIT_RESTORED,
+    AccountEvent.EMERGENCY_INVOKED: EventCode.EMERGENCY_CREDIT_INVOKED,
+    AccountEvent.EMERGENCY_PAID_BACK: EventCode.EMERGENCY_CREDIT_PAID_BACK,
+    AccountEvent.MAX_DEBT_EXCEEDED: EventCode.MAX_DEBT_EXCEEDED,
+}
+
+# supply allowed on the strength of credit (not of a friendly period)
+_CREDIT_REASONS = (SupplyReason.CREDIT, SupplyReason.EMERGENCY, SupplyReason.POSTPAID)
+
+RELAY_WORDS = {
+    ControlState.CONNECTED: "connected",
+    ControlState.DISCONNECTED: "disconnected",
+    ControlState.READY_FOR_RECONNECTION: "ready",
+}
 
 
 @dataclass(frozen=True)
@@ -35,34 +81,134 @@ class MeterConfig:
     dlms: DlmsSettings = field(default_factory=DlmsSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     metrology: MetrologyConfig = field(default_factory=MetrologyConfig)
+    tariff: Tariff = field(default_factory=lambda: Tariff.from_table({}))
+    prepaid: PrepaidConfig = field(default_factory=lambda: PrepaidConfig.from_table({}))
+    sts: StsConfig = field(default_factory=lambda: StsConfig.from_table({}))
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    profiles: ProfileConfig = field(default_factory=ProfileConfig)
 
-    SECTIONS = ("meter", "dlms", "storage", "metrology")
+    SECTIONS = ("meter", "dlms", "storage", "metrology", "tariff", "prepaid", "sts", "relay", "profiles")
 
     @classmethod
     def from_dict(cls, data: dict, extra_sections: tuple[str, ...] = ()) -> "MeterConfig":
         """From a parsed TOML document. ``extra_sections`` are tables other layers own (``hal``)."""
         Table(data, "config", set(cls.SECTIONS) | set(extra_sections))
+        tariff = Tariff.from_table(data.get("tariff", {}), "tariff")
         return cls(
             identity=Identity.from_table(data.get("meter", {}), "meter"),
             dlms=DlmsSettings.from_table(data.get("dlms", {}), "dlms"),
             storage=StorageSettings.from_table(data.get("storage", {}), "storage"),
             metrology=MetrologyConfig.from_table(data.get("metrology", {}), "metrology"),
+            tariff=tariff,
+            prepaid=PrepaidConfig.from_table(data.get("prepaid", {}), "prepaid"),
+            sts=StsConfig.from_table(data.get("sts", {}), "sts"),
+            relay=RelayConfig.from_table(data.get("relay", {}), "relay"),
+            profiles=profile_config_from_table(data.get("profiles", {}), "profiles", tariff.billing_day),
         )
 
 
+@dataclass(frozen=True)
+class TokenOutcome:
+    """What happened to one token: the decoder's result plus what the meter did with it."""
+
+    result: TokenResult
+    word: str  # accepted, used, old, crc_error, overflow, ... (the console and display word)
+    credit_added: Decimal = Decimal(0)
+    message: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.word == "accepted"
+
+
+@dataclass
+class _Progress:
+    """The meter's own bookkeeping between steps (persisted as one record)."""
+
+    charged_wh: float = 0.0  # active import energy already charged to the account
+    charged_until: datetime | None = None
+    block_start: dict = field(default_factory=dict)  # cumulative registers at the start of the block
+    averager: BlockAverager = field(default_factory=BlockAverager)
+    md_w: float = 0.0  # maximum demand of the billing period (block average power)
+    md_time: datetime | None = None
+    last_now: datetime | None = None
+    tamper: bool = False
+    cut_for_credit: bool = False  # the relay opened because credit ran out
+
+    def to_dict(self) -> dict:
+        return {"charged_wh": self.charged_wh, "charged_until": self.charged_until, "block_start": self.block_start,
+                "averager": self.averager.to_dict(), "md_w": self.md_w, "md_time": self.md_time,
+                "last_now": self.last_now, "tamper": self.tamper, "cut_for_credit": self.cut_for_credit}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_Progress":
+        return cls(float(d["charged_wh"]), d["charged_until"], dict(d["block_start"]),
+                   BlockAverager.from_dict(d["averager"]), float(d["md_w"]), d["md_time"], d["last_now"],
+                   bool(d["tamper"]), bool(d["cut_for_credit"]))
+
+
+def _open_circuit(meas: Measurements) -> Measurements:
+    """The same voltages with no current: what the meter sees with its relay open."""
+    phases = [PhaseMeasurement(ph.v_rms, 0.0, 0.0, 0.0, 0.0, 1.0, Quadrant.I) for ph in meas.phases]
+    return Measurements.of(phases, meas.frequency, meas.duration)
+
+
 class Meter:
-    def __init__(self, config: MeterConfig, storage: Storage, now: datetime):
+    def __init__(self, config: MeterConfig, storage: Storage, now: datetime,
+                 on_relay: Callable[[bool], None] | None = None):
         self.config = config
         self.storage = storage
         self.now = now
+        self.on_relay = on_relay or (lambda closed: None)
         self.metrology = Metrology(config.metrology)
-        saved = storage.get(ENERGY_KEY)
-        if saved is not None:
-            try:
-                self.metrology.restore(EnergyRegisters(**saved))
-            except (TypeError, ValueError) as exc:
-                raise StorageError(f"energy registers in {storage.path} are corrupt: {exc}") from None
+        self.profiles = ProfileSet.standard(config.profiles)
+        self.scheduler = self.profiles.scheduler()
+        self.events = EventLog()
+        self.last_token: TokenOutcome | None = None
+        self.last_token_time: datetime | None = None
+        self._remote: Trigger | None = None
+        try:
+            self._load(now)
+        except (KeyError, TypeError, ValueError, MetrologyError) as exc:
+            raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         self._last_save = now
+        self.on_relay(self.relay.output_state)
+
+    # --- start-up ---------------------------------------------------------------------
+    def _load(self, now: datetime) -> None:
+        s = self.storage
+        cfg = self.config
+        energy = s.get("energy")
+        if energy is not None:
+            self.metrology.restore(EnergyRegisters(**energy))
+        tariff_state = s.get("tariff")
+        self.tariff_state = TariffState.from_dict(tariff_state) if tariff_state else TariffState.initial(now)
+        account = s.get("account")
+        self.account = Account.from_dict(account, cfg.prepaid) if account else Account.initial(cfg.prepaid, now)
+        sts = s.get("sts")
+        self.sts = DecoderState.from_dict(sts) if sts else cfg.sts.initial_state()
+        relay = s.get("relay")
+        self.relay = DisconnectControl.from_dict(relay) if relay else cfg.relay.initial_control()
+        if self.relay.control_mode != cfg.relay.control_mode:
+            self.relay = self.relay.with_mode(cfg.relay.control_mode)
+        limiter = s.get("limiter")
+        self.limiter = Limiter.from_dict(limiter) if limiter else cfg.relay.initial_limiter()
+        progress = s.get("progress")
+        self.progress = _Progress.from_dict(progress) if progress else _Progress()
+        first_start = progress is None
+        if self.progress.charged_until is None:
+            self.progress.charged_until = now
+            self.progress.charged_wh = self.metrology.energy.active_import_wh
+        if not self.progress.block_start:
+            self.progress.block_start = self._cumulative()
+        with self.storage.transaction() as tx:
+            if not first_start and self.progress.last_now is not None:
+                # the meter was off from its last committed step until now
+                self._log(tx, EventCode.POWER_FAIL, "", self.progress.last_now)
+                self._log(tx, EventCode.POWER_RESTORED, "", now)
+            self.progress.charged_until = max(self.progress.charged_until, now) if now >= self.progress.charged_until \
+                else now
+            self._write_state(tx)
 
     # --- time passing ----------------------------------------------------------------
     def on_samples(self, block: Sequence[tuple[Sequence[float], Sequence[float]]], now: datetime) -> Measurements:
@@ -72,38 +218,342 @@ class Meter:
         meas = self.metrology.process(block) if n else self.metrology.measurements
         gap = (now - self.now).total_seconds() - block_seconds
         if gap > 0:
-            self.metrology.accumulate(meas, gap)
-        self.now = max(now, self.now)
-        self._after_time_passed()
+            self.metrology.accumulate(self._steady(meas), gap)
+        if now > self.now:
+            self._walk(now, integrate=False, seconds_measured=(now - self.now).total_seconds())
         return meas
 
     def advance_to(self, now: datetime) -> None:
         """Jump to ``now`` with the load held steady at the latest measurements."""
-        seconds = (now - self.now).total_seconds()
-        if seconds <= 0:
-            self.now = max(now, self.now) if seconds == 0 else self.now
+        if now <= self.now:
             return
-        self.metrology.accumulate(self.metrology.measurements, seconds)
-        self.now = now
-        self._after_time_passed()
+        self._walk(now, integrate=True)
 
     def set_time(self, when: datetime) -> None:
         """The clock was set (console, DLMS): no energy is integrated across the jump."""
-        self.now = when
-        self.save()
+        with self.storage.transaction() as tx:
+            self._log(tx, EventCode.RTC_SET, f"{self.now.isoformat(timespec='seconds')} -> "
+                                             f"{when.isoformat(timespec='seconds')}", when)
+            self.now = when
+            self.progress.charged_until = when
+            self._settle(tx)
+            self._write_state(tx)
+        self._last_save = when
 
-    def _after_time_passed(self) -> None:
-        if (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s:
-            self.save()
+    def _steady(self, meas: Measurements) -> Measurements:
+        return meas if self.relay.output_state else _open_circuit(meas)
+
+    def _walk(self, until: datetime, *, integrate: bool, seconds_measured: float = 0.0) -> None:
+        """Move meter time to ``until`` boundary by boundary, settling at each."""
+        while self.now < until:
+            nxt = min(until, self._next_boundary(self.now))
+            seconds = (nxt - self.now).total_seconds()
+            meas = self._steady(self.metrology.measurements)
+            if integrate:
+                self.metrology.accumulate(meas, seconds)
+            p = meas.phases[0]
+            self.progress.averager = self.progress.averager.add(p.v_rms, p.i_rms, seconds)
+            self.now = nxt
+            captures = self.scheduler.due(self.now - timedelta(microseconds=1), self.now) if nxt < until or \
+                self._is_boundary(nxt) else []
+            if captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s:
+                with self.storage.transaction() as tx:
+                    self._settle(tx)
+                    for c in captures:
+                        self._capture(tx, c.profiles)
+                    self._write_state(tx)
+                self._last_save = self.now
+            else:
+                self._settle(None)
+
+    def _is_boundary(self, t: datetime) -> bool:
+        c = self.scheduler.next_capture(t - timedelta(microseconds=1))
+        return c is not None and c.time == t
+
+    def _next_boundary(self, now: datetime) -> datetime:
+        candidates = [now + MAX_SEGMENT]
+        c = self.scheduler.next_capture(now)
+        if c is not None:
+            candidates.append(c.time)
+        f = next_friendly_boundary(self.config.prepaid, now)
+        if f is not None:
+            candidates.append(f)
+        b = self.config.tariff.next_billing_time(self.tariff_state)
+        if b > now:
+            candidates.append(b)
+        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
+        candidates.append(midnight)
+        return min(candidates)
+
+    # --- the decision step ---------------------------------------------------------------
+    def _settle(self, tx: Transaction | None, *, button: bool = False) -> list:
+        """Charge consumption, close the billing period if due, and let the relay decide.
+        Returns the relay steps taken. Events need ``tx``; without one they are deferred to
+        the next committed step (only harmless, re-derivable state changes happen then)."""
+        now = self.now
+        events: list[tuple[EventCode, Any]] = []
+        # billing date first: consumption before it belongs to the closing period
+        bill_at = self.config.tariff.next_billing_time(self.tariff_state)
+        if bill_at <= now:
+            self._charge_consumption(bill_at, events)
+            self._close_billing(bill_at, tx)
+        self._charge_consumption(now, events)
+        # the limiter watches active power
+        self.limiter, action = self.limiter.update(max(self.metrology.measurements.total.p, 0.0), now)
+        if action is LimiterAction.OVER_THRESHOLD:
+            events.append((EventCode.OVERLOAD, f"{self.metrology.measurements.total.p:.0f} W"))
+        elif action is LimiterAction.UNDER_THRESHOLD:
+            events.append((EventCode.OVERLOAD_RESTORED, ""))
+        decision = supply_decision(self.config.prepaid, self.account, now)
+        allowed = decision.allowed
+        if self.progress.cut_for_credit:
+            if decision.reason in _CREDIT_REASONS:
+                self.progress.cut_for_credit = False  # credit is back: the cut is over
+            elif not self.config.relay.reconnect_in_friendly_period:
+                allowed = False  # a friendly period does not undo a cut for credit
+        inputs = RelayInputs(supply_allowed=allowed, supply_reason=decision.reason.value,
+                             limiter_over=self.limiter.over, tamper=self.progress.tamper,
+                             remote=self._remote, button=button)
+        self._remote = None
+        before = self.relay.output_state
+        self.relay, steps = settle(self.relay, inputs, self.config.relay.policy)
+        if any(st.transition is not None and st.decision.cause is Cause.PREPAID for st in steps):
+            self.progress.cut_for_credit = True
+        if tx is not None:
+            for code, detail in events:
+                self._log(tx, code, detail)
+            for step in steps:
+                ev = control_event(step, now)
+                if ev is not None:
+                    self.events.record(tx, ev, self._snapshot(), self.storage)
+        else:
+            self._pending_events = getattr(self, "_pending_events", []) + events
+        if self.relay.output_state != before:
+            self.on_relay(self.relay.output_state)
+        return list(steps)
+
+    def _charge_consumption(self, until: datetime, events: list) -> None:
+        start = self.progress.charged_until or until
+        wh = self.metrology.energy.active_import_wh - self.progress.charged_wh
+        if until > start:
+            cost, self.tariff_state = self.config.tariff.charge_fixed(self.tariff_state, until)
+            if cost:
+                self._charge(cost, until, events)
+        if wh > 0 and until >= start:
+            if self.config.prepaid.unit == "kWh":
+                cost = (Decimal(repr(wh)) / 1000)
+                _, self.tariff_state = self.config.tariff.charge_energy(self.tariff_state, wh, start, max(until, start))
+            else:
+                cost, self.tariff_state = self.config.tariff.charge_energy(self.tariff_state, wh, start,
+                                                                           max(until, start))
+            self.progress.charged_wh += wh
+            if cost:
+                self._charge(cost, until, events)
+        self.progress.charged_until = max(until, start)
+
+    def _charge(self, amount: Decimal, now: datetime, events: list) -> None:
+        self.account, evs = self.account.charge(amount, now)
+        events.extend((_ACCOUNT_EVENT_CODES[e], "") for e in evs if e in _ACCOUNT_EVENT_CODES)
+
+    def _close_billing(self, at: datetime, tx: Transaction | None) -> None:
+        fixed, self.tariff_state = self.config.tariff.charge_fixed(self.tariff_state, at)
+        if fixed:
+            self._charge(fixed, at, [])
+        self.tariff_state, bill = self.config.tariff.close_billing_period(self.tariff_state, at)
+        row = {
+            "billing_date": at,
+            "average_power_factor": round(self.metrology.measurements.total.pf, 3),
+            **cumulative_values(self._cumulative()),
+            "md_active_import": round(self.progress.md_w), "md_active_import_time": self.progress.md_time,
+            "md_apparent_import": None, "md_apparent_import_time": None,
+            "billed_amount": bill.total, "balance_amount": self.account.balance,
+        }
+        self.progress.md_w, self.progress.md_time = 0.0, None
+        if tx is not None:
+            self.profiles.billing.capture(tx, at, row, self.storage)
+        else:
+            self._pending_bills = getattr(self, "_pending_bills", []) + [(at, row)]
+
+    def _cumulative(self) -> dict[str, float]:
+        e = self.metrology.energy
+        return {
+            "active_import": round(e.active_import_wh), "active_export": round(e.active_export_wh),
+            "reactive_lag": round(e.reactive_q1_varh), "reactive_lead": round(e.reactive_q4_varh),
+            "apparent_import": round(e.apparent_import_vah), "apparent_export": round(e.apparent_export_vah),
+        }
+
+    def _capture(self, tx: Transaction, profile_names) -> None:
+        now = self.now
+        cum = self._cumulative()
+        for name in profile_names:
+            if name == BLOCK_LOAD:
+                values = block_load_values(self.progress.block_start, cum, self.progress.averager)
+                period_h = self.profiles.block_load.capture_period / 3600
+                demand = values["active_import"] / period_h if period_h else 0.0
+                if demand > self.progress.md_w:
+                    self.progress.md_w, self.progress.md_time = demand, now
+                self.profiles.block_load.capture(tx, now, values, self.storage)
+                self.progress.block_start = cum
+                self.progress.averager = BlockAverager()
+            elif name == DAILY_LOAD:
+                self.profiles.daily_load.capture(tx, now, cumulative_values(cum), self.storage)
+            elif name == BILLING:
+                pass  # the tariff's billing date closes the period (see _settle)
 
     # --- non-volatile memory ---------------------------------------------------------
+    def _write_state(self, tx: Transaction) -> None:
+        for code, detail in getattr(self, "_pending_events", []):
+            self._log(tx, code, detail)
+        self._pending_events = []
+        for at, row in getattr(self, "_pending_bills", []):
+            self.profiles.billing.capture(tx, at, row, self.storage)
+        self._pending_bills = []
+        self.progress.last_now = self.now
+        tx.put("energy", asdict(self.metrology.energy))
+        tx.put("tariff", self.tariff_state.to_dict())
+        tx.put("account", self.account.to_dict())
+        tx.put("sts", self.sts.to_dict())
+        tx.put("relay", self.relay.to_dict())
+        tx.put("limiter", self.limiter.to_dict())
+        tx.put("progress", self.progress.to_dict())
+
     def save(self) -> None:
         with self.storage.transaction() as tx:
-            tx.put(ENERGY_KEY, asdict(self.metrology.energy))
+            self._settle(tx)
+            self._write_state(tx)
         self._last_save = self.now
 
     def shutdown(self) -> None:
         self.save()
+
+    def _snapshot(self) -> dict:
+        m = self.metrology.measurements
+        return {"voltage": round(m.phases[0].v_rms, 2), "current": round(m.phases[0].i_rms, 3),
+                "power_factor": round(m.total.pf, 3), "active_import": round(self.metrology.energy.active_import_wh)}
+
+    def _log(self, tx: Transaction, code: EventCode, detail: Any = "", when: datetime | None = None) -> None:
+        self.events.record(tx, Event(code, when or self.now, detail), self._snapshot(), self.storage)
+
+    # --- inputs -------------------------------------------------------------------------
+    def enter_token(self, digits: str, source: str = "console") -> TokenOutcome:
+        """Decode, validate and apply one token; credit and TID commit in one transaction."""
+        now = self.now
+        digits = "".join(ch for ch in str(digits) if not ch.isspace() and ch != "-")
+        result, new_state = decode(self.sts, digits, now)
+        outcome = TokenOutcome(result, result.word, message=result.detail)
+        account = self.account
+        limiter = self.limiter
+        tamper = self.progress.tamper
+        if result.code is TokenResultCode.ACCEPT:
+            effect = result.effect
+            if isinstance(effect, CreditTransfer):
+                outcome, account = self._apply_credit(result, effect, account, now)
+                if not outcome.accepted:
+                    # overflow or a credit this meter cannot take: the token stays unused
+                    new_state = note_bad_token(self.sts, now)
+            elif isinstance(effect, SetMaxPowerLimit):
+                limiter = limiter.set_max_power_limit(effect.watts)
+                outcome = replace(outcome, message=f"load limit {effect.watts} W")
+            elif isinstance(effect, ClearCredit):
+                account, _ = account.clear_credit(now)
+                outcome = replace(outcome, message="credit cleared")
+            elif isinstance(effect, ClearTamper):
+                tamper = False
+                outcome = replace(outcome, message="tamper cleared")
+            elif isinstance(effect, KeyChangeSection):
+                outcome = replace(outcome, message=f"key change section {effect.section} of "
+                                                   f"{len(effect.received)} received")
+            elif isinstance(effect, KeyChanged):
+                outcome = replace(outcome, message=f"new key KRN {effect.krn} TI {effect.ti}"
+                                                   + (" (rollover)" if effect.rollover else ""))
+            elif isinstance(effect, TestDisplay):
+                outcome = replace(outcome, message="test: " + ", ".join(r.name.lower() for r in effect.requests))
+        with self.storage.transaction() as tx:
+            self.sts = new_state
+            self.account = account
+            self.limiter = limiter
+            self.progress.tamper = tamper
+            code = EventCode.TOKEN_ACCEPTED if outcome.accepted else EventCode.TOKEN_REJECTED
+            self._log(tx, code, f"{outcome.word} tid={result.tid} via {source} {digits[:4]}...{digits[-4:]}")
+            if outcome.credit_added:
+                self._log(tx, EventCode.RECHARGE, str(outcome.credit_added))
+            if isinstance(result.effect, KeyChanged) and outcome.accepted:
+                self._log(tx, EventCode.KEY_CHANGE_TOKEN, outcome.message)
+            if isinstance(result.effect, ClearCredit) and outcome.accepted:
+                self._log(tx, EventCode.CREDIT_CLEARED, "")
+            self._settle(tx)
+            self._write_state(tx)
+        self._last_save = now
+        self.last_token, self.last_token_time = outcome, now
+        return outcome
+
+    def _apply_credit(self, result: TokenResult, effect: CreditTransfer, account: Account, now: datetime):
+        unit = self.config.prepaid.unit
+        wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
+        if effect.kind is not wants:
+            what = "kWh" if wants is CreditKind.ELECTRICITY else "currency"
+            return TokenOutcome(result, "function_error", message=f"this meter takes {what} credit, "
+                                                                  f"not {effect.kind.name.lower()}"), account
+        new, recharge = account.recharge(effect.value, now)
+        if recharge.status is RechargeStatus.OVERFLOW:
+            return TokenOutcome(result, "overflow", message="credit register would overflow"), account
+        msg = f"+{effect.value} {unit}"
+        if recharge.to_debt:
+            msg += f" ({recharge.to_debt} to debt)"
+        if recharge.to_emergency:
+            msg += f" ({recharge.to_emergency} repays emergency credit)"
+        return TokenOutcome(result, "accepted", effect.value, msg), new
+
+    def press_button(self) -> str:
+        """The push button: reconnects a relay that is ready for reconnection (or, in
+        modes that allow it, disconnects). Returns the relay word afterwards."""
+        with self.storage.transaction() as tx:
+            self._settle(tx, button=True)
+            self._write_state(tx)
+        return RELAY_WORDS[self.relay.control_state]
+
+    def remote_relay(self, trigger: Trigger) -> Refusal | None:
+        """A head-end remote_disconnect / remote_reconnect (disconnect control methods)."""
+        refusal = self.relay.refusal(trigger)
+        if refusal is not None:
+            return refusal
+        self._remote = trigger
+        with self.storage.transaction() as tx:
+            self._settle(tx)
+            self._write_state(tx)
+        return None
+
+    def set_control_mode(self, mode: int) -> None:
+        self.relay = self.relay.with_mode(mode)
+        self.save()
+
+    def invoke_emergency(self) -> str:
+        try:
+            account, events = self.account.invoke_emergency(self.now)
+        except EmergencyRefused as exc:
+            return f"refused: {exc.reason.value}"
+        with self.storage.transaction() as tx:
+            self.account = account
+            for e in events:
+                if e in _ACCOUNT_EVENT_CODES:
+                    self._log(tx, _ACCOUNT_EVENT_CODES[e], "")
+            self._settle(tx)
+            self._write_state(tx)
+        return f"emergency credit {self.config.prepaid.display(self.account.emergency_limit)} invoked"
+
+    def set_tamper(self, code: EventCode, active: bool) -> None:
+        """A cover-open or magnet switch changed (hal pins reach here through tools)."""
+        with self.storage.transaction() as tx:
+            if active:
+                self.progress.tamper = True
+            self._log(tx, code, "")
+            self._settle(tx)
+            self._write_state(tx)
+
+    def log_security(self, code: EventCode, detail: str) -> None:
+        """An association authentication failure or lockout from the DLMS server."""
+        with self.storage.transaction() as tx:
+            self._log(tx, code, detail)
 
     # --- reading -----------------------------------------------------------------------
     @property
@@ -114,17 +564,43 @@ class Meter:
     def energy(self) -> EnergyRegisters:
         return self.metrology.energy
 
+    def friendly_now(self) -> str | None:
+        reason = is_friendly(self.config.prepaid, self.now)
+        return reason.value if reason is not None else None
+
+    def recent_events(self, n: int = 10) -> list[Event]:
+        out: list[Event] = []
+        for kind in LogKind:
+            out.extend(self.events.events(self.storage, kind))
+        out.sort(key=lambda e: e.time)
+        return out[-n:]
+
     def status(self) -> dict[str, Any]:
         m = self.measurements
         e = self.energy
+        a = self.account
+        decision = supply_decision(self.config.prepaid, a, self.now)
         return {
             "time": self.now.isoformat(timespec="seconds"),
             "serial": self.config.identity.serial,
+            "relay": RELAY_WORDS[self.relay.control_state],
+            "relay_mode": self.relay.control_mode,
+            "credit": str(a.balance),
+            "credit_unit": self.config.prepaid.unit,
+            "available_credit": str(a.available_credit),
+            "debt": str(a.debt),
+            "emergency_credit_active": a.emergency_invoked,
+            "friendly_now": self.friendly_now() is not None,
+            "supply_reason": decision.reason.value,
+            "total_recharged": str(a.total_recharged),
+            "total_charged": str(a.total_charged),
+            "load_limit_w": self.limiter.threshold_active,
+            "token_lockout": self.sts.locked_out(self.now),
             "energy_import_kwh": round(e.active_import_wh / 1000.0, 3),
             "energy_export_kwh": round(e.active_export_wh / 1000.0, 3),
             "voltage": round(m.phases[0].v_rms, 2),
-            "current": round(m.phases[0].i_rms, 3),
-            "power_w": round(m.total.p, 1),
+            "current": round(m.phases[0].i_rms, 3) if self.relay.output_state else 0.0,
+            "power_w": round(m.total.p, 1) if self.relay.output_state else 0.0,
             "power_factor": round(m.total.pf, 3),
             "frequency": round(m.frequency, 2),
         }

@@ -23,6 +23,7 @@ from datetime import datetime, time, timedelta
 from enum import Enum, IntEnum
 from typing import Any, Mapping, Protocol, Sequence
 
+from firmware.config import Table
 from firmware.errors import ConfigError, FirmwareError
 from firmware.storage import Storage, Transaction
 
@@ -539,3 +540,20 @@ def cumulative_values(registers: Mapping[str, Any]) -> dict[str, Any]:
         return {name: registers[name] for name in ENERGY_NAMES}
     except KeyError as exc:
         raise ProfileError(f"daily load: no cumulative value for {exc.args[0]!r}") from exc
+
+
+def profile_config_from_table(table: Mapping, prefix: str = "profiles", billing_day: int = 1) -> ProfileConfig:
+    """The ``[profiles]`` table; the billing day comes from the tariff so both close together."""
+    from firmware.config import Table
+
+    t = Table(table, prefix, {"block_load_period", "block_load_days", "daily_load_days", "billing_months"})
+    period = t.int("block_load_period", 900)
+    if period not in (900, 1800):
+        raise ConfigError(t.key("block_load_period"), f"must be 900 or 1800 s, not {period}")
+    return ProfileConfig(
+        block_load_period=period,
+        block_load_days=t.int("block_load_days", 30, 1, 3660),
+        daily_load_days=t.int("daily_load_days", 60, 1, 3660),
+        billing_months=t.int("billing_months", 13, 1, 120),
+        billing_day=billing_day,
+    )

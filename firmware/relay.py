@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from enum import Enum, IntEnum
 from typing import Any, Mapping
 
+from firmware.config import Table
 from firmware.errors import ConfigError, FirmwareError
 from firmware.events import Event, EventCode
 
@@ -523,3 +524,44 @@ class Limiter:
             )
         except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
             raise RelayError(f"stored limiter is unreadable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """The ``[relay]`` table: disconnect control mode, tamper policy and the load limit."""
+
+    control_mode: int = 6
+    disconnect_on_tamper: bool = False
+    load_limit_w: float | None = None  # None: no limit until a token or the head-end sets one
+    min_over_threshold_s: int = 60
+    min_under_threshold_s: int = 300
+    # Friendly periods stop a disconnection; they do not undo one. A supply cut
+    # for lack of credit stays off until credit is back, unless this is set.
+    reconnect_in_friendly_period: bool = False
+
+    @classmethod
+    def from_table(cls, table: Mapping, prefix: str = "relay") -> "RelayConfig":
+        t = Table(table, prefix, {"control_mode", "disconnect_on_tamper", "load_limit_w",
+                                  "min_over_threshold_s", "min_under_threshold_s", "reconnect_in_friendly_period"})
+        limit = table.get("load_limit_w")
+        if limit is not None:
+            limit = t.float("load_limit_w", 0.0, 0.0)
+        return cls(
+            control_mode=t.int("control_mode", 6, 0, 6),
+            disconnect_on_tamper=t.bool("disconnect_on_tamper", False),
+            load_limit_w=limit,
+            min_over_threshold_s=t.int("min_over_threshold_s", 60, 0, 86400),
+            min_under_threshold_s=t.int("min_under_threshold_s", 300, 0, 86400),
+            reconnect_in_friendly_period=t.bool("reconnect_in_friendly_period", False),
+        )
+
+    @property
+    def policy(self) -> RelayPolicy:
+        return RelayPolicy(disconnect_on_tamper=self.disconnect_on_tamper)
+
+    def initial_control(self) -> DisconnectControl:
+        return DisconnectControl(control_mode=self.control_mode)
+
+    def initial_limiter(self) -> Limiter:
+        return Limiter(threshold_normal=self.load_limit_w, min_over_threshold_duration=self.min_over_threshold_s,
+                       min_under_threshold_duration=self.min_under_threshold_s)

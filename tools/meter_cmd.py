@@ -70,7 +70,9 @@ class MeterProgram:
                                                          "phases": m.phases} if cfg.hal.samples == "synthetic" else {}))
         if cfg.hal.samples == "synthetic":
             self.source.set_voltage(m.nominal_voltage)
-        self.meter = Meter(cfg.meter, self.storage, self.clock.now())
+        self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
+        self._relay_closed = True
+        self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
         self.objects = build_objects(self.meter, set_clock=self.set_time)
         dl = cfg.meter.dlms
         self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
@@ -87,7 +89,22 @@ class MeterProgram:
         self._meter_tick()  # the old load's energy up to now
         if not hasattr(self.source, "set_load"):
             raise FirmwareError(f"the sample source {self.cfg.hal.samples!r} has no settable load")
-        self.source.set_load(current, pf=abs(pf), lagging=lagging if pf >= 0 else not lagging, voltage=voltage)
+        if voltage is not None:
+            self.source.set_voltage(voltage)
+        self._load = (current, abs(pf), lagging if pf >= 0 else not lagging)
+        self._apply_load()
+
+    def _on_relay(self, closed: bool) -> None:
+        """The relay opened or closed: the consumer's load is behind it."""
+        self._relay_closed = closed
+        if hasattr(self, "meter"):
+            self._apply_load()
+
+    def _apply_load(self) -> None:
+        if not hasattr(self.source, "set_load"):
+            return
+        current, pf, lagging = self._load
+        self.source.set_load(current if self._relay_closed else 0.0, pf=pf, lagging=lagging)
         # a fresh block measures the new load at once, so status shows it without a tick
         self.meter.on_samples(self.source.read_block(self.cfg.meter.metrology.sample_rate // 5), self.meter.now)
 

@@ -81,8 +81,10 @@ def register(subparsers) -> None:
     credit = kind("credit", "class 0 credit transfer")
     amount = credit.add_mutually_exclusive_group(required=True)
     amount.add_argument("--kwh", help="electricity in kWh (rounded up to 0.1 kWh)")
-    amount.add_argument("--amount", help="amount in the subclass's unit (kWh, m3, min, currency)")
-    credit.add_argument("--subclass", type=int, default=0, choices=range(8), help="0 electricity .. 7 time currency")
+    amount.add_argument("--amount", help="money for electricity (subclass 4), or the --subclass's unit")
+    credit.add_argument("--subclass", type=int, default=None, choices=range(8),
+                        help="0 electricity kWh .. 4 electricity currency .. 7 time currency "
+                             "(default: 4 with --amount, as the demo meter keeps credit in INR)")
     kind("power-limit", "set maximum power limit").add_argument("--watts", type=int, required=True)
     kind("phase-unbalance", "set maximum phase power unbalance limit").add_argument("--watts", type=int, required=True)
     kind("clear-credit", "clear credit").add_argument("--register", type=_int_any, default=0xFFFF,
@@ -157,7 +159,10 @@ def _vend(args, cfg: StsConfig) -> list[v.VendedToken]:
     for i in range(count):
         t = when + timedelta(minutes=i)
         if args.kind == "credit":
-            value, subclass = (args.kwh, 0) if args.kwh is not None else (args.amount, args.subclass)
+            if args.kwh is not None:
+                value, subclass = args.kwh, 0 if args.subclass is None else args.subclass
+            else:
+                value, subclass = args.amount, 4 if args.subclass is None else args.subclass
             out.append(v.vend_credit(key, value, subclass=subclass, time=t, rnd=args.rnd))
         elif args.kind == "power-limit":
             out.append(v.vend_power_limit(key, args.watts, time=t, rnd=args.rnd))

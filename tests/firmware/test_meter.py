@@ -1,0 +1,144 @@
+"""The whole firmware on a real sqlite file: consumption billed to the account,
+friendly credit over a holiday weekend, reconnection on recharge, tokens exactly once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from firmware.meter import Meter, MeterConfig
+from firmware.storage import Storage
+from firmware.sts.vend import vend_credit
+from hal.samples import SyntheticSource
+
+CONFIG = MeterConfig.from_dict({})
+KEY = CONFIG.sts.vend_key()
+
+
+def token(amount: str, when: datetime) -> str:
+    return vend_credit(KEY, Decimal(amount), subclass=4, time=when).digits
+
+
+class Rig:
+    """A meter on a real state directory with a synthetic load behind its relay."""
+
+    def __init__(self, state, start: datetime, config: MeterConfig = CONFIG):
+        self.source = SyntheticSource(sample_rate=config.metrology.sample_rate)
+        self.amps = 0.0
+        self.storage = Storage.open(state)
+        self.meter = Meter(config, self.storage, start, on_relay=self._relay)
+
+    def _relay(self, closed: bool) -> None:
+        self.source.set_load(self.amps if closed else 0.0)
+        if hasattr(self, "meter"):
+            self.meter.on_samples(self.source.read_block(self.source.sample_rate // 5), self.meter.now)
+
+    def load(self, amps: float) -> None:
+        self.amps = amps
+        self._relay(self.meter.relay.output_state)
+
+    def at(self, when: datetime) -> dict:
+        self.meter.advance_to(when)
+        return self.meter.status()
+
+
+def test_holiday_weekend_keeps_supply_on_until_11_on_the_next_working_day_then_recharge_reconnects(tmp_path):
+    # Friday 14 June 2024, 17:00; Monday 17 June 2024 is a holiday (Bakrid) in the demo config
+    rig = Rig(tmp_path, datetime(2024, 6, 14, 17, 0))
+    assert rig.meter.enter_token(token("20", datetime(2024, 6, 14, 16, 0))).word == "accepted"
+    rig.load(10)
+    friday_night = rig.at(datetime(2024, 6, 14, 23, 0))
+    assert Decimal(friday_night["credit"]) < 0, "credit ran out on Friday evening"
+    assert friday_night["relay"] == "connected" and friday_night["friendly_now"]
+    for when in (datetime(2024, 6, 15, 12), datetime(2024, 6, 16, 12), datetime(2024, 6, 17, 12),
+                 datetime(2024, 6, 18, 10, 59)):
+        status = rig.at(when)
+        assert status["relay"] == "connected", when
+        assert status["power_w"] > 2000
+    cut = rig.at(datetime(2024, 6, 18, 11, 0))
+    assert cut["relay"] != "connected" and cut["power_w"] == 0.0
+    debt = Decimal(cut["debt"])
+    assert debt > 800  # about 88 hours at 2.3 kW
+
+    # cut stays cut: the evening's friendly hours do not reconnect without credit
+    assert rig.at(datetime(2024, 6, 18, 18, 0))["relay"] != "connected"
+
+    outcome = rig.meter.enter_token(token("2000", datetime(2024, 6, 18, 17, 0)))
+    assert outcome.word == "accepted"
+    # STS amounts are exponent/mantissa coded and rounded up in the customer's favour
+    assert Decimal("2000") <= outcome.credit_added < Decimal("2001")
+    after = rig.meter.status()
+    assert after["relay"] == "connected", "a recharge reconnects at once: no second visit"
+    assert after["power_w"] > 2000
+    # the debt was recovered first, exactly
+    assert Decimal(after["credit"]) == outcome.credit_added - debt
+    assert Decimal(after["credit"]) == Decimal(after["total_recharged"]) - Decimal(after["total_charged"])
+
+
+def test_a_month_of_consumption_is_billed_to_the_paisa(tmp_path):
+    # 4000 samples/s puts exactly 80 samples in a 50 Hz cycle, so the synthetic load
+    # measures as exactly 1150 W and the month's energy is exact to the Wh
+    cfg = MeterConfig.from_dict({"metrology": {"sample_rate": 4000}})
+    rig = Rig(tmp_path, datetime(2024, 6, 1, 0, 0), cfg)
+    rig.meter.enter_token(token("9000", datetime(2024, 5, 31, 23, 0)))
+    rig.load(5)  # 230 V x 5 A = 1150 W
+    rig.at(datetime(2024, 7, 1, 0, 0, 1))
+    (bill,) = rig.meter.profiles.billing.rows(rig.storage)
+    cols = rig.meter.profiles.billing.column_names
+    row = dict(zip(cols, bill))
+    # 30 days x 24 h x 1.15 kW = 828 kWh, by the demo telescopic slabs:
+    #   100 kWh x 4.50 = 450.00; 100 x 5.50 = 550.00; 200 x 7.00 = 1400.00; 428 x 8.00 = 3424.00
+    #   fixed charge 30 days x 1.50 = 45.00; duty 6 % of 5869.00 = 352.14
+    assert row["active_import"] == 828000
+    assert row["billed_amount"] == Decimal("6221.14")
+    assert row["billing_date"] == datetime(2024, 7, 1)
+
+
+def test_state_survives_a_restart_and_a_used_token_stays_used(tmp_path):
+    start = datetime(2024, 6, 3, 12, 0)  # a Monday, outside friendly hours
+    t = token("500", start - timedelta(hours=1))
+    rig = Rig(tmp_path, start)
+    assert rig.meter.enter_token(t).word == "accepted"
+    rig.load(10)
+    before = rig.at(start + timedelta(hours=2))
+    rig.meter.shutdown()
+    rig.storage.close()
+
+    again = Rig(tmp_path, start + timedelta(hours=2))
+    status = again.meter.status()
+    assert status["credit"] == before["credit"]
+    assert status["energy_import_kwh"] == before["energy_import_kwh"]
+    assert again.meter.enter_token(t).word == "used"
+    assert Decimal(again.meter.status()["total_recharged"]) == Decimal("500.04")  # 500 rounded up by STS
+
+
+def test_overflow_keeps_the_token_unused(tmp_path):
+    cfg = MeterConfig.from_dict({"prepaid": {"max_balance": "1000"}})
+    rig = Rig(tmp_path, datetime(2024, 6, 3, 12, 0), cfg)
+    big = token("1500", datetime(2024, 6, 3, 11, 0))
+    assert rig.meter.enter_token(big).word == "overflow"
+    assert rig.meter.status()["total_recharged"] == "0"
+    small = token("900", datetime(2024, 6, 3, 11, 1))
+    assert rig.meter.enter_token(small).word == "accepted"
+
+
+def test_kwh_token_on_a_currency_meter_is_a_function_error_and_changes_nothing(tmp_path):
+    rig = Rig(tmp_path, datetime(2024, 6, 3, 12, 0))
+    kwh = vend_credit(KEY, Decimal("10"), subclass=0, time=datetime(2024, 6, 3, 11, 0)).digits
+    assert rig.meter.enter_token(kwh).word == "function_error"
+    assert rig.meter.status()["credit"] == "0"
+
+
+@pytest.mark.parametrize("mode, expect_after_recharge", [(6, "connected"), (4, "ready")])
+def test_recharge_reconnects_at_once_or_on_one_button_press(tmp_path, mode, expect_after_recharge):
+    cfg = MeterConfig.from_dict({"relay": {"control_mode": mode}})
+    start = datetime(2024, 6, 3, 12, 0)  # Monday noon, not friendly
+    rig = Rig(tmp_path, start, cfg)
+    rig.load(10)
+    assert rig.at(start + timedelta(minutes=1))["relay"] == "ready"  # no credit: cut
+    rig.meter.enter_token(token("100", start))
+    assert rig.meter.status()["relay"] == expect_after_recharge
+    if expect_after_recharge == "ready":
+        assert rig.meter.press_button() == "connected"
