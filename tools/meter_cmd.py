@@ -20,9 +20,10 @@ from pathlib import Path
 from dlms import axdr
 from dlms.cosem.base import Context
 from dlms.obis import Obis
-from dlms.server import Server
+from dlms.server import Notice, Server, ServerEvent
 from firmware.console import Console, Reply
 from firmware.errors import FirmwareError
+from firmware.events import EventCode
 from firmware.meter import Meter
 from firmware.objects import build_objects, policies
 from firmware.storage import Storage
@@ -32,6 +33,12 @@ from hal.errors import HalError
 from hal.samples import open_source
 from tools import config as config_mod
 from tools.links import wrapper_session
+
+_NOTICE_EVENTS = {
+    ServerEvent.AUTHENTICATION_FAILED: EventCode.AUTHENTICATION_FAILURE,
+    ServerEvent.LOCKED_OUT: EventCode.LOCKOUT,
+    ServerEvent.SECURITY_FAILURE: EventCode.AUTHENTICATION_FAILURE,
+}
 
 TICK = 0.25  # seconds of real time between metering blocks
 MAX_BLOCK_SECONDS = 1.0  # a longer gap is integrated at steady load, not sample by sample
@@ -76,9 +83,16 @@ class MeterProgram:
         self.objects = build_objects(self.meter, set_clock=self.set_time)
         dl = cfg.meter.dlms
         self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
-                             lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60)
+                             lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
+                             on_notice=self._on_notice)
         self.console = Console(self.meter, self)
         self.stopping = asyncio.Event()
+
+    def _on_notice(self, notice: Notice) -> None:
+        """Security events from the DLMS server go to the meter's event log."""
+        code = _NOTICE_EVENTS.get(notice.event)
+        if code is not None:
+            self.meter.log_security(code, f"client SAP {notice.client_sap}: {notice.detail}")
 
     # --- Host for the console ------------------------------------------------------------
     @property
