@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
-from dlms import ber
-from dlms.errors import ApduError, BerError
+from dlms import axdr, ber
+from dlms.errors import ApduError, AxdrError, BerError
 
 # --- object identifiers --------------------------------------------------------------
 
@@ -107,10 +107,61 @@ def _conformance_bytes(c: int) -> bytes:
     return _CONFORMANCE_TAG + int(c).to_bytes(3, "big")
 
 
-def _read_conformance(buf: bytes, pos: int) -> tuple[Conformance, int]:
-    if buf[pos : pos + 4] != _CONFORMANCE_TAG or pos + 7 > len(buf):
-        raise ApduError("bad conformance block")
-    return Conformance(int.from_bytes(buf[pos + 4 : pos + 7], "big")), pos + 7
+def _qos(value: int | None) -> bytes:
+    """[0] IMPLICIT Integer8 OPTIONAL: presence flag, then a signed octet."""
+    if value is None:
+        return b"\x00"
+    return b"\x01" + value.to_bytes(1, "big", signed=True)
+
+
+class _Cursor:
+    """A bounded reader over the A-XDR of an InitiateRequest/Response."""
+
+    __slots__ = ("buf", "pos")
+
+    def __init__(self, buf: bytes):
+        self.buf = buf
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.buf):
+            raise ApduError("truncated xDLMS initiate")
+        v = bytes(self.buf[self.pos : end])
+        self.pos = end
+        return v
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def i8(self) -> int:
+        return int.from_bytes(self.take(1), "big", signed=True)
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "big")
+
+    def flag(self) -> bool:
+        """An OPTIONAL/DEFAULT presence octet: 0 absent, 1 present."""
+        f = self.u8()
+        if f > 1:
+            raise ApduError(f"presence flag {f} is neither 0 nor 1")
+        return bool(f)
+
+    def octets(self) -> bytes:
+        try:
+            n, self.pos = axdr.decode_length(self.buf, self.pos)
+        except AxdrError as exc:
+            raise ApduError(str(exc)) from None
+        return self.take(n)
+
+    def conformance(self) -> "Conformance":
+        if self.take(4) != _CONFORMANCE_TAG:
+            raise ApduError("bad conformance block")
+        return Conformance(int.from_bytes(self.take(3), "big"))
+
+    def end(self, what: str) -> None:
+        if self.pos != len(self.buf):
+            raise ApduError(f"{what} has {len(self.buf) - self.pos} trailing bytes")
 
 
 # --- xDLMS initiate -----------------------------------------------------------------
@@ -136,9 +187,10 @@ class InitiateRequest:
         if self.dedicated_key is None:
             out.append(0)
         else:
-            out += bytes((1, len(self.dedicated_key))) + self.dedicated_key
+            out += b"\x01" + axdr.encode_length(len(self.dedicated_key)) + self.dedicated_key
+        # response-allowed BOOLEAN DEFAULT TRUE: A-XDR sends 0 for the default value
         out += b"\x00" if self.response_allowed else b"\x01\x00"
-        out += b"\x00" if self.proposed_quality_of_service is None else bytes((1, self.proposed_quality_of_service))
+        out += _qos(self.proposed_quality_of_service)
         out.append(self.dlms_version)
         out += _conformance_bytes(self.proposed_conformance)
         out += self.client_max_receive_pdu_size.to_bytes(2, "big")
@@ -146,38 +198,16 @@ class InitiateRequest:
 
     @classmethod
     def decode(cls, buf: bytes) -> "InitiateRequest":
-        try:
-            if buf[0] != INITIATE_REQUEST:
-                raise ApduError(f"not an InitiateRequest (tag {buf[0]})")
-            pos = 1
-            key = None
-            if buf[pos]:
-                n = buf[pos + 1]
-                key = bytes(buf[pos + 2 : pos + 2 + n])
-                if len(key) != n:
-                    raise ApduError("truncated dedicated key")
-                pos += 2 + n
-            else:
-                pos += 1
-            allowed = True
-            if buf[pos]:
-                allowed = bool(buf[pos + 1])
-                pos += 2
-            else:
-                pos += 1
-            qos = None
-            if buf[pos]:
-                qos = buf[pos + 1]
-                pos += 2
-            else:
-                pos += 1
-            version = buf[pos]
-            conformance, pos = _read_conformance(buf, pos + 1)
-            if pos + 2 != len(buf):
-                raise ApduError("InitiateRequest has a wrong length")
-            pdu = int.from_bytes(buf[pos : pos + 2], "big")
-        except IndexError:
-            raise ApduError("truncated InitiateRequest") from None
+        rd = _Cursor(buf)
+        if rd.u8() != INITIATE_REQUEST:
+            raise ApduError(f"not an InitiateRequest (tag {buf[0]})")
+        key = rd.octets() if rd.flag() else None
+        allowed = bool(rd.u8()) if rd.flag() else True
+        qos = rd.i8() if rd.flag() else None
+        version = rd.u8()
+        conformance = rd.conformance()
+        pdu = rd.u16()
+        rd.end("InitiateRequest")
         return cls(conformance, pdu, version, key, allowed, qos)
 
 
@@ -191,7 +221,7 @@ class InitiateResponse:
 
     def encode(self) -> bytes:
         out = bytearray((INITIATE_RESPONSE,))
-        out += b"\x00" if self.negotiated_quality_of_service is None else bytes((1, self.negotiated_quality_of_service))
+        out += _qos(self.negotiated_quality_of_service)
         out.append(self.dlms_version)
         out += _conformance_bytes(self.negotiated_conformance)
         out += self.server_max_receive_pdu_size.to_bytes(2, "big")
@@ -200,24 +230,15 @@ class InitiateResponse:
 
     @classmethod
     def decode(cls, buf: bytes) -> "InitiateResponse":
-        try:
-            if buf[0] != INITIATE_RESPONSE:
-                raise ApduError(f"not an InitiateResponse (tag {buf[0]})")
-            pos = 1
-            qos = None
-            if buf[pos]:
-                qos = buf[pos + 1]
-                pos += 2
-            else:
-                pos += 1
-            version = buf[pos]
-            conformance, pos = _read_conformance(buf, pos + 1)
-            if pos + 4 != len(buf):
-                raise ApduError("InitiateResponse has a wrong length")
-            pdu = int.from_bytes(buf[pos : pos + 2], "big")
-            vaa = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-        except IndexError:
-            raise ApduError("truncated InitiateResponse") from None
+        rd = _Cursor(buf)
+        if rd.u8() != INITIATE_RESPONSE:
+            raise ApduError(f"not an InitiateResponse (tag {buf[0]})")
+        qos = rd.i8() if rd.flag() else None
+        version = rd.u8()
+        conformance = rd.conformance()
+        pdu = rd.u16()
+        vaa = rd.u16()
+        rd.end("InitiateResponse")
         return cls(conformance, pdu, version, vaa, qos)
 
 
@@ -317,11 +338,14 @@ class AARQ:
             body += ber.tlv(0xA6, ber.tlv(0x04, self.calling_ap_title))
         if self.calling_ae_qualifier is not None:
             body += ber.tlv(0xA7, ber.tlv(0x04, self.calling_ae_qualifier))
-        if self.mechanism is not None and self.mechanism != Mechanism.LOWEST:
-            body += ber.tlv(0x8A, _ACSE_REQUIREMENTS_AUTH)
+        # Each field goes out when set, so decode(encode(x)) == x. The acse-requirements
+        # "authentication" bit accompanies every mechanism but lowest-level.
+        if self.mechanism is not None:
+            if self.mechanism != Mechanism.LOWEST:
+                body += ber.tlv(0x8A, _ACSE_REQUIREMENTS_AUTH)
             body += ber.tlv(0x8B, self.mechanism.oid())
-            if self.calling_authentication_value is not None:
-                body += ber.tlv(0xAC, _auth_value(self.calling_authentication_value))
+        if self.calling_authentication_value is not None:
+            body += ber.tlv(0xAC, _auth_value(self.calling_authentication_value))
         if self.user_information is not None:
             body += ber.tlv(0xBE, ber.tlv(0x04, self.user_information))
         return ber.tlv(AARQ_TAG, bytes(body))
@@ -382,11 +406,12 @@ class AARE:
         body += ber.tlv(0xA3, ber.tlv(src_tag, ber.encode_integer(self.diagnostic)))
         if self.responding_ap_title is not None:
             body += ber.tlv(0xA4, ber.tlv(0x04, self.responding_ap_title))
-        if self.mechanism is not None and self.mechanism != Mechanism.LOWEST:
-            body += ber.tlv(0x88, _ACSE_REQUIREMENTS_AUTH)
+        if self.mechanism is not None:
+            if self.mechanism != Mechanism.LOWEST:
+                body += ber.tlv(0x88, _ACSE_REQUIREMENTS_AUTH)
             body += ber.tlv(0x89, self.mechanism.oid())
-            if self.responding_authentication_value is not None:
-                body += ber.tlv(0xAA, _auth_value(self.responding_authentication_value))
+        if self.responding_authentication_value is not None:
+            body += ber.tlv(0xAA, _auth_value(self.responding_authentication_value))
         if self.user_information is not None:
             body += ber.tlv(0xBE, ber.tlv(0x04, self.user_information))
         return ber.tlv(AARE_TAG, bytes(body))

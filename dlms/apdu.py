@@ -3,9 +3,10 @@ ASN.1 of clause 9.5), as frozen dataclasses with ``encode()`` and one
 :func:`decode` entry point.
 
 Covered: GET (normal, next, with-list; response normal, with-datablock,
-with-list), SET (normal, with-first-datablock, with-datablock, with-list;
-responses), ACTION (normal, next-pblock, with-list, with-first-pblock,
-with-pblock; responses), exception-response, confirmed-service-error,
+with-list), SET (normal, with-first-datablock, with-datablock, with-list,
+with-list-and-first-datablock; every response), ACTION (normal, next-pblock,
+with-list, with-first-pblock, with-list-and-first-pblock, with-pblock; every
+response), exception-response, confirmed-service-error,
 event-notification-request, data-notification, general-block-transfer, and the
 ciphered APDUs (glo-, ded-, general-glo-, general-ded-ciphering) as byte
 containers: what is inside them is the business of :mod:`dlms.security`.
@@ -28,6 +29,9 @@ from dlms.obis import Obis
 
 
 class Tag(IntEnum):
+    """XDLMS-APDU / ACSE-APDU CHOICE tags (IEC 62056-5-3 clause 9.5); SN-only services
+    (read, write, information-report, ...) are left out: this stack is LN only."""
+
     INITIATE_REQUEST = 0x01
     INITIATE_RESPONSE = 0x08
     CONFIRMED_SERVICE_ERROR = 0x0E
@@ -35,6 +39,9 @@ class Tag(IntEnum):
     GLO_INITIATE_REQUEST = 0x21
     GLO_INITIATE_RESPONSE = 0x28
     GLO_CONFIRMED_SERVICE_ERROR = 0x2E
+    DED_INITIATE_REQUEST = 0x41
+    DED_INITIATE_RESPONSE = 0x48
+    DED_CONFIRMED_SERVICE_ERROR = 0x4E
     AARQ = 0x60
     AARE = 0x61
     RLRQ = 0x62
@@ -61,8 +68,12 @@ class Tag(IntEnum):
     DED_SET_RESPONSE = 0xD5
     DED_ACTION_RESPONSE = 0xD7
     EXCEPTION_RESPONSE = 0xD8
+    ACCESS_REQUEST = 0xD9
+    ACCESS_RESPONSE = 0xDA
     GENERAL_GLO_CIPHERING = 0xDB
     GENERAL_DED_CIPHERING = 0xDC
+    GENERAL_CIPHERING = 0xDD
+    GENERAL_SIGNING = 0xDF
     GENERAL_BLOCK_TRANSFER = 0xE0
 
 
@@ -73,7 +84,8 @@ GLO_TAGS = frozenset(
 )
 DED_TAGS = frozenset(
     (Tag.DED_GET_REQUEST, Tag.DED_SET_REQUEST, Tag.DED_EVENT_NOTIFICATION_REQUEST, Tag.DED_ACTION_REQUEST,
-     Tag.DED_GET_RESPONSE, Tag.DED_SET_RESPONSE, Tag.DED_ACTION_RESPONSE)
+     Tag.DED_GET_RESPONSE, Tag.DED_SET_RESPONSE, Tag.DED_ACTION_RESPONSE,
+     Tag.DED_INITIATE_REQUEST, Tag.DED_INITIATE_RESPONSE, Tag.DED_CONFIRMED_SERVICE_ERROR)
 )
 # the plain APDU tag each service-specific ciphered tag stands for
 PLAIN_OF_CIPHERED = {
@@ -85,7 +97,8 @@ PLAIN_OF_CIPHERED = {
     Tag.DED_GET_REQUEST: Tag.GET_REQUEST, Tag.DED_SET_REQUEST: Tag.SET_REQUEST,
     Tag.DED_EVENT_NOTIFICATION_REQUEST: Tag.EVENT_NOTIFICATION_REQUEST, Tag.DED_ACTION_REQUEST: Tag.ACTION_REQUEST,
     Tag.DED_GET_RESPONSE: Tag.GET_RESPONSE, Tag.DED_SET_RESPONSE: Tag.SET_RESPONSE,
-    Tag.DED_ACTION_RESPONSE: Tag.ACTION_RESPONSE,
+    Tag.DED_ACTION_RESPONSE: Tag.ACTION_RESPONSE, Tag.DED_INITIATE_REQUEST: Tag.INITIATE_REQUEST,
+    Tag.DED_INITIATE_RESPONSE: Tag.INITIATE_RESPONSE, Tag.DED_CONFIRMED_SERVICE_ERROR: Tag.CONFIRMED_SERVICE_ERROR,
 }
 GLO_OF_PLAIN = {plain: c for c, plain in PLAIN_OF_CIPHERED.items() if c in GLO_TAGS}
 DED_OF_PLAIN = {plain: c for c, plain in PLAIN_OF_CIPHERED.items() if c in DED_TAGS}
@@ -229,7 +242,7 @@ class _Reader:
         return AttributeDescriptor(class_id, Obis(*ln), attr)
 
     def selection(self) -> AccessSelection | None:
-        if not self.u8():
+        if not self.optional():
             return None
         selector = self.u8()
         return AccessSelection(selector, self.data())
@@ -438,6 +451,22 @@ class SetRequestWithList(_Apdu):
 
 
 @dataclass(frozen=True, slots=True)
+class SetRequestWithListAndFirstDatablock(_Apdu):
+    """The first block of a SET of several attributes whose values did not fit one APDU;
+    the blocks together carry the SEQUENCE OF Data of the values."""
+
+    invoke_id: int
+    attributes: tuple  # of (AttributeDescriptor, AccessSelection | None)
+    block: DataBlockSA
+    tag: ClassVar[int] = Tag.SET_REQUEST
+    choice: ClassVar[int] = 5
+
+    def encode(self) -> bytes:
+        return (bytes((0xC1, 5, self.invoke_id)) + _seq([d.encode() + _sel_bytes(s) for d, s in self.attributes])
+                + self.block.encode())
+
+
+@dataclass(frozen=True, slots=True)
 class SetResponseNormal(_Apdu):
     invoke_id: int
     result: DataAccessResult
@@ -469,6 +498,19 @@ class SetResponseLastDatablock(_Apdu):
 
     def encode(self) -> bytes:
         return bytes((0xC5, 3, self.invoke_id, self.result)) + self.block_number.to_bytes(4, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class SetResponseLastDatablockWithList(_Apdu):
+    invoke_id: int
+    results: tuple  # of DataAccessResult
+    block_number: int
+    tag: ClassVar[int] = Tag.SET_RESPONSE
+    choice: ClassVar[int] = 4
+
+    def encode(self) -> bytes:
+        return (bytes((0xC5, 4, self.invoke_id)) + _seq([bytes((r,)) for r in self.results])
+                + self.block_number.to_bytes(4, "big"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +574,18 @@ class ActionRequestWithFirstPblock(_Apdu):
 
     def encode(self) -> bytes:
         return bytes((0xC3, 4, self.invoke_id)) + self.method.encode() + self.block.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequestWithListAndFirstPblock(_Apdu):
+    invoke_id: int
+    methods: tuple  # of AttributeDescriptor
+    block: DataBlockSA
+    tag: ClassVar[int] = Tag.ACTION_REQUEST
+    choice: ClassVar[int] = 5
+
+    def encode(self) -> bytes:
+        return bytes((0xC3, 5, self.invoke_id)) + _seq([m.encode() for m in self.methods]) + self.block.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,12 +655,22 @@ class ActionResponseNextPblock(_Apdu):
 
 @dataclass(frozen=True, slots=True)
 class ExceptionResponse(_Apdu):
+    """exception-response: state-error, then the service-error CHOICE, whose
+    invocation-counter-error [6] alternative carries the server's expected IC
+    (Unsigned32); every other alternative is NULL."""
+
     state_error: StateError
     service_error: ServiceErrorCode
+    invocation_counter: int | None = None  # only with INVOCATION_COUNTER_ERROR
     tag: ClassVar[int] = Tag.EXCEPTION_RESPONSE
 
     def encode(self) -> bytes:
-        return bytes((0xD8, self.state_error, self.service_error))
+        head = bytes((0xD8, self.state_error, self.service_error))
+        if self.service_error == ServiceErrorCode.INVOCATION_COUNTER_ERROR:
+            return head + (self.invocation_counter or 0).to_bytes(4, "big")
+        if self.invocation_counter is not None:
+            raise ApduError("only invocation-counter-error carries an invocation counter")
+        return head
 
 
 @dataclass(frozen=True, slots=True)
@@ -747,6 +811,9 @@ def _decode_set_request(rd: _Reader, choice: int):
     if choice == 4:
         attrs = tuple((rd.descriptor(), rd.selection()) for _ in range(rd.count()))
         return SetRequestWithList(iid, attrs, tuple(rd.data() for _ in range(rd.count())))
+    if choice == 5:
+        attrs = tuple((rd.descriptor(), rd.selection()) for _ in range(rd.count()))
+        return SetRequestWithListAndFirstDatablock(iid, attrs, DataBlockSA.read(rd))
     raise ApduError(f"set-request choice {choice}")
 
 
@@ -759,6 +826,9 @@ def _decode_set_response(rd: _Reader, choice: int):
     if choice == 3:
         result = _enum(DataAccessResult, rd.u8())
         return SetResponseLastDatablock(iid, result, rd.u32())
+    if choice == 4:
+        results = tuple(_enum(DataAccessResult, rd.u8()) for _ in range(rd.count()))
+        return SetResponseLastDatablockWithList(iid, results, rd.u32())
     if choice == 5:
         return SetResponseWithList(iid, tuple(_enum(DataAccessResult, rd.u8()) for _ in range(rd.count())))
     raise ApduError(f"set-response choice {choice}")
@@ -776,6 +846,9 @@ def _decode_action_request(rd: _Reader, choice: int):
         return ActionRequestWithList(iid, methods, tuple(rd.data() for _ in range(rd.count())))
     if choice == 4:
         return ActionRequestWithFirstPblock(iid, rd.descriptor(), DataBlockSA.read(rd))
+    if choice == 5:
+        methods = tuple(rd.descriptor() for _ in range(rd.count()))
+        return ActionRequestWithListAndFirstPblock(iid, methods, DataBlockSA.read(rd))
     if choice == 6:
         return ActionRequestWithPblock(iid, DataBlockSA.read(rd))
     raise ApduError(f"action-request choice {choice}")
@@ -826,7 +899,10 @@ def decode(buf: bytes):
     if fn is not None:
         result = fn(rd, rd.u8())
     elif tag == Tag.EXCEPTION_RESPONSE:
-        result = ExceptionResponse(_enum(StateError, rd.u8()), _enum(ServiceErrorCode, rd.u8()))
+        state = _enum(StateError, rd.u8())
+        service = _enum(ServiceErrorCode, rd.u8())
+        ic = rd.u32() if service == ServiceErrorCode.INVOCATION_COUNTER_ERROR else None
+        result = ExceptionResponse(state, service, ic)
     elif tag == Tag.CONFIRMED_SERVICE_ERROR:
         result = ConfirmedServiceError(rd.u8(), rd.u8(), rd.u8())
     elif tag == Tag.DATA_NOTIFICATION:

@@ -239,6 +239,22 @@ class Structure(Data):
 
 NOT_SPECIFIED = None
 _DEVIATION_NOT_SPECIFIED = -0x8000
+# 0xFD/0xFE are the wildcards "DST end / DST begin" (month) and "2nd last / last day"
+# (day of month); 0xFF (not specified) is the Python None, so it is not listed here.
+_MONTH_SPECIAL = (0xFD, 0xFE)
+_DAY_SPECIAL = (0xFD, 0xFE)
+
+
+def _check_date(year, month, day, dow) -> None:
+    """The encoder's mirror of the decoder's range checks, so encode/decode stay inverses."""
+    if year is not None and not (isinstance(year, int) and 0 <= year <= 0xFFFE):
+        raise AxdrError(f"date: year {year!r} out of range 0..0xFFFE (None = not specified)")
+    if month is not None and month not in _MONTH_SPECIAL and not (isinstance(month, int) and 1 <= month <= 12):
+        raise AxdrError(f"date: month {month!r} out of range")
+    if day is not None and day not in _DAY_SPECIAL and not (isinstance(day, int) and 1 <= day <= 31):
+        raise AxdrError(f"date: day {day!r} out of range")
+    if dow is not None and not (isinstance(dow, int) and 1 <= dow <= 7):
+        raise AxdrError(f"date: day of week {dow!r} out of range")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +269,7 @@ class CosemDate:
 
     def encode(self) -> bytes:
         year = 0xFFFF if self.year is None else self.year
+        _check_date(self.year, self.month, self.day_of_month, self.day_of_week)
         return bytes(
             (
                 year >> 8,
@@ -267,9 +284,9 @@ class CosemDate:
     def decode(cls, b: bytes) -> "CosemDate":
         year = (b[0] << 8) | b[1]
         month, day, dow = b[2], b[3], b[4]
-        if month not in (0xFF, 0xFD, 0xFE) and not 1 <= month <= 12:
+        if month != 0xFF and month not in _MONTH_SPECIAL and not 1 <= month <= 12:
             raise AxdrError(f"date: month {month} out of range")
-        if day not in (0xFF, 0xFD, 0xFE) and not 1 <= day <= 31:
+        if day != 0xFF and day not in _DAY_SPECIAL and not 1 <= day <= 31:
             raise AxdrError(f"date: day {day} out of range")
         if dow != 0xFF and not 1 <= dow <= 7:
             raise AxdrError(f"date: day of week {dow} out of range")
@@ -293,6 +310,10 @@ class CosemDate:
             raise AxdrError(f"not a calendar date: {exc}") from None
 
 
+_TIME_MAX = (23, 59, 59, 99)
+_TIME_FIELDS = ("hour", "minute", "second", "hundredths")
+
+
 @dataclass(frozen=True, slots=True)
 class CosemTime:
     """time: hour, minute, second, hundredths; each None when not specified."""
@@ -303,12 +324,15 @@ class CosemTime:
     hundredths: int | None = 0
 
     def encode(self) -> bytes:
+        for v, hi, what in zip((self.hour, self.minute, self.second, self.hundredths), _TIME_MAX, _TIME_FIELDS):
+            if v is not None and not (isinstance(v, int) and 0 <= v <= hi):
+                raise AxdrError(f"time: {what} {v!r} out of range")
         return bytes(0xFF if v is None else v for v in (self.hour, self.minute, self.second, self.hundredths))
 
     @classmethod
     def decode(cls, b: bytes) -> "CosemTime":
         vals = []
-        for v, hi, what in zip(b[:4], (23, 59, 59, 99), ("hour", "minute", "second", "hundredths")):
+        for v, hi, what in zip(b[:4], _TIME_MAX, _TIME_FIELDS):
             if v == 0xFF:
                 vals.append(None)
             elif v > hi:
@@ -340,7 +364,12 @@ class CosemDateTime:
 
     def encode(self) -> bytes:
         dev = _DEVIATION_NOT_SPECIFIED if self.deviation is None else self.deviation
+        if not isinstance(dev, int) or (dev != _DEVIATION_NOT_SPECIFIED and not -720 <= dev <= 720):
+            raise AxdrError(f"date-time: deviation {dev!r} out of range -720..720")
         status = 0xFF if self.clock_status is None else self.clock_status
+        # 0xFF is how "not specified" travels, so an explicit 0xFF would come back as None
+        if not isinstance(status, int) or not 0 <= status <= 0xFF or (status == 0xFF and self.clock_status is not None):
+            raise AxdrError(f"date-time: clock status {self.clock_status!r} out of range 0..0xFE (None = not specified)")
         return self.date.encode() + self.time.encode() + dev.to_bytes(2, "big", signed=True) + bytes((status,))
 
     @classmethod
@@ -501,10 +530,14 @@ def _encode_into(out: bytearray, v: Data, tagged: bool, depth: int) -> None:
     elif cls is NullData or cls is DontCare:
         pass
     elif cls is CompactArray:
-        _encode_type_description(out, v.type_description, 0)
+        td = v.type_description
+        _check_type_description(td, 0)
+        if v.value and _min_size(td) == 0:
+            raise AxdrError("compact-array elements of this type take no bytes; they could not be counted")
+        _encode_type_description(out, td, 0)
         contents = bytearray()
         for item in v.value:
-            _encode_typed(contents, item, v.type_description, depth + 1)
+            _encode_typed(contents, item, td, depth + 1)
         out += encode_length(len(contents))
         out += contents
     else:
@@ -530,9 +563,38 @@ def _pack_float(fmt: str, value: Any) -> bytes:
         raise AxdrError(f"float: {exc}") from None
 
 
-def _encode_type_description(out: bytearray, td: TypeDescription, depth: int) -> None:
+def _min_size(td: TypeDescription) -> int:
+    """The fewest bytes one untagged element of this type can take."""
+    if td.tag == DataType.NULL_DATA:
+        return 0
+    if td.tag == DataType.STRUCTURE:
+        return sum(_min_size(e) for e in td.elements)
+    if td.tag == DataType.ARRAY:
+        return td.count * _min_size(td.elements[0])
+    return 1  # every other type is at least a length byte or one octet of value
+
+
+def _check_type_description(td: TypeDescription, depth: int) -> None:
+    """Reject descriptions the decoder could not walk in bounded time: unknown tags, and
+    arrays of elements that take no bytes (65535 x 65535 x ... null-data from four bytes)."""
     if depth > MAX_DEPTH:
         raise AxdrError("type description nesting too deep")
+    if not isinstance(td, TypeDescription) or td.tag not in _BY_TAG or td.tag in (DataType.COMPACT_ARRAY, DataType.DONT_CARE):
+        raise AxdrError(f"bad type description {td!r}")
+    if td.tag == DataType.ARRAY:
+        if len(td.elements) != 1 or not isinstance(td.count, int) or not 0 <= td.count <= 0xFFFF:
+            raise AxdrError("array type description needs one element type and a count 0..65535")
+        _check_type_description(td.elements[0], depth + 1)
+        if td.count and _min_size(td.elements[0]) == 0:
+            raise AxdrError("array type description of elements that take no bytes")
+    elif td.tag == DataType.STRUCTURE:
+        for e in td.elements:
+            _check_type_description(e, depth + 1)
+    elif td.elements or td.count:
+        raise AxdrError(f"simple type description {td.tag} with elements")
+
+
+def _encode_type_description(out: bytearray, td: TypeDescription, depth: int) -> None:
     out.append(td.tag)
     if td.tag == DataType.ARRAY:
         out += td.count.to_bytes(2, "big")
@@ -663,9 +725,12 @@ def _decode_untagged(buf: bytes, pos: int, tag: int, depth: int) -> tuple[Data, 
         return DontCare(), pos
     if cls is CompactArray:
         td, pos = _decode_type_description(buf, pos, depth + 1)
+        _check_type_description(td, 0)
         n, pos = decode_length(buf, pos)
         end = _need(buf, pos, n)
         contents = bytes(buf[pos:end])
+        if contents and _min_size(td) == 0:
+            raise AxdrError("compact-array contents for elements that take no bytes")
         items = []
         cpos = 0
         while cpos < len(contents):
@@ -709,7 +774,7 @@ def _decode_typed(buf: bytes, pos: int, td: TypeDescription, depth: int) -> tupl
             items.append(item)
         return Structure(tuple(items)), pos
     if td.tag == DataType.ARRAY:
-        if td.count > len(buf) - pos and td.elements[0].tag != DataType.NULL_DATA:
+        if td.count > len(buf) - pos:  # _check_type_description made every element >= 1 byte
             raise AxdrError("array description longer than the data")
         items = []
         for _ in range(td.count):
@@ -717,7 +782,7 @@ def _decode_typed(buf: bytes, pos: int, td: TypeDescription, depth: int) -> tupl
             items.append(item)
         return Array(tuple(items)), pos
     if td.tag == DataType.NULL_DATA:
-        raise AxdrError("null-data cannot be a compact-array element")  # it would never consume bytes
+        return NullData(), pos  # legal inside a structure; _check_type_description bounds it
     return _decode_untagged(buf, pos, td.tag, depth + 1)
 
 

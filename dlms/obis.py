@@ -13,10 +13,12 @@ from typing import NamedTuple
 
 from dlms.errors import ObisError
 
-_DOTTED = re.compile(r"^\s*(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\s*$")
-# A-B:C.D.E*F with A-B: and *F optional (IEC 62056-6-1 clause 5.2 reduced display).
+# [0-9], not \d: \d also matches other scripts' digits, which int() would then accept.
+_DOTTED = re.compile(r"^\s*([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\s*$")
+# A-B:C.D.E*F with A-B: and *F optional (IEC 62056-6-1 clause 5.2 reduced display);
+# "A-B:C.D.E.F" (a dot before F) is common in tools and accepted too.
 _IEC = re.compile(
-    r"^\s*(?:(\d{1,3})-(\d{1,3}):)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:[*&](\d{1,3}))?\s*$"
+    r"^\s*(?:([0-9]{1,3})-([0-9]{1,3}):)?([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(?:[*&.]([0-9]{1,3}))?\s*$"
 )
 
 

@@ -69,29 +69,41 @@ class WrapperConnection:
         self.remote_wport = remote_wport
         self.max_apdu = max_apdu
         self._buf = bytearray()
+        self._pos = 0  # start of the first unread frame; consumed bytes are dropped lazily
         self._error: WrapperError | None = None
 
     def receive_data(self, data: bytes) -> None:
+        if self._pos and self._pos * 2 >= len(self._buf):
+            # drop what was read in one go, so a read holding many small frames costs O(n)
+            del self._buf[: self._pos]
+            self._pos = 0
         self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as an event."""
+        return len(self._buf) - self._pos
 
     def next_event(self) -> "ApduReceived | _NeedData":
         if self._error is not None:
             raise self._error
         buf = self._buf
-        if len(buf) < HEADER.size:
+        pos = self._pos
+        if len(buf) - pos < HEADER.size:
             return NEED_DATA
-        version, src, dst, length = HEADER.unpack_from(buf)
+        version, src, dst, length = HEADER.unpack_from(buf, pos)
         if version != VERSION:
             self._error = WrapperError(f"wrapper version {version:#06x}, expected {VERSION:#06x}")
             raise self._error
         if length > self.max_apdu:
             self._error = WrapperError(f"wrapper APDU length {length} exceeds {self.max_apdu}")
             raise self._error
-        end = HEADER.size + length
+        start = pos + HEADER.size
+        end = start + length
         if len(buf) < end:
             return NEED_DATA
-        apdu = bytes(buf[HEADER.size : end])
-        del buf[:end]
+        apdu = bytes(buf[start:end])
+        self._pos = end
         return ApduReceived(src, dst, apdu)
 
     def send(self, apdu: bytes, *, destination_wport: int | None = None) -> bytes:

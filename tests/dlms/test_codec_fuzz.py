@@ -1,0 +1,146 @@
+"""Decoders never crash: random and mutated bytes raise only DlmsError, and fast.
+
+Each decoder gets (a) random bytes and (b) valid encodings mutated by bit flips,
+truncation, extension and splicing with another valid encoding. Anything but a
+DlmsError (IndexError, struct.error, ValueError, RecursionError, ...) fails, and
+so does an example that takes longer than its deadline; a wall-clock assertion
+bounds the slowest single decode.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlms import acse, apdu, axdr
+from dlms.errors import DlmsError
+from dlms.link import wrapper
+from dlms.obis import Obis
+
+from . import codec_strategies as cs
+
+FUZZ = settings(max_examples=300, deadline=timedelta(milliseconds=500))
+SLOWEST_DECODE = 0.25  # seconds; real inputs decode in microseconds
+
+
+@st.composite
+def mutated(draw, valid: st.SearchStrategy):
+    raw = bytearray(draw(valid))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "truncate", "extend", "splice", "set"]))
+        if op == "flip" and raw:
+            i = draw(st.integers(0, len(raw) - 1))
+            raw[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and raw:
+            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.sampled_from([0x00, 0x7F, 0x80, 0x81, 0x82, 0x84, 0xFF]))
+        elif op == "truncate":
+            del raw[draw(st.integers(0, len(raw))):]
+        elif op == "extend":
+            raw += draw(st.binary(min_size=1, max_size=8))
+        elif op == "splice":
+            other = draw(valid)
+            cut = draw(st.integers(0, len(raw)))
+            raw[cut:] = other[draw(st.integers(0, len(other))):]
+    return bytes(raw)
+
+
+def _survives(decode, data: bytes) -> None:
+    start = time.perf_counter()
+    try:
+        decode(data)
+    except DlmsError:
+        pass
+    assert time.perf_counter() - start < SLOWEST_DECODE
+
+
+def _inputs(valid):
+    return st.binary(max_size=64) | mutated(valid)
+
+
+_axdr_bytes = cs.data_values.map(axdr.encode)
+_apdu_bytes = cs.apdus.map(lambda a: a.encode())
+
+
+@FUZZ
+@given(_inputs(_axdr_bytes))
+def test_axdr_decode_never_crashes(data):
+    _survives(axdr.decode, data)
+
+
+@FUZZ
+@given(_inputs(_apdu_bytes))
+def test_apdu_decode_never_crashes(data):
+    _survives(apdu.decode, data)
+
+
+@FUZZ
+@given(_inputs(cs.aarqs.map(lambda a: a.encode())))
+def test_aarq_decode_never_crashes(data):
+    _survives(acse.AARQ.decode, data)
+
+
+@FUZZ
+@given(_inputs(cs.aares.map(lambda a: a.encode())))
+def test_aare_decode_never_crashes(data):
+    _survives(acse.AARE.decode, data)
+
+
+@FUZZ
+@given(_inputs(cs.rlrqs.map(lambda a: a.encode()) | cs.rlres.map(lambda a: a.encode())))
+def test_release_decode_never_crashes(data):
+    _survives(acse.RLRQ.decode, data)
+    _survives(acse.RLRE.decode, data)
+
+
+@FUZZ
+@given(_inputs(cs.initiate_requests.map(lambda a: a.encode()) | cs.initiate_responses.map(lambda a: a.encode())))
+def test_initiate_decode_never_crashes(data):
+    _survives(acse.InitiateRequest.decode, data)
+    _survives(acse.InitiateResponse.decode, data)
+
+
+@FUZZ
+@given(st.text(max_size=30) | st.text("0123456789.-:*& ", max_size=30) | cs.obis_values.map(lambda o: o.iec()[:-1]))
+def test_obis_parse_never_crashes(text):
+    _survives(Obis.parse, text)
+
+
+_frames = st.builds(wrapper.encode_frame, cs.u16, cs.u16, st.binary(max_size=100))
+
+
+@FUZZ
+@given(_inputs(_frames))
+def test_wrapper_decode_frame_never_crashes(data):
+    _survives(wrapper.decode_frame, data)
+
+
+@FUZZ
+@given(st.lists(_inputs(_frames), max_size=5))
+def test_wrapper_connection_never_crashes(chunks):
+    conn = wrapper.WrapperConnection(1, 16)
+    start = time.perf_counter()
+    try:
+        for c in chunks:
+            conn.receive_data(c)
+            while conn.next_event() is not wrapper.NEED_DATA:
+                pass
+    except DlmsError:
+        pass
+    assert time.perf_counter() - start < SLOWEST_DECODE
+
+
+def test_worst_case_inputs_are_bounded():
+    """Large claimed counts and lengths fail on the bytes present, not after allocating."""
+    cases = [
+        (axdr.decode, b"\x01\x84\xff\xff\xff\xff" + b"\x00" * 10),
+        (axdr.decode, b"\x04\x84\xff\xff\xff\xff"),
+        (axdr.decode, b"\x13\x01\xff\xff\x01\xff\xff\x11\x00"),
+        (axdr.decode, b"\x02\x01" * 10_000),
+        (apdu.decode, b"\xc0\x03\xc1\x84\xff\xff\xff\xff"),
+        (apdu.decode, b"\xc4\x03\xc1\x82\xff\xff" + b"\x00\x00" * 1000),
+    ]
+    for decode, data in cases:
+        _survives(decode, data)
