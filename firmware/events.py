@@ -129,6 +129,7 @@ class EventCode(IntEnum):
     AUTHENTICATION_FAILURE = 231, "association authentication failure"
     LOCKOUT = 232, "lockout after repeated failures (keypad or association)"
     LOCKOUT_CLEARED = 233, "lockout cleared"
+    RELAY_FEEDBACK_MISMATCH = 234, "relay feedback contact disagrees with the relay command"
     # non-rollover (IS 15959)
     COVER_OPEN = 251, "meter cover opened"
     # control (IS 15959)

@@ -541,12 +541,13 @@ class Meter:
             self._write_state(tx)
         return f"emergency credit {self.config.prepaid.display(self.account.emergency_limit)} invoked"
 
-    def set_tamper(self, code: EventCode, active: bool) -> None:
-        """A cover-open or magnet switch changed (hal pins reach here through tools)."""
+    def record_event(self, code: EventCode, *, tamper: bool = False, detail: str = "") -> None:
+        """Something the hal sensed (cover opened, magnet, relay feedback disagreeing).
+        ``tamper`` latches the tamper flag until a clear-tamper token."""
         with self.storage.transaction() as tx:
-            if active:
+            if tamper:
                 self.progress.tamper = True
-            self._log(tx, code, "")
+            self._log(tx, code, detail)
             self._settle(tx)
             self._write_state(tx)
 

@@ -3,10 +3,29 @@
 The firmware validates its own tables (``firmware.meter.MeterConfig``); this
 module reads the file, adds the hal backends, and turns every problem into one
 :class:`~firmware.errors.ConfigError` that names the offending key.
+
+The ``[hal]`` table names one backend per part, so the same firmware runs
+emulated and on a Raspberry Pi rig::
+
+    [hal]
+    clock = "real"            # or "sim"
+    samples = "synthetic"     # or "csv:PATH", "spi:0.0"
+    pin_factory = "mock"      # gpiozero pin factory: mock (emulator), native, lgpio, rpigpio, pigpio
+    relay = "gpio:17"         # one key per pin role, "gpio:N" or "none"
+    relay_feedback = "gpio:27"
+    pulse_led = "gpio:22"
+    alarm_led = "gpio:23"
+    button = "gpio:24"
+    cover = "gpio:25"
+    magnet = "gpio:5"
+    display = "none"          # "console" (stderr), "hd44780:BUS:ADDR" (I2C LCD)
+    keypad = "console"        # keys typed as console 'k ...' lines; "none"
+    console = "stdio"         # "none", "pty", "pty:LINKPATH", a serial device or pyserial URL
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,31 +35,57 @@ from firmware.errors import ConfigError
 from firmware.meter import MeterConfig
 
 CLOCKS = ("real", "sim")
+PIN_ROLES = ("relay", "relay_feedback", "pulse_led", "alarm_led", "button", "cover", "magnet")
+# the emulator's pins: gpiozero mock pins on the BCM numbers a rig uses by default
+DEFAULT_PINS = {"relay": 17, "relay_feedback": 27, "pulse_led": 22, "alarm_led": 23, "button": 24, "cover": 25,
+                "magnet": 5}
+PIN_FACTORIES = ("mock", "native", "lgpio", "rpigpio", "pigpio", "default")
+_GPIO = re.compile(r"^gpio:(\d{1,2})$")
+_HD44780 = re.compile(r"^hd44780:(\d+):(0x[0-9a-fA-F]{2}|\d+)$")
 
 
 @dataclass(frozen=True)
 class HalConfig:
     clock: str = "real"
     samples: str = "synthetic"
-    pins: dict = field(default_factory=dict)  # name -> GPIO number; empty: no pins
     pin_factory: str = "mock"
+    pins: dict = field(default_factory=lambda: dict(DEFAULT_PINS))  # role -> BCM number
     display: str = "none"
     keypad: str = "console"
+    console: str = "stdio"
 
     @classmethod
     def from_table(cls, table: dict, prefix: str = "hal") -> "HalConfig":
-        t = Table(table, prefix, {"clock", "samples", "pins", "pin_factory", "display", "keypad"})
-        pins = t.sub("pins")
-        for name, number in pins.items():
-            if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= 53:
-                raise ConfigError(f"{prefix}.pins.{name}", f"must be a GPIO number 0..53, not {number!r}")
+        t = Table(table, prefix, {"clock", "samples", "pin_factory", "display", "keypad", "console", *PIN_ROLES})
+        samples = t.str("samples", "synthetic")
+        if not (samples == "synthetic" or samples.startswith("csv:") and len(samples) > 4
+                or re.fullmatch(r"spi:\d+\.\d+", samples)):
+            raise ConfigError(t.key("samples"), f"must be synthetic, csv:PATH or spi:BUS.DEV, not {samples!r}")
+        pins = {}
+        for role in PIN_ROLES:
+            value = t.str(role, f"gpio:{DEFAULT_PINS[role]}")
+            if value == "none":
+                continue
+            m = _GPIO.match(value)
+            if not m or int(m.group(1)) > 27:
+                raise ConfigError(t.key(role), f"must be gpio:N (BCM 0..27) or none, not {value!r}")
+            pins[role] = int(m.group(1))
+        used: dict[int, str] = {}
+        for role, number in pins.items():
+            if number in used:
+                raise ConfigError(t.key(role), f"gpio:{number} is already the {used[number]} pin")
+            used[number] = role
+        display = t.str("display", "none")
+        if display not in ("none", "console") and not _HD44780.match(display):
+            raise ConfigError(t.key("display"), f"must be none, console or hd44780:BUS:ADDR, not {display!r}")
         return cls(
             clock=t.choice("clock", "real", CLOCKS),
-            samples=t.str("samples", "synthetic"),
-            pins=dict(pins),
-            pin_factory=t.str("pin_factory", "mock"),
-            display=t.str("display", "none"),
-            keypad=t.str("keypad", "console"),
+            samples=samples,
+            pin_factory=t.choice("pin_factory", "mock", PIN_FACTORIES),
+            pins=pins,
+            display=display,
+            keypad=t.choice("keypad", "console", ("console", "none")),
+            console=t.str("console", "stdio"),
         )
 
 
@@ -52,7 +97,7 @@ class Config:
 
 
 def parse(data: dict) -> Config:
-    meter = MeterConfig.from_dict(data, extra_sections=("hal",))
+    meter = MeterConfig.from_dict(data, extra_sections=("hal", "upgrade"))
     hal = HalConfig.from_table(data.get("hal", {}), "hal")
     return Config(meter, hal, data)
 

@@ -27,11 +27,13 @@ from firmware.events import EventCode
 from firmware.meter import Meter
 from firmware.objects import build_objects, policies
 from firmware.storage import Storage
-from hal import tcp
+from hal import systemd, tcp
 from hal.clock import Clock, RealClock, SimClock
 from hal.errors import HalError
 from hal.samples import open_source
+from hal.serial import open_port
 from tools import config as config_mod
+from tools.devices import Devices
 from tools.links import wrapper_session
 
 _NOTICE_EVENTS = {
@@ -52,7 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--tcp", metavar="HOST:PORT", default=None,
                    help="serve DLMS over the TCP wrapper (default 127.0.0.1:4059; port 0 picks a free one)")
     p.add_argument("--state", metavar="DIR", default="./state", help="non-volatile memory directory (default ./state)")
-    p.add_argument("--console", default="stdio", help="service console: stdio or none (default stdio)")
+    p.add_argument("--console", default=None,
+                   help="service console: stdio, none, pty, pty:LINKPATH, or a serial device / pyserial URL "
+                        "such as serial:///dev/ttyAMA0 (default: config hal.console, stdio)")
     p.add_argument("--clock", choices=("real", "sim"), default=None, help="real or simulated clock (config hal.clock)")
     p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
     p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
@@ -79,13 +83,19 @@ class MeterProgram:
             self.source.set_voltage(m.nominal_voltage)
         self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
         self._relay_closed = True
+        self.devices: Devices | None = None
         self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
+        self.devices = Devices(self.meter, cfg.hal)
+        self.devices.relay_changed(self.meter.relay.output_state)
         self.objects = build_objects(self.meter, set_clock=self.set_time)
         dl = cfg.meter.dlms
         self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
                              lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
                              on_notice=self._on_notice)
         self.console = Console(self.meter, self)
+        self.console.register("k", lambda words: self.devices.keys(" ".join(words)), "k KEYS",
+                              "type on the keypad: digits, # enter, * backspace, e emergency, s scroll")
+        self.console.register("lcd", lambda words: self.devices.lcd(), "lcd", "what the LCD shows now")
         self.stopping = asyncio.Event()
 
     def _on_notice(self, notice: Notice) -> None:
@@ -111,6 +121,8 @@ class MeterProgram:
     def _on_relay(self, closed: bool) -> None:
         """The relay opened or closed: the consumer's load is behind it."""
         self._relay_closed = closed
+        if self.devices is not None:
+            self.devices.relay_changed(closed)
         if hasattr(self, "meter"):
             self._apply_load()
 
@@ -149,14 +161,34 @@ class MeterProgram:
         self.meter.on_samples(self.source.read_block(n) if n else (), now)
 
     async def metering_loop(self) -> None:
+        watchdog = systemd.watchdog_interval()
+        last_ping = 0.0
         while not self.stopping.is_set():
             self._meter_tick()
+            self.devices.tick()
+            if watchdog and asyncio.get_running_loop().time() - last_ping >= watchdog / 2:
+                systemd.watchdog_ping()
+                last_ping = asyncio.get_running_loop().time()
             try:
                 await asyncio.wait_for(self.stopping.wait(), TICK)
             except asyncio.TimeoutError:
                 pass
 
+    async def pin_loop(self, queue: asyncio.Queue) -> None:
+        while True:
+            event = await queue.get()
+            self._meter_tick()
+            self.devices.handle_pin(event)
+
+    def _execute(self, line: str) -> Reply:
+        self._meter_tick()
+        reply = self.console.execute(line)
+        if reply.quit:
+            self.stopping.set()
+        return reply
+
     async def console_loop(self) -> None:
+        """The console on this process's stdin/stdout."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -167,16 +199,34 @@ class MeterProgram:
             line = await reader.readline()
             if not line:
                 return  # stdin closed: keep metering, stop listening
-            self._meter_tick()
-            reply = self.console.execute(line.decode("utf-8", "replace"))
+            reply = self._execute(line.decode("utf-8", "replace"))
             if reply.text:
                 print(reply.text, flush=True)
-            if reply.quit:
-                self.stopping.set()
+
+    async def port_console_loop(self, port) -> None:
+        """The console on a serial line or pty: a rig engineer's UART."""
+        buf = bytearray()
+        port.write(b"bijli console: type help\r\n> ")
+        while not self.stopping.is_set():
+            data = await port.read()
+            if not data:
+                return
+            buf += data
+            while True:
+                cut = min((i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0), default=-1)
+                if cut < 0:
+                    break
+                line, buf = bytes(buf[:cut]), buf[cut + 1:]
+                if not line.strip():
+                    continue
+                reply = self._execute(line.decode("utf-8", "replace"))
+                text = (reply.text + "\n" if reply.text else "") + "> "
+                port.write(text.replace("\n", "\r\n").encode("utf-8"))
 
     def shutdown(self) -> None:
         self._meter_tick()
         self.meter.shutdown()
+        self.devices.close()
         self.storage.close()
 
 
@@ -211,19 +261,29 @@ async def _run(args, cfg: config_mod.Config) -> int:
     print(f"bijli meter {ident.serial} ({ident.ldn}), clock {'sim' if program.simulated else 'real'} at "
           f"{program.meter.now.isoformat(timespec='seconds')}, state in {Path(args.state).resolve()}", flush=True)
     print(f"DLMS wrapper listening on {bound[0]}:{bound[1]} (client SAP 16 public, 32 reader, 48 utility)", flush=True)
-    tasks = [asyncio.create_task(program.metering_loop())]
-    if args.console == "stdio":
+    tasks = [asyncio.create_task(program.metering_loop()),
+             asyncio.create_task(program.pin_loop(program.devices.attach(loop)))]
+    console = args.console or cfg.hal.console
+    port = None
+    if console == "stdio":
         print("service console on this terminal: type help", flush=True)
         tasks.append(asyncio.create_task(program.console_loop()))
-    elif args.console != "none":
-        raise FirmwareError(f"--console {args.console!r}: use stdio or none")
+    elif console != "none":
+        port = open_port(console.removeprefix("serial://"))
+        where = getattr(port, "link_path", None) or getattr(port, "peer_path", None) or console
+        print(f"service console on {where}", flush=True)
+        tasks.append(asyncio.create_task(program.port_console_loop(port)))
+    systemd.ready()
     try:
         await program.stopping.wait()
     finally:
+        systemd.stopping()
         listener.close()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if port is not None:
+            port.close()
         program.shutdown()
     print("meter stopped, state saved", flush=True)
     return 0
