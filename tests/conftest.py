@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 class MeterProcess:
     """`bijli meter` as a child process with its console on a pipe."""
 
-    def __init__(self, state: Path, *extra: str, config: Path | None = None):
+    def __init__(self, state: Path, *extra: str, config: Path | None = None,
+                 console_line: str = "service console on this terminal"):
         args = [sys.executable, "-m", "tools.cli", "meter", "--tcp", "127.0.0.1:0", "--state", str(state), *extra]
         if config is not None:
             args += ["--config", str(config)]
@@ -34,7 +35,9 @@ class MeterProcess:
                 self.port = int(m.group(1))
             if time.monotonic() > deadline:
                 raise RuntimeError("meter did not start")
-        self.proc.stdout.readline()  # "service console on this terminal"
+        line = self.proc.stdout.readline()
+        if console_line not in line:
+            raise RuntimeError(f"expected {console_line!r}, got {line!r}")
 
     def console(self, line: str) -> str:
         """Send one console command and return its first reply line."""
@@ -56,8 +59,8 @@ class MeterProcess:
 def meter_process(tmp_path):
     started = []
 
-    def start(*extra: str, config: Path | None = None, state: Path | None = None) -> MeterProcess:
-        m = MeterProcess(state or tmp_path / "state", *extra, config=config)
+    def start(*extra: str, config: Path | None = None, state: Path | None = None, **kw) -> MeterProcess:
+        m = MeterProcess(state or tmp_path / "state", *extra, config=config, **kw)
         started.append(m)
         return m
 

@@ -218,6 +218,7 @@ class MeterProgram:
                     break
                 line, buf = bytes(buf[:cut]), buf[cut + 1:]
                 if not line.strip():
+                    port.write(b"> ")  # an empty line asks for the prompt (a terminal just opened)
                     continue
                 reply = self._execute(line.decode("utf-8", "replace"))
                 text = (reply.text + "\n" if reply.text else "") + "> "

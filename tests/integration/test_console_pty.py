@@ -1,0 +1,39 @@
+"""The service console on a pseudo-terminal, as a rig engineer reaches it over a UART."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import serial
+
+
+def _read_until(port, marker: bytes, timeout: float = 10.0) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while marker not in buf:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {marker!r} in {buf!r}")
+        buf += port.read(port.in_waiting or 1)
+    return buf
+
+
+def test_console_over_a_pty(meter_process, tmp_path):
+    link = tmp_path / "console"
+    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00",
+                          console_line="service console on")
+    deadline = time.monotonic() + 10
+    while not link.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with serial.Serial(os.fspath(link), 9600, timeout=0.2) as port:
+        port.write(b"\r")  # what was written before we opened the line is gone: ask for a prompt
+        _read_until(port, b"> ")
+        port.write(b"load 10\r")
+        assert b"load 10 A at PF 1" in _read_until(port, b"> ")
+        port.write(b"step 1h\r")
+        assert b"2024-06-14T19:00:00" in _read_until(port, b"> ")
+        port.write(b"relay\r")
+        assert b"connected" in _read_until(port, b"> ")
+        port.write(b"quit\r")
+        assert b"bye" in _read_until(port, b"> ")
+    assert meter.proc.wait(10) == 0
