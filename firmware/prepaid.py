@@ -24,8 +24,10 @@ Decisions, so they are written down once:
   friendly period (reason ``MAX_DEBT``).
 * :func:`supply_decision` is a pure function of config, account and time: in a
   friendly period it allows supply even to a meter that was cut earlier. Whether
-  reconnection then needs a button press is the disconnect control's mode
-  (IC 70), not the account's business.
+  such a cut comes back in a friendly period is the meter's policy (by default
+  it does not: ``firmware.meter`` keeps a cut for credit until credit is back,
+  see ``relay.reconnect_in_friendly_period``); whether reconnection needs a
+  button press is the disconnect control's mode (IC 70).
 * Low-credit and out-of-credit events compare *available* credit (balance plus
   invoked emergency credit) with the thresholds; each fires once when crossed
   downwards and is re-armed when the credit rises back to the threshold.
