@@ -1,0 +1,60 @@
+"""The COSEM interface classes (IEC 62056-6-2 clause 4) and a registry of them.
+
+``CLASSES`` maps each class_id this stack implements to its class, so a tool or
+a test can walk "every interface class we have" and the object list can be
+checked against the standard's numbering. Image transfer (18) and Security setup
+(64) live in their own modules and join the registry when they are added here.
+"""
+
+from __future__ import annotations
+
+from dlms.cosem.association import AssociationLN
+from dlms.cosem.base import CosemError, CosemObject
+from dlms.cosem.bound import BoundObject
+from dlms.cosem.clock import Clock
+from dlms.cosem.data import Data, ExtendedRegister, Register
+from dlms.cosem.demand import DemandRegister, RegisterTable, TableCellDefinition
+from dlms.cosem.disconnect import ControlState, DisconnectControl
+from dlms.cosem.limiter import EmergencyProfile, Limiter, LimiterActions
+from dlms.cosem.monitor import ActionSet, RegisterMonitor
+from dlms.cosem.payment import (
+    Account, AccountModeAndStatus, AccountStatus, Charge, ChargeTableElement, ChargeType, Credit,
+    CreditChargeConfiguration, CreditStatus, CreditType, Currency, PaymentMode, TokenGatewayConfiguration, UnitCharge,
+)
+from dlms.cosem.profile import (
+    CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, ProfileSource, RangeDescriptor,
+)
+from dlms.cosem.push import PushSetup, SendDestinationAndMethod, WindowElement
+from dlms.cosem.schedule import (
+    ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime, Script, ScriptTable,
+    SeasonProfile, SingleActionSchedule, SpecialDay, SpecialDaysTable, WeekProfile,
+)
+from dlms.cosem.setup import BaudRate, IecHdlcSetup, IecLocalPortSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
+from dlms.cosem.token_gateway import (
+    DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord, TokenStatusCode,
+)
+from dlms.cosem.values import ScalerUnit, ScriptReference, ValueDefinition
+
+CLASSES: dict[int, type[CosemObject]] = {
+    cls.CLASS_ID: cls
+    for cls in (
+        Data, Register, ExtendedRegister, DemandRegister, ProfileGeneric, Clock, ScriptTable, SpecialDaysTable,
+        AssociationLN, SapAssignmentObject, IecLocalPortSetup, ActivityCalendar, RegisterMonitor,
+        SingleActionSchedule, IecHdlcSetup, PushSetup, TcpUdpSetup, RegisterTable, DisconnectControl, Limiter,
+        Account, Credit, Charge, TokenGateway,
+    )
+}
+
+__all__ = [
+    "CLASSES", "Account", "AccountModeAndStatus", "AccountStatus", "ActionSet", "ActionSpecification",
+    "ActivityCalendar", "AssociationLN", "BaudRate", "BoundObject", "CaptureObjectDefinition", "Charge",
+    "ChargeTableElement", "ChargeType", "Clock", "ControlState", "CosemError", "CosemObject", "Credit",
+    "CreditChargeConfiguration", "CreditStatus", "CreditType", "Currency", "Data", "DayProfile", "DayProfileAction",
+    "DeliveryMethod", "DemandRegister", "DisconnectControl", "EmergencyProfile", "EntryDescriptor", "ExecutionTime",
+    "ExtendedRegister", "IecHdlcSetup", "IecLocalPortSetup", "Limiter", "LimiterActions", "PaymentMode",
+    "ProfileGeneric", "ProfileSource", "PushSetup", "RangeDescriptor", "Register", "RegisterMonitor", "RegisterTable",
+    "SapAssignment", "SapAssignmentObject", "ScalerUnit", "Script", "ScriptReference", "ScriptTable", "SeasonProfile",
+    "SendDestinationAndMethod", "SingleActionSchedule", "SpecialDay", "SpecialDaysTable", "TableCellDefinition",
+    "TcpUdpSetup", "TokenGateway", "TokenGatewayConfiguration", "TokenGatewayResult", "TokenRecord",
+    "TokenStatusCode", "UnitCharge", "ValueDefinition", "WeekProfile", "WindowElement",
+]
