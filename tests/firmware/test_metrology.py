@@ -411,12 +411,14 @@ def test_measurement_invariants(params, phases, block):
 finite = st.floats(-1e4, 1e4, allow_nan=False)
 
 
-@settings(max_examples=60, deadline=None)
+# blocks of random floats are large inputs by Hypothesis' measure: keep them under
+# its entropy budget (a few hundred samples) rather than switch the check off
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([1, 3]), st.data())
 def test_random_blocks_never_crash(phases, data):
     meter = Metrology(MetrologyConfig(phases=phases))
-    for _ in range(data.draw(st.integers(1, 4))):
-        n = data.draw(st.integers(0, 400))
+    for _ in range(data.draw(st.integers(1, 3))):
+        n = data.draw(st.integers(0, 120 if phases == 3 else 300))
         block = [(data.draw(st.lists(finite, min_size=n, max_size=n)),
                   data.draw(st.lists(finite, min_size=n, max_size=n))) for _ in range(phases)]
         meas = meter.process(block)

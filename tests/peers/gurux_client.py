@@ -13,7 +13,11 @@ import socket
 import time
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_dlms.enums import Authentication, InterfaceType, Security
+from gurux_dlms.secure import GXDLMSSecureClient
+
+DEMO_EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+DEMO_AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 
 
 class TcpTransport:
@@ -33,12 +37,52 @@ class TcpTransport:
         self.sock.close()
 
 
+class SerialTransport:
+    """A pseudo-terminal (or any pyserial URL) opened by path, as a probe is opened;
+    ``mode_e`` runs the IEC 62056-21 opening first (with our own client code for
+    the 300-baud part: gurux has no mode E)."""
+
+    def __init__(self, path: str, *, mode_e: bool = False, timeout: float = 10.0):
+        from tools.links import SerialLine, mode_e_open
+
+        self.line = SerialLine(path, 300 if mode_e else 9600, 7 if mode_e else 8, "E" if mode_e else "N")
+        if mode_e:
+            mode_e_open(self.line, timeout)
+        self.timeout = timeout
+
+    def send(self, data: bytes) -> None:
+        self.line.send(data)
+
+    def recv(self) -> bytes:
+        data = self.line.recv(self.timeout)
+        if not data:
+            raise TimeoutError("the meter said nothing")
+        return data
+
+    def close(self) -> None:
+        self.line.close()
+
+
 class GuruxPeer:
+    """``security`` (a gurux Security value) makes a ciphered client with the given
+    system title and keys (defaults: the demo meter's)."""
+
     def __init__(self, transport, *, client_sap: int = 16, authentication=Authentication.NONE, password=None,
-                 interface=InterfaceType.WRAPPER, server_address: int = 1, timeout: float = 10.0):
+                 interface=InterfaceType.WRAPPER, server_address: int = 1, timeout: float = 10.0,
+                 security=None, system_title: bytes = b"GRX00001", block_cipher_key: bytes = DEMO_EK,
+                 authentication_key: bytes = DEMO_AK, invocation_counter: int = 0):
         self.transport = transport
         self.timeout = timeout
-        self.client = GXDLMSClient(True, client_sap, server_address, authentication, password, interface)
+        if security is None and authentication != Authentication.HIGH_GMAC:
+            self.client = GXDLMSClient(True, client_sap, server_address, authentication, password, interface)
+        else:
+            self.client = GXDLMSSecureClient(True, client_sap, server_address, authentication, password, interface)
+            c = self.client.ciphering
+            c.security = Security.AUTHENTICATION_ENCRYPTION if security is None else security
+            c.systemTitle = bytearray(system_title)
+            c.blockCipherKey = bytearray(block_cipher_key)
+            c.authenticationKey = bytearray(authentication_key)
+            c.invocationCounter = invocation_counter
         self.interface = interface
 
     # --- exchange ----------------------------------------------------------------------

@@ -1,0 +1,539 @@
+"""The DLMS/COSEM client side: associate, GET/SET/ACTION, object list, profile reads.
+
+IEC 62056-5-3 from the client's seat, in two layers. :class:`ClientSession` is
+sans-IO: it builds request APDUs (AARQ, GET, SET, ACTION, RLRQ), protects them
+when the association is ciphered (security suite 0, glo- or ded- ciphering),
+and turns response APDUs back into values or :class:`~dlms.errors.ServiceError`.
+:class:`Client` is the blocking convenience for tools and tests: it drives a
+session over an :class:`ApduTransport` (one APDU out, one APDU back), following
+GET datablocks, ACTION pblocks and general-block-transfer, and sending long SET
+or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
+over TCP or a serial line with the optional IEC 62056-21 mode E opening) do
+I/O, so they live with the other I/O shells in ``tools.links``; anything with
+a blocking ``request(apdu) -> apdu`` will do, including a server in-process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Protocol
+
+from dlms import apdu, axdr, security
+from dlms.acse import (AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Conformance, InitiateRequest,
+                       InitiateResponse, Mechanism)
+from dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
+from dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
+from dlms.obis import Obis
+from dlms.security import SecurityControl
+
+CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
+CLOCK = Obis(0, 0, 1, 0, 0, 255)
+
+DEFAULT_CONFORMANCE = (Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
+                       | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
+                       | Conformance.BLOCK_TRANSFER_WITH_ACTION | Conformance.MULTIPLE_REFERENCES)
+
+Progress = Callable[[int, int], None]  # (blocks received, octets received)
+
+
+@dataclass
+class ClientSettings:
+    """What a client needs to associate: SAP, mechanism and secrets."""
+
+    client_sap: int = 16
+    server_sap: int = 1
+    mechanism: Mechanism = Mechanism.LOWEST
+    password: bytes | None = None  # LLS
+    ciphered: bool = False
+    system_title: bytes = b"BJLCLT01"
+    encryption_key: bytes = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    authentication_key: bytes = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+    dedicated_key: bytes | None = None  # ded-ciphering when set
+    invocation_counter: int = 0  # the next IC to use
+    control: int = SecurityControl.AUTHENTICATED_ENCRYPTED
+    max_pdu: int = 0xFFFF
+    conformance: Conformance = DEFAULT_CONFORMANCE
+    challenge: bytes | None = None  # CtoS; random when None
+    general_ciphering: bool = False  # general-glo instead of the service-specific glo- containers
+
+    @classmethod
+    def for_association(cls, sap: int, **kw) -> "ClientSettings":
+        """The usual settings of the three associations: 16 public, 32 LLS, 48 HLS-GMAC ciphered."""
+        if sap == 32:
+            kw.setdefault("mechanism", Mechanism.LLS)
+            kw.setdefault("password", b"12345678")
+        elif sap == 48:
+            kw.setdefault("mechanism", Mechanism.HLS_GMAC)
+            kw.setdefault("ciphered", True)
+        return cls(client_sap=sap, **kw)
+
+
+@dataclass(frozen=True)
+class ObjectListEntry:
+    class_id: int
+    version: int
+    logical_name: Obis
+    attribute_access: tuple[int, ...] = ()
+    method_access: tuple[int, ...] = ()
+
+
+@dataclass
+class ClientSession:
+    """The sans-IO client: APDU bytes out, APDU bytes in."""
+
+    settings: ClientSettings
+    negotiated_conformance: Conformance = Conformance(0)
+    server_max_pdu: int = 0xFFFF
+    server_system_title: bytes | None = None
+    associated: bool = False
+    hls_pending: bool = False
+    _stoc: bytes | None = None
+    _ctos: bytes = b""
+    _invoke_id: int = 0
+    server_ic: int = -1  # highest IC seen from the server
+    used_gbt: bool = field(default=False)
+
+    # --- invoke ids --------------------------------------------------------------------
+    def next_invoke_id(self) -> int:
+        self._invoke_id = (self._invoke_id + 1) & 0x0F
+        return 0xC0 | self._invoke_id  # high priority, confirmed service
+
+    # --- ciphering ---------------------------------------------------------------------
+    def _next_ic(self) -> int:
+        ic = self.settings.invocation_counter
+        self.settings.invocation_counter = ic + 1
+        return ic
+
+    def protect(self, plain: bytes, *, initiate: bool = False) -> bytes:
+        if not self.settings.ciphered:
+            return plain
+        s = self.settings
+        dedicated = s.dedicated_key is not None and not initiate
+        key = s.dedicated_key if dedicated else s.encryption_key
+        content = security.encrypt(s.control, s.system_title, self._next_ic(), key, s.authentication_key, plain)
+        if s.general_ciphering and not initiate:
+            tag = Tag.GENERAL_DED_CIPHERING if dedicated else Tag.GENERAL_GLO_CIPHERING
+            return bytes((tag,)) + security.octets(s.system_title) + security.octets(content)
+        table = apdu.DED_OF_PLAIN if dedicated else apdu.GLO_OF_PLAIN
+        tag = table.get(plain[0])
+        if tag is None:
+            raise DlmsError(f"no ciphered container for APDU tag 0x{plain[0]:02x}")
+        return bytes((tag,)) + security.octets(content)
+
+    def unprotect(self, data: bytes) -> bytes:
+        """The plain APDU inside a ciphered response (a plain one passes through)."""
+        if not data:
+            raise DlmsError("empty response")
+        tag = data[0]
+        general = tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING)
+        if not (general or tag in apdu.GLO_TAGS or tag in apdu.DED_TAGS):
+            if self.settings.ciphered and self.associated and tag not in (Tag.EXCEPTION_RESPONSE,
+                                                                             Tag.GENERAL_BLOCK_TRANSFER):
+                raise SecurityError(f"unprotected response 0x{tag:02x} in a ciphered association")
+            return data
+        title = self.server_system_title
+        if general:
+            title, pos = security.read_octets(data, 1)
+        else:
+            pos = 1
+        content, _ = security.read_octets(data, pos)
+        if title is None:
+            raise SecurityError("ciphered response but no server system title")
+        dedicated = tag in apdu.DED_TAGS or tag == Tag.GENERAL_DED_CIPHERING
+        key = self.settings.dedicated_key if dedicated else self.settings.encryption_key
+        if key is None:
+            raise SecurityError("ded-ciphered response without a dedicated key")
+        header, plain = security.decrypt(content, title, key, self.settings.authentication_key)
+        if header.invocation_counter <= self.server_ic:
+            raise SecurityError(f"server invocation counter {header.invocation_counter} replayed")
+        self.server_ic = header.invocation_counter
+        return plain
+
+    # --- ACSE ----------------------------------------------------------------------------
+    def aarq(self, random: Callable[[int], bytes] | None = None) -> bytes:
+        s = self.settings
+        initiate = InitiateRequest(s.conformance, s.max_pdu, dedicated_key=s.dedicated_key if s.ciphered else None)
+        user_info = self.protect(initiate.encode(), initiate=True)
+        auth_value = None
+        if s.mechanism == Mechanism.LLS:
+            auth_value = s.password or b""
+        elif s.mechanism == Mechanism.HLS_GMAC:
+            import os
+            self._ctos = s.challenge or (random or os.urandom)(16)
+            auth_value = self._ctos
+        needs_title = s.ciphered or s.mechanism == Mechanism.HLS_GMAC
+        context = ApplicationContext.LOGICAL_NAME_CIPHERED if s.ciphered else ApplicationContext.LOGICAL_NAME
+        return AARQ(context, s.mechanism if s.mechanism != Mechanism.LOWEST else None,
+                    calling_ap_title=s.system_title if needs_title else None,
+                    calling_authentication_value=auth_value, user_information=user_info).encode()
+
+    def parse_aare(self, data: bytes) -> None:
+        aare = AARE.decode(data)
+        if aare.result != AssociationResult.ACCEPTED:
+            diag = aare.diagnostic
+            if diag == 13:
+                raise AuthenticationError(f"association refused: authentication failure (diagnostic {diag})")
+            raise AssociationError(f"association refused: result {aare.result.name}, diagnostic {diag}")
+        self.server_system_title = aare.responding_ap_title
+        ui = aare.user_information or b""
+        if ui[:1] == bytes((Tag.GLO_INITIATE_RESPONSE,)):
+            content, _ = security.read_octets(ui, 1)
+            if self.server_system_title is None:
+                raise SecurityError("glo-initiate-response without the server system title")
+            header, ui = security.decrypt(content, self.server_system_title, self.settings.encryption_key,
+                                          self.settings.authentication_key)
+            self.server_ic = header.invocation_counter
+        response = InitiateResponse.decode(ui)
+        self.negotiated_conformance = response.negotiated_conformance
+        self.server_max_pdu = response.server_max_receive_pdu_size or 0xFFFF
+        if self.settings.mechanism == Mechanism.HLS_GMAC:
+            if aare.responding_authentication_value is None:
+                raise AuthenticationError("HLS-GMAC association without a server challenge")
+            self._stoc = aare.responding_authentication_value
+            self.hls_pending = True
+        else:
+            self.associated = True
+
+    def hls_request(self) -> bytes:
+        """reply_to_HLS_authentication carrying f(StoC)."""
+        s = self.settings
+        assert self._stoc is not None
+        f_stoc = security.hls_gmac(s.system_title, self._next_ic(), s.encryption_key, s.authentication_key, self._stoc)
+        req = apdu.ActionRequestNormal(self.next_invoke_id(), AttributeDescriptor(15, CURRENT_ASSOCIATION, 1),
+                                       axdr.OctetString(f_stoc))
+        self.associated = True  # so the response is deciphered as ciphered-association traffic
+        return self.protect(req.encode())
+
+    def parse_hls_response(self, data: bytes) -> None:
+        resp = apdu.decode(self.unprotect(data))
+        if not isinstance(resp, apdu.ActionResponseNormal) or resp.result != ActionResult.SUCCESS:
+            self.associated = False
+            raise AuthenticationError("the meter refused our HLS-GMAC reply")
+        ret = resp.return_parameters
+        if not isinstance(ret, axdr.OctetString) or self.server_system_title is None:
+            self.associated = False
+            raise AuthenticationError("no f(CtoS) from the meter")
+        s = self.settings
+        try:
+            security.verify_hls_gmac(ret.value, self.server_system_title, s.encryption_key, s.authentication_key,
+                                     self._ctos)
+        except SecurityError as exc:
+            self.associated = False
+            raise AuthenticationError(f"the meter failed HLS-GMAC: {exc}") from None
+        self.hls_pending = False
+
+    def rlrq(self) -> bytes:
+        return RLRQ().encode()
+
+    def parse_rlre(self, data: bytes) -> None:
+        RLRE.decode(data)
+        self.associated = False
+
+
+class ApduTransport(Protocol):
+    """One APDU out, the next APDU back (blocking); the link layer is its business."""
+
+    def request(self, data: bytes) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def _raise_exception(resp) -> None:
+    if isinstance(resp, apdu.ExceptionResponse):
+        raise ServiceError(f"exception-response: {resp.state_error.name}, {resp.service_error.name}",
+                           int(resp.service_error))
+    if isinstance(resp, apdu.ConfirmedServiceError):
+        raise ServiceError(f"confirmed-service-error {resp.service}/{resp.error_class}/{resp.error_value}")
+
+
+class Client:
+    """A blocking client over one transport (``tools.links.open_client_transport``)."""
+
+    def __init__(self, transport: ApduTransport, settings: ClientSettings | None = None):
+        self.transport = transport
+        self.session = ClientSession(settings or ClientSettings())
+        self._classes: dict[Obis, int] | None = None
+
+    # --- association ----------------------------------------------------------------------
+    def associate(self) -> None:
+        s = self.session
+        s.parse_aare(self.transport.request(s.aarq()))
+        if s.hls_pending:
+            s.parse_hls_response(self.transport.request(s.hls_request()))
+
+    def release(self) -> None:
+        try:
+            if self.session.associated:
+                self.session.parse_rlre(self.transport.request(self.session.rlrq()))
+        finally:
+            self.session.associated = False
+
+    def close(self) -> None:
+        try:
+            self.release()
+        except (DlmsError, OSError, TimeoutError):
+            pass
+        self.transport.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- exchange -------------------------------------------------------------------------
+    def _exchange(self, request: bytes):
+        plain_tag = request[0]
+        wire = self.session.protect(request)
+        response = self.transport.request(wire)
+        if response[:1] == bytes((Tag.GENERAL_BLOCK_TRANSFER,)):
+            response = self._gbt_collect(response)
+        plain = self.session.unprotect(response)
+        resp = apdu.decode(plain)
+        _raise_exception(resp)
+        del plain_tag
+        return resp
+
+    def _gbt_collect(self, first: bytes) -> bytes:
+        """Reassemble a response the meter sent in general-block-transfer."""
+        data = bytearray()
+        gbt = apdu.decode(first)
+        while True:
+            if not isinstance(gbt, apdu.GeneralBlockTransfer):
+                raise ServiceError("general-block-transfer interrupted")
+            data += gbt.block_data
+            if gbt.last_block:
+                return bytes(data)
+            ack = apdu.GeneralBlockTransfer(False, False, 1, 0, gbt.block_number, b"").encode()
+            gbt = apdu.decode(self.transport.request(ack))
+
+    # --- GET -----------------------------------------------------------------------------
+    def get(self, class_id: int, obis: "Obis | str", attribute: int, selection: AccessSelection | None = None,
+            progress: Progress | None = None) -> axdr.Data:
+        desc = AttributeDescriptor(class_id, Obis.parse(obis), attribute)
+        iid = self.session.next_invoke_id()
+        resp = self._exchange(apdu.GetRequestNormal(iid, desc, selection).encode())
+        if isinstance(resp, apdu.GetResponseNormal):
+            return _value_or_raise(resp.result, desc)
+        if isinstance(resp, apdu.GetResponseWithDatablock):
+            raw = self._follow_get_blocks(iid, resp, progress)
+            return axdr.decode(raw)
+        raise ServiceError(f"unexpected answer to GET: {type(resp).__name__}")
+
+    def _follow_get_blocks(self, iid: int, resp, progress: Progress | None) -> bytes:
+        data = bytearray()
+        blocks = 0
+        while True:
+            if not isinstance(resp, apdu.GetResponseWithDatablock):
+                raise ServiceError(f"unexpected answer in a long GET: {type(resp).__name__}")
+            if isinstance(resp.raw_data, DataAccessResult):
+                raise ServiceError(f"long GET failed: {resp.raw_data.name}", int(resp.raw_data))
+            data += resp.raw_data
+            blocks += 1
+            if progress:
+                progress(blocks, len(data))
+            if resp.last_block:
+                return bytes(data)
+            resp = self._exchange(apdu.GetRequestNext(iid, resp.block_number).encode())
+
+    def get_list(self, items: list[tuple[int, "Obis | str", int]]) -> list:
+        """GET with list: a value or a DataAccessResult per item."""
+        iid = self.session.next_invoke_id()
+        attrs = tuple((AttributeDescriptor(c, Obis.parse(o), a), None) for c, o, a in items)
+        resp = self._exchange(apdu.GetRequestWithList(iid, attrs).encode())
+        if isinstance(resp, apdu.GetResponseWithDatablock):
+            raw = self._follow_get_blocks(iid, resp, None)
+            resp = apdu.decode(bytes((0xC4, 3, iid)) + raw)
+        if not isinstance(resp, apdu.GetResponseWithList):
+            raise ServiceError(f"unexpected answer to GET with list: {type(resp).__name__}")
+        return list(resp.results)
+
+    # --- SET -----------------------------------------------------------------------------
+    def set(self, class_id: int, obis: "Obis | str", attribute: int, value: axdr.Data) -> None:
+        desc = AttributeDescriptor(class_id, Obis.parse(obis), attribute)
+        iid = self.session.next_invoke_id()
+        encoded = axdr.encode(value)
+        room = self._room() - 24
+        if len(encoded) + 16 <= self._room() or not self.session.negotiated_conformance \
+                & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE:
+            resp = self._exchange(apdu.SetRequestNormal(iid, desc, value).encode())
+            if not isinstance(resp, apdu.SetResponseNormal):
+                raise ServiceError(f"unexpected answer to SET: {type(resp).__name__}")
+            _check_result(resp.result, desc)
+            return
+        chunks = [encoded[i:i + room] for i in range(0, len(encoded), room)]
+        for n, chunk in enumerate(chunks, 1):
+            block = apdu.DataBlockSA(n == len(chunks), n, chunk)
+            req = (apdu.SetRequestWithFirstDatablock(iid, desc, None, block) if n == 1
+                   else apdu.SetRequestWithDatablock(iid, block))
+            resp = self._exchange(req.encode())
+            if isinstance(resp, apdu.SetResponseLastDatablock):
+                _check_result(resp.result, desc)
+                if n != len(chunks):
+                    raise ServiceError("the meter ended the long SET early")
+                return
+            if not isinstance(resp, apdu.SetResponseDatablock) or resp.block_number != n:
+                raise ServiceError(f"unexpected answer in a long SET: {resp}")
+        raise ServiceError("long SET without a final answer")
+
+    def set_list(self, items: list[tuple[int, "Obis | str", int, axdr.Data]]) -> list[DataAccessResult]:
+        iid = self.session.next_invoke_id()
+        attrs = tuple((AttributeDescriptor(c, Obis.parse(o), a), None) for c, o, a, _ in items)
+        resp = self._exchange(apdu.SetRequestWithList(iid, attrs, tuple(v for *_, v in items)).encode())
+        if not isinstance(resp, apdu.SetResponseWithList):
+            raise ServiceError(f"unexpected answer to SET with list: {type(resp).__name__}")
+        return list(resp.results)
+
+    # --- ACTION --------------------------------------------------------------------------
+    def action(self, class_id: int, obis: "Obis | str", method: int, parameters: axdr.Data | None = None,
+               progress: Progress | None = None) -> axdr.Data | None:
+        desc = AttributeDescriptor(class_id, Obis.parse(obis), method)
+        iid = self.session.next_invoke_id()
+        encoded = b"" if parameters is None else axdr.encode(parameters)
+        room = self._room() - 24
+        if len(encoded) + 16 <= self._room() or not self.session.negotiated_conformance \
+                & Conformance.BLOCK_TRANSFER_WITH_ACTION:
+            resp = self._exchange(apdu.ActionRequestNormal(iid, desc, parameters).encode())
+        else:
+            chunks = [encoded[i:i + room] for i in range(0, len(encoded), room)]
+            for n, chunk in enumerate(chunks, 1):
+                block = apdu.DataBlockSA(n == len(chunks), n, chunk)
+                req = (apdu.ActionRequestWithFirstPblock(iid, desc, block) if n == 1
+                       else apdu.ActionRequestWithPblock(iid, block))
+                resp = self._exchange(req.encode())
+                if n < len(chunks):
+                    if isinstance(resp, apdu.ActionResponseNextPblock) and resp.block_number == n:
+                        continue
+                    if isinstance(resp, apdu.ActionResponseNormal):
+                        _check_action(resp.result, desc)
+                    raise ServiceError(f"unexpected answer in a long ACTION: {resp}")
+        if isinstance(resp, apdu.ActionResponseWithPblock):
+            data = bytearray()
+            blocks = 0
+            while True:
+                data += resp.block.raw_data
+                blocks += 1
+                if progress:
+                    progress(blocks, len(data))
+                if resp.block.last_block:
+                    return axdr.decode(bytes(data))
+                resp = self._exchange(apdu.ActionRequestNextPblock(iid, resp.block.block_number).encode())
+                if isinstance(resp, apdu.ActionResponseNormal):
+                    _check_action(resp.result, desc)
+                if not isinstance(resp, apdu.ActionResponseWithPblock):
+                    raise ServiceError(f"unexpected answer in a long ACTION response: {resp}")
+        if not isinstance(resp, apdu.ActionResponseNormal):
+            raise ServiceError(f"unexpected answer to ACTION: {type(resp).__name__}")
+        _check_action(resp.result, desc)
+        ret = resp.return_parameters
+        if isinstance(ret, DataAccessResult):
+            raise ServiceError(f"ACTION {desc.instance}/{method} return: {ret.name}", int(ret))
+        return ret
+
+    def _room(self) -> int:
+        room = min(self.session.server_max_pdu, 0xFFFF)
+        if self.session.settings.ciphered:
+            room -= security.overhead(general=True)
+        return room
+
+    # --- conveniences --------------------------------------------------------------------
+    def object_list(self, progress: Progress | None = None) -> list[ObjectListEntry]:
+        value = self.get(15, CURRENT_ASSOCIATION, 2, progress=progress)
+        entries = []
+        for item in _items(value):
+            fields = _items(item)
+            if len(fields) < 3:
+                continue
+            access_attr: tuple[int, ...] = ()
+            access_meth: tuple[int, ...] = ()
+            if len(fields) > 3:
+                rights = _items(fields[3])
+                if rights:
+                    access_attr = tuple(int(_items(a)[1].value) for a in _items(rights[0]))
+                if len(rights) > 1:
+                    access_meth = tuple(int(_items(m)[1].value) for m in _items(rights[1]))
+            entries.append(ObjectListEntry(int(fields[0].value), int(fields[1].value), Obis.parse(fields[2].value),
+                                           access_attr, access_meth))
+        self._classes = {e.logical_name: e.class_id for e in entries}
+        return entries
+
+    def class_of(self, obis: "Obis | str") -> int:
+        """The class id of an object, from the object list (read once)."""
+        if self._classes is None:
+            self.object_list()
+        assert self._classes is not None
+        try:
+            return self._classes[Obis.parse(obis)]
+        except KeyError:
+            raise ServiceError(f"{Obis.parse(obis)} is not in this association's object list",
+                               int(DataAccessResult.OBJECT_UNDEFINED)) from None
+
+    def read_clock(self) -> datetime:
+        value = self.get(8, CLOCK, 2)
+        if not isinstance(value, axdr.OctetString) or len(value.value) != 12:
+            raise ServiceError("the clock is not a 12-octet date-time")
+        return axdr.CosemDateTime.decode(value.value).to_datetime()
+
+    def write_clock(self, when: datetime) -> None:
+        self.set(8, CLOCK, 2, axdr.OctetString(axdr.CosemDateTime.from_datetime(when, clock_status=None).encode()))
+
+    def capture_objects(self, obis: "Obis | str") -> list[tuple[int, Obis, int, int]]:
+        value = self.get(7, obis, 3)
+        out = []
+        for item in _items(value):
+            f = _items(item)
+            out.append((int(f[0].value), Obis.parse(f[1].value), int(f[2].value), int(f[3].value)))
+        return out
+
+    def profile_by_range(self, obis: "Obis | str", start: datetime, end: datetime, *,
+                         progress: Progress | None = None) -> tuple[list, list[list]]:
+        """Capture objects and the rows whose restricting (clock) value is in [start, end]."""
+        columns = self.capture_objects(obis)
+        restricting = next((c for c in columns if c[0] == 8 and c[2] == 2), None)
+        if restricting is None:
+            restricting = columns[0] if columns else (8, CLOCK, 2, 0)
+        cls, ln, attr, idx = restricting
+
+        def dt(t: datetime) -> axdr.OctetString:
+            return axdr.OctetString(axdr.CosemDateTime.from_datetime(t, clock_status=None).encode())
+
+        selection = AccessSelection(1, axdr.Structure((
+            axdr.Structure((axdr.LongUnsigned(cls), axdr.OctetString(bytes(ln)), axdr.Integer(attr),
+                            axdr.LongUnsigned(idx))),
+            dt(start), dt(end), axdr.Array(()),
+        )))
+        value = self.get(7, obis, 2, selection, progress=progress)
+        return columns, [list(_items(row)) for row in _items(value)]
+
+    def profile_by_entry(self, obis: "Obis | str", first: int, last: int = 0, *,
+                         progress: Progress | None = None) -> tuple[list, list[list]]:
+        """Rows ``first``..``last`` (1-based; last 0 = to the newest)."""
+        columns = self.capture_objects(obis)
+        selection = AccessSelection(2, axdr.Structure((
+            axdr.DoubleLongUnsigned(first), axdr.DoubleLongUnsigned(last), axdr.LongUnsigned(1), axdr.LongUnsigned(0),
+        )))
+        value = self.get(7, obis, 2, selection, progress=progress)
+        return columns, [list(_items(row)) for row in _items(value)]
+
+
+def _items(value) -> tuple:
+    if isinstance(value, (axdr.Array, axdr.Structure)):
+        return tuple(value.value)
+    raise ServiceError(f"expected an array or structure, got {type(value).__name__}")
+
+
+def _value_or_raise(result, desc: AttributeDescriptor) -> axdr.Data:
+    if isinstance(result, DataAccessResult):
+        raise ServiceError(f"GET {desc.class_id}/{desc.instance}/{desc.attribute}: {result.name}", int(result))
+    return result
+
+
+def _check_result(result: DataAccessResult, desc: AttributeDescriptor) -> None:
+    if result != DataAccessResult.SUCCESS:
+        raise ServiceError(f"SET {desc.class_id}/{desc.instance}/{desc.attribute}: {result.name}", int(result))
+
+
+def _check_action(result: ActionResult, desc: AttributeDescriptor) -> None:
+    if result != ActionResult.SUCCESS:
+        raise ServiceError(f"ACTION {desc.class_id}/{desc.instance}/{desc.attribute}: {result.name}", int(result))

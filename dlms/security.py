@@ -1,0 +1,387 @@
+"""Security suite 0 of the DLMS/COSEM application layer: AES-128-GCM ciphering of
+xDLMS APDUs, HLS mechanism 5 (GMAC) authentication, invocation counters and the
+AES key wrap of the global key transfer.
+
+IEC 62056-5-3 clause 9.2 (the Green Book's "Security" chapter) as far as suite 0
+goes, sans-IO: no clock, no sockets; randomness and persistence come in from the
+caller. A ciphered APDU's content is::
+
+    security header = SC (1 octet) || IC (4 octets, big-endian)
+    then            ciphertext || T (12 octets)      SC = 0x30, authenticated and encrypted
+                    plaintext  || T                  SC = 0x10, authenticated only
+                    ciphertext                       SC = 0x20, encrypted only
+
+SC carries the suite id in its low nibble (0 here), 0x10 authentication, 0x20
+encryption, 0x40 broadcast key, 0x80 compression. The GCM initialisation vector
+is the sender's system title (8 octets) || IC; the additional authenticated data
+is SC || AK (|| plaintext when only authenticated). HLS-GMAC answers a challenge
+``x`` with ``f(x) = SC(0x10) || IC || GMAC(SC || AK || x)``, computed with the
+responder's own system title and IC.
+
+Invocation counters (:class:`InvocationCounters`) follow one rule for both
+directions: a stored value ``V`` means "every IC below V is spent". The server's
+own outgoing IC and each client's incoming IC (per client system title) live in
+memory; to persist them without a write per APDU the counter reserves ahead: when
+it reaches the stored value it stores ``value + reserve_step`` before going on.
+After a crash it restarts from the stored value, so an IC is never used twice and
+a captured request is never accepted twice; at most ``reserve_step`` values are
+skipped per restart (a client that lost track reads the meter's frame counter
+object and continues above it). :meth:`InvocationCounters.flush` stores the exact
+values on a clean shutdown so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass, field
+from enum import IntEnum, IntFlag
+from typing import Callable, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from dlms import axdr
+from dlms.errors import DecodeError, ReplayError, SecurityError
+
+TAG_LENGTH = 12
+HEADER_LENGTH = 5
+SYSTEM_TITLE_LENGTH = 8
+IC_LIMIT = 0xFFFFFFFF
+SUITE_0 = 0
+
+__all__ = [
+    "CounterStore", "InvocationCounters", "KeyId", "MemoryCounterStore", "SecurityControl", "SecurityHeader",
+    "SecuritySettings", "SecurityError", "ReplayError", "decrypt", "encrypt", "hls_gmac", "verify_hls_gmac",
+    "unwrap_key", "wrap_key", "overhead", "CIPHER_OVERHEAD",
+]
+
+
+class SecurityControl(IntFlag):
+    """The security control byte (suite id in bits 0..3)."""
+
+    NONE = 0
+    AUTHENTICATION = 0x10
+    ENCRYPTION = 0x20
+    AUTHENTICATED_ENCRYPTED = 0x30
+    BROADCAST_KEY = 0x40
+    COMPRESSION = 0x80
+
+
+class KeyId(IntEnum):
+    """key_id of Security setup's key_transfer (global_key_transfer)."""
+
+    GLOBAL_UNICAST_ENCRYPTION = 0
+    GLOBAL_BROADCAST_ENCRYPTION = 1
+    AUTHENTICATION = 2
+    MASTER = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityHeader:
+    control: int
+    invocation_counter: int
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.control & SecurityControl.AUTHENTICATION)
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.control & SecurityControl.ENCRYPTION)
+
+
+# the bytes a service-specific (glo-/ded-) ciphered APDU adds to its plain APDU:
+# tag, a length of up to 3 octets, the security header and the tag
+CIPHER_OVERHEAD = 1 + 3 + HEADER_LENGTH + TAG_LENGTH
+
+
+def overhead(general: bool = False) -> int:
+    """Octets that ciphering adds to an APDU (general-glo also carries the system title)."""
+    return CIPHER_OVERHEAD + (1 + SYSTEM_TITLE_LENGTH if general else 0)
+
+
+# --- AES-GCM -----------------------------------------------------------------------------
+
+_AEAD_CACHE: dict[bytes, AESGCM] = {}
+
+
+def _aead(key: bytes) -> AESGCM:
+    aead = _AEAD_CACHE.get(key)
+    if aead is None:
+        if len(key) != 16:
+            raise SecurityError(f"suite 0 keys are 16 octets, not {len(key)}")
+        if len(_AEAD_CACHE) > 64:
+            _AEAD_CACHE.clear()  # keys change rarely; bound the cache anyway
+        aead = _AEAD_CACHE[key] = AESGCM(key)
+    return aead
+
+
+def _iv(system_title: bytes, ic: int) -> bytes:
+    if len(system_title) != SYSTEM_TITLE_LENGTH:
+        raise SecurityError(f"system title must be 8 octets, not {len(system_title)}")
+    if not 0 <= ic <= IC_LIMIT:
+        raise SecurityError(f"invocation counter {ic} out of range")
+    return system_title + ic.to_bytes(4, "big")
+
+
+def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    # GCM without its tag is CTR mode starting at counter block IV || 00000002
+    cipher = Cipher(algorithms.AES(key), modes.CTR(iv + b"\x00\x00\x00\x02"))
+    enc = cipher.encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def encrypt(control: int, system_title: bytes, ic: int, key: bytes, auth_key: bytes, plaintext: bytes) -> bytes:
+    """SC || IC || ciphered payload (with a 12-octet tag when authenticated)."""
+    iv = _iv(system_title, ic)
+    header = bytes((control,)) + ic.to_bytes(4, "big")
+    sc = bytes((control,))
+    auth = control & SecurityControl.AUTHENTICATION
+    enc = control & SecurityControl.ENCRYPTION
+    if auth and enc:
+        out = _aead(key).encrypt(iv, plaintext, sc + auth_key)
+        return header + out[:-16] + out[-16 : -16 + TAG_LENGTH]
+    if auth:
+        tag = _aead(key).encrypt(iv, b"", sc + auth_key + plaintext)
+        return header + plaintext + tag[:TAG_LENGTH]
+    if enc:
+        _aead(key)  # validates the key length
+        return header + _ctr(key, iv, plaintext)
+    raise SecurityError(f"security control 0x{control:02x} neither authenticates nor encrypts")
+
+
+def read_header(content: bytes) -> SecurityHeader:
+    if len(content) < HEADER_LENGTH:
+        raise SecurityError("ciphered content shorter than its security header")
+    control = content[0]
+    if control & 0x0F != SUITE_0:
+        raise SecurityError(f"security suite {control & 0x0F} not supported")
+    if control & SecurityControl.COMPRESSION:
+        raise SecurityError("compressed APDUs are not supported")
+    return SecurityHeader(control, int.from_bytes(content[1:5], "big"))
+
+
+def decrypt(content: bytes, system_title: bytes, key: bytes, auth_key: bytes) -> tuple[SecurityHeader, bytes]:
+    """The security header and plaintext of SC || IC || payload; SecurityError if the tag fails."""
+    header = read_header(content)
+    iv = _iv(system_title, header.invocation_counter)
+    body = bytes(content[HEADER_LENGTH:])
+    sc = bytes((header.control,))
+    if header.authenticated:
+        if len(body) < TAG_LENGTH:
+            raise SecurityError("ciphered content shorter than its authentication tag")
+        payload, tag = body[:-TAG_LENGTH], body[-TAG_LENGTH:]
+        if len(key) != 16:
+            raise SecurityError("suite 0 keys are 16 octets")
+        if header.encrypted:
+            aad, data = sc + auth_key, payload
+        else:
+            aad, data = sc + auth_key + payload, b""
+        dec = Cipher(algorithms.AES(key), modes.GCM(iv, tag, min_tag_length=TAG_LENGTH)).decryptor()
+        dec.authenticate_additional_data(aad)
+        plain = dec.update(data)
+        try:
+            plain += dec.finalize()
+        except InvalidTag:
+            raise SecurityError("authentication tag mismatch") from None
+        return header, (plain if header.encrypted else payload)
+    if header.encrypted:
+        _aead(key)
+        return header, _ctr(key, iv, body)
+    raise SecurityError(f"security control 0x{header.control:02x} neither authenticates nor encrypts")
+
+
+# --- HLS mechanism 5 ----------------------------------------------------------------------
+
+
+def hls_gmac(system_title: bytes, ic: int, key: bytes, auth_key: bytes, challenge: bytes) -> bytes:
+    """f(challenge) = SC || IC || GMAC(SC || AK || challenge): 17 octets."""
+    sc = bytes((SecurityControl.AUTHENTICATION,))
+    tag = _aead(key).encrypt(_iv(system_title, ic), b"", sc + auth_key + challenge)
+    return sc + ic.to_bytes(4, "big") + tag[:TAG_LENGTH]
+
+
+def verify_hls_gmac(reply: bytes, system_title: bytes, key: bytes, auth_key: bytes, challenge: bytes) -> int:
+    """Check the peer's f(challenge); the IC it used, or SecurityError."""
+    if len(reply) != 1 + 4 + TAG_LENGTH or reply[0] != SecurityControl.AUTHENTICATION:
+        raise SecurityError("HLS-GMAC reply is not SC(0x10) || IC || 12-octet tag")
+    ic = int.from_bytes(reply[1:5], "big")
+    expected = hls_gmac(system_title, ic, key, auth_key, challenge)
+    if not hmac.compare_digest(expected, reply):
+        raise SecurityError("HLS-GMAC reply does not match the challenge")
+    return ic
+
+
+# --- key transfer (RFC 3394 AES key wrap under the master key) ---------------------------
+
+
+def wrap_key(kek: bytes, key: bytes) -> bytes:
+    try:
+        return aes_key_wrap(kek, key)
+    except ValueError as exc:
+        raise SecurityError(f"cannot wrap key: {exc}") from None
+
+
+def unwrap_key(kek: bytes, wrapped: bytes) -> bytes:
+    try:
+        return aes_key_unwrap(kek, wrapped)
+    except (InvalidUnwrap, ValueError):
+        raise SecurityError("key unwrap failed (wrong master key or damaged data)") from None
+
+
+# --- invocation counters ------------------------------------------------------------------
+
+
+class CounterStore(Protocol):
+    """Where invocation counters survive a restart (the meter's non-volatile memory)."""
+
+    def load(self) -> dict[str, int]: ...
+
+    def save(self, name: str, value: int) -> None: ...
+
+
+class MemoryCounterStore:
+    """A CounterStore in a dict: tests, tools, and meters without persistence."""
+
+    def __init__(self, values: dict[str, int] | None = None):
+        self.values = dict(values or {})
+        self.saves = 0
+
+    def load(self) -> dict[str, int]:
+        return dict(self.values)
+
+    def save(self, name: str, value: int) -> None:
+        self.values[name] = value
+        self.saves += 1
+
+
+TX_COUNTER = "tx"
+
+
+def rx_counter_name(system_title: bytes) -> str:
+    return "rx:" + system_title.hex()
+
+
+class InvocationCounters:
+    """The server's own IC and the lowest IC still acceptable from each client."""
+
+    def __init__(self, store: CounterStore | None = None, reserve_step: int = 1000):
+        self.store = store if store is not None else MemoryCounterStore()
+        self.reserve_step = max(1, reserve_step)
+        self._stored = {k: int(v) for k, v in self.store.load().items()}
+        self._next = dict(self._stored)  # name -> next usable / acceptable value
+
+    def _advance(self, name: str, next_value: int) -> None:
+        self._next[name] = next_value
+        if next_value > self._stored.get(name, 0):
+            reserved = min(next_value + self.reserve_step, IC_LIMIT + 1)
+            self.store.save(name, reserved)
+            self._stored[name] = reserved
+
+    def next_tx(self) -> int:
+        """A fresh IC for an APDU we send; never the same twice, even across restarts."""
+        ic = self._next.get(TX_COUNTER, 0)
+        if ic > IC_LIMIT:
+            raise SecurityError("the server's invocation counter is exhausted: new keys are needed")
+        self._advance(TX_COUNTER, ic + 1)
+        return ic
+
+    def expected_rx(self, system_title: bytes) -> int:
+        """The lowest IC the client with this system title may use next."""
+        return self._next.get(rx_counter_name(system_title), 0)
+
+    def accept_rx(self, system_title: bytes, ic: int) -> None:
+        """Record a client IC; ReplayError if it is not above every one accepted before."""
+        name = rx_counter_name(system_title)
+        lowest = self._next.get(name, 0)
+        if ic < lowest:
+            raise ReplayError(f"invocation counter {ic} is below {lowest}: replayed or stale")
+        self._advance(name, ic + 1)
+
+    def check_rx(self, system_title: bytes, ic: int) -> None:
+        """Like accept_rx without recording (for a tag check still to come)."""
+        lowest = self._next.get(rx_counter_name(system_title), 0)
+        if ic < lowest:
+            raise ReplayError(f"invocation counter {ic} is below {lowest}: replayed or stale")
+
+    def reset_rx(self, system_title: bytes) -> None:
+        """Keys changed: the client's counter may start again from 0."""
+        name = rx_counter_name(system_title)
+        self._next[name] = 0
+        self._stored[name] = 0
+        self.store.save(name, 0)
+
+    def flush(self) -> None:
+        """Store the exact values (a clean shutdown): nothing is skipped on restart."""
+        for name, value in self._next.items():
+            if self._stored.get(name) != value:
+                self.store.save(name, value)
+                self._stored[name] = value
+
+
+# --- the server's security settings -------------------------------------------------------
+
+DEFAULT_MASTER_KEY = bytes(range(16))
+
+
+@dataclass
+class SecuritySettings:
+    """What the meter configuration gives the DLMS server for security suite 0.
+
+    Keys may change at run time (key_transfer), so this is a plain dataclass the
+    server owns; ``on_key_change(key_id, key)`` lets the owner persist a new key.
+    """
+
+    system_title: bytes
+    encryption_key: bytes = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    authentication_key: bytes = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+    master_key: bytes = DEFAULT_MASTER_KEY
+    broadcast_key: bytes | None = None
+    counter_store: CounterStore | None = None
+    reserve_step: int = 1000
+    # security control a ciphered association requires of every request
+    required_control: int = SecurityControl.AUTHENTICATED_ENCRYPTED
+    challenge_length: int = 16
+    random: Callable[[int], bytes] = os.urandom
+    on_key_change: Callable[[KeyId, bytes], None] | None = None
+    counters: InvocationCounters = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.system_title) != SYSTEM_TITLE_LENGTH:
+            raise SecurityError("the server system title must be 8 octets")
+        for name in ("encryption_key", "authentication_key", "master_key"):
+            if len(getattr(self, name)) != 16:
+                raise SecurityError(f"{name} must be 16 octets")
+        if not 8 <= self.challenge_length <= 64:
+            raise SecurityError("HLS challenges are 8..64 octets")
+        self.counters = InvocationCounters(self.counter_store, self.reserve_step)
+
+    def set_key(self, key_id: KeyId, key: bytes) -> None:
+        if len(key) != 16:
+            raise SecurityError("suite 0 keys are 16 octets")
+        attr = {KeyId.GLOBAL_UNICAST_ENCRYPTION: "encryption_key", KeyId.GLOBAL_BROADCAST_ENCRYPTION: "broadcast_key",
+                KeyId.AUTHENTICATION: "authentication_key", KeyId.MASTER: "master_key"}[key_id]
+        setattr(self, attr, key)
+        if self.on_key_change is not None:
+            self.on_key_change(key_id, key)
+
+
+# --- A-XDR length helper for the ciphered containers --------------------------------------
+
+
+def octets(data: bytes) -> bytes:
+    return axdr.encode_length(len(data)) + data
+
+
+def read_octets(buf: bytes, pos: int) -> tuple[bytes, int]:
+    """An A-XDR length-prefixed octet string at ``pos``; SecurityError if it overruns."""
+    try:
+        n, pos = axdr.decode_length(buf, pos)
+    except DecodeError as exc:
+        raise SecurityError(f"bad length in ciphered APDU: {exc}") from None
+    if pos + n > len(buf):
+        raise SecurityError("ciphered APDU shorter than its length")
+    return bytes(buf[pos : pos + n]), pos + n

@@ -1,0 +1,101 @@
+"""Security suite 0 (dlms.security) against gurux-dlms as an oracle, and the counter scheme."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlms import security as s
+from dlms.errors import ReplayError, SecurityError
+
+EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+TITLE = b"BJL\x00\x00\x00\x00\x01"
+
+
+def gurux_encrypt(control: int, ic: int, plaintext: bytes) -> bytes:
+    gurux = pytest.importorskip("gurux_dlms")  # noqa: F841
+    from gurux_dlms.AesGcmParameter import AesGcmParameter
+    from gurux_dlms.enums import Security
+    from gurux_dlms.GXDLMSChippering import GXDLMSChippering
+
+    p = AesGcmParameter(0xC8, TITLE, EK, AK)
+    p.security = Security(control)
+    p.invocationCounter = ic
+    out = bytes(GXDLMSChippering.encryptAesGcm(p, plaintext))
+    return out[2:] if out[1] < 0x80 else out[3:]  # drop tag and length
+
+
+@pytest.mark.parametrize("control", (0x10, 0x20, 0x30))
+def test_ciphering_matches_gurux_and_round_trips(control):
+    plain = bytes.fromhex("C001C100080000010000FF0200")
+    ours = s.encrypt(control, TITLE, 0x1234, EK, AK, plain)
+    assert ours == gurux_encrypt(control, 0x1234, plain)
+    header, back = s.decrypt(ours, TITLE, EK, AK)
+    assert back == plain and header == s.SecurityHeader(control, 0x1234)
+
+
+def test_hls_gmac_matches_gurux():
+    pytest.importorskip("gurux_dlms")
+    from gurux_dlms.GXCiphering import GXCiphering
+
+    c = GXCiphering(TITLE)
+    c.blockCipherKey, c.authenticationKey, c.invocationCounter = EK, AK, 77
+    challenge = bytes(range(16))
+    assert s.hls_gmac(TITLE, 77, EK, AK, challenge) == bytes(c.generateGmacPassword(challenge))
+    assert s.verify_hls_gmac(s.hls_gmac(TITLE, 77, EK, AK, challenge), TITLE, EK, AK, challenge) == 77
+    with pytest.raises(SecurityError):
+        s.verify_hls_gmac(s.hls_gmac(TITLE, 77, EK, AK, challenge), b"OTHER123", EK, AK, challenge)
+
+
+@settings(max_examples=60)
+@given(st.binary(max_size=64), st.integers(0, 16 + 40))
+def test_any_tampering_is_detected(plain, flip):
+    ct = bytearray(s.encrypt(0x30, TITLE, 5, EK, AK, plain))
+    pos = flip % len(ct)
+    ct[pos] ^= 0x01
+    with pytest.raises(SecurityError):
+        s.decrypt(bytes(ct), TITLE, EK, AK)
+
+
+@settings(max_examples=60)
+@given(st.binary(max_size=40))
+def test_decrypt_of_garbage_raises_only_security_error(blob):
+    try:
+        s.decrypt(blob, TITLE, EK, AK)
+    except SecurityError:
+        pass
+
+
+def test_key_wrap_rfc3394_vector():
+    kek = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+    key = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+    wrapped = s.wrap_key(kek, key)
+    assert wrapped.hex().upper() == "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"  # RFC 3394 4.1
+    assert s.unwrap_key(kek, wrapped) == key
+    with pytest.raises(SecurityError):
+        s.unwrap_key(bytes(16), wrapped)
+
+
+def test_counters_reserve_in_steps_and_never_repeat_across_restarts():
+    store = s.MemoryCounterStore()
+    c = s.InvocationCounters(store, reserve_step=100)
+    used = [c.next_tx() for _ in range(250)]
+    assert used == list(range(250))
+    assert store.saves == 3  # at 0, 100 and 200, not per APDU
+    # a crash: restart from what was stored, never below anything used
+    c2 = s.InvocationCounters(store, reserve_step=100)
+    assert c2.next_tx() >= 250
+    # incoming: strictly increasing per client, remembered across a restart
+    c2.accept_rx(b"CLIENT01", 10)
+    with pytest.raises(ReplayError):
+        c2.accept_rx(b"CLIENT01", 10)
+    c2.accept_rx(b"CLIENT02", 3)  # another client has its own counter
+    c3 = s.InvocationCounters(store, reserve_step=100)
+    with pytest.raises(ReplayError):
+        c3.accept_rx(b"CLIENT01", 10)
+    # a clean shutdown stores exact values: nothing skipped
+    c3.accept_rx(b"CLIENT01", 200)
+    c3.flush()
+    assert s.InvocationCounters(store).expected_rx(b"CLIENT01") == 201

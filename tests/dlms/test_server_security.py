@@ -1,0 +1,250 @@
+"""dlms.server with dlms.client in-process: the three associations, ciphering, HLS-GMAC,
+lockout, replay, key transfer, long SET/ACTION/GET, GBT, push; and Hypothesis driving
+the server with random valid and invalid APDUs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlms import apdu, axdr, security
+from dlms.acse import Conformance, Mechanism
+from dlms.client import DEFAULT_CONFORMANCE, Client, ClientSettings
+from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
+from dlms.cosem.base import CosemObject
+from dlms.cosem.data import Data, Register
+from dlms.cosem.security_setup import SecuritySetup
+from dlms.errors import AssociationError, AuthenticationError, DlmsError, ServiceError
+from dlms.obis import Obis
+from dlms.security import KeyId, MemoryCounterStore, SecuritySettings
+from dlms.server import Server, ServerEvent
+
+SERVER_TITLE = b"BJL\x00\x00\x00\x00\x07"
+FULL = (Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
+        | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ | Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE
+        | Conformance.BLOCK_TRANSFER_WITH_ACTION | Conformance.MULTIPLE_REFERENCES | Conformance.GENERAL_PROTECTION
+        | Conformance.GENERAL_BLOCK_TRANSFER)
+
+
+class Echo(CosemObject):
+    """A test object: a writable big value and a method returning its parameter doubled."""
+
+    CLASS_ID = 1
+    ATTRIBUTES = ("logical_name", "value")
+    METHODS = ("echo",)
+
+    def __init__(self, ln):
+        super().__init__(ln)
+        self.value: axdr.Data = axdr.OctetString(b"")
+
+    def get_value(self, ctx):
+        return self.value
+
+    def set_value(self, value, ctx):
+        self.value = value
+
+    def do_echo(self, params, ctx):
+        return axdr.OctetString(params.value * 2)
+
+
+def make_server(store=None, **kw):
+    echo = Echo("0.0.96.128.0.255")
+    objects = [Data("0.0.96.1.0.255", axdr.VisibleString("BJL0000001")),
+               Register("1.0.1.8.0.255", axdr.DoubleLongUnsigned(1234), 0, 30), echo]
+    pols = [AssociationPolicy(16, "public", rights=only(["0.0.96.1.0.255", "0.0.40.0.0.255"], read_only)),
+            AssociationPolicy(32, "reader", Mechanism.LLS, b"12345678", read_only),
+            AssociationPolicy(48, "utility", Mechanism.HLS_GMAC, None, full_access, FULL, ciphered=True,
+                              logical_name=Obis(0, 0, 40, 0, 3, 255))]
+    sec = SecuritySettings(system_title=SERVER_TITLE, counter_store=store or MemoryCounterStore(), reserve_step=10,
+                           random=lambda n: bytes(range(n)))
+    all_objects = lambda: objects  # noqa: E731
+    objects.append(AssociationLN("0.0.40.0.0.255", None, all_objects))
+    objects.append(SecuritySetup("0.0.43.0.3.255", sec))
+    notices = []
+    server = Server(objects, pols, security=sec, on_notice=notices.append, max_pdu=256, **kw)
+    return server, notices, echo
+
+
+class Direct:
+    """An in-process transport: each request APDU straight into Server.handle."""
+
+    def __init__(self, server, sap, now=lambda: 0.0):
+        self.server, self.session, self.now = server, server.new_session(sap), now
+        self.sent = []
+
+    def request(self, data):
+        self.sent.append(data)
+        return self.server.handle(self.session, data, self.now())
+
+    def close(self):
+        pass
+
+
+def client(server, sap, **kw):
+    kw.setdefault("invocation_counter", server.security.counters.expected_rx(b"BJLCLT01"))
+    kw.setdefault("max_pdu", 256)
+    c = Client(Direct(server, sap), ClientSettings.for_association(sap, **kw))
+    c.associate()
+    return c
+
+
+@pytest.mark.parametrize("general", (False, True))
+@pytest.mark.parametrize("dedicated", (None, bytes(range(16, 32))))
+def test_utility_association_glo_ded_and_general_ciphering(general, dedicated):
+    server, notices, echo = make_server()
+    c = client(server, 48, general_ciphering=general, dedicated_key=dedicated)
+    assert c.get(3, "1.0.1.8.0.255", 2) == axdr.DoubleLongUnsigned(1234)
+    wire = c.transport.sent[-1]
+    expected_tag = ({(False, False): 0xC8, (False, True): 0xD0, (True, False): 0xDB, (True, True): 0xDC}
+                    [(general, dedicated is not None)])
+    assert wire[0] == expected_tag
+    assert bytes(range(4)) not in wire  # encrypted: the plain request is not in clear
+    big = axdr.OctetString(bytes(range(256)) * 3)  # longer than the PDU: SET with datablocks
+    c.set(1, echo.logical_name, 2, big)
+    assert echo.value == big
+    assert c.get(1, echo.logical_name, 2) == big  # GET with datablocks, each block ciphered
+    assert c.action(1, echo.logical_name, 1, axdr.OctetString(b"ab" * 200)) == axdr.OctetString(b"ab" * 400)
+    assert c.session.settings.ciphered and ServerEvent.ASSOCIATED in [n.event for n in notices]
+    c.release()
+
+
+def test_public_and_reader_rights_are_enforced():
+    server, _, echo = make_server()
+    pub = client(server, 16)
+    assert pub.get(1, "0.0.96.1.0.255", 2) == axdr.VisibleString("BJL0000001")
+    with pytest.raises(ServiceError) as exc:
+        pub.get(3, "1.0.1.8.0.255", 2)
+    assert exc.value.result == apdu.DataAccessResult.OBJECT_UNDEFINED
+    reader = client(server, 32)
+    assert reader.get(3, "1.0.1.8.0.255", 3) == axdr.Structure((axdr.Integer(0), axdr.Enum(30)))
+    with pytest.raises(ServiceError) as exc:
+        reader.set(1, echo.logical_name, 2, axdr.OctetString(b"x"))
+    assert exc.value.result == apdu.DataAccessResult.READ_WRITE_DENIED
+    with pytest.raises(ServiceError):
+        reader.action(1, echo.logical_name, 1, axdr.OctetString(b"x"))
+    assert [e.logical_name for e in pub.object_list()] == [Obis(0, 0, 96, 1, 0, 255), Obis(0, 0, 40, 0, 0, 255)]
+
+
+def test_wrong_hls_keys_and_passwords_lock_out_and_are_noticed():
+    clock = {"t": 0.0}
+    server, notices, _ = make_server(lockout_after=3, lockout_seconds=60)
+    for _ in range(2):
+        with pytest.raises(AssociationError):  # AARE carries a deciphering error
+            c = Client(Direct(server, 48, lambda: clock["t"]),
+                       ClientSettings.for_association(48, authentication_key=bytes(16)))
+            c.associate()
+    # the glo-initiate-request fails its tag with the wrong AK: that counts too
+    events = [n.event for n in notices]
+    assert events.count(ServerEvent.AUTHENTICATION_FAILED) == 2
+    # a wrong HLS reply (right keys for ciphering, wrong challenge answer) counts as well
+    c = Client(Direct(server, 48, lambda: clock["t"]), ClientSettings.for_association(48))
+    c.session.parse_aare(c.transport.request(c.session.aarq()))
+    c.session._stoc = b"not the challenge"
+    with pytest.raises(AuthenticationError):
+        c.session.parse_hls_response(c.transport.request(c.session.hls_request()))
+    assert [n.event for n in notices][-2:] == [ServerEvent.AUTHENTICATION_FAILED, ServerEvent.LOCKED_OUT]
+    with pytest.raises(DlmsError):  # locked out, even with the right keys
+        Client(Direct(server, 48, lambda: clock["t"]), ClientSettings.for_association(48)).associate()
+    clock["t"] = 61.0
+    good = Client(Direct(server, 48, lambda: clock["t"]), ClientSettings.for_association(
+        48, invocation_counter=server.security.counters.expected_rx(b"BJLCLT01")))
+    good.associate()
+    assert good.get(3, "1.0.1.8.0.255", 2) == axdr.DoubleLongUnsigned(1234)
+
+
+def test_replay_is_refused_also_after_a_restart():
+    store = MemoryCounterStore()
+    server, notices, _ = make_server(store)
+    c = client(server, 48)
+    c.get(3, "1.0.1.8.0.255", 2)
+    request = c.transport.sent[-1]
+    answer = server.handle(c.transport.session, request)
+    assert answer[:3] == bytes((0xD8, 1, 6))
+    assert notices[-1].event is ServerEvent.SECURITY_FAILURE
+    assert c.get(3, "1.0.1.8.0.255", 2) == axdr.DoubleLongUnsigned(1234)  # still serving
+    # a restart (new server from the same store): the old request is still a replay
+    server2, _, _ = make_server(store)
+    session = server2.new_session(48)
+    aarq = c.transport.sent[0]
+    refused = server2.handle(session, aarq)
+    assert refused[0] == 0x61 and b"\x0e\x01\x00\x06" in refused  # AARE with a deciphering error
+    # the server never reuses one of its own ICs
+    assert server2.security.counters.next_tx() > server.security.counters.next_tx() - 1
+
+
+def test_key_transfer_takes_effect_after_the_answer():
+    server, _, _ = make_server()
+    c = client(server, 48)
+    new_ek = bytes(range(100, 116))
+    wrapped = security.wrap_key(security.DEFAULT_MASTER_KEY, new_ek)
+    c.action(64, "0.0.43.0.3.255", 2, axdr.Array((axdr.Structure((axdr.Enum(KeyId.GLOBAL_UNICAST_ENCRYPTION),
+                                                                   axdr.OctetString(wrapped))),)))
+    assert server.security.encryption_key == new_ek
+    c.session.settings.encryption_key = new_ek
+    assert c.get(64, "0.0.43.0.3.255", 5) == axdr.OctetString(SERVER_TITLE)
+    with pytest.raises(ServiceError):  # a key wrapped under another KEK is refused
+        c.action(64, "0.0.43.0.3.255", 2, axdr.Array((axdr.Structure((
+            axdr.Enum(0), axdr.OctetString(security.wrap_key(bytes(16), new_ek)))),)))
+
+
+def test_general_block_transfer_only_after_the_client_used_it():
+    server, _, echo = make_server()
+    c = client(server, 48, conformance=DEFAULT_CONFORMANCE | Conformance.GENERAL_BLOCK_TRANSFER)
+    echo.value = axdr.OctetString(bytes(700))
+    c.get(1, echo.logical_name, 2)
+    assert all(r[0] != 0xE0 for r in c.transport.sent)
+    session = c.transport.session
+    assert not session.used_gbt
+    # the client wraps a GET in one GBT block; the long answer comes back in GBT blocks
+    req = c.session.protect(apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(1, echo.logical_name, 2)).encode())
+    first = server.handle(session, apdu.GeneralBlockTransfer(True, False, 1, 1, 0, req).encode())
+    assert first[0] == 0xE0 and session.used_gbt
+    value = c.session.unprotect(c._gbt_collect(first))
+    assert apdu.decode(value).result == echo.value
+
+
+def test_data_notification_plain_and_ciphered():
+    server, _, _ = make_server()
+    plain = server.data_notification([(1, "0.0.96.1.0.255", 2), (3, "1.0.1.8.0.255", 2), (3, "9.9.9.9.9.9", 2)],
+                                     long_invoke_id=7)
+    n = apdu.decode(plain)
+    assert n.long_invoke_id == 7 and n.body == axdr.Structure((axdr.VisibleString("BJL0000001"),
+                                                               axdr.DoubleLongUnsigned(1234), axdr.NullData()))
+    ciphered = server.data_notification([(1, "0.0.96.1.0.255", 2)], ciphered=True)
+    g = apdu.decode(ciphered)
+    assert g.system_title == SERVER_TITLE
+    _, inner = security.decrypt(g.content, SERVER_TITLE, server.security.encryption_key,
+                                server.security.authentication_key)
+    assert apdu.decode(inner).body == axdr.Structure((axdr.VisibleString("BJL0000001"),))
+
+
+# --- Hypothesis: the server answers or stays silent, never raises --------------------------
+
+_server, _, _ = make_server()
+_c16 = client(_server, 16)
+_c48 = client(_server, 48)
+_valid = [
+    _c16.session.aarq(), apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(1, Obis(0, 0, 96, 1, 0, 255), 2)).encode(),
+    apdu.GetRequestNext(0xC1, 1).encode(), apdu.SetRequestNormal(0xC1, apdu.AttributeDescriptor(
+        1, Obis(0, 0, 96, 128, 0, 255), 2), axdr.OctetString(b"x")).encode(),
+    apdu.ActionRequestNormal(0xC1, apdu.AttributeDescriptor(15, Obis(0, 0, 40, 0, 0, 255), 1),
+                             axdr.OctetString(b"x" * 17)).encode(),
+    apdu.SetRequestWithDatablock(0xC1, apdu.DataBlockSA(True, 2, b"\x09\x01")).encode(),
+    apdu.ActionRequestWithPblock(0xC1, apdu.DataBlockSA(False, 1, b"")).encode(),
+    apdu.GeneralBlockTransfer(False, False, 1, 1, 0, b"\xc0\x01").encode(),
+    bytes((0x62, 0x00)), _c48.session.aarq(), _c48.session.protect(b"\xc0\x01\xc1\x00\x01\x00\x00\x60\x01\x00\xff\x02\x00"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_valid), st.binary(max_size=40),
+                          st.sampled_from(_valid).flatmap(lambda v: st.integers(0, len(v)).map(lambda n: v[:n]))),
+                max_size=12),
+       st.sampled_from((16, 32, 48, 99)))
+def test_random_apdu_sequences_never_raise(requests, sap):
+    server, _, _ = make_server()
+    session = server.new_session(sap)
+    for r in requests:
+        answer = server.handle(session, r)
+        assert answer is None or isinstance(answer, bytes) and answer
