@@ -127,6 +127,7 @@ class DlmsSettings:
     hls_secret: bytes = b"bijli-hls-secret"
     encryption_key: bytes = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
     authentication_key: bytes = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+    master_key: bytes = bytes.fromhex("000102030405060708090A0B0C0D0E0F")  # KEK for key_transfer
     hdlc_physical_address: int = 16
     lockout_after: int = 3
     lockout_minutes: float = 5.0
@@ -135,7 +136,7 @@ class DlmsSettings:
     @classmethod
     def from_table(cls, table: dict, prefix: str = "dlms") -> "DlmsSettings":
         t = Table(table, prefix, {
-            "max_pdu", "reader_password", "hls_secret", "encryption_key", "authentication_key",
+            "max_pdu", "reader_password", "hls_secret", "encryption_key", "authentication_key", "master_key",
             "hdlc_physical_address", "lockout_after", "lockout_minutes", "inactivity_timeout_s",
         })
         return cls(
@@ -144,6 +145,7 @@ class DlmsSettings:
             hls_secret=t.str("hls_secret", "bijli-hls-secret").encode(),
             encryption_key=t.hex("encryption_key", "000102030405060708090A0B0C0D0E0F", 16),
             authentication_key=t.hex("authentication_key", "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF", 16),
+            master_key=t.hex("master_key", "000102030405060708090A0B0C0D0E0F", 16),
             hdlc_physical_address=t.int("hdlc_physical_address", 16, 16, 0x3FFF),
             lockout_after=t.int("lockout_after", 3, 1, 100),
             lockout_minutes=t.float("lockout_minutes", 5.0, 0.0, 1440.0),

@@ -115,6 +115,8 @@ class TokenOutcome:
     word: str  # accepted, used, old, crc_error, overflow, ... (the console and display word)
     credit_added: Decimal = Decimal(0)
     message: str = ""
+    digits: str = ""
+    source: str = ""  # console, keypad, dlms, optical
 
     @property
     def accepted(self) -> bool:
@@ -484,6 +486,7 @@ class Meter:
             self._settle(tx)
             self._write_state(tx)
         self._last_save = now
+        outcome = replace(outcome, digits=digits, source=source)
         self.last_token, self.last_token_time = outcome, now
         return outcome
 
@@ -522,6 +525,14 @@ class Meter:
             self._settle(tx)
             self._write_state(tx)
         return None
+
+    def set_load_limit(self, watts: float | None) -> None:
+        """The head-end sets the limiter's normal threshold (None: no limit)."""
+        with self.storage.transaction() as tx:
+            self.limiter = replace(self.limiter, threshold_normal=watts)
+            self._log(tx, EventCode.LOAD_LIMIT_SET, "none" if watts is None else f"{watts} W")
+            self._settle(tx)
+            self._write_state(tx)
 
     def set_control_mode(self, mode: int) -> None:
         self.relay = self.relay.with_mode(mode)

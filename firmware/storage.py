@@ -179,6 +179,14 @@ class Storage:
         finally:
             self._in_tx = False
 
+    def put(self, key: str, value: Any) -> None:
+        """Store one record: in its own transaction, or as part of the one in progress."""
+        if self._in_tx:
+            Transaction(self._db).put(key, value)
+            return
+        with self.transaction() as tx:
+            tx.put(key, value)
+
     def get(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         if row is None:

@@ -25,7 +25,8 @@ from firmware.console import Console, Reply
 from firmware.errors import FirmwareError
 from firmware.events import EventCode
 from firmware.meter import Meter
-from firmware.objects import build_objects, policies
+from dlms.cosem.security_setup import SecuritySetup
+from firmware.objects import build_objects, policies, security_settings
 from firmware.storage import Storage
 from hal import systemd, tcp
 from hal.clock import Clock, RealClock, SimClock
@@ -34,7 +35,9 @@ from hal.samples import open_source
 from hal.serial import open_port
 from tools import config as config_mod
 from tools.devices import Devices
-from tools.links import wrapper_session
+from tools.links import add_transport_arguments, start_transports, wrapper_session
+
+SECURITY_SETUP = "0.0.43.0.3.255"  # the utility association's security setup
 
 _NOTICE_EVENTS = {
     ServerEvent.AUTHENTICATION_FAILED: EventCode.AUTHENTICATION_FAILURE,
@@ -61,6 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
     p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
     p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
+    add_transport_arguments(p)
     p.set_defaults(func=_main)
 
 
@@ -87,11 +91,13 @@ class MeterProgram:
         self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
         self.devices = Devices(self.meter, cfg.hal)
         self.devices.relay_changed(self.meter.relay.output_state)
-        self.objects = build_objects(self.meter, set_clock=self.set_time)
+        self.security = security_settings(self.meter)
+        self.objects = build_objects(self.meter, set_clock=self.set_time,
+                                     extra=[SecuritySetup(SECURITY_SETUP, self.security)])
         dl = cfg.meter.dlms
         self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
                              lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
-                             on_notice=self._on_notice)
+                             on_notice=self._on_notice, security=self.security)
         self.console = Console(self.meter, self)
         self.console.register("k", lambda words: self.devices.keys(" ".join(words)), "k KEYS",
                               "type on the keypad: digits, # enter, * backspace, e emergency, s scroll")
@@ -226,6 +232,7 @@ class MeterProgram:
 
     def shutdown(self) -> None:
         self._meter_tick()
+        self.security.counters.flush()
         self.meter.shutdown()
         self.devices.close()
         self.storage.close()
@@ -254,6 +261,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, program.stopping.set)
+    transports = await start_transports(args, program.server, cfg)
     host, port = tcp.parse_endpoint(args.tcp or "127.0.0.1:4059")
     listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server),
                                inactivity_timeout=cfg.meter.dlms.inactivity_timeout_s)
@@ -280,6 +288,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
     finally:
         systemd.stopping()
         listener.close()
+        for t in transports:
+            t.close()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
