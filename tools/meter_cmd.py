@@ -188,10 +188,7 @@ class MeterProgram:
 
     def _execute(self, line: str) -> Reply:
         self._meter_tick()
-        reply = self.console.execute(line)
-        if reply.quit:
-            self.stopping.set()
-        return reply
+        return self.console.execute(line)
 
     async def console_loop(self) -> None:
         """The console on this process's stdin/stdout."""
@@ -208,6 +205,8 @@ class MeterProgram:
             reply = self._execute(line.decode("utf-8", "replace"))
             if reply.text:
                 print(reply.text, flush=True)
+            if reply.quit:
+                self.stopping.set()
 
     async def port_console_loop(self, port) -> None:
         """The console on a serial line or pty: a rig engineer's UART."""
@@ -227,8 +226,12 @@ class MeterProgram:
                     port.write(b"> ")  # an empty line asks for the prompt (a terminal just opened)
                     continue
                 reply = self._execute(line.decode("utf-8", "replace"))
-                text = (reply.text + "\n" if reply.text else "") + "> "
+                text = (reply.text + "\n" if reply.text else "") + ("" if reply.quit else "> ")
                 port.write(text.replace("\n", "\r\n").encode("utf-8"))
+                if reply.quit:
+                    await port.drain()  # the goodbye reaches the engineer before the line closes
+                    self.stopping.set()
+                    return
 
     def shutdown(self) -> None:
         self._meter_tick()
