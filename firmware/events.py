@@ -19,7 +19,7 @@ codes    log                    OBIS                 event code obj
 Codes seen in field use (power fail 101/102, magnet 201/202, neutral
 disturbance 203/204, cover open 251, load switch 301/302, configuration
 changes 151-166) keep their numbers. The prepaid events IS 15959 does not
-number -- token accepted/rejected, recharge, credit thresholds (171-182) and authentication
+number -- token accepted/rejected, recharge, credit thresholds, firmware images (171-185) and authentication
 failure/lockout (231-233) -- are **bijli's own**, chosen inside the right block
 so any IS 15959 reader files them in the right log. Each entry also carries a
 ``detail`` column (bijli, manufacturer-specific 0.128.96.11.x.255): the STS
@@ -112,6 +112,9 @@ class EventCode(IntEnum):
     EMERGENCY_CREDIT_INVOKED = 180, "emergency credit invoked"
     EMERGENCY_CREDIT_PAID_BACK = 181, "emergency credit paid back"
     MAX_DEBT_EXCEEDED = 182, "friendly-credit debt above the configured maximum"
+    FIRMWARE_ACTIVATION_FAILED = 183, "new firmware did not come up healthy: previous image restored"
+    FIRMWARE_VERIFICATION_FAILED = 184, "firmware image refused (size, hash or signature)"
+    FIRMWARE_ACTIVATION_SCHEDULED = 185, "firmware image verified and scheduled for activation"
     # other (IS 15959)
     MAGNET = 201, "abnormal external magnetic influence: occurrence"
     MAGNET_RESTORED = 202, "abnormal external magnetic influence: restoration"

@@ -153,7 +153,7 @@ def parse_ref(text: str, default_attr: int | None = None) -> tuple[int | None, O
 # --- argument parsing ----------------------------------------------------------------------------
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_association_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
     g.add_argument("--target", default="tcp://127.0.0.1:4059",
                    help="tcp://HOST:PORT or serial://DEVICE-OR-PYSERIAL-URL (default tcp://127.0.0.1:4059)")
@@ -176,27 +176,27 @@ def register(subparsers) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("objects", help="list a meter's COSEM objects (association object list)",
                               formatter_class=fmt)
-    _common(p)
+    add_association_arguments(p)
     p.set_defaults(func=_main, action="objects")
 
     p = subparsers.add_parser("read", help="read an attribute: [CLASS/]OBIS[:ATTR] (ATTR default 2)",
                               formatter_class=fmt)
     p.add_argument("ref", nargs="+", help="[CLASS/]OBIS[:ATTR], e.g. 1.0.1.8.0.255:2 or 3/1.0.1.8.0.255:3")
-    _common(p)
+    add_association_arguments(p)
     p.set_defaults(func=_main, action="read")
 
     p = subparsers.add_parser("write", help="write an attribute: [CLASS/]OBIS:ATTR TYPE:VALUE",
                               epilog=VALUE_HELP, formatter_class=fmt)
     p.add_argument("ref", help="[CLASS/]OBIS:ATTR")
     p.add_argument("value", help="TYPE:VALUE (see below)")
-    _common(p)
+    add_association_arguments(p)
     p.set_defaults(func=_main, action="write")
 
     p = subparsers.add_parser("call", help="invoke a method: [CLASS/]OBIS:METHOD [TYPE:VALUE]",
                               epilog=VALUE_HELP, formatter_class=fmt)
     p.add_argument("ref", help="[CLASS/]OBIS:METHOD")
     p.add_argument("value", nargs="?", help="parameter, TYPE:VALUE (default: none)")
-    _common(p)
+    add_association_arguments(p)
     p.set_defaults(func=_main, action="call")
 
     p = subparsers.add_parser("profile", help="read a profile generic buffer by time range or by entry",
@@ -206,7 +206,7 @@ def register(subparsers) -> None:
     p.add_argument("--to", dest="end", help="ISO date-time (default: now)")
     p.add_argument("--entries", help="N..M entries (1-based; M empty or 0 = to the newest)")
     p.add_argument("--csv", action="store_true", help="print CSV (a header of capture objects, then rows)")
-    _common(p)
+    add_association_arguments(p)
     p.set_defaults(func=_main, action="profile")
 
 
@@ -229,7 +229,7 @@ class _Bar:
             sys.stderr.write("\n")
 
 
-def _connect(args) -> Client:
+def connect(args) -> Client:
     from tools.links import open_client_transport
 
     try:
@@ -247,7 +247,7 @@ def _connect(args) -> Client:
     try:
         client.associate()
     except BaseException:
-        _save_ic(title, settings.invocation_counter)
+        save_invocation_counter(title, settings.invocation_counter)
         transport.close()
         raise
     return client
@@ -277,7 +277,7 @@ def _load_ic(title: bytes) -> int:
     return min(max(saved, floor), 0xFFFFFFFF)
 
 
-def _save_ic(title: bytes, value: int) -> None:
+def save_invocation_counter(title: bytes, value: int) -> None:
     path = _counter_file()
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
@@ -380,7 +380,7 @@ def _main(args) -> int:
     try:
         if args.action in ("write", "call") and args.value:
             parse_value(args.value)  # a typo should not cost an association
-        client = _connect(args)
+        client = connect(args)
     except UsageError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
@@ -398,4 +398,4 @@ def _main(args) -> int:
     finally:
         client.close()
         if client.session.settings.ciphered:
-            _save_ic(client.session.settings.system_title, client.session.settings.invocation_counter)
+            save_invocation_counter(client.session.settings.system_title, client.session.settings.invocation_counter)

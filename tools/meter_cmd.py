@@ -35,9 +35,18 @@ from hal.samples import open_source
 from hal.serial import open_port
 from tools import config as config_mod
 from tools.devices import Devices
+from firmware.upgrade import ImageStore, upgrade_objects
+from tools import launcher
 from tools.links import add_transport_arguments, start_transports, wrapper_session
 
 SECURITY_SETUP = "0.0.43.0.3.255"  # the utility association's security setup
+
+_UPGRADE_EVENTS = {
+    "verification_failed": EventCode.FIRMWARE_VERIFICATION_FAILED,
+    "activation_scheduled": EventCode.FIRMWARE_ACTIVATION_SCHEDULED,
+    "activated": EventCode.FIRMWARE_ACTIVATED,
+    "activation_failed": EventCode.FIRMWARE_ACTIVATION_FAILED,
+}
 
 _NOTICE_EVENTS = {
     ServerEvent.AUTHENTICATION_FAILED: EventCode.AUTHENTICATION_FAILURE,
@@ -92,8 +101,13 @@ class MeterProgram:
         self.devices = Devices(self.meter, cfg.hal)
         self.devices.relay_changed(self.meter.relay.output_state)
         self.security = security_settings(self.meter)
+        self.upgrade_cfg = launcher.upgrade_config(args.config)
+        self.images = ImageStore(args.state, self.upgrade_cfg, now=lambda: self.meter.now,
+                                 running_image=launcher.running_image())
+        self.restart_for_upgrade = False
         self.objects = build_objects(self.meter, set_clock=self.set_time,
-                                     extra=[SecuritySetup(SECURITY_SETUP, self.security)])
+                                     extra=[SecuritySetup(SECURITY_SETUP, self.security),
+                                            *upgrade_objects(self.images)])
         dl = cfg.meter.dlms
         self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
                              lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
@@ -103,6 +117,19 @@ class MeterProgram:
                               "type on the keypad: digits, # enter, * backspace, e emergency, s scroll")
         self.console.register("lcd", lambda words: self.devices.lcd(), "lcd", "what the LCD shows now")
         self.stopping = asyncio.Event()
+
+    def _log_upgrade_events(self) -> None:
+        for event in self.images.take_events():
+            code = _UPGRADE_EVENTS.get(event.kind)
+            if code is not None:
+                self.meter.record_event(code, detail=f"{event.identifier} {event.detail}".strip())
+
+    async def health_check(self, state: str) -> None:
+        """A new image is healthy once it has served for a while with time moving."""
+        started = self.meter.now
+        await asyncio.sleep(self.upgrade_cfg.healthy_after_s)
+        if self.meter.now > started and launcher.mark_healthy(state):
+            self.meter.record_event(EventCode.FIRMWARE_ACTIVATED, detail=launcher.running_image() or "")
 
     def _on_notice(self, notice: Notice) -> None:
         """Security events from the DLMS server go to the meter's event log."""
@@ -137,8 +164,13 @@ class MeterProgram:
             return
         current, pf, lagging = self._load
         self.source.set_load(current if self._relay_closed else 0.0, pf=pf, lagging=lagging)
-        # a fresh block measures the new load at once, so status shows it without a tick
-        self.meter.on_samples(self.source.read_block(self.cfg.meter.metrology.sample_rate // 5), self.meter.now)
+        # Measure the new load at once, so status and a following 'step' see it without
+        # waiting for a tick. Two short blocks: the first window still holds the part
+        # cycle sampled before the change; the second is the new load alone, and it is
+        # the one a simulated-time step holds steady.
+        n = self.cfg.meter.metrology.sample_rate // 10
+        for _ in range(2):
+            self.meter.on_samples(self.source.read_block(n), self.meter.now)
 
     def step(self, seconds: float) -> None:
         self._meter_tick()
@@ -172,6 +204,10 @@ class MeterProgram:
         while not self.stopping.is_set():
             self._meter_tick()
             self.devices.tick()
+            self._log_upgrade_events()
+            if self.images.restart_due(self.meter.now):
+                self.restart_for_upgrade = True  # stop cleanly, then the launcher starts the new image
+                self.stopping.set()
             if watchdog and asyncio.get_running_loop().time() - last_ping >= watchdog / 2:
                 systemd.watchdog_ping()
                 last_ping = asyncio.get_running_loop().time()
@@ -285,6 +321,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
         where = getattr(port, "link_path", None) or getattr(port, "peer_path", None) or console
         print(f"service console on {where}", flush=True)
         tasks.append(asyncio.create_task(program.port_console_loop(port)))
+    tasks.append(asyncio.create_task(program.health_check(args.state)))
+    program._log_upgrade_events()  # what the launcher decided before this start (e.g. a rollback)
     systemd.ready()
     try:
         await program.stopping.wait()
@@ -300,12 +338,15 @@ async def _run(args, cfg: config_mod.Config) -> int:
             port.close()
         program.shutdown()
     print("meter stopped, state saved", flush=True)
+    if program.restart_for_upgrade:
+        launcher.restart(args.state, args.config, sys.argv[1:])  # does not return
     return 0
 
 
 def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
         cfg = config_mod.load(args.config)
         return asyncio.run(_run(args, cfg))
     except (FirmwareError, HalError, ValueError, OSError) as exc:

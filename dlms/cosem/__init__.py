@@ -2,8 +2,7 @@
 
 ``CLASSES`` maps each class_id this stack implements to its class, so a tool or
 a test can walk "every interface class we have" and the object list can be
-checked against the standard's numbering. Image transfer (18) and Security setup
-(64) live in their own modules and join the registry when they are added here.
+checked against the standard's numbering.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from dlms.cosem.clock import Clock
 from dlms.cosem.data import Data, ExtendedRegister, Register
 from dlms.cosem.demand import DemandRegister, RegisterTable, TableCellDefinition
 from dlms.cosem.disconnect import ControlState, DisconnectControl
+from dlms.cosem.image_transfer import ImageTransfer
 from dlms.cosem.limiter import EmergencyProfile, Limiter, LimiterActions
 from dlms.cosem.monitor import ActionSet, RegisterMonitor
 from dlms.cosem.payment import (
@@ -25,6 +25,7 @@ from dlms.cosem.profile import (
     CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, ProfileSource, RangeDescriptor,
 )
 from dlms.cosem.push import PushSetup, SendDestinationAndMethod, WindowElement
+from dlms.cosem.security_setup import SecuritySetup
 from dlms.cosem.schedule import (
     ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime, Script, ScriptTable,
     SeasonProfile, SingleActionSchedule, SpecialDay, SpecialDaysTable, WeekProfile,
@@ -41,12 +42,12 @@ CLASSES: dict[int, type[CosemObject]] = {
         Data, Register, ExtendedRegister, DemandRegister, ProfileGeneric, Clock, ScriptTable, SpecialDaysTable,
         AssociationLN, SapAssignmentObject, IecLocalPortSetup, ActivityCalendar, RegisterMonitor,
         SingleActionSchedule, IecHdlcSetup, PushSetup, TcpUdpSetup, RegisterTable, DisconnectControl, Limiter,
-        Account, Credit, Charge, TokenGateway,
+        Account, Credit, Charge, TokenGateway, ImageTransfer, SecuritySetup,
     )
 }
 
 __all__ = [
-    "CLASSES", "Account", "AccountModeAndStatus", "AccountStatus", "ActionSet", "ActionSpecification",
+    "CLASSES", "ImageTransfer", "SecuritySetup", "Account", "AccountModeAndStatus", "AccountStatus", "ActionSet", "ActionSpecification",
     "ActivityCalendar", "AssociationLN", "BaudRate", "BoundObject", "CaptureObjectDefinition", "Charge",
     "ChargeTableElement", "ChargeType", "Clock", "ControlState", "CosemError", "CosemObject", "Credit",
     "CreditChargeConfiguration", "CreditStatus", "CreditType", "Currency", "Data", "DayProfile", "DayProfileAction",
