@@ -25,11 +25,13 @@ class MeterProcess:
         self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.port = None
+        self.banner: list[str] = []  # the start-up lines: every listener and port the meter opened
         deadline = time.monotonic() + 20
         while self.port is None:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"meter exited: {self.proc.stderr.read()}")
+            self.banner.append(line.rstrip("\n"))
             m = re.search(r"DLMS wrapper listening on [\d.]+:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
@@ -38,6 +40,14 @@ class MeterProcess:
         line = self.proc.stdout.readline()
         if console_line not in line:
             raise RuntimeError(f"expected {console_line!r}, got {line!r}")
+
+    def find(self, pattern: str) -> str:
+        """The first group of ``pattern`` in the start-up lines (a port, a pty path)."""
+        for line in self.banner:
+            m = re.search(pattern, line)
+            if m:
+                return m.group(1)
+        raise LookupError(f"{pattern!r} not in {self.banner}")
 
     def console(self, line: str) -> str:
         """Send one console command and return its first reply line."""

@@ -12,7 +12,7 @@ import datetime as _dt
 
 import pytest
 
-gurux = pytest.importorskip("gurux_dlms")
+import gurux_dlms as gurux  # a test dependency: its absence is an error, not a skip
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: E402
 from gurux_dlms import GXByteBuffer, GXDateTime, GXDLMSClient, GXReplyData  # noqa: E402
@@ -78,7 +78,7 @@ def _associated_client() -> GXDLMSClient:
 def test_snrm_frame():
     client = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
     raw = bytes(client.snrmRequest())
-    hdlc_frame = pytest.importorskip("dlms.link.hdlc_frame")
+    from dlms.link import hdlc_frame
     frame = hdlc_frame.decode_frame(raw)
     assert frame.kind is hdlc_frame.FrameType.SNRM
     assert frame.source.logical == 16 and frame.destination.logical == 1

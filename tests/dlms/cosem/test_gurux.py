@@ -11,7 +11,7 @@ from .helpers import bound_objects
 from .test_profile import block_load, event_log
 from dlms.cosem.profile import ProfileGeneric
 
-gurux = pytest.importorskip("gurux_dlms")
+import gurux_dlms as gurux  # a test dependency: its absence is an error, not a skip
 from gurux_dlms import GXBitString, GXByteBuffer, GXDLMSSettings  # noqa: E402
 from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: E402
 from gurux_dlms.internal._GXDataInfo import _GXDataInfo  # noqa: E402

@@ -4,7 +4,7 @@ field, and it accepts our UA and our segmented I frames."""
 
 import pytest
 
-gurux = pytest.importorskip("gurux_dlms")
+import gurux_dlms as gurux  # a test dependency: its absence is an error, not a skip
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
 from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
