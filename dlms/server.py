@@ -42,7 +42,7 @@ from dlms.apdu import ActionResult, DataAccessResult, ServiceErrorCode, StateErr
 from dlms.cosem.association import (ASSOCIATION_STATUS_ASSOCIATED, ASSOCIATION_STATUS_NON_ASSOCIATED,
                                     ASSOCIATION_STATUS_PENDING, AssociationPolicy)
 from dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
-from dlms.errors import DlmsError, ReplayError, SecurityError
+from dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
 from dlms.obis import Obis
 from dlms.security import SecurityControl, SecuritySettings
 
@@ -259,7 +259,8 @@ class Server:
 
     def _decipher(self, session: Session, request: bytes) -> tuple[bytes, Protection]:
         sec = self.security
-        assert sec is not None
+        if sec is None:
+            raise SecurityError("no security settings: ciphered APDUs are not accepted")
         tag = request[0]
         if tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING):
             title, pos = security.read_octets(request, 1)
@@ -279,7 +280,8 @@ class Server:
         if header.control & required != required or header.control & SecurityControl.BROADCAST_KEY:
             raise SecurityError(f"security control 0x{header.control:02x} weaker than required 0x{required:02x}")
         title = session.client_system_title
-        assert title is not None
+        if title is None:
+            raise SecurityError("no client system title in this association")
         sec.counters.check_rx(title, header.invocation_counter)
         _, plain = security.decrypt(content, title, key, sec.authentication_key)
         sec.counters.accept_rx(title, header.invocation_counter)
@@ -287,12 +289,14 @@ class Server:
 
     def _encipher(self, session: Session, response: bytes, protection: Protection) -> bytes:
         sec = self.security
-        assert sec is not None
+        if sec is None:
+            raise SecurityError("no security settings: ciphered APDUs are not accepted")
         req_tag = protection.cipher_tag
         general = req_tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING)
         dedicated = req_tag in apdu.DED_TAGS or req_tag == Tag.GENERAL_DED_CIPHERING
         key = session.dedicated_key if dedicated else sec.encryption_key
-        assert key is not None
+        if key is None:
+            raise SecurityError("no dedicated key in this association")
         content = security.encrypt(protection.control, sec.system_title, sec.counters.next_tx(), key,
                                    sec.authentication_key, response)
         if general:
@@ -420,7 +424,8 @@ class Server:
         if not ui or ui[0] != Tag.GLO_INITIATE_REQUEST:
             raise SecurityError("a ciphered context needs a glo-initiate-request")
         sec = self.security
-        assert sec is not None
+        if sec is None:
+            raise SecurityError("no security settings: ciphered APDUs are not accepted")
         content, pos = security.read_octets(ui, 1)
         if pos != len(ui):
             raise SecurityError("trailing bytes after glo-initiate-request")
@@ -428,7 +433,8 @@ class Server:
         if header.control & sec.required_control != sec.required_control:
             raise SecurityError(f"security control 0x{header.control:02x} weaker than required")
         title = session.client_system_title
-        assert title is not None
+        if title is None:
+            raise SecurityError("no client system title in this association")
         sec.counters.check_rx(title, header.invocation_counter)
         _, plain = security.decrypt(content, title, sec.encryption_key, sec.authentication_key)
         sec.counters.accept_rx(title, header.invocation_counter)
@@ -448,7 +454,8 @@ class Server:
 
         def verify(reply: bytes) -> axdr.Data:
             title = session.client_system_title
-            assert title is not None
+            if title is None:
+                raise SecurityError("no client system title in this association")
             try:
                 security.verify_hls_gmac(reply, title, sec.encryption_key, sec.authentication_key, stoc)
             except SecurityError as exc:
@@ -481,7 +488,8 @@ class Server:
     # --- general-block-transfer ------------------------------------------------------------
     def _general_block_transfer(self, session: Session, request: bytes, now: float) -> bytes | None:
         gbt = apdu.decode(request)
-        assert isinstance(gbt, apdu.GeneralBlockTransfer)
+        if not isinstance(gbt, apdu.GeneralBlockTransfer):
+            raise ApduError("not a general-block-transfer")
         if not session.conformance & Conformance.GENERAL_BLOCK_TRANSFER:
             return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
         session.used_gbt = True
