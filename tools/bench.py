@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
@@ -77,12 +78,17 @@ def format_rows(rows: list[BenchResult]) -> str:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure the performance figures (dlms, sts, firmware)")
-    p.add_argument("areas", nargs="*", choices=sorted(AREAS), help="areas to run (default: all)")
+    # no argparse choices: with nargs="*" Python 3.11 rejects the empty default against them
+    p.add_argument("areas", nargs="*", metavar="AREA", help=f"areas to run: {', '.join(sorted(AREAS))} (default: all)")
     p.add_argument("--json", action="store_true", help="print rows as JSON")
     p.set_defaults(func=_main)
 
 
 def _main(args) -> int:
+    unknown = [a for a in args.areas if a not in AREAS]
+    if unknown:
+        print(f"bijli bench: unknown area {unknown[0]!r} (use {', '.join(sorted(AREAS))})", file=sys.stderr)
+        return 2
     rows = collect(args.areas or sorted(AREAS))
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=1))
