@@ -10,7 +10,7 @@ the object list never sees rights the server would then refuse.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from dlms import axdr
 from dlms.acse import ApplicationContext, Conformance, Mechanism
@@ -18,8 +18,6 @@ from dlms.apdu import ActionResult
 from dlms.cosem.base import AttributeAccess, CosemError, CosemObject, MethodAccess, expect
 from dlms.obis import Obis
 
-if TYPE_CHECKING:  # pragma: no cover
-    from dlms.server import Session
 
 
 @dataclass(frozen=True)
