@@ -9,17 +9,15 @@ always computes them and the reader never guesses.
 
 from __future__ import annotations
 
+from dlms.axdr import encode_length
 from dlms.errors import BerError
 
 
 def length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    if n < 0x100:
-        return bytes((0x81, n))
-    if n < 0x10000:
-        return bytes((0x82, n >> 8, n & 0xFF))
-    raise BerError(f"BER length {n} too large")
+    """BER definite length: the same octets A-XDR uses, limited to what an ACSE APDU can need."""
+    if n >= 0x10000:
+        raise BerError(f"BER length {n} too large")
+    return encode_length(n)
 
 
 def tlv(tag: int, value: bytes) -> bytes:

@@ -277,6 +277,14 @@ def _load_ic(title: bytes) -> int:
     return min(max(saved, floor), 0xFFFFFFFF)
 
 
+def close_client(client: Client) -> None:
+    """Close the connection and keep a ciphered client's invocation counter for next time."""
+    client.close()
+    settings = client.session.settings
+    if settings.ciphered:
+        save_invocation_counter(settings.system_title, settings.invocation_counter)
+
+
 def save_invocation_counter(title: bytes, value: int) -> None:
     path = _counter_file()
     try:
@@ -396,6 +404,4 @@ def _main(args) -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     finally:
-        client.close()
-        if client.session.settings.ciphered:
-            save_invocation_counter(client.session.settings.system_title, client.session.settings.invocation_counter)
+        close_client(client)

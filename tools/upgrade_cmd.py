@@ -225,9 +225,7 @@ def _main(args) -> int:
         print(f"{prog}: interrupted: {exc}; run again to resume from the missing blocks", file=sys.stderr)
         return 1
     finally:
-        client.close()
-        if client.session.settings.ciphered:
-            dlms_cmd.save_invocation_counter(client.session.settings.system_title, client.session.settings.invocation_counter)
+        dlms_cmd.close_client(client)
     ok = {ImageTransferStatus.VERIFICATION_SUCCESSFUL, ImageTransferStatus.ACTIVATION_INITIATED,
           ImageTransferStatus.ACTIVATION_SUCCESSFUL}
     return 0 if status in ok else 1
