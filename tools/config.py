@@ -33,6 +33,7 @@ from pathlib import Path
 from firmware.config import Table
 from firmware.errors import ConfigError
 from firmware.meter import MeterConfig
+from firmware.upgrade import UpgradeConfig
 
 CLOCKS = ("real", "sim")
 PIN_ROLES = ("relay", "relay_feedback", "pulse_led", "alarm_led", "button", "cover", "magnet")
@@ -93,13 +94,15 @@ class HalConfig:
 class Config:
     meter: MeterConfig
     hal: HalConfig
+    upgrade: UpgradeConfig
     raw: dict
 
 
 def parse(data: dict) -> Config:
     meter = MeterConfig.from_dict(data, extra_sections=("hal", "upgrade"))
     hal = HalConfig.from_table(data.get("hal", {}), "hal")
-    return Config(meter, hal, data)
+    upgrade = UpgradeConfig.from_table(data.get("upgrade", {}), "upgrade")
+    return Config(meter, hal, upgrade, data)
 
 
 def load(path: str | Path | None) -> Config:

@@ -101,7 +101,7 @@ class MeterProgram:
         self.devices = Devices(self.meter, cfg.hal)
         self.devices.relay_changed(self.meter.relay.output_state)
         self.security = security_settings(self.meter)
-        self.upgrade_cfg = launcher.upgrade_config(args.config)
+        self.upgrade_cfg = cfg.upgrade
         self.images = ImageStore(args.state, self.upgrade_cfg, now=lambda: self.meter.now,
                                  running_image=launcher.running_image())
         self.restart_for_upgrade = False

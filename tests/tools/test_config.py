@@ -26,6 +26,10 @@ from tools import config
     ("[profiles]\nblock_load_period = 600\n", "profiles.block_load_period"),
     ("[storage]\nsave_interval_s = 'often'\n", "storage.save_interval_s"),
     ("[surprise]\nx = 1\n", "config.surprise"),
+    ("[upgrade]\nactivation = 'soon'\n", "upgrade.activation"),
+    ("[sts]\nea = '08'\n", "sts.ea"),
+    ("[tariff]\nbilling_day = 31\n", "tariff.billing_day"),
+    ("[prepaid]\nfriendly_start = '25:00'\n", "prepaid.friendly_start"),
 ])
 def test_bad_values_name_their_key(tmp_path, toml, key):
     path = tmp_path / "meter.toml"
