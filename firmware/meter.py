@@ -42,6 +42,7 @@ from firmware.metrology import (EnergyRegisters, Measurements, Metrology, Metrol
                                 PhaseMeasurement, Quadrant)
 from firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
                               next_friendly_boundary, supply_decision)
+from firmware.push import PushConfig
 from firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
 from firmware.relay import (Cause, ControlState, DisconnectControl, Limiter, LimiterAction, Refusal, RelayConfig,
@@ -86,8 +87,9 @@ class MeterConfig:
     sts: StsConfig = field(default_factory=lambda: StsConfig.from_table({}))
     relay: RelayConfig = field(default_factory=RelayConfig)
     profiles: ProfileConfig = field(default_factory=ProfileConfig)
+    push: PushConfig = field(default_factory=PushConfig)
 
-    SECTIONS = ("meter", "dlms", "storage", "metrology", "tariff", "prepaid", "sts", "relay", "profiles")
+    SECTIONS = ("meter", "dlms", "storage", "metrology", "tariff", "prepaid", "sts", "relay", "profiles", "push")
 
     @classmethod
     def from_dict(cls, data: dict, extra_sections: tuple[str, ...] = ()) -> "MeterConfig":
@@ -104,6 +106,7 @@ class MeterConfig:
             sts=StsConfig.from_table(data.get("sts", {}), "sts"),
             relay=RelayConfig.from_table(data.get("relay", {}), "relay"),
             profiles=profile_config_from_table(data.get("profiles", {}), "profiles", tariff.billing_day),
+            push=PushConfig.from_table(data.get("push", {}), "push"),
         )
 
 
@@ -166,6 +169,8 @@ class Meter:
         self.profiles = ProfileSet.standard(config.profiles)
         self.scheduler = self.profiles.scheduler()
         self.events = EventLog()
+        self.event_listeners: list[Callable[[Event], None]] = []  # e.g. push on events
+        self._apply_billing_day(storage.get("billing_day"))
         self.last_token: TokenOutcome | None = None
         self.last_token_time: datetime | None = None
         self._remote: Trigger | None = None
@@ -328,6 +333,7 @@ class Meter:
                 ev = control_event(step, now)
                 if ev is not None:
                     self.events.record(tx, ev, self._snapshot(), self.storage)
+                    self._notify(ev)
         else:
             self._pending_events = getattr(self, "_pending_events", []) + events
         if self.relay.output_state != before:
@@ -434,7 +440,13 @@ class Meter:
                 "power_factor": round(m.total.pf, 3), "active_import": round(self.metrology.energy.active_import_wh)}
 
     def _log(self, tx: Transaction, code: EventCode, detail: Any = "", when: datetime | None = None) -> None:
-        self.events.record(tx, Event(code, when or self.now, detail), self._snapshot(), self.storage)
+        event = Event(code, when or self.now, detail)
+        self.events.record(tx, event, self._snapshot(), self.storage)
+        self._notify(event)
+
+    def _notify(self, event: Event) -> None:
+        for listener in self.event_listeners:
+            listener(event)
 
     # --- inputs -------------------------------------------------------------------------
     def enter_token(self, digits: str, source: str = "console") -> TokenOutcome:
@@ -533,6 +545,26 @@ class Meter:
             self._log(tx, EventCode.LOAD_LIMIT_SET, "none" if watts is None else f"{watts} W")
             self._settle(tx)
             self._write_state(tx)
+
+    def set_billing_day(self, day: int) -> None:
+        """The head-end moves the billing date (single action schedule 0.0.15.0.0.255): kept
+        in memory over the configured ``tariff.billing_day``; the open period closes on it."""
+        if type(day) is not int or not 1 <= day <= 28:
+            raise FirmwareError(f"the billing day is a day of the month 1..28, not {day!r}")
+        with self.storage.transaction() as tx:
+            tx.put("billing_day", day)
+            self._apply_billing_day(day)
+            self._log(tx, EventCode.BILLING_DATE_SET, f"day {day}")
+            self._settle(tx)
+            self._write_state(tx)
+
+    def _apply_billing_day(self, day: int | None) -> None:
+        if day is None or day == self.config.tariff.billing_day:
+            return
+        self.config = replace(self.config, tariff=replace(self.config.tariff, billing_day=day),
+                              profiles=replace(self.config.profiles, billing_day=day))
+        self.profiles = replace(self.profiles, billing_schedule=replace(self.profiles.billing_schedule, day=day))
+        self.scheduler = self.profiles.scheduler()
 
     def set_control_mode(self, mode: int) -> None:
         self.relay = self.relay.with_mode(mode)

@@ -11,10 +11,23 @@ press.
 
 Money crosses as integers of the currency's minor unit (paisa: ``currency_scale``
 -2), energy as whole Wh/varh/VAh (scaler 0), as IS 15959 meters report them.
+Every measured quantity has one entry in :data:`QUANTITIES` (A-XDR type, scaler,
+unit): the registers, the profile cells and the scaler profiles
+(1.0.94.91.3..7.255) all come from it, so a value and the scaler a head-end
+applies to it cannot disagree.
+
+Choices where IS 15959 field practice gives no number (bijli's own, documented
+here): name plate meter type 5 = single phase two wire, 6 = three phase four wire;
+category "D2" (single phase) / "C" (three phase whole current); current rating
+"Ib-Imax A"; year of manufacture = the year the meter's memory was first
+initialised; manufacturer name = the FLAG id. The invocation counter object is
+0.0.43.1.3.255 only: the public and reader associations (.1, .2) are not
+ciphered, so they have no counter to resynchronise.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
@@ -23,16 +36,20 @@ from dlms import axdr
 from dlms.acse import Conformance, Mechanism
 from dlms.apdu import DataAccessResult
 from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
-from dlms.cosem.base import CosemError, CosemObject
+from dlms.cosem.base import Context, CosemError, CosemObject
 from dlms.cosem.clock import Clock
-from dlms.cosem.data import Data, Register
+from dlms.cosem.data import Data, ExtendedRegister, Register
 from dlms.cosem.disconnect import DisconnectControl
 from dlms.cosem.limiter import Limiter
 from dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Charge, ChargeType, Credit,
                                 CreditStatusBit, CreditType, Currency, CurrencyUnit, PaymentMode,
                                 TokenGatewayConfiguration, flags)
 from dlms.cosem.profile import CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, RangeDescriptor
-from dlms.cosem.schedule import SpecialDay, SpecialDaysTable
+from dlms.cosem.push import PushSetup, SendDestinationAndMethod, TransportService, MessageType
+from dlms.cosem.security_setup import SecuritySetup
+from dlms.cosem.schedule import (ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime, ScheduleType,
+                                 SeasonProfile, SingleActionSchedule, SpecialDay, SpecialDaysTable, WeekProfile)
+from dlms.cosem.setup import BaudRate, IecHdlcSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
 from dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                       TokenStatusCode)
 from dlms.cosem.units import Unit
@@ -41,11 +58,14 @@ from dlms.obis import Obis
 from dlms.security import KeyId, SecuritySettings
 from firmware import profiles as fw_profiles
 from firmware.errors import FirmwareError
-from firmware.events import LogKind
+from firmware.events import LogKind, event_log_profile
+from firmware.push import PushError, PushOutbox
+from firmware.tariff import EnergyKind
 from firmware.prepaid import CreditStatus
 from firmware.relay import Trigger
 
 if TYPE_CHECKING:  # pragma: no cover
+    from dlms.server import Server
     from firmware.meter import Meter, TokenOutcome
 
 CLOCK = Obis(0, 0, 1, 0, 0, 255)
@@ -80,9 +100,52 @@ LAST_RECHARGE_TIME = Obis(0, 0, 94, 96, 22, 255)
 TOTAL_AT_LAST_RECHARGE = Obis(0, 0, 94, 96, 23, 255)
 CURRENT_BALANCE = Obis(0, 0, 94, 96, 24, 255)
 CURRENT_BALANCE_TIME = Obis(0, 0, 94, 96, 25, 255)
+BILLED_AMOUNT = Obis(0, 0, 94, 96, 26, 255)  # bijli: charges of the open billing period
+# registers the profiles capture
+AVERAGE_VOLTAGE = Obis(1, 0, 12, 27, 0, 255)
+AVERAGE_CURRENT = Obis(1, 0, 11, 27, 0, 255)
+BILLING_POWER_FACTOR = Obis(1, 0, 13, 0, 0, 255)  # average power factor of the billing period
+MD_ACTIVE_IMPORT = Obis(1, 0, 1, 6, 0, 255)
+MD_APPARENT_IMPORT = Obis(1, 0, 9, 6, 0, 255)
+BILLING_DATE = Obis(0, 0, 0, 1, 2, 255)
+# name plate (IS 15959-2 0.0.94.91.10.255 and the Data objects it captures)
+NAME_PLATE = Obis(0, 0, 94, 91, 10, 255)
+MANUFACTURER_NAME = Obis(0, 0, 96, 1, 1, 255)
+FIRMWARE_VERSION = Obis(1, 0, 0, 2, 0, 255)
+METER_TYPE = Obis(0, 0, 94, 91, 9, 255)
+METER_CATEGORY = Obis(0, 0, 94, 91, 11, 255)
+CURRENT_RATING = Obis(0, 0, 94, 91, 12, 255)
+YEAR_OF_MANUFACTURE = Obis(0, 0, 96, 1, 4, 255)
+# scaler profiles: one row of the scaler_unit of each register a profile captures
+INSTANTANEOUS_SCALERS = Obis(1, 0, 94, 91, 3, 255)
+BLOCK_LOAD_SCALERS = Obis(1, 0, 94, 91, 4, 255)
+DAILY_LOAD_SCALERS = Obis(1, 0, 94, 91, 5, 255)
+BILLING_SCALERS = Obis(1, 0, 94, 91, 6, 255)
+EVENT_SCALERS = Obis(1, 0, 94, 91, 7, 255)
+# schedules, calendar, communication set-up, push
+BILLING_SCHEDULE = Obis(0, 0, 15, 0, 0, 255)
+BILLING_SCRIPT_TABLE = Obis(0, 0, 10, 0, 1, 255)  # end of billing period / MD reset script
+ACTIVITY_CALENDAR = Obis(0, 0, 13, 0, 0, 255)
+TARIFFICATION_SCRIPT_TABLE = Obis(0, 0, 10, 0, 100, 255)
+HDLC_SETUP = Obis(0, 0, 22, 0, 0, 255)
+TCP_UDP_SETUP = Obis(0, 0, 25, 0, 0, 255)
+IP_SETUP = Obis(0, 0, 25, 1, 0, 255)
+SAP_ASSIGNMENT = Obis(0, 0, 41, 0, 0, 255)
+UTILITY_INVOCATION_COUNTER = Obis(0, 0, 43, 1, 3, 255)
+PUSH_SETUP = Obis(0, 0, 25, 9, 0, 255)
+
+# the HDLC link the meter serves (tools.links uses the same figures; a test checks they agree)
+HDLC_MAX_INFO = 1024
+HDLC_WINDOW = 1
+HDLC_INTER_OCTET_MS = 25
+TCP_MSS = 1460  # Ethernet's; the wrapper frames up to max_pdu ride in several segments
+WRAPPER_PORT = 4059  # IANA's DLMS/COSEM port
 
 # the public client (SAP 16) may read only these (IS 15959: identification and time)
-PUBLIC_OBJECTS = (CLOCK, LOGICAL_DEVICE_NAME, SERIAL_NUMBER, CURRENT_ASSOCIATION, ACTIVE_IMPORT)
+# and the utility client's invocation counter, so a head-end that lost track can resynchronise
+# before it can associate (the way gurux and most head-ends read it)
+PUBLIC_OBJECTS = (CLOCK, LOGICAL_DEVICE_NAME, SERIAL_NUMBER, CURRENT_ASSOCIATION, ACTIVE_IMPORT,
+                  UTILITY_INVOCATION_COUNTER)
 
 SAP_PUBLIC = 16
 SAP_READER = 32
@@ -120,10 +183,6 @@ def policies(meter: "Meter") -> list[AssociationPolicy]:
 # --- value conversions ---------------------------------------------------------------
 
 
-def _u32(value: float) -> axdr.DoubleLongUnsigned:
-    return axdr.DoubleLongUnsigned(min(max(int(round(value)), 0), 0xFFFFFFFF))
-
-
 def minor_units(amount: Decimal | None) -> int:
     """Money as an integer of paisa (currency_scale -2), clamped to a double-long."""
     if amount is None:
@@ -137,15 +196,53 @@ def _date_time(t: datetime | None) -> axdr.OctetString:
     return axdr.OctetString(axdr.CosemDateTime.from_datetime(t).encode())
 
 
+def _scaled(kind: type, scaler: int) -> Callable[[Any], axdr.Data]:
+    """value -> kind(value / 10**scaler), rounded and clamped to the type's range."""
+    factor = 10 ** -scaler
+
+    def encode(value: Any) -> axdr.Data:
+        return kind(min(max(int(round(float(value) * factor)), kind.min), kind.max))
+
+    return encode
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """How one physical quantity crosses to DLMS: A-XDR type (``encode`` takes the value
+    in V, A, W, Wh, ...), and the scaler_unit a register showing it carries."""
+
+    scaler: int
+    unit: Unit
+    encode: Callable[[Any], axdr.Data]
+
+
+def _q(kind: type, scaler: int, unit: Unit) -> Quantity:
+    return Quantity(scaler, unit, _scaled(kind, scaler))
+
+
+_ENERGY_UNITS = {"active": Unit.WATT_HOUR, "reactive": Unit.VAR_HOUR, "apparent": Unit.VOLT_AMPERE_HOUR}
+
+#: every measured quantity by its firmware name (the profile column names of
+#: ``firmware.profiles``): V and A to 0.01, PF to 0.001, power in W, energy in Wh
+QUANTITIES: dict[str, Quantity] = {
+    "voltage": _q(axdr.LongUnsigned, -2, Unit.VOLT),
+    "average_voltage": _q(axdr.LongUnsigned, -2, Unit.VOLT),
+    "current": _q(axdr.DoubleLong, -2, Unit.AMPERE),
+    "average_current": _q(axdr.DoubleLong, -2, Unit.AMPERE),
+    "power_factor": _q(axdr.Long, -3, Unit.COUNT),
+    "average_power_factor": _q(axdr.Long, -3, Unit.COUNT),
+    "frequency": _q(axdr.LongUnsigned, -2, Unit.HERTZ),
+    "active_power": _q(axdr.DoubleLong, 0, Unit.WATT),
+    "apparent_power": _q(axdr.DoubleLong, 0, Unit.VOLT_AMPERE),
+    "md_active_import": _q(axdr.DoubleLongUnsigned, 0, Unit.WATT),
+    "md_apparent_import": _q(axdr.DoubleLongUnsigned, 0, Unit.VOLT_AMPERE),
+    **{name: _q(axdr.DoubleLongUnsigned, 0, _ENERGY_UNITS[name.split("_")[0]])
+       for name in (*fw_profiles.ENERGY_NAMES, "reactive_q2", "reactive_q3")},
+}
+
 # per-column encoders for profile rows, by firmware column name; anything else by Python type
 _COLUMN_ENCODERS: dict[str, Callable[[Any], axdr.Data]] = {
-    "voltage": lambda v: axdr.LongUnsigned(min(int(round(v * 100)), 0xFFFF)),
-    "average_voltage": lambda v: axdr.LongUnsigned(min(int(round(v * 100)), 0xFFFF)),
-    "current": lambda v: axdr.DoubleLong(int(round(v * 100))),
-    "average_current": lambda v: axdr.DoubleLong(int(round(v * 100))),
-    "power_factor": lambda v: axdr.Long(int(round(v * 1000))),
-    "average_power_factor": lambda v: axdr.Long(int(round(v * 1000))),
-    "frequency": lambda v: axdr.LongUnsigned(int(round(v * 100))),
+    **{name: q.encode for name, q in QUANTITIES.items()},
     "event_code": lambda v: axdr.LongUnsigned(int(v)),
     "relay_output_state": lambda v: axdr.Boolean(bool(v)),
 }
@@ -314,34 +411,30 @@ def _remote(meter: "Meter", trigger: Trigger) -> bool:
 
 
 def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
-                  extra: list[CosemObject] | None = None) -> list[CosemObject]:
-    """Every COSEM object of the meter, bound to ``meter``."""
+                  extra: list[CosemObject] | None = None, *, security: SecuritySettings | None = None,
+                  push: PushOutbox | None = None, tcp_port: "int | Callable[[], int]" = WRAPPER_PORT
+                  ) -> list[CosemObject]:
+    """Every COSEM object of the meter, bound to ``meter``.
+
+    ``security`` (by default the settings of a Security setup object in ``extra``) adds
+    the utility client's invocation counter; ``push`` is the outbox the Push setup
+    object queues to (by default a new one from ``[push]``; :func:`push_outbox` finds
+    it for the I/O shell); ``tcp_port`` is the wrapper port the TCP-UDP setup shows
+    (a getter, once the listener is bound)."""
+    if security is None:
+        security = next((o.settings for o in extra or () if isinstance(o, SecuritySetup)), None)
+    if push is None:
+        push = PushOutbox(meter.config.push)
     ident = meter.config.identity
     prepaid = meter.config.prepaid
-    energy = lambda: meter.energy  # noqa: E731 - read at GET time, never cached
-    meas = lambda: meter.measurements  # noqa: E731
-    acct = lambda: meter.account  # noqa: E731
+    acct = lambda: meter.account  # noqa: E731 - read at GET time, never cached
+    index: dict[Obis, CosemObject] = {}
+    lookup = index.__getitem__
     objects: list[CosemObject] = [
         Clock(CLOCK, now=lambda: meter.now, set_time=set_clock, time_zone=ident.time_zone_minutes),
         Data(LOGICAL_DEVICE_NAME, axdr.OctetString(ident.ldn.encode("ascii"))),
-        Data(SERIAL_NUMBER, axdr.VisibleString(ident.serial)),
-        # energy registers: whole Wh / varh / VAh, as IS 15959 meters report them with scaler 0
-        Register(ACTIVE_IMPORT, lambda: _u32(energy().active_import_wh), 0, Unit.WATT_HOUR),
-        Register(ACTIVE_EXPORT, lambda: _u32(energy().active_export_wh), 0, Unit.WATT_HOUR),
-        Register(APPARENT_IMPORT, lambda: _u32(energy().apparent_import_vah), 0, Unit.VOLT_AMPERE_HOUR),
-        Register(APPARENT_EXPORT, lambda: _u32(energy().apparent_export_vah), 0, Unit.VOLT_AMPERE_HOUR),
-        *[
-            Register(obis, (lambda n=n: _u32(getattr(energy(), f"reactive_q{n}_varh"))), 0, Unit.VAR_HOUR)
-            for n, obis in enumerate(REACTIVE_Q, 1)
-        ],
-        # instantaneous values with the scalers IS 15959 uses: V and A to 0.01, PF to 0.001
-        Register(VOLTAGE_L1, lambda: axdr.LongUnsigned(min(int(round(meas().phases[0].v_rms * 100)), 0xFFFF)), -2,
-                 Unit.VOLT),
-        Register(CURRENT_L1, lambda: axdr.DoubleLong(int(round(meas().phases[0].i_rms * 100))), -2, Unit.AMPERE),
-        Register(ACTIVE_POWER, lambda: axdr.DoubleLong(int(round(meas().total.p))), 0, Unit.WATT),
-        Register(APPARENT_POWER, lambda: axdr.DoubleLong(int(round(meas().total.s))), 0, Unit.VOLT_AMPERE),
-        Register(POWER_FACTOR, lambda: axdr.Long(int(round(meas().total.pf * 1000))), -3, Unit.COUNT),
-        Register(FREQUENCY, lambda: axdr.LongUnsigned(int(round(meas().frequency * 100))), -2, Unit.HERTZ),
+        *_registers(meter),
+        *_name_plate_data(meter),
         # IS 15959-2 prepaid data objects (amounts in paisa)
         Data(METERING_MODE, lambda: axdr.Unsigned(prepaid.metering_mode)),
         Data(PAYMENT_MODE, lambda: axdr.Unsigned(int(prepaid.payment_mode))),
@@ -350,6 +443,7 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
         Data(TOTAL_AT_LAST_RECHARGE, lambda: axdr.DoubleLong(minor_units(acct().total_amount_at_last_recharge))),
         Data(CURRENT_BALANCE, lambda: axdr.DoubleLong(minor_units(acct().current_balance_amount))),
         Data(CURRENT_BALANCE_TIME, lambda: _date_time(acct().current_balance_time)),
+        Data(BILLED_AMOUNT, lambda: axdr.DoubleLong(minor_units(meter.config.tariff.bill_so_far(meter.tariff_state)))),
         DisconnectControl(
             DISCONNECT_CONTROL,
             output_state=lambda: meter.relay.output_state,
@@ -366,6 +460,9 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
                                            else "optical")),
                      now=lambda: meter.now, last_token=lambda: _last_token(meter)),
         SpecialDaysTable(SPECIAL_DAYS, entries=lambda: _special_days(meter)),
+        _billing_schedule(meter),
+        _activity_calendar(meter),
+        *_communication_setup(meter, tcp_port),
     ]
     # profiles: instantaneous (a live snapshot), block load, daily load, billing, event logs
     sets = meter.profiles
@@ -375,15 +472,392 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     for profile in (sets.block_load, sets.daily_load, sets.billing, *meter.events.profiles.values()):
         objects.append(ProfileGeneric(Obis.parse(profile.logical_name), StoredProfile(meter, profile),
                                       time_zone=ident.time_zone_minutes))
-    for kind in LogKind:  # the last event code of each log (IS 15959 0.0.96.11.x.255)
+    for kind in LogKind:  # the last event code of each log (IS 15959 0.0.96.11.x.255) and its detail
         objects.append(Data(Obis(0, 0, 96, 11, int(kind), 255), lambda kind=kind: _last_event_code(meter, kind)))
+        objects.append(Data(Obis(0, 128, 96, 11, int(kind), 255), lambda kind=kind: _last_event_detail(meter, kind)))
+    # snapshot profiles: name plate and the scaler profiles, read from the objects themselves
+    objects.append(ProfileGeneric(NAME_PLATE, SnapshotSource(
+        [CaptureObjectDefinition(1, obis, 2) for obis in NAME_PLATE_COLUMNS], lookup)))
+    for obis, columns in scaler_profiles(meter).items():
+        objects.append(ProfileGeneric(obis, SnapshotSource(columns, lookup)))
+    if security is not None:
+        objects.append(_InvocationCounter(UTILITY_INVOCATION_COUNTER, security))
+    objects.append(_push_setup(meter, push, lookup))
     objects.extend(extra or ())
     pols = policies(meter)
     all_objects = lambda: objects  # noqa: E731 - the association lists see objects added later too
     objects.append(AssociationLN(CURRENT_ASSOCIATION, None, all_objects))
     for p in pols:
         objects.append(AssociationLN(p.logical_name, p, all_objects))
+    index.update((o.logical_name, o) for o in objects)
     return objects
+
+
+# --- registers ------------------------------------------------------------------------------
+
+_ENERGY_FIELDS = {
+    "active_import": "active_import_wh", "active_export": "active_export_wh",
+    "reactive_lag": "reactive_q1_varh", "reactive_q2": "reactive_q2_varh", "reactive_q3": "reactive_q3_varh",
+    "reactive_lead": "reactive_q4_varh", "apparent_import": "apparent_import_vah",
+    "apparent_export": "apparent_export_vah",
+}
+_REACTIVE_Q23 = (("reactive_q2", REACTIVE_Q[1]), ("reactive_q3", REACTIVE_Q[2]))
+
+
+def register(obis: Obis, name: str, read: Callable[[], Any], cls: type[Register] = Register, **kw) -> Register:
+    """A register showing quantity ``name`` (scaler, unit and type from QUANTITIES);
+    ``read`` returns the physical value at GET time."""
+    q = QUANTITIES[name]
+    return cls(obis, lambda: q.encode(read()), q.scaler, q.unit, **kw)
+
+
+def _registers(meter: "Meter") -> list[CosemObject]:
+    m = lambda: meter.measurements  # noqa: E731
+    energy = lambda name: getattr(meter.energy, _ENERGY_FIELDS[name])  # noqa: E731
+
+    def block(name: str) -> float:
+        # the energy of the block in progress: what the block load profile will capture
+        return max(energy(name) - meter.progress.block_start.get(name, energy(name)), 0.0)
+
+    out: list[CosemObject] = [
+        register(VOLTAGE_L1, "voltage", lambda: m().phases[0].v_rms),
+        register(CURRENT_L1, "current", lambda: m().phases[0].i_rms),
+        register(ACTIVE_POWER, "active_power", lambda: m().total.p),
+        register(APPARENT_POWER, "apparent_power", lambda: m().total.s),
+        register(POWER_FACTOR, "power_factor", lambda: m().total.pf),
+        register(FREQUENCY, "frequency", lambda: m().frequency),
+        # the running block's averages and the billing period's power factor
+        register(AVERAGE_VOLTAGE, "average_voltage", lambda: meter.progress.averager.voltage),
+        register(AVERAGE_CURRENT, "average_current", lambda: meter.progress.averager.current),
+        register(BILLING_POWER_FACTOR, "average_power_factor", lambda: m().total.pf),
+        # maximum demand of the billing period (block average power) and when it occurred
+        register(MD_ACTIVE_IMPORT, "md_active_import", lambda: meter.progress.md_w, ExtendedRegister,
+                 capture_time=lambda: meter.progress.md_time),
+        # bijli does not track apparent demand: the billing row holds null, the register 0
+        register(MD_APPARENT_IMPORT, "md_apparent_import", lambda: 0, ExtendedRegister),
+        Register(BILLING_DATE, lambda: _date_time(meter.tariff_state.period_start), 0, Unit.COUNT),
+    ]
+    for name, cumulative, of_block in fw_profiles.ENERGY_REGISTERS:
+        out.append(register(Obis.parse(cumulative), name, lambda name=name: energy(name)))
+        out.append(register(Obis.parse(of_block), name, lambda name=name: block(name)))
+    for name, obis in _REACTIVE_Q23:
+        out.append(register(obis, name, lambda name=name: energy(name)))
+    return out
+
+
+# --- name plate ------------------------------------------------------------------------------
+
+NAME_PLATE_COLUMNS = (SERIAL_NUMBER, MANUFACTURER_NAME, FIRMWARE_VERSION, METER_TYPE, METER_CATEGORY,
+                      CURRENT_RATING, YEAR_OF_MANUFACTURE)
+
+
+def firmware_version() -> str:
+    """The bijli package version (what ``pip`` installed), as the running firmware's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bijli")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _year_of_manufacture(meter: "Meter") -> int:
+    year = meter.storage.get("year_of_manufacture")
+    if year is None:  # the first start of a meter is its manufacture
+        year = meter.now.year
+        meter.storage.put("year_of_manufacture", year)
+    return int(year)
+
+
+def _name_plate_data(meter: "Meter") -> list[CosemObject]:
+    ident = meter.config.identity
+    metro = meter.config.metrology
+    three_phase = metro.phases == 3
+    rating = f"{metro.basic_current:g}-{metro.max_current:g}A"
+    text = lambda s: axdr.OctetString(s.encode("ascii", "replace"))  # noqa: E731
+    return [
+        Data(SERIAL_NUMBER, axdr.VisibleString(ident.serial)),
+        Data(MANUFACTURER_NAME, text(ident.manufacturer)),
+        Data(FIRMWARE_VERSION, text(firmware_version())),
+        Data(METER_TYPE, axdr.Unsigned(6 if three_phase else 5)),
+        Data(METER_CATEGORY, text("C" if three_phase else "D2")),
+        Data(CURRENT_RATING, text(rating)),
+        Data(YEAR_OF_MANUFACTURE, axdr.LongUnsigned(_year_of_manufacture(meter))),
+    ]
+
+
+# --- snapshot profiles: name plate and scalers ---------------------------------------------
+
+
+class SnapshotSource:
+    """A one-row Profile generic source whose row is read, at GET time, from the
+    attributes its capture objects name (name plate, scaler profiles): nothing is
+    stored, so the row always agrees with the objects."""
+
+    def __init__(self, columns: list[CaptureObjectDefinition], lookup: Callable[[Obis], CosemObject]):
+        self._columns = list(columns)
+        self._lookup = lookup
+
+    def capture_objects(self) -> list[CaptureObjectDefinition]:
+        return list(self._columns)
+
+    def rows(self, selection) -> list[tuple[axdr.Data, ...]]:
+        if isinstance(selection, EntryDescriptor):
+            if not [None][selection.slice()]:
+                return []  # the entries asked for start after the one row
+            cols = list(selection.selected_columns(len(self._columns)))
+        elif isinstance(selection, RangeDescriptor):
+            cols = list(selection.selected_columns(self._columns))
+        else:
+            cols = list(range(len(self._columns)))
+        return [tuple(self._cell(self._columns[i]) for i in cols)]
+
+    def _cell(self, c: CaptureObjectDefinition) -> axdr.Data:
+        try:
+            return self._lookup(c.logical_name).get(c.attribute_index, None, Context(0))
+        except (KeyError, CosemError):
+            return axdr.NullData()
+
+    def entries_in_use(self) -> int:
+        return 1
+
+    def profile_entries(self) -> int:
+        return 1
+
+    def capture_period(self) -> int:
+        return 0
+
+    def reset(self) -> None:
+        raise CosemError(DataAccessResult.READ_WRITE_DENIED, "a snapshot profile has nothing to reset")
+
+    def capture(self) -> None:
+        raise CosemError(DataAccessResult.READ_WRITE_DENIED, "a snapshot profile is read when it is read")
+
+
+#: the attribute holding scaler_unit, by class: Register and Extended register 3, Demand register 4
+_SCALER_UNIT_ATTRIBUTE = {3: 3, 4: 3, 5: 4}
+
+
+def scaler_columns(profile: fw_profiles.Profile) -> list[CaptureObjectDefinition]:
+    """The scaler profile columns of ``profile``: the scaler_unit of each register it captures."""
+    out: list[CaptureObjectDefinition] = []
+    for c in profile.capture_objects:
+        attr = _SCALER_UNIT_ATTRIBUTE.get(c.class_id)
+        if attr is None or c.kind is not fw_profiles.ColumnKind.VALUE:
+            continue
+        col = CaptureObjectDefinition(c.class_id, Obis.parse(c.logical_name), attr)
+        if col not in out:
+            out.append(col)
+    return out
+
+
+def scaler_profiles(meter: "Meter") -> dict[Obis, list[CaptureObjectDefinition]]:
+    """1.0.94.91.3..7.255: the scaler profiles of the instantaneous, block load, daily
+    load, billing and event profiles (the event logs all capture the same registers)."""
+    sets = meter.profiles
+    return {
+        INSTANTANEOUS_SCALERS: scaler_columns(sets.instantaneous),
+        BLOCK_LOAD_SCALERS: scaler_columns(sets.block_load),
+        DAILY_LOAD_SCALERS: scaler_columns(sets.daily_load),
+        BILLING_SCALERS: scaler_columns(sets.billing),
+        EVENT_SCALERS: scaler_columns(event_log_profile(LogKind.VOLTAGE, 1)),
+    }
+
+
+# --- billing date, activity calendar ------------------------------------------------------------
+
+
+def _billing_schedule(meter: "Meter") -> SingleActionSchedule:
+    """The billing date: 00:00 on the tariff's billing day of every month (wildcard year and
+    month). Writable with one such entry; the day is kept in the meter's memory."""
+    def execution_time() -> tuple[ExecutionTime, ...]:
+        return (ExecutionTime(axdr.CosemTime(0, 0, 0, 0),
+                              axdr.CosemDate(None, None, meter.config.tariff.billing_day, None)),)
+
+    def set_execution_time(times: tuple[ExecutionTime, ...]) -> None:
+        if len(times) != 1:
+            raise CosemError(DataAccessResult.OTHER_REASON, "the billing date is one execution time")
+        t, d = times[0].time, times[0].date
+        if (t.hour, t.minute, t.second or 0) != (0, 0, 0):
+            raise CosemError(DataAccessResult.OTHER_REASON, "billing periods close at 00:00:00")
+        if d.year is not None or d.month is not None or d.day_of_week is not None:
+            raise CosemError(DataAccessResult.OTHER_REASON, "the billing date repeats monthly: wildcard year, "
+                                                            "month and weekday")
+        if d.day_of_month is None or not 1 <= d.day_of_month <= 28:
+            raise CosemError(DataAccessResult.OTHER_REASON, "the billing day is 1..28")
+        meter.set_billing_day(d.day_of_month)
+
+    return SingleActionSchedule(BILLING_SCHEDULE, executed_script=ScriptReference(BILLING_SCRIPT_TABLE, 1),
+                                type=ScheduleType.SIZE_1, execution_time=execution_time,
+                                set_execution_time=set_execution_time)
+
+
+def _calendar_tables(profile) -> tuple[bytes, tuple, tuple, tuple]:
+    """(name, seasons, weeks, days) of a tariff profile as the Activity calendar shows them;
+    empty tables for a tariff without time of day. Day ids number the day schedules in
+    configuration order; a script selector numbers the tiers by first appearance."""
+    tod = profile.tod if profile is not None and profile.kind is EnergyKind.TOD else None
+    if tod is None:
+        return (profile.kind.value.encode() if profile is not None else b""), (), (), ()
+    day_ids = {name: i for i, (name, _) in enumerate(tod.days, 1)}
+    tiers: dict[str, int] = {}
+    for _, actions in tod.days:
+        for a in actions:
+            tiers.setdefault(a.name, len(tiers) + 1)
+    seasons = tuple(
+        SeasonProfile(f"S{i}".encode(), axdr.CosemDateTime(axdr.CosemDate(None, month, day, None),
+                                                           axdr.CosemTime(0, 0, 0, 0), None, None),
+                      week.encode())
+        for i, ((month, day), week) in enumerate(tod.seasons, 1))
+    weeks = tuple(WeekProfile(name.encode(), tuple(day_ids[d] for d in ids)) for name, ids in tod.weeks)
+    days = tuple(DayProfile(day_ids[name], tuple(
+        DayProfileAction(axdr.CosemTime.from_time(a.start), TARIFFICATION_SCRIPT_TABLE, tiers[a.name])
+        for a in actions)) for name, actions in tod.days)
+    return profile.kind.value.encode(), seasons, weeks, days
+
+
+def _activity_calendar(meter: "Meter") -> ActivityCalendar:
+    """A read-only view of the time-of-day tariff: the active and the passive profile."""
+    active = lambda: _calendar_tables(meter.config.tariff.active)  # noqa: E731
+    passive = lambda: _calendar_tables(meter.config.tariff.passive) if meter.config.tariff.passive else \
+        (b"", (), (), ())  # noqa: E731
+    when = meter.config.tariff.activation_time
+    return ActivityCalendar(
+        ACTIVITY_CALENDAR,
+        calendar_name_active=lambda: active()[0], season_profile_active=lambda: active()[1],
+        week_profile_table_active=lambda: active()[2], day_profile_table_active=lambda: active()[3],
+        calendar_name_passive=lambda: passive()[0], season_profile_passive=lambda: passive()[1],
+        week_profile_table_passive=lambda: passive()[2], day_profile_table_passive=lambda: passive()[3],
+        activate_passive_calendar_time=lambda: None if when is None else axdr.CosemDateTime.from_datetime(when),
+    )
+
+
+# --- communication set-up --------------------------------------------------------------------
+
+
+def _communication_setup(meter: "Meter", tcp_port: "int | Callable[[], int]") -> list[CosemObject]:
+    dl = meter.config.dlms
+    return [
+        IecHdlcSetup(HDLC_SETUP, comm_speed=BaudRate.B9600, window_size_transmit=HDLC_WINDOW,
+                     window_size_receive=HDLC_WINDOW, max_info_field_length_transmit=HDLC_MAX_INFO,
+                     max_info_field_length_receive=HDLC_MAX_INFO, inter_octet_time_out=HDLC_INTER_OCTET_MS,
+                     inactivity_time_out=min(int(dl.inactivity_timeout_s), 0xFFFF),
+                     device_address=dl.hdlc_physical_address),
+        TcpUdpSetup(TCP_UDP_SETUP, tcp_udp_port=tcp_port, ip_reference=bytes(IP_SETUP), mss=TCP_MSS,
+                    nb_of_sim_conn=0xFF,  # hal.tcp sets no limit: the most the attribute can say
+                    inactivity_time_out=min(int(dl.inactivity_timeout_s), 0xFFFF)),
+        SapAssignmentObject(SAP_ASSIGNMENT, sap_assignment_list=(
+            SapAssignment(1, meter.config.identity.ldn.encode("ascii")),)),
+    ]
+
+
+# --- security: the utility client's invocation counter -----------------------------------------
+
+
+class _InvocationCounter(Data):
+    """0.0.43.1.3.255: the lowest invocation counter the utility association accepts next.
+    Read inside the ciphered association it is that client's own; read by anyone else
+    it is the highest over every client system title seen, which any of them may use."""
+
+    def __init__(self, logical_name, security: SecuritySettings):
+        super().__init__(logical_name, axdr.DoubleLongUnsigned(0))
+        self.security = security
+
+    def get_value(self, ctx) -> axdr.Data:
+        counters = self.security.counters
+        title = getattr(getattr(ctx, "association", None), "client_system_title", None)
+        if title:
+            expected = counters.expected_rx(title)
+        else:
+            titles = [bytes.fromhex(name[3:]) for name in counters.store.load() if name.startswith("rx:")]
+            expected = max((counters.expected_rx(t) for t in titles), default=0)
+        return axdr.DoubleLongUnsigned(min(expected, 0xFFFFFFFF))
+
+
+# --- push -------------------------------------------------------------------------------------
+
+#: what a push carries unless the head-end writes another list: time, energy, balance, supply
+DEFAULT_PUSH_OBJECTS = (
+    CaptureObjectDefinition(8, CLOCK, 2),
+    CaptureObjectDefinition(3, ACTIVE_IMPORT, 2),
+    CaptureObjectDefinition(1, CURRENT_BALANCE, 2),
+    CaptureObjectDefinition(70, DISCONNECT_CONTROL, 2),
+)
+
+
+def push_object_list(meter: "Meter") -> tuple[CaptureObjectDefinition, ...]:
+    stored = meter.storage.get("push_objects")
+    if not stored:
+        return DEFAULT_PUSH_OBJECTS
+    return tuple(CaptureObjectDefinition(int(c), Obis.parse(ln), int(a), int(d)) for c, ln, a, d in stored)
+
+
+class MeterPushSetup(PushSetup):
+    """The Push setup object with the outbox its ``push`` method queues to."""
+
+    def __init__(self, outbox: PushOutbox, logical_name, **bindings):
+        super().__init__(logical_name, **bindings)
+        self.outbox = outbox
+
+
+def push_outbox(objects) -> PushOutbox:
+    """The outbox of the Push setup object in ``objects`` (for the push I/O shell)."""
+    for obj in objects:
+        if isinstance(obj, MeterPushSetup):
+            return obj.outbox
+    raise PushError("no Push setup object in this object list")
+
+
+def _push_setup(meter: "Meter", outbox: PushOutbox, lookup: Callable[[Obis], CosemObject]) -> PushSetup:
+    cfg = outbox.config
+
+    def set_list(items: tuple[CaptureObjectDefinition, ...]) -> None:
+        for c in items:
+            try:
+                obj = lookup(c.logical_name)
+            except KeyError:
+                raise CosemError(DataAccessResult.OBJECT_UNDEFINED, f"no object {c.logical_name}") from None
+            if obj.CLASS_ID != c.class_id or not 1 <= c.attribute_index <= len(obj.ATTRIBUTES) or c.data_index:
+                raise CosemError(DataAccessResult.OBJECT_UNDEFINED,
+                                 f"{c.class_id}/{c.logical_name}/{c.attribute_index} is not an attribute here")
+        meter.storage.put("push_objects", [[c.class_id, str(c.logical_name), c.attribute_index, 0] for c in items])
+
+    def do_push() -> None:
+        try:
+            outbox.request("dlms push", meter.now)
+        except PushError as exc:
+            raise CosemError(DataAccessResult.TEMPORARY_FAILURE, str(exc)) from None
+
+    return MeterPushSetup(
+        outbox,
+        PUSH_SETUP,
+        push_object_list=lambda: push_object_list(meter),
+        set_push_object_list=set_list,
+        send_destination_and_method=SendDestinationAndMethod(
+            TransportService.TCP, cfg.destination.encode("ascii"), MessageType.A_XDR_APDU),
+        communication_window=(),  # always
+        randomisation_start_interval=cfg.randomisation_start_interval_s,
+        number_of_retries=cfg.retries,
+        repetition_delay=cfg.repetition_delay_s,
+        on_push=do_push,
+    )
+
+
+def attach_push(meter: "Meter", outbox: PushOutbox, server: "Server") -> None:
+    """Let ``outbox`` build its DataNotifications with ``server`` (ciphered for the utility
+    association's keys when ``[push] ciphered`` and the server has security settings), and
+    push on meter events when ``[push] on_events``."""
+    tz = meter.config.identity.time_zone_minutes
+
+    def build(invoke_id: int, now: datetime) -> bytes:
+        items = [(c.class_id, c.logical_name, c.attribute_index) for c in push_object_list(meter)]
+        stamp = axdr.CosemDateTime.from_datetime(now, deviation=-tz)
+        return server.data_notification(items, long_invoke_id=invoke_id, date_time=stamp,
+                                        ciphered=outbox.config.ciphered and server.security is not None)
+
+    outbox.attach(build)
+    if outbox.on_event not in meter.event_listeners:
+        meter.event_listeners.append(outbox.on_event)
 
 
 def _limiter(meter: "Meter") -> Limiter:
@@ -506,3 +980,9 @@ def _instantaneous(meter: "Meter") -> dict:
 def _last_event_code(meter: "Meter", kind: LogKind) -> axdr.Data:
     rows = meter.events.events(meter.storage, kind)
     return axdr.LongUnsigned(int(rows[-1].code) if rows else 0)
+
+
+def _last_event_detail(meter: "Meter", kind: LogKind) -> axdr.Data:
+    rows = meter.events.events(meter.storage, kind)
+    detail = "" if not rows or rows[-1].detail is None else str(rows[-1].detail)
+    return axdr.VisibleString(detail.encode("ascii", "replace").decode("ascii")[:64])

@@ -16,6 +16,7 @@ COMMANDS = (
     "tools.bench",
     "tools.flash",
     "tools.upgrade_cmd",
+    "tools.fleet_cmd",
 )
 
 

@@ -1,0 +1,196 @@
+"""`bijli fleet`: N real meters in one process, read over DLMS, vended for from the manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import pytest
+
+from dlms.client import Client, ClientSettings
+from firmware.errors import ConfigError
+from firmware.sts.keys import Pan
+from hal.clock import SimClock
+from tests.conftest import ROOT
+from tools import config, household
+from tools.fleet import Fleet, member_config
+from tools.links import open_client_transport
+
+SERIAL = "0.0.96.1.0.255"
+ENERGY = "1.0.1.8.0.255"
+
+
+class FleetProcess:
+    """`bijli fleet` as a child process with its console on a pipe."""
+
+    def __init__(self, tmp_path, *extra: str):
+        self.manifest_path = tmp_path / "fleet.json"
+        args = [sys.executable, "-m", "tools.cli", "fleet", "--tcp", "127.0.0.1:0", "--state", str(tmp_path / "state"),
+                "--clock", "sim", "--start", "2024-06-14T18:00:00",  # a Friday evening: friendly hours, supply on
+                "--manifest", str(self.manifest_path), *extra]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.banner: list[str] = []
+        deadline = time.monotonic() + 30
+        while not self.banner or "fleet console on this terminal" not in self.banner[-1]:
+            line = self.proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                raise RuntimeError(f"fleet did not start: {self.banner} {self.proc.stderr.read()}")
+            self.banner.append(line.rstrip("\n"))
+        self.manifest = json.loads(self.manifest_path.read_text())
+
+    def console(self, line: str) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().rstrip("\n")
+
+    def status(self) -> list[dict]:
+        return json.loads(self.console("status --json"))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+@pytest.fixture
+def fleet_process(tmp_path):
+    started = []
+
+    def start(*extra: str) -> FleetProcess:
+        f = FleetProcess(tmp_path / str(len(started)), *extra)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        f.stop()
+
+
+def read(port: int, *items: tuple[int, str, int], sap: int = 16, **kw) -> tuple[list, Client]:
+    client = Client(open_client_transport(f"tcp://127.0.0.1:{port}", sap), ClientSettings.for_association(sap, **kw))
+    with client:
+        client.associate()
+        return [client.get(*item).to_python() for item in items], client
+
+
+def vend(meter: dict, *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "tools.cli", "token", "vend", *meter["vend_args"], *args],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return out.split()[0]
+
+
+def test_three_meters_serve_dlms_on_their_own_ports_and_take_only_their_own_tokens(fleet_process):
+    fleet = fleet_process("--count", "3")
+    meters = fleet.manifest["meters"]
+    assert [m["index"] for m in meters] == [0, 1, 2]
+    assert len({m["port"] for m in meters}) == 3
+    assert len({m["pan"] for m in meters}) == 3 and len({m["system_title"] for m in meters}) == 3
+    for m in meters:
+        assert m["sts"]["pan"] == m["pan"] and m["drn"] == m["pan"][6:17]
+        Pan(m["pan"])  # both Luhn digits valid
+        assert m["port"] in {int(p) for p in re.findall(r"listening on [\d.]+:(\d+)", "\n".join(fleet.banner))}
+
+    serials = []
+    for m in meters:
+        (serial, energy), _ = read(m["port"], (1, SERIAL, 2), (3, ENERGY, 2))
+        serials.append(serial.decode() if isinstance(serial, bytes) else serial)
+        assert energy == 0
+    assert serials == [m["serial"] for m in meters] and len(set(serials)) == 3
+
+    # the utility association, ciphered, with the keys and system title the manifest gives
+    dl = meters[2]["dlms"]
+    (mode,), client = read(meters[2]["port"], (111, "0.0.19.0.0.255", 2), sap=48,
+                              encryption_key=bytes.fromhex(dl["encryption_key"]),
+                              authentication_key=bytes.fromhex(dl["authentication_key"]))
+    assert client.session.server_system_title.hex().upper() == meters[2]["system_title"]
+    assert mode  # the account's mode and status, read through the ciphered association
+
+    token = vend(meters[2], "--time", "2024-06-14T17:00", "credit", "--amount", "100")
+    assert fleet.console(f"meter 2 token {token}").startswith("accepted")
+    assert fleet.console(f"meter 1 token {token}").startswith("crc_error")  # another PAN, another decoder key
+    credits = [float(r["credit"]) for r in fleet.status()]
+    assert credits[2] == 100 and credits[0] == credits[1] == 0
+
+
+def test_step_grows_every_meter_differently_with_random_household_loads(fleet_process):
+    fleet = fleet_process("--count", "3", "--load-profile", "random")
+    ports = [m["port"] for m in fleet.manifest["meters"]]
+    before = [read(p, (3, ENERGY, 2))[0][0] for p in ports]
+    assert fleet.console("step 1h") == "2024-06-14T19:00:00"
+    after = [read(p, (3, ENERGY, 2))[0][0] for p in ports]
+    grown = [a - b for a, b in zip(after, before)]
+    assert all(g > 100 for g in grown), grown  # Wh in an evening hour
+    assert len(set(grown)) == 3, grown
+    status = fleet.status()
+    assert [r["time"] for r in status] == ["2024-06-14T19:00:00"] * 3
+    # one meter's own console steps the shared clock: every meter moves
+    assert fleet.console("meter 0 step 15m") == "2024-06-14T19:15:00"
+    assert {r["time"] for r in fleet.status()} == {"2024-06-14T19:15:00"}
+    assert fleet.console("meter 0 quit").startswith("error")
+    assert fleet.console("quit") == "stopping the fleet"
+    assert fleet.proc.wait(15) == 0
+
+
+def test_constant_load_profile_gives_every_meter_the_same_energy(fleet_process):
+    fleet = fleet_process("--count", "2", "--load-profile", "constant")
+    fleet.console("step 1h")
+    energy = [r["energy_import_kwh"] for r in fleet.status()]
+    assert energy[0] == energy[1] and 1.138 <= energy[0] <= 1.162  # 230 V x 5 A for an hour, class 1
+
+
+# --- in-process: identities, loads, clocks ---------------------------------------------------
+
+
+def test_member_identities_are_derived_from_the_base_config_and_differ():
+    base = config.parse({"meter": {"serial": "BJL0000041", "logical_device_name": "ONE-FOR-ALL"}})
+    cfgs = [member_config(base, i) for i in range(4)]
+    assert [c.meter.identity.serial for c in cfgs] == ["BJL0000041", "BJL0000042", "BJL0000043", "BJL0000044"]
+    assert len({c.meter.identity.ldn for c in cfgs}) == 4
+    assert len({c.meter.sts.decoder_key.key for c in cfgs}) == 4
+    assert cfgs[1].meter.sts.vending.pan.digits[8:16] == "00000042"
+    assert all(c.hal.pins == {} for c in cfgs)  # no two meters drive the same GPIO
+
+
+def test_a_base_config_with_a_decoder_key_cannot_make_a_fleet():
+    base = config.parse({"sts": {"decoder_key": "00112233445566778899AABBCCDDEEFF"}})
+    with pytest.raises(ConfigError) as err:
+        member_config(base, 0)
+    assert err.value.key == "sts.decoder_key"
+
+
+def test_household_load_is_seeded_varies_through_the_day_and_peaks_in_the_evening():
+    home = household.HouseholdLoad(7)
+    day = [home.at(datetime(2024, 6, 14, h, m)).amps for h in range(24) for m in (0, 15, 30, 45)]
+    assert day == [household.HouseholdLoad(7).at(datetime(2024, 6, 14, h, m)).amps
+                   for h in range(24) for m in (0, 15, 30, 45)]
+    assert home.at(datetime(2024, 6, 14, 10, 3)) == home.at(datetime(2024, 6, 14, 10, 14, 59))
+    assert len(set(day)) > 50
+    night = sum(day[8:16]) / 8  # 02:00-04:00
+    evening = sum(day[76:84]) / 8  # 19:00-21:00
+    assert evening > 3 * night
+    others = {household.HouseholdLoad(s).at(datetime(2024, 6, 14, 20)).amps for s in range(10)}
+    assert len(others) >= 8  # amps to 0.01 A: two homes may coincide now and then
+
+
+def test_setting_one_meters_clock_leaves_the_others_and_a_step_moves_all(tmp_path):
+    clock = SimClock(datetime(2024, 6, 14, 18), rate=0)
+    fleet = Fleet(config.parse({}), 2, tmp_path, clock, load_profile="constant")
+    try:
+        assert fleet.execute("meter 1 time set 2024-06-14T12:00:00").text == "2024-06-14T12:00:00"
+        assert fleet.execute("step 30m").text == "2024-06-14T18:30:00"
+        assert [r["time"] for r in fleet.rows()] == ["2024-06-14T18:30:00", "2024-06-14T12:30:00"]
+        assert fleet.execute("meter 0 load 10").text == "load 10 A at PF 1"
+        rows = fleet.rows()
+        assert rows[0]["load_profile"] == "manual" and rows[1]["load_profile"] == "constant"
+        assert fleet.execute("meter 5 status").text.startswith("error: no meter 5")
+    finally:
+        fleet.shutdown()

@@ -1,0 +1,131 @@
+"""`bijli fleet`: N meters in one process, for head-end and vending-system tests.
+
+Every meter is a full bijli meter (:class:`tools.fleet.Fleet` derives its serial,
+PAN, decoder key, system title and state directory) serving DLMS over the
+IEC 62056-47 TCP wrapper on a port of its own; all share one clock and one
+event loop. One metering task ticks every meter each ``TICK``: no task per
+meter, no thread. A manifest (JSON) tells the systems under test where each
+meter is and how to vend for it; a small console on stdin shows the fleet,
+steps its simulated clock and reaches any one meter's own console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from firmware.errors import FirmwareError
+from hal import tcp
+from hal.clock import Clock, RealClock, SimClock
+from hal.errors import HalError
+from tools import config as config_mod
+from tools import household
+from tools import push as push_shell
+from tools.fleet import Fleet
+from tools.links import wrapper_session
+from tools.node import TICK, stdio_console
+
+log = logging.getLogger("bijli.fleet")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fleet", help="run N meters in one process (DLMS wrapper port each, shared clock)")
+    p.add_argument("--count", type=int, default=10, help="how many meters (default 10)")
+    p.add_argument("--tcp", metavar="HOST:BASEPORT", default="127.0.0.1:4059",
+                   help="meter I serves the DLMS wrapper on BASEPORT+I (default 127.0.0.1:4059; "
+                        "port 0: each picks a free port)")
+    p.add_argument("--state", metavar="DIR", default="./fleet-state",
+                   help="one state directory per meter under DIR, named by serial (default ./fleet-state)")
+    p.add_argument("--config", metavar="FILE",
+                   help="base TOML configuration; each meter gets its own serial and PAN (default: the demo meter)")
+    p.add_argument("--clock", choices=("real", "sim"), default=None, help="real or simulated clock (config hal.clock)")
+    p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
+    p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
+    p.add_argument("--load-profile", choices=household.PROFILES, default="random",
+                   help="random: each meter its own household load through the day, seeded by its index; "
+                        "constant: 5 A at PF 1 on every meter (default random)")
+    p.add_argument("--manifest", metavar="FILE", help="write JSON: each meter's serial, port, system title, "
+                                                       "PAN/DRN and STS key parameters")
+    p.add_argument("--console", choices=("stdio", "none"), default="stdio", help="the fleet console (default stdio)")
+    p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
+    p.set_defaults(func=_main)
+
+
+def _clock(args, cfg: config_mod.Config) -> Clock:
+    if (args.clock or cfg.hal.clock) == "sim":
+        start = (datetime.fromisoformat(args.start).replace(tzinfo=None) if args.start
+                 else datetime.now().replace(microsecond=0))
+        return SimClock(start, rate=args.rate)
+    return RealClock()
+
+
+async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
+    """One task ticks every meter: the loop sleeps between ticks, whatever the fleet's size."""
+    while not stopping.is_set():
+        fleet.tick()
+        try:
+            await asyncio.wait_for(stopping.wait(), TICK)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _run(args, cfg: config_mod.Config) -> int:
+    host, base_port = tcp.parse_endpoint(args.tcp)
+    if base_port and base_port + args.count - 1 > 65535:
+        raise ValueError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
+    fleet = Fleet(cfg, args.count, args.state, _clock(args, cfg), load_profile=args.load_profile)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    listeners: list[asyncio.Server] = []
+    tasks: list[asyncio.Task] = []
+    try:
+        print(f"bijli fleet: {args.count} meters, clock {'sim' if fleet.clock.simulated else 'real'} at "
+              f"{fleet.clock.now().isoformat(timespec='seconds')}, load profile {args.load_profile}, "
+              f"state in {Path(args.state).resolve()}", flush=True)
+        for m in fleet.members:
+            server = m.node.server
+            listener = await tcp.serve(host, base_port + m.index if base_port else 0,
+                                       lambda s, server=server: wrapper_session(s, server),
+                                       inactivity_timeout=m.cfg.meter.dlms.inactivity_timeout_s)
+            listeners.append(listener)
+            m.host, m.port = listener.sockets[0].getsockname()[:2]
+            m.node.tcp_port = m.port
+            print(f"meter {m.index} {m.serial} DLMS wrapper listening on {m.host}:{m.port} "
+                  f"(system title {m.node.security.system_title.hex().upper()}, PAN {m.cfg.meter.sts.vending.pan.digits})",
+                  flush=True)
+        if args.manifest:
+            Path(args.manifest).write_text(json.dumps(fleet.manifest(), indent=1) + "\n", encoding="utf-8")
+            print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
+        tasks.append(asyncio.create_task(metering_loop(fleet, stopping)))
+        # each meter pushes to the destination its [push] table names (none by default)
+        tasks.extend(asyncio.create_task(push_shell.serve(m.node, stopping)) for m in fleet.members)
+        if args.console == "stdio":
+            print("fleet console on this terminal: type help", flush=True)
+            tasks.append(asyncio.create_task(stdio_console(fleet.execute, stopping, prompt="fleet> ")))
+        await stopping.wait()
+    finally:
+        for listener in listeners:
+            listener.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fleet.shutdown()
+    print("fleet stopped, state saved", flush=True)
+    return 0
+
+
+def _main(args) -> int:
+    logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = config_mod.load(args.config)
+        return asyncio.run(_run(args, cfg))
+    except (FirmwareError, HalError, ValueError, OSError) as exc:
+        print(f"bijli fleet: {exc}", file=sys.stderr)
+        return 2
