@@ -184,6 +184,11 @@ class Server:
     def add(self, obj: CosemObject) -> None:
         self.objects[obj.logical_name] = obj
 
+    def replace_policy(self, policy: AssociationPolicy) -> None:
+        """A changed association policy (e.g. a new LLS password): new associations use it;
+        open ones keep the policy they were opened with until released."""
+        self.policies[policy.client_sap] = policy
+
     def new_session(self, client_sap: int) -> Session:
         return Session(client_sap, server_max_pdu=self.max_pdu)
 

@@ -58,7 +58,7 @@ from dlms.obis import Obis
 from dlms.security import KeyId, SecuritySettings
 from firmware import profiles as fw_profiles
 from firmware.errors import FirmwareError
-from firmware.events import LogKind, event_log_profile
+from firmware.events import EventCode, LogKind, event_log_profile
 from firmware.push import PushError, PushOutbox
 from firmware.tariff import EnergyKind
 from firmware.prepaid import CreditStatus
@@ -167,13 +167,28 @@ _GATEWAY_STATUS = {
 }
 
 
+SECRETS_KEY = "dlms_secrets"
+
+
+def store_secret(meter: "Meter", policy: AssociationPolicy) -> None:
+    """Keep an association's changed secret in non-volatile memory (it wins over the config)."""
+    secrets = dict(meter.storage.get(SECRETS_KEY) or {})
+    secrets[str(policy.client_sap)] = policy.secret.hex()
+    meter.storage.put(SECRETS_KEY, secrets)
+    meter.record_event(EventCode.LLS_SECRET_CHANGED if policy.mechanism == Mechanism.LLS
+                       else EventCode.HLS_KEY_CHANGED, detail=f"client SAP {policy.client_sap}")
+
+
 def policies(meter: "Meter") -> list[AssociationPolicy]:
-    """The three associations of an IS 15959 meter: public, meter reader (LLS), utility settings (HLS)."""
+    """The three associations of an IS 15959 meter: public, meter reader (LLS), utility settings (HLS).
+    A secret changed over DLMS (kept in the meter's memory) wins over the configured one."""
     dlms = meter.config.dlms
+    stored = {int(sap): bytes.fromhex(value) for sap, value in (meter.storage.get(SECRETS_KEY) or {}).items()}
+    reader_password = stored.get(SAP_READER, dlms.reader_password)
     return [
         AssociationPolicy(SAP_PUBLIC, "public client", Mechanism.LOWEST, None, only(PUBLIC_OBJECTS, read_only),
                           _BASE_CONFORMANCE, logical_name=Obis(0, 0, 40, 0, 1, 255)),
-        AssociationPolicy(SAP_READER, "meter reader", Mechanism.LLS, dlms.reader_password, read_only,
+        AssociationPolicy(SAP_READER, "meter reader", Mechanism.LLS, reader_password, read_only,
                           _BASE_CONFORMANCE | Conformance.ACTION, logical_name=Obis(0, 0, 40, 0, 2, 255)),
         AssociationPolicy(SAP_UTILITY, "utility settings", Mechanism.HLS_GMAC, dlms.hls_secret, full_access,
                           _FULL_CONFORMANCE, ciphered=True, logical_name=Obis(0, 0, 40, 0, 3, 255)),
@@ -412,7 +427,8 @@ def _remote(meter: "Meter", trigger: Trigger) -> bool:
 
 def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
                   extra: list[CosemObject] | None = None, *, security: SecuritySettings | None = None,
-                  push: PushOutbox | None = None, tcp_port: "int | Callable[[], int]" = WRAPPER_PORT
+                  push: PushOutbox | None = None, tcp_port: "int | Callable[[], int]" = WRAPPER_PORT,
+                  on_policy_change: Callable[[AssociationPolicy], None] | None = None
                   ) -> list[CosemObject]:
     """Every COSEM object of the meter, bound to ``meter``.
 
@@ -487,8 +503,13 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     pols = policies(meter)
     all_objects = lambda: objects  # noqa: E731 - the association lists see objects added later too
     objects.append(AssociationLN(CURRENT_ASSOCIATION, None, all_objects))
+    def policy_changed(policy: AssociationPolicy) -> None:
+        store_secret(meter, policy)
+        if on_policy_change is not None:
+            on_policy_change(policy)  # the server: new associations use the new secret
+
     for p in pols:
-        objects.append(AssociationLN(p.logical_name, p, all_objects))
+        objects.append(AssociationLN(p.logical_name, p, all_objects, on_policy_change=policy_changed))
     index.update((o.logical_name, o) for o in objects)
     return objects
 

@@ -105,7 +105,8 @@ class MeterNode:
         self.tcp_port = 4059  # the wrapper port, once a listener is bound (the TCP-UDP setup shows it)
         self.objects = build_objects(self.meter, set_clock=self.set_time,
                                      extra=[SecuritySetup(SECURITY_SETUP, self.security), *extra_objects],
-                                     tcp_port=lambda: self.tcp_port)
+                                     tcp_port=lambda: self.tcp_port,
+                                     on_policy_change=lambda policy: self.server.replace_policy(policy))
         dl = cfg.meter.dlms
         self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
                              lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,

@@ -9,12 +9,12 @@ the object list never sees rights the server would then refuse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from dlms import axdr
 from dlms.acse import ApplicationContext, Conformance, Mechanism
-from dlms.apdu import ActionResult
+from dlms.apdu import ActionResult, DataAccessResult
 from dlms.cosem.base import AttributeAccess, CosemError, CosemObject, MethodAccess, expect
 from dlms.obis import Obis
 
@@ -93,12 +93,16 @@ class AssociationLN(CosemObject):
     METHODS = ("reply_to_hls_authentication", "change_hls_secret", "add_object", "remove_object")
 
     def __init__(self, logical_name, policy: AssociationPolicy | None, objects: Callable[[], Iterable[CosemObject]],
-                 security_setup: Obis | None = None):
-        """``policy`` None makes this the current-association alias (0.0.40.0.0.255)."""
+                 security_setup: Obis | None = None,
+                 on_policy_change: Callable[[AssociationPolicy], None] | None = None):
+        """``policy`` None makes this the current-association alias (0.0.40.0.0.255).
+        ``on_policy_change`` hears of a changed secret, so the server and the meter's
+        memory take the new policy (the object itself keeps no state worth saving)."""
         super().__init__(logical_name)
         self.policy = policy
         self._objects = objects
         self.security_setup = security_setup
+        self.on_policy_change = on_policy_change
 
     def _policy(self, ctx) -> AssociationPolicy:
         if self.policy is not None:
@@ -166,9 +170,30 @@ class AssociationLN(CosemObject):
         # the server checks f(StoC) and returns f(CtoS), or raises to refuse
         return session.reply_to_hls(reply)
 
+    def set_secret(self, value, ctx):
+        """Attribute 7: writing it changes the LLS password of this association
+        (IS 15959 utilities change the meter reader's password this way). The secret
+        is write-only: no get hook, so it is never read back."""
+        policy = self.policy
+        if policy is None or policy.mechanism != Mechanism.LLS:
+            raise CosemError(DataAccessResult.READ_WRITE_DENIED, "only an LLS association's secret is written")
+        self._change_secret(expect(value, axdr.OctetString).value)
+
     def do_change_hls_secret(self, params, ctx):
-        session = getattr(ctx, "association", None)
-        if session is None:
-            raise CosemError(ActionResult.OBJECT_UNAVAILABLE, "no association")
-        session.change_secret(expect(params, axdr.OctetString).value)
+        """Method 2, for the HLS mechanisms that use a shared secret (2, 3, 4, 6). With
+        mechanism 5 (GMAC) the secret is the authentication key, which changes through
+        the security setup's key_transfer, so this refuses."""
+        policy = self.policy
+        if policy is None or policy.mechanism not in (Mechanism.HLS, Mechanism.HLS_MD5, Mechanism.HLS_SHA1,
+                                                      Mechanism.HLS_SHA256):
+            raise CosemError(ActionResult.READ_WRITE_DENIED,
+                             "this association's HLS secret is its keys: use the security setup's key_transfer")
+        self._change_secret(expect(params, axdr.OctetString).value)
         return None
+
+    def _change_secret(self, secret: bytes) -> None:
+        if not 1 <= len(secret) <= 64:
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "a secret is 1..64 octets")
+        self.policy = replace(self.policy, secret=secret)
+        if self.on_policy_change is not None:
+            self.on_policy_change(self.policy)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from firmware.events import EventCode, EventLog, LogKind
+from firmware.storage import Storage
+
 import json
 import subprocess
 import sys
@@ -76,3 +79,32 @@ def test_utility_association_writes_the_clock_over_hls_gmac(meter_process, tmp_p
     r = bijli("read", "0.0.1.0.0.255", "--target", target, "--client", "48", "--json", env_dir=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout).startswith("2024-07-01T08:0")
+
+
+def test_utility_association_changes_the_meter_readers_password(meter_process, tmp_path):
+    state = tmp_path / "state"
+    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00", state=state)
+    target = f"tcp://127.0.0.1:{meter.port}"
+    new = b"s3cret-42"
+    r = bijli("write", "0.0.40.0.2.255:7", f"octets:{new.hex()}", "--target", target, "--client", "48",
+              env_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    # the secret is write-only: reading it back is refused
+    r = bijli("read", "0.0.40.0.2.255:7", "--target", target, "--client", "48", env_dir=tmp_path)
+    assert r.returncode == 1
+    r = bijli("read", "0.0.96.1.0.255", "--target", target, "--client", "32")  # the old password
+    assert r.returncode == 1 and "authentication" in r.stderr
+    r = bijli("read", "0.0.96.1.0.255", "--target", target, "--client", "32", "--password", new.decode())
+    assert r.returncode == 0, r.stderr
+    assert meter.stop() == 0
+    storage = Storage.open(state)
+    try:  # the change is in the transaction log (IS 15959 event 161)
+        codes = [e.code for e in EventLog().events(storage, LogKind.TRANSACTION)]
+    finally:
+        storage.close()
+    assert EventCode.LLS_SECRET_CHANGED in codes
+
+    again = meter_process("--clock", "sim", "--start", "2024-06-17T11:00:00", state=state)
+    r = bijli("read", "0.0.96.1.0.255", "--target", f"tcp://127.0.0.1:{again.port}", "--client", "32",
+              "--password", new.decode())
+    assert r.returncode == 0, r.stderr  # kept across a restart
