@@ -53,7 +53,7 @@ from dlms.cosem.setup import BaudRate, IecHdlcSetup, SapAssignment, SapAssignmen
 from dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                       TokenStatusCode)
 from dlms.cosem.units import Unit
-from dlms.cosem.values import ScriptReference, ValueDefinition
+from dlms.cosem.values import ScriptReference, ValueDefinition, date_time_octets
 from dlms.obis import Obis
 from dlms.security import KeyId, SecuritySettings
 from firmware import profiles as fw_profiles
@@ -205,10 +205,7 @@ def minor_units(amount: Decimal | None) -> int:
     return max(-(2**31), min(2**31 - 1, int((Decimal(amount) * 100).to_integral_value())))
 
 
-def _date_time(t: datetime | None) -> axdr.OctetString:
-    if t is None:
-        return axdr.OctetString(bytes([0xFF] * 9) + b"\x80\x00\xff")  # every field "not specified"
-    return axdr.OctetString(axdr.CosemDateTime.from_datetime(t).encode())
+_date_time = date_time_octets  # None: every field "not specified"
 
 
 def _scaled(kind: type, scaler: int) -> Callable[[Any], axdr.Data]:

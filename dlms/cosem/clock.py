@@ -21,6 +21,7 @@ from dlms import axdr
 from dlms.apdu import ActionResult, DataAccessResult
 from dlms.axdr import CosemDateTime
 from dlms.cosem.base import CosemError, CosemObject, expect
+from dlms.cosem.values import date_time_octets
 
 CLOCK_BASE_CRYSTAL = 1
 
@@ -92,10 +93,10 @@ class Clock(CosemObject):
         return axdr.Unsigned(self._status())
 
     def get_daylight_savings_begin(self, ctx):
-        return axdr.OctetString(bytes([0xFF] * 12))
+        return date_time_octets(None)  # India keeps no daylight saving: not specified
 
     def get_daylight_savings_end(self, ctx):
-        return axdr.OctetString(bytes([0xFF] * 12))
+        return date_time_octets(None)
 
     def get_daylight_savings_deviation(self, ctx):
         return axdr.Integer(0)

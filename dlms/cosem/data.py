@@ -15,6 +15,7 @@ from dlms import axdr
 from dlms.axdr import Data as AxdrData
 from dlms.cosem.base import CosemObject, Getter, Setter, expect, refuse
 from dlms.cosem.units import Unit
+from dlms.cosem.values import date_time_octets
 
 
 class Data(CosemObject):
@@ -86,5 +87,4 @@ class ExtendedRegister(Register):
         return self._status()
 
     def get_capture_time(self, ctx) -> AxdrData:
-        t = self._capture_time()
-        return axdr.OctetString(axdr.CosemDateTime.from_datetime(t).encode() if t else bytes(12))
+        return date_time_octets(self._capture_time())  # None: "not specified", not twelve zeros

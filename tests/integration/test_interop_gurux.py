@@ -83,7 +83,11 @@ class LiveMeter:
             for r in self.running:
                 r.close()
             self._listener.close()
-            await asyncio.sleep(0.1)  # let the cancelled port tasks finish
+            # end the sessions still open (a peer that did not release) before the loop stops
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
