@@ -538,6 +538,16 @@ class Meter:
             self._write_state(tx)
         return None
 
+    def close_billing_now(self) -> None:
+        """The billing (MD) reset: close the billing period now, out of schedule, as
+        the end-of-billing script does. The next period closes on the billing day."""
+        with self.storage.transaction() as tx:
+            self._settle(tx)  # consumption up to now belongs to the closing period
+            self._close_billing(self.now, tx)
+            self._log(tx, EventCode.MD_RESET, "")
+            self._write_state(tx)
+        self._last_save = self.now
+
     def set_load_limit(self, watts: float | None) -> None:
         """The head-end sets the limiter's normal threshold (None: no limit)."""
         with self.storage.transaction() as tx:

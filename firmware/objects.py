@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from dlms import axdr
 from dlms.acse import Conformance, Mechanism
-from dlms.apdu import DataAccessResult
+from dlms.apdu import ActionResult, DataAccessResult
 from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
 from dlms.cosem.base import Context, CosemError, CosemObject
 from dlms.cosem.clock import Clock
@@ -47,8 +47,9 @@ from dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Ch
 from dlms.cosem.profile import CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, RangeDescriptor
 from dlms.cosem.push import PushSetup, SendDestinationAndMethod, TransportService, MessageType
 from dlms.cosem.security_setup import SecuritySetup
-from dlms.cosem.schedule import (ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime, ScheduleType,
-                                 SeasonProfile, SingleActionSchedule, SpecialDay, SpecialDaysTable, WeekProfile)
+from dlms.cosem.schedule import (ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime,
+                                 ScheduleType, Script, ScriptTable, SeasonProfile, ServiceId, SingleActionSchedule,
+                                 SpecialDay, SpecialDaysTable, WeekProfile)
 from dlms.cosem.setup import BaudRate, IecHdlcSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
 from dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                       TokenStatusCode)
@@ -92,6 +93,7 @@ CONSUMPTION_CHARGE = Obis(0, 0, 19, 20, 0, 255)
 TOKEN_GATEWAY = Obis(0, 0, 19, 40, 0, 255)
 SPECIAL_DAYS = Obis(0, 0, 11, 0, 0, 255)
 DISCONNECT_SCRIPT_TABLE = Obis(0, 0, 10, 0, 106, 255)
+BILLING_PROFILE = Obis(1, 0, 98, 1, 0, 255)
 # IS 15959-2 prepaid data objects
 METERING_MODE = Obis(0, 0, 94, 96, 19, 255)
 PAYMENT_MODE = Obis(0, 0, 94, 96, 20, 255)
@@ -283,10 +285,11 @@ class StoredProfile:
     """A firmware profile (rows in sqlite) as the ProfileSource a Profile generic reads."""
 
     def __init__(self, meter: "Meter", profile: fw_profiles.Profile,
-                 live_row: Callable[[], dict] | None = None):
+                 live_row: Callable[[], dict] | None = None, on_capture: Callable[[], None] | None = None):
         self.meter = meter
         self.profile = profile
         self._live_row = live_row  # the instantaneous profile: a fresh snapshot, not a stored row
+        self._on_capture = on_capture  # the billing profile: capture is the billing reset
         self._columns = [CaptureObjectDefinition(c.class_id, Obis.parse(c.logical_name), c.attribute_index,
                                                  c.data_index) for c in profile.capture_objects]
 
@@ -340,7 +343,9 @@ class StoredProfile:
             self.profile.reset(tx)
 
     def capture(self) -> None:
-        raise CosemError(DataAccessResult.READ_WRITE_DENIED, "captures follow the meter's schedule")
+        if self._on_capture is None:
+            raise CosemError(DataAccessResult.READ_WRITE_DENIED, "captures follow the meter's schedule")
+        self._on_capture()
 
 
 # --- the token gateway ------------------------------------------------------------------
@@ -483,7 +488,8 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
                                   StoredProfile(meter, sets.instantaneous, lambda: _instantaneous(meter)),
                                   time_zone=ident.time_zone_minutes))
     for profile in (sets.block_load, sets.daily_load, sets.billing, *meter.events.profiles.values()):
-        objects.append(ProfileGeneric(Obis.parse(profile.logical_name), StoredProfile(meter, profile),
+        capture = meter.close_billing_now if profile is sets.billing else None
+        objects.append(ProfileGeneric(Obis.parse(profile.logical_name), StoredProfile(meter, profile, on_capture=capture),
                                       time_zone=ident.time_zone_minutes))
     for kind in LogKind:  # the last event code of each log (IS 15959 0.0.96.11.x.255) and its detail
         objects.append(Data(Obis(0, 0, 96, 11, int(kind), 255), lambda kind=kind: _last_event_code(meter, kind)))
@@ -496,6 +502,7 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     if security is not None:
         objects.append(_InvocationCounter(UTILITY_INVOCATION_COUNTER, security))
     objects.append(_push_setup(meter, push, lookup))
+    objects.extend(_script_tables(meter, lookup))
     objects.extend(extra or ())
     pols = policies(meter)
     all_objects = lambda: objects  # noqa: E731 - the association lists see objects added later too
@@ -824,6 +831,48 @@ def push_outbox(objects) -> PushOutbox:
         if isinstance(obj, MeterPushSetup):
             return obj.outbox
     raise PushError("no Push setup object in this object list")
+
+
+def _script_tables(meter: "Meter", lookup: Callable[[Obis], CosemObject]) -> list[ScriptTable]:
+    """The script tables other objects point to. A script is a list of method calls and
+    attribute writes on the meter's own objects, run through the same object hooks a
+    head-end's request would use:
+
+    - 0.0.10.0.106.255 disconnect control: 1 disconnects, 2 reconnects (the limiter's
+      actions and a head-end name these);
+    - 0.0.10.0.1.255 end of billing: 1 is the billing (MD) reset;
+    - 0.0.10.0.100.255 tariffication: one script per time-of-day tier, named by the
+      activity calendar. They hold no actions: the tariff engine follows the calendar
+      itself, so switching tiers needs no register switching here.
+    """
+    def method(class_id: int, obis: Obis, index: int) -> ActionSpecification:
+        return ActionSpecification(ServiceId.EXECUTE_SPECIFIC_METHOD, class_id, obis, index, axdr.Integer(0))
+
+    def tables() -> dict[Obis, tuple[Script, ...]]:
+        days = _calendar_tables(meter.config.tariff.active)[3]
+        tiers = len({a.script_selector for d in days for a in d.day_schedule})
+        return {
+            DISCONNECT_SCRIPT_TABLE: (Script(1, (method(70, DISCONNECT_CONTROL, 1),)),
+                                      Script(2, (method(70, DISCONNECT_CONTROL, 2),))),
+            BILLING_SCRIPT_TABLE: (Script(1, (method(7, BILLING_PROFILE, 2),)),),
+            TARIFFICATION_SCRIPT_TABLE: tuple(Script(i) for i in range(1, tiers + 1)),
+        }
+
+    def execute(table: Obis, identifier: int) -> None:
+        script = next((sc for sc in tables()[table] if sc.script_identifier == identifier), None)
+        if script is None:
+            raise CosemError(ActionResult.OBJECT_UNAVAILABLE, f"no script {identifier} in {table}")
+        ctx = Context(0)
+        for action in script.actions:
+            target = lookup(action.logical_name)
+            if action.service_id is ServiceId.EXECUTE_SPECIFIC_METHOD:
+                target.invoke(action.index, action.parameter, ctx)
+            else:
+                target.set(action.index, action.parameter, ctx)
+
+    return [ScriptTable(obis, scripts=lambda obis=obis: tables()[obis],
+                        on_execute=lambda identifier, obis=obis: execute(obis, identifier))
+            for obis in (DISCONNECT_SCRIPT_TABLE, BILLING_SCRIPT_TABLE, TARIFFICATION_SCRIPT_TABLE)]
 
 
 def _push_setup(meter: "Meter", outbox: PushOutbox, lookup: Callable[[Obis], CosemObject]) -> PushSetup:

@@ -241,3 +241,32 @@ def test_push_config_names_the_bad_key():
         MeterConfig.from_dict({"push": {"retries": -1}})
     with pytest.raises(ConfigError, match="push.wat"):
         MeterConfig.from_dict({"push": {"wat": 1}})
+
+
+def test_script_tables_run_their_actions_through_the_objects(tmp_path):
+    """The disconnect script table opens and re-arms the relay; the billing script
+    closes the billing period now (MD reset) and logs it."""
+    from dlms.cosem.base import Context
+    from firmware.events import EventCode, LogKind
+    from firmware.meter import Meter, MeterConfig
+    from firmware.objects import build_objects
+    from firmware.storage import Storage
+
+    meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), datetime(2024, 6, 15, 12, 0))  # a Saturday
+    objects = {o.logical_name: o for o in build_objects(meter, None)}
+    disconnect = objects[Obis(0, 0, 10, 0, 106, 255)]
+    billing = objects[Obis(0, 0, 10, 0, 1, 255)]
+    ctx = Context(48)
+
+    disconnect.invoke(1, axdr.LongUnsigned(1), ctx)
+    assert meter.relay.output_state is False and int(meter.relay.control_state) == 0
+    disconnect.invoke(1, axdr.LongUnsigned(2), ctx)
+    assert int(meter.relay.control_state) == 2  # mode 6: remote reconnect arms, the button closes
+
+    assert meter.profiles.billing.entries_in_use(meter.storage) == 0
+    billing.invoke(1, axdr.LongUnsigned(1), ctx)
+    assert meter.profiles.billing.entries_in_use(meter.storage) == 1
+    assert EventCode.MD_RESET in [e.code for e in meter.events.events(meter.storage, LogKind.TRANSACTION)]
+
+    with pytest.raises(CosemError):
+        disconnect.invoke(1, axdr.LongUnsigned(9), ctx)  # no such script
