@@ -32,6 +32,8 @@ from tools.devices import Devices
 from tools.links import add_transport_arguments, start_transports, wrapper_session
 from tools.node import TICK, MeterNode, stdio_console
 
+QUIT_LINGER = 1.0  # seconds a serial console stays open after 'quit'
+
 _UPGRADE_EVENTS = {
     "verification_failed": EventCode.FIRMWARE_VERIFICATION_FAILED,
     "activation_scheduled": EventCode.FIRMWARE_ACTIVATION_SCHEDULED,
@@ -160,7 +162,11 @@ class MeterProgram:
                 text = (reply.text + "\n" if reply.text else "") + ("" if reply.quit else "> ")
                 port.write(text.replace("\n", "\r\n").encode("utf-8"))
                 if reply.quit:
-                    await port.drain()  # the goodbye reaches the engineer before the line closes
+                    # the goodbye reaches the engineer before the line closes: closing a
+                    # pty (or a USB serial adapter) throws away what the far end has not
+                    # read yet, so drain, then give the reader a moment
+                    await port.drain()
+                    await asyncio.sleep(QUIT_LINGER)
                     self.stopping.set()
                     return
 
