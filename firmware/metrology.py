@@ -229,14 +229,10 @@ def _pf(p: float, s: float) -> float:
     return max(-1.0, min(1.0, p / s))
 
 
-@dataclass(frozen=True)
-class PhaseMeasurement:
-    v_rms: float
-    i_rms: float
-    p: float
+class _ReactiveSense:
+    """Lagging / leading from the quadrant, for a phase and for the total alike."""
+
     q: float
-    s: float
-    pf: float
     quadrant: Quadrant
 
     @property
@@ -251,7 +247,18 @@ class PhaseMeasurement:
 
 
 @dataclass(frozen=True)
-class TotalMeasurement:
+class PhaseMeasurement(_ReactiveSense):
+    v_rms: float
+    i_rms: float
+    p: float
+    q: float
+    s: float
+    pf: float
+    quadrant: Quadrant
+
+
+@dataclass(frozen=True)
+class TotalMeasurement(_ReactiveSense):
     """Sum over phases: P and Q algebraic, S arithmetic (sum of phase Vrms*Irms)."""
 
     p: float
@@ -259,14 +266,6 @@ class TotalMeasurement:
     s: float
     pf: float
     quadrant: Quadrant
-
-    @property
-    def lagging(self) -> bool:
-        return self.q != 0.0 and self.quadrant in (Quadrant.I, Quadrant.III)
-
-    @property
-    def leading(self) -> bool:
-        return self.q != 0.0 and self.quadrant in (Quadrant.II, Quadrant.IV)
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,33 @@ def _lines(buf: bytearray):
             yield line
 
 
-class ModeEServer:
+class _Endpoint:
+    """What both ends share: the line settings, a receive buffer, the bytes to send
+    and the events to report, h11 style."""
+
+    def __init__(self) -> None:
+        self.settings = OPENING
+        self._buf = bytearray()
+        self._out = bytearray()
+        self._events: deque = deque()
+
+    def _back_to_opening(self) -> None:
+        """Forget a half-read line and go back to 300 baud 7E1 (queueing the switch)."""
+        self._buf.clear()
+        if self.settings != OPENING:
+            self.settings = OPENING
+            self._events.append(OPENING)
+
+    def next_event(self):
+        return self._events.popleft() if self._events else NEED_DATA
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+
+class ModeEServer(_Endpoint):
     """The meter's side. ``device_address`` None answers only ``/?!``; otherwise
     ``/?!`` and ``/?<device_address>!`` (leading zeros not significant)."""
 
@@ -129,11 +155,8 @@ class ModeEServer:
         self.device_address = device_address
         self.ack_timeout = ack_timeout
         self.hdlc_idle_timeout = hdlc_idle_timeout
+        super().__init__()
         self.phase = Phase.IDLE
-        self.settings = OPENING
-        self._buf = bytearray()
-        self._out = bytearray()
-        self._events: deque = deque()
         self._since = 0.0
 
     def receive_data(self, data: bytes, now: float) -> None:
@@ -190,19 +213,8 @@ class ModeEServer:
 
     def reset(self) -> None:
         """Back to 300 baud 7E1 (the HDLC session ended): queues a BaudSwitch."""
-        self._buf.clear()
         self.phase = Phase.IDLE
-        if self.settings != OPENING:
-            self.settings = OPENING
-            self._events.append(OPENING)
-
-    def next_event(self):
-        return self._events.popleft() if self._events else NEED_DATA
-
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        self._back_to_opening()
 
 
 _STRIP_PARITY = bytes(b & 0x7F for b in range(256))
@@ -215,7 +227,7 @@ class ClientPhase(enum.Enum):
     FAILED = "no usable identification"
 
 
-class ModeEClient:
+class ModeEClient(_Endpoint):
     """Our client tool's side: :meth:`start` queues the request; on the
     identification it queues ``ACK 2 Z 2`` and emits :class:`Identification` then
     :class:`BaudSwitch` (write data_to_send() first, then switch)."""
@@ -228,11 +240,8 @@ class ModeEClient:
         self.max_baud_code = max_baud_code
         self.timeout = timeout
         self.retries = retries
+        super().__init__()
         self.phase = ClientPhase.IDLE
-        self.settings = OPENING
-        self._buf = bytearray()
-        self._out = bytearray()
-        self._events: deque = deque()
         self._since = 0.0
         self._tries = 0
 
@@ -286,15 +295,4 @@ class ModeEClient:
     def reset(self) -> None:
         """Back to 300 baud 7E1 for a new opening."""
         self.phase = ClientPhase.IDLE
-        self._buf.clear()
-        if self.settings != OPENING:
-            self.settings = OPENING
-            self._events.append(OPENING)
-
-    def next_event(self):
-        return self._events.popleft() if self._events else NEED_DATA
-
-    def data_to_send(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        self._back_to_opening()
