@@ -50,8 +50,10 @@ def make_factory(name: str):
     name = (name or "default").lower()
     try:
         if name == "mock":
-            from gpiozero.pins.mock import MockFactory
-            return MockFactory()
+            # connected mock pins: an output can drive an input, as a keypad's row drives
+            # its columns when a key is held (plain mock pins behave the same otherwise)
+            from gpiozero.pins.mock import MockConnectedPin, MockFactory
+            return MockFactory(pin_class=MockConnectedPin)
         if name == "default":
             from gpiozero import Device
             return Device._default_pin_factory()
@@ -148,6 +150,11 @@ class MeterPins:
                 dev.when_activated = lambda kind=kind: self._fire(kind, True)
                 dev.when_deactivated = lambda kind=kind: self._fire(kind, False)
         self._follow_coil()
+
+    @property
+    def factory(self):
+        """The gpiozero pin factory, for other devices on the same header (the keypad)."""
+        return self._factory
 
     # ---- outputs -------------------------------------------------------
     @property

@@ -19,7 +19,7 @@ emulated and on a Raspberry Pi rig::
     cover = "gpio:25"
     magnet = "gpio:5"
     display = "none"          # "console" (stderr), "hd44780:BUS:ADDR" (I2C LCD)
-    keypad = "console"        # keys typed as console 'k ...' lines; "none"
+    keypad = "console"        # keys typed as console 'k ...' lines; "none"; "matrix:5,6,13,19/12,16,20,21"
     console = "stdio"         # "none", "pty", "pty:LINKPATH", a serial device or pyserial URL
 """
 
@@ -85,9 +85,32 @@ class HalConfig:
             pin_factory=t.choice("pin_factory", "mock", PIN_FACTORIES),
             pins=pins,
             display=display,
-            keypad=t.choice("keypad", "console", ("console", "none")),
+            keypad=_keypad(t, pins),
             console=t.str("console", "stdio"),
         )
+
+
+def _keypad(t: Table, pins: dict) -> str:
+    """ "console", "none", or "matrix:R1,R2,R3,R4/C1,C2,C3,C4" (BCM numbers of a 4x4 keypad's
+    rows and columns, none of them used by another pin role)."""
+    value = t.str("keypad", "console")
+    if value in ("console", "none"):
+        return value
+    m = re.fullmatch(r"matrix:(\d{1,2}(?:,\d{1,2}){3})/(\d{1,2}(?:,\d{1,2}){3})", value)
+    numbers = [int(n) for part in (m.groups() if m else ()) for n in part.split(",")]
+    if not m or any(n > 27 for n in numbers) or len(set(numbers)) != 8:
+        raise ConfigError(t.key("keypad"), f"must be console, none or matrix:R,R,R,R/C,C,C,C (eight distinct BCM "
+                                           f"pins 0..27), not {value!r}")
+    taken = set(numbers) & set(pins.values())
+    if taken:
+        raise ConfigError(t.key("keypad"), f"gpio:{min(taken)} is already another pin role's")
+    return value
+
+
+def keypad_pins(spec: str) -> tuple[list[int], list[int]]:
+    """(rows, columns) of a validated "matrix:..." keypad spec."""
+    rows, cols = spec.removeprefix("matrix:").split("/")
+    return [int(n) for n in rows.split(",")], [int(n) for n in cols.split(",")]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from firmware.events import EventCode
 from hal.display import ConsoleDisplay, Display, DisplayItem, Hd44780Display
 from hal.keypad import DisplayText, EmergencyRequested, EntryError, KeypadEntry, ScrollRequested, TokenEntered, \
     feed_text
-from hal.pins import MeterPins, PinEventKind
+from hal.keypad import MatrixKeypad
+from hal.pins import MeterPins, PinEventKind, make_factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from firmware.meter import Meter
@@ -32,7 +33,16 @@ class Devices:
         self.meter = meter
         self.pins = MeterPins(hal.pins, hal.pin_factory) if hal.pins else None
         self.display = _display(meter, hal.display)
-        self.keypad = KeypadEntry() if hal.keypad == "console" else None
+        # the entry state machine is the same whether keys come from the console or a
+        # GPIO matrix; a matrix also needs scanning (see scan_keypad)
+        self.keypad = KeypadEntry() if hal.keypad != "none" else None
+        self.matrix = None
+        if hal.keypad.startswith("matrix:"):
+            from tools.config import keypad_pins
+
+            rows, cols = keypad_pins(hal.keypad)
+            factory = self.pins.factory if self.pins is not None else make_factory(hal.pin_factory)
+            self.matrix = MatrixKeypad(rows, cols, factory)
         self.feedback_ok = True
         self._queue: asyncio.Queue | None = None
 
@@ -86,9 +96,21 @@ class Devices:
         """Keys typed on the (console) keypad: digits, '#' enter, '*' backspace, 'e', 's'."""
         if self.keypad is None:
             return "no keypad configured"
+        return self._entry_events(feed_text(self.keypad, line, time.monotonic()))
+
+    def scan_keypad(self) -> str:
+        """One scan of a GPIO matrix keypad (call every 10-30 ms): what its keys did."""
+        if self.matrix is None or self.keypad is None:
+            return ""
+        now = time.monotonic()
+        events = [ev for key in self.matrix.scan() for ev in self.keypad.press(key, now)]
+        events += self.keypad.tick(now)  # a half-typed token times out
+        return self._entry_events(events) if events else ""
+
+    def _entry_events(self, events) -> str:
         replies = []
         echo = None
-        for ev in feed_text(self.keypad, line, time.monotonic()):
+        for ev in events:
             if isinstance(ev, DisplayText):
                 echo = ev.text  # what the LCD shows while typing; only the last matters
             elif isinstance(ev, TokenEntered):
@@ -111,6 +133,8 @@ class Devices:
         return " | ".join(line.rstrip() for line in self.display.page())
 
     def close(self) -> None:
+        if self.matrix is not None:
+            self.matrix.close()
         if self.pins is not None:
             self.pins.close()
 

@@ -32,6 +32,7 @@ from tools.devices import Devices
 from tools.links import add_transport_arguments, start_transports, wrapper_session
 from tools.node import TICK, MeterNode, stdio_console
 
+KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
 QUIT_LINGER = 1.0  # seconds a serial console stays open after 'quit'
 
 _UPGRADE_EVENTS = {
@@ -134,6 +135,13 @@ class MeterProgram:
             self.node.tick()
             self.devices.handle_pin(event)
 
+    async def keypad_loop(self) -> None:
+        """Scan a GPIO matrix keypad every 20 ms (a key press lasts 50 ms or more)."""
+        while not self.stopping.is_set():
+            await asyncio.sleep(KEYPAD_SCAN)
+            if self.devices.scan_keypad():
+                self.node.tick()
+
     def _execute(self, line: str) -> Reply:
         return self.node.execute(line)
 
@@ -203,6 +211,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
         print(f"service console on {where}", flush=True)
         tasks.append(asyncio.create_task(program.port_console_loop(port)))
     tasks.append(asyncio.create_task(program.health_check(args.state)))
+    if program.devices.matrix is not None:
+        tasks.append(asyncio.create_task(program.keypad_loop()))
     program._log_upgrade_events()  # what the launcher decided before this start (e.g. a rollback)
     systemd.ready()
     try:

@@ -71,3 +71,40 @@ def test_cover_magnet_and_button_reach_the_firmware(tmp_path):
     assert meter.status()["relay"] == "ready"
     devices.tick()
     assert devices.pins.relay_commanded() is False
+
+
+def test_a_gpio_matrix_keypad_types_a_token_into_the_meter(tmp_path):
+    """On mock pins, holding each key of a 4x4 membrane keypad in turn enters a token."""
+    from decimal import Decimal
+
+    from firmware.sts.vend import vend_credit
+
+    meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), NOON)
+    devices = Devices(meter, HalConfig.from_table({"keypad": "matrix:5,6,13,19/12,16,20,21", "magnet": "none"}))
+    factory = devices.pins.factory
+    token = vend_credit(meter.config.sts.vend_key(), Decimal(100), subclass=4, time=NOON).digits
+    layout = ["123A", "456B", "789C", "*0#D"]
+    rows, cols = (5, 6, 13, 19), (12, 16, 20, 21)
+    where = {ch: (rows[r], cols[c]) for r, line in enumerate(layout) for c, ch in enumerate(line)}
+    replies = []
+    for ch in token + "#":
+        row, col = where[ch]
+        factory.pin(row).input_pin = factory.pin(col)  # the key connects its row to its column
+        replies.append(devices.scan_keypad())
+        factory.pin(row).input_pin = None
+        factory.pin(col).drive_high()  # released: the pull-up takes the column back
+        devices.scan_keypad()
+    assert replies[-1].startswith("accepted")
+    assert meter.status()["credit"] == "100.00"
+    assert meter.last_token.source == "keypad"
+    devices.close()
+
+
+def test_a_keypad_on_a_pin_another_role_uses_is_refused():
+    import pytest
+
+    from firmware.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        HalConfig.from_table({"keypad": "matrix:17,6,13,19/12,16,20,21"})  # 17 is the relay
+    assert err.value.key == "hal.keypad"
