@@ -26,7 +26,7 @@ def meter(tmp_path_factory):
 
     state = tmp_path_factory.mktemp("state")
     m = MeterProcess(state, "--clock", "sim", "--start", START.isoformat(), "--rate", "0",
-                     "--hdlc-tcp", "127.0.0.1:0", "--optical", "pty")
+                     "--hdlc-tcp", "127.0.0.1:0", "--optical", "pty", "--serial", "pty")
     m.console("load 5")
     assert m.console("token " + _token("5000")).startswith("accepted")
     assert m.console("step 5d") == "2024-06-15T00:00:00"  # 480 quarter-hour rows of block load
@@ -59,6 +59,8 @@ def peer(meter, transport: str, sap: int) -> GuruxPeer:
     address = GXDLMSClient.getServerAddress(1, 16)
     if transport == "hdlc-tcp":
         line = TcpTransport("127.0.0.1", int(meter.find(r"DLMS HDLC listening on [\d.]+:(\d+)")))
+    elif transport == "serial":
+        line = SerialTransport(meter.find(r"DLMS serial on (\S+)"))
     else:
         line = SerialTransport(meter.find(r"DLMS optical on (\S+)"), mode_e=True)
     return GuruxPeer(line, client_sap=sap, interface=InterfaceType.HDLC, server_address=address, **kw)
@@ -140,6 +142,17 @@ def test_utility_association_disconnects_and_reconnects_the_relay(meter):
         assert meter.console("relay press") == "connected"
         p.read(relay, 2)
         assert relay.outputState is True
+    finally:
+        _close(p)
+
+
+def test_serial_line_without_mode_e(meter):
+    p = peer(meter, "serial", 32)
+    try:
+        p.connect()
+        clock = GXDLMSClock("0.0.1.0.0.255")
+        p.read(clock, 2)
+        assert clock.time.value.replace(tzinfo=None) == datetime(2024, 6, 15, 0, 0)
     finally:
         _close(p)
 
