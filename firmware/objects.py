@@ -50,7 +50,7 @@ from dlms.cosem.security_setup import SecuritySetup
 from dlms.cosem.schedule import (ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime,
                                  ScheduleType, Script, ScriptTable, SeasonProfile, ServiceId, SingleActionSchedule,
                                  SpecialDay, SpecialDaysTable, WeekProfile)
-from dlms.cosem.setup import BaudRate, IecHdlcSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
+from dlms.cosem.setup import BaudRate, IecHdlcSetup, IecLocalPortSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
 from dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                       TokenStatusCode)
 from dlms.cosem.units import Unit
@@ -93,6 +93,7 @@ CONSUMPTION_CHARGE = Obis(0, 0, 19, 20, 0, 255)
 TOKEN_GATEWAY = Obis(0, 0, 19, 40, 0, 255)
 SPECIAL_DAYS = Obis(0, 0, 11, 0, 0, 255)
 DISCONNECT_SCRIPT_TABLE = Obis(0, 0, 10, 0, 106, 255)
+IEC_LOCAL_PORT_SETUP = Obis(0, 0, 20, 0, 0, 255)
 BILLING_PROFILE = Obis(1, 0, 98, 1, 0, 255)
 # IS 15959-2 prepaid data objects
 METERING_MODE = Obis(0, 0, 94, 96, 19, 255)
@@ -773,6 +774,10 @@ def _communication_setup(meter: "Meter", tcp_port: "int | Callable[[], int]") ->
                     inactivity_time_out=min(int(dl.inactivity_timeout_s), 0xFFFF)),
         SapAssignmentObject(SAP_ASSIGNMENT, sap_assignment_list=(
             SapAssignment(1, meter.config.identity.ldn.encode("ascii")),)),
+        # the optical port: an IEC 62056-21 sign-on at 300 baud (any address, no
+        # passwords) that mode E turns into HDLC at 9600 (tools.links, --optical)
+        IecLocalPortSetup(IEC_LOCAL_PORT_SETUP, default_mode=0, default_baud=BaudRate.B300,
+                          prop_baud=BaudRate.B9600, response_time=1),
     ]
 
 
