@@ -174,6 +174,10 @@ class Meter:
         self.last_token: TokenOutcome | None = None
         self.last_token_time: datetime | None = None
         self._remote: Trigger | None = None
+        # events and bills of steps taken between commits; they go out with the next one,
+        # and a power cut before it rolls back the state that made them as well
+        self._pending_events: list[tuple[EventCode, Any]] = []
+        self._pending_bills: list[tuple[datetime, dict]] = []
         try:
             self._load(now)
         except (KeyError, TypeError, ValueError, MetrologyError) as exc:
@@ -203,8 +207,7 @@ class Meter:
         progress = s.get("progress")
         self.progress = _Progress.from_dict(progress) if progress else _Progress()
         first_start = progress is None
-        if self.progress.charged_until is None:
-            self.progress.charged_until = now
+        if self.progress.charged_until is None:  # a new meter: nothing consumed is owed yet
             self.progress.charged_wh = self.metrology.energy.active_import_wh
         if not self.progress.block_start:
             self.progress.block_start = self._cumulative()
@@ -213,8 +216,7 @@ class Meter:
                 # the meter was off from its last committed step until now
                 self._log(tx, EventCode.POWER_FAIL, "", self.progress.last_now)
                 self._log(tx, EventCode.POWER_RESTORED, "", now)
-            self.progress.charged_until = max(self.progress.charged_until, now) if now >= self.progress.charged_until \
-                else now
+            self.progress.charged_until = now  # nothing was consumed while the meter was off
             self._write_state(tx)
 
     # --- time passing ----------------------------------------------------------------
@@ -227,7 +229,7 @@ class Meter:
         if gap > 0:
             self.metrology.accumulate(self._steady(meas), gap)
         if now > self.now:
-            self._walk(now, integrate=False, seconds_measured=(now - self.now).total_seconds())
+            self._walk(now, integrate=False)
         return meas
 
     def advance_to(self, now: datetime) -> None:
@@ -250,19 +252,21 @@ class Meter:
     def _steady(self, meas: Measurements) -> Measurements:
         return meas if self.relay.output_state else _open_circuit(meas)
 
-    def _walk(self, until: datetime, *, integrate: bool, seconds_measured: float = 0.0) -> None:
-        """Move meter time to ``until`` boundary by boundary, settling at each."""
+    def _walk(self, until: datetime, *, integrate: bool) -> None:
+        """Move meter time to ``until`` boundary by boundary, settling at each. With
+        ``integrate`` the segment's energy is added at steady load (a jump); without it
+        the caller has measured the energy already (samples)."""
         while self.now < until:
-            nxt = min(until, self._next_boundary(self.now))
-            seconds = (nxt - self.now).total_seconds()
+            start = self.now
+            nxt = min(until, self._next_boundary(start))
+            seconds = (nxt - start).total_seconds()
             meas = self._steady(self.metrology.measurements)
             if integrate:
                 self.metrology.accumulate(meas, seconds)
             p = meas.phases[0]
             self.progress.averager = self.progress.averager.add(p.v_rms, p.i_rms, seconds)
             self.now = nxt
-            captures = self.scheduler.due(self.now - timedelta(microseconds=1), self.now) if nxt < until or \
-                self._is_boundary(nxt) else []
+            captures = self.scheduler.due(start, nxt)  # the captures in (start, nxt]: at nxt, or none
             if captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s:
                 with self.storage.transaction() as tx:
                     self._settle(tx)
@@ -272,10 +276,6 @@ class Meter:
                 self._last_save = self.now
             else:
                 self._settle(None)
-
-    def _is_boundary(self, t: datetime) -> bool:
-        c = self.scheduler.next_capture(t - timedelta(microseconds=1))
-        return c is not None and c.time == t
 
     def _next_boundary(self, now: datetime) -> datetime:
         candidates = [now + MAX_SEGMENT]
@@ -335,7 +335,7 @@ class Meter:
                     self.events.record(tx, ev, self._snapshot(), self.storage)
                     self._notify(ev)
         else:
-            self._pending_events = getattr(self, "_pending_events", []) + events
+            self._pending_events.extend(events)
         if self.relay.output_state != before:
             self.on_relay(self.relay.output_state)
         return list(steps)
@@ -380,7 +380,7 @@ class Meter:
         if tx is not None:
             self.profiles.billing.capture(tx, at, row, self.storage)
         else:
-            self._pending_bills = getattr(self, "_pending_bills", []) + [(at, row)]
+            self._pending_bills.append((at, row))
 
     def _cumulative(self) -> dict[str, float]:
         e = self.metrology.energy
@@ -410,10 +410,10 @@ class Meter:
 
     # --- non-volatile memory ---------------------------------------------------------
     def _write_state(self, tx: Transaction) -> None:
-        for code, detail in getattr(self, "_pending_events", []):
+        for code, detail in self._pending_events:
             self._log(tx, code, detail)
         self._pending_events = []
-        for at, row in getattr(self, "_pending_bills", []):
+        for at, row in self._pending_bills:
             self.profiles.billing.capture(tx, at, row, self.storage)
         self._pending_bills = []
         self.progress.last_now = self.now
