@@ -56,6 +56,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Callable
 
+import construct
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -68,6 +69,20 @@ from firmware.errors import ConfigError, FirmwareError
 
 MAGIC = b"BJLI"
 FORMAT_VERSION = 1
+
+# The container, as its figure reads: the signature covers HEADER's octets (the payload
+# through its SHA-256); SIGNATURE and the payload follow.
+HEADER = construct.Struct(
+    "magic" / construct.Bytes(4),
+    "format" / construct.Int8ub,
+    "algorithm" / construct.Int8ub,          # SignatureAlgorithm
+    "kind" / construct.Int8ub,               # PayloadKind
+    "name" / construct.PascalString(construct.Int8ub, "utf8"),
+    "version" / construct.PascalString(construct.Int8ub, "utf8"),
+    "payload_length" / construct.Int64ub,
+    "payload_sha256" / construct.Bytes(32),
+)
+SIGNATURE = construct.Prefixed(construct.Int16ub, construct.GreedyBytes)
 IMAGES_DIR = "images"
 STATE_FILE = "state.json"
 PART_FILE = "transfer.part"
@@ -181,12 +196,12 @@ class ImageHeader:
         return f"{self.name}-{self.version}".encode("utf-8")
 
     def encode(self) -> bytes:
-        name, version = self.name.encode("utf-8"), self.version.encode("utf-8")
-        for what, raw in (("name", name), ("version", version)):
-            if not 1 <= len(raw) <= 64:
+        for what, text in (("name", self.name), ("version", self.version)):
+            if not 1 <= len(text.encode("utf-8")) <= 64:
                 raise ImageFormatError(f"payload {what} must be 1..64 octets")
-        return (MAGIC + bytes((FORMAT_VERSION, self.algorithm, self.kind, len(name))) + name
-                + bytes((len(version),)) + version + self.payload_length.to_bytes(8, "big") + self.payload_sha256)
+        return HEADER.build({"magic": MAGIC, "format": FORMAT_VERSION, "algorithm": int(self.algorithm),
+                             "kind": int(self.kind), "name": self.name, "version": self.version,
+                             "payload_length": self.payload_length, "payload_sha256": self.payload_sha256})
 
 
 @dataclass(frozen=True)
@@ -199,40 +214,29 @@ class SignedImage:
 
 def parse_image(data: bytes) -> SignedImage:
     """Split a container into its parts (no trust decided here). Raises ImageFormatError."""
-    def take(pos: int, n: int) -> tuple[bytes, int]:
-        if pos + n > len(data):
-            raise ImageFormatError("image truncated in the header")
-        return data[pos:pos + n], pos + n
-
-    magic, pos = take(0, 4)
-    if magic != MAGIC:
+    try:
+        stream = io.BytesIO(data)
+        h = HEADER.parse_stream(stream)
+        signed = data[:stream.tell()]
+        signature = SIGNATURE.parse_stream(stream)
+    except construct.ConstructError as exc:
+        if data[:4] != MAGIC:
+            raise ImageFormatError("not a bijli image (bad magic)") from None
+        raise ImageFormatError(f"image header unreadable: {exc.__class__.__name__}") from None
+    if h.magic != MAGIC:
         raise ImageFormatError("not a bijli image (bad magic)")
-    fixed, pos = take(pos, 4)
-    version_, alg, kind, name_len = fixed
-    if version_ != FORMAT_VERSION:
-        raise ImageFormatError(f"image format {version_} unknown (this firmware reads {FORMAT_VERSION})")
+    if h.format != FORMAT_VERSION:
+        raise ImageFormatError(f"image format {h.format} unknown (this firmware reads {FORMAT_VERSION})")
     try:
-        algorithm, payload_kind = SignatureAlgorithm(alg), PayloadKind(kind)
+        algorithm, payload_kind = SignatureAlgorithm(h.algorithm), PayloadKind(h.kind)
     except ValueError:
-        raise ImageFormatError(f"unknown signature algorithm {alg} or payload kind {kind}") from None
-    name, pos = take(pos, name_len)
-    (ver_len,), pos = take(pos, 1)
-    ver, pos = take(pos, ver_len)
-    length, pos = take(pos, 8)
-    digest, pos = take(pos, 32)
-    signed = data[:pos]
-    sig_len, pos = take(pos, 2)
-    signature, pos = take(pos, int.from_bytes(sig_len, "big"))
-    try:
-        header = ImageHeader(algorithm, payload_kind, name.decode("utf-8"), ver.decode("utf-8"),
-                             int.from_bytes(length, "big"), digest)
-    except UnicodeDecodeError:
-        raise ImageFormatError("payload name or version is not UTF-8") from None
+        raise ImageFormatError(f"unknown signature algorithm {h.algorithm} or payload kind {h.kind}") from None
+    header = ImageHeader(algorithm, payload_kind, h.name, h.version, h.payload_length, h.payload_sha256)
     if not _NAME_RE.fullmatch(header.name) or not _NAME_RE.fullmatch(header.version):
         raise ImageFormatError("payload name or version has characters a file name cannot")
     if not signature:
         raise ImageFormatError("image has no signature")
-    return SignedImage(header, signed, signature, data[pos:])
+    return SignedImage(header, signed, signature, data[stream.tell():])
 
 
 def sign_image(payload: bytes, name: str, version: str, private_key, kind: PayloadKind | None = None) -> bytes:
@@ -246,7 +250,7 @@ def sign_image(payload: bytes, name: str, version: str, private_key, kind: Paylo
         signature = private_key.sign(signed)
     else:
         signature = private_key.sign(signed, ec.ECDSA(hashes.SHA256()))
-    return signed + len(signature).to_bytes(2, "big") + signature + payload
+    return signed + SIGNATURE.build(signature) + payload
 
 
 def verify_image(data: bytes, public_key, *, identifier: bytes | None = None) -> SignedImage:
