@@ -10,6 +10,7 @@ import sys
 # missing (an optional part not installed) simply does not add its command
 COMMANDS = (
     "tools.meter_cmd",
+    "tools.console_cmd",
     "tools.dlms_cmd",
     "tools.token_cmd",
     "tools.testbench",

@@ -40,3 +40,33 @@ def test_console_over_a_pty(meter_process, tmp_path):
         port.write(b"quit\r")
         assert b"bye" in _read_until(port, b"bye")
     assert meter.proc.wait(10) == 0
+
+
+def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    link = tmp_path / "console"
+    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00",
+                          console_line="service console on")
+    deadline = time.monotonic() + 10
+    while not link.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    def bijli_console(*commands: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tools.cli", "console", "--port", str(link), *commands],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    r = bijli_console("load 10", "step 1h", "status --json")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "load 10 A at PF 1" and lines[1] == "2024-06-14T19:00:00"
+    assert json.loads(lines[2])["energy_import_kwh"] > 2.2
+    r = bijli_console("frobnicate")
+    assert r.returncode == 1 and "unknown command" in r.stdout
+    r = bijli_console("quit")
+    assert r.returncode == 0 and "bye" in r.stdout
+    assert meter.proc.wait(10) == 0

@@ -1,0 +1,91 @@
+"""`bijli console`: talk to a meter's service console on a serial line, UART or pty.
+
+A rig engineer can use any terminal program on the port; this command is for
+scripts and quick checks: with commands on the command line it sends each,
+prints the meter's reply and exits (status 1 if a reply is an error), and
+without them it relays this terminal's lines until end of input.
+
+The meter's serial console answers every line with its reply and a ``> ``
+prompt (``tools/meter_cmd.py``), which is how a reply's end is found here.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import serial
+
+PROMPT = b"\r\n> "
+
+
+class ConsoleLine:
+    """One serial console: send a command, get its reply text."""
+
+    def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0):
+        try:
+            self.port = serial.serial_for_url(port, baudrate=baud, timeout=0.1)
+        except (serial.SerialException, ValueError) as exc:
+            raise ConnectionError(f"cannot open {port}: {exc}") from None
+        self.timeout = timeout
+        self.port.write(b"\r")  # an empty line asks for a prompt: we start in step
+        self._read_until(b"> ")
+
+    def _read_until(self, marker: bytes) -> bytes:
+        buf = b""
+        deadline = time.monotonic() + self.timeout
+        while not buf.endswith(marker):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no prompt from the meter (got {buf[-60:]!r})")
+            try:
+                chunk = self.port.read(self.port.in_waiting or 1)
+            except serial.SerialException:
+                return buf  # the meter closed the line (after quit)
+            buf += chunk
+        return buf
+
+    def ask(self, command: str) -> str:
+        self.port.reset_input_buffer()
+        self.port.write(command.encode("utf-8") + b"\r")
+        raw = self._read_until(PROMPT if command.strip() != "quit" else b"bye\r\n")
+        text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+        return text.removesuffix("\n> ").rstrip("\n")
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("console", help="talk to a meter's service console on a serial line or pty")
+    p.add_argument("--port", required=True, help="device, pty path or pyserial URL of the console")
+    p.add_argument("--baud", type=int, default=9600)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each reply")
+    p.add_argument("commands", nargs="*", help="commands to run (default: relay this terminal's lines)")
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    try:
+        line = ConsoleLine(args.port, args.baud, args.timeout)
+    except (ConnectionError, TimeoutError) as exc:
+        print(f"bijli console: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    try:
+        commands = args.commands or (raw.rstrip("\n") for raw in sys.stdin)
+        for command in commands:
+            if not command.strip():
+                continue
+            reply = line.ask(command)
+            if reply:
+                print(reply, flush=True)
+            if reply.startswith("error:"):
+                status = 1
+            if command.strip() == "quit":
+                break
+    except TimeoutError as exc:
+        print(f"bijli console: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        line.close()
+    return status
