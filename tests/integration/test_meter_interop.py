@@ -173,3 +173,38 @@ def test_optical_port_with_mode_e_opening(meter):
         again.connect()
     finally:
         _close(again)
+
+
+def test_billing_profile_by_range_when_the_clock_is_not_the_first_column(meter):
+    """IS 15959's billing profile starts with the billing date (a register), not the
+    clock: a range read restricts on that column. The billing reset script makes a row."""
+    utility = peer(meter, "wrapper", 48)
+    try:
+        utility.connect()
+        from gurux_dlms.objects import GXDLMSScriptTable
+
+        scripts = GXDLMSScriptTable("0.0.10.0.1.255")
+        reply = utility.exchange(scripts.execute(utility.client, 1))  # end of billing: MD reset
+        assert reply.error == 0
+    finally:
+        _close(utility)
+    p = peer(meter, "wrapper", 32)
+    try:
+        p.connect()
+        billing = GXDLMSProfileGeneric("1.0.98.1.0.255")
+        p.read(billing, 3)
+        first = billing.captureObjects[0][0]
+        assert first.logicalName == "0.0.0.1.2.255" and first.objectType == 3  # the billing date register
+        reply = p.exchange(p.client.readRowsByRange(billing, datetime(2024, 6, 14, 0, 0, tzinfo=IST),
+                                                    datetime(2024, 6, 16, 0, 0, tzinfo=IST)))
+        rows = p.client.updateValue(billing, 2, reply.value)
+        assert len(rows) == 1
+        # gurux cannot know a register's octet-string is a date-time: decode it ourselves
+        from dlms.axdr import CosemDateTime
+
+        assert CosemDateTime.decode(bytes(rows[0][0])).to_datetime().replace(tzinfo=None) == datetime(2024, 6, 15)
+        reply = p.exchange(p.client.readRowsByRange(billing, datetime(2024, 6, 1, 0, 0, tzinfo=IST),
+                                                    datetime(2024, 6, 14, 0, 0, tzinfo=IST)))
+        assert p.client.updateValue(billing, 2, reply.value) == []
+    finally:
+        _close(p)
