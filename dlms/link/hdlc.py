@@ -650,8 +650,9 @@ class HdlcConnection:
                 self._unacked.append(entry)
                 frames.append(entry)
         if client and not frames:
-            if self._peer_busy or (self._outstanding and not self._want_poll and not self._rx_parts):
-                # the server has nothing for us yet: ask again after poll_interval
+            if not self._want_poll and (self._peer_busy or (self._outstanding and not self._rx_parts)):
+                # the server is busy (RNR) or has nothing for us yet: ask again after
+                # poll_interval, when poll_again sets _want_poll and an RR poll goes out
                 if self._deadline is None:
                     self._deadline = self._now + self.poll_interval
                     self._deadline_is_retry = False

@@ -119,10 +119,15 @@ class Driver:
                     c.send_apdu(b"\x05", now=self.now)
                     c.data_to_send()
                 c.max_retries, saved = (0 if trigger is Trigger.GIVE_UP else 1000), c.max_retries
-                self.now += 10.0
-                c.poll(self.now)
+                # a peer that said RNR is polled first (a poll, not a failure); the
+                # unanswered poll is then the frame whose timeout gives up
+                for _ in range(3):
+                    self.now += 10.0
+                    c.poll(self.now)
+                    c.data_to_send()
+                    if c.state is not State.NRM:
+                        break
                 c.max_retries = saved
-                c.data_to_send()
                 return
             c.poll(self.now)
         else:
@@ -465,3 +470,42 @@ def test_client_polls_again_when_the_answer_was_not_ready():
     assert events(c) == [ApduReceived(16, b"\xc4\x01")]
     c.poll(10)
     assert c.data_to_send() == b"" and c.state is State.NRM
+
+
+def test_client_polls_a_busy_server_and_gives_up_on_a_silent_one():
+    """Regression: after an RNR the client re-armed its poll timer forever without
+    ever sending the RR poll, so it could neither learn that the server was ready
+    nor notice that it had gone."""
+    from dlms.link.hdlc_frame import FrameReader, client_address
+
+    server_addr = HdlcAddress(1, 16)
+    client = HdlcConnection(Role.CLIENT, server_address=server_addr, client_address=16, max_retries=2)
+    server = HdlcConnection(Role.SERVER, server_address=server_addr)
+    client.connect(now=0.0)
+    server.receive_data(client.data_to_send(), now=0.0)
+    client.receive_data(server.data_to_send(), now=0.0)
+    assert client.state is State.NRM
+    client.send_apdu(b"\xc0\x01\xc1\x00\x08\x00\x00\x01\x00\x00\xff\x02\x00", now=0.0)
+    client.data_to_send()  # the request goes out; the server answers "busy"
+    client.receive_data(encode_frame(Frame(FrameType.RNR, client_address(16), server_addr, b"", True, 0,
+                                           client.send_sequence)), now=0.1)
+    assert client.data_to_send() == b""  # busy: nothing to send yet, a poll timer runs
+
+    def sent(now: float) -> list:
+        client.poll(now)
+        reader = FrameReader()
+        reader.feed(client.data_to_send())
+        frames = []
+        while (f := reader.next()) is not None:
+            frames.append(f)
+        return frames
+
+    polls = sent(0.1 + client.poll_interval + 0.01)
+    assert [f.kind for f in polls] == [FrameType.RR] and polls[0].poll_final  # "are you ready now?"
+    now = 0.2 + client.poll_interval
+    for _ in range(10):  # the server never answers again
+        now += client.response_timeout + 0.01
+        sent(now)
+        if client.state is State.NDM:
+            break
+    assert client.state is State.NDM  # retries exhausted: the link is given up
