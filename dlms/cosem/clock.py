@@ -14,14 +14,14 @@ date-time too).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from dlms import axdr
 from dlms.apdu import ActionResult, DataAccessResult
 from dlms.axdr import CosemDateTime
 from dlms.cosem.base import CosemError, CosemObject, expect
-from dlms.cosem.values import date_time_octets
+from dlms.cosem.values import date_time_octets, parse_date_time
 
 CLOCK_BASE_CRYSTAL = 1
 
@@ -60,23 +60,10 @@ class Clock(CosemObject):
         return axdr.OctetString(dt.encode())
 
     def set_time(self, value, ctx):
-        raw = value.value if isinstance(value, axdr.OctetString) else None
-        if isinstance(value, axdr.DateTime):
-            cdt = value.value
-        elif raw is not None and len(raw) == 12:
-            try:
-                cdt = CosemDateTime.decode(raw)
-            except Exception as exc:  # AxdrError: a malformed date-time is a type mismatch
-                raise CosemError(DataAccessResult.TYPE_UNMATCHED, str(exc)) from None
-        else:
-            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time must be a 12-octet date-time")
-        try:
-            t = cdt.to_datetime()
-        except Exception:
-            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time has unspecified fields") from None
-        if t.tzinfo is not None:
-            # convert to meter local time using our own zone
-            from datetime import timezone
+        t = parse_date_time(value)  # TYPE_UNMATCHED for anything but a whole date-time
+        if t is None:
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time has unspecified fields")
+        if t.tzinfo is not None:  # sent with a deviation: into meter local time, by our own zone
             t = t.astimezone(timezone(timedelta(minutes=self.time_zone))).replace(tzinfo=None)
         self._apply(t)
 
@@ -125,16 +112,12 @@ class Clock(CosemObject):
         self._apply(self._round(1))
 
     def do_preset_adjusting_time(self, params, ctx):
-        s = expect(params, axdr.Structure).value
-        try:
-            times = [CosemDateTime.decode(expect(x, axdr.OctetString).value).to_datetime().replace(tzinfo=None) for x in s]
-        except CosemError:
-            raise
-        except Exception:
-            raise CosemError(ActionResult.TYPE_UNMATCHED, "preset_adjusting_time needs three date-times") from None
-        if len(times) != 3:
+        items = expect(params, axdr.Structure).value
+        times = [parse_date_time(x) for x in items]
+        if len(times) != 3 or None in times:
             raise CosemError(ActionResult.TYPE_UNMATCHED, "preset_adjusting_time needs three date-times")
-        self._preset = (times[0], times[1], times[2])
+        preset, start, end = (t.replace(tzinfo=None) for t in times)
+        self._preset = (preset, start, end)
 
     def do_adjust_to_preset_time(self, params, ctx):
         if self._preset is None:
