@@ -10,6 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI (CI=true, as .ci/run is started) replays the same Hypothesis examples on every run, so
+# a landing never hangs on luck; everywhere else, and in `make soak`, each run explores anew.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "explore")
 
 ROOT = Path(__file__).resolve().parents[1]
 
