@@ -40,10 +40,10 @@ from dlms.cosem.base import Context, CosemError, CosemObject
 from dlms.cosem.clock import Clock
 from dlms.cosem.data import Data, ExtendedRegister, Register
 from dlms.cosem.disconnect import DisconnectControl
-from dlms.cosem.limiter import Limiter
-from dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Charge, ChargeType, Credit,
-                                CreditStatusBit, CreditType, Currency, CurrencyUnit, PaymentMode,
-                                TokenGatewayConfiguration, flags)
+from dlms.cosem.limiter import Limiter, LimiterActions
+from dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Charge, ChargeTableElement, ChargeType,
+                                Credit, CreditStatusBit, CreditType, Currency, CurrencyUnit, PaymentMode,
+                                TokenGatewayConfiguration, UnitCharge, flags)
 from dlms.cosem.profile import CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, RangeDescriptor
 from dlms.cosem.push import PushSetup, SendDestinationAndMethod, TransportService, MessageType
 from dlms.cosem.security_setup import SecuritySetup
@@ -954,14 +954,8 @@ def _limiter(meter: "Meter") -> Limiter:
         min_over_threshold_duration=lambda: meter.limiter.min_over_threshold_duration,
         min_under_threshold_duration=lambda: meter.limiter.min_under_threshold_duration,
         emergency_profile_active=lambda: meter.limiter.emergency_profile_active,
-        actions=lambda: _limiter_actions(),
+        actions=LimiterActions(ScriptReference(DISCONNECT_SCRIPT_TABLE, 1), ScriptReference(DISCONNECT_SCRIPT_TABLE, 2)),
     )
-
-
-def _limiter_actions():
-    from dlms.cosem.limiter import LimiterActions
-
-    return LimiterActions(ScriptReference(DISCONNECT_SCRIPT_TABLE, 1), ScriptReference(DISCONNECT_SCRIPT_TABLE, 2))
 
 
 def _payment(meter: "Meter") -> list[CosemObject]:
@@ -1019,14 +1013,32 @@ def _payment(meter: "Meter") -> list[CosemObject]:
         Charge(CONSUMPTION_CHARGE,
                total_amount_paid=lambda: minor_units(acct().total_charged),
                charge_type=ChargeType.CONSUMPTION_BASED_COLLECTION, priority=1,
-               unit_charge_active=lambda: _unit_charge(meter)),
+               unit_charge_active=lambda: _unit_charge(meter.config.tariff.active),
+               unit_charge_passive=lambda: _unit_charge(meter.config.tariff.passive),
+               unit_charge_activation_time=lambda: meter.config.tariff.activation_time),
     ]
 
 
-def _unit_charge(meter: "Meter"):
-    from dlms.cosem.payment import UnitCharge
-
-    return UnitCharge()
+def _unit_charge(profile) -> UnitCharge:
+    """A tariff profile's energy prices as Charge's unit_charge: paisa (price_scale -2) per
+    kWh (commodity_scale 3) of active import, one charge-table row per slab, time-of-day
+    tier or the flat rate, in the order the tariff applies them."""
+    if profile is None:
+        return UnitCharge()
+    if profile.kind is EnergyKind.SLABS:
+        rows = [(f"slab{i}", slab.rate) for i, slab in enumerate(profile.slabs, 1)]
+    elif profile.kind is EnergyKind.TOD and profile.tod is not None:
+        tiers: dict[str, Decimal] = {}
+        for _, actions in profile.tod.days:
+            for a in actions:
+                tiers.setdefault(a.name, a.rate)
+        rows = list(tiers.items())
+    else:
+        rows = [("flat", profile.flat_rate)]
+    return UnitCharge(commodity_scale=3, price_scale=-2, commodity_class_id=3, commodity_logical_name=ACTIVE_IMPORT,
+                      commodity_attribute_index=2,
+                      charge_table=tuple(ChargeTableElement(name.encode("ascii", "replace"), minor_units(rate))
+                                         for name, rate in rows))
 
 
 def _special_days(meter: "Meter") -> list[SpecialDay]:

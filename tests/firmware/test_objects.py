@@ -186,10 +186,10 @@ def test_activity_calendar_shows_the_time_of_day_tariff(rig):
 def test_communication_setup_matches_the_links_the_meter_serves(rig):
     from tools import links
 
-    assert (fo.HDLC_MAX_INFO, fo.HDLC_WINDOW) == (links.HDLC_MAX_INFO, links.HDLC_WINDOW)
     hdlc = rig.index[fo.HDLC_SETUP]
     assert hdlc.value("device_address") == rig.cfg.dlms.hdlc_physical_address
     assert hdlc.value("max_info_field_length_receive") == links.HDLC_MAX_INFO
+    assert hdlc.value("window_size_receive") == links.HDLC_WINDOW
     assert rig.index[fo.TCP_UDP_SETUP].value("tcp_udp_port") == 4059
     (sap,) = rig.index[fo.SAP_ASSIGNMENT].value("sap_assignment_list")
     assert (sap.sap, sap.logical_device_name) == (1, rig.cfg.identity.ldn.encode())
@@ -270,3 +270,15 @@ def test_script_tables_run_their_actions_through_the_objects(tmp_path):
 
     with pytest.raises(CosemError):
         disconnect.invoke(1, axdr.LongUnsigned(9), ctx)  # no such script
+
+
+def test_charge_shows_the_tariffs_prices(tmp_path):
+    """Charge (113) unit_charge_active is the active tariff: paisa per kWh of active import."""
+    meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), datetime(2024, 6, 3, 12, 0))
+    charge = {o.logical_name: o for o in fo.build_objects(meter, None)}[fo.CONSUMPTION_CHARGE]
+    unit = charge.value("unit_charge_active")
+    assert (unit.commodity_scale, unit.price_scale) == (3, -2)
+    assert (unit.commodity_class_id, unit.commodity_logical_name) == (3, fo.ACTIVE_IMPORT)
+    assert [(e.index, e.charge_per_unit) for e in unit.charge_table] == [
+        (b"slab1", 450), (b"slab2", 550), (b"slab3", 700), (b"slab4", 800)]  # the demo slabs, INR 4.50 ... 8.00
+    assert charge.value("unit_charge_passive").charge_table == ()  # no passive tariff configured
