@@ -348,12 +348,11 @@ class Meter:
             if cost:
                 self._charge(cost, until, events)
         if wh > 0 and until >= start:
+            # the tariff keeps its bill (and slab position) either way; a kWh account is
+            # charged the energy itself rather than its price
+            cost, self.tariff_state = self.config.tariff.charge_energy(self.tariff_state, wh, start, max(until, start))
             if self.config.prepaid.unit == "kWh":
-                cost = (Decimal(repr(wh)) / 1000)
-                _, self.tariff_state = self.config.tariff.charge_energy(self.tariff_state, wh, start, max(until, start))
-            else:
-                cost, self.tariff_state = self.config.tariff.charge_energy(self.tariff_state, wh, start,
-                                                                           max(until, start))
+                cost = Decimal(repr(wh)) / 1000
             self.progress.charged_wh += wh
             if cost:
                 self._charge(cost, until, events)

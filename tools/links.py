@@ -29,12 +29,13 @@ from dlms.errors import DlmsError, LinkError
 from dlms.link import hdlc, mode_e, wrapper
 from dlms.link.hdlc import HdlcAddress, HdlcConnection, Role
 from dlms.server import Server, Session
+# what the meter offers in the UA (a client proposing less gets less): the same values its
+# IEC HDLC setup object reports, from the one place they are defined
+from firmware.objects import HDLC_MAX_INFO, HDLC_WINDOW
 
 log = logging.getLogger("bijli.links")
 
 MANAGEMENT_SAP = 1
-HDLC_MAX_INFO = 1024  # what the meter offers in the UA; a client proposing less gets less
-HDLC_WINDOW = 1
 _TICK = 0.5  # seconds between link timer polls while a line is silent
 
 
