@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 
-from dlms import axdr, ber
-from dlms.errors import ApduError, AxdrError, BerError
+from bijli.dlms import axdr, ber
+from bijli.dlms.errors import ApduError, AxdrError, BerError
 
 # --- object identifiers --------------------------------------------------------------
 

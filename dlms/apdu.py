@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Union
 
-from dlms import axdr
-from dlms.axdr import Data
-from dlms.errors import ApduError, AxdrError
-from dlms.obis import Obis
+from bijli.dlms import axdr
+from bijli.dlms.axdr import Data
+from bijli.dlms.errors import ApduError, AxdrError
+from bijli.dlms.obis import Obis
 
 
 class Tag(IntEnum):

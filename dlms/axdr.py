@@ -24,7 +24,7 @@ from datetime import timedelta, timezone
 from enum import IntEnum
 from typing import Any, ClassVar, Union
 
-from dlms.errors import AxdrError
+from bijli.dlms.errors import AxdrError
 
 MAX_DEPTH = 32
 

@@ -9,8 +9,8 @@ always computes them and the reader never guesses.
 
 from __future__ import annotations
 
-from dlms.axdr import encode_length
-from dlms.errors import BerError
+from bijli.dlms.axdr import encode_length
+from bijli.dlms.errors import BerError
 
 
 def length(n: int) -> bytes:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Protocol
 
-from dlms import apdu, axdr, security
-from dlms.acse import (AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Conformance, InitiateRequest,
+from bijli.dlms import apdu, axdr, security
+from bijli.dlms.acse import (AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Conformance, InitiateRequest,
                        InitiateResponse, Mechanism)
-from dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
-from dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
-from dlms.obis import Obis
-from dlms.security import SecurityControl
+from bijli.dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
+from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
+from bijli.dlms.obis import Obis
+from bijli.dlms.security import SecurityControl
 
 CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
 CLOCK = Obis(0, 0, 1, 0, 0, 255)

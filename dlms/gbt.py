@@ -14,8 +14,8 @@ dropped.
 
 from __future__ import annotations
 
-from dlms.apdu import GeneralBlockTransfer
-from dlms.errors import LocalProtocolError, RemoteProtocolError
+from bijli.dlms.apdu import GeneralBlockTransfer
+from bijli.dlms.errors import LocalProtocolError, RemoteProtocolError
 
 MAX_WINDOW = 63
 MAX_BLOCK_NUMBER = 0xFFFF

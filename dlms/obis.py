@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from dlms.errors import ObisError
+from bijli.dlms.errors import ObisError
 
 # [0-9], not \d: \d also matches other scripts' digits, which int() would then accept.
 _DOTTED = re.compile(r"^\s*([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\s*$")

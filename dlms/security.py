@@ -43,8 +43,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from dlms import axdr
-from dlms.errors import DecodeError, ReplayError, SecurityError
+from bijli.dlms import axdr
+from bijli.dlms.errors import DecodeError, ReplayError, SecurityError
 
 TAG_LENGTH = 12
 HEADER_LENGTH = 5

@@ -35,16 +35,16 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Iterable
 
-from dlms import acse, apdu, axdr, security
-from dlms.acse import (AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult,
+from bijli.dlms import acse, apdu, axdr, security
+from bijli.dlms.acse import (AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult,
                        Conformance, InitiateError, InitiateRequest, InitiateResponse, Mechanism)
-from dlms.apdu import ActionResult, DataAccessResult, ServiceErrorCode, StateError, Tag
-from dlms.cosem.association import (ASSOCIATION_STATUS_ASSOCIATED, ASSOCIATION_STATUS_NON_ASSOCIATED,
+from bijli.dlms.apdu import ActionResult, DataAccessResult, ServiceErrorCode, StateError, Tag
+from bijli.dlms.cosem.association import (ASSOCIATION_STATUS_ASSOCIATED, ASSOCIATION_STATUS_NON_ASSOCIATED,
                                     ASSOCIATION_STATUS_PENDING, AssociationPolicy)
-from dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
-from dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
-from dlms.obis import Obis
-from dlms.security import SecurityControl, SecuritySettings
+from bijli.dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
+from bijli.dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
+from bijli.dlms.obis import Obis
+from bijli.dlms.security import SecurityControl, SecuritySettings
 
 CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
 MIN_PDU = 64  # below this no useful APDU fits; the standard's InitiateError pdu-size-too-short

@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from firmware.errors import ConfigError
+from bijli.firmware.errors import ConfigError
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WEEKDAY_ALIASES = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from firmware.errors import ConfigError
+from bijli.firmware.errors import ConfigError
 
 _MISSING = object()
 

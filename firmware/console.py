@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from firmware.errors import CommandError, FirmwareError
+from bijli.firmware.errors import CommandError, FirmwareError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from firmware.meter import Meter
+    from bijli.firmware.meter import Meter
 
 
 class Host(Protocol):

@@ -33,8 +33,8 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Any, Mapping
 
-from firmware.profiles import CLOCK, CaptureObject, ColumnKind, Profile, ProfileError
-from firmware.storage import Storage, Transaction
+from bijli.firmware.profiles import CLOCK, CaptureObject, ColumnKind, Profile, ProfileError
+from bijli.firmware.storage import Storage, Transaction
 
 
 class LogKind(IntEnum):

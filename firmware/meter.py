@@ -35,23 +35,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Sequence
 
-from firmware.config import DlmsSettings, Identity, StorageSettings, Table
-from firmware.errors import FirmwareError, StorageError
-from firmware.events import Event, EventCode, EventLog, LogKind
-from firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
+from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
+from bijli.firmware.errors import FirmwareError, StorageError
+from bijli.firmware.events import Event, EventCode, EventLog, LogKind
+from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
                                 PhaseMeasurement, Quadrant)
-from firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
+from bijli.firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
                               next_friendly_boundary, supply_decision)
-from firmware.push import PushConfig
-from firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
+from bijli.firmware.push import PushConfig
+from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
-from firmware.relay import (Cause, ControlState, DisconnectControl, Limiter, LimiterAction, Refusal, RelayConfig,
+from bijli.firmware.relay import (Cause, ControlState, DisconnectControl, Limiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
-from firmware.storage import Storage, Transaction
-from firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
-from firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, KeyChanged,
+from bijli.firmware.storage import Storage, Transaction
+from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
+from bijli.firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, KeyChanged,
                                   KeyChangeSection, SetMaxPowerLimit, TestDisplay)
-from firmware.tariff import Tariff, TariffState
+from bijli.firmware.tariff import Tariff, TariffState
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
 

@@ -51,7 +51,7 @@ from enum import IntEnum
 from itertools import repeat
 from typing import Any, Mapping, Sequence
 
-from firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.errors import ConfigError, FirmwareError
 
 _mul = operator.mul
 _lt = operator.lt

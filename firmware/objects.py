@@ -32,42 +32,42 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 
-from dlms import axdr
-from dlms.acse import Conformance, Mechanism
-from dlms.apdu import ActionResult, DataAccessResult
-from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
-from dlms.cosem.base import Context, CosemError, CosemObject
-from dlms.cosem.clock import Clock
-from dlms.cosem.data import Data, ExtendedRegister, Register
-from dlms.cosem.disconnect import DisconnectControl
-from dlms.cosem.limiter import Limiter, LimiterActions
-from dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Charge, ChargeTableElement, ChargeType,
+from bijli.dlms import axdr
+from bijli.dlms.acse import Conformance, Mechanism
+from bijli.dlms.apdu import ActionResult, DataAccessResult
+from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
+from bijli.dlms.cosem.base import Context, CosemError, CosemObject
+from bijli.dlms.cosem.clock import Clock
+from bijli.dlms.cosem.data import Data, ExtendedRegister, Register
+from bijli.dlms.cosem.disconnect import DisconnectControl
+from bijli.dlms.cosem.limiter import Limiter, LimiterActions
+from bijli.dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Charge, ChargeTableElement, ChargeType,
                                 Credit, CreditStatusBit, CreditType, Currency, CurrencyUnit, PaymentMode,
                                 TokenGatewayConfiguration, UnitCharge, flags)
-from dlms.cosem.profile import CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, RangeDescriptor
-from dlms.cosem.push import PushSetup, SendDestinationAndMethod, TransportService, MessageType
-from dlms.cosem.security_setup import SecuritySetup
-from dlms.cosem.schedule import (ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime,
+from bijli.dlms.cosem.profile import CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, RangeDescriptor
+from bijli.dlms.cosem.push import PushSetup, SendDestinationAndMethod, TransportService, MessageType
+from bijli.dlms.cosem.security_setup import SecuritySetup
+from bijli.dlms.cosem.schedule import (ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime,
                                  ScheduleType, Script, ScriptTable, SeasonProfile, ServiceId, SingleActionSchedule,
                                  SpecialDay, SpecialDaysTable, WeekProfile)
-from dlms.cosem.setup import BaudRate, IecHdlcSetup, IecLocalPortSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
-from dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
+from bijli.dlms.cosem.setup import BaudRate, IecHdlcSetup, IecLocalPortSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
+from bijli.dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                       TokenStatusCode)
-from dlms.cosem.units import Unit
-from dlms.cosem.values import ScriptReference, ValueDefinition, date_time_octets
-from dlms.obis import Obis
-from dlms.security import KeyId, SecuritySettings
-from firmware import profiles as fw_profiles
-from firmware.errors import FirmwareError
-from firmware.events import EventCode, LogKind, event_log_profile
-from firmware.push import PushError, PushOutbox
-from firmware.tariff import EnergyKind
-from firmware.prepaid import CreditStatus
-from firmware.relay import Trigger
+from bijli.dlms.cosem.units import Unit
+from bijli.dlms.cosem.values import ScriptReference, ValueDefinition, date_time_octets
+from bijli.dlms.obis import Obis
+from bijli.dlms.security import KeyId, SecuritySettings
+from bijli.firmware import profiles as fw_profiles
+from bijli.firmware.errors import FirmwareError
+from bijli.firmware.events import EventCode, LogKind, event_log_profile
+from bijli.firmware.push import PushError, PushOutbox
+from bijli.firmware.tariff import EnergyKind
+from bijli.firmware.prepaid import CreditStatus
+from bijli.firmware.relay import Trigger
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dlms.server import Server
-    from firmware.meter import Meter, TokenOutcome
+    from bijli.dlms.server import Server
+    from bijli.firmware.meter import Meter, TokenOutcome
 
 CLOCK = Obis(0, 0, 1, 0, 0, 255)
 LOGICAL_DEVICE_NAME = Obis(0, 0, 42, 0, 0, 255)

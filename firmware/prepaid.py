@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from firmware.calendar import (
+from bijli.firmware.calendar import (
     DEMO_HOLIDAYS,
     FriendlyCalendar,
     FriendlyReason,
@@ -52,8 +52,8 @@ from firmware.calendar import (
     parse_time,
     parse_weekdays,
 )
-from firmware.errors import ConfigError, FirmwareError, StorageError
-from firmware.tariff import ZERO, parse_amount, to_decimal
+from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.tariff import ZERO, parse_amount, to_decimal
 
 __all__ = [
     "Account", "AccountEvent", "CreditStatus", "EmergencyRefusal", "EmergencyRefused",

@@ -23,9 +23,9 @@ from datetime import datetime, time, timedelta
 from enum import Enum, IntEnum
 from typing import Any, Mapping, Protocol, Sequence
 
-from firmware.config import Table
-from firmware.errors import ConfigError, FirmwareError
-from firmware.storage import Storage, Transaction
+from bijli.firmware.config import Table
+from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.storage import Storage, Transaction
 
 
 class ProfileError(FirmwareError):
@@ -544,7 +544,7 @@ def cumulative_values(registers: Mapping[str, Any]) -> dict[str, Any]:
 
 def profile_config_from_table(table: Mapping, prefix: str = "profiles", billing_day: int = 1) -> ProfileConfig:
     """The ``[profiles]`` table; the billing day comes from the tariff so both close together."""
-    from firmware.config import Table
+    from bijli.firmware.config import Table
 
     t = Table(table, prefix, {"block_load_period", "block_load_days", "daily_load_days", "billing_months"})
     period = t.int("block_load_period", 900)

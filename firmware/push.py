@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from firmware.config import Table
-from firmware.errors import ConfigError, FirmwareError
-from firmware.events import Event, EventCode
+from bijli.firmware.config import Table
+from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.events import Event, EventCode
 
 #: the wrapper's wPort of the push client when the configuration names none: 102
 #: (0x66), the SAP companion specifications (IDIS) give the push client association

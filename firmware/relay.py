@@ -37,9 +37,9 @@ from datetime import datetime, timedelta
 from enum import Enum, IntEnum
 from typing import Any, Mapping
 
-from firmware.config import Table
-from firmware.errors import ConfigError, FirmwareError
-from firmware.events import Event, EventCode
+from bijli.firmware.config import Table
+from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.events import Event, EventCode
 
 
 class RelayError(FirmwareError):

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
-from firmware.errors import StorageError
+from bijli.firmware.errors import StorageError
 
 SCHEMA_VERSION = 1
 DB_NAME = "meter.db"

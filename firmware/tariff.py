@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
 from typing import Any, Iterator, Mapping
 
-from firmware.calendar import DateSpec, SpecialDays, parse_datetime, parse_time
-from firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.calendar import DateSpec, SpecialDays, parse_datetime, parse_time
+from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
 
 PAISA = Decimal("0.01")
 ZERO = Decimal(0)

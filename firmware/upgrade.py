@@ -61,11 +61,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from dlms.apdu import ActionResult
-from dlms.cosem.base import CosemError
-from dlms.cosem.image_transfer import ImageToActivateInfo, ImageTransferStatus
-from firmware.config import Table
-from firmware.errors import ConfigError, FirmwareError
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.image_transfer import ImageToActivateInfo, ImageTransferStatus
+from bijli.firmware.config import Table
+from bijli.firmware.errors import ConfigError, FirmwareError
 
 MAGIC = b"BJLI"
 FORMAT_VERSION = 1
@@ -87,7 +87,7 @@ IMAGES_DIR = "images"
 STATE_FILE = "state.json"
 PART_FILE = "transfer.part"
 MAP_FILE = "transfer.map"
-ENTRY_MODULE = "tools/cli.py"  # a payload without it is not a bijli build
+ENTRY_MODULE = "bijli/tools/cli.py"  # a payload without it is not a bijli build
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
@@ -845,11 +845,11 @@ def upgrade_objects(store: ImageStore) -> list:
     """The Image transfer object (0.0.44.0.0.255) bound to ``store``, and the image
     activation Single action schedule (0.0.15.0.2.255) whose execution_time, written by
     the head-end, says when the next activated image takes over."""
-    from dlms.axdr import CosemDate, CosemTime
-    from dlms.cosem.image_transfer import ImageTransfer
-    from dlms.cosem.schedule import ExecutionTime, SingleActionSchedule
-    from dlms.cosem.values import ScriptReference
-    from dlms.obis import Obis
+    from bijli.dlms.axdr import CosemDate, CosemTime
+    from bijli.dlms.cosem.image_transfer import ImageTransfer
+    from bijli.dlms.cosem.schedule import ExecutionTime, SingleActionSchedule
+    from bijli.dlms.cosem.values import ScriptReference
+    from bijli.dlms.obis import Obis
 
     def execution_time() -> list:
         when = store.scheduled_activation

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence, TextIO
 
-from hal.errors import BackendError
+from bijli.hal.errors import BackendError
 
 __all__ = ["DisplayItem", "Display", "DisplayBackend", "ConsoleDisplay", "Hd44780Display",
            "hd44780_text_bytes"]

@@ -16,7 +16,7 @@ import enum
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from hal.errors import BackendError, HalError
+from bijli.hal.errors import BackendError, HalError
 
 __all__ = [
     "TOKEN_DIGITS", "Key", "KeypadError", "EntryState", "Trigger", "TRANSITIONS",

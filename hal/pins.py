@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from hal.errors import BackendError, HalError
+from bijli.hal.errors import BackendError, HalError
 
 __all__ = ["ROLES", "PinEvent", "PinEventKind", "MeterPins", "make_factory", "parse_pin"]
 

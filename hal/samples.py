@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, Iterable, Sequence
 
-from hal.errors import BackendError, HalError
+from bijli.hal.errors import BackendError, HalError
 
 _mul = operator.mul
 _add = operator.add

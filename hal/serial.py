@@ -34,7 +34,7 @@ from pathlib import Path
 
 import serial
 
-from hal.errors import BackendError, HalError
+from bijli.hal.errors import BackendError, HalError
 
 __all__ = [
     "Framing",

@@ -26,7 +26,7 @@ class MeterProcess:
 
     def __init__(self, state: Path, *extra: str, config: Path | None = None,
                  console_line: str = "service console on this terminal"):
-        args = [sys.executable, "-m", "tools.cli", "meter", "--tcp", "127.0.0.1:0", "--state", str(state), *extra]
+        args = [sys.executable, "-m", "bijli.tools.cli", "meter", "--tcp", "127.0.0.1:0", "--state", str(state), *extra]
         if config is not None:
             args += ["--config", str(config)]
         self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -17,9 +17,9 @@ from typing import Callable, Iterable
 
 # area name -> "module:function" returning an iterable of BenchResult
 AREAS: dict[str, list[str]] = {
-    "dlms": ["tools.bench_dlms:bench", "tools.bench_hdlc:bench", "tools.bench_server:bench"],
-    "sts": ["tools.bench_sts:bench"],
-    "firmware": ["tools.bench_metrology:bench", "tools.bench_firmware:bench"],
+    "dlms": ["bijli.tools.bench_dlms:bench", "bijli.tools.bench_hdlc:bench", "bijli.tools.bench_server:bench"],
+    "sts": ["bijli.tools.bench_sts:bench"],
+    "firmware": ["bijli.tools.bench_metrology:bench", "bijli.tools.bench_firmware:bench"],
 }
 
 

@@ -13,11 +13,11 @@ import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from firmware.meter import Meter, MeterConfig
-from firmware.storage import Storage
-from firmware.sts.vend import vend_credit
-from hal.samples import SyntheticSource
-from tools.bench import BenchResult
+from bijli.firmware.meter import Meter, MeterConfig
+from bijli.firmware.storage import Storage
+from bijli.firmware.sts.vend import vend_credit
+from bijli.hal.samples import SyntheticSource
+from bijli.tools.bench import BenchResult
 
 START = datetime(2024, 6, 1)
 
@@ -69,6 +69,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from tools.bench import format_rows
+    from bijli.tools.bench import format_rows
 
     print(format_rows(bench()))

@@ -4,7 +4,7 @@ how fast two sans-IO connections move a segmented APDU between them."""
 
 from __future__ import annotations
 
-from dlms.link.hdlc import (
+from bijli.dlms.link.hdlc import (
     NEED_DATA,
     ApduReceived,
     Frame,
@@ -15,7 +15,7 @@ from dlms.link.hdlc import (
     decode_frame,
     encode_frame,
 )
-from tools.bench import BenchResult, rate
+from bijli.tools.bench import BenchResult, rate
 
 _SERVER = HdlcAddress(1, 16)
 _CLIENT = HdlcAddress(16)
@@ -67,6 +67,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from tools.bench import format_rows
+    from bijli.tools.bench import format_rows
 
     print(format_rows(bench()))

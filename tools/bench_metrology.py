@@ -7,9 +7,9 @@ meter's usual size: 1024 samples, a quarter second.
 
 from __future__ import annotations
 
-from firmware.metrology import Metrology, MetrologyConfig
-from hal.samples import SyntheticSource
-from tools.bench import BenchResult, rate
+from bijli.firmware.metrology import Metrology, MetrologyConfig
+from bijli.hal.samples import SyntheticSource
+from bijli.tools.bench import BenchResult, rate
 
 SAMPLE_RATE = 4096
 BLOCK = 1024
@@ -37,6 +37,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from tools.bench import format_rows
+    from bijli.tools.bench import format_rows
 
     print(format_rows(bench()))

@@ -15,15 +15,15 @@ import asyncio
 import threading
 import time
 
-from dlms import apdu, axdr
-from dlms.acse import Conformance, Mechanism
-from dlms.client import Client, ClientSettings
-from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, read_only
-from dlms.cosem.data import Register
-from dlms.obis import Obis
-from dlms.security import SecuritySettings
-from dlms.server import Server
-from tools.bench import BenchResult, rate
+from bijli.dlms import apdu, axdr
+from bijli.dlms.acse import Conformance, Mechanism
+from bijli.dlms.client import Client, ClientSettings
+from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, read_only
+from bijli.dlms.cosem.data import Register
+from bijli.dlms.obis import Obis
+from bijli.dlms.security import SecuritySettings
+from bijli.dlms.server import Server
+from bijli.tools.bench import BenchResult, rate
 
 REGISTER = Obis(1, 0, 1, 8, 0, 255)
 _CONF = (Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
@@ -78,8 +78,8 @@ def _tcp_rate(sap: int = 16, depth: int = 16, seconds: float = 1.0) -> float:
     """GETs per second over a real loopback socket: our Client associates (for SAP 48 with
     HLS-GMAC), then ``depth`` requests are kept in flight, each ciphered with a fresh
     invocation counter when the association is ciphered."""
-    from hal import tcp
-    from tools.links import SocketLine, WrapperTransport, wrapper_session
+    from bijli.hal import tcp
+    from bijli.tools.links import SocketLine, WrapperTransport, wrapper_session
 
     server = _server()
     loop = asyncio.new_event_loop()
@@ -136,6 +136,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from tools.bench import format_rows
+    from bijli.tools.bench import format_rows
 
     print(format_rows(bench()))

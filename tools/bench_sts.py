@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from firmware.sts.decoder import decode
-from firmware.sts.keys import Pan, VendingKeyMaterial
-from firmware.sts.state import DecoderState
-from firmware.sts.vend import vend_credit
+from bijli.firmware.sts.decoder import decode
+from bijli.firmware.sts.keys import Pan, VendingKeyMaterial
+from bijli.firmware.sts.state import DecoderState
+from bijli.firmware.sts.vend import vend_credit
 
-from tools.bench import BenchResult, rate
+from bijli.tools.bench import BenchResult, rate
 
 _VK = {"02": bytes.fromhex("ABABABABABABABAB"), "04": bytes.fromhex("ABABABABABABABAB949494949494949401234567")}
 _ALGORITHMS = (("EA07 STA", "07", "02"), ("EA09 DES", "09", "02"), ("EA11 MISTY1", "11", "04"))
@@ -61,6 +61,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from tools.bench import format_rows
+    from bijli.tools.bench import format_rows
 
     print(format_rows(bench()))

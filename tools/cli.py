@@ -9,15 +9,15 @@ import sys
 # sub-command modules, each exposing register(subparsers); a module that is
 # missing (an optional part not installed) simply does not add its command
 COMMANDS = (
-    "tools.meter_cmd",
-    "tools.console_cmd",
-    "tools.dlms_cmd",
-    "tools.token_cmd",
-    "tools.testbench",
-    "tools.bench",
-    "tools.flash",
-    "tools.upgrade_cmd",
-    "tools.fleet_cmd",
+    "bijli.tools.meter_cmd",
+    "bijli.tools.console_cmd",
+    "bijli.tools.dlms_cmd",
+    "bijli.tools.token_cmd",
+    "bijli.tools.testbench",
+    "bijli.tools.bench",
+    "bijli.tools.flash",
+    "bijli.tools.upgrade_cmd",
+    "bijli.tools.fleet_cmd",
 )
 
 

@@ -30,10 +30,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firmware.config import Table
-from firmware.errors import ConfigError
-from firmware.meter import MeterConfig
-from firmware.upgrade import UpgradeConfig
+from bijli.firmware.config import Table
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.meter import MeterConfig
+from bijli.firmware.upgrade import UpgradeConfig
 
 CLOCKS = ("real", "sim")
 PIN_ROLES = ("relay", "relay_feedback", "pulse_led", "alarm_led", "button", "cover", "magnet")

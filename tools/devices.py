@@ -14,16 +14,16 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from firmware.events import EventCode
-from hal.display import ConsoleDisplay, Display, DisplayItem, Hd44780Display
-from hal.keypad import DisplayText, EmergencyRequested, EntryError, KeypadEntry, ScrollRequested, TokenEntered, \
+from bijli.firmware.events import EventCode
+from bijli.hal.display import ConsoleDisplay, Display, DisplayItem, Hd44780Display
+from bijli.hal.keypad import DisplayText, EmergencyRequested, EntryError, KeypadEntry, ScrollRequested, TokenEntered, \
     feed_text
-from hal.keypad import MatrixKeypad
-from hal.pins import MeterPins, PinEventKind, make_factory
+from bijli.hal.keypad import MatrixKeypad
+from bijli.hal.pins import MeterPins, PinEventKind, make_factory
 
 if TYPE_CHECKING:  # pragma: no cover
-    from firmware.meter import Meter
-    from tools.config import HalConfig
+    from bijli.firmware.meter import Meter
+    from bijli.tools.config import HalConfig
 
 MAX_PULSES_PER_TICK = 20  # the LED can blink only so fast; the count is kept by metrology
 
@@ -38,7 +38,7 @@ class Devices:
         self.keypad = KeypadEntry() if hal.keypad != "none" else None
         self.matrix = None
         if hal.keypad.startswith("matrix:"):
-            from tools.config import keypad_pins
+            from bijli.tools.config import keypad_pins
 
             rows, cols = keypad_pins(hal.keypad)
             factory = self.pins.factory if self.pins is not None else make_factory(hal.pin_factory)

@@ -17,10 +17,10 @@ import json
 import sys
 from datetime import datetime
 
-from dlms import axdr
-from dlms.client import Client, ClientSettings
-from dlms.errors import DlmsError
-from dlms.obis import Obis
+from bijli.dlms import axdr
+from bijli.dlms.client import Client, ClientSettings
+from bijli.dlms.errors import DlmsError
+from bijli.dlms.obis import Obis
 
 DEMO_EK = "000102030405060708090A0B0C0D0E0F"
 DEMO_AK = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
@@ -230,7 +230,7 @@ class _Bar:
 
 
 def connect(args) -> Client:
-    from tools.links import open_client_transport
+    from bijli.tools.links import open_client_transport
 
     try:
         ek, ak, title = bytes.fromhex(args.key), bytes.fromhex(args.auth_key), bytes.fromhex(args.system_title)

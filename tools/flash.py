@@ -23,8 +23,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools import rig
-from tools.rig.wheel import WheelError, build_wheel, project_metadata
+from bijli.tools import rig
+from bijli.tools.rig.wheel import WheelError, build_wheel, project_metadata
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from firmware.console import Reply, parse_duration
-from firmware.errors import CommandError, ConfigError, FirmwareError
-from firmware.sts.errors import KeyMaterialError
-from firmware.sts.keys import Pan
-from hal.clock import Clock
-from tools import config as config_mod
-from tools import household
-from tools.config import PIN_ROLES
-from tools.devices import Devices
-from tools.node import ClockView, MeterNode, open_samples
+from bijli.firmware.console import Reply, parse_duration
+from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
+from bijli.firmware.sts.errors import KeyMaterialError
+from bijli.firmware.sts.keys import Pan
+from bijli.hal.clock import Clock
+from bijli.tools import config as config_mod
+from bijli.tools import household
+from bijli.tools.config import PIN_ROLES
+from bijli.tools.devices import Devices
+from bijli.tools.node import ClockView, MeterNode, open_samples
 
 # Per tick a member measures this much of its waveform and integrates the rest of
 # the gap at the same steady load: a fleet's loads are synthetic and constant

@@ -19,16 +19,16 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from firmware.errors import FirmwareError
-from hal import tcp
-from hal.clock import Clock, RealClock, SimClock
-from hal.errors import HalError
-from tools import config as config_mod
-from tools import household
-from tools import push as push_shell
-from tools.fleet import Fleet
-from tools.links import wrapper_session
-from tools.node import TICK, stdio_console
+from bijli.firmware.errors import FirmwareError
+from bijli.hal import tcp
+from bijli.hal.clock import Clock, RealClock, SimClock
+from bijli.hal.errors import HalError
+from bijli.tools import config as config_mod
+from bijli.tools import household
+from bijli.tools import push as push_shell
+from bijli.tools.fleet import Fleet
+from bijli.tools.links import wrapper_session
+from bijli.tools.node import TICK, stdio_console
 
 log = logging.getLogger("bijli.fleet")
 

@@ -8,7 +8,7 @@ to run: the active image, or an activated (pending) image that still has start
 attempts left, or -- when those are spent without the meter coming up healthy
 -- the previous image again, with the activation recorded as failed. If that is
 not the build this process already runs, the process re-executes itself as
-``python -P -m tools.cli meter ARGS`` with the chosen build first on
+``python -P -m bijli.tools.cli meter ARGS`` with the chosen build first on
 ``PYTHONPATH`` (a pure-Python build needs nothing else; ``-P`` keeps the
 current directory off ``sys.path`` so a source checkout cannot shadow it).
 Re-executing keeps the process id, so systemd's ``Type=notify`` unit and its
@@ -28,8 +28,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from firmware.errors import ConfigError
-from firmware.upgrade import UpgradeConfig, images_dir, plan_start, promote
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.upgrade import UpgradeConfig, images_dir, plan_start, promote
 
 ENV_IMAGE = "BIJLI_IMAGE"  # set by the launcher: the image this process runs ("" = the base build)
 ENV_BASE = "BIJLI_BASE_ROOT"  # where the base build's packages are
@@ -84,12 +84,18 @@ def restart(state_dir: "str | Path", config_path: "str | Path | None", argv: lis
 
 def exec_meter(state_dir: "str | Path", image: str | None, argv: list[str]) -> None:
     """Replace this process with the meter running from ``image`` (None: the base build)."""
-    os.execve(sys.executable, [sys.executable, "-P", "-m", "tools.cli", *argv], child_environment(state_dir, image))
+    os.execve(sys.executable, [sys.executable, "-P", "-m", "bijli.tools.cli", *argv], child_environment(state_dir, image))
+
+
+def _base_root() -> str:
+    """The folder that holds the running ``bijli`` package: site-packages, or a source tree."""
+    import bijli
+    return str(Path(bijli.__file__).resolve().parents[1])
 
 
 def child_environment(state_dir: "str | Path", image: str | None, environ=None) -> dict[str, str]:
     env = dict(os.environ if environ is None else environ)
-    base = env.get(ENV_BASE) or str(Path(__file__).resolve().parents[1])
+    base = env.get(ENV_BASE) or _base_root()
     original = env[ENV_PATH] if ENV_PATH in env else env.get("PYTHONPATH", "")
     root = str((images_dir(state_dir) / image).resolve()) if image else base
     env.update({ENV_IMAGE: image or "", ENV_BASE: base, ENV_PATH: original,
@@ -106,7 +112,7 @@ def mark_healthy(state_dir: "str | Path") -> bool:
 def main(argv: list[str] | None = None) -> int:
     """``python -m tools.launcher meter ARGS``: the launcher, then `bijli meter ARGS` (for a
     unit file or a test that wants the launcher whatever `bijli meter` itself does)."""
-    from tools import cli
+    from bijli.tools import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = cli.build_parser().parse_args(argv)

@@ -25,13 +25,13 @@ import socket
 import time
 from typing import Callable
 
-from dlms.errors import DlmsError, LinkError
-from dlms.link import hdlc, mode_e, wrapper
-from dlms.link.hdlc import HdlcAddress, HdlcConnection, Role
-from dlms.server import Server, Session
+from bijli.dlms.errors import DlmsError, LinkError
+from bijli.dlms.link import hdlc, mode_e, wrapper
+from bijli.dlms.link.hdlc import HdlcAddress, HdlcConnection, Role
+from bijli.dlms.server import Server, Session
 # what the meter offers in the UA (a client proposing less gets less): the same values its
 # IEC HDLC setup object reports, from the one place they are defined
-from firmware.objects import HDLC_MAX_INFO, HDLC_WINDOW
+from bijli.firmware.objects import HDLC_MAX_INFO, HDLC_WINDOW
 
 log = logging.getLogger("bijli.links")
 
@@ -238,8 +238,8 @@ class RunningTransport:
 async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], None] | None = None) -> list:
     """Start the listeners named by --hdlc-tcp/--serial/--optical; print one line per
     listener (``echo``, default print with flush) and return :class:`RunningTransport`s."""
-    from hal import serial as hal_serial
-    from hal import tcp
+    from bijli.hal import serial as hal_serial
+    from bijli.hal import tcp
 
     say = echo or (lambda line: print(line, flush=True))
     dl = cfg.meter.dlms
@@ -496,7 +496,7 @@ def open_client_transport(target: str, client_sap: int, *, hdlc_over_tcp: bool =
     scheme, rest = parse_target(target)
     server_address = HdlcAddress(MANAGEMENT_SAP, physical_address)
     if scheme == "tcp":
-        from hal.tcp import parse_endpoint
+        from bijli.hal.tcp import parse_endpoint
 
         host, port = parse_endpoint(rest)
         line = SocketLine(host, port, timeout)

@@ -17,20 +17,20 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from firmware.console import Reply
-from firmware.errors import FirmwareError
-from firmware.events import EventCode
-from firmware.upgrade import ImageStore, upgrade_objects
-from hal import systemd, tcp
-from hal.clock import Clock, RealClock, SimClock
-from hal.errors import HalError
-from hal.serial import open_port
-from tools import config as config_mod
-from tools import launcher
-from tools import push as push_shell
-from tools.devices import Devices
-from tools.links import add_transport_arguments, start_transports, wrapper_session
-from tools.node import TICK, MeterNode, stdio_console
+from bijli.firmware.console import Reply
+from bijli.firmware.errors import FirmwareError
+from bijli.firmware.events import EventCode
+from bijli.firmware.upgrade import ImageStore, upgrade_objects
+from bijli.hal import systemd, tcp
+from bijli.hal.clock import Clock, RealClock, SimClock
+from bijli.hal.errors import HalError
+from bijli.hal.serial import open_port
+from bijli.tools import config as config_mod
+from bijli.tools import launcher
+from bijli.tools import push as push_shell
+from bijli.tools.devices import Devices
+from bijli.tools.links import add_transport_arguments, start_transports, wrapper_session
+from bijli.tools.node import TICK, MeterNode, stdio_console
 
 KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
 QUIT_LINGER = 1.0  # seconds a serial console stays open after 'quit'

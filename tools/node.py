@@ -21,19 +21,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterable
 
-from dlms import axdr
-from dlms.cosem.base import Context
-from dlms.cosem.security_setup import SecuritySetup
-from dlms.obis import Obis
-from dlms.server import Notice, Server, ServerEvent
-from firmware.console import Console, Reply
-from firmware.errors import FirmwareError
-from firmware.events import EventCode
-from firmware.meter import Meter
-from firmware.objects import build_objects, policies, security_settings
-from firmware.storage import Storage
-from hal.clock import Clock
-from hal.samples import open_source
+from bijli.dlms import axdr
+from bijli.dlms.cosem.base import Context
+from bijli.dlms.cosem.security_setup import SecuritySetup
+from bijli.dlms.obis import Obis
+from bijli.dlms.server import Notice, Server, ServerEvent
+from bijli.firmware.console import Console, Reply
+from bijli.firmware.errors import FirmwareError
+from bijli.firmware.events import EventCode
+from bijli.firmware.meter import Meter
+from bijli.firmware.objects import build_objects, policies, security_settings
+from bijli.firmware.storage import Storage
+from bijli.hal.clock import Clock
+from bijli.hal.samples import open_source
 
 SECURITY_SETUP = "0.0.43.0.3.255"  # the utility association's security setup
 

@@ -19,11 +19,11 @@ import random
 from datetime import datetime
 from typing import Awaitable, Callable
 
-from dlms.errors import DlmsError
-from dlms.link import wrapper
-from firmware.errors import FirmwareError
-from firmware.objects import attach_push, push_outbox
-from firmware.push import PushConfig, PushOutbox
+from bijli.dlms.errors import DlmsError
+from bijli.dlms.link import wrapper
+from bijli.firmware.errors import FirmwareError
+from bijli.firmware.objects import attach_push, push_outbox
+from bijli.firmware.push import PushConfig, PushOutbox
 
 log = logging.getLogger("bijli.push")
 

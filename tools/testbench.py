@@ -21,8 +21,8 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field, replace
 
-from firmware.metrology import Metrology, MetrologyConfig, PhaseCalibration
-from hal.samples import Harmonic, SyntheticSource
+from bijli.firmware.metrology import Metrology, MetrologyConfig, PhaseCalibration
+from bijli.hal.samples import Harmonic, SyntheticSource
 
 # IEC 62053-21 class 1: no-load test period, minutes = CREEP_CONSTANT / (k m Un Imax).
 CREEP_CONSTANT = 600e6
@@ -282,8 +282,8 @@ def options_from_args(args) -> BenchOptions:
 
 
 def _main(args) -> int:
-    from firmware.errors import FirmwareError
-    from hal.errors import HalError
+    from bijli.firmware.errors import FirmwareError
+    from bijli.hal.errors import HalError
     try:
         opts = options_from_args(args)
         results = run_all(opts, tuple(args.only or ("accuracy", "starting", "no-load")))

@@ -21,14 +21,14 @@ import tomllib
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from firmware.errors import ConfigError, FirmwareError
-from firmware.sts import vend as v
-from firmware.sts.errors import VendError
-from firmware.sts.config import StsConfig
-from firmware.sts.inspector import NAMES, amount_of, inspect_token
-from firmware.sts.keys import DecoderKey
-from firmware.sts.results import TestRequest
-from firmware.sts.tid import datetime_from_tid, next_base
+from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.sts import vend as v
+from bijli.firmware.sts.errors import VendError
+from bijli.firmware.sts.config import StsConfig
+from bijli.firmware.sts.inspector import NAMES, amount_of, inspect_token
+from bijli.firmware.sts.keys import DecoderKey
+from bijli.firmware.sts.results import TestRequest
+from bijli.firmware.sts.tid import datetime_from_tid, next_base
 
 # flag dest -> [sts] table key
 _KEY_FLAGS = {

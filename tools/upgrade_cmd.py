@@ -24,11 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from dlms import axdr
-from dlms.axdr import CosemDate, CosemTime
-from dlms.cosem.image_transfer import ImageTransferStatus
-from dlms.errors import DlmsError, ServiceError
-from firmware.upgrade import (IMAGE_ACTIVATION_SCHEDULE, IMAGE_TRANSFER, SignatureAlgorithm, UpgradeError,
+from bijli.dlms import axdr
+from bijli.dlms.axdr import CosemDate, CosemTime
+from bijli.dlms.cosem.image_transfer import ImageTransferStatus
+from bijli.dlms.errors import DlmsError, ServiceError
+from bijli.firmware.upgrade import (IMAGE_ACTIVATION_SCHEDULE, IMAGE_TRANSFER, SignatureAlgorithm, UpgradeError,
                               generate_private_key, load_private_key, parse_image, public_key_pem, sign_image)
 
 CLASS_ID = 18
@@ -139,7 +139,7 @@ class _SendByDefault(argparse._SubParsersAction):
 
 
 def register(subparsers) -> None:
-    from tools import dlms_cmd
+    from bijli.tools import dlms_cmd
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("upgrade", help="send a new bijli build to a meter (DLMS image transfer)",
@@ -205,7 +205,7 @@ def _main(args) -> int:
     except (OSError, UpgradeError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    from tools import dlms_cmd
+    from bijli.tools import dlms_cmd
 
     try:
         client = dlms_cmd.connect(args)

@@ -7,34 +7,34 @@ checked against the standard's numbering.
 
 from __future__ import annotations
 
-from dlms.cosem.association import AssociationLN
-from dlms.cosem.base import CosemError, CosemObject
-from dlms.cosem.bound import BoundObject
-from dlms.cosem.clock import Clock
-from dlms.cosem.data import Data, ExtendedRegister, Register
-from dlms.cosem.demand import DemandRegister, RegisterTable, TableCellDefinition
-from dlms.cosem.disconnect import ControlState, DisconnectControl
-from dlms.cosem.image_transfer import ImageTransfer
-from dlms.cosem.limiter import EmergencyProfile, Limiter, LimiterActions
-from dlms.cosem.monitor import ActionSet, RegisterMonitor
-from dlms.cosem.payment import (
+from bijli.dlms.cosem.association import AssociationLN
+from bijli.dlms.cosem.base import CosemError, CosemObject
+from bijli.dlms.cosem.bound import BoundObject
+from bijli.dlms.cosem.clock import Clock
+from bijli.dlms.cosem.data import Data, ExtendedRegister, Register
+from bijli.dlms.cosem.demand import DemandRegister, RegisterTable, TableCellDefinition
+from bijli.dlms.cosem.disconnect import ControlState, DisconnectControl
+from bijli.dlms.cosem.image_transfer import ImageTransfer
+from bijli.dlms.cosem.limiter import EmergencyProfile, Limiter, LimiterActions
+from bijli.dlms.cosem.monitor import ActionSet, RegisterMonitor
+from bijli.dlms.cosem.payment import (
     Account, AccountModeAndStatus, AccountStatus, Charge, ChargeTableElement, ChargeType, Credit,
     CreditChargeConfiguration, CreditStatus, CreditType, Currency, PaymentMode, TokenGatewayConfiguration, UnitCharge,
 )
-from dlms.cosem.profile import (
+from bijli.dlms.cosem.profile import (
     CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, ProfileSource, RangeDescriptor,
 )
-from dlms.cosem.push import PushSetup, SendDestinationAndMethod, WindowElement
-from dlms.cosem.security_setup import SecuritySetup
-from dlms.cosem.schedule import (
+from bijli.dlms.cosem.push import PushSetup, SendDestinationAndMethod, WindowElement
+from bijli.dlms.cosem.security_setup import SecuritySetup
+from bijli.dlms.cosem.schedule import (
     ActionSpecification, ActivityCalendar, DayProfile, DayProfileAction, ExecutionTime, Script, ScriptTable,
     SeasonProfile, SingleActionSchedule, SpecialDay, SpecialDaysTable, WeekProfile,
 )
-from dlms.cosem.setup import BaudRate, IecHdlcSetup, IecLocalPortSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
-from dlms.cosem.token_gateway import (
+from bijli.dlms.cosem.setup import BaudRate, IecHdlcSetup, IecLocalPortSetup, SapAssignment, SapAssignmentObject, TcpUdpSetup
+from bijli.dlms.cosem.token_gateway import (
     DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord, TokenStatusCode,
 )
-from dlms.cosem.values import ScalerUnit, ScriptReference, ValueDefinition
+from bijli.dlms.cosem.values import ScalerUnit, ScriptReference, ValueDefinition
 
 CLASSES: dict[int, type[CosemObject]] = {
     cls.CLASS_ID: cls

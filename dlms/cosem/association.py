@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
-from dlms import axdr
-from dlms.acse import ApplicationContext, Conformance, Mechanism
-from dlms.apdu import ActionResult, DataAccessResult
-from dlms.cosem.base import AttributeAccess, CosemError, CosemObject, MethodAccess, expect
-from dlms.obis import Obis
+from bijli.dlms import axdr
+from bijli.dlms.acse import ApplicationContext, Conformance, Mechanism
+from bijli.dlms.apdu import ActionResult, DataAccessResult
+from bijli.dlms.cosem.base import AttributeAccess, CosemError, CosemObject, MethodAccess, expect
+from bijli.dlms.obis import Obis
 
 
 

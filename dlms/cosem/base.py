@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Callable, ClassVar
 
-from dlms import axdr
-from dlms.apdu import AccessSelection, ActionResult, DataAccessResult
-from dlms.axdr import Data
-from dlms.errors import DlmsError
-from dlms.obis import Obis
+from bijli.dlms import axdr
+from bijli.dlms.apdu import AccessSelection, ActionResult, DataAccessResult
+from bijli.dlms.axdr import Data
+from bijli.dlms.errors import DlmsError
+from bijli.dlms.obis import Obis
 
 
 class CosemError(DlmsError):

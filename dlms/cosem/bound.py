@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
-from dlms.cosem.base import CosemError, CosemObject
-from dlms.apdu import ActionResult
-from dlms.cosem.values import Codec, getter, mismatch, no_parameter
+from bijli.dlms.cosem.base import CosemError, CosemObject
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.cosem.values import Codec, getter, mismatch, no_parameter
 
 NO_PARAMETER = None  # PARAMS entry for ``data ::= integer (0)``
 

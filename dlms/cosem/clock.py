@@ -17,11 +17,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from dlms import axdr
-from dlms.apdu import ActionResult, DataAccessResult
-from dlms.axdr import CosemDateTime
-from dlms.cosem.base import CosemError, CosemObject, expect
-from dlms.cosem.values import date_time_octets, parse_date_time
+from bijli.dlms import axdr
+from bijli.dlms.apdu import ActionResult, DataAccessResult
+from bijli.dlms.axdr import CosemDateTime
+from bijli.dlms.cosem.base import CosemError, CosemObject, expect
+from bijli.dlms.cosem.values import date_time_octets, parse_date_time
 
 CLOCK_BASE_CRYSTAL = 1
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
-from dlms import axdr
-from dlms.axdr import Data as AxdrData
-from dlms.cosem.base import CosemObject, Getter, Setter, expect, refuse
-from dlms.cosem.units import Unit
-from dlms.cosem.values import date_time_octets
+from bijli.dlms import axdr
+from bijli.dlms.axdr import Data as AxdrData
+from bijli.dlms.cosem.base import CosemObject, Getter, Setter, expect, refuse
+from bijli.dlms.cosem.units import Unit
+from bijli.dlms.cosem.values import date_time_octets
 
 
 class Data(CosemObject):

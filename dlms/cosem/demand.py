@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlms import axdr
-from dlms.cosem.bound import NO_PARAMETER, BoundObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.cosem.bound import NO_PARAMETER, BoundObject
+from bijli.dlms.cosem.values import (
     DATE_TIME, DOUBLE_LONG_UNSIGNED, LONG_UNSIGNED, SCALER_UNIT, SIMPLE_DATA, ScalerUnit, array_of, parse_array,
     parse_int, parse_obis, parse_struct, struct_of,
 )
-from dlms.obis import Obis
+from bijli.dlms.obis import Obis
 
 
 class DemandRegister(BoundObject):

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from dlms import axdr
-from dlms.apdu import ActionResult
-from dlms.cosem.base import CosemError
-from dlms.cosem.bound import NO_PARAMETER, BoundObject
-from dlms.cosem.values import BOOLEAN, integer
+from bijli.dlms import axdr
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.bound import NO_PARAMETER, BoundObject
+from bijli.dlms.cosem.values import BOOLEAN, integer
 
 
 class ControlState(IntEnum):

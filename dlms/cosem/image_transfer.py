@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from dlms import axdr
-from dlms.apdu import ActionResult
-from dlms.cosem.base import CosemError, CosemObject, expect
+from bijli.dlms import axdr
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.cosem.base import CosemError, CosemObject, expect
 
 U32_MAX = 0xFFFFFFFF
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dlms import axdr
-from dlms.cosem.bound import BoundObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.cosem.bound import BoundObject
+from bijli.dlms.cosem.values import (
     ACTION_ITEM, BOOLEAN, DATE_TIME, DOUBLE_LONG_UNSIGNED, LONG_UNSIGNED, SIMPLE_DATA, VALUE_DEFINITION,
     ScriptReference, array_of, mismatch, parse_int, parse_struct, parse_date_time, struct_of,
 )

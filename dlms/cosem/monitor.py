@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlms import axdr
-from dlms.cosem.bound import BoundObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.cosem.bound import BoundObject
+from bijli.dlms.cosem.values import (
     ACTION_ITEM, SIMPLE_DATA, VALUE_DEFINITION, ScriptReference, array_of, parse_struct, struct_of,
 )
 

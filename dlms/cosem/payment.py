@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from dlms import axdr
-from dlms.cosem.bound import NO_PARAMETER, BoundObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.cosem.bound import NO_PARAMETER, BoundObject
+from bijli.dlms.cosem.values import (
     DATE_TIME, DOUBLE_LONG, DOUBLE_LONG_UNSIGNED, LOGICAL_NAME, LONG_UNSIGNED, UNSIGNED, Codec, array_of, bits,
     integer, mismatch, parse_bits, parse_int, parse_obis, parse_struct, struct_of,
 )
-from dlms.obis import Obis
+from bijli.dlms.obis import Obis
 
 # --- Account (111) -----------------------------------------------------------------
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 from typing import Any, Callable, Protocol, Sequence
 
-from dlms import axdr
-from dlms.apdu import AccessSelection, DataAccessResult
-from dlms.axdr import Data
-from dlms.cosem.base import CosemError, CosemObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.apdu import AccessSelection, DataAccessResult
+from bijli.dlms.axdr import Data
+from bijli.dlms.cosem.base import CosemError, CosemObject
+from bijli.dlms.cosem.values import (
     mismatch, no_parameter, parse_array, parse_date_time, parse_int, parse_obis, parse_struct,
 )
-from dlms.obis import Obis
+from bijli.dlms.obis import Obis
 
 SELECTOR_RANGE = 1
 SELECTOR_ENTRY = 2

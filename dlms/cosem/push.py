@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from dlms import axdr
-from dlms.axdr import CosemDateTime
-from dlms.cosem.bound import NO_PARAMETER, BoundObject
-from dlms.cosem.profile import CaptureObjectDefinition
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.axdr import CosemDateTime
+from bijli.dlms.cosem.bound import NO_PARAMETER, BoundObject
+from bijli.dlms.cosem.profile import CaptureObjectDefinition
+from bijli.dlms.cosem.values import (
     LONG_UNSIGNED, UNSIGNED, array_of, date_time_octets, mismatch, parse_cosem_date_time, parse_int, parse_octets,
     parse_struct, struct_of,
 )

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Callable, Sequence
 
-from dlms import axdr
-from dlms.axdr import CosemDate, CosemDateTime, CosemTime
-from dlms.cosem.base import CosemError
-from dlms.cosem.bound import NO_PARAMETER, BoundObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.axdr import CosemDate, CosemDateTime, CosemTime
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.bound import NO_PARAMETER, BoundObject
+from bijli.dlms.cosem.values import (
     ACTION_ITEM, DATE_TIME_PATTERN, LONG_UNSIGNED, OCTET_STRING, array_of, integer,
     mismatch, parse_array, parse_cosem_date, parse_cosem_date_time, parse_cosem_time, parse_int, parse_obis,
     parse_octets, parse_struct, struct_of, date_octets, time_octets, date_time_octets,
 )
-from dlms.apdu import ActionResult
-from dlms.obis import Obis
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.obis import Obis
 
 # --- Script table (9) -----------------------------------------------------------------
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from dlms import axdr, security
-from dlms.apdu import ActionResult, DataAccessResult
-from dlms.cosem.base import CosemError, CosemObject, expect
-from dlms.errors import SecurityError
-from dlms.security import KeyId, SecuritySettings
+from bijli.dlms import axdr, security
+from bijli.dlms.apdu import ActionResult, DataAccessResult
+from bijli.dlms.cosem.base import CosemError, CosemObject, expect
+from bijli.dlms.errors import SecurityError
+from bijli.dlms.security import KeyId, SecuritySettings
 
 # security_policy of version 1 is a bit map
 POLICY_AUTHENTICATED_REQUEST = 0x04

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from dlms import axdr
-from dlms.cosem.bound import BoundObject
-from dlms.cosem.values import (
+from bijli.dlms import axdr
+from bijli.dlms.cosem.bound import BoundObject
+from bijli.dlms.cosem.values import (
     LONG_UNSIGNED, OCTET_STRING, UNSIGNED, array_of, integer, parse_int, parse_octets, parse_struct, struct_of,
 )
 

@@ -18,9 +18,9 @@ from datetime import datetime
 from enum import IntEnum
 from typing import Callable
 
-from dlms import axdr
-from dlms.cosem.bound import BoundObject
-from dlms.cosem.values import DATE_TIME, OCTET_STRING, array_of, integer, mismatch, parse_octets
+from bijli.dlms import axdr
+from bijli.dlms.cosem.bound import BoundObject
+from bijli.dlms.cosem.values import DATE_TIME, OCTET_STRING, array_of, integer, mismatch, parse_octets
 
 MAX_TOKEN_OCTETS = 128  # an STS token is 20 digits; room for other formats, not for abuse
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, Callable
 
-from dlms import axdr
-from dlms.apdu import DataAccessResult
-from dlms.axdr import CosemDate, CosemDateTime, CosemTime
-from dlms.cosem.base import CosemError
-from dlms.errors import DlmsError
-from dlms.obis import Obis
+from bijli.dlms import axdr
+from bijli.dlms.apdu import DataAccessResult
+from bijli.dlms.axdr import CosemDate, CosemDateTime, CosemTime
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.errors import DlmsError
+from bijli.dlms.obis import Obis
 
 TYPE_UNMATCHED = DataAccessResult.TYPE_UNMATCHED
 

@@ -31,8 +31,8 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from dlms.errors import DlmsError, FrameError, HdlcError, LocalProtocolError
-from dlms.link.hdlc_frame import (
+from bijli.dlms.errors import DlmsError, FrameError, HdlcError, LocalProtocolError
+from bijli.dlms.link.hdlc_frame import (
     DEFAULT_PARAMETERS,
     LLC_REQUEST,
     LLC_RESPONSE,

@@ -18,8 +18,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from dlms.errors import FrameError, HdlcError
-from dlms.link.crc import fcs16
+from bijli.dlms.errors import FrameError, HdlcError
+from bijli.dlms.link.crc import fcs16
 
 FLAG = 0x7E
 FORMAT_TYPE_3 = 0xA

@@ -18,7 +18,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
-from dlms.errors import ModeEError
+from bijli.dlms.errors import ModeEError
 
 ACK = 0x06
 CRLF = b"\r\n"

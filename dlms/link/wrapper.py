@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from dlms.errors import LocalProtocolError, WrapperError
+from bijli.dlms.errors import LocalProtocolError, WrapperError
 
 VERSION = 0x0001
 HEADER = struct.Struct(">HHHH")

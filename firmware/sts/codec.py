@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .crc import block_crc
 from .errors import VendError
-from firmware.errors import TokenError
+from bijli.firmware.errors import TokenError
 
 TOKEN_LIMIT = 1 << 66
 _M64 = (1 << 64) - 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.errors import ConfigError
+from bijli.firmware.errors import ConfigError
 
 from .ciphers import ALGORITHMS
 from .errors import KeyMaterialError

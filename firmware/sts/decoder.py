@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Callable
 
-from firmware.errors import TokenError
+from bijli.firmware.errors import TokenError
 
 from .amount import decode_amount
 from .ciphers import cipher_for

@@ -5,7 +5,7 @@ are for bad *requests*: key material of the wrong size or form, a vend request o
 of range, a stored decoder state that cannot be read back.
 """
 
-from firmware.errors import TokenError
+from bijli.firmware.errors import TokenError
 
 
 class KeyMaterialError(TokenError):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from dlms import acse, apdu, axdr
-from dlms.axdr import DataType, TypeDescription
-from dlms.obis import Obis
+from bijli.dlms import acse, apdu, axdr
+from bijli.dlms.axdr import DataType, TypeDescription
+from bijli.dlms.obis import Obis
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

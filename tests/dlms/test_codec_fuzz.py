@@ -15,10 +15,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms import acse, apdu, axdr
-from dlms.errors import DlmsError
-from dlms.link import wrapper
-from dlms.obis import Obis
+from bijli.dlms import acse, apdu, axdr
+from bijli.dlms.errors import DlmsError
+from bijli.dlms.link import wrapper
+from bijli.dlms.obis import Obis
 
 from . import codec_strategies as cs
 

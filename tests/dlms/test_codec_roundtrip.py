@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms import acse, apdu, axdr
-from dlms.errors import ApduError, AxdrError, DlmsError, ObisError
-from dlms.obis import Obis
+from bijli.dlms import acse, apdu, axdr
+from bijli.dlms.errors import ApduError, AxdrError, DlmsError, ObisError
+from bijli.dlms.obis import Obis
 
 from . import codec_strategies as cs
 
@@ -320,7 +320,7 @@ def test_every_apdu_class_has_a_round_trip_strategy():
 
 
 def test_bench_load_profile_shape_and_hot_path():
-    from tools import bench_dlms
+    from bijli.tools import bench_dlms
 
     profile = bench_dlms._load_profile()
     assert len(profile.value) == 96

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms import apdu, gbt
-from dlms.errors import LocalProtocolError, RemoteProtocolError
+from bijli.dlms import apdu, gbt
+from bijli.dlms.errors import LocalProtocolError, RemoteProtocolError
 
 
 def _wire(block):

@@ -22,10 +22,10 @@ from gurux_dlms.objects import (GXDLMSCaptureObject, GXDLMSClock, GXDLMSDisconne
                                 GXDLMSProfileGeneric, GXDLMSRegister)
 from gurux_dlms.secure import GXDLMSSecureClient  # noqa: E402
 
-from dlms import acse, apdu, axdr  # noqa: E402
-from dlms.acse import AARE, AARQ, RLRQ, ApplicationContext, Conformance, InitiateRequest, InitiateResponse, Mechanism  # noqa: E402
-from dlms.link import wrapper  # noqa: E402
-from dlms.obis import Obis  # noqa: E402
+from bijli.dlms import acse, apdu, axdr  # noqa: E402
+from bijli.dlms.acse import AARE, AARQ, RLRQ, ApplicationContext, Conformance, InitiateRequest, InitiateResponse, Mechanism  # noqa: E402
+from bijli.dlms.link import wrapper  # noqa: E402
+from bijli.dlms.obis import Obis  # noqa: E402
 
 CLOCK = Obis(0, 0, 1, 0, 0, 255)
 PASSWORD = "12345678"
@@ -78,7 +78,7 @@ def _associated_client() -> GXDLMSClient:
 def test_snrm_frame():
     client = GXDLMSClient(True, 16, 1, Authentication.NONE, None, InterfaceType.HDLC)
     raw = bytes(client.snrmRequest())
-    from dlms.link import hdlc_frame
+    from bijli.dlms.link import hdlc_frame
     frame = hdlc_frame.decode_frame(raw)
     assert frame.kind is hdlc_frame.FrameType.SNRM
     assert frame.source.logical == 16 and frame.destination.logical == 1

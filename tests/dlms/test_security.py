@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms import security as s
-from dlms.errors import ReplayError, SecurityError
+from bijli.dlms import security as s
+from bijli.dlms.errors import ReplayError, SecurityError
 
 EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")

@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms import apdu, axdr, security
-from dlms.acse import Conformance, Mechanism
-from dlms.client import DEFAULT_CONFORMANCE, Client, ClientSettings
-from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
-from dlms.cosem.base import CosemObject
-from dlms.cosem.data import Data, Register
-from dlms.cosem.security_setup import SecuritySetup
-from dlms.errors import AssociationError, AuthenticationError, DlmsError, ServiceError
-from dlms.obis import Obis
-from dlms.security import KeyId, MemoryCounterStore, SecuritySettings
-from dlms.server import Server, ServerEvent
+from bijli.dlms import apdu, axdr, security
+from bijli.dlms.acse import Conformance, Mechanism
+from bijli.dlms.client import DEFAULT_CONFORMANCE, Client, ClientSettings
+from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
+from bijli.dlms.cosem.base import CosemObject
+from bijli.dlms.cosem.data import Data, Register
+from bijli.dlms.cosem.security_setup import SecuritySetup
+from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, ServiceError
+from bijli.dlms.obis import Obis
+from bijli.dlms.security import KeyId, MemoryCounterStore, SecuritySettings
+from bijli.dlms.server import Server, ServerEvent
 
 SERVER_TITLE = b"BJL\x00\x00\x00\x00\x07"
 FULL = (Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS

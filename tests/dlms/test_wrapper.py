@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms.errors import DlmsError, LocalProtocolError, WrapperError
-from dlms.link import wrapper
+from bijli.dlms.errors import DlmsError, LocalProtocolError, WrapperError
+from bijli.dlms.link import wrapper
 
 wports = st.integers(0, 0xFFFF)
 messages = st.builds(wrapper.ApduReceived, wports, wports, st.binary(max_size=300))

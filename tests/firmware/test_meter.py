@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from firmware.meter import Meter, MeterConfig
-from firmware.storage import Storage
-from firmware.sts.vend import vend_credit
-from hal.samples import SyntheticSource
+from bijli.firmware.meter import Meter, MeterConfig
+from bijli.firmware.storage import Storage
+from bijli.firmware.sts.vend import vend_credit
+from bijli.hal.samples import SyntheticSource
 
 CONFIG = MeterConfig.from_dict({})
 KEY = CONFIG.sts.vend_key()

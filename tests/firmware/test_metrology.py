@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import ConfigError
-from firmware.metrology import (
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.metrology import (
     EnergyRegisters,
     Metrology,
     MetrologyConfig,
@@ -21,7 +21,7 @@ from firmware.metrology import (
     PhaseCalibration,
     Quadrant,
 )
-from hal.samples import CsvReplaySource, SyntheticSource, record_csv
+from bijli.hal.samples import CsvReplaySource, SyntheticSource, record_csv
 
 FS = 4096
 

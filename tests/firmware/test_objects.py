@@ -9,18 +9,18 @@ from datetime import datetime
 
 import pytest
 
-from dlms import apdu, axdr, security
-from dlms.client import Client, ClientSettings
-from dlms.cosem import CLASSES
-from dlms.cosem.base import Context, CosemError
-from dlms.cosem.profile import ProfileGeneric
-from dlms.errors import ServiceError
-from dlms.obis import Obis
-from dlms.server import Server
-from firmware import objects as fo
-from firmware.meter import Meter, MeterConfig
-from firmware.push import PushOutbox
-from firmware.storage import Storage
+from bijli.dlms import apdu, axdr, security
+from bijli.dlms.client import Client, ClientSettings
+from bijli.dlms.cosem import CLASSES
+from bijli.dlms.cosem.base import Context, CosemError
+from bijli.dlms.cosem.profile import ProfileGeneric
+from bijli.dlms.errors import ServiceError
+from bijli.dlms.obis import Obis
+from bijli.dlms.server import Server
+from bijli.firmware import objects as fo
+from bijli.firmware.meter import Meter, MeterConfig
+from bijli.firmware.push import PushOutbox
+from bijli.firmware.storage import Storage
 
 START = datetime(2024, 6, 10, 10, 0)  # a Monday
 TOD_PASSIVE = {"kind": "tod", "passive": {"activation_time": "2025-04-01T00:00:00", "kind": "flat"}}
@@ -184,7 +184,7 @@ def test_activity_calendar_shows_the_time_of_day_tariff(rig):
 
 
 def test_communication_setup_matches_the_links_the_meter_serves(rig):
-    from tools import links
+    from bijli.tools import links
 
     hdlc = rig.index[fo.HDLC_SETUP]
     assert hdlc.value("device_address") == rig.cfg.dlms.hdlc_physical_address
@@ -233,7 +233,7 @@ def test_push_without_a_destination_is_refused_and_a_ciphered_one_decrypts(tmp_p
 
 
 def test_push_config_names_the_bad_key():
-    from firmware.errors import ConfigError
+    from bijli.firmware.errors import ConfigError
 
     with pytest.raises(ConfigError, match="push.destination"):
         MeterConfig.from_dict({"push": {"destination": "somewhere"}})
@@ -246,11 +246,11 @@ def test_push_config_names_the_bad_key():
 def test_script_tables_run_their_actions_through_the_objects(tmp_path):
     """The disconnect script table opens and re-arms the relay; the billing script
     closes the billing period now (MD reset) and logs it."""
-    from dlms.cosem.base import Context
-    from firmware.events import EventCode, LogKind
-    from firmware.meter import Meter, MeterConfig
-    from firmware.objects import build_objects
-    from firmware.storage import Storage
+    from bijli.dlms.cosem.base import Context
+    from bijli.firmware.events import EventCode, LogKind
+    from bijli.firmware.meter import Meter, MeterConfig
+    from bijli.firmware.objects import build_objects
+    from bijli.firmware.storage import Storage
 
     meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), datetime(2024, 6, 15, 12, 0))  # a Saturday
     objects = {o.logical_name: o for o in build_objects(meter, None)}

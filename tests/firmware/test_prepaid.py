@@ -10,9 +10,9 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from firmware.calendar import FriendlyReason
-from firmware.errors import ConfigError, StorageError
-from firmware.prepaid import (
+from bijli.firmware.calendar import FriendlyReason
+from bijli.firmware.errors import ConfigError, StorageError
+from bijli.firmware.prepaid import (
     Account,
     AccountEvent,
     CreditStatus,
@@ -26,7 +26,7 @@ from firmware.prepaid import (
     next_friendly_boundary,
     supply_decision,
 )
-from firmware.tariff import Tariff, TariffState
+from bijli.firmware.tariff import Tariff, TariffState
 
 H = dt.timedelta(hours=1)
 E = AccountEvent

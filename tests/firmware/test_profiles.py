@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import ConfigError
-from firmware.events import SNAPSHOT, Event, EventCode, EventLog, LogKind
-from firmware.profiles import (
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.events import SNAPSHOT, Event, EventCode, EventLog, LogKind
+from bijli.firmware.profiles import (
     BILLING,
     BLOCK_LOAD,
     CLOCK,
@@ -30,7 +30,7 @@ from firmware.profiles import (
     block_load_values,
     cumulative_values,
 )
-from firmware.storage import Storage
+from bijli.firmware.storage import Storage
 
 T0 = datetime(2024, 1, 1, 0, 0)
 _names = itertools.count()

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import ConfigError
-from firmware.events import EventCode
-from firmware.relay import (
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.events import EventCode
+from bijli.firmware.relay import (
     Cause,
     ControlState,
     DisconnectControl,
@@ -30,7 +30,7 @@ from firmware.relay import (
     decide,
     settle,
 )
-from firmware.storage import Storage
+from bijli.firmware.storage import Storage
 
 # ---- NOTES.md, "Disconnect control (70) state machine", as literal data ----
 NOTES_TRANSITIONS = {

@@ -9,8 +9,8 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from firmware.errors import ConfigError, StorageError
-from firmware.tariff import (
+from bijli.firmware.errors import ConfigError, StorageError
+from bijli.firmware.tariff import (
     EnergyKind,
     Tariff,
     TariffError,

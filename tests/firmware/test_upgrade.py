@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms.apdu import ActionResult
-from dlms.cosem.base import CosemError
-from dlms.cosem.image_transfer import ImageTransferStatus as S
-from firmware.errors import ConfigError
-from firmware.upgrade import (TRANSITIONS, ImageFormatError, ImageStore, SignatureAlgorithm, Trigger, UpgradeConfig,
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.image_transfer import ImageTransferStatus as S
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.upgrade import (TRANSITIONS, ImageFormatError, ImageStore, SignatureAlgorithm, Trigger, UpgradeConfig,
                               UpgradeError, VerificationError, activation_time, algorithm_of, generate_private_key, load_private_key,
                               load_public_key, load_state, parse_image, plan_start, promote, public_key_pem,
                               sign_image, verify_image)
@@ -26,8 +26,9 @@ NOW = datetime(2024, 6, 17, 10, 0, 0)
 def payload(marker: str = "ok") -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("tools/__init__.py", "")
-        z.writestr("tools/cli.py", f"MARK = {marker!r}\n")
+        z.writestr("bijli/__init__.py", "")
+        z.writestr("bijli/tools/__init__.py", "")
+        z.writestr("bijli/tools/cli.py", f"MARK = {marker!r}\n")
     return buf.getvalue()
 
 
@@ -94,7 +95,7 @@ def test_payload_must_be_a_bijli_build(ed_key):
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as z:
             z.writestr("../evil.py", "")
-            z.writestr("tools/cli.py", "")
+            z.writestr("bijli/tools/cli.py", "")
         verify_image(sign_image(buf.getvalue(), "bijli", "1", ed_key), ed_key.public_key())
 
 
@@ -179,7 +180,7 @@ def test_transfer_verify_activate(tmp_path, ed_key):
     store.activate()
     assert store.transfer_status() == S.ACTIVATION_INITIATED
     pending = load_state(tmp_path)["pending"]
-    assert (tmp_path / "images" / pending["name"] / "tools" / "cli.py").read_text() == "MARK = 'ok'\n"
+    assert (tmp_path / "images" / pending["name"] / "bijli" / "tools" / "cli.py").read_text() == "MARK = 'ok'\n"
     assert store.restart_due(NOW)
 
 

@@ -4,9 +4,9 @@ import io
 
 import pytest
 
-from hal.display import (ConsoleDisplay, Display, DisplayItem, Hd44780Display,
+from bijli.hal.display import (ConsoleDisplay, Display, DisplayItem, Hd44780Display,
                          hd44780_text_bytes)
-from hal.errors import BackendError
+from bijli.hal.errors import BackendError
 
 
 def meter_items(state):

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hal.errors import BackendError
-from hal.keypad import (TOKEN_DIGITS, TRANSITIONS, DisplayText, EmergencyRequested, EntryError,
+from bijli.hal.errors import BackendError
+from bijli.hal.keypad import (TOKEN_DIGITS, TRANSITIONS, DisplayText, EmergencyRequested, EntryError,
                         EntryErrorReason, EntryState, Key, KeypadEntry, KeypadError,
                         MatrixKeypad, ScrollRequested, TokenEntered, Trigger, feed_text, parse_keys)
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from hal.errors import BackendError, HalError
-from hal.pins import DEFAULT_PIN_MAP, MeterPins, PinEvent, PinEventKind, parse_pin
+from bijli.hal.errors import BackendError, HalError
+from bijli.hal.pins import DEFAULT_PIN_MAP, MeterPins, PinEvent, PinEventKind, parse_pin
 
 
 @pytest.fixture

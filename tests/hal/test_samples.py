@@ -9,8 +9,8 @@ from array import array
 
 import pytest
 
-from hal.errors import BackendError, HalError
-from hal.samples import (
+from bijli.hal.errors import BackendError, HalError
+from bijli.hal.samples import (
     CsvReplaySource,
     SampleFormatError,
     SpiAdcSource,

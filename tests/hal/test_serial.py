@@ -8,8 +8,8 @@ import termios
 import pytest
 import serial
 
-from hal.errors import BackendError
-from hal.serial import (MODE_E_9600, MODE_E_OPENING, Framing, PortError, PtyPort,
+from bijli.hal.errors import BackendError
+from bijli.hal.serial import (MODE_E_9600, MODE_E_OPENING, Framing, PortError, PtyPort,
                         SerialPort, ThreadedSerialPort, open_port)
 
 

@@ -4,7 +4,7 @@ import os
 import socket
 import uuid
 
-from hal import systemd
+from bijli.hal import systemd
 
 
 def _listener(path):

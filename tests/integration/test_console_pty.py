@@ -57,7 +57,7 @@ def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process,
         time.sleep(0.05)
 
     def bijli_console(*commands: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tools.cli", "console", "--port", str(link), *commands],
+        return subprocess.run([sys.executable, "-m", "bijli.tools.cli", "console", "--port", str(link), *commands],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
 
     r = bijli_console("load 10", "step 1h", "status --json")

@@ -25,15 +25,15 @@ from gurux_dlms import GXDLMSClient  # noqa: E402
 from gurux_dlms.enums import Authentication, Conformance as GxConformance, InterfaceType, Security  # noqa: E402
 from gurux_dlms.objects import GXDLMSClock, GXDLMSData, GXDLMSRegister  # noqa: E402
 
-import firmware.meter as fm  # noqa: E402
-from dlms.security import MemoryCounterStore, SecuritySettings  # noqa: E402
-from dlms.server import Server, ServerEvent  # noqa: E402
-from firmware.objects import build_objects, policies  # noqa: E402
-from firmware.storage import Storage  # noqa: E402
-from hal import tcp  # noqa: E402
+import bijli.firmware.meter as fm  # noqa: E402
+from bijli.dlms.security import MemoryCounterStore, SecuritySettings  # noqa: E402
+from bijli.dlms.server import Server, ServerEvent  # noqa: E402
+from bijli.firmware.objects import build_objects, policies  # noqa: E402
+from bijli.firmware.storage import Storage  # noqa: E402
+from bijli.hal import tcp  # noqa: E402
 from tests.peers.gurux_client import GuruxPeer, SerialTransport, TcpTransport  # noqa: E402
-from tools import config as config_mod  # noqa: E402
-from tools import links  # noqa: E402
+from bijli.tools import config as config_mod  # noqa: E402
+from bijli.tools import links  # noqa: E402
 
 START = datetime(2024, 6, 17, 10, 0, 0)
 

@@ -37,8 +37,8 @@ def meter(tmp_path_factory):
 def _token(amount: str) -> str:
     from decimal import Decimal
 
-    from firmware.meter import MeterConfig
-    from firmware.sts.vend import vend_credit
+    from bijli.firmware.meter import MeterConfig
+    from bijli.firmware.sts.vend import vend_credit
 
     key = MeterConfig.from_dict({}).sts.vend_key()
     return vend_credit(key, Decimal(amount), subclass=4, time=datetime(2024, 6, 9, 23, 0)).digits
@@ -200,7 +200,7 @@ def test_billing_profile_by_range_when_the_clock_is_not_the_first_column(meter):
         rows = p.client.updateValue(billing, 2, reply.value)
         assert len(rows) == 1
         # gurux cannot know a register's octet-string is a date-time: decode it ourselves
-        from dlms.axdr import CosemDateTime
+        from bijli.dlms.axdr import CosemDateTime
 
         assert CosemDateTime.decode(bytes(rows[0][0])).to_datetime().replace(tzinfo=None) == datetime(2024, 6, 15)
         reply = p.exchange(p.client.readRowsByRange(billing, datetime(2024, 6, 1, 0, 0, tzinfo=IST),

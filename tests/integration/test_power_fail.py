@@ -13,8 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from firmware.meter import MeterConfig
-from firmware.sts.vend import vend_credit
+from bijli.firmware.meter import MeterConfig
+from bijli.firmware.sts.vend import vend_credit
 
 KEY = MeterConfig.from_dict({}).sts.vend_key()
 START = datetime(2024, 6, 3, 12, 0)  # a Monday noon: no friendly period

@@ -4,8 +4,8 @@ bad signature refused, and a broken image rolled back by the launcher in real pr
 
 from __future__ import annotations
 
-from firmware.events import EventCode, EventLog, LogKind
-from firmware.storage import Storage
+from bijli.firmware.events import EventCode, EventLog, LogKind
+from bijli.firmware.storage import Storage
 
 import asyncio
 import io
@@ -21,21 +21,21 @@ from pathlib import Path
 
 import pytest
 
-from dlms import axdr
-from dlms.acse import Conformance, Mechanism
-from dlms.client import Client, ClientSettings
-from dlms.cosem.association import AssociationLN, AssociationPolicy, full_access
-from dlms.cosem.image_transfer import ImageTransferStatus as S
-from dlms.errors import ServiceError
-from dlms.obis import Obis
-from dlms.security import MemoryCounterStore, SecuritySettings
-from dlms.server import Server
-from firmware.upgrade import (ImageStore, UpgradeConfig, generate_private_key, load_private_key, load_state,
+from bijli.dlms import axdr
+from bijli.dlms.acse import Conformance, Mechanism
+from bijli.dlms.client import Client, ClientSettings
+from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy, full_access
+from bijli.dlms.cosem.image_transfer import ImageTransferStatus as S
+from bijli.dlms.errors import ServiceError
+from bijli.dlms.obis import Obis
+from bijli.dlms.security import MemoryCounterStore, SecuritySettings
+from bijli.dlms.server import Server
+from bijli.firmware.upgrade import (ImageStore, UpgradeConfig, generate_private_key, load_private_key, load_state,
                               public_key_pem, sign_image, upgrade_objects)
-from hal import tcp
-from tools import links
-from tools.rig.wheel import build_wheel
-from tools.upgrade_cmd import UpgradeCommandError, send_image
+from bijli.hal import tcp
+from bijli.tools import links
+from bijli.tools.rig.wheel import build_wheel
+from bijli.tools.upgrade_cmd import UpgradeCommandError, send_image
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2024, 6, 17, 10, 0, 0)
@@ -103,8 +103,9 @@ def wheel():
 def cli_payload(body: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("tools/__init__.py", "")
-        z.writestr("tools/cli.py", body)
+        z.writestr("bijli/__init__.py", "")
+        z.writestr("bijli/tools/__init__.py", "")
+        z.writestr("bijli/tools/cli.py", body)
     return buf.getvalue()
 
 
@@ -128,7 +129,7 @@ def test_interrupted_transfer_resumes_after_a_meter_restart(tmp_path, signing_ke
         assert meter.store.transferred_blocks().count("1") == 100
         env = dict(os.environ, BIJLI_CLIENT_STATE=str(tmp_path / "client"))
         (tmp_path / "image.bjl").write_bytes(image)
-        proc = subprocess.run([sys.executable, "-m", "tools.cli", "upgrade", str(tmp_path / "image.bjl"),
+        proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "upgrade", str(tmp_path / "image.bjl"),
                                "--target", f"tcp://127.0.0.1:{meter.port}", "--client", "48"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
@@ -138,7 +139,7 @@ def test_interrupted_transfer_resumes_after_a_meter_restart(tmp_path, signing_ke
         assert meter.store.transfer_status() == S.ACTIVATION_INITIATED
         pending = load_state(tmp_path / "state")["pending"]
         assert pending["identifier"] == "bijli-0.1.1" and pending["armed"]
-        assert (tmp_path / "state" / "images" / pending["name"] / "tools" / "cli.py").is_file()
+        assert (tmp_path / "state" / "images" / pending["name"] / "bijli" / "tools" / "cli.py").is_file()
     finally:
         meter.stop()
 
@@ -172,7 +173,7 @@ def start_meter(state: Path, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIJLI_")}
     config = state.parent / "meter.toml"
     config.write_text("[upgrade]\nhealthy_after_s = 1\n")
-    return subprocess.Popen([sys.executable, "-m", "tools.cli", "meter", "--config", str(config),
+    return subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "meter", "--config", str(config),
                              "--state", str(state), "--tcp",
                              "127.0.0.1:0", "--console", "none", "--clock", "sim", "--start", NOW.isoformat(),
                              *extra], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

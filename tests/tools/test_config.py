@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from firmware.errors import ConfigError
+from bijli.firmware.errors import ConfigError
 from tests.conftest import ROOT
-from tools import config
+from bijli.tools import config
 
 
 @pytest.mark.parametrize("toml, key", [
@@ -49,7 +49,7 @@ def test_defaults_are_a_demo_meter():
 def test_meter_refuses_to_start_on_a_corrupt_config_and_names_the_key(tmp_path):
     path = tmp_path / "meter.toml"
     path.write_text("[prepaid]\nunit = 'dollars'\n")
-    proc = subprocess.run([sys.executable, "-m", "tools.cli", "meter", "--config", str(path), "--state",
+    proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "meter", "--config", str(path), "--state",
                            str(tmp_path / "state"), "--console", "none"], cwd=ROOT, capture_output=True, text=True,
                           timeout=30)
     assert proc.returncode == 2

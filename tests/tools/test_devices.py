@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from firmware.events import EventCode, LogKind
-from firmware.meter import Meter, MeterConfig
-from firmware.storage import Storage
-from tools.config import HalConfig
-from tools.devices import Devices
+from bijli.firmware.events import EventCode, LogKind
+from bijli.firmware.meter import Meter, MeterConfig
+from bijli.firmware.storage import Storage
+from bijli.tools.config import HalConfig
+from bijli.tools.devices import Devices
 
 NOON = datetime(2024, 6, 3, 12, 0)  # a Monday, outside friendly hours
 
@@ -57,7 +57,7 @@ def test_cover_magnet_and_button_reach_the_firmware(tmp_path):
     devices.pins.on_cover(lambda opened: queue.append(("cover", opened)))
     devices.pins.simulate_cover(True)
     devices.pins.simulate_magnet(True)
-    from hal.pins import PinEvent, PinEventKind
+    from bijli.hal.pins import PinEvent, PinEventKind
     devices.handle_pin(PinEvent(PinEventKind.COVER, True))
     devices.handle_pin(PinEvent(PinEventKind.MAGNET, True))
     assert queue == [("cover", True)]
@@ -77,7 +77,7 @@ def test_a_gpio_matrix_keypad_types_a_token_into_the_meter(tmp_path):
     """On mock pins, holding each key of a 4x4 membrane keypad in turn enters a token."""
     from decimal import Decimal
 
-    from firmware.sts.vend import vend_credit
+    from bijli.firmware.sts.vend import vend_credit
 
     meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), NOON)
     devices = Devices(meter, HalConfig.from_table({"keypad": "matrix:5,6,13,19/12,16,20,21", "magnet": "none"}))
@@ -103,7 +103,7 @@ def test_a_gpio_matrix_keypad_types_a_token_into_the_meter(tmp_path):
 def test_a_keypad_on_a_pin_another_role_uses_is_refused():
     import pytest
 
-    from firmware.errors import ConfigError
+    from bijli.firmware.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         HalConfig.from_table({"keypad": "matrix:17,6,13,19/12,16,20,21"})  # 17 is the relay

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from firmware.events import EventCode, EventLog, LogKind
-from firmware.storage import Storage
+from bijli.firmware.events import EventCode, EventLog, LogKind
+from bijli.firmware.storage import Storage
 
 import json
 import subprocess
@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tools.dlms_cmd import UsageError, parse_ref, parse_value
-from dlms import axdr
-from dlms.obis import Obis
+from bijli.tools.dlms_cmd import UsageError, parse_ref, parse_value
+from bijli.dlms import axdr
+from bijli.dlms.obis import Obis
 
 
 def bijli(*args: str, env_dir=None) -> subprocess.CompletedProcess:
@@ -22,7 +22,7 @@ def bijli(*args: str, env_dir=None) -> subprocess.CompletedProcess:
     if env_dir is not None:
         import os
         env = dict(os.environ, BIJLI_CLIENT_STATE=str(env_dir))
-    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bijli.tools.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, env=env)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tools import flash, rig
-from tools.rig.wheel import build_wheel
+from bijli.tools import flash, rig
+from bijli.tools.rig.wheel import build_wheel
 
 MAIN = Path(__file__).resolve().parents[2]
 EXPECTED = [
@@ -28,7 +28,7 @@ EXPECTED = [
 
 
 def run_flash(*args):
-    return subprocess.run([sys.executable, "-m", "tools.flash", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "bijli.tools.flash", *map(str, args)],
                           cwd=MAIN, capture_output=True, text=True, timeout=60)
 
 
@@ -225,9 +225,10 @@ def test_wheel_is_reproducible_and_installable(tmp_path):
         assert zf.testzip() is None
         entry_points = zf.read("bijli-0.1.0.dist-info/entry_points.txt").decode()
         metadata = zf.read("bijli-0.1.0.dist-info/METADATA").decode()
-    assert "tools/flash.py" in names and "hal/serial.py" in names and "tools/rig/__init__.py" in names
+    assert "bijli/tools/flash.py" in names and "bijli/hal/serial.py" in names and "bijli/tools/rig/__init__.py" in names
+    assert {n.split("/")[0] for n in names} == {"bijli", "bijli-0.1.0.dist-info"}
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
-    assert "bijli = tools.cli:main" in entry_points
+    assert "bijli = bijli.tools.cli:main" in entry_points
     assert "Requires-Dist: pyserial>=3.5" in metadata
     # pip itself checks the RECORD hashes and the layout when installing
     target = tmp_path / "site"
@@ -235,5 +236,5 @@ def test_wheel_is_reproducible_and_installable(tmp_path):
                            "--disable-pip-version-check", "--target", str(target), str(whl)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert (target / "tools/rig/wheel.py").is_file()
+    assert (target / "bijli/tools/rig/wheel.py").is_file()
     assert (target / "bin/bijli").is_file()

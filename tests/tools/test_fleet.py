@@ -11,14 +11,14 @@ from datetime import datetime
 
 import pytest
 
-from dlms.client import Client, ClientSettings
-from firmware.errors import ConfigError
-from firmware.sts.keys import Pan
-from hal.clock import SimClock
+from bijli.dlms.client import Client, ClientSettings
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.sts.keys import Pan
+from bijli.hal.clock import SimClock
 from tests.conftest import ROOT
-from tools import config, household
-from tools.fleet import Fleet, member_config
-from tools.links import open_client_transport
+from bijli.tools import config, household
+from bijli.tools.fleet import Fleet, member_config
+from bijli.tools.links import open_client_transport
 
 SERIAL = "0.0.96.1.0.255"
 ENERGY = "1.0.1.8.0.255"
@@ -29,7 +29,7 @@ class FleetProcess:
 
     def __init__(self, tmp_path, *extra: str):
         self.manifest_path = tmp_path / "fleet.json"
-        args = [sys.executable, "-m", "tools.cli", "fleet", "--tcp", "127.0.0.1:0", "--state", str(tmp_path / "state"),
+        args = [sys.executable, "-m", "bijli.tools.cli", "fleet", "--tcp", "127.0.0.1:0", "--state", str(tmp_path / "state"),
                 "--clock", "sim", "--start", "2024-06-14T18:00:00",  # a Friday evening: friendly hours, supply on
                 "--manifest", str(self.manifest_path), *extra]
         self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -83,7 +83,7 @@ def read(port: int, *items: tuple[int, str, int], sap: int = 16, **kw) -> tuple[
 
 
 def vend(meter: dict, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "tools.cli", "token", "vend", *meter["vend_args"], *args],
+    out = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "token", "vend", *meter["vend_args"], *args],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return out.split()[0]
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from firmware.sts.config import StsConfig
-from firmware.sts.decoder import decode
-from firmware.sts.results import TokenResultCode
-from tools import token_cmd
+from bijli.firmware.sts.config import StsConfig
+from bijli.firmware.sts.decoder import decode
+from bijli.firmware.sts.results import TokenResultCode
+from bijli.tools import token_cmd
 
 REPO = Path(__file__).resolve().parents[2]
-VECTORS = json.loads((REPO / ".." / "shared" / "sts" / "vectors.json").read_text())
+VECTORS = json.loads((REPO / "tests" / "firmware" / "sts" / "data" / "vectors.json").read_text())
 CREDIT = [v for v in VECTORS["tokens"] if v["class"] == 0]
 TEST = [v for v in VECTORS["tokens"] if v["class"] == 1]
 JSON_KEYS = {"class", "subclass", "rnd", "tid", "time", "amount_field", "amount", "unit", "crc_ok"}
@@ -131,16 +131,16 @@ def _subprocess(module, *argv):
 
 def test_subprocess_round_trip():
     v = CREDIT[1]
-    p = _subprocess("tools.token_cmd", "vend", *key_flags(v), "credit", "--kwh", "0.1", "--time", v["time"],
+    p = _subprocess("bijli.tools.token_cmd", "vend", *key_flags(v), "credit", "--kwh", "0.1", "--time", v["time"],
                     "--rnd", str(v["rnd"]))
     assert p.returncode == 0 and p.stdout.split()[0] == v["token"]
-    p = _subprocess("tools.token_cmd", "decode", *key_flags(v), "--json", v["token"])
+    p = _subprocess("bijli.tools.token_cmd", "decode", *key_flags(v), "--json", v["token"])
     assert p.returncode == 0 and json.loads(p.stdout)["tid"] == v["tid"]
 
 
 @pytest.mark.skipif(not (REPO / "tools" / "cli.py").exists(), reason="tools/cli.py not landed yet")
 def test_through_bijli_cli():
     v = CREDIT[0]
-    p = _subprocess("tools.cli", "token", "decode", *key_flags(v), "--json", v["token"])
+    p = _subprocess("bijli.tools.cli", "token", "decode", *key_flags(v), "--json", v["token"])
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["tid"] == v["tid"]

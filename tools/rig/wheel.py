@@ -5,9 +5,9 @@ package and an older setuptools (so ``pip wheel --no-build-isolation`` fails
 there with "invalid command 'bdist_wheel'"). This project is pure Python with
 its metadata all in pyproject.toml, so writing the wheel directly is short:
 the layout of PEP 427 / the binary distribution format spec, core metadata 2.1,
-``entry_points.txt`` for ``[project.scripts]``. Packages are found as
-setuptools' ``find`` does (directories with ``__init__.py`` matching
-``[tool.setuptools.packages.find] include``). Fixed timestamps and a sorted
+``entry_points.txt`` for ``[project.scripts]``. Packages are mapped as setuptools
+maps them (``[tool.setuptools] packages`` with ``package-dir``: the repository's
+layer folders become ``bijli/dlms``, ``bijli/tools``, ...). Fixed timestamps and a sorted
 member order make the same source give the same bytes, which keeps a second
 `bijli flash` a no-op.
 """
@@ -44,7 +44,28 @@ def project_metadata(source: Path) -> dict:
     return data
 
 
-def _packages(source: Path, include: list[str], exclude: list[str]) -> list[str]:
+def _packages(source: Path, setuptools: dict) -> list[tuple[str, Path]]:
+    """(package, folder) pairs, as setuptools maps them: an explicit ``packages`` list with
+    ``package-dir`` (the longest mapped prefix of a package names its folder), or
+    ``packages.find`` ``include``/``exclude`` patterns over the source root."""
+    listed = setuptools.get("packages")
+    if isinstance(listed, list):
+        mapping = setuptools.get("package-dir", {})
+        found = []
+        for pkg in listed:
+            parts = pkg.split(".")
+            for n in range(len(parts), -1, -1):
+                prefix = ".".join(parts[:n])
+                if prefix in mapping or n == 0:
+                    base = source / mapping.get(prefix, "")
+                    folder = base.joinpath(*parts[n:])
+                    break
+            if not (folder / "__init__.py").is_file():
+                raise WheelError(f"package {pkg}: {folder} has no __init__.py")
+            found.append((pkg, folder))
+        return found
+    find = setuptools.get("packages", {}).get("find", {})
+    include, exclude = find.get("include", ["*"]), find.get("exclude", [])
     found = []
 
     def walk(directory: Path, prefix: str) -> None:
@@ -54,7 +75,7 @@ def _packages(source: Path, include: list[str], exclude: list[str]) -> list[str]
             pkg = prefix + child.name
             if any(fnmatch.fnmatchcase(pkg, p) for p in include) and \
                     not any(fnmatch.fnmatchcase(pkg, p) for p in exclude):
-                found.append(pkg)
+                found.append((pkg, child))
             walk(child, pkg + ".")
 
     walk(source, "")
@@ -97,8 +118,7 @@ def build_wheel(source: Path) -> tuple[str, bytes]:
     source = Path(source)
     data = project_metadata(source)
     project = data["project"]
-    find = data.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
-    packages = _packages(source, find.get("include", ["*"]), find.get("exclude", []))
+    packages = _packages(source, data.get("tool", {}).get("setuptools", {}))
     if not packages:
         raise WheelError(f"no packages found in {source}")
     dist = re.sub(r"[-_.]+", "_", project["name"]).lower()
@@ -106,8 +126,7 @@ def build_wheel(source: Path) -> tuple[str, bytes]:
     dist_info = f"{dist}-{version}.dist-info"
 
     members: list[tuple[str, bytes]] = []
-    for pkg in packages:
-        pkg_dir = source / pkg.replace(".", "/")
+    for pkg, pkg_dir in packages:
         for path in sorted(pkg_dir.glob("*.py")):
             members.append((f"{pkg.replace('.', '/')}/{path.name}", path.read_bytes()))
     members.append((f"{dist_info}/METADATA", _metadata_text(project, source).encode()))
@@ -117,7 +136,7 @@ def build_wheel(source: Path) -> tuple[str, bytes]:
     if scripts:
         text = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in sorted(scripts.items()))
         members.append((f"{dist_info}/entry_points.txt", text.encode()))
-    top = sorted({p.split(".")[0] for p in packages})
+    top = sorted({p.split(".")[0] for p, _ in packages})
     members.append((f"{dist_info}/top_level.txt", ("\n".join(top) + "\n").encode()))
     for lic in ("LICENSE", "LICENSE.txt", "COPYING"):
         if (source / lic).is_file():

@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from dlms import axdr
-from dlms.axdr import CosemDate, CosemDateTime, CosemTime
-from dlms.cosem import (
+from bijli.dlms import axdr
+from bijli.dlms.axdr import CosemDate, CosemDateTime, CosemTime
+from bijli.dlms.cosem import (
     Account, AccountModeAndStatus, ActionSet, ActionSpecification, ActivityCalendar, CaptureObjectDefinition, Charge,
     ChargeTableElement, Credit, CreditChargeConfiguration, Currency, DayProfile, DayProfileAction, DemandRegister,
     DisconnectControl, EmergencyProfile, ExecutionTime, IecHdlcSetup, IecLocalPortSetup, Limiter, LimiterActions,
@@ -23,8 +23,8 @@ from dlms.cosem import (
     TableCellDefinition, TcpUdpSetup, TokenGateway, TokenGatewayConfiguration, TokenGatewayResult, TokenStatusCode,
     UnitCharge, ValueDefinition, WeekProfile, WindowElement,
 )
-from dlms.cosem.bound import BoundObject
-from dlms.obis import Obis
+from bijli.dlms.cosem.bound import BoundObject
+from bijli.dlms.obis import Obis
 
 T = axdr.DataType
 U8, U16, U32, I8, I16, I32 = T.UNSIGNED, T.LONG_UNSIGNED, T.DOUBLE_LONG_UNSIGNED, T.INTEGER, T.LONG, T.DOUBLE_LONG

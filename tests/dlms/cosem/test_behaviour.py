@@ -8,15 +8,15 @@ from datetime import datetime
 
 import pytest
 
-from dlms import axdr
-from dlms.apdu import ActionResult
-from dlms.axdr import CosemDate
-from dlms.cosem import (
+from bijli.dlms import axdr
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.axdr import CosemDate
+from bijli.dlms.cosem import (
     Credit, DeliveryMethod, DisconnectControl, Limiter, SpecialDay, SpecialDaysTable, TokenGateway,
     TokenGatewayResult, TokenRecord, TokenStatusCode, UnitCharge,
 )
-from dlms.cosem.base import CosemError
-from firmware import relay
+from bijli.dlms.cosem.base import CosemError
+from bijli.firmware import relay
 
 from .helpers import LN, NOW, bound_objects
 

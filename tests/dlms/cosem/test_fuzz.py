@@ -9,10 +9,10 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlms import axdr
-from dlms.apdu import AccessSelection
-from dlms.cosem.base import CosemError
-from dlms.cosem.profile import ProfileGeneric
+from bijli.dlms import axdr
+from bijli.dlms.apdu import AccessSelection
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.profile import ProfileGeneric
 
 from .helpers import bound_objects
 from .test_profile import block_load, event_log

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from dlms import axdr
+from bijli.dlms import axdr
 
 from .helpers import bound_objects
 from .test_profile import block_load, event_log
-from dlms.cosem.profile import ProfileGeneric
+from bijli.dlms.cosem.profile import ProfileGeneric
 
 import gurux_dlms as gurux  # a test dependency: its absence is an error, not a skip
 from gurux_dlms import GXBitString, GXByteBuffer, GXDLMSSettings  # noqa: E402

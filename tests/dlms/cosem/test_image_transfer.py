@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms import axdr
-from dlms.apdu import ActionResult
-from dlms.cosem.base import CosemError
-from dlms.cosem.image_transfer import ImageToActivateInfo, ImageTransfer, ImageTransferStatus
+from bijli.dlms import axdr
+from bijli.dlms.apdu import ActionResult
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.image_transfer import ImageToActivateInfo, ImageTransfer, ImageTransferStatus
 from tests.dlms.cosem.helpers import BITS, BOOL, ENUM, OCT, U32, roundtrip, shape
 
 

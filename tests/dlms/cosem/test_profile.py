@@ -8,13 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dlms import axdr
-from dlms.apdu import AccessSelection
-from dlms.cosem.base import CosemError
-from dlms.cosem.profile import (
+from bijli.dlms import axdr
+from bijli.dlms.apdu import AccessSelection
+from bijli.dlms.cosem.base import CosemError
+from bijli.dlms.cosem.profile import (
     CaptureObjectDefinition, EntryDescriptor, ProfileGeneric, RangeDescriptor,
 )
-from dlms.obis import Obis
+from bijli.dlms.obis import Obis
 
 from .helpers import ENUM, OCT, U16, U32, I8, roundtrip, shape
 

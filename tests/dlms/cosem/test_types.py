@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dlms import axdr
-from dlms.cosem import CLASSES
-from dlms.cosem.base import CosemError
+from bijli.dlms import axdr
+from bijli.dlms.cosem import CLASSES
+from bijli.dlms.cosem.base import CosemError
 
 from .helpers import BITS, BOOL, ENUM, I8, I16, I32, NULL, OCT, U8, U16, U32, UTF8, bound_objects, roundtrip, shape
 

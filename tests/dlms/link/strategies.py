@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from dlms.link.hdlc_frame import Frame, FrameType, HdlcAddress
+from bijli.dlms.link.hdlc_frame import Frame, FrameType, HdlcAddress
 
 addresses = st.one_of(
     st.builds(HdlcAddress, st.integers(0, 0x7F), st.none(), st.just(1)),

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms.link.crc import fcs16, fcs16_table, fcs_bytes
+from bijli.dlms.link.crc import fcs16, fcs16_table, fcs_bytes
 
 
 def bitwise_x25(data: bytes) -> int:

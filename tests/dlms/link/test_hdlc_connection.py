@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms.errors import LocalProtocolError
-from dlms.link import hdlc
-from dlms.link.hdlc import (
+from bijli.dlms.errors import LocalProtocolError
+from bijli.dlms.link import hdlc
+from bijli.dlms.link.hdlc import (
     CLIENT_TABLE,
     NEED_DATA,
     SERVER_TABLE,
@@ -476,7 +476,7 @@ def test_client_polls_a_busy_server_and_gives_up_on_a_silent_one():
     """Regression: after an RNR the client re-armed its poll timer forever without
     ever sending the RR poll, so it could neither learn that the server was ready
     nor notice that it had gone."""
-    from dlms.link.hdlc_frame import FrameReader, client_address
+    from bijli.dlms.link.hdlc_frame import FrameReader, client_address
 
     server_addr = HdlcAddress(1, 16)
     client = HdlcConnection(Role.CLIENT, server_address=server_addr, client_address=16, max_retries=2)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms.errors import DlmsError, FrameError, HdlcError
-from dlms.link.hdlc_frame import (
+from bijli.dlms.errors import DlmsError, FrameError, HdlcError
+from bijli.dlms.link.hdlc_frame import (
     Frame,
     FrameReader,
     FrameType,

@@ -10,7 +10,7 @@ from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData  # noqa: E402
 from gurux_dlms.enums import Authentication, InterfaceType  # noqa: E402
 from gurux_dlms.objects import GXDLMSData  # noqa: E402
 
-from dlms.link.hdlc import (  # noqa: E402
+from bijli.dlms.link.hdlc import (  # noqa: E402
     NEED_DATA,
     ApduReceived,
     Connected,

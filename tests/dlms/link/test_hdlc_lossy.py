@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlms.link.hdlc import NEED_DATA, ApduReceived, Connected, HdlcAddress, HdlcConnection, Role
+from bijli.dlms.link.hdlc import NEED_DATA, ApduReceived, Connected, HdlcAddress, HdlcConnection, Role
 
 ADDRESS = HdlcAddress(1, 16)
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlms.errors import ModeEError
-from dlms.link.mode_e import (
+from bijli.dlms.errors import ModeEError
+from bijli.dlms.link.mode_e import (
     NEED_DATA,
     OPENING,
     BaudSwitch,

@@ -4,9 +4,9 @@ description, and decrypt(encrypt(x)) == x for every algorithm."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.sts.ciphers import cipher_for, key_bytes_for
-from firmware.sts.ciphers.sta import P, S1, S2
-from firmware.sts.errors import KeyMaterialError
+from bijli.firmware.sts.ciphers import cipher_for, key_bytes_for
+from bijli.firmware.sts.ciphers.sta import P, S1, S2
+from bijli.firmware.sts.errors import KeyMaterialError
 
 import pytest
 

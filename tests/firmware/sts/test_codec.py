@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import TokenError
-from firmware.sts import crc
-from firmware.sts.amount import MAX_AMOUNT, decode_amount, encode_amount
-from firmware.sts.codec import (
+from bijli.firmware.errors import TokenError
+from bijli.firmware.sts import crc
+from bijli.firmware.sts.amount import MAX_AMOUNT, decode_amount, encode_amount
+from bijli.firmware.sts.codec import (
     KeySection1, KeySection2, KeySectionMid, TestFields, TransferFields, format_digits, group_digits,
     join_token, open_block, parse_digits, seal_block, split_token,
 )
-from firmware.sts.errors import VendError
-from firmware.sts.tid import datetime_from_tid, ken_of, next_base, tid_from_datetime
+from bijli.firmware.sts.errors import VendError
+from bijli.firmware.sts.tid import datetime_from_tid, ken_of, next_base, tid_from_datetime
 
 ALL_VALUES = sorted({decode_amount(f) for f in range(1 << 16)})
 

@@ -15,20 +15,20 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from firmware.errors import FirmwareError
-from firmware.sts import vend as v
-from firmware.sts.ciphers import cipher_for
-from firmware.sts.codec import TransferFields, format_digits, join_token, seal_block
-from firmware.sts.decoder import decode, note_bad_token
-from firmware.sts.errors import StateError
-from firmware.sts.inspector import inspect_token
-from firmware.sts.keys import DecoderKey, Pan, VendingKeyMaterial
-from firmware.sts.results import (
+from bijli.firmware.errors import FirmwareError
+from bijli.firmware.sts import vend as v
+from bijli.firmware.sts.ciphers import cipher_for
+from bijli.firmware.sts.codec import TransferFields, format_digits, join_token, seal_block
+from bijli.firmware.sts.decoder import decode, note_bad_token
+from bijli.firmware.sts.errors import StateError
+from bijli.firmware.sts.inspector import inspect_token
+from bijli.firmware.sts.keys import DecoderKey, Pan, VendingKeyMaterial
+from bijli.firmware.sts.results import (
     ClearCredit, ClearTamper, CreditKind, CreditTransfer, KeyChanged, KeyChangeSection, SetMaxPowerLimit,
     SetPhaseUnbalanceLimit, SetWaterMeterFactor, TestDisplay, TestRequest, TokenResult, TokenResultCode as R,
 )
-from firmware.sts.state import DecoderState
-from firmware.sts.tid import ken_of, tid_from_datetime
+from bijli.firmware.sts.state import DecoderState
+from bijli.firmware.sts.tid import ken_of, tid_from_datetime
 
 COMBOS = [("07", "02"), ("07", "04"), ("09", "02"), ("09", "04"), ("11", "04")]
 NOW = datetime(2026, 11, 26, 12, 0)
@@ -291,7 +291,7 @@ def test_key_change_errors():
     last = key_for("07", "02", base=2035)
     with pytest.raises(FirmwareError):
         v.vend_key_change(last, last, rollover=True)
-    from firmware.sts.codec import KeySection1, KeySection2
+    from bijli.firmware.sts.codec import KeySection1, KeySection2
     s1 = _authentic(last, 2, 3, KeySection1(0xF, 2, 1, 0, 2, 0).pack())
     s2 = _authentic(last, 2, 4, KeySection2(0xF, 1, 0).pack())
     state = decode(DecoderState(last), s1, NOW)[1]

@@ -2,10 +2,10 @@
 
 import pytest
 
-from firmware.errors import ConfigError
-from firmware.sts.config import DEMO, StsConfig
-from firmware.sts.errors import KeyMaterialError
-from firmware.sts.keys import KeyType, Pan, VendingKeyMaterial, control_block, dkga04, luhn_digit
+from bijli.firmware.errors import ConfigError
+from bijli.firmware.sts.config import DEMO, StsConfig
+from bijli.firmware.sts.errors import KeyMaterialError
+from bijli.firmware.sts.keys import KeyType, Pan, VendingKeyMaterial, control_block, dkga04, luhn_digit
 
 from .vectors import vectors
 

@@ -1,21 +1,21 @@
-"""Every vector in shared/sts/vectors.json, in both directions, through the library."""
+"""Every vector in tests/firmware/sts/data/vectors.json, in both directions, through the library."""
 
 from datetime import datetime
 
 import pytest
 
-from firmware.sts.ciphers import cipher_for
-from firmware.sts.ciphers.misty1 import Misty1
-from firmware.sts.ciphers.misty1_sboxes import S7, S9
-from firmware.sts.codec import TestFields, TransferFields, open_block, seal_block, split_token, parse_digits
-from firmware.sts.crc import block_crc
-from firmware.sts.decoder import decode
-from firmware.sts.inspector import inspect_token
-from firmware.sts.keys import Pan, VendingKeyMaterial, dkga02, dkga04
-from firmware.sts.results import CreditKind, TestRequest, TokenResultCode
-from firmware.sts.state import DecoderState
-from firmware.sts.tid import datetime_from_tid, tid_from_datetime
-from firmware.sts.vend import vend_test, vend_transfer
+from bijli.firmware.sts.ciphers import cipher_for
+from bijli.firmware.sts.ciphers.misty1 import Misty1
+from bijli.firmware.sts.ciphers.misty1_sboxes import S7, S9
+from bijli.firmware.sts.codec import TestFields, TransferFields, open_block, seal_block, split_token, parse_digits
+from bijli.firmware.sts.crc import block_crc
+from bijli.firmware.sts.decoder import decode
+from bijli.firmware.sts.inspector import inspect_token
+from bijli.firmware.sts.keys import Pan, VendingKeyMaterial, dkga02, dkga04
+from bijli.firmware.sts.results import CreditKind, TestRequest, TokenResultCode
+from bijli.firmware.sts.state import DecoderState
+from bijli.firmware.sts.tid import datetime_from_tid, tid_from_datetime
+from bijli.firmware.sts.vend import vend_test, vend_transfer
 
 from .vectors import sboxes, vectors
 
