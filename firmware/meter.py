@@ -45,7 +45,7 @@ from bijli.firmware.prepaid import (Account, AccountEvent, EmergencyRefused, Pre
 from bijli.firmware.push import PushConfig
 from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
-from bijli.firmware.relay import (Cause, ControlState, DisconnectControl, Limiter, LimiterAction, Refusal, RelayConfig,
+from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
 from bijli.firmware.storage import Storage, Transaction
 from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
@@ -70,9 +70,9 @@ _ACCOUNT_EVENT_CODES = {
 _CREDIT_REASONS = (SupplyReason.CREDIT, SupplyReason.EMERGENCY, SupplyReason.POSTPAID)
 
 RELAY_WORDS = {
-    ControlState.CONNECTED: "connected",
-    ControlState.DISCONNECTED: "disconnected",
-    ControlState.READY_FOR_RECONNECTION: "ready",
+    RelayState.CONNECTED: "connected",
+    RelayState.DISCONNECTED: "disconnected",
+    RelayState.READY_FOR_RECONNECTION: "ready",
 }
 
 
@@ -199,11 +199,11 @@ class Meter:
         sts = s.get("sts")
         self.sts = DecoderState.from_dict(sts) if sts else cfg.sts.initial_state()
         relay = s.get("relay")
-        self.relay = DisconnectControl.from_dict(relay) if relay else cfg.relay.initial_control()
+        self.relay = RelayControl.from_dict(relay) if relay else cfg.relay.initial_control()
         if self.relay.control_mode != cfg.relay.control_mode:
             self.relay = self.relay.with_mode(cfg.relay.control_mode)
         limiter = s.get("limiter")
-        self.limiter = Limiter.from_dict(limiter) if limiter else cfg.relay.initial_limiter()
+        self.limiter = LoadLimiter.from_dict(limiter) if limiter else cfg.relay.initial_limiter()
         progress = s.get("progress")
         self.progress = _Progress.from_dict(progress) if progress else _Progress()
         first_start = progress is None

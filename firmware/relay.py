@@ -1,9 +1,10 @@
-"""The supply relay: Disconnect control (IEC 62056-6-2 interface class 70), the
-Limiter (interface class 71), and the meter's policy that turns what it knows
+"""The supply relay: the state machine of Disconnect control (IEC 62056-6-2 interface
+class 70) as :class:`RelayControl`, the load limiter behind interface class 71 as
+:class:`LoadLimiter`, and the meter's policy that turns what it knows
 (prepaid supply decision, limiter, remote command, button, tamper) into the
 class-70 trigger to apply.
 
-Class 70 as publicly described (and in /work/shared/dlms/NOTES.md): three control
+Class 70 as publicly described (the Blue Book's interface class 70): three control
 states (0 disconnected, 1 connected, 2 ready_for_reconnection), eight transitions
 a..h driven by six triggers, and seven control modes, each allowing a subset of
 the transitions. Everything here is a frozen value; time is passed in.
@@ -46,7 +47,7 @@ class RelayError(FirmwareError):
     """A stored relay or limiter record that cannot be read back."""
 
 
-class ControlState(IntEnum):
+class RelayState(IntEnum):
     """Class 70 attribute 3 ``control_state``."""
 
     DISCONNECTED = 0
@@ -82,18 +83,18 @@ class Transition(Enum):
         return TRANSITIONS[self][1]
 
     @property
-    def source(self) -> ControlState:
+    def source(self) -> RelayState:
         return TRANSITIONS[self][0]
 
     @property
-    def target(self) -> ControlState:
+    def target(self) -> RelayState:
         return TRANSITIONS[self][2]
 
 
-_D, _C, _R = ControlState.DISCONNECTED, ControlState.CONNECTED, ControlState.READY_FOR_RECONNECTION
+_D, _C, _R = RelayState.DISCONNECTED, RelayState.CONNECTED, RelayState.READY_FOR_RECONNECTION
 
 #: transition -> (from state, trigger, to state), as NOTES.md lists them.
-TRANSITIONS: dict[Transition, tuple[ControlState, Trigger, ControlState]] = {
+TRANSITIONS: dict[Transition, tuple[RelayState, Trigger, RelayState]] = {
     Transition.A: (_D, Trigger.REMOTE_RECONNECT, _C),
     Transition.B: (_C, Trigger.REMOTE_DISCONNECT, _D),
     Transition.C: (_R, Trigger.REMOTE_DISCONNECT, _D),
@@ -117,8 +118,8 @@ MODE_TRANSITIONS: dict[int, frozenset[Transition]] = {
 }
 
 
-def _mode_table(mode: int) -> dict[tuple[ControlState, Trigger], tuple[Transition, ControlState]]:
-    table: dict[tuple[ControlState, Trigger], tuple[Transition, ControlState]] = {}
+def _mode_table(mode: int) -> dict[tuple[RelayState, Trigger], tuple[Transition, RelayState]]:
+    table: dict[tuple[RelayState, Trigger], tuple[Transition, RelayState]] = {}
     for t in sorted(MODE_TRANSITIONS[mode], key=lambda t: t.value):
         src, trig, dst = TRANSITIONS[t]
         # (disconnected, remote_reconnect) is both a and d; no mode allows both,
@@ -129,7 +130,7 @@ def _mode_table(mode: int) -> dict[tuple[ControlState, Trigger], tuple[Transitio
 
 
 #: control mode -> {(state, trigger): (transition, next state)}; a missing pair is refused.
-TABLES: dict[int, dict[tuple[ControlState, Trigger], tuple[Transition, ControlState]]] = {
+TABLES: dict[int, dict[tuple[RelayState, Trigger], tuple[Transition, RelayState]]] = {
     mode: _mode_table(mode) for mode in MODE_TRANSITIONS
 }
 
@@ -137,7 +138,7 @@ DEFAULT_CONTROL_MODE = 6
 
 
 class Refusal(Enum):
-    """Why :meth:`DisconnectControl.apply` did nothing (for the DLMS action result)."""
+    """Why :meth:`RelayControl.apply` did nothing (for the DLMS action result)."""
 
     MODE_FORBIDS = "the control mode does not allow this trigger at all"
     NOT_FROM_STATE = "the control mode allows this trigger, but not from the present state"
@@ -150,24 +151,26 @@ def _check_mode(mode: Any) -> int:
 
 
 @dataclass(frozen=True)
-class DisconnectControl:
-    """The state of a class-70 object. ``last_transition`` tells why it is where it is."""
+class RelayControl:
+    """The relay's control state machine, as class 70 defines it (the wing binds it to
+    :class:`bijli.dlms.cosem.disconnect.DisconnectControl`). ``last_transition`` tells why
+    it is where it is."""
 
     control_mode: int = DEFAULT_CONTROL_MODE
-    control_state: ControlState = ControlState.CONNECTED
+    control_state: RelayState = RelayState.CONNECTED
     last_transition: Transition | None = None
 
     def __post_init__(self) -> None:
         _check_mode(self.control_mode)
-        if not isinstance(self.control_state, ControlState):
-            raise RelayError(f"control_state must be a ControlState, not {self.control_state!r}")
-        if self.control_mode == 0 and self.control_state is not ControlState.CONNECTED:
+        if not isinstance(self.control_state, RelayState):
+            raise RelayError(f"control_state must be a RelayState, not {self.control_state!r}")
+        if self.control_mode == 0 and self.control_state is not RelayState.CONNECTED:
             raise RelayError("control mode 0 means always connected")
 
     @property
     def output_state(self) -> bool:
         """Class 70 attribute 2: True when the supply is on (only when connected)."""
-        return self.control_state is ControlState.CONNECTED
+        return self.control_state is RelayState.CONNECTED
 
     def refusal(self, trigger: Trigger) -> Refusal | None:
         """Why ``trigger`` would be refused now, or None when it would move the relay."""
@@ -177,7 +180,7 @@ class DisconnectControl:
             return Refusal.NOT_FROM_STATE
         return Refusal.MODE_FORBIDS
 
-    def apply(self, trigger: Trigger) -> tuple["DisconnectControl", Transition | None]:
+    def apply(self, trigger: Trigger) -> tuple["RelayControl", Transition | None]:
         """The state after ``trigger`` and the transition taken; (self, None) if refused."""
         hit = TABLES[self.control_mode].get((self.control_state, trigger))
         if hit is None:
@@ -185,11 +188,11 @@ class DisconnectControl:
         transition, state = hit
         return replace(self, control_state=state, last_transition=transition), transition
 
-    def with_mode(self, mode: int) -> "DisconnectControl":
+    def with_mode(self, mode: int) -> "RelayControl":
         """A change of control_mode (attribute 4); mode 0 closes the relay at once."""
         _check_mode(mode)
         if mode == 0:
-            return DisconnectControl(0, ControlState.CONNECTED, None)
+            return RelayControl(0, RelayState.CONNECTED, None)
         return replace(self, control_mode=mode)
 
     def to_dict(self) -> dict:
@@ -200,12 +203,12 @@ class DisconnectControl:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "DisconnectControl":
+    def from_dict(cls, d: Mapping) -> "RelayControl":
         try:
             last = d.get("last_transition")
             return cls(
                 control_mode=d["control_mode"],
-                control_state=ControlState(d["control_state"]),
+                control_state=RelayState(d["control_state"]),
                 last_transition=Transition(last) if last is not None else None,
             )
         except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
@@ -275,7 +278,7 @@ def local_causes(inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()) -> li
 
 
 def decide(
-    control: DisconnectControl, inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()
+    control: RelayControl, inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()
 ) -> Decision | None:
     """The next trigger to apply, or None when the relay is where it should be.
 
@@ -292,16 +295,16 @@ def decide(
     def moves(trigger: Trigger) -> bool:
         return (state, trigger) in table
 
-    if state is ControlState.CONNECTED and causes and moves(Trigger.LOCAL_DISCONNECT):
+    if state is RelayState.CONNECTED and causes and moves(Trigger.LOCAL_DISCONNECT):
         cause, reason = causes[0]
         return Decision(Trigger.LOCAL_DISCONNECT, cause, reason)
     if inputs.button:
-        if state is ControlState.CONNECTED and moves(Trigger.MANUAL_DISCONNECT):
+        if state is RelayState.CONNECTED and moves(Trigger.MANUAL_DISCONNECT):
             return Decision(Trigger.MANUAL_DISCONNECT, Cause.MANUAL, "button")
-        if state is ControlState.READY_FOR_RECONNECTION and not causes and moves(Trigger.MANUAL_RECONNECT):
+        if state is RelayState.READY_FOR_RECONNECTION and not causes and moves(Trigger.MANUAL_RECONNECT):
             return Decision(Trigger.MANUAL_RECONNECT, Cause.MANUAL, "button")
     if (
-        state is ControlState.READY_FOR_RECONNECTION
+        state is RelayState.READY_FOR_RECONNECTION
         and not causes
         # only undo our own local disconnect: a ready state reached by a remote
         # reconnect (d) or a button press (f) waits for the customer.
@@ -313,8 +316,8 @@ def decide(
 
 
 def settle(
-    control: DisconnectControl, inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()
-) -> tuple[DisconnectControl, tuple[Step, ...]]:
+    control: RelayControl, inputs: RelayInputs, policy: RelayPolicy = RelayPolicy()
+) -> tuple[RelayControl, tuple[Step, ...]]:
     """Apply :func:`decide` until the relay rests; the steps say what happened."""
     steps: list[Step] = []
     for _ in range(4):  # remote, button, local move: at most three moves, one spare
@@ -336,7 +339,7 @@ def control_event(step: Step, time: datetime) -> Event | None:
         return None
     code = (
         EventCode.LOAD_SWITCH_CONNECTED
-        if step.transition.target is ControlState.CONNECTED
+        if step.transition.target is RelayState.CONNECTED
         else EventCode.LOAD_SWITCH_DISCONNECTED
     )
     d = step.decision
@@ -401,8 +404,9 @@ def _opt_number(key: str, v: Any) -> float | int | None:
 
 
 @dataclass(frozen=True)
-class Limiter:
-    """Class 71 state plus the progress of the over/under timers.
+class LoadLimiter:
+    """The load limiter behind class 71 (bound to :class:`bijli.dlms.cosem.limiter.Limiter`),
+    plus the progress of the over/under timers.
 
     ``over`` is true from the moment action_over_threshold fired until
     action_under_threshold fires; ``since`` is when the monitored value first
@@ -444,7 +448,7 @@ class Limiter:
             and self.emergency_profile.covers(now)
         )
 
-    def update(self, value: float, now: datetime) -> tuple["Limiter", LimiterAction | None]:
+    def update(self, value: float, now: datetime) -> tuple["LoadLimiter", LimiterAction | None]:
         """Feed one reading of the monitored value; returns the action to run, if any."""
         lim = self
         em = self.emergency_applies(now)
@@ -466,7 +470,7 @@ class Limiter:
             return replace(lim, over=not lim.over, since=None), action
         return (lim if since == lim.since else replace(lim, since=since)), None
 
-    def set_max_power_limit(self, watts: int) -> "Limiter":
+    def set_max_power_limit(self, watts: int) -> "LoadLimiter":
         """STS class 2 subclass 0 "set maximum power limit": the normal threshold, in W."""
         return replace(self, threshold_normal=_opt_number("limiter.threshold_normal", watts))
 
@@ -502,7 +506,7 @@ class Limiter:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Limiter":
+    def from_dict(cls, d: Mapping) -> "LoadLimiter":
         try:
             ep = d["emergency_profile"]
             at = ep["activation_time"]
@@ -559,9 +563,9 @@ class RelayConfig:
     def policy(self) -> RelayPolicy:
         return RelayPolicy(disconnect_on_tamper=self.disconnect_on_tamper)
 
-    def initial_control(self) -> DisconnectControl:
-        return DisconnectControl(control_mode=self.control_mode)
+    def initial_control(self) -> RelayControl:
+        return RelayControl(control_mode=self.control_mode)
 
-    def initial_limiter(self) -> Limiter:
-        return Limiter(threshold_normal=self.load_limit_w, min_over_threshold_duration=self.min_over_threshold_s,
+    def initial_limiter(self) -> LoadLimiter:
+        return LoadLimiter(threshold_normal=self.load_limit_w, min_over_threshold_duration=self.min_over_threshold_s,
                        min_under_threshold_duration=self.min_under_threshold_s)

@@ -1,7 +1,7 @@
 """Disconnect control (class 70), the relay policy and the limiter (class 71).
 
 The expected control-mode behaviour is written here as literal data copied from
-the table in /work/shared/dlms/NOTES.md, not taken from firmware.relay, so the
+the class-70 table as the Blue Book gives it, not taken from firmware.relay, so the
 tests check the code against the standard's table and not against itself.
 """
 
@@ -15,10 +15,10 @@ from bijli.firmware.errors import ConfigError
 from bijli.firmware.events import EventCode
 from bijli.firmware.relay import (
     Cause,
-    ControlState,
-    DisconnectControl,
+    RelayState,
+    RelayControl,
     EmergencyProfile,
-    Limiter,
+    LoadLimiter,
     LimiterAction,
     Refusal,
     RelayError,
@@ -74,7 +74,7 @@ def reference(mode, state, trigger):
 
 
 def control(mode, state):
-    return DisconnectControl(mode, ControlState[state.upper()])
+    return RelayControl(mode, RelayState[state.upper()])
 
 
 def valid_states(mode):
@@ -94,10 +94,10 @@ def check_one(mode, state, trigger):
     else:
         letter, dst = ref
         assert transition is Transition(letter)
-        assert after.control_state is ControlState[dst.upper()]
+        assert after.control_state is RelayState[dst.upper()]
         assert after.last_transition is Transition(letter)
         assert before.refusal(Trigger(trigger)) is None
-    assert after.output_state == (after.control_state is ControlState.CONNECTED)
+    assert after.output_state == (after.control_state is RelayState.CONNECTED)
 
 
 def test_every_mode_state_trigger_triple():
@@ -128,23 +128,23 @@ def test_random_trigger_sequences_follow_notes(mode, start, triggers):
         else:
             assert transition is Transition(ref[0])
             state = ref[1]
-        assert c.control_state is ControlState[state.upper()]
+        assert c.control_state is RelayState[state.upper()]
         assert c.output_state == (state == "connected")
-    assert DisconnectControl.from_dict(c.to_dict()) == c
+    assert RelayControl.from_dict(c.to_dict()) == c
 
 
 def test_mode_0_is_always_connected():
-    c = DisconnectControl(0)
+    c = RelayControl(0)
     assert c.output_state
     for trig in Trigger:
         after, t = c.apply(trig)
         assert t is None and after.output_state
         assert c.refusal(trig) is Refusal.MODE_FORBIDS
     with pytest.raises(RelayError):
-        DisconnectControl(0, ControlState.DISCONNECTED)
+        RelayControl(0, RelayState.DISCONNECTED)
     # switching to mode 0 closes the relay
-    opened = DisconnectControl(1, ControlState.DISCONNECTED)
-    assert opened.with_mode(0).control_state is ControlState.CONNECTED
+    opened = RelayControl(1, RelayState.DISCONNECTED)
+    assert opened.with_mode(0).control_state is RelayState.CONNECTED
     # no input opens the relay in mode 0
     c2, steps = settle(c, RelayInputs(supply_allowed=False, limiter_over=True, tamper=True, button=True),
                        RelayPolicy(disconnect_on_tamper=True))
@@ -152,28 +152,28 @@ def test_mode_0_is_always_connected():
 
 
 def test_refusal_kinds():
-    assert DisconnectControl(3).refusal(Trigger.MANUAL_DISCONNECT) is Refusal.MODE_FORBIDS
-    assert DisconnectControl(1).refusal(Trigger.LOCAL_RECONNECT) is Refusal.MODE_FORBIDS
-    off = DisconnectControl(6, ControlState.DISCONNECTED)
+    assert RelayControl(3).refusal(Trigger.MANUAL_DISCONNECT) is Refusal.MODE_FORBIDS
+    assert RelayControl(1).refusal(Trigger.LOCAL_RECONNECT) is Refusal.MODE_FORBIDS
+    off = RelayControl(6, RelayState.DISCONNECTED)
     assert off.refusal(Trigger.REMOTE_DISCONNECT) is Refusal.NOT_FROM_STATE
 
 
 def test_bad_mode_and_bad_records():
     with pytest.raises(ConfigError):
-        DisconnectControl(7)
+        RelayControl(7)
     with pytest.raises(ConfigError):
-        DisconnectControl(True)
+        RelayControl(True)
     with pytest.raises(ConfigError):
-        DisconnectControl(6).with_mode(-1)
+        RelayControl(6).with_mode(-1)
     for bad in ({}, {"control_mode": 6, "control_state": 9}, {"control_mode": "x", "control_state": 1},
                 {"control_mode": 6, "control_state": 1, "last_transition": "z"}, None):
         with pytest.raises(RelayError):
-            DisconnectControl.from_dict(bad)
+            RelayControl.from_dict(bad)
 
 
 def test_default_mode_is_6():
-    assert DisconnectControl().control_mode == 6
-    assert DisconnectControl().output_state
+    assert RelayControl().control_mode == 6
+    assert RelayControl().output_state
 
 
 # ------------------------------------------------------------------ policy
@@ -185,10 +185,10 @@ T0 = datetime(2024, 3, 1, 10, 0)
 
 @pytest.mark.parametrize("mode", [5, 6])
 def test_recharge_reconnects_at_once_in_modes_5_6(mode):
-    c, steps = settle(DisconnectControl(mode), NO_CREDIT)
+    c, steps = settle(RelayControl(mode), NO_CREDIT)
     assert [s.transition for s in steps] == [Transition.G]
     assert steps[0].decision.cause is Cause.PREPAID
-    assert c.control_state is ControlState.READY_FOR_RECONNECTION and not c.output_state
+    assert c.control_state is RelayState.READY_FOR_RECONNECTION and not c.output_state
     ev = control_event(steps[0], T0)
     assert ev.code == EventCode.LOAD_SWITCH_DISCONNECTED == 301 and "credit exhausted" in ev.detail
     # still no credit: nothing moves, a button press does not help
@@ -203,10 +203,10 @@ def test_recharge_reconnects_at_once_in_modes_5_6(mode):
 
 @pytest.mark.parametrize("mode", [1, 2, 3, 4])
 def test_recharge_then_one_button_press_in_modes_1_to_4(mode):
-    c, _ = settle(DisconnectControl(mode), NO_CREDIT)
-    assert c.control_state is ControlState.READY_FOR_RECONNECTION
+    c, _ = settle(RelayControl(mode), NO_CREDIT)
+    assert c.control_state is RelayState.READY_FOR_RECONNECTION
     c, steps = settle(c, CREDIT)  # recharged: ready, waiting for the customer
-    assert steps == () and c.control_state is ControlState.READY_FOR_RECONNECTION
+    assert steps == () and c.control_state is RelayState.READY_FOR_RECONNECTION
     c, steps = settle(c, RelayInputs(button=True))  # ONE press
     assert [s.transition for s in steps] == [Transition.E]
     assert c.output_state
@@ -214,14 +214,14 @@ def test_recharge_then_one_button_press_in_modes_1_to_4(mode):
 
 @pytest.mark.parametrize("mode", [1, 2, 3, 4, 5, 6])
 def test_button_before_recharge_is_ignored(mode):
-    c, _ = settle(DisconnectControl(mode), NO_CREDIT)
+    c, _ = settle(RelayControl(mode), NO_CREDIT)
     c2, steps = settle(c, RelayInputs(supply_allowed=False, button=True))
     assert steps == () and c2 == c
 
 
 def test_mode_6_button_does_not_disconnect_mode_5_does():
-    assert decide(DisconnectControl(6), RelayInputs(button=True)) is None
-    c, steps = settle(DisconnectControl(5), RelayInputs(button=True))
+    assert decide(RelayControl(6), RelayInputs(button=True)) is None
+    c, steps = settle(RelayControl(5), RelayInputs(button=True))
     assert [s.transition for s in steps] == [Transition.F]
     # the customer switched off: a clear local state does not switch back on
     assert settle(c, CREDIT) == (c, ())
@@ -230,7 +230,7 @@ def test_mode_6_button_does_not_disconnect_mode_5_does():
 
 
 def test_remote_disconnect_wins_over_recharge():
-    c, _ = settle(DisconnectControl(6), NO_CREDIT)
+    c, _ = settle(RelayControl(6), NO_CREDIT)
     c, steps = settle(c, RelayInputs(supply_allowed=False, remote=Trigger.REMOTE_DISCONNECT))
     assert [s.transition for s in steps] == [Transition.C]
     assert settle(c, CREDIT) == (c, ())  # recharge does not undo the utility's disconnect
@@ -243,14 +243,14 @@ def test_remote_disconnect_wins_over_recharge():
 
 
 def test_remote_reconnect_without_credit_is_followed_by_local_disconnect():
-    c = DisconnectControl(2, ControlState.DISCONNECTED)
+    c = RelayControl(2, RelayState.DISCONNECTED)
     c, steps = settle(c, RelayInputs(supply_allowed=False, remote=Trigger.REMOTE_RECONNECT))
     assert [s.transition for s in steps] == [Transition.A, Transition.G]
     assert not c.output_state
 
 
 def test_refused_remote_is_reported():
-    c = DisconnectControl(6, ControlState.DISCONNECTED)
+    c = RelayControl(6, RelayState.DISCONNECTED)
     c2, steps = settle(c, RelayInputs(remote=Trigger.REMOTE_DISCONNECT))
     assert c2 == c and len(steps) == 1 and steps[0].transition is None
     assert control_event(steps[0], T0) is None
@@ -260,8 +260,8 @@ def test_refused_remote_is_reported():
 
 def test_tamper_disconnects_only_when_configured():
     inputs = RelayInputs(tamper=True)
-    assert settle(DisconnectControl(6), inputs)[1] == ()
-    c, steps = settle(DisconnectControl(6), inputs, RelayPolicy(disconnect_on_tamper=True))
+    assert settle(RelayControl(6), inputs)[1] == ()
+    c, steps = settle(RelayControl(6), inputs, RelayPolicy(disconnect_on_tamper=True))
     assert steps[0].decision.cause is Cause.TAMPER and not c.output_state
 
 
@@ -280,7 +280,7 @@ inputs_st = st.builds(
 def test_policy_invariants(mode, inputs_seq, tamper_policy):
     policy = RelayPolicy(disconnect_on_tamper=tamper_policy)
     allowed = set("".join(NOTES_MODES[mode]))
-    c = DisconnectControl(mode)
+    c = RelayControl(mode)
     for inputs in inputs_seq:
         before = c
         c, steps = settle(c, inputs, policy)
@@ -293,7 +293,7 @@ def test_policy_invariants(mode, inputs_seq, tamper_policy):
         elif causes:
             assert not c.output_state  # a local cause never leaves the supply on
         elif mode in (5, 6) and inputs.remote is None and before.last_transition is Transition.G \
-                and before.control_state is ControlState.READY_FOR_RECONNECTION:
+                and before.control_state is RelayState.READY_FOR_RECONNECTION:
             assert c.output_state  # cleared local cause: back at once
         assert settle(c, RelayInputs(**{**inputs.__dict__, "remote": None, "button": False}), policy)[1] == ()
 
@@ -316,7 +316,7 @@ def feed(lim, samples):
 
 
 def test_limiter_min_over_and_under_durations():
-    lim = Limiter(threshold_normal=2000, min_over_threshold_duration=60, min_under_threshold_duration=300)
+    lim = LoadLimiter(threshold_normal=2000, min_over_threshold_duration=60, min_under_threshold_duration=300)
     lim, acts = feed(lim, [(0, 2500), (30, 2600), (59, 2600)])
     assert acts == [] and not lim.over
     lim, acts = feed(lim, [(60, 2600)])
@@ -328,19 +328,19 @@ def test_limiter_min_over_and_under_durations():
 
 
 def test_limiter_dip_restarts_the_timer():
-    lim = Limiter(threshold_normal=2000, min_over_threshold_duration=60)
+    lim = LoadLimiter(threshold_normal=2000, min_over_threshold_duration=60)
     lim, acts = feed(lim, [(0, 2500), (50, 1900), (51, 2500), (110, 2500)])
     assert acts == []
     lim, acts = feed(lim, [(111, 2500)])
     assert acts == [(111, LimiterAction.OVER_THRESHOLD)]
     # exactly at the threshold is not over
-    lim2, acts = feed(Limiter(threshold_normal=2000, min_over_threshold_duration=0), [(0, 2000)])
+    lim2, acts = feed(LoadLimiter(threshold_normal=2000, min_over_threshold_duration=0), [(0, 2000)])
     assert acts == []
 
 
 def test_limiter_emergency_profile():
     ep = EmergencyProfile(id=7, activation_time=at(100), duration=200)
-    lim = Limiter(threshold_normal=2000, threshold_emergency=1000, min_over_threshold_duration=0,
+    lim = LoadLimiter(threshold_normal=2000, threshold_emergency=1000, min_over_threshold_duration=0,
                   min_under_threshold_duration=0, emergency_profile=ep, emergency_profile_group_id_list=(3, 7))
     lim, acts = feed(lim, [(0, 1500)])
     assert acts == [] and lim.threshold_active == 2000 and not lim.emergency_profile_active
@@ -353,47 +353,47 @@ def test_limiter_emergency_profile():
     assert not lim.emergency_profile_active and lim.threshold_active == 2000
     assert acts == [(300, LimiterAction.UNDER_THRESHOLD)]
     # an emergency profile whose id is not in the group list never applies
-    other = Limiter(threshold_normal=2000, threshold_emergency=1000, min_over_threshold_duration=0,
+    other = LoadLimiter(threshold_normal=2000, threshold_emergency=1000, min_over_threshold_duration=0,
                     emergency_profile=ep, emergency_profile_group_id_list=(1,))
     other, acts = feed(other, [(150, 1500)])
     assert acts == [] and not other.emergency_profile_active
 
 
 def test_limiter_no_limit_and_sts_power_limit():
-    lim = Limiter(min_over_threshold_duration=0, min_under_threshold_duration=0)
+    lim = LoadLimiter(min_over_threshold_duration=0, min_under_threshold_duration=0)
     lim, acts = feed(lim, [(0, 10**6)])
     assert acts == []
     lim = lim.set_max_power_limit(3000)
     assert lim.threshold_normal == 3000 == lim.threshold_active
     lim, acts = feed(lim, [(1, 3500)])
     assert acts == [(1, LimiterAction.OVER_THRESHOLD)]
-    lim = Limiter.from_dict({**lim.to_dict(), "threshold_normal": None})
+    lim = LoadLimiter.from_dict({**lim.to_dict(), "threshold_normal": None})
     lim, acts = feed(lim, [(2, 3500)])  # limit lifted: released at once
     assert acts == [(2, LimiterAction.UNDER_THRESHOLD)]
     with pytest.raises(ConfigError):
         lim.set_max_power_limit(-1)
     with pytest.raises(ConfigError):
-        Limiter(min_over_threshold_duration=1.5)
+        LoadLimiter(min_over_threshold_duration=1.5)
 
 
 def test_limiter_round_trips_through_storage(tmp_path):
     ep = EmergencyProfile(2, at(10), 3600)
-    lim = Limiter(threshold_normal=2000, threshold_emergency=500, emergency_profile=ep,
+    lim = LoadLimiter(threshold_normal=2000, threshold_emergency=500, emergency_profile=ep,
                   emergency_profile_group_id_list=(2,))
     lim, _ = feed(lim, [(20, 900)])  # emergency running, over timer started
     assert lim.since == at(20) and lim.emergency_profile_active
     s = Storage.open(tmp_path)
     with s.transaction() as tx:
         tx.put("limiter", lim.to_dict())
-        tx.put("relay", DisconnectControl(3, ControlState.READY_FOR_RECONNECTION, Transition.G).to_dict())
+        tx.put("relay", RelayControl(3, RelayState.READY_FOR_RECONNECTION, Transition.G).to_dict())
     s.close()
     s = Storage.open(tmp_path)
-    assert Limiter.from_dict(s.get("limiter")) == lim
-    assert DisconnectControl.from_dict(s.get("relay")) == DisconnectControl(
-        3, ControlState.READY_FOR_RECONNECTION, Transition.G)
+    assert LoadLimiter.from_dict(s.get("limiter")) == lim
+    assert RelayControl.from_dict(s.get("relay")) == RelayControl(
+        3, RelayState.READY_FOR_RECONNECTION, Transition.G)
     s.close()
     with pytest.raises(RelayError):
-        Limiter.from_dict({"threshold_normal": 5})
+        LoadLimiter.from_dict({"threshold_normal": 5})
 
 
 @settings(max_examples=200)
@@ -402,7 +402,7 @@ def test_limiter_round_trips_through_storage(tmp_path):
     st.lists(st.tuples(st.integers(1, 90), st.integers(0, 4000)), max_size=60),
 )
 def test_limiter_actions_alternate_and_respect_durations(over_s, under_s, samples):
-    lim = Limiter(threshold_normal=2000, min_over_threshold_duration=over_s, min_under_threshold_duration=under_s)
+    lim = LoadLimiter(threshold_normal=2000, min_over_threshold_duration=over_s, min_under_threshold_duration=under_s)
     t = 0
     last = LimiterAction.UNDER_THRESHOLD
     history = []  # (t, value)
@@ -428,8 +428,8 @@ def test_limiter_actions_alternate_and_respect_durations(over_s, under_s, sample
 
 @pytest.mark.parametrize("mode,button_needed", [(6, False), (5, False), (3, True), (1, True)])
 def test_limiter_drives_the_relay(mode, button_needed):
-    lim = Limiter(threshold_normal=2000, min_over_threshold_duration=60, min_under_threshold_duration=300)
-    relay = DisconnectControl(mode)
+    lim = LoadLimiter(threshold_normal=2000, min_over_threshold_duration=60, min_under_threshold_duration=300)
+    relay = RelayControl(mode)
     load = 2500
     t = 0
     events = []

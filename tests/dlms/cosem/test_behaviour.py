@@ -38,10 +38,10 @@ def refused(fn, *args) -> int:
 
 
 class Relay:
-    """Holds a firmware.relay.DisconnectControl and exposes the class-70 bindings."""
+    """Holds a firmware.relay.RelayControl and exposes the class-70 bindings."""
 
     def __init__(self, mode: int):
-        self.state = relay.DisconnectControl(control_mode=mode)
+        self.state = relay.RelayControl(control_mode=mode)
 
     def trigger(self, t: relay.Trigger) -> bool:
         self.state, transition = self.state.apply(t)
