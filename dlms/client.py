@@ -9,7 +9,7 @@ session over an :class:`ApduTransport` (one APDU out, one APDU back), following
 GET datablocks, ACTION pblocks and general-block-transfer, and sending long SET
 or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
 over TCP or a serial line with the optional IEC 62056-21 mode E opening) do
-I/O, so they live with the other I/O shells in ``tools.links``; anything with
+I/O, so they live with the other I/O shells in ``tools.node.links``; anything with
 a blocking ``request(apdu) -> apdu`` will do, including a server in-process.
 """
 
@@ -248,7 +248,7 @@ def _raise_exception(resp) -> None:
 
 
 class Client:
-    """A blocking client over one transport (``tools.links.open_client_transport``)."""
+    """A blocking client over one transport (``tools.node.links.open_client_transport``)."""
 
     def __init__(self, transport: ApduTransport, settings: ClientSettings | None = None):
         self.transport = transport

@@ -137,7 +137,7 @@ SAP_ASSIGNMENT = Obis(0, 0, 41, 0, 0, 255)
 UTILITY_INVOCATION_COUNTER = Obis(0, 0, 43, 1, 3, 255)
 PUSH_SETUP = Obis(0, 0, 25, 9, 0, 255)
 
-# the HDLC link the meter serves (tools.links uses the same figures; a test checks they agree)
+# the HDLC link the meter serves (tools.node.links uses the same figures; a test checks they agree)
 HDLC_MAX_INFO = 1024
 HDLC_WINDOW = 1
 HDLC_INTER_OCTET_MS = 25
@@ -775,7 +775,7 @@ def _communication_setup(meter: "Meter", tcp_port: "int | Callable[[], int]") ->
         SapAssignmentObject(SAP_ASSIGNMENT, sap_assignment_list=(
             SapAssignment(1, meter.config.identity.ldn.encode("ascii")),)),
         # the optical port: an IEC 62056-21 sign-on at 300 baud (any address, no
-        # passwords) that mode E turns into HDLC at 9600 (tools.links, --optical)
+        # passwords) that mode E turns into HDLC at 9600 (tools.node.links, --optical)
         IecLocalPortSetup(IEC_LOCAL_PORT_SETUP, default_mode=0, default_baud=BaudRate.B300,
                           prop_baud=BaudRate.B9600, response_time=1),
     ]

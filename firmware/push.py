@@ -6,7 +6,7 @@ the IEC 62056-47 TCP wrapper, A-XDR encoded), the client SAP the notification is
 addressed to (the destination wPort), the retry settings of the Push setup
 object, and whether meter events trigger a push. :class:`PushOutbox` is sans-IO:
 the DLMS ``push`` method and the events chosen in :data:`PUSH_EVENTS` only queue a
-*reason*; the I/O shell (``tools/push.py``) takes the queue, asks the attached
+*reason*; the I/O shell (``tools/node/push.py``) takes the queue, asks the attached
 builder for the DataNotification at sending time (so it carries the values after
 the step that caused it has been committed) and delivers it with retries.
 """

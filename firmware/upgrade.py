@@ -8,7 +8,7 @@ blocks, verifies the whole image (size, SHA-256, and an Ed25519 or ECDSA P-256
 signature by the key in the ``[upgrade]`` config table), and activates it by
 installing the payload beside the running build and recording it as
 *pending*. Which build actually runs is the launcher's business
-(``tools.launcher``); it tells this module what happened through
+(``tools.node.launcher``); it tells this module what happened through
 :func:`record_start`, :func:`promote` and :func:`fail_pending`. Time is
 passed in (``now``): the firmware never reads the clock.
 

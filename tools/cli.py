@@ -9,15 +9,15 @@ import sys
 # sub-command modules, each exposing register(subparsers); a module that is
 # missing (an optional part not installed) simply does not add its command
 COMMANDS = (
-    "bijli.tools.meter_cmd",
-    "bijli.tools.console_cmd",
-    "bijli.tools.dlms_cmd",
-    "bijli.tools.token_cmd",
-    "bijli.tools.testbench",
-    "bijli.tools.bench",
-    "bijli.tools.flash",
-    "bijli.tools.upgrade_cmd",
-    "bijli.tools.fleet_cmd",
+    "bijli.tools.commands.meter",
+    "bijli.tools.commands.console",
+    "bijli.tools.commands.dlms",
+    "bijli.tools.commands.token",
+    "bijli.tools.commands.testbench",
+    "bijli.tools.commands.bench",
+    "bijli.tools.commands.flash",
+    "bijli.tools.commands.upgrade",
+    "bijli.tools.commands.fleet",
 )
 
 

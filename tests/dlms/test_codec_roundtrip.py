@@ -320,7 +320,7 @@ def test_every_apdu_class_has_a_round_trip_strategy():
 
 
 def test_bench_load_profile_shape_and_hot_path():
-    from bijli.tools import bench_dlms
+    from bijli.tools.bench import dlms as bench_dlms
 
     profile = bench_dlms._load_profile()
     assert len(profile.value) == 96

@@ -184,7 +184,7 @@ def test_activity_calendar_shows_the_time_of_day_tariff(rig):
 
 
 def test_communication_setup_matches_the_links_the_meter_serves(rig):
-    from bijli.tools import links
+    from bijli.tools.node import links
 
     hdlc = rig.index[fo.HDLC_SETUP]
     assert hdlc.value("device_address") == rig.cfg.dlms.hdlc_physical_address

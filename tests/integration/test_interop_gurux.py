@@ -1,7 +1,7 @@
 """Interoperability with the gurux-dlms client over every transport and association.
 
 The meter here is the real stack (firmware Meter, firmware.objects, dlms.server
-with security suite 0) served by the real I/O shells of tools.links on an
+with security suite 0) served by the real I/O shells of tools.node.links on an
 asyncio loop in a thread: the wrapper on TCP, HDLC on TCP, and HDLC on two real
 pseudo-terminal pairs (one plain at 9600, one optical with the mode E opening
 at 300 baud). gurux, a client we did not write, connects to each with the
@@ -32,8 +32,8 @@ from bijli.firmware.objects import build_objects, policies  # noqa: E402
 from bijli.firmware.storage import Storage  # noqa: E402
 from bijli.hal import tcp  # noqa: E402
 from tests.peers.gurux_client import GuruxPeer, SerialTransport, TcpTransport  # noqa: E402
-from bijli.tools import config as config_mod  # noqa: E402
-from bijli.tools import links  # noqa: E402
+from bijli.tools.node import config as config_mod  # noqa: E402
+from bijli.tools.node import links  # noqa: E402
 
 START = datetime(2024, 6, 17, 10, 0, 0)
 

@@ -33,9 +33,9 @@ from bijli.dlms.server import Server
 from bijli.firmware.upgrade import (ImageStore, UpgradeConfig, generate_private_key, load_private_key, load_state,
                               public_key_pem, sign_image, upgrade_objects)
 from bijli.hal import tcp
-from bijli.tools import links
+from bijli.tools.node import links
 from bijli.tools.rig.wheel import build_wheel
-from bijli.tools.upgrade_cmd import UpgradeCommandError, send_image
+from bijli.tools.commands.upgrade import UpgradeCommandError, send_image
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2024, 6, 17, 10, 0, 0)

@@ -9,7 +9,7 @@ import pytest
 
 from bijli.firmware.errors import ConfigError
 from tests.conftest import ROOT
-from bijli.tools import config
+from bijli.tools.node import config
 
 
 @pytest.mark.parametrize("toml, key", [

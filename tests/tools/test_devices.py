@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from bijli.firmware.events import EventCode, LogKind
 from bijli.firmware.meter import Meter, MeterConfig
 from bijli.firmware.storage import Storage
-from bijli.tools.config import HalConfig
-from bijli.tools.devices import Devices
+from bijli.tools.node.config import HalConfig
+from bijli.tools.node.devices import Devices
 
 NOON = datetime(2024, 6, 3, 12, 0)  # a Monday, outside friendly hours
 

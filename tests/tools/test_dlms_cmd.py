@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from bijli.tools.dlms_cmd import UsageError, parse_ref, parse_value
+from bijli.tools.commands.dlms import UsageError, parse_ref, parse_value
 from bijli.dlms import axdr
 from bijli.dlms.obis import Obis
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bijli.tools import flash, rig
+from bijli.tools.commands import flash
+from bijli.tools import rig
 from bijli.tools.rig.wheel import build_wheel
 
 MAIN = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ EXPECTED = [
 
 
 def run_flash(*args):
-    return subprocess.run([sys.executable, "-m", "bijli.tools.flash", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "bijli.tools.commands.flash", *map(str, args)],
                           cwd=MAIN, capture_output=True, text=True, timeout=60)
 
 
@@ -225,7 +226,7 @@ def test_wheel_is_reproducible_and_installable(tmp_path):
         assert zf.testzip() is None
         entry_points = zf.read("bijli-0.1.0.dist-info/entry_points.txt").decode()
         metadata = zf.read("bijli-0.1.0.dist-info/METADATA").decode()
-    assert "bijli/tools/flash.py" in names and "bijli/hal/serial.py" in names and "bijli/tools/rig/__init__.py" in names
+    assert "bijli/tools/commands/flash.py" in names and "bijli/hal/serial.py" in names and "bijli/tools/rig/__init__.py" in names
     assert {n.split("/")[0] for n in names} == {"bijli", "bijli-0.1.0.dist-info"}
     assert not any("__pycache__" in n or n.startswith("tests/") for n in names)
     assert "bijli = bijli.tools.cli:main" in entry_points

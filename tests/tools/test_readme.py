@@ -6,7 +6,7 @@ import re
 import tomllib
 
 from tests.conftest import ROOT
-from bijli.tools import config
+from bijli.tools.node import config
 
 
 def test_readme_config_example_is_valid_and_matches_the_defaults():

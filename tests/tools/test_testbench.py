@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bijli.firmware.metrology import PhaseCalibration
-from bijli.tools import bench_metrology, testbench
-from bijli.tools.testbench import BenchOptions, load_points, run_all
+from bijli.tools.bench import metrology as bench_metrology
+from bijli.tools.commands import testbench
+from bijli.tools.commands.testbench import BenchOptions, load_points, run_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,16 +89,16 @@ def test_cli_in_process_table_and_json(capsys):
 
 
 def test_cli_subprocess_exit_status():
-    ok = subprocess.run([sys.executable, "-m", "bijli.tools.testbench", "--json", "--seconds", "0.5"],
+    ok = subprocess.run([sys.executable, "-m", "bijli.tools.commands.testbench", "--json", "--seconds", "0.5"],
                         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     doc = json.loads(ok.stdout)
     assert doc["passed"] and len(doc["results"]) == 14
-    bad = subprocess.run([sys.executable, "-m", "bijli.tools.testbench", "--seconds", "0.5", "--i-gain", "1.05",
+    bad = subprocess.run([sys.executable, "-m", "bijli.tools.commands.testbench", "--seconds", "0.5", "--i-gain", "1.05",
                           "--only", "accuracy"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert "FAIL" in bad.stdout and "0 passed, 12 failed" in bad.stdout
-    err = subprocess.run([sys.executable, "-m", "bijli.tools.testbench", "--phases", "3", "--ib", "100", "--imax", "50"],
+    err = subprocess.run([sys.executable, "-m", "bijli.tools.commands.testbench", "--phases", "3", "--ib", "100", "--imax", "50"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert err.returncode == 2 and "metrology.max_current" in err.stderr
 

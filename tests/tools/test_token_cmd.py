@@ -13,7 +13,7 @@ import pytest
 from bijli.firmware.sts.config import StsConfig
 from bijli.firmware.sts.decoder import decode
 from bijli.firmware.sts.results import TokenResultCode
-from bijli.tools import token_cmd
+from bijli.tools.commands import token as token_cmd
 
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((REPO / "tests" / "firmware" / "sts" / "data" / "vectors.json").read_text())
@@ -131,10 +131,10 @@ def _subprocess(module, *argv):
 
 def test_subprocess_round_trip():
     v = CREDIT[1]
-    p = _subprocess("bijli.tools.token_cmd", "vend", *key_flags(v), "credit", "--kwh", "0.1", "--time", v["time"],
+    p = _subprocess("bijli.tools.commands.token", "vend", *key_flags(v), "credit", "--kwh", "0.1", "--time", v["time"],
                     "--rnd", str(v["rnd"]))
     assert p.returncode == 0 and p.stdout.split()[0] == v["token"]
-    p = _subprocess("bijli.tools.token_cmd", "decode", *key_flags(v), "--json", v["token"])
+    p = _subprocess("bijli.tools.commands.token", "decode", *key_flags(v), "--json", v["token"])
     assert p.returncode == 0 and json.loads(p.stdout)["tid"] == v["tid"]
 
 

@@ -23,7 +23,7 @@ from bijli.dlms.cosem.data import Register
 from bijli.dlms.obis import Obis
 from bijli.dlms.security import SecuritySettings
 from bijli.dlms.server import Server
-from bijli.tools.bench import BenchResult, rate
+from bijli.tools.commands.bench import BenchResult, rate
 
 REGISTER = Obis(1, 0, 1, 8, 0, 255)
 _CONF = (Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
@@ -79,7 +79,7 @@ def _tcp_rate(sap: int = 16, depth: int = 16, seconds: float = 1.0) -> float:
     HLS-GMAC), then ``depth`` requests are kept in flight, each ciphered with a fresh
     invocation counter when the association is ciphered."""
     from bijli.hal import tcp
-    from bijli.tools.links import SocketLine, WrapperTransport, wrapper_session
+    from bijli.tools.node.links import SocketLine, WrapperTransport, wrapper_session
 
     server = _server()
     loop = asyncio.new_event_loop()
@@ -136,6 +136,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from bijli.tools.bench import format_rows
+    from bijli.tools.commands.bench import format_rows
 
     print(format_rows(bench()))

@@ -15,7 +15,7 @@ from bijli.dlms.link.hdlc import (
     decode_frame,
     encode_frame,
 )
-from bijli.tools.bench import BenchResult, rate
+from bijli.tools.commands.bench import BenchResult, rate
 
 _SERVER = HdlcAddress(1, 16)
 _CLIENT = HdlcAddress(16)
@@ -67,6 +67,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from bijli.tools.bench import format_rows
+    from bijli.tools.commands.bench import format_rows
 
     print(format_rows(bench()))

@@ -23,7 +23,7 @@ from bijli.hal.pins import MeterPins, PinEventKind, make_factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
-    from bijli.tools.config import HalConfig
+    from bijli.tools.node.config import HalConfig
 
 MAX_PULSES_PER_TICK = 20  # the LED can blink only so fast; the count is kept by metrology
 
@@ -38,7 +38,7 @@ class Devices:
         self.keypad = KeypadEntry() if hal.keypad != "none" else None
         self.matrix = None
         if hal.keypad.startswith("matrix:"):
-            from bijli.tools.config import keypad_pins
+            from bijli.tools.node.config import keypad_pins
 
             rows, cols = keypad_pins(hal.keypad)
             factory = self.pins.factory if self.pins is not None else make_factory(hal.pin_factory)

@@ -96,7 +96,7 @@ async def run(outbox: PushOutbox, now: Callable[[], datetime], stopping: asyncio
 
 
 async def serve(node, stopping: asyncio.Event) -> None:
-    """Push for a running meter (a :class:`tools.node.MeterNode`: its meter, object list
+    """Push for a running meter (a :class:`tools.node.meter_node.MeterNode`: its meter, object list
     and DLMS server) until ``stopping``."""
     outbox = push_outbox(node.objects)
     attach_push(node.meter, outbox, node.server)

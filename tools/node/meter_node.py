@@ -114,7 +114,7 @@ class MeterNode:
         self.console = Console(self.meter, self)
 
     def attach_devices(self, devices) -> None:
-        """Pins, LCD and keypad (:class:`tools.devices.Devices`): the relay drives the
+        """Pins, LCD and keypad (:class:`tools.node.devices.Devices`): the relay drives the
         coil from now on, and the console learns ``k`` and ``lcd``."""
         self.devices = devices
         devices.relay_changed(self.meter.relay.output_state)

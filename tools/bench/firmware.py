@@ -17,7 +17,7 @@ from bijli.firmware.meter import Meter, MeterConfig
 from bijli.firmware.storage import Storage
 from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.samples import SyntheticSource
-from bijli.tools.bench import BenchResult
+from bijli.tools.commands.bench import BenchResult
 
 START = datetime(2024, 6, 1)
 
@@ -69,6 +69,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from bijli.tools.bench import format_rows
+    from bijli.tools.commands.bench import format_rows
 
     print(format_rows(bench()))

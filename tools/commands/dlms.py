@@ -4,7 +4,7 @@ Each command opens one association with a meter (ours or any IEC 62056 meter)
 over the TCP wrapper, HDLC over TCP, or a serial line with the optional mode E
 opening, does its one job through :class:`dlms.client.Client`, releases and
 prints the result as text or JSON. The connection comes from
-``tools.links.open_client_transport``; everything protocol is in ``dlms``.
+``tools.node.links.open_client_transport``; everything protocol is in ``dlms``.
 
 Typed values (``write`` and ``call``) are ``TYPE:VALUE``; see VALUE_HELP.
 """
@@ -230,7 +230,7 @@ class _Bar:
 
 
 def connect(args) -> Client:
-    from bijli.tools.links import open_client_transport
+    from bijli.tools.node.links import open_client_transport
 
     try:
         ek, ak, title = bytes.fromhex(args.key), bytes.fromhex(args.auth_key), bytes.fromhex(args.system_title)

@@ -1,6 +1,6 @@
 """A fleet of meters in one process: N meter nodes under one clock and one metering tick.
 
-Each member is a full :class:`~tools.node.MeterNode` with an identity of its own,
+Each member is a full :class:`~tools.node.meter_node.MeterNode` with an identity of its own,
 derived from the base configuration: serial ``<manufacturer><7 digits>`` (the base
 serial's number plus the member's index), hence its own logical device name and
 DLMS server system title (IEC 62056-5-3 clause 9.2.4.8.3: manufacturer id and
@@ -29,11 +29,11 @@ from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
 from bijli.firmware.sts.keys import Pan
 from bijli.hal.clock import Clock
-from bijli.tools import config as config_mod
-from bijli.tools import household
-from bijli.tools.config import PIN_ROLES
-from bijli.tools.devices import Devices
-from bijli.tools.node import ClockView, MeterNode, open_samples
+from bijli.tools.node import config as config_mod
+from bijli.tools.node import household
+from bijli.tools.node.config import PIN_ROLES
+from bijli.tools.node.devices import Devices
+from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 # Per tick a member measures this much of its waveform and integrates the rest of
 # the gap at the same steady load: a fleet's loads are synthetic and constant

@@ -26,7 +26,7 @@ from pathlib import Path
 from bijli.tools import rig
 from bijli.tools.rig.wheel import WheelError, build_wheel, project_metadata
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # tools/commands/flash.py -> the source tree
 
 UNIT_DIR = "etc/systemd/system"
 WANTS_DIR = f"{UNIT_DIR}/multi-user.target.wants"

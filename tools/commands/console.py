@@ -6,7 +6,7 @@ prints the meter's reply and exits (status 1 if a reply is an error), and
 without them it relays this terminal's lines until end of input.
 
 The meter's serial console answers every line with its reply and a ``> ``
-prompt (``tools/meter_cmd.py``), which is how a reply's end is found here.
+prompt (``tools/commands/meter.py``), which is how a reply's end is found here.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def mark_healthy(state_dir: "str | Path") -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tools.launcher meter ARGS``: the launcher, then `bijli meter ARGS` (for a
+    """``python -m bijli.tools.node.launcher meter ARGS``: the launcher, then `bijli meter ARGS` (for a
     unit file or a test that wants the launcher whatever `bijli meter` itself does)."""
     from bijli.tools import cli
 

@@ -23,12 +23,12 @@ from bijli.firmware.errors import FirmwareError
 from bijli.hal import tcp
 from bijli.hal.clock import Clock, RealClock, SimClock
 from bijli.hal.errors import HalError
-from bijli.tools import config as config_mod
-from bijli.tools import household
-from bijli.tools import push as push_shell
-from bijli.tools.fleet import Fleet
-from bijli.tools.links import wrapper_session
-from bijli.tools.node import TICK, stdio_console
+from bijli.tools.node import config as config_mod
+from bijli.tools.node import household
+from bijli.tools.node import push as push_shell
+from bijli.tools.node.fleet import Fleet
+from bijli.tools.node.links import wrapper_session
+from bijli.tools.node.meter_node import TICK, stdio_console
 
 log = logging.getLogger("bijli.fleet")
 

@@ -17,9 +17,9 @@ from typing import Callable, Iterable
 
 # area name -> "module:function" returning an iterable of BenchResult
 AREAS: dict[str, list[str]] = {
-    "dlms": ["bijli.tools.bench_dlms:bench", "bijli.tools.bench_hdlc:bench", "bijli.tools.bench_server:bench"],
-    "sts": ["bijli.tools.bench_sts:bench"],
-    "firmware": ["bijli.tools.bench_metrology:bench", "bijli.tools.bench_firmware:bench"],
+    "dlms": ["bijli.tools.bench.dlms:bench", "bijli.tools.bench.hdlc:bench", "bijli.tools.bench.server:bench"],
+    "sts": ["bijli.tools.bench.sts:bench"],
+    "firmware": ["bijli.tools.bench.metrology:bench", "bijli.tools.bench.firmware:bench"],
 }
 
 

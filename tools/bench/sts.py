@@ -16,7 +16,7 @@ from bijli.firmware.sts.keys import Pan, VendingKeyMaterial
 from bijli.firmware.sts.state import DecoderState
 from bijli.firmware.sts.vend import vend_credit
 
-from bijli.tools.bench import BenchResult, rate
+from bijli.tools.commands.bench import BenchResult, rate
 
 _VK = {"02": bytes.fromhex("ABABABABABABABAB"), "04": bytes.fromhex("ABABABABABABABAB949494949494949401234567")}
 _ALGORITHMS = (("EA07 STA", "07", "02"), ("EA09 DES", "09", "02"), ("EA11 MISTY1", "11", "04"))
@@ -61,6 +61,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from bijli.tools.bench import format_rows
+    from bijli.tools.commands.bench import format_rows
 
     print(format_rows(bench()))

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from bijli.dlms import apdu, axdr
 from bijli.dlms.obis import Obis
-from bijli.tools.bench import BenchResult, rate
+from bijli.tools.commands.bench import BenchResult, rate
 
 GET_TARGET = 100_000
 _GET_REQUEST = apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(3, Obis(1, 0, 1, 8, 0, 255), 2)).encode()
@@ -65,6 +65,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from bijli.tools.bench import format_rows
+    from bijli.tools.commands.bench import format_rows
 
     print(format_rows(bench()))

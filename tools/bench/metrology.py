@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bijli.firmware.metrology import Metrology, MetrologyConfig
 from bijli.hal.samples import SyntheticSource
-from bijli.tools.bench import BenchResult, rate
+from bijli.tools.commands.bench import BenchResult, rate
 
 SAMPLE_RATE = 4096
 BLOCK = 1024
@@ -37,6 +37,6 @@ def bench() -> list[BenchResult]:
 
 
 if __name__ == "__main__":
-    from bijli.tools.bench import format_rows
+    from bijli.tools.commands.bench import format_rows
 
     print(format_rows(bench()))

@@ -1,7 +1,7 @@
 """`bijli meter`: run a meter: firmware + DLMS server + hal backends on one event loop.
 
 Wiring only: the clock, sample source and ports come from ``hal``, the meter
-from ``firmware``, the protocol from ``dlms``; one :class:`tools.node.MeterNode`
+from ``firmware``, the protocol from ``dlms``; one :class:`tools.node.meter_node.MeterNode`
 holds the meter, its objects, security and server. The metering loop ticks the
 node every ``TICK`` seconds of real time, which hands the firmware a block of
 samples sized to the meter time that passed, so the same loop serves a real
@@ -25,12 +25,12 @@ from bijli.hal import systemd, tcp
 from bijli.hal.clock import Clock, RealClock, SimClock
 from bijli.hal.errors import HalError
 from bijli.hal.serial import open_port
-from bijli.tools import config as config_mod
-from bijli.tools import launcher
-from bijli.tools import push as push_shell
-from bijli.tools.devices import Devices
-from bijli.tools.links import add_transport_arguments, start_transports, wrapper_session
-from bijli.tools.node import TICK, MeterNode, stdio_console
+from bijli.tools.node import config as config_mod
+from bijli.tools.node import launcher
+from bijli.tools.node import push as push_shell
+from bijli.tools.node.devices import Devices
+from bijli.tools.node.links import add_transport_arguments, start_transports, wrapper_session
+from bijli.tools.node.meter_node import TICK, MeterNode, stdio_console
 
 KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
 QUIT_LINGER = 1.0  # seconds a serial console stays open after 'quit'
@@ -63,7 +63,7 @@ def register(subparsers) -> None:
 
 
 class MeterProgram:
-    """One meter as a program: a :class:`~tools.node.MeterNode` plus what only a
+    """One meter as a program: a :class:`~tools.node.meter_node.MeterNode` plus what only a
     process running a single meter has: devices from ``[hal]``, the firmware image
     store, the upgrade health check, the systemd watchdog and the consoles."""
 

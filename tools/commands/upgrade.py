@@ -139,7 +139,7 @@ class _SendByDefault(argparse._SubParsersAction):
 
 
 def register(subparsers) -> None:
-    from bijli.tools import dlms_cmd
+    from bijli.tools.commands import dlms as dlms_cmd
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("upgrade", help="send a new bijli build to a meter (DLMS image transfer)",
@@ -205,7 +205,7 @@ def _main(args) -> int:
     except (OSError, UpgradeError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    from bijli.tools import dlms_cmd
+    from bijli.tools.commands import dlms as dlms_cmd
 
     try:
         client = dlms_cmd.connect(args)
