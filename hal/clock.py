@@ -4,14 +4,30 @@ Firmware never reads the wall clock; the tools layer hands it ``clock.now()``.
 A :class:`SimClock` starts at any instant, runs at any rate (1 = real time) and
 can be stepped or set, so a month of billing or a holiday weekend of friendly
 credit runs in seconds. Meter time is naive local time, as a meter's RTC keeps
-it; the time zone is configuration, not part of the clock.
+it. The meter's zone is its own configuration (``[meter] time_zone_minutes``),
+never the host's: a Raspberry Pi left at UTC must still cut supply at 11:00 IST,
+so :class:`RealClock` reads UTC from the host and adds the meter's offset
+(India keeps no daylight saving time, so a fixed offset is the whole rule).
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
+
+
+def utc_now() -> datetime:
+    """The host's idea of UTC, naive. Host time zone settings (TZ, /etc/localtime) do not enter."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def meter_local(when: datetime, utc_offset_minutes: int) -> datetime:
+    """``when`` as naive meter local time: an aware time is converted to the meter's zone;
+    a naive one is taken as already local."""
+    if when.tzinfo is None:
+        return when
+    return when.astimezone(timezone(timedelta(minutes=utc_offset_minutes))).replace(tzinfo=None)
 
 
 class Clock:
@@ -30,10 +46,13 @@ class Clock:
 
 
 class RealClock(Clock):
-    """Local wall-clock time. ``set`` keeps an offset (we never change the host's clock)."""
+    """Wall-clock time in the meter's own zone: host UTC plus ``utc_offset_minutes``
+    (east of Greenwich positive: IST is +330). ``set`` keeps a further offset (we never
+    change the host's clock)."""
 
-    def __init__(self, source: Callable[[], datetime] = datetime.now):
-        self._source = source
+    def __init__(self, utc_offset_minutes: int, source: Callable[[], datetime] = utc_now):
+        zone = timedelta(minutes=utc_offset_minutes)
+        self._source = lambda: source() + zone
         self._offset = timedelta(0)
 
     def now(self) -> datetime:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bijli.firmware.errors import FirmwareError
 from bijli.hal import tcp
-from bijli.hal.clock import Clock, RealClock, SimClock
+from bijli.hal.clock import Clock, RealClock, SimClock, meter_local
 from bijli.hal.errors import HalError
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
@@ -57,11 +57,12 @@ def register(subparsers) -> None:
 
 
 def _clock(args, cfg: config_mod.Config) -> Clock:
+    zone = cfg.meter.identity.time_zone_minutes
     if (args.clock or cfg.hal.clock) == "sim":
-        start = (datetime.fromisoformat(args.start).replace(tzinfo=None) if args.start
-                 else datetime.now().replace(microsecond=0))
+        start = (meter_local(datetime.fromisoformat(args.start), zone) if args.start
+                 else RealClock(zone).now().replace(microsecond=0))
         return SimClock(start, rate=args.rate)
-    return RealClock()
+    return RealClock(zone)
 
 
 async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:

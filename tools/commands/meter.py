@@ -22,7 +22,7 @@ from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.upgrade import ImageStore, upgrade_objects
 from bijli.hal import systemd, tcp
-from bijli.hal.clock import Clock, RealClock, SimClock
+from bijli.hal.clock import Clock, RealClock, SimClock, meter_local
 from bijli.hal.errors import HalError
 from bijli.hal.serial import open_port
 from bijli.tools.node import config as config_mod
@@ -70,11 +70,13 @@ class MeterProgram:
     def __init__(self, args, cfg: config_mod.Config):
         self.cfg = cfg
         clock_kind = args.clock or cfg.hal.clock
+        zone = cfg.meter.identity.time_zone_minutes  # the meter's zone, never the host's
         if clock_kind == "sim":
-            start = datetime.fromisoformat(args.start).replace(tzinfo=None) if args.start else datetime.now().replace(microsecond=0)
+            start = (meter_local(datetime.fromisoformat(args.start), zone) if args.start
+                     else RealClock(zone).now().replace(microsecond=0))
             clock: Clock = SimClock(start, rate=args.rate)
         else:
-            clock = RealClock()
+            clock = RealClock(zone)
         self.upgrade_cfg = cfg.upgrade
         self.images = ImageStore(args.state, self.upgrade_cfg, now=lambda: self.meter.now,
                                  running_image=launcher.running_image())
