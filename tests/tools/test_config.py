@@ -62,3 +62,18 @@ def test_not_toml_is_refused(tmp_path):
     path.write_text("[hal\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(path)
+
+
+def test_the_optical_port_can_come_from_the_config(tmp_path, meter_process):
+    """[hal] optical opens the optical port (mode E, then HDLC) without an --optical flag,
+    which is how the flashed rig unit starts it."""
+    cfg = tmp_path / "meter.toml"
+    cfg.write_text('[hal]\noptical = "pty"\n')
+    meter = meter_process(config=cfg)
+    assert meter.find(r"DLMS optical on (\S+) \(mode E opening at 300 baud\)")
+
+
+def test_a_bad_optical_value_names_the_key():
+    with pytest.raises(ConfigError) as err:
+        config.parse({"hal": {"optical": 5}})
+    assert err.value.key == "hal.optical"

@@ -58,7 +58,7 @@ def test_flash_writes_rig_tree_and_is_idempotent(tmp_path):
     assert (root / "opt/bijli/install.sh").stat().st_mode & 0o111
 
     unit = (root / "etc/systemd/system/bijli-meter.service").read_text()
-    for line in ["Type=notify", "WatchdogSec=30", "Restart=on-failure", "User=bijli",
+    for line in ["Type=notify", "WatchdogSec=30", "Restart=always", "User=bijli",
                  "StateDirectory=bijli", "ProtectSystem=strict", "NoNewPrivileges=yes",
                  "ExecStart=/opt/bijli/venv/bin/bijli meter --config /etc/bijli/meter.toml"]:
         assert line in unit.splitlines(), line
@@ -239,3 +239,54 @@ def test_wheel_is_reproducible_and_installable(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (target / "bijli/tools/rig/wheel.py").is_file()
     assert (target / "bin/bijli").is_file()
+
+
+# ---- every file flash writes is what the meter and the CLI accept -------------
+def _flashed(tmp_path):
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    assert flash.main(["flash", "--target", str(root), "-q"]) == 0
+    return root
+
+
+def test_flashed_config_is_accepted_by_the_meter(tmp_path):
+    """The config `flash` writes goes through the same validation as `bijli meter --config`,
+    and carries the rig's optical port and UART console."""
+    from bijli.tools.node import config as config_mod
+    root = _flashed(tmp_path)
+    cfg = config_mod.load(root / flash.CONFIG_PATH)
+    assert cfg.hal.optical == "/dev/bijli-optical"
+    assert cfg.hal.console == "/dev/ttyAMA0"
+    assert cfg.hal.pin_factory == "lgpio" and cfg.hal.samples == "spi:0.0"
+    assert cfg.hal.display == "hd44780:1:0x27"
+
+
+def test_unit_command_line_parses_with_the_real_parser(tmp_path):
+    from bijli.tools.cli import build_parser
+    root = _flashed(tmp_path)
+    unit = (root / "etc/systemd/system/bijli-meter.service").read_text()
+    (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    argv = exec_start.removeprefix("ExecStart=").split()
+    assert argv[0] == "/opt/bijli/venv/bin/bijli"
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == "meter" and str(args.config) == "/etc/bijli/meter.toml"
+    assert "Restart=always" in unit  # `quit` on the UART must not leave the rig without its meter
+
+
+def test_rig_readme_commands_parse_with_the_real_parser(tmp_path):
+    from bijli.tools.cli import build_parser
+    root = _flashed(tmp_path)
+    text = (root / "opt/bijli/README.rig.md").read_text()
+    commands = re.findall(r"`bijli ((?:read|console|objects|profile)[^`]*)`", text)
+    assert commands, "README.rig.md shows how to reach the meter"
+    for command in commands:
+        build_parser().parse_args(command.split())  # SystemExit on an unknown flag
+
+
+def test_a_config_the_meter_would_refuse_is_refused(tmp_path):
+    bad = tmp_path / "rig.toml"
+    bad.write_text("[hal.pins]\nfactory = 'lgpio'\n")
+    out = run_flash("--target", tmp_path, "--config", bad)
+    assert out.returncode == 2
+    assert "hal.pins" in out.stderr
+    assert list(tmp_path.iterdir()) == [bad]

@@ -69,6 +69,20 @@ def _ident(value: str, what: str, pattern: str) -> str:
     return value
 
 
+def check_config(text: bytes, what: str) -> None:
+    """Refuse a config the meter would refuse: the same validation as `bijli meter --config`."""
+    from bijli.firmware.errors import ConfigError
+    from bijli.tools.node import config as config_mod
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise FlashError(f"{what} is not valid TOML: {exc}") from exc
+    try:
+        config_mod.parse(data)
+    except ConfigError as exc:
+        raise FlashError(f"{what}: {exc}") from exc
+
+
 def plan(args: argparse.Namespace) -> list[Entry]:
     user = _ident(args.user, "--user", r"[a-z_][a-z0-9_-]{0,31}")
     values = {
@@ -83,11 +97,9 @@ def plan(args: argparse.Namespace) -> list[Entry]:
     if args.config is not None:
         try:
             text = Path(args.config).read_bytes()
-            tomllib.loads(text.decode("utf-8"))
         except OSError as exc:
             raise FlashError(f"--config {args.config}: {exc.strerror or exc}") from exc
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise FlashError(f"--config {args.config} is not valid TOML: {exc}") from exc
+        check_config(text, f"--config {args.config}")
         config = Entry(CONFIG_PATH, text, 0o640)
     else:
         config = Entry(CONFIG_PATH, rig.DEFAULT_CONFIG.encode(), 0o640, keep_existing=True)

@@ -21,6 +21,7 @@ emulated and on a Raspberry Pi rig::
     display = "none"          # "console" (stderr), "hd44780:BUS:ADDR" (I2C LCD)
     keypad = "console"        # keys typed as console 'k ...' lines; "none"; "matrix:5,6,13,19/12,16,20,21"
     console = "stdio"         # "none", "pty", "pty:LINKPATH", a serial device or pyserial URL
+    optical = "none"          # the optical port (mode E, then HDLC): a serial device, pyserial URL, "pty"
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ class HalConfig:
     display: str = "none"
     keypad: str = "console"
     console: str = "stdio"
+    optical: str = "none"
 
     @classmethod
     def from_table(cls, table: dict, prefix: str = "hal") -> "HalConfig":
-        t = Table(table, prefix, {"clock", "samples", "pin_factory", "display", "keypad", "console", *PIN_ROLES})
+        t = Table(table, prefix, {"clock", "samples", "pin_factory", "display", "keypad", "console", "optical",
+                                  *PIN_ROLES})
         samples = t.str("samples", "synthetic")
         if not (samples == "synthetic" or samples.startswith("csv:") and len(samples) > 4
                 or re.fullmatch(r"spi:\d+\.\d+", samples)):
@@ -87,6 +90,7 @@ class HalConfig:
             display=display,
             keypad=_keypad(t, pins),
             console=t.str("console", "stdio"),
+            optical=t.str("optical", "none"),
         )
 
 

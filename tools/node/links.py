@@ -236,7 +236,8 @@ class RunningTransport:
 
 
 async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], None] | None = None) -> list:
-    """Start the listeners named by --hdlc-tcp/--serial/--optical; print one line per
+    """Start the listeners named by --hdlc-tcp/--serial/--optical (the optical port also from
+    ``[hal] optical`` when no --optical is given); print one line per
     listener (``echo``, default print with flush) and return :class:`RunningTransport`s."""
     from bijli.hal import serial as hal_serial
     from bijli.hal import tcp
@@ -253,8 +254,10 @@ async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], N
         line = f"DLMS HDLC listening on {bound[0]}:{bound[1]} (server address 1/{dl.hdlc_physical_address})"
         say(line)
         running.append(RunningTransport(line, [listener.close]))
+    hal = getattr(cfg, "hal", None)
+    configured_optical = [hal.optical] if hal is not None and hal.optical != "none" else []
     for kind, specs in (("serial", getattr(args, "serial", None) or []),
-                        ("optical", getattr(args, "optical", None) or [])):
+                        ("optical", getattr(args, "optical", None) or configured_optical)):
         for spec in specs:
             optical = kind == "optical"
             framing = hal_serial.MODE_E_OPENING if optical else hal_serial.MODE_E_9600

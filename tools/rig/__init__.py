@@ -42,8 +42,11 @@ StartLimitBurst=10
 [Service]
 Type=notify
 NotifyAccess=main
+# the optical port and the service console come from /etc/bijli/meter.toml ([hal] optical, console)
 ExecStart=/opt/bijli/venv/bin/bijli meter --config /etc/bijli/meter.toml
-Restart=on-failure
+# always: `quit` typed on the UART console ends the process cleanly (exit 0), and a rig must
+# not stay without its meter until someone reboots it; `systemctl stop` still stops it
+Restart=always
 RestartSec=5
 WatchdogSec=@WATCHDOG_SEC@
 TimeoutStartSec=90
@@ -151,8 +154,8 @@ SYMLINK+="bijli-optical", GROUP="dialout", MODE="0660", TAG+="systemd"
 
 DEFAULT_CONFIG = """\
 # bijli meter configuration for a Raspberry Pi rig (written by `bijli flash`; edit freely,
-# `bijli flash` keeps an existing file unless given --config).
-# Every key has a default; see README "Configuration" for the full list.
+# `bijli flash` keeps an existing file unless given --config). `bijli meter --config` reads
+# exactly these keys; every key has a default; README "Configuration" lists them all.
 
 [meter]
 serial = "BJL0000001"
@@ -164,14 +167,11 @@ save_interval_s = 60.0
 # Hardware backends (hal): which real parts this rig has.
 [hal]
 clock = "real"
-# the optical probe: a hal.serial spec (device path, pyserial URL, "pty" or "pty:PATH")
-optical = "/dev/bijli-optical"
-# ADC for voltage and current samples (MCP3xxx/ADE-style on SPI bus 0, chip select 0)
+# ADC for voltage and current samples: an MCP3208 on SPI bus 0, chip select 0
 samples = "spi:0.0"
-
-[hal.pins]
-# gpiozero pin factory: "native", "lgpio", "rpigpio", or "mock" for a bench without I/O
-factory = "lgpio"
+# gpiozero pin factory: "lgpio" (Raspberry Pi OS bookworm), "native", "rpigpio", or "mock"
+pin_factory = "lgpio"
+# one key per pin role, "gpio:N" (BCM numbering) or "none"
 relay = "gpio:17"
 relay_feedback = "gpio:27"
 pulse_led = "gpio:22"
@@ -179,12 +179,12 @@ alarm_led = "gpio:23"
 button = "gpio:24"
 cover = "gpio:25"
 magnet = "gpio:5"
-
-[hal.display]
-# "console" (journal), or "hd44780" for a 2x16 LCD on a PCF8574 I2C backpack
-kind = "console"
-i2c_bus = 1
-i2c_address = 0x27
+# "console" (the journal), or "hd44780:BUS:ADDR" for a 2x16 LCD on a PCF8574 I2C backpack
+display = "hd44780:1:0x27"
+# the optical probe (IEC 62056-21 mode E at 300 baud, then HDLC); udev names it
+optical = "/dev/bijli-optical"
+# the service console on the Pi's UART (the unit has no terminal)
+console = "/dev/ttyAMA0"
 """
 
 README_RIG = """\
@@ -210,7 +210,7 @@ and I2C with `sudo raspi-config nonint do_spi 0; sudo raspi-config nonint do_i2c
 | what | where |
 |---|---|
 | configuration | `/etc/bijli/meter.toml` (restart after editing) |
-| meter state (sqlite) | `/var/lib/bijli/` |
+| meter state (sqlite) | `/var/lib/bijli/state/` |
 | program | `/opt/bijli/venv/bin/bijli` |
 | logs | `journalctl -u bijli-meter -f` |
 | service | `systemctl status bijli-meter` (also restart, stop) |
@@ -221,11 +221,14 @@ meter if it stops reporting, and `systemctl status bijli-meter` shows its status
 
 ## Reaching the meter
 - Over the optical probe from another machine (IEC 62056-21 mode E, then HDLC):
-  `bijli read --port /dev/ttyUSB0 ...` on that machine, with the probe on the
-  meter's optical port, or directly on the Pi while the meter is stopped.
-- The service console: as configured in `/etc/bijli/meter.toml` (for example
-  a TCP port); see the project README. Over SSH,
-  `sudo -u @USER@ /opt/bijli/venv/bin/bijli --help` lists the commands.
+  `bijli read 0.0.1.0.0.255 --target serial:///dev/ttyUSB0 --mode-e` on that
+  machine, with its probe on the meter's optical port.
+- Over the network: the meter serves the DLMS wrapper on 127.0.0.1:4059 (add
+  `--tcp 0.0.0.0:4059` to the unit through a drop-in to open it to the rig's LAN).
+- The service console: on the UART, `[hal] console` in `/etc/bijli/meter.toml`
+  (`/dev/ttyAMA0` by default); from another machine `bijli console --port /dev/ttyUSB1`.
+  `quit` there stops the meter process; systemd starts it again after 5 s
+  (`Restart=always`). Stop it for good with `sudo systemctl stop bijli-meter`.
 
 ## Upgrading
 On the build machine run `bijli flash --target /media/$USER/rootfs` again (or into
