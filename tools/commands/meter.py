@@ -11,7 +11,9 @@ clock, a simulated one running faster than real time, and a console ``step``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import signal
 import sys
 from datetime import datetime
@@ -58,8 +60,19 @@ def register(subparsers) -> None:
     p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
     p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
     p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="write JSON: the meter's endpoint, system title, DLMS keys and STS vending parameters "
+                        "(the same shape as one row of a fleet manifest)")
     add_transport_arguments(p)
     p.set_defaults(func=_main)
+
+
+def write_manifest(path, manifest: dict) -> None:
+    """Write the manifest whole or not at all (a reader never sees half a file)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
 
 
 class MeterProgram:
@@ -199,6 +212,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
     print(f"bijli meter {ident.serial} ({ident.ldn}), clock {'sim' if program.simulated else 'real'} at "
           f"{program.meter.now.isoformat(timespec='seconds')}, state in {Path(args.state).resolve()}", flush=True)
     print(f"DLMS wrapper listening on {bound[0]}:{bound[1]} (client SAP 16 public, 32 reader, 48 utility)", flush=True)
+    if args.manifest:
+        write_manifest(args.manifest, program.node.manifest(bound[0], bound[1]))
     tasks = [asyncio.create_task(program.metering_loop()),
              asyncio.create_task(program.pin_loop(program.devices.attach(loop))),
              asyncio.create_task(push_shell.serve(program.node, program.stopping))]

@@ -100,35 +100,8 @@ class Member:
 
     def manifest(self) -> dict:
         """What a head-end and a vending system need to talk to this meter and vend for it."""
-        v = self.cfg.meter.sts.vending
-        assert v is not None
-        sec = self.node.security
-        sts = {"vending_key": v.vk.hex().upper(), "pan": v.pan.digits, "sgc": v.sgc, "ti": v.ti, "krn": v.krn,
-               "kt": v.kt, "ea": v.ea, "dkga": v.dkga, "base": v.base, "ken": v.ken,
-               "decoder_key": self.cfg.meter.sts.decoder_key.key.hex().upper()}
-        vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
-                     "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
-                     "--base", str(v.base), "--ken", str(v.ken)]
-        dl = self.cfg.meter.dlms
-        return {
-            "index": self.index,
-            "serial": self.serial,
-            "logical_device_name": self.cfg.meter.identity.ldn,
-            "host": self.host,
-            "port": self.port,
-            "target": f"tcp://{self.host}:{self.port}",
-            "system_title": sec.system_title.hex().upper(),
-            "pan": v.pan.digits,
-            "drn": v.pan.iain,
-            "state": str(self.state_dir),
-            "load_profile": self.load.name,
-            "sts": sts,
-            "vend_args": vend_args,
-            "dlms": {"server_sap": 1, "hdlc_physical_address": dl.hdlc_physical_address,
-                     "reader_password": dl.reader_password.decode("latin-1"),
-                     "encryption_key": sec.encryption_key.hex().upper(),
-                     "authentication_key": sec.authentication_key.hex().upper()},
-        }
+        return {"index": self.index, **self.node.manifest(self.host, self.port), "state": str(self.state_dir),
+                "load_profile": self.load.name}
 
 
 class Fleet:

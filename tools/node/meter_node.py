@@ -113,6 +113,39 @@ class MeterNode:
                              on_notice=self._on_notice, security=self.security)
         self.console = Console(self.meter, self)
 
+    def manifest(self, host: str, port: int | None) -> dict:
+        """What a head-end and a vending system need to talk to this meter and vend for it:
+        its address, identity, DLMS secrets, STS key parameters and ``vend_args`` (the flags
+        that make ``bijli token vend`` vend for it). ``bijli meter --manifest`` writes it;
+        ``bijli fleet`` writes one per meter."""
+        v = self.cfg.meter.sts.vending
+        if v is None:
+            raise FirmwareError("this meter's config has no vending key: no manifest can be written")
+        sec = self.security
+        sts = {"vending_key": v.vk.hex().upper(), "pan": v.pan.digits, "sgc": v.sgc, "ti": v.ti, "krn": v.krn,
+               "kt": v.kt, "ea": v.ea, "dkga": v.dkga, "base": v.base, "ken": v.ken,
+               "decoder_key": self.cfg.meter.sts.decoder_key.key.hex().upper()}
+        vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
+                     "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
+                     "--base", str(v.base), "--ken", str(v.ken)]
+        dl = self.cfg.meter.dlms
+        return {
+            "serial": self.cfg.meter.identity.serial,
+            "logical_device_name": self.cfg.meter.identity.ldn,
+            "host": host,
+            "port": port,
+            "target": f"tcp://{host}:{port}",
+            "system_title": sec.system_title.hex().upper(),
+            "pan": v.pan.digits,
+            "drn": v.pan.iain,
+            "sts": sts,
+            "vend_args": vend_args,
+            "dlms": {"server_sap": 1, "hdlc_physical_address": dl.hdlc_physical_address,
+                     "reader_password": dl.reader_password.decode("latin-1"),
+                     "encryption_key": sec.encryption_key.hex().upper(),
+                     "authentication_key": sec.authentication_key.hex().upper()},
+        }
+
     def attach_devices(self, devices) -> None:
         """Pins, LCD and keypad (:class:`tools.node.devices.Devices`): the relay drives the
         coil from now on, and the console learns ``k`` and ``lcd``."""

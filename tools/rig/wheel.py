@@ -5,7 +5,7 @@ package and an older setuptools (so ``pip wheel --no-build-isolation`` fails
 there with "invalid command 'bdist_wheel'"). This project is pure Python with
 its metadata all in pyproject.toml, so writing the wheel directly is short:
 the layout of PEP 427 / the binary distribution format spec, core metadata 2.1,
-``entry_points.txt`` for ``[project.scripts]``. Packages are mapped as setuptools
+``entry_points.txt`` for ``[project.scripts]`` and ``[project.entry-points]``. Packages are mapped as setuptools
 maps them (``[tool.setuptools] packages`` with ``package-dir``: the repository's
 layer folders become ``bijli/dlms``, ``bijli/tools``, ...). Fixed timestamps and a sorted
 member order make the same source give the same bytes, which keeps a second
@@ -132,9 +132,10 @@ def build_wheel(source: Path) -> tuple[str, bytes]:
     members.append((f"{dist_info}/METADATA", _metadata_text(project, source).encode()))
     members.append((f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: bijli-flash\n"
                                           b"Root-Is-Purelib: true\nTag: py3-none-any\n"))
-    scripts = project.get("scripts", {})
-    if scripts:
-        text = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in sorted(scripts.items()))
+    groups = {"console_scripts": project.get("scripts", {}), **project.get("entry-points", {})}
+    text = "\n".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in sorted(items.items()))
+                     for group, items in sorted(groups.items()) if items)
+    if text:
         members.append((f"{dist_info}/entry_points.txt", text.encode()))
     top = sorted({p.split(".")[0] for p, _ in packages})
     members.append((f"{dist_info}/top_level.txt", ("\n".join(top) + "\n").encode()))
