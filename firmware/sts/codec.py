@@ -175,7 +175,9 @@ class KeySection2:
 @dataclass(frozen=True)
 class KeySectionMid:
     """Class 2 subclass 8 (3rd section: SGC low 12 bits + NKMO2) and subclass 9
-    (4th section: SGC high 12 bits + NKMO1), for 128-bit keys."""
+    (4th section: SGC high 12 bits + NKMO1), for 128-bit keys. The SGC is the
+    6-digit code as a binary number (123457 = 0x01E241), as the public 531-1
+    CTSA19 tokens carry it."""
 
     sgc_part: int
     nk_part: int

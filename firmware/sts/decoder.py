@@ -37,7 +37,7 @@ from .codec import (
     split_token,
 )
 from .errors import KeyMaterialError
-from .keys import KEN_NEVER, DecoderKey, KeyType
+from .keys import CREDIT_REFUSED_KEY_TYPES, KEN_NEVER, DecoderKey, KeyType
 from .results import (
     CREDIT_UNITS,
     ClearCredit,
@@ -62,8 +62,6 @@ Outcome = tuple[TokenResult, DecoderState]
 
 #: key-change subclass -> section number
 SECTION_OF_SUBCLASS = {3: 1, 4: 2, 8: 3, 9: 4}
-#: credit is refused on these key types (initialization and default keys)
-CREDIT_KEY_TYPES_REFUSED = frozenset({KeyType.DITK, KeyType.DDTK})
 
 
 def decode(state: DecoderState, digits: str, now: datetime) -> Outcome:
@@ -154,7 +152,7 @@ def _transfer(make_effect: Callable[[int, int], object], credit: bool = False):
     def handler(state: DecoderState, token_class: int, subclass: int, data: int, now: datetime) -> Outcome:
         f = TransferFields.unpack(data)
         base = dict(tid=f.tid, token_class=token_class, subclass=subclass)
-        if credit and state.key.kt in CREDIT_KEY_TYPES_REFUSED:
+        if credit and state.key.kt in CREDIT_REFUSED_KEY_TYPES:
             detail = f"credit on a {KeyType(state.key.kt).name} key"
             return _reject(state, TokenResult(R.KEY_TYPE_NOT_ALLOWED, detail=detail, **base), now)
         problem = _tid_problem(state, f.tid)
@@ -231,10 +229,11 @@ def assemble_key(current: DecoderKey, sections: dict[int, int]) -> tuple[Decoder
         s3 = KeySectionMid.unpack(sections[8])
         s4 = KeySectionMid.unpack(sections[9])
         nk = (s1.nkho << 96) | (s3.nk_part << 64) | (s4.nk_part << 32) | s2.nklo
-        # UNVERIFIED: the SGC travels as 6 BCD digits, high 12 bits in section 4
-        sgc = f"{(s4.sgc_part << 12) | s3.sgc_part:06X}"
-        if not sgc.isdigit():
-            return None, False, f"SGC {sgc} is not 6 decimal digits"
+        # the SGC travels as a binary number, high 12 bits in section 4 (531-1 CTSA19)
+        sgc_value = (s4.sgc_part << 12) | s3.sgc_part
+        if sgc_value > 999_999:
+            return None, False, f"SGC {sgc_value} is more than 6 decimal digits"
+        sgc = f"{sgc_value:06d}"
     if s2.ti > 99:
         return None, False, f"TI {s2.ti} is not 2 digits"
     new_base = current.base

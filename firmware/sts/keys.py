@@ -36,6 +36,11 @@ class KeyType(IntEnum):
     DCTK = 3  # common
 
 
+#: credit is refused on these key types (initialization and default keys): the
+#: meter answers key_type_not_allowed and the vending side will not sell it
+CREDIT_REFUSED_KEY_TYPES = frozenset({KeyType.DITK, KeyType.DDTK})
+
+
 # --- PAN ---------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from .codec import (
     seal_block,
 )
 from .errors import VendError
-from .keys import DecoderKey
+from .keys import CREDIT_REFUSED_KEY_TYPES, DecoderKey, KeyType
 from .results import CREDIT_UNITS, CreditKind
 from .tid import next_base, tid_from_datetime
 
@@ -86,6 +86,10 @@ def vend_credit(key: DecoderKey, value, *, subclass: int = 0, time: datetime,
     3: minutes, 4..7: currency), rounded up in the customer's favour."""
     if not 0 <= subclass <= 7:
         raise VendError(f"credit subclass {subclass!r} must be 0..7")
+    if key.kt in CREDIT_REFUSED_KEY_TYPES:
+        # a meter refuses credit on an initialization or default key (531-1 CTSA16): do not sell it
+        raise VendError(f"no credit on a {KeyType(key.kt).name} key (key type {key.kt}); change to a unique "
+                        "or common key first")
     field = encode_amount(units_for(subclass, value))
     return vend_transfer(key, 0, subclass, field, time=time, rnd=rnd)
 
@@ -139,7 +143,9 @@ def vend_key_change(current: DecoderKey, new: DecoderKey, *, rollover: bool = Fa
         VendedToken(_encrypted(current, 2, 4, s2.pack()), 2, 4),
     ]
     if n_bits == 128:
-        sgc = int(new.sgc, 16)  # UNVERIFIED: SGC as 6 BCD digits, split 12/12
+        # the SGC travels as a binary number, low 12 bits in section 3, high 12 in section 4
+        # (531-1 CTSA19: SGC 123457 = 0x01E241 -> 0x241 and 0x01E)
+        sgc = int(new.sgc)
         s3 = KeySectionMid(sgc & 0xFFF, (nk >> 64) & 0xFFFFFFFF)
         s4 = KeySectionMid(sgc >> 12, (nk >> 32) & 0xFFFFFFFF)
         tokens.append(VendedToken(_encrypted(current, 2, 8, s3.pack()), 2, 8))

@@ -183,7 +183,8 @@ def test_soak_acceptance_rate_is_2_to_the_minus_16():
 
 
 def _credit(key, when, rnd=0):
-    return v.vend_credit(key, 1, time=when, rnd=rnd).digits
+    # the raw transfer (1 kWh = field 10): vend_credit itself refuses DITK/DDTK keys
+    return v.vend_transfer(key, 0, 0, 10, time=when, rnd=rnd).digits
 
 
 def test_tid_window_old_and_used():
