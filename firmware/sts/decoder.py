@@ -79,7 +79,8 @@ def decode(state: DecoderState, digits: str, now: datetime) -> Outcome:
         return _class1(state, block, now)
     if token_class == 3:
         return _reject(state, TokenResult(R.FORMAT_ERROR, token_class=3, detail="class 3 is reserved"), now)
-    subclass, data, crc_ok = open_block(token_class, cipher_for(state.key.ea, state.key.key).decrypt(block))
+    plain = cipher_for(state.key.ea, state.key.key).decrypt(block)
+    subclass, data, crc_ok = open_block(token_class, plain, state.currency_crc)
     if not crc_ok:
         return _reject(state, TokenResult(R.CRC_ERROR, token_class=token_class), now)
     handler = _HANDLERS.get((token_class, subclass))

@@ -27,6 +27,7 @@ from .codec import (
     join_token,
     seal_block,
 )
+from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from .errors import VendError
 from .keys import CREDIT_REFUSED_KEY_TYPES, DecoderKey, KeyType
 from .results import CREDIT_UNITS, CreditKind
@@ -43,8 +44,9 @@ class VendedToken:
     amount_field: int | None = None
 
 
-def _encrypted(key: DecoderKey, token_class: int, subclass: int, data: int) -> str:
-    block = cipher_for(key.ea, key.key).encrypt(seal_block(token_class, subclass, data))
+def _encrypted(key: DecoderKey, token_class: int, subclass: int, data: int,
+               currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> str:  # fmt: skip
+    block = cipher_for(key.ea, key.key).encrypt(seal_block(token_class, subclass, data, currency_crc))
     return format_digits(join_token(token_class, block))
 
 
@@ -57,12 +59,15 @@ def _rnd(rnd: int | None) -> int:
 
 
 def vend_transfer(key: DecoderKey, token_class: int, subclass: int, amount_field: int, *,
-                  time: datetime, rnd: int | None = None) -> VendedToken:  # fmt: skip
-    """A token with the RND/TID/amount layout (class 0, class 2 subclasses 0,1,5,6,7)."""
+                  time: datetime, rnd: int | None = None,
+                  currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> VendedToken:  # fmt: skip
+    """A token with the RND/TID/amount layout (class 0, class 2 subclasses 0,1,5,6,7);
+    ``currency_crc`` is the meter's CRC rule for currency subclasses 4..7."""
     r = _rnd(rnd)
     tid = tid_from_datetime(time, key.base)
     data = TransferFields(r, tid, amount_field).pack()
-    return VendedToken(_encrypted(key, token_class, subclass, data), token_class, subclass, tid, r, amount_field)
+    digits = _encrypted(key, token_class, subclass, data, currency_crc)
+    return VendedToken(digits, token_class, subclass, tid, r, amount_field)
 
 
 def units_for(subclass: int, value) -> int:
@@ -80,8 +85,8 @@ def units_for(subclass: int, value) -> int:
     return units
 
 
-def vend_credit(key: DecoderKey, value, *, subclass: int = 0, time: datetime,
-                rnd: int | None = None) -> VendedToken:  # fmt: skip
+def vend_credit(key: DecoderKey, value, *, subclass: int = 0, time: datetime, rnd: int | None = None,
+                currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> VendedToken:  # fmt: skip
     """A class 0 credit token for ``value`` in the subclass's unit (0: kWh, 1/2: m3,
     3: minutes, 4..7: currency), rounded up in the customer's favour."""
     if not 0 <= subclass <= 7:
@@ -91,7 +96,7 @@ def vend_credit(key: DecoderKey, value, *, subclass: int = 0, time: datetime,
         raise VendError(f"no credit on a {KeyType(key.kt).name} key (key type {key.kt}); change to a unique "
                         "or common key first")
     field = encode_amount(units_for(subclass, value))
-    return vend_transfer(key, 0, subclass, field, time=time, rnd=rnd)
+    return vend_transfer(key, 0, subclass, field, time=time, rnd=rnd, currency_crc=currency_crc)
 
 
 def vend_power_limit(key: DecoderKey, watts: int, *, time: datetime, rnd: int | None = None) -> VendedToken:

@@ -144,3 +144,23 @@ def test_through_bijli_cli():
     p = _subprocess("bijli.tools.cli", "token", "decode", *key_flags(v), "--json", v["token"])
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["tid"] == v["tid"]
+
+
+def test_the_currency_crc_setting_reaches_vend_and_decode(capsys, tmp_path):
+    """[sts] currency_crc in the meter file: vend and decode use it; a meter with the other rule refuses."""
+    toml = tmp_path / "meter.toml"
+    toml.write_text('[sts]\ncurrency_crc = "append-01"\n')
+    status, out, _ = run("vend", "--config", str(toml), "--json", "credit", "--amount", "10", "--time",
+                         "2026-11-01T10:00", capsys=capsys)
+    token = json.loads(out)["token"]
+    status, out, _ = run("decode", "--config", str(toml), "--json", token, capsys=capsys)
+    assert status == 0 and json.loads(out)["crc_ok"] is True
+    status, out, _ = run("decode", "--json", token, capsys=capsys)  # the demo meter: the plain rule
+    assert status == 1 and json.loads(out)["crc_ok"] is False
+    appended = StsConfig.from_table({"currency_crc": "append-01"}).initial_state()
+    assert decode(appended, token, datetime(2026, 11, 1, 12))[0].code is TokenResultCode.ACCEPT
+    plain = StsConfig.from_table({}).initial_state()
+    assert decode(plain, token, datetime(2026, 11, 1, 12))[0].code is TokenResultCode.CRC_ERROR
+    toml.write_text('[sts]\ncurrency_crc = "crc-c"\n')
+    status, _, err = run("vend", "--config", str(toml), "credit", "--amount", "10", capsys=capsys)
+    assert status == 2 and "currency_crc" in err and "append-01" in err

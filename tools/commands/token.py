@@ -163,7 +163,8 @@ def _vend(args, cfg: StsConfig) -> list[v.VendedToken]:
                 value, subclass = args.kwh, 0 if args.subclass is None else args.subclass
             else:
                 value, subclass = args.amount, 4 if args.subclass is None else args.subclass
-            out.append(v.vend_credit(key, value, subclass=subclass, time=t, rnd=args.rnd))
+            out.append(v.vend_credit(key, value, subclass=subclass, time=t, rnd=args.rnd,
+                                     currency_crc=cfg.currency_crc))
         elif args.kind == "power-limit":
             out.append(v.vend_power_limit(key, args.watts, time=t, rnd=args.rnd))
         elif args.kind == "phase-unbalance":
@@ -229,7 +230,7 @@ def _decode(args, cfg: StsConfig) -> int:
     rows, status = [], 0
     for text in args.tokens:
         try:
-            info = inspect_token(cfg.decoder_key, text)
+            info = inspect_token(cfg.decoder_key, text, cfg.currency_crc)
         except FirmwareError as exc:
             rows.append({"token": text, "error": str(exc), "crc_ok": False})
             status = 1
