@@ -12,14 +12,11 @@ keeps, :class:`VendingKeyMaterial` what the vending side keeps.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 
 from .ciphers import key_bytes_for
-from .ciphers.dea import des_ecb_encrypt
 from .errors import KeyMaterialError
 from .tid import BASE_DATES, ken_of, tid_from_datetime
 
@@ -130,6 +127,7 @@ def dkga02(vk: bytes, pan: Pan, sgc: str, ti: str, krn: int, kt: int) -> bytes:
     """DKGA02: X = PANBlock xor CONTROLBlock; key = DES_VK(X) xor X xor VK (64 bits)."""
     if len(vk) != 8:
         raise KeyMaterialError("DKGA02 takes a 64-bit vending key")
+    from .ciphers.dea import des_ecb_encrypt  # DES (and cryptography) only when DKGA02 is used
     x = pan.pan_block() ^ control_block(kt, sgc, ti, krn)
     des = int.from_bytes(des_ecb_encrypt(vk, x.to_bytes(8, "big")), "big")
     return (des ^ x ^ int.from_bytes(vk, "big")).to_bytes(8, "big")
@@ -143,6 +141,9 @@ def dkga04(vk: bytes, pan: Pan, sgc: str, ti: str, krn: int, kt: int, ea: str, b
         raise KeyMaterialError(f"base date {base!r} must be 1993, 2014 or 2035")
     if not vk:
         raise KeyMaterialError("DKGA04 needs a vending key")
+    import hashlib  # only when DKGA04 is used: hashlib loads OpenSSL
+    import hmac
+
     n_bytes = key_bytes_for(ea)
     msg = (
         b"\x04\x02" + b"04"

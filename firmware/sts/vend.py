@@ -10,7 +10,6 @@ always gives the same token; nothing here reads a clock or a random source unles
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -52,6 +51,8 @@ def _encrypted(key: DecoderKey, token_class: int, subclass: int, data: int,
 
 def _rnd(rnd: int | None) -> int:
     if rnd is None:
+        import secrets  # only when a random RND is asked for
+
         return secrets.randbelow(16)
     if not isinstance(rnd, int) or not 0 <= rnd <= 15:
         raise VendError(f"RND {rnd!r} must be 0..15")
