@@ -207,7 +207,7 @@ def _key_change(state: DecoderState, token_class: int, subclass: int, data: int,
     pending[subclass] = PendingSection(subclass, data, now)
     if set(pending) != needed:
         held = tuple(sorted(SECTION_OF_SUBCLASS[s] for s in pending))
-        effect = KeyChangeSection(SECTION_OF_SUBCLASS[subclass], False, held)
+        effect = KeyChangeSection(SECTION_OF_SUBCLASS[subclass], False, held, len(needed))
         pending_t = tuple(sorted(pending.values(), key=lambda p: p.subclass))
         return _accept(replace(state, pending=pending_t), TokenResult(R.ACCEPT, effect=effect, **base))
     new_key, rollover, problem = assemble_key(state.key, {s: p.data for s, p in pending.items()})

@@ -153,6 +153,12 @@ class KeyChangeSection:
     section: int  # 1..4
     complete: bool  # always False here: a completing section gives KeyChanged
     received: tuple[int, ...]  # section numbers now held
+    total: int  # sections in the set: 2 for a 64-bit key, 4 for a 128-bit key
+
+    @property
+    def message(self) -> str:
+        """What the console and the event log say: ``key change section 3 of 4 (2 of 4 held)``."""
+        return f"key change section {self.section} of {self.total} ({len(self.received)} of {self.total} held)"
 
 
 @dataclass(frozen=True)
