@@ -1,7 +1,7 @@
 """STS token codec: 20 digits <-> 66-bit token <-> class + 64-bit block, and the
 fields of the token data block.
 
-IEC 62055-41 as publicly described (shared/sts/NOTES.md). The 66-bit data block is
+IEC 62055-41 as publicly described (README, STS section). The 66-bit data block is
 ``class(2) | subclass(4) | data(44) | CRC(16)``. The 64 bits after the class are
 what the cipher sees. In the 66-bit token number the two class bits sit at bits 28
 and 27, and the cipher's bits 28 and 27 move to bits 65 and 64 (the "class-bit

@@ -1,7 +1,7 @@
 """Decoder keys: the meter PAN, the PANBlock and CONTROLBlock, and the decoder key
 generation algorithms DKGA02 (DES) and DKGA04 (HMAC-SHA-256).
 
-IEC 62055-41 as publicly described (shared/sts/NOTES.md, checked against the
+IEC 62055-41 as publicly described (checked against the
 ``dkga02``/``dkga04`` vectors). A meter PAN is IIN + IAIN + Luhn digit, with IIN
 600727 (2-digit manufacturer code) or 0000 (4-digit code); the IAIN (the DRN
 printed on a meter) is manufacturer code + 8-digit serial + its own Luhn digit.
