@@ -33,7 +33,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from bijli.firmware.errors import ConfigError, FirmwareError
-from bijli.firmware.sts import vend as v
 from bijli.firmware.sts.errors import VendError
 from bijli.firmware.sts.config import StsConfig
 from bijli.firmware.sts.inspector import NAMES, amount_of, inspect_token
@@ -177,6 +176,8 @@ def _explain(exc: ConfigError, args) -> str:
 
 def _vend(args, cfg: StsConfig) -> list[dict]:
     """The vended tokens as rows (what ``--json`` prints)."""
+    from bijli.firmware.sts import vend as v  # vends only: decode does not load the vending side
+
     key = cfg.vend_key()
     if args.kind == "key-change":
         return [_describe_vended(t, key) for t in v.vend_key_change(key, _new_key(args, cfg), rollover=args.rollover)]
@@ -216,6 +217,8 @@ def _meter_id(cfg: StsConfig, key: DecoderKey) -> str:
 
 def _transfer_maker(args, cfg: StsConfig, key: DecoderKey):
     """time -> token for the TID-carrying kinds; credit is planned once for all ``--count`` tokens."""
+    from bijli.firmware.sts import vend as v
+
     rnd = args.rnd
     if args.kind == "credit":
         if args.kwh is not None:
@@ -270,7 +273,8 @@ def _new_key(args, cfg: StsConfig) -> DecoderKey:
     return new.decoder_key()
 
 
-def _describe_vended(t: v.VendedToken, key: DecoderKey) -> dict:
+def _describe_vended(t, key: DecoderKey) -> dict:
+    """A :class:`firmware.sts.vend.VendedToken` as a JSON row."""
     d = {"token": t.digits, "class": t.token_class, "subclass": t.subclass,
          "what": NAMES.get((t.token_class, t.subclass), "reserved"), "rnd": t.rnd, "tid": t.tid,
          "time": None if t.tid is None else datetime_from_tid(t.tid, key.base).isoformat(timespec="minutes"),
