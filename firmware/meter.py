@@ -474,8 +474,7 @@ class Meter:
                 tamper = False
                 outcome = replace(outcome, message="tamper cleared")
             elif isinstance(effect, KeyChangeSection):
-                outcome = replace(outcome, message=f"key change section {effect.section} of "
-                                                   f"{len(effect.received)} received")
+                outcome = replace(outcome, message=effect.message)
             elif isinstance(effect, KeyChanged):
                 outcome = replace(outcome, message=f"new key KRN {effect.krn} TI {effect.ti}"
                                                    + (" (rollover)" if effect.rollover else ""))

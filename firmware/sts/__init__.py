@@ -1,4 +1,4 @@
-"""The STS token engine (IEC 62055-41 as publicly described, see shared/sts/NOTES.md).
+"""The STS token engine (IEC 62055-41 as publicly described; README, STS section).
 
 digits -> block -> decrypt -> authenticate -> validate -> effect, on the meter side
 (:func:`decode`, a pure function of :class:`DecoderState`), and the reverse on the

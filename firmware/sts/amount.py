@@ -1,10 +1,12 @@
 """The 16-bit STS amount field: exponent (bits 15..14) and mantissa (bits 13..0).
 
 IEC 62055-41 transfer amount, as publicly described: value = m * 10^e + sum over
-n = 1..e of 2^14 * 10^(n-1). Encoding picks the smallest exponent that fits and
-rounds the mantissa UP, so a customer never receives less than was paid for; the
-largest value is 18,201,624. Every 16-bit field decodes to a value, so decoding
-cannot fail.
+n = 1..e of 2^14 * 10^(n-1). :func:`encode_amount` picks the smallest exponent
+that fits and rounds the mantissa UP, as the public 531-1 vectors do (CTSA21/22:
+16383.0 -> 16383.0 + 0.5 step); :func:`encode_amount_down` gives the largest value
+not above the request, which a vending tool sells when it must not give more than
+was paid. The largest value is 18,201,624. Every 16-bit field decodes to a value,
+so decoding cannot fail.
 """
 
 from __future__ import annotations
@@ -22,10 +24,23 @@ def decode_amount(field: int) -> int:
     return (field & 0x3FFF) * _SCALE[e] + _OFFSET[e]
 
 
-def encode_amount(value: int) -> int:
-    """The amount field for ``value`` units, rounded up in the customer's favour."""
+def _check(value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > MAX_AMOUNT:
         raise VendError(f"amount {value!r} is outside 0..{MAX_AMOUNT:,} units")
+
+
+def encode_amount_down(value: int) -> int:
+    """The amount field for the largest value a token carries that is not above ``value`` units."""
+    _check(value)
+    for e in (3, 2, 1, 0):
+        if value >= _OFFSET[e]:
+            return (e << 14) | min(16383, (value - _OFFSET[e]) // _SCALE[e])
+    raise AssertionError("unreachable: _OFFSET[0] == 0")
+
+
+def encode_amount(value: int) -> int:
+    """The amount field for ``value`` units, rounded up in the customer's favour."""
+    _check(value)
     for e in range(4):
         top = 16383 * _SCALE[e] + _OFFSET[e]
         if value <= top:

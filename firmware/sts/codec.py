@@ -1,7 +1,7 @@
 """STS token codec: 20 digits <-> 66-bit token <-> class + 64-bit block, and the
 fields of the token data block.
 
-IEC 62055-41 as publicly described (shared/sts/NOTES.md). The 66-bit data block is
+IEC 62055-41 as publicly described (README, STS section). The 66-bit data block is
 ``class(2) | subclass(4) | data(44) | CRC(16)``. The 64 bits after the class are
 what the cipher sees. In the 66-bit token number the two class bits sit at bits 28
 and 27, and the cipher's bits 28 and 27 move to bits 65 and 64 (the "class-bit
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .crc import block_crc
+from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant, block_crc
 from .errors import VendError
 from bijli.firmware.errors import TokenError
 
@@ -70,20 +70,22 @@ def join_token(token_class: int, block: int) -> int:
 # --- 64-bit plain block <-> subclass, data, CRC -------------------------------
 
 
-def seal_block(token_class: int, subclass: int, data: int) -> int:
+def seal_block(token_class: int, subclass: int, data: int,
+               currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> int:  # fmt: skip
     """The 64-bit plain block ``subclass | data | CRC`` with its CRC filled in."""
     if not 0 <= subclass < 16 or not 0 <= data <= _M44:
         raise VendError("subclass or data field out of range")
     head = (token_class << 48) | (subclass << 44) | data
-    return (head << 16 | block_crc(head, token_class, subclass)) & _M64
+    return (head << 16 | block_crc(head, token_class, subclass, currency_crc)) & _M64
 
 
-def open_block(token_class: int, block: int) -> tuple[int, int, bool]:
+def open_block(token_class: int, block: int,
+               currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> tuple[int, int, bool]:  # fmt: skip
     """(subclass, 44-bit data, crc_ok) of a 64-bit plain block."""
     subclass = block >> 60
     data = (block >> 16) & _M44
     head = (token_class << 48) | (block >> 16)
-    return subclass, data, block_crc(head, token_class, subclass) == block & 0xFFFF
+    return subclass, data, block_crc(head, token_class, subclass, currency_crc) == block & 0xFFFF
 
 
 # --- the 44-bit data field layouts --------------------------------------------
@@ -175,7 +177,9 @@ class KeySection2:
 @dataclass(frozen=True)
 class KeySectionMid:
     """Class 2 subclass 8 (3rd section: SGC low 12 bits + NKMO2) and subclass 9
-    (4th section: SGC high 12 bits + NKMO1), for 128-bit keys."""
+    (4th section: SGC high 12 bits + NKMO1), for 128-bit keys. The SGC is the
+    6-digit code as a binary number (123457 = 0x01E241), as the public 531-1
+    CTSA19 tokens carry it."""
 
     sgc_part: int
     nk_part: int

@@ -5,7 +5,9 @@ The meter's decoder key is given either directly (``decoder_key = "HEX"`` with
 that also vends, as vending key material (``vending_key``, ``pan``, ``sgc``,
 ``ti``, ``krn``, ``kt``, ``ea``, ``dkga``, ``base``) from which the meter derives
 it (IEC 62055-41 DKGA02/DKGA04, see :mod:`firmware.sts.keys`). Decoder behaviour
-settings sit beside them. Missing key-material fields take the DEMO values below,
+settings sit beside them, among them ``currency_crc`` (``"crc16"``, the default, or
+``"append-01"``): the CRC rule of currency tokens, which no public vector settles
+(see :mod:`firmware.sts.crc`). Missing key-material fields take the DEMO values below,
 so an empty table runs a demo meter; every bad value raises
 ``ConfigError(key="sts.<name>")``.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from bijli.firmware.errors import ConfigError
 
 from .ciphers import ALGORITHMS
+from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from .errors import KeyMaterialError
 from .keys import KEN_NEVER, DecoderKey, Pan, VendingKeyMaterial
 from .state import DecoderState
@@ -55,16 +58,18 @@ class StsConfig:
     lockout_minutes: int = 30
     key_change_window_minutes: int = 60
     manufacturer_code: int = 0
+    currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC
 
     @classmethod
     def from_table(cls, table: dict, prefix: str = "sts") -> StsConfig:
         if not isinstance(table, dict):
             raise ConfigError(prefix, "must be a table")
         for name in table:
-            if name not in _KEY_FIELDS and name not in _BEHAVIOUR:
+            if name not in _KEY_FIELDS and name not in _BEHAVIOUR and name != "currency_crc":
                 raise ConfigError(f"{prefix}.{name}", "unknown setting")
         p = _Parser(table, prefix)
         behaviour = {name: p.integer(name, *spec) for name, spec in _BEHAVIOUR.items()}
+        behaviour["currency_crc"] = p.currency_crc()
         if "decoder_key" in table:
             for name in ("vending_key", "pan", "dkga"):
                 if name in table:
@@ -86,6 +91,7 @@ class StsConfig:
             lockout_after=self.lockout_after,
             lockout_minutes=self.lockout_minutes,
             manufacturer_code=self.manufacturer_code,
+            currency_crc=self.currency_crc,
         )
 
     def vend_key(self) -> DecoderKey:
@@ -109,6 +115,14 @@ class _Parser:
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise self.err(name, f"must be a whole number {lo}..{hi}, got {v!r}")
         return v
+
+    def currency_crc(self) -> CrcCVariant:
+        v = self.t.get("currency_crc", DEFAULT_CURRENCY_CRC.value)
+        try:
+            return CrcCVariant(v)
+        except ValueError:
+            choices = ", ".join(repr(c.value) for c in CrcCVariant)
+            raise self.err("currency_crc", f"must be one of {choices}, got {v!r}") from None
 
     def digits(self, name: str, width: int) -> str:
         v = self.get(name)

@@ -37,7 +37,7 @@ from .codec import (
     split_token,
 )
 from .errors import KeyMaterialError
-from .keys import KEN_NEVER, DecoderKey, KeyType
+from .keys import CREDIT_REFUSED_KEY_TYPES, KEN_NEVER, DecoderKey, KeyType
 from .results import (
     CREDIT_UNITS,
     ClearCredit,
@@ -62,8 +62,6 @@ Outcome = tuple[TokenResult, DecoderState]
 
 #: key-change subclass -> section number
 SECTION_OF_SUBCLASS = {3: 1, 4: 2, 8: 3, 9: 4}
-#: credit is refused on these key types (initialization and default keys)
-CREDIT_KEY_TYPES_REFUSED = frozenset({KeyType.DITK, KeyType.DDTK})
 
 
 def decode(state: DecoderState, digits: str, now: datetime) -> Outcome:
@@ -81,7 +79,8 @@ def decode(state: DecoderState, digits: str, now: datetime) -> Outcome:
         return _class1(state, block, now)
     if token_class == 3:
         return _reject(state, TokenResult(R.FORMAT_ERROR, token_class=3, detail="class 3 is reserved"), now)
-    subclass, data, crc_ok = open_block(token_class, cipher_for(state.key.ea, state.key.key).decrypt(block))
+    plain = cipher_for(state.key.ea, state.key.key).decrypt(block)
+    subclass, data, crc_ok = open_block(token_class, plain, state.currency_crc)
     if not crc_ok:
         return _reject(state, TokenResult(R.CRC_ERROR, token_class=token_class), now)
     handler = _HANDLERS.get((token_class, subclass))
@@ -154,7 +153,7 @@ def _transfer(make_effect: Callable[[int, int], object], credit: bool = False):
     def handler(state: DecoderState, token_class: int, subclass: int, data: int, now: datetime) -> Outcome:
         f = TransferFields.unpack(data)
         base = dict(tid=f.tid, token_class=token_class, subclass=subclass)
-        if credit and state.key.kt in CREDIT_KEY_TYPES_REFUSED:
+        if credit and state.key.kt in CREDIT_REFUSED_KEY_TYPES:
             detail = f"credit on a {KeyType(state.key.kt).name} key"
             return _reject(state, TokenResult(R.KEY_TYPE_NOT_ALLOWED, detail=detail, **base), now)
         problem = _tid_problem(state, f.tid)
@@ -208,7 +207,7 @@ def _key_change(state: DecoderState, token_class: int, subclass: int, data: int,
     pending[subclass] = PendingSection(subclass, data, now)
     if set(pending) != needed:
         held = tuple(sorted(SECTION_OF_SUBCLASS[s] for s in pending))
-        effect = KeyChangeSection(SECTION_OF_SUBCLASS[subclass], False, held)
+        effect = KeyChangeSection(SECTION_OF_SUBCLASS[subclass], False, held, len(needed))
         pending_t = tuple(sorted(pending.values(), key=lambda p: p.subclass))
         return _accept(replace(state, pending=pending_t), TokenResult(R.ACCEPT, effect=effect, **base))
     new_key, rollover, problem = assemble_key(state.key, {s: p.data for s, p in pending.items()})
@@ -231,10 +230,11 @@ def assemble_key(current: DecoderKey, sections: dict[int, int]) -> tuple[Decoder
         s3 = KeySectionMid.unpack(sections[8])
         s4 = KeySectionMid.unpack(sections[9])
         nk = (s1.nkho << 96) | (s3.nk_part << 64) | (s4.nk_part << 32) | s2.nklo
-        # UNVERIFIED: the SGC travels as 6 BCD digits, high 12 bits in section 4
-        sgc = f"{(s4.sgc_part << 12) | s3.sgc_part:06X}"
-        if not sgc.isdigit():
-            return None, False, f"SGC {sgc} is not 6 decimal digits"
+        # the SGC travels as a binary number, high 12 bits in section 4 (531-1 CTSA19)
+        sgc_value = (s4.sgc_part << 12) | s3.sgc_part
+        if sgc_value > 999_999:
+            return None, False, f"SGC {sgc_value} is more than 6 decimal digits"
+        sgc = f"{sgc_value:06d}"
     if s2.ti > 99:
         return None, False, f"TI {s2.ti} is not 2 digits"
     new_base = current.base

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from .amount import decode_amount
 from .ciphers import cipher_for
+from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from .codec import KeySection1, KeySection2, KeySectionMid, TestFields, TransferFields, open_block, parse_digits, split_token
 from .decoder import credit_effect
 from .keys import DecoderKey
@@ -69,9 +70,11 @@ class TokenInfo:
         }
 
 
-def inspect_token(key: DecoderKey | None, digits: str) -> TokenInfo:
-    """The fields of a token under ``key`` (class 1 needs none). Raises TokenError
-    if ``digits`` is not a 20-digit, 66-bit token."""
+def inspect_token(key: DecoderKey | None, digits: str,
+                  currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> TokenInfo:  # fmt: skip
+    """The fields of a token under ``key`` (class 1 needs none), currency tokens
+    checked with the meter's ``currency_crc`` rule. Raises TokenError if ``digits``
+    is not a 20-digit, 66-bit token."""
     number = parse_digits(digits)
     text = f"{number:020d}"
     token_class, block = split_token(number)
@@ -81,7 +84,7 @@ def inspect_token(key: DecoderKey | None, digits: str) -> TokenInfo:
         if key is None:
             return TokenInfo(text, token_class, None, False)
         block = cipher_for(key.ea, key.key).decrypt(block)
-    subclass, data, crc_ok = open_block(token_class, block)
+    subclass, data, crc_ok = open_block(token_class, block, currency_crc)
     if token_class == 1:
         return TokenInfo(text, 1, subclass, crc_ok, fields=TestFields.unpack(subclass, data) if subclass < 2 else None)
     if (token_class, subclass) in _KEY_SECTIONS:

@@ -1,7 +1,7 @@
 """Decoder keys: the meter PAN, the PANBlock and CONTROLBlock, and the decoder key
 generation algorithms DKGA02 (DES) and DKGA04 (HMAC-SHA-256).
 
-IEC 62055-41 as publicly described (shared/sts/NOTES.md, checked against the
+IEC 62055-41 as publicly described (checked against the
 ``dkga02``/``dkga04`` vectors). A meter PAN is IIN + IAIN + Luhn digit, with IIN
 600727 (2-digit manufacturer code) or 0000 (4-digit code); the IAIN (the DRN
 printed on a meter) is manufacturer code + 8-digit serial + its own Luhn digit.
@@ -12,14 +12,11 @@ keeps, :class:`VendingKeyMaterial` what the vending side keeps.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 
 from .ciphers import key_bytes_for
-from .ciphers.dea import des_ecb_encrypt
 from .errors import KeyMaterialError
 from .tid import BASE_DATES, ken_of, tid_from_datetime
 
@@ -34,6 +31,11 @@ class KeyType(IntEnum):
     DDTK = 1  # default
     DUTK = 2  # unique
     DCTK = 3  # common
+
+
+#: credit is refused on these key types (initialization and default keys): the
+#: meter answers key_type_not_allowed and the vending side will not sell it
+CREDIT_REFUSED_KEY_TYPES = frozenset({KeyType.DITK, KeyType.DDTK})
 
 
 # --- PAN ---------------------------------------------------------------------
@@ -125,6 +127,7 @@ def dkga02(vk: bytes, pan: Pan, sgc: str, ti: str, krn: int, kt: int) -> bytes:
     """DKGA02: X = PANBlock xor CONTROLBlock; key = DES_VK(X) xor X xor VK (64 bits)."""
     if len(vk) != 8:
         raise KeyMaterialError("DKGA02 takes a 64-bit vending key")
+    from .ciphers.dea import des_ecb_encrypt  # DES (and cryptography) only when DKGA02 is used
     x = pan.pan_block() ^ control_block(kt, sgc, ti, krn)
     des = int.from_bytes(des_ecb_encrypt(vk, x.to_bytes(8, "big")), "big")
     return (des ^ x ^ int.from_bytes(vk, "big")).to_bytes(8, "big")
@@ -138,6 +141,9 @@ def dkga04(vk: bytes, pan: Pan, sgc: str, ti: str, krn: int, kt: int, ea: str, b
         raise KeyMaterialError(f"base date {base!r} must be 1993, 2014 or 2035")
     if not vk:
         raise KeyMaterialError("DKGA04 needs a vending key")
+    import hashlib  # only when DKGA04 is used: hashlib loads OpenSSL
+    import hmac
+
     n_bytes = key_bytes_for(ea)
     msg = (
         b"\x04\x02" + b"04"

@@ -47,8 +47,11 @@ class CreditKind(Enum):
 
 
 #: (units per decoded amount unit, unit name) per credit kind. Electricity is
-#: 0.1 kWh and water/gas 0.1 m3 (NOTES.md). UNVERIFIED: time as whole minutes and
-#: currency as 0.01 currency unit per step are our choice; no fact file fixes them.
+#: 0.1 kWh and water/gas 0.1 m3 (the STS Association's public token-type table; the
+#: 531-1 CTSA01/10/21/22 vectors use the same 0.1 step for all three). That table
+#: gives time as 0.1 minute and currency as 0.00001 base currency unit per step; we
+#: keep whole minutes and 0.01 currency units (a token then carries up to 182,016.24
+#: INR, not 182.01), a choice no public vector tests. See README, STS section.
 CREDIT_UNITS: dict[CreditKind, tuple[Decimal, str]] = {
     CreditKind.ELECTRICITY: (Decimal("0.1"), "kWh"),
     CreditKind.WATER: (Decimal("0.1"), "m3"),
@@ -153,6 +156,12 @@ class KeyChangeSection:
     section: int  # 1..4
     complete: bool  # always False here: a completing section gives KeyChanged
     received: tuple[int, ...]  # section numbers now held
+    total: int  # sections in the set: 2 for a 64-bit key, 4 for a 128-bit key
+
+    @property
+    def message(self) -> str:
+        """What the console and the event log say: ``key change section 3 of 4 (2 of 4 held)``."""
+        return f"key change section {self.section} of {self.total} ({len(self.received)} of {self.total} held)"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from .errors import KeyMaterialError, StateError
 from .keys import DecoderKey
 
@@ -40,6 +41,7 @@ class DecoderState:
     lockout_after: int = 5  # 0 disables the lockout
     lockout_minutes: int = 30
     manufacturer_code: int = 0  # class 1 tokens must carry this code
+    currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC  # the CRC rule of currency tokens (crc.py)
 
     def __post_init__(self):
         for name in ("tid_window", "key_change_window_minutes", "bad_count", "lockout_after",
@@ -51,6 +53,8 @@ class DecoderState:
             raise StateError("tid_window must be at least 1")
         if self.manufacturer_code > 0xFFFF:
             raise StateError("manufacturer_code must fit in 16 bits")
+        if not isinstance(self.currency_crc, CrcCVariant):
+            raise StateError(f"currency_crc must be a CrcCVariant, got {self.currency_crc!r}")
 
     def locked_out(self, now: datetime) -> bool:
         """True while the keypad refuses tokens (show it on the display)."""
@@ -81,6 +85,7 @@ class DecoderState:
             "lockout_after": self.lockout_after,
             "lockout_minutes": self.lockout_minutes,
             "manufacturer_code": self.manufacturer_code,
+            "currency_crc": self.currency_crc.value,
         }
 
     @classmethod
@@ -112,6 +117,8 @@ class DecoderState:
                 lockout_after=d["lockout_after"],
                 lockout_minutes=d["lockout_minutes"],
                 manufacturer_code=d["manufacturer_code"],
+                # states saved before the setting existed used no currency tokens of their own rule
+                currency_crc=CrcCVariant(d.get("currency_crc", DEFAULT_CURRENCY_CRC.value)),
             )
         except StateError:
             raise

@@ -10,12 +10,11 @@ always gives the same token; nothing here reads a clock or a random source unles
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
-from .amount import MAX_AMOUNT, encode_amount
+from .amount import MAX_AMOUNT, decode_amount, encode_amount, encode_amount_down
 from .ciphers import cipher_for
 from .codec import (
     KeySection1,
@@ -27,8 +26,9 @@ from .codec import (
     join_token,
     seal_block,
 )
+from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from .errors import VendError
-from .keys import DecoderKey
+from .keys import CREDIT_REFUSED_KEY_TYPES, DecoderKey, KeyType
 from .results import CREDIT_UNITS, CreditKind
 from .tid import next_base, tid_from_datetime
 
@@ -43,13 +43,16 @@ class VendedToken:
     amount_field: int | None = None
 
 
-def _encrypted(key: DecoderKey, token_class: int, subclass: int, data: int) -> str:
-    block = cipher_for(key.ea, key.key).encrypt(seal_block(token_class, subclass, data))
+def _encrypted(key: DecoderKey, token_class: int, subclass: int, data: int,
+               currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> str:  # fmt: skip
+    block = cipher_for(key.ea, key.key).encrypt(seal_block(token_class, subclass, data, currency_crc))
     return format_digits(join_token(token_class, block))
 
 
 def _rnd(rnd: int | None) -> int:
     if rnd is None:
+        import secrets  # only when a random RND is asked for
+
         return secrets.randbelow(16)
     if not isinstance(rnd, int) or not 0 <= rnd <= 15:
         raise VendError(f"RND {rnd!r} must be 0..15")
@@ -57,37 +60,104 @@ def _rnd(rnd: int | None) -> int:
 
 
 def vend_transfer(key: DecoderKey, token_class: int, subclass: int, amount_field: int, *,
-                  time: datetime, rnd: int | None = None) -> VendedToken:  # fmt: skip
-    """A token with the RND/TID/amount layout (class 0, class 2 subclasses 0,1,5,6,7)."""
+                  time: datetime, rnd: int | None = None,
+                  currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> VendedToken:  # fmt: skip
+    """A token with the RND/TID/amount layout (class 0, class 2 subclasses 0,1,5,6,7);
+    ``currency_crc`` is the meter's CRC rule for currency subclasses 4..7."""
     r = _rnd(rnd)
     tid = tid_from_datetime(time, key.base)
     data = TransferFields(r, tid, amount_field).pack()
-    return VendedToken(_encrypted(key, token_class, subclass, data), token_class, subclass, tid, r, amount_field)
+    digits = _encrypted(key, token_class, subclass, data, currency_crc)
+    return VendedToken(digits, token_class, subclass, tid, r, amount_field)
 
 
-def units_for(subclass: int, value) -> int:
-    """Token steps for ``value`` in the subclass's unit (kWh, m3, ...), rounded up."""
-    step, unit = CREDIT_UNITS[CreditKind(subclass)]
+def _decimal(value) -> Decimal:
     try:
         v = Decimal(str(value))
     except InvalidOperation:
         raise VendError(f"amount {value!r} is not a number") from None
     if not v.is_finite() or v < 0:
         raise VendError(f"amount {value!r} must be a finite number >= 0")
-    units = int((v / step).to_integral_value(rounding=ROUND_CEILING))
+    return v
+
+
+def units_for(subclass: int, value, rounding: str = ROUND_CEILING) -> int:
+    """Token steps for ``value`` in the subclass's unit (kWh, m3, ...), rounded up
+    (or as ``rounding`` says)."""
+    step, unit = CREDIT_UNITS[CreditKind(subclass)]
+    v = _decimal(value)
+    units = int((v / step).to_integral_value(rounding=rounding))
     if units > MAX_AMOUNT:
         raise VendError(f"{value} {unit} is more than one token can carry")
     return units
 
 
-def vend_credit(key: DecoderKey, value, *, subclass: int = 0, time: datetime,
-                rnd: int | None = None) -> VendedToken:  # fmt: skip
+@dataclass(frozen=True)
+class CreditPlan:
+    """What a vending tool sells for a request: the largest amount a token carries
+    that is not above it, and what is left over (never more, never less, unsaid)."""
+
+    subclass: int
+    requested: Decimal  # in ``unit``
+    amount_field: int
+    value: Decimal  # what the token carries, in ``unit``; never above ``requested``
+    unit: str
+    above: Decimal | None  # the next amount a token carries, above ``requested`` (None if exact)
+
+    @property
+    def remainder(self) -> Decimal:
+        """The part of the request the token does not carry (0 when exact)."""
+        return self.requested - self.value
+
+    @property
+    def exact(self) -> bool:
+        return self.remainder == 0
+
+
+def plan_credit(value, subclass: int = 0, *, exact: bool = False) -> CreditPlan:
+    """The credit a token carries for a request of ``value`` in the subclass's unit:
+    the largest representable amount not above it. With ``exact`` a request no token
+    carries is refused (naming the two nearest amounts) instead."""
+    if not 0 <= subclass <= 7:
+        raise VendError(f"credit subclass {subclass!r} must be 0..7")
+    step, unit = CREDIT_UNITS[CreditKind(subclass)]
+    requested = _decimal(value)
+    field = encode_amount_down(units_for(subclass, requested, ROUND_FLOOR))
+    carried = decode_amount(field) * step
+    above = None
+    if carried != requested:
+        up = units_for(subclass, requested, ROUND_CEILING)
+        above = decode_amount(encode_amount(up)) * step if up <= MAX_AMOUNT else None
+    plan = CreditPlan(subclass, requested, field, carried, unit, above)
+    if exact and not plan.exact:
+        nearest = f"{carried} or {above}" if above is not None else f"{carried}"
+        raise VendError(f"no token carries exactly {requested} {unit}; the nearest amounts are {nearest} {unit}")
+    return plan
+
+
+def vend_credit(key: DecoderKey, value, *, subclass: int = 0, time: datetime, rnd: int | None = None,
+                currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> VendedToken:  # fmt: skip
     """A class 0 credit token for ``value`` in the subclass's unit (0: kWh, 1/2: m3,
     3: minutes, 4..7: currency), rounded up in the customer's favour."""
     if not 0 <= subclass <= 7:
         raise VendError(f"credit subclass {subclass!r} must be 0..7")
+    _check_credit_key(key)
     field = encode_amount(units_for(subclass, value))
-    return vend_transfer(key, 0, subclass, field, time=time, rnd=rnd)
+    return vend_transfer(key, 0, subclass, field, time=time, rnd=rnd, currency_crc=currency_crc)
+
+
+def vend_planned_credit(key: DecoderKey, plan: CreditPlan, *, time: datetime, rnd: int | None = None,
+                        currency_crc: CrcCVariant = DEFAULT_CURRENCY_CRC) -> VendedToken:  # fmt: skip
+    """A class 0 credit token carrying exactly ``plan.value`` (see :func:`plan_credit`)."""
+    _check_credit_key(key)
+    return vend_transfer(key, 0, plan.subclass, plan.amount_field, time=time, rnd=rnd, currency_crc=currency_crc)
+
+
+def _check_credit_key(key: DecoderKey) -> None:
+    if key.kt in CREDIT_REFUSED_KEY_TYPES:
+        # a meter refuses credit on an initialization or default key (531-1 CTSA16): do not sell it
+        raise VendError(f"no credit on a {KeyType(key.kt).name} key (key type {key.kt}); change to a unique "
+                        "or common key first")
 
 
 def vend_power_limit(key: DecoderKey, watts: int, *, time: datetime, rnd: int | None = None) -> VendedToken:
@@ -139,7 +209,9 @@ def vend_key_change(current: DecoderKey, new: DecoderKey, *, rollover: bool = Fa
         VendedToken(_encrypted(current, 2, 4, s2.pack()), 2, 4),
     ]
     if n_bits == 128:
-        sgc = int(new.sgc, 16)  # UNVERIFIED: SGC as 6 BCD digits, split 12/12
+        # the SGC travels as a binary number, low 12 bits in section 3, high 12 in section 4
+        # (531-1 CTSA19: SGC 123457 = 0x01E241 -> 0x241 and 0x01E)
+        sgc = int(new.sgc)
         s3 = KeySectionMid(sgc & 0xFFF, (nk >> 64) & 0xFFFFFFFF)
         s4 = KeySectionMid(sgc >> 12, (nk >> 32) & 0xFFFFFFFF)
         tokens.append(VendedToken(_encrypted(current, 2, 8, s3.pack()), 2, 8))

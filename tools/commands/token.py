@@ -9,6 +9,17 @@ test tokens (``--time`` and ``--rnd`` make them reproducible, ``--count N`` vend
 N tokens with consecutive-minute TIDs a meter accepts in order); ``decode`` prints
 the fields of one or more tokens. With ``--json`` one token prints as an object
 and several as a list.
+
+Two promises a vending point keeps. Money: a credit token carries the largest
+amount not above the request (the 16-bit amount field cannot hold every value) and
+the line says what is left over; ``--exact`` refuses such a request instead.
+TIDs: a per-meter journal (:mod:`tools.vend_journal`, ``--journal``) keeps the last
+TID issued, so a second vend in the same minute, or with the clock set back, moves
+to the next free minute and says so rather than issuing a TID the meter has used.
+``--no-journal`` turns that off (for reproducing published vectors).
+
+Only the standard library and ``firmware.sts`` load with this module, so a
+``bijli token decode`` starts quickly; the journal loads when a vend needs it.
 """
 
 from __future__ import annotations
@@ -18,17 +29,16 @@ import dataclasses
 import json
 import sys
 import tomllib
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from bijli.firmware.errors import ConfigError, FirmwareError
-from bijli.firmware.sts import vend as v
 from bijli.firmware.sts.errors import VendError
 from bijli.firmware.sts.config import StsConfig
 from bijli.firmware.sts.inspector import NAMES, amount_of, inspect_token
 from bijli.firmware.sts.keys import DecoderKey
 from bijli.firmware.sts.results import TestRequest
-from bijli.firmware.sts.tid import datetime_from_tid, next_base
+from bijli.firmware.sts.tid import datetime_from_tid, next_base, tid_from_datetime
 
 # flag dest -> [sts] table key
 _KEY_FLAGS = {
@@ -61,6 +71,11 @@ def _add_vend_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     p.add_argument("--time", metavar="ISO", default=d, help="vend time for the TID (default: now)")
     p.add_argument("--rnd", type=int, default=d, help="the 4-bit random field 0..15")
     p.add_argument("--count", type=int, default=d if suppress else 1, help="vend N tokens, TIDs a minute apart")
+    p.add_argument("--journal", metavar="FILE", default=d,
+                   help="the per-meter last-TID journal (default: $BIJLI_VEND_JOURNAL or "
+                        "$XDG_STATE_HOME/bijli/vend-journal.json)")
+    p.add_argument("--no-journal", action="store_true", default=d if suppress else False,
+                   help="do not read or record TIDs (two vends in one minute then collide)")
 
 
 def register(subparsers) -> None:
@@ -85,6 +100,9 @@ def register(subparsers) -> None:
     credit.add_argument("--subclass", type=int, default=None, choices=range(8),
                         help="0 electricity kWh .. 4 electricity currency .. 7 time currency "
                              "(default: 4 with --amount, as the demo meter keeps credit in INR)")
+    credit.add_argument("--exact", action="store_true",
+                        help="refuse an amount no token carries exactly (default: vend the largest amount "
+                             "not above it and print the remainder)")
     kind("power-limit", "set maximum power limit").add_argument("--watts", type=int, required=True)
     kind("phase-unbalance", "set maximum phase power unbalance limit").add_argument("--watts", type=int, required=True)
     kind("clear-credit", "clear credit").add_argument("--register", type=_int_any, default=0xFFFF,
@@ -99,9 +117,13 @@ def register(subparsers) -> None:
     kc.add_argument("--to-decoder-key", metavar="HEX", help="new decoder key, given directly")
     kc.add_argument("--to-ken", type=int, help="new key expiry number (default 255 = never)")
     kc.add_argument("--rollover", action="store_true", help="set RO: clear TID memory, move to the next base date")
-    test = kind("test", "class 1 test/display token")
-    test.add_argument("--control", type=lambda s: int(s, 16), required=True, help="control bits, hex")
-    test.add_argument("--mfr", type=int, default=0, help="manufacturer code")
+    test = kind("test", "class 1 test/display token (not encrypted, any meter of that manufacturer)")
+    test.add_argument("--control", type=_hex, required=True,
+                      help="control bits, hex (36 bits in subclass 0, 28 in subclass 1; bit 0 = test all)")
+    test.add_argument("--mfr", type=int, default=0,
+                      help="manufacturer code: 2 digits (8 bits) in subclass 0, 4 digits (16 bits) in subclass 1")
+    test.add_argument("--subclass", type=int, choices=(0, 1), default=None,
+                      help="0: 2-digit manufacturer code, 1: 4-digit (default: 0 when the values fit)")
     vend.set_defaults(func=_main)
 
     decode = sub.add_parser("decode", help="print the fields of tokens")
@@ -112,6 +134,13 @@ def register(subparsers) -> None:
 
 def _int_any(s: str) -> int:
     return int(s, 0)
+
+
+def _hex(s: str) -> int:
+    try:
+        return int(s, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a hex number") from None
 
 
 # --- key material ---------------------------------------------------------------
@@ -145,34 +174,84 @@ def _explain(exc: ConfigError, args) -> str:
 # --- vend -------------------------------------------------------------------------
 
 
-def _vend(args, cfg: StsConfig) -> list[v.VendedToken]:
+def _vend(args, cfg: StsConfig) -> list[dict]:
+    """The vended tokens as rows (what ``--json`` prints)."""
+    from bijli.firmware.sts import vend as v  # vends only: decode does not load the vending side
+
     key = cfg.vend_key()
-    when = datetime.fromisoformat(args.time).replace(tzinfo=None) if args.time else datetime.now().replace(second=0, microsecond=0)
     if args.kind == "key-change":
-        return v.vend_key_change(key, _new_key(args, cfg), rollover=args.rollover)
+        return [_describe_vended(t, key) for t in v.vend_key_change(key, _new_key(args, cfg), rollover=args.rollover)]
     if args.kind == "test":
-        return [v.vend_test(args.control, args.mfr)]
+        return [_describe_vended(v.vend_test(args.control, args.mfr, args.subclass), key)]
     count = args.count
     if count < 1:
         raise VendError("--count must be at least 1")
-    out = []
-    for i in range(count):
-        t = when + timedelta(minutes=i)
-        if args.kind == "credit":
-            if args.kwh is not None:
-                value, subclass = args.kwh, 0 if args.subclass is None else args.subclass
-            else:
-                value, subclass = args.amount, 4 if args.subclass is None else args.subclass
-            out.append(v.vend_credit(key, value, subclass=subclass, time=t, rnd=args.rnd))
-        elif args.kind == "power-limit":
-            out.append(v.vend_power_limit(key, args.watts, time=t, rnd=args.rnd))
-        elif args.kind == "phase-unbalance":
-            out.append(v.vend_phase_unbalance_limit(key, args.watts, time=t, rnd=args.rnd))
-        elif args.kind == "clear-credit":
-            out.append(v.vend_clear_credit(key, args.register, time=t, rnd=args.rnd))
-        elif args.kind == "clear-tamper":
-            out.append(v.vend_clear_tamper(key, time=t, rnd=args.rnd))
-    return out
+    make = _transfer_maker(args, cfg, key)
+    when = (datetime.fromisoformat(args.time).replace(tzinfo=None) if args.time
+            else datetime.now().replace(second=0, microsecond=0))  # fmt: skip
+    wanted = tid_from_datetime(when, key.base)
+    if args.no_journal:
+        return [_tid_row(make(datetime_from_tid(wanted + i, key.base)), key, wanted + i) for i in range(count)]
+    from bijli.tools.vend_journal import VendJournal
+
+    journal = VendJournal(args.journal or _default_journal())
+    with journal.reserve(_meter_id(cfg, key), wanted, count) as r:
+        # built while the journal is held; they are printed only once it is written
+        return [_tid_row(make(datetime_from_tid(r.first + i, key.base)), key, wanted + i) for i in range(count)]
+
+
+def _default_journal():
+    from bijli.tools.vend_journal import default_path
+
+    return default_path()
+
+
+def _meter_id(cfg: StsConfig, key: DecoderKey) -> str:
+    """Whose TIDs a journal entry holds: the meter PAN (or its decoder key's digest) and base date."""
+    if cfg.vending is not None:
+        return f"{cfg.vending.pan.digits}@{key.base}"
+    import hashlib
+
+    return f"key:{hashlib.sha256(key.key).hexdigest()[:16]}@{key.base}"
+
+
+def _transfer_maker(args, cfg: StsConfig, key: DecoderKey):
+    """time -> token for the TID-carrying kinds; credit is planned once for all ``--count`` tokens."""
+    from bijli.firmware.sts import vend as v
+
+    rnd = args.rnd
+    if args.kind == "credit":
+        if args.kwh is not None:
+            value, subclass = args.kwh, 0 if args.subclass is None else args.subclass
+        else:
+            value, subclass = args.amount, 4 if args.subclass is None else args.subclass
+        plan = v.plan_credit(value, subclass, exact=args.exact)
+
+        def credit(t):
+            token = v.vend_planned_credit(key, plan, time=t, rnd=rnd, currency_crc=cfg.currency_crc)
+            return token, plan
+
+        return credit
+    if args.kind == "power-limit":
+        return lambda t: (v.vend_power_limit(key, args.watts, time=t, rnd=rnd), None)
+    if args.kind == "phase-unbalance":
+        return lambda t: (v.vend_phase_unbalance_limit(key, args.watts, time=t, rnd=rnd), None)
+    if args.kind == "clear-credit":
+        return lambda t: (v.vend_clear_credit(key, args.register, time=t, rnd=rnd), None)
+    if args.kind == "clear-tamper":
+        return lambda t: (v.vend_clear_tamper(key, time=t, rnd=rnd), None)
+    raise VendError(f"unknown token kind {args.kind!r}")
+
+
+def _tid_row(made, key: DecoderKey, wanted_tid: int) -> dict:
+    token, plan = made
+    d = _describe_vended(token, key)
+    d["requested_time"] = datetime_from_tid(wanted_tid, key.base).isoformat(timespec="minutes")
+    d["tid_bumped"] = token.tid != wanted_tid
+    if plan is not None:
+        d["requested"] = _json_number(plan.requested)
+        d["remainder"] = _json_number(plan.remainder)
+    return d
 
 
 def _new_key(args, cfg: StsConfig) -> DecoderKey:
@@ -194,7 +273,8 @@ def _new_key(args, cfg: StsConfig) -> DecoderKey:
     return new.decoder_key()
 
 
-def _describe_vended(t: v.VendedToken, key: DecoderKey) -> dict:
+def _describe_vended(t, key: DecoderKey) -> dict:
+    """A :class:`firmware.sts.vend.VendedToken` as a JSON row."""
     d = {"token": t.digits, "class": t.token_class, "subclass": t.subclass,
          "what": NAMES.get((t.token_class, t.subclass), "reserved"), "rnd": t.rnd, "tid": t.tid,
          "time": None if t.tid is None else datetime_from_tid(t.tid, key.base).isoformat(timespec="minutes"),
@@ -211,15 +291,28 @@ def _json_number(x):
     return x
 
 
-def _print_vended(tokens: list[v.VendedToken], key: DecoderKey, as_json: bool) -> None:
-    rows = [_describe_vended(t, key) for t in tokens]
+def _print_vended(rows: list[dict], as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=1))
         return
     for r in rows:
-        amount = "" if r["amount"] is None else f" {r['amount']} {r['unit']}"
-        extra = "" if r["tid"] is None else f", TID {r['tid']} ({r['time'].replace('T', ' ')})"
-        print(f"{r['token']}  {r['what']}{amount}{extra}")
+        print(_vended_line(r))
+
+
+def _vended_line(r: dict) -> str:
+    """One receipt line: the token first (scripts take the first word), then what it carries and any caveat."""
+    amount = "" if r["amount"] is None else f" {r['amount']} {r['unit']}"
+    if r.get("remainder"):
+        amount += (f" (asked {r['requested']} {r['unit']}: no token carries that; "
+                   f"remainder {r['remainder']} {r['unit']} not vended)")
+    tid = ""
+    if r["tid"] is not None:
+        tid = f", TID {r['tid']} ({r['time'].replace('T', ' ')}"
+        if r.get("tid_bumped"):
+            tid += (f"; {r['requested_time'].replace('T', ' ')} was already vended for this meter, "
+                    "moved to the next free minute")
+        tid += ")"
+    return f"{r['token']}  {r['what']}{amount}{tid}"
 
 
 # --- decode -------------------------------------------------------------------------
@@ -229,7 +322,7 @@ def _decode(args, cfg: StsConfig) -> int:
     rows, status = [], 0
     for text in args.tokens:
         try:
-            info = inspect_token(cfg.decoder_key, text)
+            info = inspect_token(cfg.decoder_key, text, cfg.currency_crc)
         except FirmwareError as exc:
             rows.append({"token": text, "error": str(exc), "crc_ok": False})
             status = 1
@@ -286,12 +379,14 @@ def _main(args) -> int:
         return 2
     if args.token_command == "decode":
         return _decode(args, cfg)
+    from bijli.tools.vend_journal import JournalError  # vends only: decode never loads the journal
+
     try:
-        tokens = _vend(args, cfg)
-    except (FirmwareError, ValueError) as exc:
+        rows = _vend(args, cfg)
+    except (FirmwareError, ValueError, JournalError) as exc:
         print(f"bijli token vend: {exc}", file=sys.stderr)
         return 2
-    _print_vended(tokens, cfg.vend_key(), bool(args.json))
+    _print_vended(rows, bool(args.json))
     return 0
 
 

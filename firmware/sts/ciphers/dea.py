@@ -9,14 +9,19 @@ costs more than the block). The DES parity bits of the key are ignored, as DES d
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
-try:  # cryptography >= 43 moved TripleDES to the "decrepit" module
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # pragma: no cover - older cryptography
-    from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
-
 from ..errors import KeyMaterialError
+
+
+def _des3(key: bytes):
+    # imported here, not at module level: loading ``cryptography`` costs more than a
+    # command-line decode on a MISTY1 meter takes altogether
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    try:  # cryptography >= 43 moved TripleDES to the "decrepit" module
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover - older cryptography
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    return Cipher(TripleDES(key * 3), modes.ECB())
 
 
 def des_ecb_encrypt(key: bytes, block: bytes) -> bytes:
@@ -33,7 +38,7 @@ class Dea:
     def __init__(self, key: bytes):
         if len(key) != 8:
             raise KeyMaterialError("DES (EA09) takes a 64-bit key")
-        cipher = Cipher(TripleDES(key * 3), modes.ECB())
+        cipher = _des3(key)
         self._enc = cipher.encryptor()
         self._dec = cipher.decryptor()
 

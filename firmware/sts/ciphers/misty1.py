@@ -6,7 +6,9 @@ cipher follows RFC 2994 section 2 exactly (FO/FI/FL functions, key schedule,
 function splits into two key-independent 16-bit maps around its key addition,
 ``FI(x, k) = _FI_OUT[_FI_IN[x] ^ k]``, so one FI costs two list look-ups and no
 per-key tables are needed (a meter or vending run pays nothing per new key beyond
-the 32-entry key schedule).
+the 32-entry key schedule). The two 65,536-entry tables cost more to build than a
+command-line decode takes altogether, so a process computes FI directly for its
+first blocks and builds the tables only when it has many blocks to do.
 """
 
 from __future__ import annotations
@@ -18,22 +20,54 @@ _M16 = 0xFFFF
 _M32 = 0xFFFFFFFF
 
 
+def _fi(x: int, k: int) -> int:
+    """RFC 2994 FI, computed directly: 9-bit half d9, 7-bit half d7, key KI = KI7|KI9."""
+    d9 = S9[x >> 7] ^ (x & 0x7F)
+    d7 = S7[x & 0x7F] ^ (d9 & 0x7F)
+    d7 ^= k >> 9
+    d9 ^= k & 0x1FF
+    return (d7 << 9) | (S9[d9] ^ d7)
+
+
 def _fi_tables() -> tuple[list[int], list[int]]:
-    fi_in = [0] * 65536
-    for x in range(65536):
-        d9 = S9[x >> 7] ^ (x & 0x7F)
-        d7 = S7[x & 0x7F] ^ (d9 & 0x7F)
-        fi_in[x] = (d7 << 9) | d9
-    # After the key addition only the last S9 step remains; it keeps d7 in place.
-    fi_out = [(y & 0xFE00) | (S9[y & 0x1FF] ^ (y >> 9)) for y in range(65536)]
+    """FI's key-independent halves: FI(x, k) == fi_out[fi_in[x] ^ k]."""
+    fi_in: list[int] = []
+    for hi in range(512):  # x = hi << 7 | lo
+        s = S9[hi]
+        fi_in.extend([((S7[lo] ^ ((s ^ lo) & 0x7F)) << 9) | (s ^ lo) for lo in range(128)])
+    # after the key addition only the last S9 step remains; it keeps d7 in place
+    fi_out: list[int] = []
+    for d7 in range(128):
+        fi_out.extend([(d7 << 9) | (S9[lo] ^ d7) for lo in range(512)])
     return fi_in, fi_out
 
 
-_FI_IN, _FI_OUT = _fi_tables()
+#: blocks a process ciphers with direct FI before building the tables pays off
+DIRECT_BLOCKS = 64
+_direct_left = DIRECT_BLOCKS
+_fo_fast = None  # the table-driven FO, once the tables exist
 
 
-def _fi(x: int, k: int) -> int:
-    return _FI_OUT[_FI_IN[x] ^ k]
+def _fo_for_next_block():
+    global _direct_left, _fo_fast
+    if _fo_fast is not None:
+        return _fo_fast
+    if _direct_left > 0:
+        _direct_left -= 1
+        return _fo_direct
+    fi_in, fi_out = _fi_tables()
+
+    def fo(x: int, k: tuple[int, ...], fi_in=fi_in, fi_out=fi_out) -> int:
+        ko1, ki1, ko2, ki2, ko3, ki3, ko4 = k
+        t0 = x >> 16
+        t1 = x & _M16
+        t0 = fi_out[fi_in[t0 ^ ko1] ^ ki1] ^ t1
+        t1 = fi_out[fi_in[t1 ^ ko2] ^ ki2] ^ t0
+        t0 = fi_out[fi_in[t0 ^ ko3] ^ ki3] ^ t1
+        return ((t1 ^ ko4) << 16) | t0
+
+    _fo_fast = fo
+    return fo
 
 
 class Misty1:
@@ -72,27 +106,27 @@ class Misty1:
         self._fl = tuple(fl)
 
     def encrypt(self, block: int) -> int:
-        fi_in, fi_out, fo, fl = _FI_IN, _FI_OUT, self._fo, self._fl
+        f, fo, fl = _fo_for_next_block(), self._fo, self._fl
         d0 = block >> 32
         d1 = block & _M32
         for r in range(0, 8, 2):
             d0 = _fl(d0, fl[r])
             d1 = _fl(d1, fl[r + 1])
-            d1 ^= _fo(d0, fo[r], fi_in, fi_out)
-            d0 ^= _fo(d1, fo[r + 1], fi_in, fi_out)
+            d1 ^= f(d0, fo[r])
+            d0 ^= f(d1, fo[r + 1])
         d0 = _fl(d0, fl[8])
         d1 = _fl(d1, fl[9])
         return (d1 << 32) | d0
 
     def decrypt(self, block: int) -> int:
-        fi_in, fi_out, fo, fl = _FI_IN, _FI_OUT, self._fo, self._fl
+        f, fo, fl = _fo_for_next_block(), self._fo, self._fl
         d1 = block >> 32
         d0 = block & _M32
         d0 = _flinv(d0, fl[8])
         d1 = _flinv(d1, fl[9])
         for r in range(6, -1, -2):
-            d0 ^= _fo(d1, fo[r + 1], fi_in, fi_out)
-            d1 ^= _fo(d0, fo[r], fi_in, fi_out)
+            d0 ^= f(d1, fo[r + 1])
+            d1 ^= f(d0, fo[r])
             d0 = _flinv(d0, fl[r])
             d1 = _flinv(d1, fl[r + 1])
         return (d0 << 32) | d1
@@ -113,11 +147,11 @@ def _flinv(x: int, kl: tuple[int, int]) -> int:
     return (d0 << 16) | d1
 
 
-def _fo(x: int, k: tuple[int, ...], fi_in: list[int], fi_out: list[int]) -> int:
+def _fo_direct(x: int, k: tuple[int, ...]) -> int:
     ko1, ki1, ko2, ki2, ko3, ki3, ko4 = k
     t0 = x >> 16
     t1 = x & _M16
-    t0 = fi_out[fi_in[t0 ^ ko1] ^ ki1] ^ t1
-    t1 = fi_out[fi_in[t1 ^ ko2] ^ ki2] ^ t0
-    t0 = fi_out[fi_in[t0 ^ ko3] ^ ki3] ^ t1
+    t0 = _fi(t0 ^ ko1, ki1) ^ t1
+    t1 = _fi(t1 ^ ko2, ki2) ^ t0
+    t0 = _fi(t0 ^ ko3, ki3) ^ t1
     return ((t1 ^ ko4) << 16) | t0

@@ -1,6 +1,6 @@
 """MISTY1 substitution tables S7 and S9 (RFC 2994 section 2.2, index = input value).
 
-Generated once from the project's fact file ``shared/sts/misty1-sboxes.json`` so the
+Generated once from the fact file ``tests/firmware/sts/data/misty1-sboxes.json`` so the
 runtime package carries its own copy; the test suite checks this copy against that
 file and the RFC test vectors. Do not edit by hand.
 """

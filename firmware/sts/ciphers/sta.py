@@ -1,6 +1,6 @@
 """EA07: the Standard Transfer Algorithm (STA), 64-bit key, 64-bit block.
 
-IEC 62055-41 encryption algorithm 07, as publicly described (shared/sts/NOTES.md):
+IEC 62055-41 encryption algorithm 07, as publicly described:
 16 rounds of a key-selected 4-bit substitution (S1 or S2 per nibble, chosen by key
 bit 4i+3 of a rotating copy of NOT key) followed by a fixed 64-bit permutation.
 
@@ -9,7 +9,7 @@ that already hold "substitute both nibbles of this byte, then permute the result
 as a 64-bit OR-mask. The key only chooses which of four tables each byte position
 uses in each round, so a key costs 16x8 tuple slots and no table building.
 
-Decryption is the exact inverse of encryption. NOTE: NOTES.md describes decryption
+Decryption is the exact inverse of encryption. NOTE: one public description gives decryption
 as "inverse(S2) if key bit 4i is 1" with k = key rotating right; the vectors (and
 arithmetic) show the choice is the complement: inverse(S2) when that bit of the
 key is 0, i.e. the same nibble choices as encryption, in reverse round order.

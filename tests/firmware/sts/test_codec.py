@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bijli.firmware.errors import TokenError
 from bijli.firmware.sts import crc
-from bijli.firmware.sts.amount import MAX_AMOUNT, decode_amount, encode_amount
+from bijli.firmware.sts.amount import MAX_AMOUNT, decode_amount, encode_amount, encode_amount_down
 from bijli.firmware.sts.codec import (
     KeySection1, KeySection2, KeySectionMid, TestFields, TransferFields, format_digits, group_digits,
     join_token, open_block, parse_digits, seal_block, split_token,
@@ -43,6 +43,22 @@ def test_amount_rounds_up_to_the_nearest_representable(value):
     assert ALL_VALUES[bisect.bisect_left(ALL_VALUES, value)] == got
     # smallest exponent that fits
     assert field >> 14 == min(e for e in range(4) if any(decode_amount((e << 14) | m) >= value for m in (0x3FFF,)))
+
+
+@given(st.integers(0, MAX_AMOUNT))
+def test_amount_down_is_the_largest_representable_not_above(value):
+    import bisect
+    got = decode_amount(encode_amount_down(value))
+    assert got <= value and ALL_VALUES[bisect.bisect_right(ALL_VALUES, value) - 1] == got
+
+
+def test_amount_down_edges():
+    assert decode_amount(encode_amount_down(50_000)) == 49_994  # INR 500 at 0.01: 499.94, not 500.04
+    assert decode_amount(encode_amount_down(180_223)) == 180_214  # the gap between ranges rounds down
+    assert encode_amount_down(MAX_AMOUNT) == 0xFFFF and encode_amount_down(0) == 0
+    for bad in (-1, MAX_AMOUNT + 1, 1.5, True):
+        with pytest.raises(VendError):
+            encode_amount_down(bad)
 
 
 @given(st.integers(0, 0xFFFF))

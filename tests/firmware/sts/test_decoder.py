@@ -183,7 +183,8 @@ def test_soak_acceptance_rate_is_2_to_the_minus_16():
 
 
 def _credit(key, when, rnd=0):
-    return v.vend_credit(key, 1, time=when, rnd=rnd).digits
+    # the raw transfer (1 kWh = field 10): vend_credit itself refuses DITK/DDTK keys
+    return v.vend_transfer(key, 0, 0, 10, time=when, rnd=rnd).digits
 
 
 def test_tid_window_old_and_used():
@@ -276,9 +277,9 @@ def test_key_change_sections_expire_outside_the_window():
     s1, s2 = v.vend_key_change(old, new)
     state = DecoderState(old, key_change_window_minutes=10)
     r, state = decode(state, s1.digits, NOW)
-    assert r.effect == KeyChangeSection(1, False, (1,))
+    assert r.effect == KeyChangeSection(1, False, (1,), 2)
     r, state = decode(state, s2.digits, NOW + timedelta(minutes=11))
-    assert r.effect == KeyChangeSection(2, False, (2,)) and state.key == old
+    assert r.effect == KeyChangeSection(2, False, (2,), 2) and state.key == old
     r, state = decode(state, s1.digits, NOW + timedelta(minutes=12))
     assert isinstance(r.effect, KeyChanged) and state.key == new
 
