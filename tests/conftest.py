@@ -20,6 +20,12 @@ settings.load_profile("ci" if os.environ.get("CI") else "explore")
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `bijli token vend` keeps a per-meter TID journal (by default in the user's state folder);
+# the suite's vends, in-process and in subprocesses, keep theirs in a folder of its own
+if "BIJLI_VEND_JOURNAL" not in os.environ:
+    import tempfile
+    os.environ["BIJLI_VEND_JOURNAL"] = os.path.join(tempfile.mkdtemp(prefix="bijli-tests-"), "vend-journal.json")
+
 
 class MeterProcess:
     """`bijli meter` as a child process with its console on a pipe."""

@@ -155,8 +155,10 @@ class RunningMeter:
 
     def vend(self, *args: str) -> str:
         """A token for this meter, e.g. ``vend("credit", "--amount", "100")``: its 20 digits."""
+        # the vend journal (no TID twice for one meter) lives with this meter, not in the user's home
+        env = dict(os.environ, BIJLI_VEND_JOURNAL=str(self.state / "vend-journal.json"))
         proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "token", "vend", *self.vend_args, *args],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"bijli token vend failed: {proc.stderr.strip()}")
         return proc.stdout.split()[0]
