@@ -130,6 +130,10 @@ class Driver:
                 c.max_retries = saved
                 return
             c.poll(self.now)
+        elif trigger is Trigger.BAD_SNRM:
+            c.receive_data(to_server(FrameType.SNRM, b"\x81\x80\x01"), now=self.now)
+        elif trigger is Trigger.STRANGER_POLL:
+            c.receive_data(to_server(FrameType.RR, b"", True, src=HdlcAddress(17)), now=self.now)
         else:
             kind = FrameType[trigger.name]
             info = b""
@@ -153,17 +157,20 @@ def _pairs(table):
 @pytest.mark.parametrize("role, table", [(Role.SERVER, SERVER_TABLE), (Role.CLIENT, CLIENT_TABLE)])
 def test_tables_cover_every_pair(role, table):
     states = {State.NDM, State.NRM} if role is Role.SERVER else set(State)
-    triggers = set(Trigger) - ({Trigger.GIVE_UP} if role is Role.SERVER else set())
+    server_only = {Trigger.BAD_SNRM, Trigger.STRANGER_POLL}
+    triggers = set(Trigger) - ({Trigger.GIVE_UP} if role is Role.SERVER else server_only)
     assert set(table) == {(s, t) for s in states for t in triggers}
     for action, next_state in table.values():
-        assert action == "refuse" or hasattr(HdlcConnection, "_do_" + action)
+        # a reference to one of the connection's own actions, never a name to look up
+        assert callable(action) and getattr(HdlcConnection, action.__name__) is action
+        assert action.__name__.startswith("_do_")
         assert next_state in states
 
 
 def check_step(driver, table, trigger):
     before = driver.conn.state
     action, expected = table[(before, trigger)]
-    if action == "refuse":
+    if action is HdlcConnection._do_refuse:
         with pytest.raises(LocalProtocolError):
             driver.apply(trigger)
         assert driver.conn.state is before
