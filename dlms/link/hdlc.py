@@ -69,10 +69,10 @@ __all__ = [
     "HdlcAddress",
     "HdlcConnection",
     "HdlcParameters",
+    "HdlcTrigger",
     "Rejected",
     "Role",
     "State",
-    "Trigger",
     "UiReceived",
     "client_address",
     "decode_frame",
@@ -157,7 +157,7 @@ class State(enum.Enum):
     AWAIT_DISC_UA = "DISC sent"  # client only
 
 
-class Trigger(enum.Enum):
+class HdlcTrigger(enum.Enum):
     # a frame received (addressed to us)
     I = "I"  # noqa: E741
     RR = "RR"
@@ -304,7 +304,7 @@ class HdlcConnection:
         """Queue an APDU (the LLC header is added here); it goes out as the turn
         and the window allow, segmented to the negotiated information field."""
         self._advance(now)
-        self._fire(Trigger.SEND_APDU, bytes(apdu))
+        self._fire(HdlcTrigger.SEND_APDU, bytes(apdu))
 
     def connect(self, parameters: HdlcParameters | None = None, *, with_parameters: bool = True,
                 now: float | None = None) -> None:
@@ -313,19 +313,19 @@ class HdlcConnection:
         self._advance(now)
         proposal = parameters if parameters is not None else self.offered
         if with_parameters:
-            self._fire(Trigger.CONNECT, (proposal, encode_parameters(proposal)))
+            self._fire(HdlcTrigger.CONNECT, (proposal, encode_parameters(proposal)))
         else:
-            self._fire(Trigger.CONNECT, (DEFAULT_PARAMETERS, b""))
+            self._fire(HdlcTrigger.CONNECT, (DEFAULT_PARAMETERS, b""))
 
     def disconnect(self, now: float | None = None) -> None:
         """Client: queue a DISC. Server: forget the link at once (the next frame
         from the client gets DM)."""
         self._advance(now)
         self._retries = 0
-        self._fire(Trigger.DISCONNECT)
+        self._fire(HdlcTrigger.DISCONNECT)
 
     # -- the machine ----------------------------------------------------------------------
-    def _fire(self, trigger: Trigger, arg=None) -> None:
+    def _fire(self, trigger: HdlcTrigger, arg=None) -> None:
         action, next_state = self._table[(self.state, trigger)]
         action(self, trigger, arg)  # may raise (refuse): then the state stays as it was
         self.state = next_state
@@ -340,12 +340,12 @@ class HdlcConnection:
                 and self.inactivity_timeout is not None
                 and now - self._last_heard >= self.inactivity_timeout
             ):
-                self._fire(Trigger.TIMEOUT)
+                self._fire(HdlcTrigger.TIMEOUT)
         elif self._deadline is not None and now >= self._deadline:
             self._deadline = None
             if self._deadline_is_retry:
                 self._retries += 1
-            self._fire(Trigger.GIVE_UP if self._retries > self.max_retries else Trigger.TIMEOUT)
+            self._fire(HdlcTrigger.GIVE_UP if self._retries > self.max_retries else HdlcTrigger.TIMEOUT)
 
     def _on_frame(self, f: Frame) -> None:
         if self.role is Role.SERVER:
@@ -358,15 +358,15 @@ class HdlcConnection:
                     self._snrm_proposal = decode_parameters(f.info)
                 except FrameError as exc:
                     self._events.append(FrameDropped(f"SNRM: {exc}"))
-                    self._fire(Trigger.BAD_SNRM, f)
+                    self._fire(HdlcTrigger.BAD_SNRM, f)
                     return
             elif self.state is State.NRM and sap != self.peer_client:
                 # another client on a link that is not its own: it is answered as if
                 # disconnected, and it does not keep our client's link alive
                 if f.kind in _POLLING_FRAMES:
-                    self._fire(Trigger.STRANGER_POLL, f)
+                    self._fire(HdlcTrigger.STRANGER_POLL, f)
                 elif f.kind is FrameType.UI:
-                    self._fire(Trigger.UI, f)
+                    self._fire(HdlcTrigger.UI, f)
                 return
             if self.state is State.NRM:
                 self._last_heard = self._now
@@ -409,17 +409,17 @@ class HdlcConnection:
         self._deadline_is_retry = True
 
     # -- actions (referenced by the tables) -----------------------------------------------
-    def _do_ignore(self, _trigger: Trigger, _arg) -> None:
+    def _do_ignore(self, _trigger: HdlcTrigger, _arg) -> None:
         pass
 
-    def _do_refuse(self, trigger: Trigger, _arg) -> None:
+    def _do_refuse(self, trigger: HdlcTrigger, _arg) -> None:
         raise LocalProtocolError(f"{trigger.value} is not allowed in {self.state.name}")
 
-    def _do_send_dm(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_send_dm(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if f.poll_final:  # a secondary may speak only when polled
             self._queue(FrameType.DM, f.source, f.destination)
 
-    def _do_accept_snrm(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_accept_snrm(self, _trigger: HdlcTrigger, f: Frame) -> None:
         proposal = self._snrm_proposal  # the client's viewpoint
         ours = HdlcParameters(
             max_info_tx=min(proposal.max_info_rx, self.offered.max_info_tx),  # offered <= MAX_INFO_FIELD
@@ -435,29 +435,29 @@ class HdlcConnection:
         self._to_client(FrameType.UA, encode_parameters(ours), f.poll_final)
         self._events.append(Connected(self.peer_client, ours))
 
-    def _do_accept_disc(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_accept_disc(self, _trigger: HdlcTrigger, f: Frame) -> None:
         self._to_client(FrameType.UA, b"", f.poll_final)
         self._events.append(Disconnected(self.peer_client, "DISC"))
         self._reset_link()
 
-    def _do_inactivity(self, _trigger: Trigger, _arg) -> None:
+    def _do_inactivity(self, _trigger: HdlcTrigger, _arg) -> None:
         self._events.append(Disconnected(self.peer_client, "inactivity timeout"))
         self._reset_link()
 
-    def _do_drop_link(self, _trigger: Trigger, _arg) -> None:
+    def _do_drop_link(self, _trigger: HdlcTrigger, _arg) -> None:
         self._reset_link()
 
-    def _do_deliver_ui(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_deliver_ui(self, _trigger: HdlcTrigger, f: Frame) -> None:
         sap = f.source.logical if self.role is Role.SERVER else self.own_client.logical
         self._events.append(UiReceived(sap, f.info))
 
-    def _do_send_snrm(self, _trigger: Trigger, arg: tuple[HdlcParameters, bytes] | None) -> None:
+    def _do_send_snrm(self, _trigger: HdlcTrigger, arg: tuple[HdlcParameters, bytes] | None) -> None:
         if arg is not None:  # connect(); a time-out resends the same SNRM
             self._proposal, self._snrm_info = arg
             self._retries = 0
         self._to_server(FrameType.SNRM, self._snrm_info)
 
-    def _do_accept_ua(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_accept_ua(self, _trigger: HdlcTrigger, f: Frame) -> None:
         ua = self._ua_parameters  # the server's viewpoint
         mine = self._proposal
         self.parameters = HdlcParameters(
@@ -470,30 +470,30 @@ class HdlcConnection:
         self._retries = 0
         self._events.append(Connected(self.own_client.logical, self.parameters))
 
-    def _do_rejected(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_rejected(self, _trigger: HdlcTrigger, f: Frame) -> None:
         self._deadline = None
         self._events.append(Rejected(f.kind.value))
 
-    def _do_link_lost(self, _trigger: Trigger, arg) -> None:
+    def _do_link_lost(self, _trigger: HdlcTrigger, arg) -> None:
         reason = arg.kind.value if isinstance(arg, Frame) else "no response"
         self._events.append(Disconnected(self.own_client.logical, reason))
         self._reset_link()
 
-    def _do_send_disc(self, _trigger: Trigger, _arg) -> None:
+    def _do_send_disc(self, _trigger: HdlcTrigger, _arg) -> None:
         self._reset_link()
         self._to_server(FrameType.DISC)
 
-    def _do_disc_done(self, _trigger: Trigger, _arg) -> None:
+    def _do_disc_done(self, _trigger: HdlcTrigger, _arg) -> None:
         self._events.append(Disconnected(self.own_client.logical, "DISC"))
         self._reset_link()
 
-    def _do_poll_again(self, _trigger: Trigger, _arg) -> None:
+    def _do_poll_again(self, _trigger: HdlcTrigger, _arg) -> None:
         # no F in time (or the server had nothing yet): take the turn back and
         # resend what is unacknowledged, or poll with RR
         self._turn = True
         self._want_poll = True
 
-    def _do_queue_apdu(self, _trigger: Trigger, apdu: bytes) -> None:
+    def _do_queue_apdu(self, _trigger: HdlcTrigger, apdu: bytes) -> None:
         data = (LLC_REQUEST if self.role is Role.CLIENT else LLC_RESPONSE) + apdu
         size = self.parameters.max_info_tx
         for start in range(0, len(data), size):
@@ -517,7 +517,7 @@ class HdlcConnection:
             self._deadline = None
             self._retries = 0
 
-    def _do_receive_i(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_receive_i(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if not self._acknowledge(f.receive_sequence):
             self._events.append(FrameDropped(f"N(R)={f.receive_sequence} acknowledges frames never sent"))
         elif f.send_sequence == self._vr:
@@ -528,7 +528,7 @@ class HdlcConnection:
         if f.poll_final:
             self._got_turn()
 
-    def _do_receive_rr(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_receive_rr(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if self._acknowledge(f.receive_sequence):
             self._peer_busy = False
         else:
@@ -536,7 +536,7 @@ class HdlcConnection:
         if f.poll_final:
             self._got_turn()
 
-    def _do_receive_rnr(self, _trigger: Trigger, f: Frame) -> None:
+    def _do_receive_rnr(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if self._acknowledge(f.receive_sequence):
             self._peer_busy = True
         if f.poll_final:
@@ -609,22 +609,22 @@ class HdlcConnection:
 
 
 # --- the state machine as data ---------------------------------------------------------
-_FRAME_TRIGGERS = {kind: Trigger[kind.name] for kind in FrameType}
+_FRAME_TRIGGERS = {kind: HdlcTrigger[kind.name] for kind in FrameType}
 #: frames a secondary must answer (DM) when they come from a client the link is not with
 _POLLING_FRAMES = frozenset({FrameType.I, FrameType.RR, FrameType.RNR, FrameType.DISC})
 _H = HdlcConnection
 _LOCAL_DEFAULTS = {
-    Trigger.CONNECT: _H._do_refuse,
-    Trigger.SEND_APDU: _H._do_refuse,
-    Trigger.DISCONNECT: _H._do_ignore,
-    Trigger.TIMEOUT: _H._do_ignore,
-    Trigger.GIVE_UP: _H._do_ignore,
+    HdlcTrigger.CONNECT: _H._do_refuse,
+    HdlcTrigger.SEND_APDU: _H._do_refuse,
+    HdlcTrigger.DISCONNECT: _H._do_ignore,
+    HdlcTrigger.TIMEOUT: _H._do_ignore,
+    HdlcTrigger.GIVE_UP: _H._do_ignore,
 }
-_SERVER_ONLY = (Trigger.BAD_SNRM, Trigger.STRANGER_POLL)
-Action = Callable[[HdlcConnection, Trigger, Any], None]
+_SERVER_ONLY = (HdlcTrigger.BAD_SNRM, HdlcTrigger.STRANGER_POLL)
+Action = Callable[[HdlcConnection, HdlcTrigger, Any], None]
 
 
-def _complete(rules: dict, states: tuple[State, ...], triggers: tuple[Trigger, ...]) -> dict:
+def _complete(rules: dict, states: tuple[State, ...], triggers: tuple[HdlcTrigger, ...]) -> dict:
     """Every pair not written out: a received frame is ignored, a local call that
     makes no sense raises LocalProtocolError (refuse), time passing does nothing."""
     table = {}
@@ -636,10 +636,10 @@ def _complete(rules: dict, states: tuple[State, ...], triggers: tuple[Trigger, .
 
 
 _S = State
-_T = Trigger
+_T = HdlcTrigger
 
 #: (state, trigger) -> (action, next state) for the secondary station.
-SERVER_TABLE: dict[tuple[State, Trigger], tuple[Action, State]] = _complete(
+SERVER_TABLE: dict[tuple[State, HdlcTrigger], tuple[Action, State]] = _complete(
     {
         # NDM: only SNRM opens the link; anything polling us gets DM (clause 6.4.4.4.3.4)
         (_S.NDM, _T.SNRM): (_H._do_accept_snrm, _S.NRM),
@@ -664,11 +664,11 @@ SERVER_TABLE: dict[tuple[State, Trigger], tuple[Action, State]] = _complete(
         (_S.NRM, _T.DISCONNECT): (_H._do_drop_link, _S.NDM),
     },
     (_S.NDM, _S.NRM),
-    tuple(t for t in Trigger if t is not Trigger.GIVE_UP),  # a secondary never retries
+    tuple(t for t in HdlcTrigger if t is not HdlcTrigger.GIVE_UP),  # a secondary never retries
 )
 
 #: (state, trigger) -> (action, next state) for the primary station.
-CLIENT_TABLE: dict[tuple[State, Trigger], tuple[Action, State]] = _complete(
+CLIENT_TABLE: dict[tuple[State, HdlcTrigger], tuple[Action, State]] = _complete(
     {
         (_S.NDM, _T.CONNECT): (_H._do_send_snrm, _S.AWAIT_UA),
         (_S.NDM, _T.UI): (_H._do_deliver_ui, _S.NDM),
@@ -695,5 +695,5 @@ CLIENT_TABLE: dict[tuple[State, Trigger], tuple[Action, State]] = _complete(
         (_S.AWAIT_DISC_UA, _T.UI): (_H._do_deliver_ui, _S.AWAIT_DISC_UA),
     },
     tuple(State),
-    tuple(t for t in Trigger if t not in _SERVER_ONLY),  # a primary polls; it is never polled
+    tuple(t for t in HdlcTrigger if t not in _SERVER_ONLY),  # a primary polls; it is never polled
 )
