@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bijli.dlms.errors import DlmsError, FrameError, HdlcError, LocalProtocolError
+from bijli.dlms.link import NEED_DATA, NeedData
 from bijli.dlms.link.hdlc_frame import (
     DEFAULT_PARAMETERS,
     LLC_REQUEST,
@@ -82,12 +83,6 @@ __all__ = [
 ]
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 
 # --- events ------------------------------------------------------------------------
@@ -283,7 +278,7 @@ class HdlcConnection:
             except DlmsError as exc:  # a frame we could parse but not honour
                 self._events.append(FrameDropped(f"{item.kind.value} frame: {exc}"))
 
-    def next_event(self) -> Event | _NeedData:
+    def next_event(self) -> Event | NeedData:
         if self._events:
             return self._events.popleft()
         return NEED_DATA

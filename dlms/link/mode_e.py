@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bijli.dlms.errors import ModeEError
+from bijli.dlms.link import NEED_DATA, NeedData
 
 ACK = 0x06
 CRLF = b"\r\n"
@@ -36,12 +37,6 @@ _MAX_LINE = 64  # the longest request is 5 + 32 address characters; beyond that,
 _ADDRESS_CHARS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 
 @dataclass(frozen=True)
