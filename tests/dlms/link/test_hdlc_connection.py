@@ -191,6 +191,20 @@ def test_every_pair_does_what_the_table_says(role, table, state, trigger):
     check_step(d, table, trigger)
 
 
+_ALL_PAIRS = [(Role.SERVER, SERVER_TABLE, s, t) for s, t in _pairs(SERVER_TABLE)] + [
+    (Role.CLIENT, CLIENT_TABLE, s, t) for s, t in _pairs(CLIENT_TABLE)]
+
+
+@settings(max_examples=150)
+@given(st.sampled_from(_ALL_PAIRS))
+def test_every_pair_hypothesis(case):
+    role, table, state, trigger = case
+    d = Driver(role)
+    d.reach(state)
+    assert d.conn.state is state
+    check_step(d, table, trigger)
+
+
 @settings(max_examples=150)
 @given(st.sampled_from([Role.SERVER, Role.CLIENT]), st.data())
 def test_random_walks_follow_the_table(role, data):
