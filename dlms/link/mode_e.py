@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bijli.dlms.errors import ModeEError
-from bijli.dlms.link import NEED_DATA, NeedData
+from bijli.dlms.link import NEED_DATA
 
 ACK = 0x06
 CRLF = b"\r\n"

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bijli.firmware.errors import ConfigError
-from bijli.firmware.upgrade.boot import fail_pending, plan_start, promote
+from bijli.firmware.upgrade.boot import StartPlan, fail_pending, plan_start, promote
 from bijli.firmware.upgrade.config import UpgradeConfig, activation_time
 from bijli.firmware.upgrade.errors import (ImageFormatError, TransferRefusal, TransferRefused, UpgradeError,
                                            VerificationError)
@@ -436,6 +436,28 @@ def test_healthy_image_is_promoted_and_the_previous_kept(tmp_path, ed_key, good_
     assert (record.active, record.previous, record.status) == (name, None, S.ACTIVATION_SUCCESSFUL)
     assert plan_start(tmp_path, 2).image == name  # from now on every start runs it
     assert ImageStore(tmp_path, running_image=name).restart_due(NOW) is False
+
+
+def test_the_launcher_gives_up_on_a_pending_image_at_once(tmp_path, ed_key, good_image):
+    fail_pending(tmp_path, "nothing pending")  # no pending image: nothing to record
+    assert load_record(tmp_path).status is S.NOT_INITIATED
+    store_in(tmp_path, S.ACTIVATION_INITIATED, ed_key, good_image)
+    name = load_record(tmp_path).pending.name
+    fail_pending(tmp_path, "exited with status 1")
+    record = load_record(tmp_path)
+    assert (record.status, record.pending, record.detail) == (S.ACTIVATION_FAILED, None, "exited with status 1")
+    assert not (tmp_path / "images" / name).exists()
+    assert [(e.kind, e.detail) for e in ImageStore(tmp_path).take_events()] == [
+        ("activation_failed", "exited with status 1")]
+
+
+def test_a_lost_active_image_runs_the_base_build(tmp_path, ed_key, good_image):
+    store_in(tmp_path, S.ACTIVATION_SUCCESSFUL, ed_key, good_image)
+    name = load_record(tmp_path).active
+    assert plan_start(tmp_path, 2).image == name
+    import shutil
+    shutil.rmtree(tmp_path / "images" / name)
+    assert plan_start(tmp_path, 2) == StartPlan(None)
 
 
 #: state.json as bijli has written it since the image store exists (a pending image scheduled
