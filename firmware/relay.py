@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum, IntEnum
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bijli.firmware.config import Table
 from bijli.firmware.errors import ConfigError, FirmwareError
@@ -118,19 +118,36 @@ MODE_TRANSITIONS: dict[int, frozenset[Transition]] = {
 }
 
 
-def _mode_table(mode: int) -> dict[tuple[RelayState, Trigger], tuple[Transition, RelayState]]:
-    table: dict[tuple[RelayState, Trigger], tuple[Transition, RelayState]] = {}
+#: What a transition does: the control moved to the next state with the transition
+#: recorded as the reason it is there (``decide`` reads it: only g is undone by h).
+Action = Callable[["RelayControl", RelayState], "RelayControl"]
+
+
+def _taking(transition: Transition) -> Action:
+    def take(control: "RelayControl", state: RelayState) -> "RelayControl":
+        return replace(control, control_state=state, last_transition=transition)
+
+    take.__name__ = take.__qualname__ = f"take_{transition.value}"
+    return take
+
+
+#: transition -> its action, one function per letter.
+TAKE: dict[Transition, Action] = {t: _taking(t) for t in Transition}
+
+
+def _mode_table(mode: int) -> dict[tuple[RelayState, Trigger], tuple[Action, RelayState]]:
+    table: dict[tuple[RelayState, Trigger], tuple[Action, RelayState]] = {}
     for t in sorted(MODE_TRANSITIONS[mode], key=lambda t: t.value):
         src, trig, dst = TRANSITIONS[t]
         # (disconnected, remote_reconnect) is both a and d; no mode allows both,
         # which is why the table is per mode and not one global dict.
         assert (src, trig) not in table, (mode, src, trig)
-        table[(src, trig)] = (t, dst)
+        table[(src, trig)] = (TAKE[t], dst)
     return table
 
 
-#: control mode -> {(state, trigger): (transition, next state)}; a missing pair is refused.
-TABLES: dict[int, dict[tuple[RelayState, Trigger], tuple[Transition, RelayState]]] = {
+#: control mode -> {(state, trigger): (action, next state)}; a missing pair is refused.
+TABLES: dict[int, dict[tuple[RelayState, Trigger], tuple[Action, RelayState]]] = {
     mode: _mode_table(mode) for mode in MODE_TRANSITIONS
 }
 
@@ -185,8 +202,9 @@ class RelayControl:
         hit = TABLES[self.control_mode].get((self.control_state, trigger))
         if hit is None:
             return self, None
-        transition, state = hit
-        return replace(self, control_state=state, last_transition=transition), transition
+        action, state = hit
+        after = action(self, state)
+        return after, after.last_transition
 
     def with_mode(self, mode: int) -> "RelayControl":
         """A change of control_mode (attribute 4); mode 0 closes the relay at once."""
@@ -360,8 +378,9 @@ class LimiterAction(Enum):
 
 
 @dataclass(frozen=True)
-class ValueDefinition:
-    """Class 71 ``monitored_value``: the attribute the limiter watches."""
+class MonitoredQuantity:
+    """The quantity the limiter watches, named as a COSEM attribute (what class 71
+    ``monitored_value`` publishes)."""
 
     class_id: int = 3
     logical_name: str = "1.0.1.7.0.255"  # active power import (+P), L1
@@ -369,8 +388,9 @@ class ValueDefinition:
 
 
 @dataclass(frozen=True)
-class ActionItem:
-    """A script to run: class 71 ``actions`` entries point into a script table."""
+class ScriptCall:
+    """A script the limiter runs: a script table and a selector in it (what class 71
+    ``actions`` publishes as action items)."""
 
     script_logical_name: str
     script_selector: int
@@ -382,8 +402,9 @@ DISCONNECT_SCRIPT_TABLE = "0.0.10.0.106.255"
 
 
 @dataclass(frozen=True)
-class EmergencyProfile:
-    """Class 71 ``emergency_profile``: id, activation time, duration in seconds."""
+class EmergencyWindow:
+    """When an emergency supply limit applies: id, activation time, duration in seconds
+    (what class 71 ``emergency_profile`` publishes)."""
 
     id: int = 0
     activation_time: datetime | None = None
@@ -418,12 +439,12 @@ class LoadLimiter:
     threshold_emergency: float | int | None = None
     min_over_threshold_duration: int = 60
     min_under_threshold_duration: int = 300
-    emergency_profile: EmergencyProfile = field(default_factory=EmergencyProfile)
+    emergency_profile: EmergencyWindow = field(default_factory=EmergencyWindow)
     emergency_profile_group_id_list: tuple[int, ...] = ()
     emergency_profile_active: bool = False
-    monitored_value: ValueDefinition = field(default_factory=ValueDefinition)
-    action_over_threshold: ActionItem = ActionItem(DISCONNECT_SCRIPT_TABLE, 1)
-    action_under_threshold: ActionItem = ActionItem(DISCONNECT_SCRIPT_TABLE, 2)
+    monitored_value: MonitoredQuantity = field(default_factory=MonitoredQuantity)
+    action_over_threshold: ScriptCall = ScriptCall(DISCONNECT_SCRIPT_TABLE, 1)
+    action_under_threshold: ScriptCall = ScriptCall(DISCONNECT_SCRIPT_TABLE, 2)
     over: bool = False
     since: datetime | None = None
 
@@ -515,14 +536,14 @@ class LoadLimiter:
                 threshold_emergency=d["threshold_emergency"],
                 min_over_threshold_duration=d["min_over_threshold_duration"],
                 min_under_threshold_duration=d["min_under_threshold_duration"],
-                emergency_profile=EmergencyProfile(
+                emergency_profile=EmergencyWindow(
                     int(ep["id"]), datetime.fromisoformat(at) if at else None, int(ep["duration"])
                 ),
                 emergency_profile_group_id_list=tuple(int(i) for i in d["emergency_profile_group_id_list"]),
                 emergency_profile_active=bool(d["emergency_profile_active"]),
-                monitored_value=ValueDefinition(*d["monitored_value"]),
-                action_over_threshold=ActionItem(*d["action_over_threshold"]),
-                action_under_threshold=ActionItem(*d["action_under_threshold"]),
+                monitored_value=MonitoredQuantity(*d["monitored_value"]),
+                action_over_threshold=ScriptCall(*d["action_over_threshold"]),
+                action_under_threshold=ScriptCall(*d["action_under_threshold"]),
                 over=bool(d["over"]),
                 since=datetime.fromisoformat(d["since"]) if d["since"] else None,
             )

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from bijli.hal.errors import BackendError, HalError
 
 __all__ = [
-    "TOKEN_DIGITS", "Key", "KeypadError", "EntryState", "Trigger", "TRANSITIONS",
+    "TOKEN_DIGITS", "Key", "KeypadError", "EntryState", "EntryTrigger", "TRANSITIONS",
     "TokenEntered", "EntryError", "EntryErrorReason", "EmergencyRequested", "ScrollRequested",
     "DisplayText", "KeypadEntry", "parse_keys", "MatrixKeypad", "DEFAULT_LAYOUT", "DEFAULT_KEYMAP",
 ]
@@ -104,7 +104,7 @@ class EntryState(enum.Enum):
     FULL = "full"           # 20 digits, waiting for ENTER
 
 
-class Trigger(enum.Enum):
+class EntryTrigger(enum.Enum):
     DIGIT = "digit"               # a digit that does not fill the token
     FINAL_DIGIT = "final digit"   # the 20th digit
     BACKSPACE = "backspace"       # removes a digit, some remain
@@ -142,18 +142,18 @@ class KeypadEntry:
     def tick(self, now: float) -> list[Event]:
         if self.state is not EntryState.IDLE and self._last_key is not None \
                 and now - self._last_key >= self.timeout:
-            return self._step(Trigger.TIMEOUT, None)
+            return self._step(EntryTrigger.TIMEOUT, None)
         return []
 
-    def _trigger(self, key: Key) -> Trigger:
+    def _trigger(self, key: Key) -> EntryTrigger:
         if key.digit is not None:
-            return Trigger.FINAL_DIGIT if len(self.digits) == TOKEN_DIGITS - 1 else Trigger.DIGIT
+            return EntryTrigger.FINAL_DIGIT if len(self.digits) == TOKEN_DIGITS - 1 else EntryTrigger.DIGIT
         if key is Key.BACKSPACE:
-            return Trigger.ERASE_LAST if len(self.digits) <= 1 else Trigger.BACKSPACE
-        return {Key.ENTER: Trigger.ENTER, Key.EMERGENCY: Trigger.EMERGENCY,
-                Key.SCROLL: Trigger.SCROLL}[key]
+            return EntryTrigger.ERASE_LAST if len(self.digits) <= 1 else EntryTrigger.BACKSPACE
+        return {Key.ENTER: EntryTrigger.ENTER, Key.EMERGENCY: EntryTrigger.EMERGENCY,
+                Key.SCROLL: EntryTrigger.SCROLL}[key]
 
-    def _step(self, trigger: Trigger, key: Key | None) -> list[Event]:
+    def _step(self, trigger: EntryTrigger, key: Key | None) -> list[Event]:
         action, next_state = TRANSITIONS[(self.state, trigger)]
         events = action(self, key)
         self.state = next_state
@@ -191,8 +191,8 @@ class KeypadEntry:
         return [ScrollRequested()]
 
 
-_S, _T, _K = EntryState, Trigger, KeypadEntry
-TRANSITIONS: dict[tuple[EntryState, Trigger], tuple[Callable, EntryState]] = {
+_S, _T, _K = EntryState, EntryTrigger, KeypadEntry
+TRANSITIONS: dict[tuple[EntryState, EntryTrigger], tuple[Callable, EntryState]] = {
     (_S.IDLE, _T.DIGIT): (_K._append, _S.ENTERING),
     (_S.IDLE, _T.FINAL_DIGIT): (_K._append, _S.FULL),       # only with a 1-digit token size
     (_S.IDLE, _T.BACKSPACE): (_K._ignore, _S.IDLE),

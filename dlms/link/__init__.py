@@ -1,2 +1,17 @@
 """Data-link layers, one sans-IO state machine per file: HDLC (IEC 62056-46),
-the TCP/UDP wrapper (IEC 62056-47) and the optical mode E opening (IEC 62056-21)."""
+the TCP/UDP wrapper (IEC 62056-47) and the optical mode E opening (IEC 62056-21).
+
+Each connection's ``next_event()`` returns :data:`NEED_DATA` when it has no
+event until more bytes arrive (h11's convention); it is one object, shared by
+the three layers.
+"""
+
+
+class NeedData:
+    """The type of NEED_DATA (there is one instance)."""
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = NeedData()

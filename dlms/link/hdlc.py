@@ -18,8 +18,10 @@ field travels as several I frames with the segmentation bit set on all but the
 last; the receiver polls for the rest with RR.
 
 The state rules are data: :data:`SERVER_TABLE` and :data:`CLIENT_TABLE` map
-``(state, trigger)`` to ``(action, next_state)`` for every pair; the connection
-only looks them up and runs the named action. Responses to a poll are built
+``(state, trigger)`` to ``(action, next_state)`` for every pair, the action being
+a reference to one of the connection's ``_do_*`` methods; the connection only
+looks the pair up, runs the action and moves to the next state (an action that
+refuses raises, and the state stays). Responses to a poll are built
 lazily in :meth:`HdlcConnection.data_to_send`, so a server that answers an
 :class:`ApduReceived` with :meth:`~HdlcConnection.send_apdu` before collecting
 its output sends the answer in the same turn instead of a bare RR.
@@ -30,8 +32,10 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from bijli.dlms.errors import DlmsError, FrameError, HdlcError, LocalProtocolError
+from bijli.dlms.link import NEED_DATA, NeedData
 from bijli.dlms.link.hdlc_frame import (
     DEFAULT_PARAMETERS,
     LLC_REQUEST,
@@ -66,10 +70,10 @@ __all__ = [
     "HdlcAddress",
     "HdlcConnection",
     "HdlcParameters",
+    "HdlcTrigger",
     "Rejected",
     "Role",
     "State",
-    "Trigger",
     "UiReceived",
     "client_address",
     "decode_frame",
@@ -79,12 +83,6 @@ __all__ = [
 ]
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 
 # --- events ------------------------------------------------------------------------
@@ -141,7 +139,7 @@ class FrameDropped:
 Event = Connected | ApduReceived | UiReceived | Disconnected | Rejected | FrameDropped
 
 
-# --- the state machine as data ---------------------------------------------------------
+# --- states and triggers ------------------------------------------------------------------
 class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
@@ -154,7 +152,7 @@ class State(enum.Enum):
     AWAIT_DISC_UA = "DISC sent"  # client only
 
 
-class Trigger(enum.Enum):
+class HdlcTrigger(enum.Enum):
     # a frame received (addressed to us)
     I = "I"  # noqa: E741
     RR = "RR"
@@ -172,84 +170,9 @@ class Trigger(enum.Enum):
     # time passing (poll / receive_data)
     TIMEOUT = "timeout"
     GIVE_UP = "retries exhausted"
-
-
-_FRAME_TRIGGERS = {kind: Trigger[kind.name] for kind in FrameType}
-_LOCAL_DEFAULTS = {
-    Trigger.CONNECT: "refuse",
-    Trigger.SEND_APDU: "refuse",
-    Trigger.DISCONNECT: "ignore",
-    Trigger.TIMEOUT: "ignore",
-    Trigger.GIVE_UP: "ignore",
-}
-
-
-def _complete(rules: dict, states: tuple[State, ...], triggers: tuple[Trigger, ...] = tuple(Trigger)) -> dict:
-    """Every pair not written out: a received frame is ignored, a local call that
-    makes no sense raises LocalProtocolError ("refuse"), time passing does nothing."""
-    table = {}
-    for state in states:
-        for trigger in triggers:
-            default = _LOCAL_DEFAULTS.get(trigger, "ignore")
-            table[(state, trigger)] = rules.get((state, trigger), (default, state))
-    return table
-
-
-_S = State
-_T = Trigger
-
-SERVER_TABLE: dict[tuple[State, Trigger], tuple[str, State]] = _complete(
-    {
-        # NDM: only SNRM opens the link; anything polling us gets DM (clause 6.4.4.4.3.4)
-        (_S.NDM, _T.SNRM): ("accept_snrm", _S.NRM),
-        (_S.NDM, _T.DISC): ("send_dm", _S.NDM),
-        (_S.NDM, _T.I): ("send_dm", _S.NDM),
-        (_S.NDM, _T.RR): ("send_dm", _S.NDM),
-        (_S.NDM, _T.RNR): ("send_dm", _S.NDM),
-        (_S.NDM, _T.UI): ("deliver_ui", _S.NDM),
-        # NRM
-        (_S.NRM, _T.SNRM): ("accept_snrm", _S.NRM),  # a link reset: sequence numbers back to 0
-        (_S.NRM, _T.DISC): ("accept_disc", _S.NDM),
-        (_S.NRM, _T.I): ("receive_i", _S.NRM),
-        (_S.NRM, _T.RR): ("receive_rr", _S.NRM),
-        (_S.NRM, _T.RNR): ("receive_rnr", _S.NRM),
-        (_S.NRM, _T.UI): ("deliver_ui", _S.NRM),
-        (_S.NRM, _T.SEND_APDU): ("queue_apdu", _S.NRM),
-        (_S.NRM, _T.TIMEOUT): ("inactivity", _S.NDM),
-        (_S.NRM, _T.DISCONNECT): ("drop_link", _S.NDM),
-    },
-    (_S.NDM, _S.NRM),
-    tuple(t for t in Trigger if t is not Trigger.GIVE_UP),  # a secondary never retries
-)
-
-CLIENT_TABLE: dict[tuple[State, Trigger], tuple[str, State]] = _complete(
-    {
-        (_S.NDM, _T.CONNECT): ("send_snrm", _S.AWAIT_UA),
-        (_S.NDM, _T.UI): ("deliver_ui", _S.NDM),
-        (_S.AWAIT_UA, _T.UA): ("accept_ua", _S.NRM),
-        (_S.AWAIT_UA, _T.DM): ("rejected", _S.NDM),
-        (_S.AWAIT_UA, _T.FRMR): ("rejected", _S.NDM),
-        (_S.AWAIT_UA, _T.TIMEOUT): ("send_snrm", _S.AWAIT_UA),
-        (_S.AWAIT_UA, _T.GIVE_UP): ("link_lost", _S.NDM),
-        (_S.AWAIT_UA, _T.DISCONNECT): ("send_disc", _S.AWAIT_DISC_UA),
-        (_S.NRM, _T.I): ("receive_i", _S.NRM),
-        (_S.NRM, _T.RR): ("receive_rr", _S.NRM),
-        (_S.NRM, _T.RNR): ("receive_rnr", _S.NRM),
-        (_S.NRM, _T.UI): ("deliver_ui", _S.NRM),
-        (_S.NRM, _T.DM): ("link_lost", _S.NDM),
-        (_S.NRM, _T.FRMR): ("link_lost", _S.NDM),
-        (_S.NRM, _T.SEND_APDU): ("queue_apdu", _S.NRM),
-        (_S.NRM, _T.TIMEOUT): ("poll_again", _S.NRM),
-        (_S.NRM, _T.GIVE_UP): ("link_lost", _S.NDM),
-        (_S.NRM, _T.DISCONNECT): ("send_disc", _S.AWAIT_DISC_UA),
-        (_S.AWAIT_DISC_UA, _T.UA): ("disc_done", _S.NDM),
-        (_S.AWAIT_DISC_UA, _T.DM): ("disc_done", _S.NDM),
-        (_S.AWAIT_DISC_UA, _T.TIMEOUT): ("send_disc", _S.AWAIT_DISC_UA),
-        (_S.AWAIT_DISC_UA, _T.GIVE_UP): ("link_lost", _S.NDM),
-        (_S.AWAIT_DISC_UA, _T.UI): ("deliver_ui", _S.AWAIT_DISC_UA),
-    },
-    tuple(State),
-)
+    # server only: frames that are not the link's own business
+    BAD_SNRM = "SNRM with unreadable parameters"
+    STRANGER_POLL = "I/RR/RNR/DISC from a client the link is not with"
 
 
 # --- the connection ---------------------------------------------------------------------
@@ -355,7 +278,7 @@ class HdlcConnection:
             except DlmsError as exc:  # a frame we could parse but not honour
                 self._events.append(FrameDropped(f"{item.kind.value} frame: {exc}"))
 
-    def next_event(self) -> Event | _NeedData:
+    def next_event(self) -> Event | NeedData:
         if self._events:
             return self._events.popleft()
         return NEED_DATA
@@ -376,7 +299,7 @@ class HdlcConnection:
         """Queue an APDU (the LLC header is added here); it goes out as the turn
         and the window allow, segmented to the negotiated information field."""
         self._advance(now)
-        self._fire(Trigger.SEND_APDU, bytes(apdu))
+        self._fire(HdlcTrigger.SEND_APDU, bytes(apdu))
 
     def connect(self, parameters: HdlcParameters | None = None, *, with_parameters: bool = True,
                 now: float | None = None) -> None:
@@ -385,23 +308,21 @@ class HdlcConnection:
         self._advance(now)
         proposal = parameters if parameters is not None else self.offered
         if with_parameters:
-            self._fire(Trigger.CONNECT, (proposal, encode_parameters(proposal)))
+            self._fire(HdlcTrigger.CONNECT, (proposal, encode_parameters(proposal)))
         else:
-            self._fire(Trigger.CONNECT, (DEFAULT_PARAMETERS, b""))
+            self._fire(HdlcTrigger.CONNECT, (DEFAULT_PARAMETERS, b""))
 
     def disconnect(self, now: float | None = None) -> None:
         """Client: queue a DISC. Server: forget the link at once (the next frame
         from the client gets DM)."""
         self._advance(now)
         self._retries = 0
-        self._fire(Trigger.DISCONNECT)
+        self._fire(HdlcTrigger.DISCONNECT)
 
     # -- the machine ----------------------------------------------------------------------
-    def _fire(self, trigger: Trigger, arg=None) -> None:
+    def _fire(self, trigger: HdlcTrigger, arg=None) -> None:
         action, next_state = self._table[(self.state, trigger)]
-        if action == "refuse":
-            raise LocalProtocolError(f"{trigger.value} is not allowed in {self.state.name}")
-        getattr(self, "_do_" + action)(arg)
+        action(self, trigger, arg)  # may raise (refuse): then the state stays as it was
         self.state = next_state
 
     def _advance(self, now: float | None) -> None:
@@ -414,12 +335,12 @@ class HdlcConnection:
                 and self.inactivity_timeout is not None
                 and now - self._last_heard >= self.inactivity_timeout
             ):
-                self._fire(Trigger.TIMEOUT)
+                self._fire(HdlcTrigger.TIMEOUT)
         elif self._deadline is not None and now >= self._deadline:
             self._deadline = None
             if self._deadline_is_retry:
                 self._retries += 1
-            self._fire(Trigger.GIVE_UP if self._retries > self.max_retries else Trigger.TIMEOUT)
+            self._fire(HdlcTrigger.GIVE_UP if self._retries > self.max_retries else HdlcTrigger.TIMEOUT)
 
     def _on_frame(self, f: Frame) -> None:
         if self.role is Role.SERVER:
@@ -432,12 +353,15 @@ class HdlcConnection:
                     self._snrm_proposal = decode_parameters(f.info)
                 except FrameError as exc:
                     self._events.append(FrameDropped(f"SNRM: {exc}"))
-                    self._do_send_dm(f)
+                    self._fire(HdlcTrigger.BAD_SNRM, f)
                     return
             elif self.state is State.NRM and sap != self.peer_client:
-                # another client on a link that is not its own: as if disconnected
-                action = SERVER_TABLE[(State.NDM, _FRAME_TRIGGERS[f.kind])][0]
-                getattr(self, "_do_" + action)(f)
+                # another client on a link that is not its own: it is answered as if
+                # disconnected, and it does not keep our client's link alive
+                if f.kind in _POLLING_FRAMES:
+                    self._fire(HdlcTrigger.STRANGER_POLL, f)
+                elif f.kind is FrameType.UI:
+                    self._fire(HdlcTrigger.UI, f)
                 return
             if self.state is State.NRM:
                 self._last_heard = self._now
@@ -479,15 +403,18 @@ class HdlcConnection:
         self._deadline = self._now + self.response_timeout
         self._deadline_is_retry = True
 
-    # -- actions (named in the tables) ----------------------------------------------------
-    def _do_ignore(self, _arg) -> None:
+    # -- actions (referenced by the tables) -----------------------------------------------
+    def _do_ignore(self, _trigger: HdlcTrigger, _arg) -> None:
         pass
 
-    def _do_send_dm(self, f: Frame) -> None:
+    def _do_refuse(self, trigger: HdlcTrigger, _arg) -> None:
+        raise LocalProtocolError(f"{trigger.value} is not allowed in {self.state.name}")
+
+    def _do_send_dm(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if f.poll_final:  # a secondary may speak only when polled
             self._queue(FrameType.DM, f.source, f.destination)
 
-    def _do_accept_snrm(self, f: Frame) -> None:
+    def _do_accept_snrm(self, _trigger: HdlcTrigger, f: Frame) -> None:
         proposal = self._snrm_proposal  # the client's viewpoint
         ours = HdlcParameters(
             max_info_tx=min(proposal.max_info_rx, self.offered.max_info_tx),  # offered <= MAX_INFO_FIELD
@@ -503,29 +430,29 @@ class HdlcConnection:
         self._to_client(FrameType.UA, encode_parameters(ours), f.poll_final)
         self._events.append(Connected(self.peer_client, ours))
 
-    def _do_accept_disc(self, f: Frame) -> None:
+    def _do_accept_disc(self, _trigger: HdlcTrigger, f: Frame) -> None:
         self._to_client(FrameType.UA, b"", f.poll_final)
         self._events.append(Disconnected(self.peer_client, "DISC"))
         self._reset_link()
 
-    def _do_inactivity(self, _arg) -> None:
+    def _do_inactivity(self, _trigger: HdlcTrigger, _arg) -> None:
         self._events.append(Disconnected(self.peer_client, "inactivity timeout"))
         self._reset_link()
 
-    def _do_drop_link(self, _arg) -> None:
+    def _do_drop_link(self, _trigger: HdlcTrigger, _arg) -> None:
         self._reset_link()
 
-    def _do_deliver_ui(self, f: Frame) -> None:
+    def _do_deliver_ui(self, _trigger: HdlcTrigger, f: Frame) -> None:
         sap = f.source.logical if self.role is Role.SERVER else self.own_client.logical
         self._events.append(UiReceived(sap, f.info))
 
-    def _do_send_snrm(self, arg: tuple[HdlcParameters, bytes] | None) -> None:
+    def _do_send_snrm(self, _trigger: HdlcTrigger, arg: tuple[HdlcParameters, bytes] | None) -> None:
         if arg is not None:  # connect(); a time-out resends the same SNRM
             self._proposal, self._snrm_info = arg
             self._retries = 0
         self._to_server(FrameType.SNRM, self._snrm_info)
 
-    def _do_accept_ua(self, f: Frame) -> None:
+    def _do_accept_ua(self, _trigger: HdlcTrigger, f: Frame) -> None:
         ua = self._ua_parameters  # the server's viewpoint
         mine = self._proposal
         self.parameters = HdlcParameters(
@@ -538,30 +465,30 @@ class HdlcConnection:
         self._retries = 0
         self._events.append(Connected(self.own_client.logical, self.parameters))
 
-    def _do_rejected(self, f: Frame) -> None:
+    def _do_rejected(self, _trigger: HdlcTrigger, f: Frame) -> None:
         self._deadline = None
         self._events.append(Rejected(f.kind.value))
 
-    def _do_link_lost(self, arg) -> None:
+    def _do_link_lost(self, _trigger: HdlcTrigger, arg) -> None:
         reason = arg.kind.value if isinstance(arg, Frame) else "no response"
         self._events.append(Disconnected(self.own_client.logical, reason))
         self._reset_link()
 
-    def _do_send_disc(self, _arg) -> None:
+    def _do_send_disc(self, _trigger: HdlcTrigger, _arg) -> None:
         self._reset_link()
         self._to_server(FrameType.DISC)
 
-    def _do_disc_done(self, _arg) -> None:
+    def _do_disc_done(self, _trigger: HdlcTrigger, _arg) -> None:
         self._events.append(Disconnected(self.own_client.logical, "DISC"))
         self._reset_link()
 
-    def _do_poll_again(self, _arg) -> None:
+    def _do_poll_again(self, _trigger: HdlcTrigger, _arg) -> None:
         # no F in time (or the server had nothing yet): take the turn back and
         # resend what is unacknowledged, or poll with RR
         self._turn = True
         self._want_poll = True
 
-    def _do_queue_apdu(self, apdu: bytes) -> None:
+    def _do_queue_apdu(self, _trigger: HdlcTrigger, apdu: bytes) -> None:
         data = (LLC_REQUEST if self.role is Role.CLIENT else LLC_RESPONSE) + apdu
         size = self.parameters.max_info_tx
         for start in range(0, len(data), size):
@@ -585,7 +512,7 @@ class HdlcConnection:
             self._deadline = None
             self._retries = 0
 
-    def _do_receive_i(self, f: Frame) -> None:
+    def _do_receive_i(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if not self._acknowledge(f.receive_sequence):
             self._events.append(FrameDropped(f"N(R)={f.receive_sequence} acknowledges frames never sent"))
         elif f.send_sequence == self._vr:
@@ -596,7 +523,7 @@ class HdlcConnection:
         if f.poll_final:
             self._got_turn()
 
-    def _do_receive_rr(self, f: Frame) -> None:
+    def _do_receive_rr(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if self._acknowledge(f.receive_sequence):
             self._peer_busy = False
         else:
@@ -604,7 +531,7 @@ class HdlcConnection:
         if f.poll_final:
             self._got_turn()
 
-    def _do_receive_rnr(self, f: Frame) -> None:
+    def _do_receive_rnr(self, _trigger: HdlcTrigger, f: Frame) -> None:
         if self._acknowledge(f.receive_sequence):
             self._peer_busy = True
         if f.poll_final:
@@ -674,3 +601,94 @@ class HdlcConnection:
         if client:
             self._deadline = self._now + self.response_timeout
             self._deadline_is_retry = True
+
+
+# --- the state machine as data ---------------------------------------------------------
+_FRAME_TRIGGERS = {kind: HdlcTrigger[kind.name] for kind in FrameType}
+#: frames a secondary must answer (DM) when they come from a client the link is not with
+_POLLING_FRAMES = frozenset({FrameType.I, FrameType.RR, FrameType.RNR, FrameType.DISC})
+_H = HdlcConnection
+_LOCAL_DEFAULTS = {
+    HdlcTrigger.CONNECT: _H._do_refuse,
+    HdlcTrigger.SEND_APDU: _H._do_refuse,
+    HdlcTrigger.DISCONNECT: _H._do_ignore,
+    HdlcTrigger.TIMEOUT: _H._do_ignore,
+    HdlcTrigger.GIVE_UP: _H._do_ignore,
+}
+_SERVER_ONLY = (HdlcTrigger.BAD_SNRM, HdlcTrigger.STRANGER_POLL)
+Action = Callable[[HdlcConnection, HdlcTrigger, Any], None]
+
+
+def _complete(rules: dict, states: tuple[State, ...], triggers: tuple[HdlcTrigger, ...]) -> dict:
+    """Every pair not written out: a received frame is ignored, a local call that
+    makes no sense raises LocalProtocolError (refuse), time passing does nothing."""
+    table = {}
+    for state in states:
+        for trigger in triggers:
+            default = _LOCAL_DEFAULTS.get(trigger, _H._do_ignore)
+            table[(state, trigger)] = rules.get((state, trigger), (default, state))
+    return table
+
+
+_S = State
+_T = HdlcTrigger
+
+#: (state, trigger) -> (action, next state) for the secondary station.
+SERVER_TABLE: dict[tuple[State, HdlcTrigger], tuple[Action, State]] = _complete(
+    {
+        # NDM: only SNRM opens the link; anything polling us gets DM (clause 6.4.4.4.3.4)
+        (_S.NDM, _T.SNRM): (_H._do_accept_snrm, _S.NRM),
+        (_S.NDM, _T.BAD_SNRM): (_H._do_send_dm, _S.NDM),
+        (_S.NDM, _T.DISC): (_H._do_send_dm, _S.NDM),
+        (_S.NDM, _T.I): (_H._do_send_dm, _S.NDM),
+        (_S.NDM, _T.RR): (_H._do_send_dm, _S.NDM),
+        (_S.NDM, _T.RNR): (_H._do_send_dm, _S.NDM),
+        (_S.NDM, _T.STRANGER_POLL): (_H._do_send_dm, _S.NDM),  # (never fired: no link, no stranger)
+        (_S.NDM, _T.UI): (_H._do_deliver_ui, _S.NDM),
+        # NRM
+        (_S.NRM, _T.SNRM): (_H._do_accept_snrm, _S.NRM),  # a link reset: sequence numbers back to 0
+        (_S.NRM, _T.BAD_SNRM): (_H._do_send_dm, _S.NRM),  # the link we have stays as it was
+        (_S.NRM, _T.STRANGER_POLL): (_H._do_send_dm, _S.NRM),  # to the stranger we are disconnected
+        (_S.NRM, _T.DISC): (_H._do_accept_disc, _S.NDM),
+        (_S.NRM, _T.I): (_H._do_receive_i, _S.NRM),
+        (_S.NRM, _T.RR): (_H._do_receive_rr, _S.NRM),
+        (_S.NRM, _T.RNR): (_H._do_receive_rnr, _S.NRM),
+        (_S.NRM, _T.UI): (_H._do_deliver_ui, _S.NRM),
+        (_S.NRM, _T.SEND_APDU): (_H._do_queue_apdu, _S.NRM),
+        (_S.NRM, _T.TIMEOUT): (_H._do_inactivity, _S.NDM),
+        (_S.NRM, _T.DISCONNECT): (_H._do_drop_link, _S.NDM),
+    },
+    (_S.NDM, _S.NRM),
+    tuple(t for t in HdlcTrigger if t is not HdlcTrigger.GIVE_UP),  # a secondary never retries
+)
+
+#: (state, trigger) -> (action, next state) for the primary station.
+CLIENT_TABLE: dict[tuple[State, HdlcTrigger], tuple[Action, State]] = _complete(
+    {
+        (_S.NDM, _T.CONNECT): (_H._do_send_snrm, _S.AWAIT_UA),
+        (_S.NDM, _T.UI): (_H._do_deliver_ui, _S.NDM),
+        (_S.AWAIT_UA, _T.UA): (_H._do_accept_ua, _S.NRM),
+        (_S.AWAIT_UA, _T.DM): (_H._do_rejected, _S.NDM),
+        (_S.AWAIT_UA, _T.FRMR): (_H._do_rejected, _S.NDM),
+        (_S.AWAIT_UA, _T.TIMEOUT): (_H._do_send_snrm, _S.AWAIT_UA),
+        (_S.AWAIT_UA, _T.GIVE_UP): (_H._do_link_lost, _S.NDM),
+        (_S.AWAIT_UA, _T.DISCONNECT): (_H._do_send_disc, _S.AWAIT_DISC_UA),
+        (_S.NRM, _T.I): (_H._do_receive_i, _S.NRM),
+        (_S.NRM, _T.RR): (_H._do_receive_rr, _S.NRM),
+        (_S.NRM, _T.RNR): (_H._do_receive_rnr, _S.NRM),
+        (_S.NRM, _T.UI): (_H._do_deliver_ui, _S.NRM),
+        (_S.NRM, _T.DM): (_H._do_link_lost, _S.NDM),
+        (_S.NRM, _T.FRMR): (_H._do_link_lost, _S.NDM),
+        (_S.NRM, _T.SEND_APDU): (_H._do_queue_apdu, _S.NRM),
+        (_S.NRM, _T.TIMEOUT): (_H._do_poll_again, _S.NRM),
+        (_S.NRM, _T.GIVE_UP): (_H._do_link_lost, _S.NDM),
+        (_S.NRM, _T.DISCONNECT): (_H._do_send_disc, _S.AWAIT_DISC_UA),
+        (_S.AWAIT_DISC_UA, _T.UA): (_H._do_disc_done, _S.NDM),
+        (_S.AWAIT_DISC_UA, _T.DM): (_H._do_disc_done, _S.NDM),
+        (_S.AWAIT_DISC_UA, _T.TIMEOUT): (_H._do_send_disc, _S.AWAIT_DISC_UA),
+        (_S.AWAIT_DISC_UA, _T.GIVE_UP): (_H._do_link_lost, _S.NDM),
+        (_S.AWAIT_DISC_UA, _T.UI): (_H._do_deliver_ui, _S.AWAIT_DISC_UA),
+    },
+    tuple(State),
+    tuple(t for t in HdlcTrigger if t not in _SERVER_ONLY),  # a primary polls; it is never polled
+)

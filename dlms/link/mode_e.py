@@ -10,6 +10,13 @@ Neither side here touches a port: a :class:`BaudSwitch` event tells the I/O shel
 to change the line settings, after it has written what :meth:`data_to_send`
 returned. In the 300-baud phase bit 7 of every received byte is cleared, so a
 shell that cannot set 7E1 (a pty) still works. Garbage never raises.
+
+Each side is a state machine written as a table, as the HDLC link's:
+:data:`SERVER_TABLE` and :data:`CLIENT_TABLE` map ``(phase, input) -> (action,
+next phase)`` for every pair. Received lines, calls and the passing of time are
+first classified into an input (a request for this meter or for another, an
+option select we offer or not, a time-out with retries left or not); the table
+then says what to do and where to go.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from bijli.dlms.errors import ModeEError
+from bijli.dlms.link import NEED_DATA
 
 ACK = 0x06
 CRLF = b"\r\n"
@@ -28,12 +37,6 @@ _MAX_LINE = 64  # the longest request is 5 + 32 address characters; beyond that,
 _ADDRESS_CHARS = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz ")
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,16 @@ class _Endpoint:
         return out
 
 
+class ServerInput(enum.Enum):
+    REQUEST = "a request message for this meter"
+    FOREIGN_REQUEST = "a request for another device on the bus, or a malformed one"
+    HDLC_SELECT = "option select: HDLC in binary mode at a rate we offer"
+    OTHER_SELECT = "option select we do not offer (readout, programming, another rate)"
+    TIMEOUT = "the phase's timer ran out"
+    ACTIVITY = "bytes on the line in the HDLC phase"
+    RESET = "reset()"
+
+
 class ModeEServer(_Endpoint):
     """The meter's side. ``device_address`` None answers only ``/?!``; otherwise
     ``/?!`` and ``/?<device_address>!`` (leading zeros not significant)."""
@@ -165,55 +178,73 @@ class ModeEServer(_Endpoint):
         self.poll(now)
         if self.phase is Phase.HDLC:
             if data:
-                self._since = now
+                self._fire(ServerInput.ACTIVITY, now)
             return
         self._buf += bytes(data).translate(_STRIP_PARITY)
         for line in _lines(self._buf):
-            if line.startswith(b"/"):
-                self._on_request(line, now)
-            elif self.phase is Phase.IDENTIFIED:
-                self._on_option_select(line, now)
-                if self.phase is Phase.HDLC:
-                    self._buf.clear()  # anything after CR LF was sent at the new rate
-                    return
-
-    def _on_request(self, line: bytes, now: float) -> None:
-        if len(line) < 3 or line[1:2] != b"?" or not line.endswith(b"!"):
-            return
-        address = line[2:-1]
-        if not set(address) <= _ADDRESS_CHARS:
-            return
-        text = address.decode("ascii")
-        if text and (self.device_address is None or text.lstrip("0") != self.device_address.lstrip("0")):
-            return  # addressed to another device on the bus: stay silent
-        self._out += f"/{self.manufacturer}{self.baud_code}\\2{self.identification}\r\n".encode("ascii")
-        self.phase = Phase.IDENTIFIED
-        self._since = now
-        self._events.append(RequestReceived(text))
-
-    def _on_option_select(self, line: bytes, now: float) -> None:
-        # ACK V Z Y: V protocol control (0 normal, 2 HDLC), Z baud, Y mode (2 binary = HDLC)
-        if len(line) != 4 or line[1:2] not in (b"0", b"2") or line[3:4] != b"2":
-            self.phase = Phase.IDLE  # data readout / programming mode: not offered here
-            return
-        code = chr(line[2])
-        if code not in BAUD_RATES or BAUD_RATES[code] > BAUD_RATES[self.baud_code]:
-            self.phase = Phase.IDLE  # a rate we never offered
-            return
-        self.phase = Phase.HDLC
-        self._since = now
-        self.settings = _baud_switch(code)
-        self._events.append(self.settings)
+            event, arg = self._classify(line)
+            if event is not None:
+                self._fire(event, now, arg)
+            if self.phase is Phase.HDLC:
+                return  # the switch dropped what followed CR LF: it was sent at the new rate
 
     def poll(self, now: float) -> None:
-        if self.phase is Phase.IDENTIFIED and now - self._since > self.ack_timeout:
-            self.phase = Phase.IDLE
-        elif self.phase is Phase.HDLC and now - self._since > self.hdlc_idle_timeout:
-            self.reset()
+        limit = {Phase.IDENTIFIED: self.ack_timeout, Phase.HDLC: self.hdlc_idle_timeout}.get(self.phase)
+        if limit is not None and now - self._since > limit:
+            self._fire(ServerInput.TIMEOUT, now)
 
     def reset(self) -> None:
         """Back to 300 baud 7E1 (the HDLC session ended): queues a BaudSwitch."""
-        self.phase = Phase.IDLE
+        self._fire(ServerInput.RESET, self._since)
+
+    # --- the machine -------------------------------------------------------------------
+    def _classify(self, line: bytes) -> tuple[ServerInput | None, Any]:
+        """The input a received line is, with what its action needs (None: not a line
+        of the opening at all)."""
+        if line.startswith(b"/"):
+            if len(line) < 3 or line[1:2] != b"?" or not line.endswith(b"!"):
+                return ServerInput.FOREIGN_REQUEST, None
+            address = line[2:-1]
+            if not set(address) <= _ADDRESS_CHARS:
+                return ServerInput.FOREIGN_REQUEST, None
+            text = address.decode("ascii")
+            if text and (self.device_address is None or text.lstrip("0") != self.device_address.lstrip("0")):
+                return ServerInput.FOREIGN_REQUEST, None  # addressed to another device on the bus
+            return ServerInput.REQUEST, text
+        if line[:1] != bytes((ACK,)):
+            return None, None
+        # ACK V Z Y: V protocol control (0 normal, 2 HDLC), Z baud, Y mode (2 binary = HDLC)
+        if len(line) != 4 or line[1:2] not in (b"0", b"2") or line[3:4] != b"2":
+            return ServerInput.OTHER_SELECT, None  # data readout / programming mode: not offered here
+        code = chr(line[2])
+        if code not in BAUD_RATES or BAUD_RATES[code] > BAUD_RATES[self.baud_code]:
+            return ServerInput.OTHER_SELECT, None  # a rate we never offered
+        return ServerInput.HDLC_SELECT, code
+
+    def _fire(self, event: ServerInput, now: float, arg: Any = None) -> None:
+        action, next_phase = SERVER_TABLE[(self.phase, event)]
+        action(self, now, arg)
+        self.phase = next_phase
+
+    # actions (referenced by SERVER_TABLE)
+    def _ignore(self, now: float, arg: Any) -> None:
+        pass
+
+    def _identify(self, now: float, address: str) -> None:
+        self._out += f"/{self.manufacturer}{self.baud_code}\\2{self.identification}\r\n".encode("ascii")
+        self._since = now
+        self._events.append(RequestReceived(address))
+
+    def _switch(self, now: float, code: str) -> None:
+        self._since = now
+        self._buf.clear()  # anything after CR LF was sent at the new rate
+        self.settings = _baud_switch(code)
+        self._events.append(self.settings)
+
+    def _note_activity(self, now: float, arg: Any) -> None:
+        self._since = now
+
+    def _reopen(self, now: float, arg: Any) -> None:
         self._back_to_opening()
 
 
@@ -225,6 +256,15 @@ class ClientPhase(enum.Enum):
     REQUESTED = "request sent, waiting for the identification"
     HDLC = "switched"
     FAILED = "no usable identification"
+
+
+class ClientInput(enum.Enum):
+    START = "start()"
+    MODE_E_OFFERED = "an identification offering mode E"
+    NO_MODE_E = "an identification without mode E, or with a baud character we do not know"
+    RETRY = "no identification in time, retries left"
+    GIVE_UP = "no identification in time, retries spent"
+    RESET = "reset()"
 
 
 class ModeEClient(_Endpoint):
@@ -246,53 +286,116 @@ class ModeEClient(_Endpoint):
         self._tries = 0
 
     def start(self, now: float) -> None:
-        self._buf.clear()
-        self._tries = 0
-        self._send_request(now)
-
-    def _send_request(self, now: float) -> None:
-        self._out += f"/?{self.device_address or ''}!\r\n".encode("ascii")
-        self.phase = ClientPhase.REQUESTED
-        self._since = now
-        self._tries += 1
+        self._fire(ClientInput.START, now)
 
     def receive_data(self, data: bytes, now: float) -> None:
         self.poll(now)
         if self.phase is not ClientPhase.REQUESTED:
-            return
+            return  # nothing is expected: what comes now is not ours to read
         self._buf += bytes(data).translate(_STRIP_PARITY)
         for line in _lines(self._buf):
-            if not line.startswith(b"/") or line.startswith(b"/?") or len(line) < 5:
+            ident = _identification(line)
+            if ident is None:
                 continue  # an echo of our own request, or not an identification
-            try:
-                text = line.decode("ascii")
-            except UnicodeDecodeError:
-                continue
-            maker, code, rest = text[1:4], text[4], text[5:]
-            mode_e = rest.startswith("\\2")
-            ident = Identification(maker, code, mode_e, rest[2:] if mode_e else rest)
-            self._events.append(ident)
-            if not mode_e or code not in BAUD_RATES:
-                self.phase = ClientPhase.FAILED
-                self._events.append(OpeningFailed("the meter does not offer mode E"))
-                return
-            chosen = min(code, self.max_baud_code, key=lambda c: BAUD_RATES[c])
-            self._out += bytes((ACK,)) + f"2{chosen}2\r\n".encode("ascii")
-            self.phase = ClientPhase.HDLC
-            self.settings = _baud_switch(chosen)
-            self._events.append(self.settings)
-            self._buf.clear()
+            usable = ident.mode_e and ident.baud_code in BAUD_RATES
+            self._fire(ClientInput.MODE_E_OFFERED if usable else ClientInput.NO_MODE_E, now, ident)
             return
 
     def poll(self, now: float) -> None:
         if self.phase is ClientPhase.REQUESTED and now - self._since > self.timeout:
-            if self._tries > self.retries:
-                self.phase = ClientPhase.FAILED
-                self._events.append(OpeningFailed("no identification"))
-            else:
-                self._send_request(now)
+            self._fire(ClientInput.GIVE_UP if self._tries > self.retries else ClientInput.RETRY, now)
 
     def reset(self) -> None:
         """Back to 300 baud 7E1 for a new opening."""
-        self.phase = ClientPhase.IDLE
+        self._fire(ClientInput.RESET, self._since)
+
+    # --- the machine -------------------------------------------------------------------
+    def _fire(self, event: ClientInput, now: float, arg: Any = None) -> None:
+        action, next_phase = CLIENT_TABLE[(self.phase, event)]
+        action(self, now, arg)
+        self.phase = next_phase
+
+    # actions (referenced by CLIENT_TABLE)
+    def _ignore(self, now: float, arg: Any) -> None:
+        pass
+
+    def _first_request(self, now: float, arg: Any) -> None:
+        self._buf.clear()
+        self._tries = 0
+        self._send_request(now, arg)
+
+    def _send_request(self, now: float, arg: Any) -> None:
+        self._out += f"/?{self.device_address or ''}!\r\n".encode("ascii")
+        self._since = now
+        self._tries += 1
+
+    def _select(self, now: float, ident: Identification) -> None:
+        self._events.append(ident)
+        chosen = min(ident.baud_code, self.max_baud_code, key=lambda c: BAUD_RATES[c])
+        self._out += bytes((ACK,)) + f"2{chosen}2\r\n".encode("ascii")
+        self.settings = _baud_switch(chosen)
+        self._events.append(self.settings)
+        self._buf.clear()
+
+    def _not_mode_e(self, now: float, ident: Identification) -> None:
+        self._events.append(ident)
+        self._events.append(OpeningFailed("the meter does not offer mode E"))
+
+    def _no_answer(self, now: float, arg: Any) -> None:
+        self._events.append(OpeningFailed("no identification"))
+
+    def _reopen(self, now: float, arg: Any) -> None:
         self._back_to_opening()
+
+
+def _identification(line: bytes) -> Identification | None:
+    """The identification message in ``line``, or None when it is none (our own echo too)."""
+    if not line.startswith(b"/") or line.startswith(b"/?") or len(line) < 5:
+        return None
+    try:
+        text = line.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    maker, code, rest = text[1:4], text[4], text[5:]
+    mode_e = rest.startswith("\\2")
+    return Identification(maker, code, mode_e, rest[2:] if mode_e else rest)
+
+
+# --- the tables ----------------------------------------------------------------------------
+def _complete(rules: dict, phases, events, default_of) -> dict:
+    """Every pair not written out does nothing and stays (the input is not for this phase)."""
+    return {(p, e): rules.get((p, e), (default_of(p, e), p)) for p in phases for e in events}
+
+
+_P, _SI, _M = Phase, ServerInput, ModeEServer
+#: (phase, input) -> (action, next phase), the meter's side.
+SERVER_TABLE: dict[tuple[Phase, ServerInput], tuple[Callable, Phase]] = _complete(
+    {
+        (_P.IDLE, _SI.REQUEST): (_M._identify, _P.IDENTIFIED),
+        (_P.IDLE, _SI.RESET): (_M._reopen, _P.IDLE),
+        (_P.IDENTIFIED, _SI.REQUEST): (_M._identify, _P.IDENTIFIED),  # asked again: answered again
+        (_P.IDENTIFIED, _SI.HDLC_SELECT): (_M._switch, _P.HDLC),
+        (_P.IDENTIFIED, _SI.OTHER_SELECT): (_M._ignore, _P.IDLE),
+        (_P.IDENTIFIED, _SI.TIMEOUT): (_M._ignore, _P.IDLE),  # no option select in time
+        (_P.IDENTIFIED, _SI.RESET): (_M._reopen, _P.IDLE),
+        (_P.HDLC, _SI.ACTIVITY): (_M._note_activity, _P.HDLC),
+        (_P.HDLC, _SI.TIMEOUT): (_M._reopen, _P.IDLE),  # the line went quiet: listen at 300 baud again
+        (_P.HDLC, _SI.RESET): (_M._reopen, _P.IDLE),
+    },
+    tuple(Phase), tuple(ServerInput), lambda p, e: _M._ignore,
+)
+
+_C, _CI, _K = ClientPhase, ClientInput, ModeEClient
+#: (phase, input) -> (action, next phase), the client's side.
+CLIENT_TABLE: dict[tuple[ClientPhase, ClientInput], tuple[Callable, ClientPhase]] = _complete(
+    {
+        **{(p, _CI.START): (_K._first_request, _C.REQUESTED) for p in ClientPhase},
+        **{(p, _CI.RESET): (_K._reopen, _C.IDLE) for p in ClientPhase},
+        (_C.REQUESTED, _CI.MODE_E_OFFERED): (_K._select, _C.HDLC),
+        (_C.REQUESTED, _CI.NO_MODE_E): (_K._not_mode_e, _C.FAILED),
+        (_C.REQUESTED, _CI.RETRY): (_K._send_request, _C.REQUESTED),
+        (_C.REQUESTED, _CI.GIVE_UP): (_K._no_answer, _C.FAILED),
+    },
+    tuple(ClientPhase), tuple(ClientInput), lambda p, e: _K._ignore,
+)
+del _P, _SI, _M, _C, _CI, _K

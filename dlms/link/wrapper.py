@@ -20,18 +20,13 @@ import struct
 from dataclasses import dataclass
 
 from bijli.dlms.errors import LocalProtocolError, WrapperError
+from bijli.dlms.link import NEED_DATA, NeedData
 
 VERSION = 0x0001
 HEADER = struct.Struct(">HHHH")
 MAX_APDU = 0xFFFF
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
 
 
 @dataclass(frozen=True)
@@ -84,7 +79,7 @@ class WrapperConnection:
         """Bytes received but not yet returned as an event."""
         return len(self._buf) - self._pos
 
-    def next_event(self) -> "ApduReceived | _NeedData":
+    def next_event(self) -> "ApduReceived | NeedData":
         if self._error is not None:
             raise self._error
         buf = self._buf

@@ -17,13 +17,14 @@ from bijli.firmware.relay import (
     Cause,
     RelayState,
     RelayControl,
-    EmergencyProfile,
+    EmergencyWindow,
     LoadLimiter,
     LimiterAction,
     Refusal,
     RelayError,
     RelayInputs,
     RelayPolicy,
+    TABLES,
     Transition,
     Trigger,
     control_event,
@@ -109,6 +110,18 @@ def test_every_mode_state_trigger_triple():
 @given(st.sampled_from(ALL_TRIPLES))
 def test_triples_hypothesis(triple):
     check_one(*triple)
+
+
+def test_tables_hold_one_action_per_letter_and_the_standards_next_state():
+    """Each mode's table is (state, trigger) -> (function, next state); the function
+    moves the control and records the letter NOTES.md gives the pair."""
+    for mode, table in TABLES.items():
+        for (state, trigger), (action, nxt) in table.items():
+            letter, dst = reference(mode, state.name.lower(), trigger.value)
+            assert callable(action) and action.__name__ == f"take_{letter}"
+            assert nxt is RelayState[dst.upper()]
+            after = action(RelayControl(mode if mode else 1, state), nxt)
+            assert after.last_transition is Transition(letter) and after.control_state is nxt
 
 
 @settings(max_examples=300)
@@ -339,7 +352,7 @@ def test_limiter_dip_restarts_the_timer():
 
 
 def test_limiter_emergency_profile():
-    ep = EmergencyProfile(id=7, activation_time=at(100), duration=200)
+    ep = EmergencyWindow(id=7, activation_time=at(100), duration=200)
     lim = LoadLimiter(threshold_normal=2000, threshold_emergency=1000, min_over_threshold_duration=0,
                   min_under_threshold_duration=0, emergency_profile=ep, emergency_profile_group_id_list=(3, 7))
     lim, acts = feed(lim, [(0, 1500)])
@@ -377,7 +390,7 @@ def test_limiter_no_limit_and_sts_power_limit():
 
 
 def test_limiter_round_trips_through_storage(tmp_path):
-    ep = EmergencyProfile(2, at(10), 3600)
+    ep = EmergencyWindow(2, at(10), 3600)
     lim = LoadLimiter(threshold_normal=2000, threshold_emergency=500, emergency_profile=ep,
                   emergency_profile_group_id_list=(2,))
     lim, _ = feed(lim, [(20, 900)])  # emergency running, over timer started

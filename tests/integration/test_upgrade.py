@@ -30,8 +30,11 @@ from bijli.dlms.errors import ServiceError
 from bijli.dlms.obis import Obis
 from bijli.dlms.security import MemoryCounterStore, SecuritySettings
 from bijli.dlms.server import Server
-from bijli.firmware.upgrade import (ImageStore, UpgradeConfig, generate_private_key, load_private_key, load_state,
-                              public_key_pem, sign_image, upgrade_objects)
+from bijli.firmware.cosem.upgrade import upgrade_objects
+from bijli.firmware.upgrade.config import UpgradeConfig
+from bijli.firmware.upgrade.image import generate_private_key, load_private_key, public_key_pem, sign_image
+from bijli.firmware.upgrade.record import load_record
+from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import tcp
 from bijli.tools.node import links
 from bijli.tools.rig.wheel import build_wheel
@@ -137,9 +140,9 @@ def test_interrupted_transfer_resumes_after_a_meter_restart(tmp_path, signing_ke
         assert "image verified by the meter" in proc.stdout
         assert "activation: activation_initiated" in proc.stdout
         assert meter.store.transfer_status() == S.ACTIVATION_INITIATED
-        pending = load_state(tmp_path / "state")["pending"]
-        assert pending["identifier"] == "bijli-0.1.1" and pending["armed"]
-        assert (tmp_path / "state" / "images" / pending["name"] / "bijli" / "tools" / "cli.py").is_file()
+        pending = load_record(tmp_path / "state").pending
+        assert pending.identifier == "bijli-0.1.1" and pending.armed
+        assert (tmp_path / "state" / "images" / pending.name / "bijli" / "tools" / "cli.py").is_file()
     finally:
         meter.stop()
 
@@ -160,7 +163,7 @@ def test_bad_signature_refused_over_dlms(tmp_path, signing_key):
     finally:
         client.close()
         meter.stop()
-    assert load_state(tmp_path / "state")["pending"] is None
+    assert load_record(tmp_path / "state").pending is None
     assert [e.kind for e in ImageStore(tmp_path / "state", config).take_events()] == ["verification_failed"]
 
 
@@ -210,7 +213,7 @@ def activate(state: Path, key, payload: bytes, version: str) -> str:
     for n in range(0, len(image), 4096):
         store.transfer_block(n // 4096, image[n:n + 4096])
     store.activate()
-    return load_state(state)["pending"]["name"]
+    return load_record(state).pending.name
 
 
 def test_failed_activation_rolls_back_to_the_previous_image(tmp_path, signing_key):
@@ -224,7 +227,7 @@ def test_failed_activation_rolls_back_to_the_previous_image(tmp_path, signing_ke
         assert proc.returncode != 0
         assert f"starting new image {name} (attempt {attempt} of 2)" in err
         assert "this build is broken" in err
-    assert load_state(state)["status"] == S.ACTIVATION_INITIATED  # undecided until the next start
+    assert load_record(state).status == S.ACTIVATION_INITIATED  # undecided until the next start
     proc = start_meter(state)
     try:
         port = wait_listening(proc)  # the previous (base) build serves again
@@ -236,8 +239,8 @@ def test_failed_activation_rolls_back_to_the_previous_image(tmp_path, signing_ke
     finally:
         err = stop(proc)
     assert f"image {name} did not come up healthy in 2 start(s); running the base build again" in err
-    record = load_state(state)
-    assert record["status"] == S.ACTIVATION_FAILED and record["pending"] is None and record["active"] is None
+    record = load_record(state)
+    assert record.status == S.ACTIVATION_FAILED and record.pending is None and record.active is None
     assert not (state / "images" / name).exists()
     # the meter took the rollback event from the record into its own event log
     assert ImageStore(state).take_events() == []
@@ -259,9 +262,9 @@ def test_new_image_runs_from_its_directory(tmp_path, signing_key, wheel):
         assert f"BIJLI_IMAGE={name}".encode() in environ
         assert any(e.startswith(b"PYTHONPATH=" + str((state / "images" / name).resolve()).encode()) for e in environ)
         deadline = time.monotonic() + 30
-        while load_state(state)["pending"] and time.monotonic() < deadline:
+        while load_record(state).pending and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert load_state(state)["active"] == name
+        assert load_record(state).active == name
     finally:
         stop(proc)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from bijli.firmware.console import Reply
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
-from bijli.firmware.upgrade import ImageStore, upgrade_objects
+from bijli.firmware.cosem.upgrade import upgrade_objects
+from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import systemd, tcp
 from bijli.hal.clock import Clock, RealClock, SimClock, meter_local
 from bijli.hal.errors import HalError

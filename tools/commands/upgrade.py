@@ -10,7 +10,7 @@ into the image activation schedule (0.0.15.0.2.255), and ``image_activate``.
 :func:`send_image` drives it through a :class:`dlms.client.Client`.
 
 ``bijli upgrade keygen`` makes a signing key, ``bijli upgrade sign`` wraps a
-wheel or zip into the signed container of :mod:`firmware.upgrade`; ``bijli
+wheel or zip into the signed container of :mod:`firmware.upgrade.image`; ``bijli
 upgrade --sign-key KEY WHEEL`` signs on the fly (``--key`` stays the DLMS
 encryption key, as in the other DLMS commands).
 """
@@ -28,8 +28,10 @@ from bijli.dlms import axdr
 from bijli.dlms.axdr import CosemDate, CosemTime
 from bijli.dlms.cosem.image_transfer import ImageTransferStatus
 from bijli.dlms.errors import DlmsError, ServiceError
-from bijli.firmware.upgrade import (IMAGE_ACTIVATION_SCHEDULE, IMAGE_TRANSFER, SignatureAlgorithm, UpgradeError,
-                              generate_private_key, load_private_key, parse_image, public_key_pem, sign_image)
+from bijli.firmware.cosem.upgrade import IMAGE_ACTIVATION_SCHEDULE, IMAGE_TRANSFER
+from bijli.firmware.upgrade.errors import UpgradeError
+from bijli.firmware.upgrade.image import (SignatureAlgorithm, generate_private_key, load_private_key, parse_image,
+                                          public_key_pem, sign_image)
 
 CLASS_ID = 18
 
@@ -38,7 +40,7 @@ class UpgradeCommandError(Exception):
     """The upgrade cannot go on; the message says why (exit status 1)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TransferPlan:
     """Which blocks of ``image`` to send, given what the meter reports it has."""
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from bijli.firmware.config import Table
 from bijli.firmware.errors import ConfigError
 from bijli.firmware.meter import MeterConfig
-from bijli.firmware.upgrade import UpgradeConfig
+from bijli.firmware.upgrade.config import UpgradeConfig
 
 CLOCKS = ("real", "sim")
 PIN_ROLES = ("relay", "relay_feedback", "pulse_led", "alarm_led", "button", "cover", "magnet")

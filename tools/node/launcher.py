@@ -2,8 +2,8 @@
 
 The meter's builds live side by side: the base build (the installed package,
 ``/opt/bijli/venv`` on the rig) and the images a head-end sent over DLMS image
-transfer, installed under ``STATE/images/NAME/`` by :mod:`firmware.upgrade`.
-At every start :func:`prepare` asks ``firmware.upgrade.plan_start`` which one
+transfer, installed under ``STATE/images/NAME/`` by :mod:`firmware.upgrade.store`.
+At every start :func:`prepare` asks ``firmware.upgrade.boot.plan_start`` which one
 to run: the active image, or an activated (pending) image that still has start
 attempts left, or -- when those are spent without the meter coming up healthy
 -- the previous image again, with the activation recorded as failed. If that is
@@ -29,7 +29,9 @@ import tomllib
 from pathlib import Path
 
 from bijli.firmware.errors import ConfigError
-from bijli.firmware.upgrade import UpgradeConfig, images_dir, plan_start, promote
+from bijli.firmware.upgrade.boot import plan_start, promote
+from bijli.firmware.upgrade.config import UpgradeConfig
+from bijli.firmware.upgrade.record import images_dir
 
 ENV_IMAGE = "BIJLI_IMAGE"  # set by the launcher: the image this process runs ("" = the base build)
 ENV_BASE = "BIJLI_BASE_ROOT"  # where the base build's packages are

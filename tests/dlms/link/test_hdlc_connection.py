@@ -23,7 +23,7 @@ from bijli.dlms.link.hdlc import (
     Rejected,
     Role,
     State,
-    Trigger,
+    HdlcTrigger,
     encode_frame,
     encode_parameters,
 )
@@ -92,25 +92,25 @@ class Driver:
         if state is State.NDM:
             return
         if self.role is Role.SERVER:
-            self.apply(Trigger.SNRM)
+            self.apply(HdlcTrigger.SNRM)
             return
         c.connect(now=self.now)
         if state is State.AWAIT_UA:
             return
-        self.apply(Trigger.UA)
+        self.apply(HdlcTrigger.UA)
         if state is State.AWAIT_DISC_UA:
             c.disconnect(now=self.now)
 
     def apply(self, trigger):
         c = self.conn
         self.now += 0.01
-        if trigger is Trigger.CONNECT:
+        if trigger is HdlcTrigger.CONNECT:
             c.connect(now=self.now)
-        elif trigger is Trigger.DISCONNECT:
+        elif trigger is HdlcTrigger.DISCONNECT:
             c.disconnect(now=self.now)
-        elif trigger is Trigger.SEND_APDU:
+        elif trigger is HdlcTrigger.SEND_APDU:
             c.send_apdu(b"\x01\x02", now=self.now)
-        elif trigger in (Trigger.TIMEOUT, Trigger.GIVE_UP):
+        elif trigger in (HdlcTrigger.TIMEOUT, HdlcTrigger.GIVE_UP):
             if self.role is Role.SERVER:
                 self.now += 1000.0
             else:
@@ -118,7 +118,7 @@ class Driver:
                     # make sure something is in flight, so the response timer runs
                     c.send_apdu(b"\x05", now=self.now)
                     c.data_to_send()
-                c.max_retries, saved = (0 if trigger is Trigger.GIVE_UP else 1000), c.max_retries
+                c.max_retries, saved = (0 if trigger is HdlcTrigger.GIVE_UP else 1000), c.max_retries
                 # a peer that said RNR is polled first (a poll, not a failure); the
                 # unanswered poll is then the frame whose timeout gives up
                 for _ in range(3):
@@ -130,6 +130,10 @@ class Driver:
                 c.max_retries = saved
                 return
             c.poll(self.now)
+        elif trigger is HdlcTrigger.BAD_SNRM:
+            c.receive_data(to_server(FrameType.SNRM, b"\x81\x80\x01"), now=self.now)
+        elif trigger is HdlcTrigger.STRANGER_POLL:
+            c.receive_data(to_server(FrameType.RR, b"", True, src=HdlcAddress(17)), now=self.now)
         else:
             kind = FrameType[trigger.name]
             info = b""
@@ -153,17 +157,20 @@ def _pairs(table):
 @pytest.mark.parametrize("role, table", [(Role.SERVER, SERVER_TABLE), (Role.CLIENT, CLIENT_TABLE)])
 def test_tables_cover_every_pair(role, table):
     states = {State.NDM, State.NRM} if role is Role.SERVER else set(State)
-    triggers = set(Trigger) - ({Trigger.GIVE_UP} if role is Role.SERVER else set())
+    server_only = {HdlcTrigger.BAD_SNRM, HdlcTrigger.STRANGER_POLL}
+    triggers = set(HdlcTrigger) - ({HdlcTrigger.GIVE_UP} if role is Role.SERVER else server_only)
     assert set(table) == {(s, t) for s in states for t in triggers}
     for action, next_state in table.values():
-        assert action == "refuse" or hasattr(HdlcConnection, "_do_" + action)
+        # a reference to one of the connection's own actions, never a name to look up
+        assert callable(action) and getattr(HdlcConnection, action.__name__) is action
+        assert action.__name__.startswith("_do_")
         assert next_state in states
 
 
 def check_step(driver, table, trigger):
     before = driver.conn.state
     action, expected = table[(before, trigger)]
-    if action == "refuse":
+    if action is HdlcConnection._do_refuse:
         with pytest.raises(LocalProtocolError):
             driver.apply(trigger)
         assert driver.conn.state is before
@@ -178,6 +185,20 @@ def check_step(driver, table, trigger):
     + [(Role.CLIENT, CLIENT_TABLE, s, t) for s, t in _pairs(CLIENT_TABLE)],
 )
 def test_every_pair_does_what_the_table_says(role, table, state, trigger):
+    d = Driver(role)
+    d.reach(state)
+    assert d.conn.state is state
+    check_step(d, table, trigger)
+
+
+_ALL_PAIRS = [(Role.SERVER, SERVER_TABLE, s, t) for s, t in _pairs(SERVER_TABLE)] + [
+    (Role.CLIENT, CLIENT_TABLE, s, t) for s, t in _pairs(CLIENT_TABLE)]
+
+
+@settings(max_examples=150)
+@given(st.sampled_from(_ALL_PAIRS))
+def test_every_pair_hypothesis(case):
+    role, table, state, trigger = case
     d = Driver(role)
     d.reach(state)
     assert d.conn.state is state

@@ -6,9 +6,12 @@ from hypothesis import strategies as st
 
 from bijli.dlms.errors import ModeEError
 from bijli.dlms.link.mode_e import (
+    CLIENT_TABLE,
     NEED_DATA,
     OPENING,
+    SERVER_TABLE,
     BaudSwitch,
+    ClientInput,
     ClientPhase,
     Identification,
     ModeEClient,
@@ -16,6 +19,7 @@ from bijli.dlms.link.mode_e import (
     OpeningFailed,
     Phase,
     RequestReceived,
+    ServerInput,
 )
 
 
@@ -91,6 +95,104 @@ def test_ack_timeout_and_hdlc_idle_timeout():
     drain(m)
     m.poll(20.1)
     assert m.phase is Phase.IDLE and drain(m) == [OPENING]
+
+
+# --- the tables, every pair ------------------------------------------------------------------
+def test_tables_cover_every_pair_with_an_action_reference():
+    for table, cls, phases, inputs in ((SERVER_TABLE, ModeEServer, Phase, ServerInput),
+                                       (CLIENT_TABLE, ModeEClient, ClientPhase, ClientInput)):
+        assert set(table) == {(p, i) for p in phases for i in inputs}
+        for action, nxt in table.values():
+            assert getattr(cls, action.__name__) is action and nxt in phases
+
+
+_SERVER_LINES = {ServerInput.REQUEST: b"/?!\r\n", ServerInput.FOREIGN_REQUEST: b"/?99!\r\n",
+                 ServerInput.HDLC_SELECT: b"\x06252\r\n", ServerInput.OTHER_SELECT: b"\x06050\r\n",
+                 ServerInput.ACTIVITY: b"\x7e\xa0"}
+
+
+def check_server_pair(phase, event):
+    m = ModeEServer(ack_timeout=1.5, hdlc_idle_timeout=10.0)
+    if phase is not Phase.IDLE:
+        m.receive_data(b"/?!\r\n", now=0)
+    if phase is Phase.HDLC:
+        m.receive_data(b"\x06252\r\n", now=0.1)
+    assert m.phase is phase
+    drain(m), m.data_to_send()
+    action, expected = SERVER_TABLE[(phase, event)]
+    if event is ServerInput.TIMEOUT:
+        m.poll(100.0)
+    elif event is ServerInput.RESET:
+        m.reset()
+    else:
+        m.receive_data(_SERVER_LINES[event], now=0.5)
+    assert m.phase is expected, (phase, event)
+    events, out = drain(m), m.data_to_send()
+    if action is ModeEServer._identify:
+        assert events == [RequestReceived("")] and out.startswith(b"/BJL5\\2")
+    elif action is ModeEServer._switch:
+        assert events == [BaudSwitch(9600, 8, "N", 1)] and out == b""
+    elif action is ModeEServer._reopen:
+        assert events == ([OPENING] if phase is Phase.HDLC else []) and m.settings == OPENING
+    else:
+        assert events == [] and out == b""
+
+
+_CLIENT_LINES = {ClientInput.MODE_E_OFFERED: b"/BJL5\\2bijli\r\n", ClientInput.NO_MODE_E: b"/ABC5METER\r\n"}
+
+
+def check_client_pair(phase, event):
+    c = ModeEClient(timeout=1.0, retries=2)
+    if phase is not ClientPhase.IDLE:
+        c.start(now=0)
+    if phase in (ClientPhase.HDLC, ClientPhase.FAILED):
+        c.receive_data(_CLIENT_LINES[ClientInput.MODE_E_OFFERED if phase is ClientPhase.HDLC
+                                     else ClientInput.NO_MODE_E], now=0.1)
+    assert c.phase is phase
+    drain(c), c.data_to_send()
+    action, expected = CLIENT_TABLE[(phase, event)]
+    if event is ClientInput.START:
+        c.start(now=0.5)
+    elif event is ClientInput.RESET:
+        c.reset()
+    elif event in (ClientInput.RETRY, ClientInput.GIVE_UP):
+        c.retries = 2 if event is ClientInput.RETRY else 0
+        c.poll(10.0)
+    else:
+        c.receive_data(_CLIENT_LINES[event], now=0.5)
+    assert c.phase is expected, (phase, event)
+    events, out = drain(c), c.data_to_send()
+    if action in (ModeEClient._first_request, ModeEClient._send_request):
+        assert events == [] and out == b"/?!\r\n"
+    elif action is ModeEClient._select:
+        assert events[-1] == BaudSwitch(9600, 8, "N", 1) and out == b"\x06252\r\n"
+    elif action is ModeEClient._not_mode_e:
+        assert events[-1] == OpeningFailed("the meter does not offer mode E") and out == b""
+    elif action is ModeEClient._no_answer:
+        assert events == [OpeningFailed("no identification")] and out == b""
+    elif action is ModeEClient._reopen:
+        assert events == ([OPENING] if phase is ClientPhase.HDLC else []) and c.settings == OPENING
+    else:
+        assert events == [] and out == b""
+
+
+def test_every_pair_does_what_the_tables_say():
+    for phase, event in SERVER_TABLE:
+        check_server_pair(phase, event)
+    for phase, event in CLIENT_TABLE:
+        check_client_pair(phase, event)
+
+
+@settings(max_examples=100)
+@given(st.sampled_from(sorted(SERVER_TABLE, key=lambda k: (k[0].name, k[1].name))))
+def test_every_server_pair_hypothesis(pair):
+    check_server_pair(*pair)
+
+
+@settings(max_examples=100)
+@given(st.sampled_from(sorted(CLIENT_TABLE, key=lambda k: (k[0].name, k[1].name))))
+def test_every_client_pair_hypothesis(pair):
+    check_client_pair(*pair)
 
 
 def test_bad_configuration():
