@@ -11,30 +11,29 @@ steps its simulated clock and reaches any one meter's own console.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
-import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bijli.firmware.errors import FirmwareError
-from bijli.hal import tcp
-from bijli.hal.clock import Clock, RealClock, SimClock
-from bijli.hal.errors import HalError
-from bijli.tools.node import config as config_mod
-from bijli.tools.node import household
-from bijli.tools.node import push as push_shell
-from bijli.tools.node.fleet import Fleet
-from bijli.tools.node.links import wrapper_session
-from bijli.tools.node.meter_node import TICK, stdio_console
+from bijli.tools.errors import UsageError
+from bijli.tools.node import household  # light: the load profiles' names, for --load-profile
 
+if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
+
+    from bijli.hal.clock import Clock
+    from bijli.tools.node import config as config_mod
+    from bijli.tools.node.fleet import Fleet
+
+# the meters themselves (firmware, DLMS server, I/O shells) are imported by _main: building
+# this command's parser, or any other command's, does not load them
 log = logging.getLogger("bijli.fleet")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fleet", help="run N meters in one process (DLMS wrapper port each, shared clock)")
+    p = subparsers.add_parser("fleet")
     p.add_argument("--count", type=int, default=10, help="how many meters (default 10)")
     p.add_argument("--tcp", metavar="HOST:BASEPORT", default="127.0.0.1:4059",
                    help="meter I serves the DLMS wrapper on BASEPORT+I (default 127.0.0.1:4059; "
@@ -57,6 +56,8 @@ def register(subparsers) -> None:
 
 
 def _clock(args, cfg: config_mod.Config) -> Clock:
+    from bijli.hal.clock import RealClock, SimClock
+
     if (args.clock or cfg.hal.clock) == "sim":
         start = (datetime.fromisoformat(args.start).replace(tzinfo=None) if args.start
                  else datetime.now().replace(microsecond=0))
@@ -66,6 +67,10 @@ def _clock(args, cfg: config_mod.Config) -> Clock:
 
 async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
     """One task ticks every meter: the loop sleeps between ticks, whatever the fleet's size."""
+    import asyncio
+
+    from bijli.tools.node.meter_node import TICK
+
     while not stopping.is_set():
         fleet.tick()
         try:
@@ -75,9 +80,18 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
 
 
 async def _run(args, cfg: config_mod.Config) -> int:
+    import asyncio
+    import signal
+
+    from bijli.hal import tcp
+    from bijli.tools.node import push as push_shell
+    from bijli.tools.node.fleet import Fleet
+    from bijli.tools.node.links import wrapper_session
+    from bijli.tools.node.meter_node import stdio_console
+
     host, base_port = tcp.parse_endpoint(args.tcp)
     if base_port and base_port + args.count - 1 > 65535:
-        raise ValueError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
+        raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
     fleet = Fleet(cfg, args.count, args.state, _clock(args, cfg), load_profile=args.load_profile)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,10 +136,10 @@ async def _run(args, cfg: config_mod.Config) -> int:
 
 
 def _main(args) -> int:
+    import asyncio
+
+    from bijli.tools.node import config as config_mod
+
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = config_mod.load(args.config)
-        return asyncio.run(_run(args, cfg))
-    except (FirmwareError, HalError, ValueError, OSError) as exc:
-        print(f"bijli fleet: {exc}", file=sys.stderr)
-        return 2
+    cfg = config_mod.load(args.config)
+    return asyncio.run(_run(args, cfg))
