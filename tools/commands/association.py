@@ -149,8 +149,8 @@ def explain_refusal(args, aare_bytes: bytes | None, exc: Exception, our_ic: int)
     from bijli.dlms.errors import AuthenticationError, DlmsError
 
     sap = args.client
-    kind = {16: "public", 32: "meter reader (LLS)", 48: "utility (HLS-GMAC)"}.get(sap, "")
-    who = f"client SAP {sap} {kind}".strip()
+    kind = {16: "public", 32: "meter reader, LLS", 48: "utility, HLS-GMAC"}.get(sap)
+    who = f"client SAP {sap}" + (f" ({kind})" if kind else "")
     try:
         aare = AARE.decode(aare_bytes) if aare_bytes else None
     except DlmsError:
@@ -170,8 +170,8 @@ def explain_refusal(args, aare_bytes: bytes | None, exc: Exception, our_ic: int)
                          f"right {'password' if sap == 32 else 'keys'}")
     if diag == AcseServiceUser.AUTHENTICATION_FAILURE:
         if sap == 32:
-            return WrongSecret(f"wrong password for {who} (authentication failure); the meter locks the SAP "
-                               f"out after a few wrong tries")
+            return WrongSecret(f"wrong password for {who} (authentication failure); the meter locks the SAP out after a few wrong "
+                               f"tries (dlms.lockout_after, 3 by default)")
         return LockedOut(f"{who} is locked out after repeated failed authentications; wait for the meter's "
                          f"lockout time, then use the right keys")
     ui = aare.user_information or b""
