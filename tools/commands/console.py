@@ -77,11 +77,29 @@ def refused(command: str, reply: str) -> bool:
     return bool(words) and words[0].lower() == "token" and reply.split(":", 1)[0].strip() != ACCEPTED
 
 
+def _typed_lines():
+    """This terminal's lines: with line editing and history (standard library readline) when
+    a person types them, plain lines when they come from a pipe or file."""
+    if not sys.stdin.isatty():
+        yield from (raw.rstrip("\n") for raw in sys.stdin)
+        return
+    try:
+        import readline  # noqa: F401 - importing it gives input() editing and history
+    except ImportError:  # pragma: no cover - a Python built without it
+        pass
+    while True:
+        try:
+            yield input("> ")
+        except EOFError:
+            print()
+            return
+
+
 def _main(args) -> int:
     line = ConsoleLine(args.port, args.baud, args.timeout)
     refusals = []
     try:
-        commands = args.commands or (raw.rstrip("\n") for raw in sys.stdin)
+        commands = args.commands or _typed_lines()
         for command in commands:
             if not command.strip():
                 continue
