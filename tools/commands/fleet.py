@@ -79,6 +79,46 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
             pass
 
 
+FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
+FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
+
+
+def port_ranges(ports: list[int]) -> str:
+    """4059,4060,4061,4070 -> '4059-4061,4070': a thousand consecutive ports fit in one line."""
+    out: list[str] = []
+    start = prev = None
+    for p in ports + [None]:
+        if p is not None and prev is not None and p == prev + 1:
+            prev = p
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = p
+    return ",".join(out)
+
+
+def check_file_descriptors(count: int) -> None:
+    """A fleet needs about FDS_PER_METER descriptors per meter. Raise the soft limit towards the
+    hard one when that is enough; otherwise refuse to start, before any meter is built, with
+    what to do, instead of failing with EMFILE half way through."""
+    import resource
+
+    need = count * FDS_PER_METER + FD_SLACK
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    if soft == unlimited or soft >= need:
+        return
+    if hard == unlimited or hard >= need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            return
+        except (ValueError, OSError):
+            pass
+    raise UsageError(f"{count} meters need about {need:,} open files (about {FDS_PER_METER} each) but this "
+                     f"process may open {soft:,}: raise the limit (`ulimit -n {need}` in the shell, LimitNOFILE={need} "
+                     f"in a systemd unit) or run fewer meters")
+
+
 async def _run(args, cfg: config_mod.Config) -> int:
     import asyncio
     import signal
@@ -111,9 +151,11 @@ async def _run(args, cfg: config_mod.Config) -> int:
             listeners.append(listener)
             m.host, m.port = listener.sockets[0].getsockname()[:2]
             m.node.tcp_port = m.port
-            print(f"meter {m.index} {m.serial} DLMS wrapper listening on {m.host}:{m.port} "
-                  f"(system title {m.node.security.system_title.hex().upper()}, PAN {m.cfg.meter.sts.vending.pan.digits})",
-                  flush=True)
+        # one line for the whole fleet, however large: each meter's serial, port, system title
+        # and PAN are in the manifest and the console's `status`
+        print(f"DLMS wrappers listening on {host}:{port_ranges([m.port for m in fleet.members])} "
+              f"(meter 0 on the first port, in order; each meter's details in "
+              f"{'the manifest' if args.manifest else '--manifest FILE'} and `status`)", flush=True)
         if args.manifest:
             Path(args.manifest).write_text(json.dumps(fleet.manifest(), indent=1) + "\n", encoding="utf-8")
             print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
@@ -141,5 +183,8 @@ def _main(args) -> int:
     from bijli.tools.node import config as config_mod
 
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    check_file_descriptors(args.count)
     cfg = config_mod.load(args.config)
     return asyncio.run(_run(args, cfg))
