@@ -316,9 +316,9 @@ class Server:
 
     # --- ACSE -----------------------------------------------------------------------------
     def _reject(self, diagnostic: AcseServiceUser, context=ApplicationContext.LOGICAL_NAME,
-                user_information: bytes | None = None) -> bytes:
-        return AARE(AssociationResult.REJECTED_PERMANENT, diagnostic, "user", context,
-                    user_information=user_information).encode()
+                user_information: bytes | None = None,
+                result: AssociationResult = AssociationResult.REJECTED_PERMANENT) -> bytes:
+        return AARE(result, diagnostic, "user", context, user_information=user_information).encode()
 
     def _associate(self, session: Session, request: bytes, now: float) -> bytes:
         if session.policy is not None:
@@ -342,7 +342,10 @@ class Server:
                     else AcseServiceUser.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED)
             return self._reject(diag, context)
         if self.locked_out(sap, now):
-            return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE, context)
+            # rejected-transient: the same request may succeed later, which is what tells a client
+            # "locked out, wait" apart from "wrong password" (rejected-permanent, same diagnostic)
+            return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE, context,
+                                result=AssociationResult.REJECTED_TRANSIENT)
         if aarq.user_information is None:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context)
         needs_title = policy.ciphered or mechanism == Mechanism.HLS_GMAC

@@ -268,7 +268,7 @@ def test_unit_command_line_parses_with_the_real_parser(tmp_path):
     (exec_start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
     argv = exec_start.removeprefix("ExecStart=").split()
     assert argv[0] == "/opt/bijli/venv/bin/bijli"
-    args = build_parser().parse_args(argv[1:])
+    args = build_parser(argv[1:]).parse_args(argv[1:])
     assert args.command == "meter" and str(args.config) == "/etc/bijli/meter.toml"
     assert "Restart=always" in unit  # `quit` on the UART must not leave the rig without its meter
 
@@ -280,7 +280,7 @@ def test_rig_readme_commands_parse_with_the_real_parser(tmp_path):
     commands = re.findall(r"`bijli ((?:read|console|objects|profile)[^`]*)`", text)
     assert commands, "README.rig.md shows how to reach the meter"
     for command in commands:
-        build_parser().parse_args(command.split())  # SystemExit on an unknown flag
+        build_parser(command.split()).parse_args(command.split())  # SystemExit on an unknown flag
 
 
 def test_a_config_the_meter_would_refuse_is_refused(tmp_path):

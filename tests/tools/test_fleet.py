@@ -25,6 +25,16 @@ SERIAL = "0.0.96.1.0.255"
 ENERGY = "1.0.1.8.0.255"
 
 
+def announced_ports(banner: list[str]) -> set[int]:
+    """The ports the start-up line announces: '127.0.0.1:4059-4061,4070'."""
+    text = next(line for line in banner if "listening on" in line)
+    ports: set[int] = set()
+    for part in re.search(r"listening on [\d.]+:([\d,-]+)", text).group(1).split(","):
+        first, _, last = part.partition("-")
+        ports.update(range(int(first), int(last or first) + 1))
+    return ports
+
+
 class FleetProcess:
     """`bijli fleet` as a child process with its console on a pipe."""
 
@@ -98,7 +108,9 @@ def test_three_meters_serve_dlms_on_their_own_ports_and_take_only_their_own_toke
     for m in meters:
         assert m["sts"]["pan"] == m["pan"] and m["drn"] == m["pan"][6:17]
         Pan(m["pan"])  # both Luhn digits valid
-        assert m["port"] in {int(p) for p in re.findall(r"listening on [\d.]+:(\d+)", "\n".join(fleet.banner))}
+        assert m["port"] in announced_ports(fleet.banner)
+    # one line for the whole fleet, not one per meter (a 1,000-meter fleet starts with one line)
+    assert sum("listening on" in line for line in fleet.banner) == 1
 
     serials = []
     for m in meters:
@@ -195,3 +207,25 @@ def test_setting_one_meters_clock_leaves_the_others_and_a_step_moves_all(tmp_pat
         assert fleet.execute("meter 5 status").text.startswith("error: no meter 5")
     finally:
         fleet.shutdown()
+
+
+def test_a_fleet_larger_than_the_open_file_limit_is_refused_with_what_to_do(tmp_path):
+    import resource
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    r = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "100", "--tcp", "127.0.0.1:0",
+                        "--state", str(tmp_path / "state"), "--console", "none"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, preexec_fn=low_limit)
+    assert r.returncode == 2, r.stderr
+    assert "ulimit -n" in r.stderr and "100 meters need about" in r.stderr
+    assert not (tmp_path / "state").exists()  # refused before any meter was built
+
+    # a soft limit below the need but a hard one above it: raised, and the fleet goes on
+    code = ("import resource\nfrom bijli.tools.commands.fleet import check_file_descriptors\n"
+            "check_file_descriptors(100)\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (100, 4096)))
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) >= 100 * 4

@@ -2,8 +2,9 @@
 
 A rig engineer can use any terminal program on the port; this command is for
 scripts and quick checks: with commands on the command line it sends each,
-prints the meter's reply and exits (status 1 if a reply is an error), and
-without them it relays this terminal's lines until end of input.
+prints the meter's reply and exits (status 1 if a reply is an error, or if a
+``token`` the meter answers with any word but ``accepted``), and without them
+it relays this terminal's lines until end of input.
 
 The meter's serial console answers every line with its reply and a ``> ``
 prompt (``tools/commands/meter.py``), which is how a reply's end is found here.
@@ -14,19 +15,23 @@ from __future__ import annotations
 import sys
 import time
 
-import serial
+from bijli.tools.errors import ConnectionFailed, RefusedByMeter
 
 PROMPT = b"\r\n> "
+ACCEPTED = "accepted"  # the decoder's word for a token it took (README, console commands)
 
 
 class ConsoleLine:
     """One serial console: send a command, get its reply text."""
 
     def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0):
+        import serial
+
+        self._serial_error = serial.SerialException
         try:
             self.port = serial.serial_for_url(port, baudrate=baud, timeout=0.1)
         except (serial.SerialException, ValueError) as exc:
-            raise ConnectionError(f"cannot open {port}: {exc}") from None
+            raise ConnectionFailed(f"cannot open {port}: {exc}") from None
         self.timeout = timeout
         self.port.write(b"\r")  # an empty line asks for a prompt: we start in step
         self._read_until(b"> ")
@@ -36,10 +41,10 @@ class ConsoleLine:
         deadline = time.monotonic() + self.timeout
         while not buf.endswith(marker):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no prompt from the meter (got {buf[-60:]!r})")
+                raise ConnectionFailed(f"no prompt from the meter within {self.timeout:g} s (got {buf[-60:]!r})")
             try:
                 chunk = self.port.read(self.port.in_waiting or 1)
-            except serial.SerialException:
+            except self._serial_error:
                 return buf  # the meter closed the line (after quit)
             buf += chunk
         return buf
@@ -56,7 +61,7 @@ class ConsoleLine:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("console", help="talk to a meter's service console on a serial line or pty")
+    p = subparsers.add_parser("console")
     p.add_argument("--port", required=True, help="device, pty path or pyserial URL of the console")
     p.add_argument("--baud", type=int, default=9600)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each reply")
@@ -64,28 +69,49 @@ def register(subparsers) -> None:
     p.set_defaults(func=_main)
 
 
+def refused(command: str, reply: str) -> bool:
+    """An error reply, or a token the meter did not take (its answer is the decoder's word)."""
+    if reply.startswith("error:"):
+        return True
+    words = command.split()
+    return bool(words) and words[0].lower() == "token" and reply.split(":", 1)[0].strip() != ACCEPTED
+
+
+def _typed_lines():
+    """This terminal's lines: with line editing and history (standard library readline) when
+    a person types them, plain lines when they come from a pipe or file."""
+    if not sys.stdin.isatty():
+        yield from (raw.rstrip("\n") for raw in sys.stdin)
+        return
+    try:
+        import readline  # noqa: F401 - importing it gives input() editing and history
+    except ImportError:  # pragma: no cover - a Python built without it
+        pass
+    while True:
+        try:
+            yield input("> ")
+        except EOFError:
+            print()
+            return
+
+
 def _main(args) -> int:
+    line = ConsoleLine(args.port, args.baud, args.timeout)
+    refusals = []
     try:
-        line = ConsoleLine(args.port, args.baud, args.timeout)
-    except (ConnectionError, TimeoutError) as exc:
-        print(f"bijli console: {exc}", file=sys.stderr)
-        return 2
-    status = 0
-    try:
-        commands = args.commands or (raw.rstrip("\n") for raw in sys.stdin)
+        commands = args.commands or _typed_lines()
         for command in commands:
             if not command.strip():
                 continue
             reply = line.ask(command)
             if reply:
                 print(reply, flush=True)
-            if reply.startswith("error:"):
-                status = 1
+            if refused(command, reply):
+                refusals.append(command.split()[0])
             if command.strip() == "quit":
                 break
-    except TimeoutError as exc:
-        print(f"bijli console: {exc}", file=sys.stderr)
-        return 2
     finally:
         line.close()
-    return status
+    if refusals:
+        raise RefusedByMeter(f"error reply or token refused: {', '.join(refusals)}")
+    return 0

@@ -2,11 +2,19 @@
 
 Each command opens one association with a meter (ours or any IEC 62056 meter)
 over the TCP wrapper, HDLC over TCP, or a serial line with the optional mode E
-opening, does its one job through :class:`dlms.client.Client`, releases and
-prints the result as text or JSON. The connection comes from
-``tools.node.links.open_client_transport``; everything protocol is in ``dlms``.
+opening (:mod:`bijli.tools.commands.association`), does its one job through
+:class:`dlms.client.Client`, releases and prints the result as text or JSON;
+everything protocol is in ``dlms``.
 
-Typed values (``write`` and ``call``) are ``TYPE:VALUE``; see VALUE_HELP.
+What an engineer expects of a reading tool: ``--scale`` applies each register's
+scaler_unit (IEC 62056-6-2 clause 4.3.2, attribute 3: value x 10^scaler, unit
+enum) so a voltage reads ``230.00 V``, not ``23000``; ``objects`` names every
+object; a profile read with no range reads the whole buffer; a token entered
+through the token gateway (class 115, IEC 62056-6-2 clause 4.6.5) prints the
+meter's word from its status and descriptions, not just "done".
+
+Typed values (``write`` and ``call``) are ``TYPE:VALUE``; see VALUE_HELP. This
+module is light to import: the DLMS stack is loaded by the functions that run.
 """
 
 from __future__ import annotations
@@ -17,13 +25,17 @@ import json
 import sys
 from datetime import datetime
 
-from bijli.dlms import axdr
-from bijli.dlms.client import Client, ClientSettings
-from bijli.dlms.errors import DlmsError
-from bijli.dlms.obis import Obis
+from bijli.tools.commands.association import add_association_arguments, close_client, connect
+from bijli.tools.errors import TokenRefused, UsageError
 
-DEMO_EK = "000102030405060708090A0B0C0D0E0F"
-DEMO_AK = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
+__all__ = ["UsageError", "parse_value", "parse_ref", "to_json", "enter_token", "deliver", "add_association_arguments",
+           "connect", "close_client"]
+
+TOKEN_GATEWAY = "0.0.19.40.0.255"
+TOKEN_GATEWAY_CLASS = 115
+_ENTER = 1  # token gateway method 1, enter (IEC 62056-6-2 4.6.5)
+_EXECUTION_OK = 3  # token_status_code execution_ok: the token was accepted and applied
+_REGISTER_CLASSES = (3, 4, 5)  # register, extended register, demand register: attribute 3 is scaler_unit
 
 VALUE_HELP = """\
 VALUE is TYPE:TEXT. Types: null, bool (true/false), i8 i16 i32 i64 (integer, long,
@@ -32,28 +44,26 @@ octets:0A0B), str (visible-string), utf8, bits (bits:0101), date-time
 (date-time:2024-06-17T10:00, sent as a 12-octet octet-string as COSEM does).
 Structures and arrays are JSON: json:["u8:1", ["str:a", "bool:true"]] is a structure
 (a JSON list) holding a structure; {"array": ["u16:1", "u16:2"]} is an array.
+The token gateway's enter (0.0.19.40.0.255:1) takes the 20 digits as they are,
+as str:DIGITS or as octets.
 Examples: u32:5  date-time:2024-06-17T10:00  octets:0102FF  json:["enum:1","u16:30"]"""
 
-_INT_TYPES = {
-    "i8": axdr.Integer, "i16": axdr.Long, "i32": axdr.DoubleLong, "i64": axdr.Long64,
-    "u8": axdr.Unsigned, "u16": axdr.LongUnsigned, "u32": axdr.DoubleLongUnsigned, "u64": axdr.Long64Unsigned,
-    "enum": axdr.Enum,
-}
+_INT_TYPES = {"i8": "Integer", "i16": "Long", "i32": "DoubleLong", "i64": "Long64", "u8": "Unsigned",
+              "u16": "LongUnsigned", "u32": "DoubleLongUnsigned", "u64": "Long64Unsigned", "enum": "Enum"}
 
 
-class UsageError(Exception):
-    pass
-
-
-def parse_value(text: str) -> axdr.Data:
+def parse_value(text: str):
     """A typed value from the command line (see VALUE_HELP)."""
+    from bijli.dlms import axdr
+    from bijli.dlms.errors import DlmsError
+
     kind, sep, rest = text.partition(":")
     if not sep:
         raise UsageError(f"value {text!r} needs a type: TYPE:VALUE (e.g. u32:5)")
     kind = kind.strip().lower()
     try:
         if kind in _INT_TYPES:
-            value = _INT_TYPES[kind](int(rest, 0))
+            value = getattr(axdr, _INT_TYPES[kind])(int(rest, 0))
             axdr.encode(value)  # range check
             return value
         if kind == "null":
@@ -84,7 +94,9 @@ def parse_value(text: str) -> axdr.Data:
     raise UsageError(f"unknown value type {kind!r} (see --help)")
 
 
-def _from_json(node) -> axdr.Data:
+def _from_json(node):
+    from bijli.dlms import axdr
+
     if isinstance(node, list):
         return axdr.Structure(tuple(_from_json(n) for n in node))
     if isinstance(node, dict) and set(node) == {"array"} and isinstance(node["array"], list):
@@ -96,8 +108,26 @@ def _from_json(node) -> axdr.Data:
     raise ValueError(f"JSON leaves are 'TYPE:VALUE' strings or booleans, not {node!r}")
 
 
+def token_octets(text: str) -> bytes:
+    """The token the gateway's enter takes: its 20 digits as ASCII octets. Accepts the digits
+    bare (spaces and dashes as printed on a receipt), as str:DIGITS, utf8:DIGITS or octets:HEX."""
+    kind, sep, rest = text.partition(":")
+    if sep and kind.lower() == "octets":
+        try:
+            return bytes.fromhex(rest)
+        except ValueError:
+            raise UsageError(f"bad octets value {rest!r}") from None
+    digits = (rest if sep and kind.lower() in ("str", "utf8") else text).replace(" ", "").replace("-", "")
+    if not digits.isdigit() or not digits.isascii():
+        raise UsageError(f"a token is its digits (20 for STS), not {text!r}")
+    return digits.encode("ascii")
+
+
 def to_json(value) -> object:
     """A COSEM value as plain JSON: strings for octets (hex, or ISO date-time when 12 octets decode)."""
+    from bijli.dlms import axdr
+    from bijli.dlms.errors import DlmsError
+
     if isinstance(value, (axdr.Array, axdr.Structure)):
         return [to_json(v) for v in value.value]
     if isinstance(value, axdr.OctetString):
@@ -123,8 +153,11 @@ def _text(value) -> str:
     return j if isinstance(j, str) else json.dumps(j)
 
 
-def parse_ref(text: str, default_attr: int | None = None) -> tuple[int | None, Obis, int]:
+def parse_ref(text: str, default_attr: int | None = None):
     """[CLASS/]OBIS[:INDEX] -> (class or None, obis, index)."""
+    from bijli.dlms.errors import DlmsError
+    from bijli.dlms.obis import Obis
+
     cls = None
     if "/" in text:
         c, text = text.split("/", 1)
@@ -150,61 +183,128 @@ def parse_ref(text: str, default_attr: int | None = None) -> tuple[int | None, O
     return cls, obis, index
 
 
+# --- scalers and units -----------------------------------------------------------------------
+
+
+class Scaled:
+    """A register value with its scaler_unit applied: ``230.00 V``."""
+
+    def __init__(self, raw: int | float, scaler: int, unit: int):
+        self.raw, self.scaler, self.unit = raw, scaler, unit
+
+    @property
+    def symbol(self) -> str:
+        from bijli.dlms.cosem.units import Unit
+
+        try:
+            return Unit(self.unit).symbol
+        except ValueError:
+            return f"unit {self.unit}"
+
+    @property
+    def number(self) -> float | int:
+        value = self.raw * 10 ** self.scaler
+        return round(value, -self.scaler) if self.scaler < 0 else value
+
+    def __str__(self) -> str:
+        if self.scaler < 0 and isinstance(self.raw, int):
+            text = f"{self.raw * 10 ** self.scaler:.{-self.scaler}f}"
+        else:
+            text = f"{self.number:g}" if isinstance(self.number, float) else str(self.number)
+        return f"{text} {self.symbol}".rstrip()
+
+    def to_json(self) -> dict:
+        return {"value": self.number, "unit": self.symbol, "raw": self.raw, "scaler": self.scaler}
+
+
+def scaler_unit(client, class_id: int, obis) -> tuple[int, int] | None:
+    """(scaler, unit) of a register, or None for an object that has none."""
+    if class_id not in _REGISTER_CLASSES:
+        return None
+    value = client.get(class_id, obis, 3)
+    try:
+        scaler, unit = (v.value for v in value.value)
+        return int(scaler), int(unit)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def apply_scaler(value, su: tuple[int, int] | None):
+    """The value with its scaler_unit applied, or the value itself when it has none or is not a number."""
+    raw = getattr(value, "value", None)
+    if su is None or isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return value
+    return Scaled(raw, *su)
+
+
+def _show(value) -> str:
+    return str(value) if isinstance(value, Scaled) else _text(value)
+
+
+def _as_json(value):
+    return value.to_json() if isinstance(value, Scaled) else to_json(value)
+
+
+# --- the token gateway -------------------------------------------------------------------------
+
+
+def enter_token(client, token: bytes) -> tuple[bool, str]:
+    """Send ``token`` through the token gateway (method 1, enter) and read back what the meter
+    made of it: (accepted, its word and message). ``enter`` itself only says the token was
+    received; the verdict is in status (attribute 6) and the words in descriptions (attribute 4)."""
+    from bijli.dlms import axdr
+
+    client.action(TOKEN_GATEWAY_CLASS, TOKEN_GATEWAY, _ENTER, axdr.OctetString(token))
+    return gateway_verdict(client)
+
+
+def gateway_verdict(client) -> tuple[bool, str]:
+    status = client.get(TOKEN_GATEWAY_CLASS, TOKEN_GATEWAY, 6)
+    code = int(status.value[0].value)
+    descriptions = [d.value.decode("utf-8", "replace") for d in client.get(TOKEN_GATEWAY_CLASS, TOKEN_GATEWAY, 4).value]
+    if descriptions:
+        word = descriptions[0] + (f": {descriptions[1]}" if len(descriptions) > 1 else "")
+    else:
+        from bijli.dlms.cosem.token_gateway import TokenStatusCode
+
+        word = TokenStatusCode(code).name.lower()
+    return code == _EXECUTION_OK, word
+
+
 # --- argument parsing ----------------------------------------------------------------------------
-
-
-def add_association_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("connection")
-    g.add_argument("--target", default="tcp://127.0.0.1:4059",
-                   help="tcp://HOST:PORT or serial://DEVICE-OR-PYSERIAL-URL (default tcp://127.0.0.1:4059)")
-    g.add_argument("--hdlc", action="store_true", help="HDLC over TCP instead of the wrapper")
-    g.add_argument("--mode-e", action="store_true", help="serial: IEC 62056-21 mode E opening at 300 baud first")
-    g.add_argument("--physical", type=int, default=16, help="HDLC server lower (physical) address (default 16)")
-    g.add_argument("--client", type=int, choices=(16, 32, 48), default=16,
-                   help="association: 16 public, 32 meter reader (LLS), 48 utility (HLS-GMAC, ciphered)")
-    g.add_argument("--password", default="12345678", help="LLS password for --client 32 (default the demo's)")
-    g.add_argument("--key", default=DEMO_EK, help="global unicast encryption key, hex (default the demo's)")
-    g.add_argument("--auth-key", default=DEMO_AK, help="authentication key, hex (default the demo's)")
-    g.add_argument("--system-title", default="424A4C434C543031", help="our system title, 8 octets hex")
-    g.add_argument("--ic", type=int, default=None,
-                   help="first invocation counter (default: above the meter's expectation, from a clock-derived value)")
-    g.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer")
-    p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def register(subparsers) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser("objects", help="list a meter's COSEM objects (association object list)",
-                              formatter_class=fmt)
+    p = subparsers.add_parser("objects", formatter_class=fmt)
     add_association_arguments(p)
     p.set_defaults(func=_main, action="objects")
 
-    p = subparsers.add_parser("read", help="read an attribute: [CLASS/]OBIS[:ATTR] (ATTR default 2)",
-                              formatter_class=fmt)
+    p = subparsers.add_parser("read", formatter_class=fmt)
     p.add_argument("ref", nargs="+", help="[CLASS/]OBIS[:ATTR], e.g. 1.0.1.8.0.255:2 or 3/1.0.1.8.0.255:3")
+    p.add_argument("--scale", action="store_true",
+                   help="apply a register's scaler and unit (attribute 3): 230.00 V, not 23000")
     add_association_arguments(p)
     p.set_defaults(func=_main, action="read")
 
-    p = subparsers.add_parser("write", help="write an attribute: [CLASS/]OBIS:ATTR TYPE:VALUE",
-                              epilog=VALUE_HELP, formatter_class=fmt)
+    p = subparsers.add_parser("write", epilog=VALUE_HELP, formatter_class=fmt)
     p.add_argument("ref", help="[CLASS/]OBIS:ATTR")
     p.add_argument("value", help="TYPE:VALUE (see below)")
     add_association_arguments(p)
     p.set_defaults(func=_main, action="write")
 
-    p = subparsers.add_parser("call", help="invoke a method: [CLASS/]OBIS:METHOD [TYPE:VALUE]",
-                              epilog=VALUE_HELP, formatter_class=fmt)
+    p = subparsers.add_parser("call", epilog=VALUE_HELP, formatter_class=fmt)
     p.add_argument("ref", help="[CLASS/]OBIS:METHOD")
     p.add_argument("value", nargs="?", help="parameter, TYPE:VALUE (default: none)")
     add_association_arguments(p)
     p.set_defaults(func=_main, action="call")
 
-    p = subparsers.add_parser("profile", help="read a profile generic buffer by time range or by entry",
-                              formatter_class=fmt)
+    p = subparsers.add_parser("profile", formatter_class=fmt)
     p.add_argument("obis", help="profile OBIS, e.g. 1.0.99.1.0.255")
     p.add_argument("--from", dest="start", help="ISO date-time (range read on the clock capture object)")
     p.add_argument("--to", dest="end", help="ISO date-time (default: now)")
     p.add_argument("--entries", help="N..M entries (1-based; M empty or 0 = to the newest)")
+    p.add_argument("--scale", action="store_true", help="apply each captured register's scaler and unit")
     p.add_argument("--csv", action="store_true", help="print CSV (a header of capture objects, then rows)")
     add_association_arguments(p)
     p.set_defaults(func=_main, action="profile")
@@ -213,195 +313,212 @@ def register(subparsers) -> None:
 # --- running --------------------------------------------------------------------------------
 
 
-class _Bar:
-    """A progress line on stderr, only on a terminal."""
+class Bar:
+    """A progress line on stderr, only on a terminal: blocks and octets, and a total with
+    percent when one is known (``total`` octets, maybe an estimate); cleared when done."""
 
-    def __init__(self):
-        self.on = sys.stderr.isatty()
+    def __init__(self, total: int | None = None, *, estimate: bool = False, stream=None):
+        self.stream = stream or sys.stderr
+        self.on = self.stream.isatty()
+        self.total = total
+        self.estimate = estimate
+        self.shown = False
+
+    def line(self, blocks: int, octets: int) -> str:
+        text = f"{blocks} blocks, {octets:,} octets"
+        if self.total:
+            pct = min(99 if self.estimate else 100, octets * 100 // self.total)
+            text += f" of {'~' if self.estimate else ''}{self.total:,} ({pct}%)"
+        return text
 
     def __call__(self, blocks: int, octets: int) -> None:
         if self.on:
-            sys.stderr.write(f"\r{blocks} blocks, {octets:,} octets received")
-            sys.stderr.flush()
+            self.stream.write("\r" + self.line(blocks, octets) + "\x1b[K")
+            self.stream.flush()
+            self.shown = True
 
     def done(self) -> None:
-        if self.on:
-            sys.stderr.write("\n")
+        if self.on and self.shown:
+            self.stream.write("\r\x1b[K")  # the result is what stays on the screen
+            self.stream.flush()
+        self.shown = False
 
 
-def connect(args) -> Client:
-    from bijli.tools.node.links import open_client_transport
+def _objects(args, client, out) -> int:
+    from bijli.tools.commands.obis_names import class_name, obis_name
 
-    try:
-        ek, ak, title = bytes.fromhex(args.key), bytes.fromhex(args.auth_key), bytes.fromhex(args.system_title)
-    except ValueError as exc:
-        raise UsageError(f"keys and system title are hex: {exc}") from None
-    if len(ek) != 16 or len(ak) != 16 or len(title) != 8:
-        raise UsageError("keys are 16 octets, the system title 8")
-    ic = args.ic if args.ic is not None else _load_ic(title)
-    settings = ClientSettings.for_association(args.client, password=args.password.encode(), encryption_key=ek,
-                                              authentication_key=ak, system_title=title, invocation_counter=ic)
-    transport = open_client_transport(args.target, args.client, hdlc_over_tcp=args.hdlc, use_mode_e=args.mode_e,
-                                      physical_address=args.physical, timeout=args.timeout)
-    client = Client(transport, settings)
-    try:
-        client.associate()
-    except BaseException:
-        save_invocation_counter(title, settings.invocation_counter)
-        transport.close()
-        raise
-    return client
+    bar = Bar()
+    entries = client.object_list(progress=bar)
+    bar.done()
+    if args.json:
+        json.dump([{"class_id": e.class_id, "version": e.version, "obis": str(e.logical_name),
+                    "class": class_name(e.class_id), "name": obis_name(e.logical_name),
+                    "attributes": list(e.attribute_access), "methods": list(e.method_access)} for e in entries],
+                  out, indent=1)
+        out.write("\n")
+    else:
+        for e in entries:
+            out.write(f"{e.class_id:>4}  v{e.version}  {str(e.logical_name):<17} {class_name(e.class_id):<22} "
+                      f"{obis_name(e.logical_name)}".rstrip() + "\n")
+    return 0
 
 
-_EPOCH = 1704067200  # 2024-01-01T00:00:00Z
-
-
-def _counter_file():
-    import os
-    from pathlib import Path
-
-    base = os.environ.get("BIJLI_CLIENT_STATE") or os.path.join(os.path.expanduser("~"), ".cache", "bijli")
-    return Path(base) / "client-counters.json"
-
-
-def _load_ic(title: bytes) -> int:
-    """Our next invocation counter for this system title: the one saved after the last run,
-    and never below 20 per second since 2024 (so a fresh machine starts above old runs)."""
-    import time
-
-    floor = max(0, int(time.time()) - _EPOCH) * 20
-    try:
-        saved = int(json.loads(_counter_file().read_text()).get(title.hex(), 0))
-    except (OSError, ValueError, AttributeError):
-        saved = 0
-    return min(max(saved, floor), 0xFFFFFFFF)
-
-
-def close_client(client: Client) -> None:
-    """Close the connection and keep a ciphered client's invocation counter for next time."""
-    client.close()
-    settings = client.session.settings
-    if settings.ciphered:
-        save_invocation_counter(settings.system_title, settings.invocation_counter)
-
-
-def save_invocation_counter(title: bytes, value: int) -> None:
-    path = _counter_file()
-    try:
-        data = json.loads(path.read_text()) if path.exists() else {}
-        if not isinstance(data, dict):
-            data = {}
-    except (OSError, ValueError):
-        data = {}
-    data[title.hex()] = max(int(data.get(title.hex(), 0) or 0), value)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
-    except OSError:
-        pass  # the clock floor still keeps us ahead in most cases
-
-
-def _run(args, client: Client) -> int:
-    out = sys.stdout
-    if args.action == "objects":
-        entries = client.object_list(progress=_Bar())
-        if args.json:
-            json.dump([{"class_id": e.class_id, "version": e.version, "obis": str(e.logical_name),
-                        "attributes": list(e.attribute_access), "methods": list(e.method_access)} for e in entries],
-                      out, indent=1)
-            out.write("\n")
-        else:
-            for e in entries:
-                out.write(f"{e.class_id:>4}  v{e.version}  {e.logical_name}\n")
-        return 0
-    if args.action == "read":
-        results = {}
-        for ref in args.ref:
-            cls, obis, attr = parse_ref(ref, 2)
-            cls = cls or client.class_of(obis)
-            bar = _Bar()
-            value = client.get(cls, obis, attr, progress=bar)
-            bar.done()
-            results[f"{obis}:{attr}"] = to_json(value)
-            if not args.json:
-                out.write(f"{obis}:{attr} = {_text(value)}\n")
-        if args.json:
-            json.dump(results if len(results) > 1 else next(iter(results.values())), out)
-            out.write("\n")
-        return 0
-    if args.action == "write":
-        cls, obis, attr = parse_ref(args.ref)
-        value = parse_value(args.value)
-        client.set(cls or client.class_of(obis), obis, attr, value)
-        out.write(json.dumps({"result": "success"}) + "\n" if args.json else f"{obis}:{attr} written\n")
-        return 0
-    if args.action == "call":
-        cls, obis, method = parse_ref(args.ref)
-        value = parse_value(args.value) if args.value else None
-        ret = client.action(cls or client.class_of(obis), obis, method, value)
-        if args.json:
-            out.write(json.dumps({"result": "success", "return": None if ret is None else to_json(ret)}) + "\n")
-        else:
-            out.write(f"{obis}/{method} done" + ("" if ret is None else f": {_text(ret)}") + "\n")
-        return 0
-    if args.action == "profile":
-        obis = Obis.parse(args.obis)
-        bar = _Bar()
-        if args.entries:
-            a, _, b = args.entries.partition("..")
-            try:
-                first, last = int(a), int(b or 0)
-            except ValueError:
-                raise UsageError("--entries is N..M") from None
-            columns, rows = client.profile_by_entry(obis, first, last, progress=bar)
-        else:
-            if not args.start:
-                raise UsageError("profile needs --from (and --to) or --entries")
-            try:
-                start = datetime.fromisoformat(args.start)
-                end = datetime.fromisoformat(args.end) if args.end else client.read_clock().replace(tzinfo=None)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            columns, rows = client.profile_by_range(obis, start, end, progress=bar)
+def _read(args, client, out) -> int:
+    results = {}
+    for ref in args.ref:
+        cls, obis, attr = parse_ref(ref, 2)
+        cls = cls or client.class_of(obis)
+        bar = Bar()
+        value = client.get(cls, obis, attr, progress=bar)
         bar.done()
-        header = [f"{c}/{ln}:{a}" for c, ln, a, _ in columns]
-        if args.csv:
-            w = csv.writer(out)
-            w.writerow(header)
-            for row in rows:
-                w.writerow([_text(v) for v in row])
-        elif args.json:
-            json.dump({"columns": header, "rows": [[to_json(v) for v in row] for row in rows]}, out)
-            out.write("\n")
-        else:
-            out.write("  ".join(header) + "\n")
-            for row in rows:
-                out.write("  ".join(_text(v) for v in row) + "\n")
-        return 0
-    raise UsageError(f"unknown action {args.action}")
+        if args.scale and attr == 2:
+            value = apply_scaler(value, scaler_unit(client, cls, obis))
+        results[f"{obis}:{attr}"] = _as_json(value)
+        if not args.json:
+            out.write(f"{obis}:{attr} = {_show(value)}\n")
+    if args.json:
+        json.dump(results if len(results) > 1 else next(iter(results.values())), out)
+        out.write("\n")
+    return 0
+
+
+def _call(args, client, out) -> int:
+    from bijli.dlms.obis import Obis
+
+    cls, obis, method = parse_ref(args.ref)
+    cls = cls or client.class_of(obis)
+    if cls == TOKEN_GATEWAY_CLASS and obis == Obis.parse(TOKEN_GATEWAY) and method == _ENTER and args.value:
+        return deliver(client, token_octets(args.value), out, as_json=args.json)
+    value = parse_value(args.value) if args.value else None
+    ret = client.action(cls, obis, method, value)
+    if args.json:
+        out.write(json.dumps({"result": "success", "return": None if ret is None else to_json(ret)}) + "\n")
+    else:
+        out.write(f"{obis}/{method} done" + ("" if ret is None else f": {_text(ret)}") + "\n")
+    return 0
+
+
+def deliver(client, token: bytes, out, *, as_json: bool = False) -> int:
+    """Enter a token, print the meter's word; not accepted raises TokenRefused (exit 1)."""
+    accepted, word = enter_token(client, token)
+    out.write(json.dumps({"accepted": accepted, "word": word}) + "\n" if as_json else word + "\n")
+    if not accepted:
+        raise TokenRefused(f"the meter did not accept the token ({word.split(':', 1)[0]})")
+    return 0
+
+
+def _entry_range(text: str) -> tuple[int, int]:
+    a, _, b = text.partition("..")
+    try:
+        first, last = int(a), int(b or 0)
+    except ValueError:
+        raise UsageError(f"--entries is N..M, not {text!r}") from None
+    if first < 1 or last < 0:
+        raise UsageError(f"--entries counts from 1: {text!r}")
+    if last and last < first:
+        raise UsageError(f"--entries {text}: the range is inverted (the last entry is before the first)")
+    return first, last
+
+
+def _row_size(client, obis, entries: int) -> int | None:
+    """Octets of one encoded row (from entry 1), to estimate a long read's total."""
+    from bijli.dlms import axdr
+
+    if entries < 2:
+        return None
+    _, rows = client.profile_by_entry(obis, 1, 1)
+    return len(axdr.encode(axdr.Structure(tuple(rows[0])))) if rows else None
+
+
+def _profile(args, client, out) -> int:
+    from bijli.dlms.obis import Obis
+    from bijli.dlms.errors import DlmsError
+
+    try:
+        obis = Obis.parse(args.obis)
+    except DlmsError as exc:
+        raise UsageError(str(exc)) from None
+    if args.entries and (args.start or args.end):
+        raise UsageError("give --entries or --from/--to, not both")
+    if args.start or args.end:
+        try:
+            start = datetime.fromisoformat(args.start) if args.start else None
+            end = datetime.fromisoformat(args.end) if args.end else None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if start is not None and end is not None and end < start:
+            raise UsageError(f"--from {args.start} is after --to {args.end}: the range is inverted")
+        if start is None:
+            start = datetime(2000, 1, 1)
+        if end is None:
+            end = client.read_clock().replace(tzinfo=None)
+            if end < start:
+                raise UsageError(f"--from {args.start} is after the meter's clock ({end.isoformat()})")
+        bar = Bar()
+        columns, rows = client.profile_by_range(obis, start, end, progress=bar)
+    else:
+        first, last = _entry_range(args.entries) if args.entries else (1, 0)
+        in_use = int(client.get(7, obis, 7).value)
+        count = max(0, (min(last, in_use) if last else in_use) - first + 1)
+        bar = Bar()
+        size = _row_size(client, obis, count) if bar.on else None  # only a terminal shows the bar
+        bar.total = count * size + 3 if size else None
+        bar.estimate = True
+        columns, rows = client.profile_by_entry(obis, first, last, progress=bar)
+    bar.done()
+    header = [f"{c}/{ln}:{a}" for c, ln, a, _ in columns]
+    if args.scale:
+        units = [scaler_unit(client, c, ln) if a == 2 else None for c, ln, a, _ in columns]
+        rows = [[apply_scaler(v, su) for v, su in zip(row, units)] for row in rows]
+    if args.csv:
+        w = csv.writer(out)
+        w.writerow(header)
+        for row in rows:
+            w.writerow([_show(v) for v in row])
+    elif args.json:
+        json.dump({"columns": header, "rows": [[_as_json(v) for v in row] for row in rows]}, out)
+        out.write("\n")
+    else:
+        out.write("  ".join(header) + "\n")
+        for row in rows:
+            out.write("  ".join(_show(v) for v in row) + "\n")
+    return 0
+
+
+def _write(args, client, out) -> int:
+    cls, obis, attr = parse_ref(args.ref)
+    value = parse_value(args.value)
+    client.set(cls or client.class_of(obis), obis, attr, value)
+    out.write(json.dumps({"result": "success"}) + "\n" if args.json else f"{obis}:{attr} written\n")
+    return 0
+
+
+_ACTIONS = {"objects": _objects, "read": _read, "write": _write, "call": _call, "profile": _profile}
+
+
+def _check_input(args) -> None:
+    """A typo should not cost an association: check what can be checked offline first."""
+    if args.action == "write":
+        parse_ref(args.ref)
+        parse_value(args.value)
+    elif args.action == "call":
+        parse_ref(args.ref)
+        if args.value:
+            try:
+                parse_value(args.value)
+            except UsageError:
+                token_octets(args.value)  # bare token digits are for the token gateway
+    elif args.action == "read":
+        for ref in args.ref:
+            parse_ref(ref, 2)
+    elif args.action == "profile" and args.entries:
+        _entry_range(args.entries)
 
 
 def _main(args) -> int:
-    prog = f"bijli {args.action}"
+    _check_input(args)
+    client = connect(args)
     try:
-        if args.action in ("write", "call") and args.value:
-            parse_value(args.value)  # a typo should not cost an association
-        client = connect(args)
-    except UsageError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except (DlmsError, OSError, TimeoutError, ValueError) as exc:
-        print(f"{prog}: cannot associate: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return _run(args, client)
-    except UsageError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except (DlmsError, OSError, TimeoutError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return _ACTIONS[args.action](args, client, sys.stdout)
     finally:
         close_client(client)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bijli.tools import rig
+from bijli.tools.errors import UsageError
 from bijli.tools.rig.wheel import WheelError, build_wheel, project_metadata
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # tools/commands/flash.py -> the source tree
@@ -36,7 +37,7 @@ WHEEL_DIR = "opt/bijli/wheels"
 CONFIG_PATH = "etc/bijli/meter.toml"
 
 
-class FlashError(Exception):
+class FlashError(UsageError):
     """The target or an input cannot be used; exit status 2."""
 
 
@@ -221,8 +222,7 @@ def apply(root: Path, entries: list[Entry]) -> list[tuple[str, str]]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("flash", help="write a Raspberry Pi rig's files into its root file system",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("flash", description=__doc__.split("\n\n")[0])
     p.add_argument("--target", required=True, type=Path,
                    help="root of the Pi's file system (mounted SD card rootfs or a staging folder)")
     p.add_argument("--config", type=Path, help="meter.toml to install (default: a commented rig config, "
@@ -243,16 +243,12 @@ def register(subparsers) -> None:
 
 
 def _main(args: argparse.Namespace) -> int:
+    root = check_target(args.target, args.force)
+    entries = plan(args)
     try:
-        root = check_target(args.target, args.force)
-        entries = plan(args)
         report = apply(root, entries)
-    except FlashError as exc:
-        print(f"bijli flash: error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"bijli flash: error: cannot write {exc.filename or args.target}: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise FlashError(f"cannot write {exc.filename or args.target}: {exc.strerror or exc}") from None
     counts: dict[str, int] = {}
     for action, path in report:
         counts[action] = counts.get(action, 0) + 1
@@ -264,10 +260,10 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bijli")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """``python -m bijli.tools.commands.flash``: the same as ``bijli flash``."""
+    from bijli.tools.cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

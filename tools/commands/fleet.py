@@ -11,30 +11,29 @@ steps its simulated clock and reaches any one meter's own console.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
-import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bijli.firmware.errors import FirmwareError
-from bijli.hal import tcp
-from bijli.hal.clock import Clock, RealClock, SimClock, meter_local
-from bijli.hal.errors import HalError
-from bijli.tools.node import config as config_mod
-from bijli.tools.node import household
-from bijli.tools.node import push as push_shell
-from bijli.tools.node.fleet import Fleet
-from bijli.tools.node.links import wrapper_session
-from bijli.tools.node.meter_node import TICK, stdio_console
+from bijli.tools.errors import UsageError
+from bijli.tools.node import household  # light: the load profiles' names, for --load-profile
 
+if TYPE_CHECKING:  # pragma: no cover
+    import asyncio
+
+    from bijli.hal.clock import Clock
+    from bijli.tools.node import config as config_mod
+    from bijli.tools.node.fleet import Fleet
+
+# the meters themselves (firmware, DLMS server, I/O shells) are imported by _main: building
+# this command's parser, or any other command's, does not load them
 log = logging.getLogger("bijli.fleet")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("fleet", help="run N meters in one process (DLMS wrapper port each, shared clock)")
+    p = subparsers.add_parser("fleet")
     p.add_argument("--count", type=int, default=10, help="how many meters (default 10)")
     p.add_argument("--tcp", metavar="HOST:BASEPORT", default="127.0.0.1:4059",
                    help="meter I serves the DLMS wrapper on BASEPORT+I (default 127.0.0.1:4059; "
@@ -57,6 +56,8 @@ def register(subparsers) -> None:
 
 
 def _clock(args, cfg: config_mod.Config) -> Clock:
+    from bijli.hal.clock import RealClock, SimClock, meter_local
+
     zone = cfg.meter.identity.time_zone_minutes
     if (args.clock or cfg.hal.clock) == "sim":
         start = (meter_local(datetime.fromisoformat(args.start), zone) if args.start
@@ -67,6 +68,10 @@ def _clock(args, cfg: config_mod.Config) -> Clock:
 
 async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
     """One task ticks every meter: the loop sleeps between ticks, whatever the fleet's size."""
+    import asyncio
+
+    from bijli.tools.node.meter_node import TICK
+
     while not stopping.is_set():
         fleet.tick()
         try:
@@ -75,10 +80,59 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
             pass
 
 
+FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
+FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
+
+
+def port_ranges(ports: list[int]) -> str:
+    """4059,4060,4061,4070 -> '4059-4061,4070': a thousand consecutive ports fit in one line."""
+    out: list[str] = []
+    start = prev = None
+    for p in ports + [None]:
+        if p is not None and prev is not None and p == prev + 1:
+            prev = p
+            continue
+        if start is not None:
+            out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = p
+    return ",".join(out)
+
+
+def check_file_descriptors(count: int) -> None:
+    """A fleet needs about FDS_PER_METER descriptors per meter. Raise the soft limit towards the
+    hard one when that is enough; otherwise refuse to start, before any meter is built, with
+    what to do, instead of failing with EMFILE half way through."""
+    import resource
+
+    need = count * FDS_PER_METER + FD_SLACK
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    if soft == unlimited or soft >= need:
+        return
+    if hard == unlimited or hard >= need:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            return
+        except (ValueError, OSError):
+            pass
+    raise UsageError(f"{count} meters need about {need:,} open files (about {FDS_PER_METER} each) but this "
+                     f"process may open {soft:,}: raise the limit (`ulimit -n {need}` in the shell, LimitNOFILE={need} "
+                     f"in a systemd unit) or run fewer meters")
+
+
 async def _run(args, cfg: config_mod.Config) -> int:
+    import asyncio
+    import signal
+
+    from bijli.hal import tcp
+    from bijli.tools.node import push as push_shell
+    from bijli.tools.node.fleet import Fleet
+    from bijli.tools.node.links import wrapper_session
+    from bijli.tools.node.meter_node import stdio_console
+
     host, base_port = tcp.parse_endpoint(args.tcp)
     if base_port and base_port + args.count - 1 > 65535:
-        raise ValueError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
+        raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
     fleet = Fleet(cfg, args.count, args.state, _clock(args, cfg), load_profile=args.load_profile)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -98,9 +152,11 @@ async def _run(args, cfg: config_mod.Config) -> int:
             listeners.append(listener)
             m.host, m.port = listener.sockets[0].getsockname()[:2]
             m.node.tcp_port = m.port
-            print(f"meter {m.index} {m.serial} DLMS wrapper listening on {m.host}:{m.port} "
-                  f"(system title {m.node.security.system_title.hex().upper()}, PAN {m.cfg.meter.sts.vending.pan.digits})",
-                  flush=True)
+        # one line for the whole fleet, however large: each meter's serial, port, system title
+        # and PAN are in the manifest and the console's `status`
+        print(f"DLMS wrappers listening on {host}:{port_ranges([m.port for m in fleet.members])} "
+              f"(meter 0 on the first port, in order; each meter's details in "
+              f"{'the manifest' if args.manifest else '--manifest FILE'} and `status`)", flush=True)
         if args.manifest:
             Path(args.manifest).write_text(json.dumps(fleet.manifest(), indent=1) + "\n", encoding="utf-8")
             print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
@@ -123,10 +179,13 @@ async def _run(args, cfg: config_mod.Config) -> int:
 
 
 def _main(args) -> int:
+    import asyncio
+
+    from bijli.tools.node import config as config_mod
+
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = config_mod.load(args.config)
-        return asyncio.run(_run(args, cfg))
-    except (FirmwareError, HalError, ValueError, OSError) as exc:
-        print(f"bijli fleet: {exc}", file=sys.stderr)
-        return 2
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    check_file_descriptors(args.count)
+    cfg = config_mod.load(args.config)
+    return asyncio.run(_run(args, cfg))

@@ -20,13 +20,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bijli.firmware.console import Reply
-from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.cosem.upgrade import upgrade_objects
 from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import systemd, tcp
 from bijli.hal.clock import Clock, RealClock, SimClock, meter_local
-from bijli.hal.errors import HalError
 from bijli.hal.serial import open_port
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import launcher
@@ -49,7 +47,7 @@ log = logging.getLogger("bijli.meter")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("meter", help="run a meter (DLMS server, console, metering)")
+    p = subparsers.add_parser("meter")
     p.add_argument("--config", metavar="FILE", help="TOML configuration (default: the demo meter)")
     p.add_argument("--tcp", metavar="HOST:PORT", default=None,
                    help="serve DLMS over the TCP wrapper (default 127.0.0.1:4059; port 0 picks a free one)")
@@ -254,10 +252,6 @@ async def _run(args, cfg: config_mod.Config) -> int:
 
 def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
-        cfg = config_mod.load(args.config)
-        return asyncio.run(_run(args, cfg))
-    except (FirmwareError, HalError, ValueError, OSError) as exc:
-        print(f"bijli meter: {exc}", file=sys.stderr)
-        return 2
+    launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
+    cfg = config_mod.load(args.config)
+    return asyncio.run(_run(args, cfg))

@@ -18,26 +18,23 @@ encryption key, as in the other DLMS commands).
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from bijli.dlms import axdr
-from bijli.dlms.axdr import CosemDate, CosemTime
-from bijli.dlms.cosem.image_transfer import ImageTransferStatus
-from bijli.dlms.errors import DlmsError, ServiceError
-from bijli.firmware.cosem.upgrade import IMAGE_ACTIVATION_SCHEDULE, IMAGE_TRANSFER
-from bijli.firmware.upgrade.errors import UpgradeError
-from bijli.firmware.upgrade.image import (SignatureAlgorithm, generate_private_key, load_private_key, parse_image,
-                                          public_key_pem, sign_image)
+from bijli.tools.errors import RefusedByMeter, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bijli.dlms.cosem.image_transfer import ImageTransferStatus
 
 CLASS_ID = 18
 
 
-class UpgradeCommandError(Exception):
-    """The upgrade cannot go on; the message says why (exit status 1)."""
+class UpgradeCommandError(RefusedByMeter):
+    """The meter cannot take the image (transfer disabled, blocks missing, verification or
+    activation refused); the message says why (exit status 1)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +58,9 @@ class TransferPlan:
 
 
 def _status(client) -> ImageTransferStatus:
+    from bijli.dlms.cosem.image_transfer import ImageTransferStatus
+    from bijli.firmware.cosem.upgrade import IMAGE_TRANSFER
+
     value = client.get(CLASS_ID, IMAGE_TRANSFER, 6)
     return ImageTransferStatus(int(value.value))
 
@@ -71,6 +71,12 @@ def send_image(client, image: bytes, *, activate: bool = True, activate_at: date
     behind ``client`` (associated, with ACTION rights on the image transfer object).
     ``stop_after`` sends at most that many blocks and returns (to interrupt on purpose).
     Returns the image_transfer_status the meter reports at the end."""
+    from bijli.dlms import axdr
+    from bijli.dlms.axdr import CosemDate, CosemTime
+    from bijli.dlms.errors import ServiceError
+    from bijli.firmware.cosem.upgrade import IMAGE_ACTIVATION_SCHEDULE, IMAGE_TRANSFER
+    from bijli.firmware.upgrade.image import parse_image
+
     header = parse_image(image).header
     identifier = header.identifier
     if not client.get(CLASS_ID, IMAGE_TRANSFER, 5).value:
@@ -92,12 +98,13 @@ def send_image(client, image: bytes, *, activate: bool = True, activate_at: date
             report(f"sent {have + i}/{plan.block_count} blocks")
     still = plan.missing(client.get(CLASS_ID, IMAGE_TRANSFER, 3).value)
     if still:
-        raise UpgradeCommandError(f"the meter still misses {len(still)} blocks (first {still[0]}); run again to resume")
+        raise UpgradeCommandError(f"the meter still misses {len(still)} blocks (first {still[0]}) after they were "
+                                  f"sent: it dropped them; run again to send the missing ones")
     try:
         client.action(CLASS_ID, IMAGE_TRANSFER, 3, axdr.Integer(0))
     except ServiceError as exc:
         status = _status(client)
-        raise UpgradeCommandError(f"the meter refused the image: verification {status.name.lower()} ({exc})") from None
+        raise UpgradeCommandError(f"the meter refused the image: {status.name.lower()} ({exc})") from None
     report("image verified by the meter")
     if not activate:
         return _status(client)
@@ -141,11 +148,12 @@ class _SendByDefault(argparse._SubParsersAction):
 
 
 def register(subparsers) -> None:
-    from bijli.tools.commands import dlms as dlms_cmd
+    from bijli.tools.commands.association import add_association_arguments
 
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser("upgrade", help="send a new bijli build to a meter (DLMS image transfer)",
-                              description=__doc__, epilog=USAGE, formatter_class=fmt)
+    description = ("Send a signed bijli image to a meter over DLMS image transfer (class 18): only the blocks "
+                   "the meter does not have yet, so an interrupted transfer resumes; then verify and activate.")
+    p = subparsers.add_parser("upgrade", description=description, epilog=USAGE, formatter_class=fmt)
     sub = p.add_subparsers(dest="upgrade_action", action=_SendByDefault, metavar="IMAGE | sign | keygen")
     s = sub.add_parser("send", help="send, verify and activate an image", epilog=USAGE, formatter_class=fmt)
     s.add_argument("image", type=Path, help="signed image (from `bijli upgrade sign`), or a wheel/zip with --sign-key")
@@ -154,7 +162,7 @@ def register(subparsers) -> None:
     s.add_argument("--version", dest="image_version", help="version to put in the image (default: from the wheel name)")
     s.add_argument("--activate-at", metavar="ISO", help="meter time to activate at (default: the meter's policy)")
     s.add_argument("--no-activate", action="store_true", help="transfer and verify only")
-    dlms_cmd.add_association_arguments(s)
+    add_association_arguments(s)
     s.set_defaults(func=_main)
     g = sub.add_parser("sign", help="wrap a wheel or zip into a signed image")
     g.add_argument("payload", type=Path, help="the bijli wheel or zip")
@@ -165,6 +173,7 @@ def register(subparsers) -> None:
     k = sub.add_parser("keygen", help="make a signing key; prints the public key for [upgrade] public_key")
     k.add_argument("-o", "--output", type=Path, required=True, help="private key file to write (PEM)")
     k.add_argument("--algorithm", choices=("ed25519", "p256"), default="ed25519")
+    k.add_argument("--force", action="store_true", help="replace an existing key file (its key is lost)")
     k.set_defaults(func=_main)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -177,57 +186,80 @@ def _name_version(path: Path, version: str | None) -> tuple[str, str]:
 
 
 def _signed(payload_path: Path, key_path: Path, version: str | None) -> bytes:
+    from bijli.firmware.upgrade.image import load_private_key, sign_image
+
     key = load_private_key(key_path.read_bytes())
     name, ver = _name_version(payload_path, version)
     return sign_image(payload_path.read_bytes(), name, ver, key)
 
 
+def _keygen(args) -> int:
+    from bijli.firmware.upgrade.image import SignatureAlgorithm, generate_private_key, load_private_key, public_key_pem
+
+    if (args.output.exists() or args.output.is_symlink()) and not args.force:
+        raise UsageError(f"{args.output} exists: it may be the only copy of a key meters trust; "
+                         f"choose another file, or pass --force to replace it")
+    alg = SignatureAlgorithm.ED25519 if args.algorithm == "ed25519" else SignatureAlgorithm.ECDSA_P256_SHA256
+    pem = generate_private_key(alg)
+    tmp = args.output.with_name(f".{args.output.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    os.replace(tmp, args.output)
+    print(f"private key written to {args.output}; put this in the meter's [upgrade] public_key:")
+    print(public_key_pem(load_private_key(pem)), end="")
+    return 0
+
+
+def _sign(args) -> int:
+    from bijli.firmware.upgrade.image import parse_image
+
+    image = _signed(args.payload, args.sign_key, args.image_version)
+    args.output.write_bytes(image)
+    h = parse_image(image).header
+    print(f"{args.output}: {h.identifier.decode()} signed with {h.algorithm.name}, {len(image):,} octets")
+    return 0
+
+
 def _main(args) -> int:
-    prog = "bijli upgrade"
+    from bijli.firmware.upgrade.errors import UpgradeError
+    from bijli.firmware.upgrade.image import parse_image
+
     action = args.upgrade_action
     try:
         if action == "keygen":
-            alg = SignatureAlgorithm.ED25519 if args.algorithm == "ed25519" else SignatureAlgorithm.ECDSA_P256_SHA256
-            pem = generate_private_key(alg)
-            args.output.write_bytes(pem)
-            args.output.chmod(0o600)
-            print(f"private key written to {args.output}; put this in the meter's [upgrade] public_key:")
-            print(public_key_pem(load_private_key(pem)), end="")
-            return 0
+            return _keygen(args)
         if action == "sign":
-            image = _signed(args.payload, args.sign_key, args.image_version)
-            args.output.write_bytes(image)
-            h = parse_image(image).header
-            print(f"{args.output}: {h.identifier.decode()} signed with {h.algorithm.name}, {len(image):,} octets")
-            return 0
+            return _sign(args)
         image = (_signed(args.image, args.sign_key, args.image_version) if args.sign_key
                  else args.image.read_bytes())
         parse_image(image)  # a wrong file should not cost an association
         activate_at = datetime.fromisoformat(args.activate_at) if args.activate_at else None
-    except (OSError, UpgradeError, ValueError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    from bijli.tools.commands import dlms as dlms_cmd
+    except UpgradeError as exc:
+        raise UsageError(str(exc)) from None
+    return _send(args, image, activate_at)
 
-    try:
-        client = dlms_cmd.connect(args)
-    except dlms_cmd.UsageError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    except (DlmsError, OSError, TimeoutError, ValueError) as exc:
-        print(f"{prog}: cannot associate: {exc}", file=sys.stderr)
-        return 1
+
+def _send(args, image: bytes, activate_at: datetime | None) -> int:
+    from bijli.dlms.cosem.image_transfer import ImageTransferStatus
+    from bijli.dlms.errors import LinkError, ServiceError
+    from bijli.tools.commands.association import close_client, connect
+    from bijli.tools.errors import ConnectionFailed
+
+    client = connect(args)
     try:
         status = send_image(client, image, activate=not args.no_activate, activate_at=activate_at,
                             report=lambda line: print(line, flush=True))
-    except UpgradeCommandError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
-    except (DlmsError, OSError, TimeoutError) as exc:
-        print(f"{prog}: interrupted: {exc}; run again to resume from the missing blocks", file=sys.stderr)
-        return 1
+    except ServiceError as exc:
+        # the meter answered, and said no: running again would get the same answer
+        hint = "" if args.client == 48 else "; image transfer needs the utility association (--client 48)"
+        raise UpgradeCommandError(f"the meter refused: {exc}{hint}") from None
+    except (LinkError, OSError) as exc:
+        raise ConnectionFailed(f"interrupted: {exc}; run again to resume from the missing blocks") from None
     finally:
-        dlms_cmd.close_client(client)
+        close_client(client)
     ok = {ImageTransferStatus.VERIFICATION_SUCCESSFUL, ImageTransferStatus.ACTIVATION_INITIATED,
           ImageTransferStatus.ACTIVATION_SUCCESSFUL}
-    return 0 if status in ok else 1
+    if status not in ok:
+        raise UpgradeCommandError(f"the meter reports {status.name.lower().replace('_', ' ')}")
+    return 0

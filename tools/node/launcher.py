@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from bijli.tools import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = cli.build_parser().parse_args(argv)
+    args = cli.build_parser(argv).parse_args(argv)
     if getattr(args, "command", None) == "meter":
         try:
             prepare(args.state, args.config, argv)

@@ -23,12 +23,14 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from bijli.tools.errors import UsageError
+
 __all__ = ["WheelError", "build_wheel", "project_metadata"]
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
-class WheelError(Exception):
+class WheelError(UsageError):
     """The source tree cannot be made into a wheel (no or bad pyproject.toml)."""
 
 
