@@ -30,7 +30,8 @@ from bijli.firmware.console import Console, Reply
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter
-from bijli.firmware.objects import build_objects, policies, security_settings
+from bijli.firmware.cosem.associations import policies, security_settings
+from bijli.firmware.cosem.object_list import build_objects
 from bijli.firmware.storage import Storage
 from bijli.hal.clock import Clock
 from bijli.hal.samples import open_source
