@@ -43,7 +43,7 @@ from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, 
 from bijli.firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
                               next_friendly_boundary, supply_decision)
 from bijli.firmware.push import PushConfig
-from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
+from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Profile, ProfileConfig, ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
@@ -212,6 +212,8 @@ class Meter:
         if not self.progress.block_start:
             self.progress.block_start = self._cumulative()
         with self.storage.transaction() as tx:
+            if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
+                tx.put("year_of_manufacture", now.year)
             if not first_start and self.progress.last_now is not None:
                 # the meter was off from its last committed step until now
                 self._log(tx, EventCode.POWER_FAIL, "", self.progress.last_now)
@@ -602,6 +604,25 @@ class Meter:
             self._log(tx, code, detail)
             self._settle(tx)
             self._write_state(tx)
+
+    def keep_setting(self, key: str, value: Any, code: EventCode | None = None, detail: str = "") -> None:
+        """Keep a setting changed from outside (an association's secret, a DLMS key, the push
+        object list, the invocation counters) with its event, if any, in one transaction: a
+        power cut keeps both or neither. The binding wing writes storage only through here."""
+        with self.storage.transaction() as tx:
+            tx.put(key, value)
+            if code is not None:
+                self._log(tx, code, detail)
+
+    def reset_profile(self, profile: Profile) -> None:
+        """Class 7 ``reset`` from a head-end: empty one profile's buffer in one transaction."""
+        with self.storage.transaction() as tx:
+            profile.reset(tx)
+
+    @property
+    def year_of_manufacture(self) -> int:
+        """The year this meter's memory was first initialised (written at its first start)."""
+        return int(self.storage.get("year_of_manufacture"))
 
     def log_security(self, code: EventCode, detail: str) -> None:
         """An association authentication failure or lockout from the DLMS server."""

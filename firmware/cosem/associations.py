@@ -33,15 +33,16 @@ _FULL_CONFORMANCE = (_BASE_CONFORMANCE | Conformance.SET | Conformance.ACTION | 
                      | Conformance.BLOCK_TRANSFER_WITH_ACTION | Conformance.GENERAL_PROTECTION
                      | Conformance.GENERAL_BLOCK_TRANSFER | Conformance.DATA_NOTIFICATION)
 
-SECRETS_KEY = "dlms_secrets"
+SECRETS_KEY = "dlms_secrets"  # the changed secrets, by client SAP
+KEYS_KEY = "dlms_keys"  # the keys changed by key_transfer, by KeyId name
 
 
 def store_secret(meter: "Meter", policy: AssociationPolicy) -> None:
-    """Keep an association's changed secret in non-volatile memory (it wins over the config)."""
+    """Keep an association's changed secret in non-volatile memory (it wins over the config),
+    in one transaction with the event that records the change."""
     secrets = dict(meter.storage.get(SECRETS_KEY) or {})
     secrets[str(policy.client_sap)] = policy.secret.hex()
-    meter.storage.put(SECRETS_KEY, secrets)
-    meter.record_event(EventCode.LLS_SECRET_CHANGED if policy.mechanism == Mechanism.LLS
+    meter.keep_setting(SECRETS_KEY, secrets, EventCode.LLS_SECRET_CHANGED if policy.mechanism == Mechanism.LLS
                        else EventCode.HLS_KEY_CHANGED, detail=f"client SAP {policy.client_sap}")
 
 
@@ -62,20 +63,21 @@ def policies(meter: "Meter") -> list[AssociationPolicy]:
 
 
 class StoredCounters:
-    """Invocation counters in the meter's non-volatile memory (a dlms.security CounterStore)."""
+    """Invocation counters in the meter's non-volatile memory (a dlms.security CounterStore),
+    each update one meter transaction."""
 
     KEY = "dlms_counters"
 
-    def __init__(self, storage):
-        self.storage = storage
+    def __init__(self, meter: "Meter"):
+        self.meter = meter
 
     def load(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in (self.storage.get(self.KEY) or {}).items()}
+        return {str(k): int(v) for k, v in (self.meter.storage.get(self.KEY) or {}).items()}
 
     def save(self, name: str, value: int) -> None:
         values = self.load()
         values[name] = int(value)
-        self.storage.put(self.KEY, values)
+        self.meter.keep_setting(self.KEY, values)
 
 
 def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], None] | None = None
@@ -83,12 +85,12 @@ def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], No
     """Security suite 0 settings for the utility association. Keys changed over DLMS
     (key_transfer) are kept in non-volatile memory and win over the configured ones."""
     dl = meter.config.dlms
-    stored = {KeyId[name]: bytes.fromhex(value) for name, value in (meter.storage.get("dlms_keys") or {}).items()}
+    stored = {KeyId[name]: bytes.fromhex(value) for name, value in (meter.storage.get(KEYS_KEY) or {}).items()}
 
     def keep(key_id: KeyId, key: bytes) -> None:
-        keys = dict(meter.storage.get("dlms_keys") or {})
+        keys = dict(meter.storage.get(KEYS_KEY) or {})
         keys[KeyId(key_id).name] = key.hex()
-        meter.storage.put("dlms_keys", keys)
+        meter.keep_setting(KEYS_KEY, keys)
         if on_key_change is not None:
             on_key_change(key_id, key)
 
@@ -97,7 +99,7 @@ def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], No
         encryption_key=stored.get(KeyId.GLOBAL_UNICAST_ENCRYPTION, dl.encryption_key),
         authentication_key=stored.get(KeyId.AUTHENTICATION, dl.authentication_key),
         master_key=stored.get(KeyId.MASTER, dl.master_key),
-        counter_store=StoredCounters(meter.storage),
+        counter_store=StoredCounters(meter),
         on_key_change=keep,
     )
 

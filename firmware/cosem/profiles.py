@@ -85,8 +85,7 @@ class StoredProfile:
         return self.profile.capture_period
 
     def reset(self) -> None:
-        with self.meter.storage.transaction() as tx:
-            self.profile.reset(tx)
+        self.meter.reset_profile(self.profile)
 
     def capture(self) -> None:
         if self._on_capture is None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
 
 
+PUSH_OBJECTS_KEY = "push_objects"  # the list the head-end wrote
+
 #: what a push carries unless the head-end writes another list: time, energy, balance, supply
 DEFAULT_PUSH_OBJECTS = (
     CaptureObjectDefinition(8, CLOCK, 2),
@@ -39,7 +41,7 @@ DEFAULT_PUSH_OBJECTS = (
 
 def push_object_list(meter: "Meter") -> tuple[CaptureObjectDefinition, ...]:
     """What a push carries: the list the head-end wrote, or the default."""
-    stored = meter.storage.get("push_objects")
+    stored = meter.storage.get(PUSH_OBJECTS_KEY)
     if not stored:
         return DEFAULT_PUSH_OBJECTS
     return tuple(CaptureObjectDefinition(int(c), Obis.parse(ln), int(a), int(d)) for c, ln, a, d in stored)
@@ -73,7 +75,7 @@ def push_setup(meter: "Meter", outbox: PushOutbox, lookup: Callable[[Obis], Cose
             if obj.CLASS_ID != c.class_id or not 1 <= c.attribute_index <= len(obj.ATTRIBUTES) or c.data_index:
                 raise CosemError(DataAccessResult.OBJECT_UNDEFINED,
                                  f"{c.class_id}/{c.logical_name}/{c.attribute_index} is not an attribute here")
-        meter.storage.put("push_objects", [[c.class_id, str(c.logical_name), c.attribute_index, 0] for c in items])
+        meter.keep_setting(PUSH_OBJECTS_KEY, [[c.class_id, str(c.logical_name), c.attribute_index, 0] for c in items])
 
     def do_push() -> None:
         with cosem_result():  # no destination configured: temporary-failure

@@ -97,14 +97,6 @@ def firmware_version() -> str:
         return "0+unknown"
 
 
-def _year_of_manufacture(meter: "Meter") -> int:
-    year = meter.storage.get("year_of_manufacture")
-    if year is None:  # the first start of a meter is its manufacture
-        year = meter.now.year
-        meter.storage.put("year_of_manufacture", year)
-    return int(year)
-
-
 def name_plate_data(meter: "Meter") -> list[CosemObject]:
     ident = meter.config.identity
     metro = meter.config.metrology
@@ -118,7 +110,7 @@ def name_plate_data(meter: "Meter") -> list[CosemObject]:
         Data(METER_TYPE, axdr.Unsigned(6 if three_phase else 5)),
         Data(METER_CATEGORY, text("C" if three_phase else "D2")),
         Data(CURRENT_RATING, text(rating)),
-        Data(YEAR_OF_MANUFACTURE, axdr.LongUnsigned(_year_of_manufacture(meter))),
+        Data(YEAR_OF_MANUFACTURE, axdr.LongUnsigned(meter.year_of_manufacture)),
     ]
 
 

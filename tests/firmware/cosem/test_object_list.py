@@ -285,3 +285,66 @@ def test_charge_shows_the_tariffs_prices(tmp_path):
     assert [(e.index, e.charge_per_unit) for e in unit.charge_table] == [
         (b"slab1", 450), (b"slab2", 550), (b"slab3", 700), (b"slab4", 800)]  # the demo slabs, INR 4.50 ... 8.00
     assert charge.value("unit_charge_passive").charge_table == ()  # no passive tariff configured
+
+
+def _commits(storage) -> list[str]:
+    """Every COMMIT the storage's sqlite connection issues from now on (sqlite's own trace)."""
+    seen: list[str] = []
+    storage._db.set_trace_callback(lambda sql: seen.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    return seen
+
+
+def test_a_changed_secret_and_its_event_commit_in_one_transaction(rig):
+    """'Every change one transaction': the new LLS password and the event recording it
+    are written together, and the next policies carry the new password."""
+    from dataclasses import replace
+
+    from bijli.firmware.events import EventCode
+
+    reader = next(p for p in associations.policies(rig.meter) if p.client_sap == catalogue.SAP_READER)
+    commits = _commits(rig.storage)
+    associations.store_secret(rig.meter, replace(reader, secret=b"new-password"))
+    rig.storage._db.set_trace_callback(None)
+    assert len(commits) == 1
+    assert [e.code for e in rig.meter.recent_events(1)] == [EventCode.LLS_SECRET_CHANGED]
+    again = next(p for p in associations.policies(rig.meter) if p.client_sap == catalogue.SAP_READER)
+    assert again.secret == b"new-password"
+
+
+def test_the_wing_writes_storage_only_through_the_meter():
+    """No module of firmware/cosem opens a transaction or writes storage itself: it calls
+    the Meter's inputs (keep_setting, reset_profile, ...), which own the transaction."""
+    import ast
+    from pathlib import Path
+
+    from bijli.firmware import cosem
+
+    writes = {"put", "append", "delete", "clear", "transaction"}
+    found = []
+    for path in Path(cosem.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in writes
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "storage"):
+                found.append(f"{path.name}:{node.lineno} storage.{node.func.attr}")
+    assert found == []
+
+
+def test_only_the_binding_wing_imports_dlms():
+    """firmware/cosem is the only firmware code that speaks COSEM. (firmware/upgrade.py is
+    being split by its own change, which moves its COSEM objects into the wing.)"""
+    import ast
+    from pathlib import Path
+
+    from bijli import firmware
+
+    root = Path(firmware.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if rel.parts[0] == "cosem" or rel == Path("upgrade.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{rel}:{node.lineno} {n}" for n in names if n.startswith("bijli.dlms")]
+    assert found == []
