@@ -40,7 +40,7 @@ from bijli.firmware.errors import FirmwareError, StorageError
 from bijli.firmware.events import Event, EventCode, EventLog, LogKind
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
                                 PhaseMeasurement, Quadrant)
-from bijli.firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
+from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
                               next_friendly_boundary, supply_decision)
 from bijli.firmware.push import PushConfig
 from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Profile, ProfileConfig, ProfileSet,
@@ -195,7 +195,7 @@ class Meter:
         tariff_state = s.get("tariff")
         self.tariff_state = TariffState.from_dict(tariff_state) if tariff_state else TariffState.initial(now)
         account = s.get("account")
-        self.account = Account.from_dict(account, cfg.prepaid) if account else Account.initial(cfg.prepaid, now)
+        self.account = PrepaidAccount.from_dict(account, cfg.prepaid) if account else PrepaidAccount.initial(cfg.prepaid, now)
         sts = s.get("sts")
         self.sts = DecoderState.from_dict(sts) if sts else cfg.sts.initial_state()
         relay = s.get("relay")
@@ -503,7 +503,7 @@ class Meter:
         self.last_token, self.last_token_time = outcome, now
         return outcome
 
-    def _apply_credit(self, result: TokenResult, effect: CreditTransfer, account: Account, now: datetime):
+    def _apply_credit(self, result: TokenResult, effect: CreditTransfer, account: PrepaidAccount, now: datetime):
         unit = self.config.prepaid.unit
         wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
         if effect.kind is not wants:

@@ -56,8 +56,8 @@ from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
 from bijli.firmware.tariff import ZERO, parse_amount, to_decimal
 
 __all__ = [
-    "Account", "AccountEvent", "CreditStatus", "EmergencyRefusal", "EmergencyRefused",
-    "FriendlyReason", "PaymentMode", "PrepaidConfig", "PrepaidError", "RechargeOutcome",
+    "PrepaidAccount", "AccountEvent", "EmergencyState", "EmergencyRefusal", "EmergencyRefused",
+    "FriendlyReason", "PaymentPlan", "PrepaidConfig", "PrepaidError", "RechargeOutcome",
     "RechargeStatus", "SupplyDecision", "SupplyReason", "is_friendly",
     "next_friendly_boundary", "supply_decision",
 ]
@@ -83,21 +83,23 @@ class EmergencyRefused(PrepaidError):
         self.reason = reason
 
 
-class PaymentMode(enum.IntEnum):
-    """IS 15959-2 0.0.94.96.20.255 as used in the field."""
+class PaymentPlan(enum.IntEnum):
+    """How the consumer pays: the value of IS 15959-2 payment mode 0.0.94.96.20.255 as used
+    in the field (not COSEM Account's payment_mode, which numbers credit 1, prepayment 2)."""
 
     POSTPAID = 0
     PREPAID = 1
 
 
-class CreditStatus(enum.IntEnum):
-    """IC 112 credit_status values, for the emergency credit instance."""
+class EmergencyState(enum.Enum):
+    """Where the emergency credit stands. The binding wing shows it as the COSEM Credit
+    (IC 112) credit_status of the emergency credit instance."""
 
-    ENABLED = 0
-    SELECTABLE = 1
-    INVOKED = 2
-    IN_USE = 3
-    CONSUMED = 4
+    ENABLED = "enabled"  # configured, but not selectable now (credit above the threshold)
+    SELECTABLE = "selectable"  # the consumer may invoke it
+    INVOKED = "invoked"  # invoked, the balance still positive
+    IN_USE = "in_use"  # invoked and being spent
+    CONSUMED = "consumed"  # spent to the last paisa
 
 
 class AccountEvent(enum.Enum):
@@ -171,7 +173,7 @@ _KEYS = frozenset({
 
 @dataclass(frozen=True)
 class PrepaidConfig:
-    payment_mode: PaymentMode
+    payment_mode: PaymentPlan
     metering_mode: int  # IS 15959-2 0.0.94.96.19.255, passed through to the object list
     unit: str  # "INR" (currency) or "kWh"
     decimals: int  # resolution of recharges and of the display
@@ -197,8 +199,8 @@ class PrepaidConfig:
             return f"{prefix}.{name}"
 
         mode_v = table.get("payment_mode", "prepaid")
-        modes = {"prepaid": PaymentMode.PREPAID, "postpaid": PaymentMode.POSTPAID, 1: PaymentMode.PREPAID,
-                 0: PaymentMode.POSTPAID}
+        modes = {"prepaid": PaymentPlan.PREPAID, "postpaid": PaymentPlan.POSTPAID, 1: PaymentPlan.PREPAID,
+                 0: PaymentPlan.POSTPAID}
         if isinstance(mode_v, bool) or mode_v not in modes:
             raise ConfigError(key("payment_mode"), f"expected 'prepaid' or 'postpaid', got {mode_v!r}")
         metering = table.get("metering_mode", 0)
@@ -265,8 +267,9 @@ def _amount(value: Any, what: str) -> Decimal:
 
 
 @dataclass(frozen=True)
-class Account:
-    """The account state (commit it whole). ``balance`` may be negative (debt)."""
+class PrepaidAccount:
+    """The prepayment account's state (commit it whole). ``balance`` may be negative (debt).
+    The binding wing shows it as COSEM Account, Credit and Charge (IC 111-113)."""
 
     cfg: PrepaidConfig = field(repr=False, compare=False)
     balance: Decimal
@@ -283,11 +286,11 @@ class Account:
     max_debt_exceeded: bool = False
 
     @classmethod
-    def initial(cls, cfg: PrepaidConfig, now: dt.datetime) -> "Account":
+    def initial(cls, cfg: PrepaidConfig, now: dt.datetime) -> "PrepaidAccount":
         """A new account with no credit (the first token brings it to life)."""
         return _with_flags(cls(cfg=cfg, balance=ZERO, balance_time=now), [])[0]
 
-    def with_config(self, cfg: PrepaidConfig) -> "Account":
+    def with_config(self, cfg: PrepaidConfig) -> "PrepaidAccount":
         return replace(self, cfg=cfg)
 
     # ---- derived values (IC 111 / IC 112 attributes)
@@ -310,12 +313,12 @@ class Account:
         return max(-self.balance - self.emergency_limit, ZERO)
 
     @property
-    def emergency_status(self) -> CreditStatus:
+    def emergency_status(self) -> EmergencyState:
         if self.emergency_invoked:
             if self.balance > 0:
-                return CreditStatus.INVOKED
-            return CreditStatus.IN_USE if self.available_credit > 0 else CreditStatus.CONSUMED
-        return CreditStatus.SELECTABLE if self.emergency_refusal() is None else CreditStatus.ENABLED
+                return EmergencyState.INVOKED
+            return EmergencyState.IN_USE if self.available_credit > 0 else EmergencyState.CONSUMED
+        return EmergencyState.SELECTABLE if self.emergency_refusal() is None else EmergencyState.ENABLED
 
     # IS 15959-2 names for the prepaid data objects 0.0.94.96.21..25.255
     @property
@@ -332,7 +335,7 @@ class Account:
 
     # ---- operations
 
-    def charge(self, amount: Decimal, now: dt.datetime) -> tuple["Account", tuple[AccountEvent, ...]]:
+    def charge(self, amount: Decimal, now: dt.datetime) -> tuple["PrepaidAccount", tuple[AccountEvent, ...]]:
         """Take a consumption or standing charge; may invoke emergency credit
         automatically (``emergency_auto``) when the credit runs out."""
         amount = _amount(amount, "charge")
@@ -347,7 +350,7 @@ class Account:
             events.append(AccountEvent.EMERGENCY_IN_USE)
         return _with_flags(new, events, old=self)
 
-    def recharge(self, amount: Decimal, now: dt.datetime) -> tuple["Account", RechargeOutcome]:
+    def recharge(self, amount: Decimal, now: dt.datetime) -> tuple["PrepaidAccount", RechargeOutcome]:
         """Apply token credit: debt first, then emergency credit, then balance.
         Overflow leaves the account unchanged so the token stays unused."""
         amount = _amount(amount, "recharge")
@@ -384,7 +387,7 @@ class Account:
             return EmergencyRefusal.DEBT_TOO_LARGE
         return None
 
-    def invoke_emergency(self, now: dt.datetime) -> tuple["Account", tuple[AccountEvent, ...]]:
+    def invoke_emergency(self, now: dt.datetime) -> tuple["PrepaidAccount", tuple[AccountEvent, ...]]:
         """IC 112 invoke_credit from the keypad or console; raises
         :class:`EmergencyRefused` (state unchanged) when not allowed."""
         refusal = self.emergency_refusal()
@@ -396,7 +399,7 @@ class Account:
             events.append(AccountEvent.EMERGENCY_IN_USE)
         return _with_flags(new, events, old=self)
 
-    def clear_credit(self, now: dt.datetime) -> tuple["Account", tuple[AccountEvent, ...]]:
+    def clear_credit(self, now: dt.datetime) -> tuple["PrepaidAccount", tuple[AccountEvent, ...]]:
         """STS class 2 subclass 1: the balance (credit or debt) becomes zero and
         any emergency credit ends; the amount cleared is kept for the audit."""
         new = replace(self, balance=ZERO, balance_time=now, emergency_invoked=False,
@@ -422,7 +425,7 @@ class Account:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], cfg: PrepaidConfig) -> "Account":
+    def from_dict(cls, d: Mapping[str, Any], cfg: PrepaidConfig) -> "PrepaidAccount":
         try:
             flags = {k: d[k] for k in ("emergency_invoked", "low_credit_1", "low_credit_2", "out_of_credit",
                                        "max_debt_exceeded")}
@@ -448,8 +451,8 @@ class Account:
 
 
 def _with_flags(
-    new: Account, events: list[AccountEvent], old: Account | None = None
-) -> tuple[Account, tuple[AccountEvent, ...]]:
+    new: PrepaidAccount, events: list[AccountEvent], old: PrepaidAccount | None = None
+) -> tuple[PrepaidAccount, tuple[AccountEvent, ...]]:
     """Recompute the warning flags; an event for each flag newly raised."""
     cfg = new.cfg
     available = new.available_credit
@@ -490,9 +493,9 @@ def next_friendly_boundary(cfg: PrepaidConfig, now: dt.datetime) -> dt.datetime 
     return cfg.friendly.next_change(now)
 
 
-def supply_decision(cfg: PrepaidConfig, acct: Account, now: dt.datetime) -> SupplyDecision:
+def supply_decision(cfg: PrepaidConfig, acct: PrepaidAccount, now: dt.datetime) -> SupplyDecision:
     """May the supply be on at ``now``? (IC 111 account status -> IC 70.)"""
-    if cfg.payment_mode is PaymentMode.POSTPAID:
+    if cfg.payment_mode is PaymentPlan.POSTPAID:
         return SupplyDecision(True, SupplyReason.POSTPAID)
     if acct.balance > 0:
         return SupplyDecision(True, SupplyReason.CREDIT)

@@ -67,8 +67,9 @@ CLOCK = CaptureObject("clock", 8, "0.0.1.0.0.255", 2, kind=ColumnKind.CAPTURE_TI
 
 
 @dataclass(frozen=True)
-class RangeDescriptor:
-    """Class 7 selective access 1: rows whose ``restricting`` column is in
+class ValueRange:
+    """The rows whose value in one column lies in a range (what class 7 selective access 1,
+    range_descriptor, asks for): the ``restricting`` column in
     [from_value, to_value] (both inclusive), only the ``selected_values`` columns
     (all when empty). Columns are given by name or 0-based index."""
 
@@ -79,8 +80,9 @@ class RangeDescriptor:
 
 
 @dataclass(frozen=True)
-class EntryDescriptor:
-    """Class 7 selective access 2: entries and columns, 1-based; 0 means "to the last"."""
+class EntryRange:
+    """The rows and columns by position (what class 7 selective access 2, entry_descriptor,
+    asks for): entries and columns, 1-based; 0 means "to the last"."""
 
     from_entry: int = 1
     to_entry: int = 0
@@ -204,18 +206,18 @@ class Profile:
     def rows(
         self,
         storage: Storage,
-        selection: RangeDescriptor | EntryDescriptor | None = None,
+        selection: ValueRange | EntryRange | None = None,
     ) -> list[list]:
         """The buffer oldest first (class 7 ``buffer``), optionally with selective access."""
         if selection is None:
             return [r.values for r in storage.rows(self.name)]
-        if isinstance(selection, RangeDescriptor):
+        if isinstance(selection, ValueRange):
             return self._by_range(storage, selection)
-        if isinstance(selection, EntryDescriptor):
+        if isinstance(selection, EntryRange):
             return self._by_entry(storage, selection)
         raise ProfileError(f"{self.name}: unknown selective access {selection!r}")
 
-    def _by_range(self, storage: Storage, rd: RangeDescriptor) -> list[list]:
+    def _by_range(self, storage: Storage, rd: ValueRange) -> list[list]:
         col = self.column_index(rd.restricting)
         selected = [self.column_index(c) for c in rd.selected_values] or list(range(len(self.capture_objects)))
         lo, hi = rd.from_value, rd.to_value
@@ -240,7 +242,7 @@ class Profile:
                 ) from exc
         return [[row[i] for i in selected] for row in found]
 
-    def _by_entry(self, storage: Storage, ed: EntryDescriptor) -> list[list]:
+    def _by_entry(self, storage: Storage, ed: EntryRange) -> list[list]:
         for name in ("from_entry", "to_entry", "from_selected_value", "to_selected_value"):
             v = getattr(ed, name)
             if type(v) is not int or v < 0:

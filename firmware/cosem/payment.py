@@ -27,11 +27,23 @@ from bijli.firmware.cosem.catalogue import (ACCOUNT, ACTIVE_IMPORT, BILLED_AMOUN
                                             TOTAL_AT_LAST_RECHARGE)
 from bijli.firmware.cosem.quantities import minor_units
 from bijli.firmware.cosem.results import refusal
-from bijli.firmware.prepaid import EmergencyRefused
+from bijli.firmware.prepaid import EmergencyRefused, EmergencyState, PaymentPlan
 from bijli.firmware.tariff import EnergyKind
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
+
+#: the emergency credit's state as IC 112 credit_status (Blue Book 4.6.3)
+EMERGENCY_CREDIT_STATUS = {
+    EmergencyState.ENABLED: CreditStatus.ENABLED,
+    EmergencyState.SELECTABLE: CreditStatus.SELECTABLE,
+    EmergencyState.INVOKED: CreditStatus.SELECTED_INVOKED,
+    EmergencyState.IN_USE: CreditStatus.IN_USE,
+    EmergencyState.CONSUMED: CreditStatus.EXHAUSTED,
+}
+
+#: how the consumer pays as IC 111 account_mode_and_status's payment_mode
+PAYMENT_MODES = {PaymentPlan.POSTPAID: PaymentMode.CREDIT, PaymentPlan.PREPAID: PaymentMode.PREPAYMENT}
 
 
 def payment_objects(meter: "Meter") -> list[CosemObject]:
@@ -63,7 +75,7 @@ def payment_objects(meter: "Meter") -> list[CosemObject]:
     return [
         Account(ACCOUNT,
                 account_mode_and_status=lambda: AccountModeAndStatus(
-                    PaymentMode.PREPAYMENT if int(cfg.payment_mode) == 1 else PaymentMode.CREDIT, AccountStatus.ACTIVE),
+                    PAYMENT_MODES[cfg.payment_mode], AccountStatus.ACTIVE),
                 current_credit_in_use=lambda: 2 if acct().emergency_invoked else 1,
                 current_credit_status=credit_status,
                 available_credit=lambda: minor_units(acct().available_credit),
@@ -86,7 +98,7 @@ def payment_objects(meter: "Meter") -> list[CosemObject]:
                limit=minor_units(cfg.emergency_credit),
                preset_credit_amount=minor_units(cfg.emergency_credit),
                credit_available_threshold=minor_units(cfg.emergency_threshold),
-               status=lambda: int(acct().emergency_status),
+               status=lambda: int(EMERGENCY_CREDIT_STATUS[acct().emergency_status]),
                on_invoke_credit=invoke),
         Charge(CONSUMPTION_CHARGE,
                total_amount_paid=lambda: minor_units(acct().total_charged),

@@ -66,11 +66,11 @@ class StoredProfile:
                 found = self.profile.rows(self.meter.storage)
             elif isinstance(selection, RangeDescriptor):
                 cols = list(selection.selected_columns(self._columns))
-                found = self.profile.rows(self.meter.storage, fw_profiles.RangeDescriptor(
+                found = self.profile.rows(self.meter.storage, fw_profiles.ValueRange(
                     selection.column(self._columns), selection.from_value, selection.to_value, tuple(cols)))
             else:
                 cols = list(selection.selected_columns(ncol))
-                found = self.profile.rows(self.meter.storage, fw_profiles.EntryDescriptor(
+                found = self.profile.rows(self.meter.storage, fw_profiles.EntryRange(
                     selection.from_entry, selection.to_entry, selection.from_selected_value,
                     selection.to_selected_value))
         return [self._encode(r, cols) for r in found]
