@@ -41,7 +41,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from bijli.firmware.calendar import (
     DEMO_HOLIDAYS,
@@ -53,13 +53,18 @@ from bijli.firmware.calendar import (
     parse_weekdays,
 )
 from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, Effect, KeyChanged,
+                                        KeyChangeSection, SetMaxPowerLimit, TestDisplay, TokenResultCode)
 from bijli.firmware.tariff import ZERO, parse_amount, to_decimal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bijli.firmware.relay import LoadLimiter
 
 __all__ = [
     "PrepaidAccount", "AccountEvent", "EmergencyState", "EmergencyRefusal", "EmergencyRefused",
     "FriendlyReason", "PaymentPlan", "PrepaidConfig", "PrepaidError", "RechargeOutcome",
-    "RechargeStatus", "SupplyDecision", "SupplyReason", "is_friendly",
-    "next_friendly_boundary", "supply_decision",
+    "RechargeStatus", "SupplyDecision", "SupplyReason", "TokenApplied", "TokenTargets", "apply_token",
+    "is_friendly", "next_friendly_boundary", "supply_decision",
 ]
 
 
@@ -507,3 +512,96 @@ def supply_decision(cfg: PrepaidConfig, acct: PrepaidAccount, now: dt.datetime) 
     if friendly is not None:
         return SupplyDecision(True, _FRIENDLY_SUPPLY[friendly])
     return SupplyDecision(False, SupplyReason.OUT_OF_CREDIT)
+
+
+# --------------------------------------------------------------------------- token effects
+
+
+@dataclass(frozen=True)
+class TokenTargets:
+    """What an accepted token may change; the meter commits it with the token's TID."""
+
+    account: PrepaidAccount
+    limiter: "LoadLimiter"
+    tamper: bool
+
+
+@dataclass(frozen=True)
+class TokenApplied:
+    """The effect applied: the final result (ACCEPT, or OVERFLOW / FUNCTION_ERROR when the
+    meter cannot take a credit, which leaves the token unused) and what it changed."""
+
+    code: TokenResultCode
+    targets: TokenTargets
+    message: str
+    credit_added: Decimal = ZERO
+
+
+def _credit(effect: CreditTransfer, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    unit = t.account.cfg.unit
+    wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
+    if effect.kind is not wants:
+        what = "kWh" if wants is CreditKind.ELECTRICITY else "currency"
+        return TokenApplied(TokenResultCode.FUNCTION_ERROR, t,
+                            f"this meter takes {what} credit, not {effect.kind.name.lower()}")
+    new, recharge = t.account.recharge(effect.value, now)
+    if recharge.status is RechargeStatus.OVERFLOW:
+        return TokenApplied(TokenResultCode.OVERFLOW, t, "credit register would overflow")
+    msg = f"+{effect.value} {unit}"
+    if recharge.to_debt:
+        msg += f" ({recharge.to_debt} to debt)"
+    if recharge.to_emergency:
+        msg += f" ({recharge.to_emergency} repays emergency credit)"
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, account=new), msg, effect.value)
+
+
+def _power_limit(effect: SetMaxPowerLimit, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, limiter=t.limiter.set_max_power_limit(effect.watts)),
+                        f"load limit {effect.watts} W")
+
+
+def _clear_credit(effect: ClearCredit, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    account, _ = t.account.clear_credit(now)
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, account=account), "credit cleared")
+
+
+def _clear_tamper(effect: ClearTamper, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, tamper=False), "tamper cleared")
+
+
+def _key_section(effect: KeyChangeSection, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    # the decoder holds the sections in its own state; nothing here changes until the last
+    return TokenApplied(TokenResultCode.ACCEPT, t,
+                        f"key change section {effect.section} of {len(effect.received)} received")
+
+
+def _key_changed(effect: KeyChanged, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, t, f"new key KRN {effect.krn} TI {effect.ti}"
+                        + (" (rollover)" if effect.rollover else ""))
+
+
+def _test_display(effect: TestDisplay, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, t, "test: " + ", ".join(r.name.lower() for r in effect.requests))
+
+
+def _accepted_only(effect: Effect, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    # a single-phase electricity meter has no phase unbalance limit or water factor to set
+    return TokenApplied(TokenResultCode.ACCEPT, t, detail)
+
+
+#: the function applying each kind of effect an accepted token carries
+TOKEN_EFFECTS: dict[type, Callable[[Any, TokenTargets, dt.datetime, str], TokenApplied]] = {
+    CreditTransfer: _credit,
+    SetMaxPowerLimit: _power_limit,
+    ClearCredit: _clear_credit,
+    ClearTamper: _clear_tamper,
+    KeyChangeSection: _key_section,
+    KeyChanged: _key_changed,
+    TestDisplay: _test_display,
+}
+
+
+def apply_token(effect: Effect | None, targets: TokenTargets, now: dt.datetime, detail: str = "") -> TokenApplied:
+    """Apply an accepted token's effect to ``targets`` (pure: the meter commits the result).
+    ``detail`` is the decoder's own message, kept for effects that change nothing here."""
+    return TOKEN_EFFECTS.get(type(effect), _accepted_only)(effect, targets, now, detail)

@@ -13,18 +13,25 @@ from typing import TYPE_CHECKING
 from bijli.dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                             TokenStatusCode)
 from bijli.firmware.cosem.catalogue import TOKEN_GATEWAY
+from bijli.firmware.meter import TokenSource
+from bijli.firmware.sts.results import TokenResultCode
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter, TokenOutcome
 
 # how a token result shows in the token gateway's status (class 115 attribute 6)
 _GATEWAY_STATUS = {
-    "accepted": TokenStatusCode.EXECUTION_OK,
-    "format_error": TokenStatusCode.FORMAT_FAILURE,
-    "crc_error": TokenStatusCode.AUTHENTICATION_FAILURE,
-    "overflow": TokenStatusCode.EXECUTION_FAILURE,
-    "function_error": TokenStatusCode.EXECUTION_FAILURE,
-}
+    TokenResultCode.ACCEPT: TokenStatusCode.EXECUTION_OK,
+    TokenResultCode.FORMAT_ERROR: TokenStatusCode.FORMAT_FAILURE,
+    TokenResultCode.CRC_ERROR: TokenStatusCode.AUTHENTICATION_FAILURE,
+    TokenResultCode.OVERFLOW: TokenStatusCode.EXECUTION_FAILURE,
+    TokenResultCode.FUNCTION_ERROR: TokenStatusCode.EXECUTION_FAILURE,
+}  # every other result (old, used, key expired, ...) is a validation failure
+
+# how the token arrived, as the gateway's delivery method
+_DELIVERY = {TokenSource.KEYPAD: DeliveryMethod.MANUAL, TokenSource.CONSOLE: DeliveryMethod.LOCAL,
+             TokenSource.OPTICAL: DeliveryMethod.LOCAL, TokenSource.DLMS: DeliveryMethod.REMOTE}
+
 
 def token_digits(token: bytes) -> str:
     """A token as it arrives over DLMS: 20 ASCII digits, or 10 octets of packed BCD."""
@@ -37,7 +44,7 @@ def token_digits(token: bytes) -> str:
 
 
 def gateway_result(outcome: "TokenOutcome") -> TokenGatewayResult:
-    status = _GATEWAY_STATUS.get(outcome.word, TokenStatusCode.VALIDATION_FAILURE)
+    status = _GATEWAY_STATUS.get(outcome.code, TokenStatusCode.VALIDATION_FAILURE)
     descriptions = (outcome.word.encode(),) + ((outcome.message.encode("utf-8"),) if outcome.message else ())
     return TokenGatewayResult(status, descriptions=descriptions)
 
@@ -46,15 +53,14 @@ def last_token(meter: "Meter") -> TokenRecord | None:
     t = meter.last_token
     if t is None:
         return None
-    method = {"keypad": DeliveryMethod.MANUAL, "console": DeliveryMethod.LOCAL,
-              "optical": DeliveryMethod.LOCAL}.get(t.source, DeliveryMethod.REMOTE)
-    return TokenRecord(t.digits.encode("ascii", "replace"), meter.last_token_time, method, gateway_result(t))
+    return TokenRecord(t.digits.encode("ascii", "replace"), meter.last_token_time, _DELIVERY[t.source],
+                       gateway_result(t))
 
 
 def token_gateway(meter: "Meter") -> TokenGateway:
     """The token gateway bound to ``meter``: a remote delivery comes from the head-end
     (dlms), a local one through the optical port."""
     return TokenGateway(TOKEN_GATEWAY, enter=lambda token, method: gateway_result(
-                            meter.enter_token(token_digits(token), "dlms" if method == DeliveryMethod.REMOTE
-                                              else "optical")),
+                            meter.enter_token(token_digits(token), TokenSource.DLMS if method == DeliveryMethod.REMOTE
+                                              else TokenSource.OPTICAL)),
                         now=lambda: meter.now, last_token=lambda: last_token(meter))

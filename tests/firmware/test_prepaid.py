@@ -346,3 +346,25 @@ def test_money_is_conserved_and_supply_follows_the_rules(table, steps, start_min
             assert decision.allowed
 
         assert PrepaidAccount.from_dict(json.loads(json.dumps(acct.to_dict())), cfg) == acct
+
+
+def test_apply_token_has_a_function_for_every_effect_that_changes_the_meter():
+    """firmware.prepaid applies a token's effect: one function per effect type, by table;
+    the effects a single-phase electricity meter has nothing to set for are accepted as is."""
+    import typing
+    from datetime import datetime
+
+    from bijli.firmware.prepaid import TOKEN_EFFECTS, PrepaidConfig, TokenTargets, apply_token
+    from bijli.firmware.relay import RelayConfig
+    from bijli.firmware.sts.results import (ClearTamper, Effect, SetPhaseUnbalanceLimit, SetWaterMeterFactor,
+                                            TokenResultCode)
+
+    assert set(typing.get_args(Effect)) - set(TOKEN_EFFECTS) == {SetPhaseUnbalanceLimit, SetWaterMeterFactor}
+    now = datetime(2024, 6, 14, 16, 0)
+    cfg = PrepaidConfig.from_table({})
+    targets = TokenTargets(PrepaidAccount.initial(cfg, now), RelayConfig().initial_limiter(), tamper=True)
+    cleared = apply_token(ClearTamper(), targets, now)
+    assert cleared.code is TokenResultCode.ACCEPT and cleared.targets.tamper is False
+    assert cleared.targets.account == targets.account and cleared.message == "tamper cleared"
+    kept = apply_token(SetWaterMeterFactor(1, 1), targets, now, "water factor 1")
+    assert kept.targets == targets and kept.message == "water factor 1"
