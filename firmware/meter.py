@@ -45,6 +45,7 @@ from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefus
                               TokenTargets, apply_token, is_friendly,
                               next_friendly_boundary, supply_decision)
 from bijli.firmware.push import PushConfig
+from bijli.firmware.records import from_record, to_record
 from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Profile, ProfileConfig, ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
@@ -163,15 +164,11 @@ class _Progress:
     cut_for_credit: bool = False  # the relay opened because credit ran out
 
     def to_dict(self) -> dict:
-        return {"charged_wh": self.charged_wh, "charged_until": self.charged_until, "block_start": self.block_start,
-                "averager": self.averager.to_dict(), "md_w": self.md_w, "md_time": self.md_time,
-                "last_now": self.last_now, "tamper": self.tamper, "cut_for_credit": self.cut_for_credit}
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "_Progress":
-        return cls(float(d["charged_wh"]), d["charged_until"], dict(d["block_start"]),
-                   BlockAverager.from_dict(d["averager"]), float(d["md_w"]), d["md_time"], d["last_now"],
-                   bool(d["tamper"]), bool(d["cut_for_credit"]))
+        return from_record(cls, d)
 
 
 def _open_circuit(meas: Measurements) -> Measurements:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from bijli.firmware.calendar import (
@@ -53,6 +53,7 @@ from bijli.firmware.calendar import (
     parse_weekdays,
 )
 from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.records import NOT_STORED, from_record, to_record
 from bijli.firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, Effect, KeyChanged,
                                         KeyChangeSection, SetMaxPowerLimit, TestDisplay, TokenResultCode)
 from bijli.firmware.tariff import ZERO, parse_amount, to_decimal
@@ -276,7 +277,7 @@ class PrepaidAccount:
     """The prepayment account's state (commit it whole). ``balance`` may be negative (debt).
     The binding wing shows it as COSEM Account, Credit and Charge (IC 111-113)."""
 
-    cfg: PrepaidConfig = field(repr=False, compare=False)
+    cfg: PrepaidConfig = field(repr=False, compare=False, metadata=NOT_STORED)
     balance: Decimal
     balance_time: dt.datetime
     emergency_invoked: bool = False
@@ -411,45 +412,17 @@ class PrepaidAccount:
                       total_cleared=self.total_cleared + self.balance)
         return _with_flags(new, [AccountEvent.CREDIT_CLEARED], old=self)
 
-    # ---- persistence
+    # ---- persistence (firmware.records converts by field type)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "balance": str(self.balance),
-            "balance_time": self.balance_time.isoformat(),
-            "emergency_invoked": self.emergency_invoked,
-            "last_recharge_amount": str(self.last_recharge_amount),
-            "last_recharge_time": None if self.last_recharge_time is None else self.last_recharge_time.isoformat(),
-            "total_recharged": str(self.total_recharged),
-            "total_charged": str(self.total_charged),
-            "total_cleared": str(self.total_cleared),
-            "low_credit_1": self.low_credit_1,
-            "low_credit_2": self.low_credit_2,
-            "out_of_credit": self.out_of_credit,
-            "max_debt_exceeded": self.max_debt_exceeded,
-        }
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], cfg: PrepaidConfig) -> "PrepaidAccount":
         try:
-            flags = {k: d[k] for k in ("emergency_invoked", "low_credit_1", "low_credit_2", "out_of_credit",
-                                       "max_debt_exceeded")}
-            if not all(isinstance(v, bool) for v in flags.values()):
-                raise TypeError("flags must be booleans")
-            acct = cls(
-                cfg=cfg,
-                balance=Decimal(d["balance"]),
-                balance_time=dt.datetime.fromisoformat(d["balance_time"]),
-                last_recharge_amount=Decimal(d["last_recharge_amount"]),
-                last_recharge_time=None if d["last_recharge_time"] is None
-                else dt.datetime.fromisoformat(d["last_recharge_time"]),
-                total_recharged=Decimal(d["total_recharged"]),
-                total_charged=Decimal(d["total_charged"]),
-                total_cleared=Decimal(d["total_cleared"]),
-                **flags,
-            )
-        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-            raise StorageError(f"prepaid account state is corrupt: {exc!r}") from None
+            acct = from_record(cls, d, cfg=cfg)
+        except StorageError as exc:
+            raise StorageError(f"prepaid account state is corrupt: {exc}") from None
         if acct.balance != acct.total_recharged - acct.total_charged - acct.total_cleared:
             raise StorageError("prepaid account state is corrupt: balance does not match its totals")
         return acct

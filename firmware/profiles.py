@@ -24,7 +24,8 @@ from enum import Enum, IntEnum
 from typing import Any, Mapping, Protocol, Sequence
 
 from bijli.firmware.config import Table
-from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.records import from_record, to_record
 from bijli.firmware.storage import Storage, Transaction
 
 
@@ -514,14 +515,14 @@ class BlockAverager:
         return self.amp_seconds / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict:
-        return {"seconds": self.seconds, "volt_seconds": self.volt_seconds, "amp_seconds": self.amp_seconds}
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "BlockAverager":
         try:
-            return cls(float(d["seconds"]), float(d["volt_seconds"]), float(d["amp_seconds"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileError(f"stored block averager is unreadable: {exc}") from exc
+            return from_record(cls, d)
+        except StorageError as exc:
+            raise ProfileError(f"stored block averager is unreadable: {exc}") from None
 
 
 def block_load_values(
