@@ -20,7 +20,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Any, Mapping, Protocol, Sequence
 
 from bijli.firmware.config import Table
@@ -31,17 +31,6 @@ from bijli.firmware.storage import Storage, Transaction
 
 class ProfileError(FirmwareError):
     """A capture or a selective read that does not fit the profile's definition."""
-
-
-class SortMethod(IntEnum):
-    """Class 7 attribute 5. Only FIFO is implemented (the only one IS 15959 uses)."""
-
-    FIFO = 1
-    LIFO = 2
-    LARGEST = 3
-    SMALLEST = 4
-    NEAREST_TO_ZERO = 5
-    FARTHEST_FROM_ZERO = 6
 
 
 class ColumnKind(Enum):
@@ -93,14 +82,14 @@ class EntryRange:
 
 @dataclass(frozen=True)
 class Profile:
-    """A Profile generic buffer definition; the rows themselves live in Storage."""
+    """A Profile generic buffer definition; the rows themselves live in Storage, always
+    oldest first (class 7 sort_method FIFO, the only order IS 15959 uses)."""
 
     name: str  # storage key
     logical_name: str
     capture_objects: tuple[CaptureObject, ...]
     capacity: int  # class 7 attribute 8, profile_entries
     capture_period: int = 0  # seconds; 0 = captured on demand / by a schedule
-    sort_method: SortMethod = SortMethod.FIFO
     #: False for a "non-rollover" log: once full, new entries are dropped, so the
     #: first occurrence (e.g. meter cover opened) can never be pushed out.
     rollover: bool = True
@@ -116,8 +105,6 @@ class Profile:
             raise ConfigError(f"{key}.capacity", f"must be a whole number >= 1, not {self.capacity!r}")
         if type(self.capture_period) is not int or self.capture_period < 0:
             raise ConfigError(f"{key}.capture_period", f"must be seconds >= 0, not {self.capture_period!r}")
-        if self.sort_method is not SortMethod.FIFO:
-            raise ConfigError(f"{key}.sort_method", "only FIFO is supported")
         if sum(c.kind is ColumnKind.CAPTURE_TIME for c in self.capture_objects) > 1:
             raise ConfigError(key, "at most one column may hold the capture time")
 
