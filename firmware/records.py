@@ -4,8 +4,8 @@ Every part of the firmware keeps its state as a frozen dataclass and commits it
 whole with each step (``storage``'s one-transaction rule). Instead of a hand-written
 ``to_dict``/``from_dict`` pair per class, :func:`to_record` and :func:`from_record`
 convert any such dataclass by its field types: Decimal as its exact text (money is
-never a float on its way to disk), date-times and dates as ISO 8601 text, enums as
-their value, nested dataclasses and tuples of them recursively. A field marked
+never a float on its way to disk), date-times and dates as ISO 8601 text, octets as
+hex, enums as their value, nested dataclasses and tuples of them recursively. A field marked
 ``field(metadata=NOT_STORED)`` (configuration a state carries but does not own) is
 left out and must be given back to :func:`from_record`. Reading is lenient where old
 records differ only in form (a date-time the storage layer already decoded, a number
@@ -48,6 +48,8 @@ def _out(value: Any) -> Any:
         return value
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if dataclasses.is_dataclass(value):
@@ -106,6 +108,8 @@ def _in(tp: Any, value: Any) -> Any:
         if isinstance(value, (bool, float)):
             raise TypeError(f"an exact amount is text, not {value!r}")
         return Decimal(value) if isinstance(value, (Decimal, int)) else Decimal(str(value))
+    if tp is bytes:
+        return value if isinstance(value, bytes) else bytes.fromhex(value)
     if tp is dt.datetime:
         return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
     if tp is dt.date:

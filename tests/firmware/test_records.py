@@ -91,13 +91,15 @@ class Sample:
     colour: Colour
     parts: tuple[BlockAverager, ...]
     flag: bool
+    key: bytes = b""
     config: str = dataclasses.field(default="", metadata=NOT_STORED)
 
 
 def test_records_convert_by_field_type_and_leave_out_what_is_not_stored():
-    s = Sample(D("1.10"), dt.datetime(2024, 1, 2, 3, 4), Colour.RED, (BlockAverager(1.0, 2.0, 3.0),), True, "cfg")
+    s = Sample(D("1.10"), dt.datetime(2024, 1, 2, 3, 4), Colour.RED, (BlockAverager(1.0, 2.0, 3.0),), True,
+               b"\x0a\xff", "cfg")
     record = to_record(s)
-    assert record == {"amount": "1.10", "when": "2024-01-02T03:04:00", "colour": "red", "flag": True,
+    assert record == {"amount": "1.10", "when": "2024-01-02T03:04:00", "colour": "red", "flag": True, "key": "0aff",
                       "parts": [{"seconds": 1.0, "volt_seconds": 2.0, "amp_seconds": 3.0}]}
     assert from_record(Sample, json.loads(json.dumps(record)), config="cfg") == s
 
@@ -109,9 +111,10 @@ def test_records_convert_by_field_type_and_leave_out_what_is_not_stored():
     {"colour": "blue"},
     {"when": "yesterday"},
     {"parts": [{"seconds": 1.0}]},
+    {"key": "not hex"},
 ])
 def test_a_record_that_does_not_fit_is_a_storage_error(change):
-    good = {"amount": "1", "when": None, "colour": "red", "parts": [], "flag": False}
+    good = {"amount": "1", "when": None, "colour": "red", "parts": [], "flag": False, "key": ""}
     assert from_record(Sample, good) == Sample(D("1"), None, Colour.RED, (), False)
     with pytest.raises(StorageError, match="Sample"):
         from_record(Sample, {**good, **change})
