@@ -348,3 +348,17 @@ def test_only_the_binding_wing_imports_dlms():
                 [a.name for a in node.names] if isinstance(node, ast.Import) else []
             found += [f"{rel}:{node.lineno} {n}" for n in names if n.startswith("bijli.dlms")]
     assert found == []
+
+
+def test_every_firmware_state_has_its_cosem_value():
+    """The wing's translation tables are total: each firmware enum member shows as one
+    COSEM value, and different members as different values."""
+    from bijli.firmware.cosem import payment, supply, token_gateway
+    from bijli.firmware.meter import TokenSource
+    from bijli.firmware.prepaid import EmergencyState, PaymentPlan
+    from bijli.firmware.relay import RelayState
+
+    for table, domain in ((payment.EMERGENCY_CREDIT_STATUS, EmergencyState), (payment.PAYMENT_MODES, PaymentPlan),
+                          (supply.CONTROL_STATES, RelayState)):
+        assert set(table) == set(domain) and len(set(table.values())) == len(domain)
+    assert set(token_gateway._DELIVERY) == set(TokenSource)
