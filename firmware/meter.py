@@ -199,7 +199,7 @@ class Meter:
         self._pending_bills: list[tuple[datetime, dict]] = []
         try:
             self._load(now)
-        except (KeyError, TypeError, ValueError, MetrologyError) as exc:
+        except (KeyError, TypeError, ValueError, MetrologyError, StorageError) as exc:
             raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         self._last_save = now
         self.on_relay(self.relay.output_state)

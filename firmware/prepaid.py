@@ -419,10 +419,7 @@ class PrepaidAccount:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], cfg: PrepaidConfig) -> "PrepaidAccount":
-        try:
-            acct = from_record(cls, d, cfg=cfg)
-        except StorageError as exc:
-            raise StorageError(f"prepaid account state is corrupt: {exc}") from None
+        acct = from_record(cls, d, cfg=cfg)  # StorageError naming PrepaidAccount when it does not fit
         if acct.balance != acct.total_recharged - acct.total_charged - acct.total_cleared:
             raise StorageError("prepaid account state is corrupt: balance does not match its totals")
         return acct

@@ -231,10 +231,7 @@ class TariffState:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TariffState":
-        try:
-            state = from_record(cls, d)
-        except StorageError as exc:
-            raise StorageError(f"tariff state is corrupt: {exc}") from None
+        state = from_record(cls, d)  # StorageError naming TariffState when it does not fit
         if state.charged != _bill_figures(state.lines)[3]:
             raise StorageError("tariff state is corrupt: charged amount does not match its bill lines")
         return state

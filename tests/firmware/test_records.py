@@ -80,6 +80,17 @@ def test_state_written_by_the_new_code_loads_to_the_same_meter(tmp_path):
     assert json.loads(json.dumps(again.account.to_dict())) == again.account.to_dict()
 
 
+def test_a_corrupt_record_in_the_database_is_a_storage_error_naming_the_file(tmp_path):
+    _old_database(tmp_path)
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    with db:
+        db.execute("UPDATE kv SET value = ? WHERE key = 'progress'",
+                   (WRITTEN_BEFORE["progress"].replace('"tamper":false', '"tamper":"no"'),))
+    db.close()
+    with pytest.raises(StorageError, match=f"{DB_NAME}.*_Progress"):
+        Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), AT)
+
+
 class Colour(enum.Enum):
     RED = "red"
 
