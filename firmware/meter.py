@@ -33,24 +33,26 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Callable, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
-from bijli.firmware.errors import FirmwareError, StorageError
+from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import Event, EventCode, EventLog, LogKind
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
                                 PhaseMeasurement, Quadrant)
-from bijli.firmware.prepaid import (Account, AccountEvent, EmergencyRefused, PrepaidConfig, RechargeStatus, SupplyReason, is_friendly,
+from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefused, PrepaidConfig, SupplyReason,
+                              TokenTargets, apply_token, is_friendly,
                               next_friendly_boundary, supply_decision)
 from bijli.firmware.push import PushConfig
-from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, ProfileConfig, ProfileSet,
+from bijli.firmware.records import from_record, to_record
+from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Profile, ProfileConfig, ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
 from bijli.firmware.storage import Storage, Transaction
 from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
-from bijli.firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, KeyChanged,
-                                  KeyChangeSection, SetMaxPowerLimit, TestDisplay)
+from bijli.firmware.sts.results import ClearCredit, KeyChanged
 from bijli.firmware.tariff import Tariff, TariffState
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
@@ -65,6 +67,9 @@ _ACCOUNT_EVENT_CODES = {
     AccountEvent.EMERGENCY_PAID_BACK: EventCode.EMERGENCY_CREDIT_PAID_BACK,
     AccountEvent.MAX_DEBT_EXCEEDED: EventCode.MAX_DEBT_EXCEEDED,
 }
+
+# the events an accepted token's effect logs besides its acceptance
+_TOKEN_EVENTS = {KeyChanged: EventCode.KEY_CHANGE_TOKEN, ClearCredit: EventCode.CREDIT_CLEARED}
 
 # supply allowed on the strength of credit (not of a friendly period)
 _CREDIT_REASONS = (SupplyReason.CREDIT, SupplyReason.EMERGENCY, SupplyReason.POSTPAID)
@@ -110,20 +115,38 @@ class MeterConfig:
         )
 
 
+class TokenSource(StrEnum):
+    """Where a token was entered: the event log names it, the token gateway shows it as
+    its delivery method (IC 115: manual for the keypad, local, remote for the head-end).
+    A StrEnum, so the callers that name a source by its word still compare equal."""
+
+    CONSOLE = "console"
+    KEYPAD = "keypad"
+    DLMS = "dlms"
+    OPTICAL = "optical"
+
+
 @dataclass(frozen=True)
 class TokenOutcome:
     """What happened to one token: the decoder's result plus what the meter did with it."""
 
     result: TokenResult
-    word: str  # accepted, used, old, crc_error, overflow, ... (the console and display word)
+    #: the final verdict: the decoder's, or OVERFLOW / FUNCTION_ERROR when the meter
+    #: could not take the credit of a token the decoder accepted
+    code: TokenResultCode
     credit_added: Decimal = Decimal(0)
     message: str = ""
     digits: str = ""
-    source: str = ""  # console, keypad, dlms, optical
+    source: TokenSource = TokenSource.CONSOLE
+
+    @property
+    def word(self) -> str:
+        """The console and display word (accepted, used, old, crc_error, overflow, ...)."""
+        return self.code.value
 
     @property
     def accepted(self) -> bool:
-        return self.word == "accepted"
+        return self.code is TokenResultCode.ACCEPT
 
 
 @dataclass
@@ -141,15 +164,11 @@ class _Progress:
     cut_for_credit: bool = False  # the relay opened because credit ran out
 
     def to_dict(self) -> dict:
-        return {"charged_wh": self.charged_wh, "charged_until": self.charged_until, "block_start": self.block_start,
-                "averager": self.averager.to_dict(), "md_w": self.md_w, "md_time": self.md_time,
-                "last_now": self.last_now, "tamper": self.tamper, "cut_for_credit": self.cut_for_credit}
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "_Progress":
-        return cls(float(d["charged_wh"]), d["charged_until"], dict(d["block_start"]),
-                   BlockAverager.from_dict(d["averager"]), float(d["md_w"]), d["md_time"], d["last_now"],
-                   bool(d["tamper"]), bool(d["cut_for_credit"]))
+        return from_record(cls, d)
 
 
 def _open_circuit(meas: Measurements) -> Measurements:
@@ -180,7 +199,7 @@ class Meter:
         self._pending_bills: list[tuple[datetime, dict]] = []
         try:
             self._load(now)
-        except (KeyError, TypeError, ValueError, MetrologyError) as exc:
+        except (KeyError, TypeError, ValueError, MetrologyError, StorageError) as exc:
             raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         self._last_save = now
         self.on_relay(self.relay.output_state)
@@ -195,7 +214,7 @@ class Meter:
         tariff_state = s.get("tariff")
         self.tariff_state = TariffState.from_dict(tariff_state) if tariff_state else TariffState.initial(now)
         account = s.get("account")
-        self.account = Account.from_dict(account, cfg.prepaid) if account else Account.initial(cfg.prepaid, now)
+        self.account = PrepaidAccount.from_dict(account, cfg.prepaid) if account else PrepaidAccount.initial(cfg.prepaid, now)
         sts = s.get("sts")
         self.sts = DecoderState.from_dict(sts) if sts else cfg.sts.initial_state()
         relay = s.get("relay")
@@ -212,6 +231,8 @@ class Meter:
         if not self.progress.block_start:
             self.progress.block_start = self._cumulative()
         with self.storage.transaction() as tx:
+            if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
+                tx.put("year_of_manufacture", now.year)
             if not first_start and self.progress.last_now is not None:
                 # the meter was off from its last committed step until now
                 self._log(tx, EventCode.POWER_FAIL, "", self.progress.last_now)
@@ -448,74 +469,43 @@ class Meter:
             listener(event)
 
     # --- inputs -------------------------------------------------------------------------
-    def enter_token(self, digits: str, source: str = "console") -> TokenOutcome:
-        """Decode, validate and apply one token; credit and TID commit in one transaction."""
+    def enter_token(self, digits: str, source: TokenSource | str = TokenSource.CONSOLE) -> TokenOutcome:
+        """Decode, validate and apply one token (:func:`firmware.prepaid.apply_token` applies
+        its effect); credit and TID commit in one transaction."""
+        try:
+            source = TokenSource(source)
+        except ValueError:
+            raise CommandError(f"no token source {source!r}") from None
         now = self.now
         digits = "".join(ch for ch in str(digits) if not ch.isspace() and ch != "-")
         result, new_state = decode(self.sts, digits, now)
-        outcome = TokenOutcome(result, result.word, message=result.detail)
-        account = self.account
-        limiter = self.limiter
-        tamper = self.progress.tamper
+        outcome = TokenOutcome(result, result.code, message=result.detail)
+        targets = TokenTargets(self.account, self.limiter, self.progress.tamper)
         if result.code is TokenResultCode.ACCEPT:
-            effect = result.effect
-            if isinstance(effect, CreditTransfer):
-                outcome, account = self._apply_credit(result, effect, account, now)
-                if not outcome.accepted:
-                    # overflow or a credit this meter cannot take: the token stays unused
-                    new_state = note_bad_token(self.sts, now)
-            elif isinstance(effect, SetMaxPowerLimit):
-                limiter = limiter.set_max_power_limit(effect.watts)
-                outcome = replace(outcome, message=f"load limit {effect.watts} W")
-            elif isinstance(effect, ClearCredit):
-                account, _ = account.clear_credit(now)
-                outcome = replace(outcome, message="credit cleared")
-            elif isinstance(effect, ClearTamper):
-                tamper = False
-                outcome = replace(outcome, message="tamper cleared")
-            elif isinstance(effect, KeyChangeSection):
-                outcome = replace(outcome, message=effect.message)
-            elif isinstance(effect, KeyChanged):
-                outcome = replace(outcome, message=f"new key KRN {effect.krn} TI {effect.ti}"
-                                                   + (" (rollover)" if effect.rollover else ""))
-            elif isinstance(effect, TestDisplay):
-                outcome = replace(outcome, message="test: " + ", ".join(r.name.lower() for r in effect.requests))
+            applied = apply_token(result.effect, targets, now, result.detail)
+            targets = applied.targets
+            outcome = replace(outcome, code=applied.code, credit_added=applied.credit_added, message=applied.message)
+            if not outcome.accepted:
+                # overflow or a credit this meter cannot take: the token stays unused
+                new_state = note_bad_token(self.sts, now)
         with self.storage.transaction() as tx:
             self.sts = new_state
-            self.account = account
-            self.limiter = limiter
-            self.progress.tamper = tamper
+            self.account = targets.account
+            self.limiter = targets.limiter
+            self.progress.tamper = targets.tamper
             code = EventCode.TOKEN_ACCEPTED if outcome.accepted else EventCode.TOKEN_REJECTED
-            self._log(tx, code, f"{outcome.word} tid={result.tid} via {source} {digits[:4]}...{digits[-4:]}")
+            self._log(tx, code, f"{outcome.word} tid={result.tid} via {source.value} {digits[:4]}...{digits[-4:]}")
             if outcome.credit_added:
                 self._log(tx, EventCode.RECHARGE, str(outcome.credit_added))
-            if isinstance(result.effect, KeyChanged) and outcome.accepted:
-                self._log(tx, EventCode.KEY_CHANGE_TOKEN, outcome.message)
-            if isinstance(result.effect, ClearCredit) and outcome.accepted:
-                self._log(tx, EventCode.CREDIT_CLEARED, "")
+            effect_event = _TOKEN_EVENTS.get(type(result.effect))
+            if effect_event is not None and outcome.accepted:
+                self._log(tx, effect_event, outcome.message if effect_event is EventCode.KEY_CHANGE_TOKEN else "")
             self._settle(tx)
             self._write_state(tx)
         self._last_save = now
         outcome = replace(outcome, digits=digits, source=source)
         self.last_token, self.last_token_time = outcome, now
         return outcome
-
-    def _apply_credit(self, result: TokenResult, effect: CreditTransfer, account: Account, now: datetime):
-        unit = self.config.prepaid.unit
-        wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
-        if effect.kind is not wants:
-            what = "kWh" if wants is CreditKind.ELECTRICITY else "currency"
-            return TokenOutcome(result, "function_error", message=f"this meter takes {what} credit, "
-                                                                  f"not {effect.kind.name.lower()}"), account
-        new, recharge = account.recharge(effect.value, now)
-        if recharge.status is RechargeStatus.OVERFLOW:
-            return TokenOutcome(result, "overflow", message="credit register would overflow"), account
-        msg = f"+{effect.value} {unit}"
-        if recharge.to_debt:
-            msg += f" ({recharge.to_debt} to debt)"
-        if recharge.to_emergency:
-            msg += f" ({recharge.to_emergency} repays emergency credit)"
-        return TokenOutcome(result, "accepted", effect.value, msg), new
 
     def press_button(self) -> str:
         """The push button: reconnects a relay that is ready for reconnection (or, in
@@ -601,6 +591,25 @@ class Meter:
             self._log(tx, code, detail)
             self._settle(tx)
             self._write_state(tx)
+
+    def keep_setting(self, key: str, value: Any, code: EventCode | None = None, detail: str = "") -> None:
+        """Keep a setting changed from outside (an association's secret, a DLMS key, the push
+        object list, the invocation counters) with its event, if any, in one transaction: a
+        power cut keeps both or neither. The binding wing writes storage only through here."""
+        with self.storage.transaction() as tx:
+            tx.put(key, value)
+            if code is not None:
+                self._log(tx, code, detail)
+
+    def reset_profile(self, profile: Profile) -> None:
+        """Class 7 ``reset`` from a head-end: empty one profile's buffer in one transaction."""
+        with self.storage.transaction() as tx:
+            profile.reset(tx)
+
+    @property
+    def year_of_manufacture(self) -> int:
+        """The year this meter's memory was first initialised (written at its first start)."""
+        return int(self.storage.get("year_of_manufacture"))
 
     def log_security(self, code: EventCode, detail: str) -> None:
         """An association authentication failure or lockout from the DLMS server."""

@@ -40,8 +40,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from bijli.firmware.calendar import (
     DEMO_HOLIDAYS,
@@ -53,13 +53,19 @@ from bijli.firmware.calendar import (
     parse_weekdays,
 )
 from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.records import NOT_STORED, from_record, to_record
+from bijli.firmware.sts.results import (ClearCredit, ClearTamper, CreditKind, CreditTransfer, Effect, KeyChanged,
+                                        KeyChangeSection, SetMaxPowerLimit, TestDisplay, TokenResultCode)
 from bijli.firmware.tariff import ZERO, parse_amount, to_decimal
 
+if TYPE_CHECKING:  # pragma: no cover
+    from bijli.firmware.relay import LoadLimiter
+
 __all__ = [
-    "Account", "AccountEvent", "CreditStatus", "EmergencyRefusal", "EmergencyRefused",
-    "FriendlyReason", "PaymentMode", "PrepaidConfig", "PrepaidError", "RechargeOutcome",
-    "RechargeStatus", "SupplyDecision", "SupplyReason", "is_friendly",
-    "next_friendly_boundary", "supply_decision",
+    "PrepaidAccount", "AccountEvent", "EmergencyState", "EmergencyRefusal", "EmergencyRefused",
+    "FriendlyReason", "PaymentPlan", "PrepaidConfig", "PrepaidError", "RechargeOutcome",
+    "RechargeStatus", "SupplyDecision", "SupplyReason", "TokenApplied", "TokenTargets", "apply_token",
+    "is_friendly", "next_friendly_boundary", "supply_decision",
 ]
 
 
@@ -83,21 +89,23 @@ class EmergencyRefused(PrepaidError):
         self.reason = reason
 
 
-class PaymentMode(enum.IntEnum):
-    """IS 15959-2 0.0.94.96.20.255 as used in the field."""
+class PaymentPlan(enum.IntEnum):
+    """How the consumer pays: the value of IS 15959-2 payment mode 0.0.94.96.20.255 as used
+    in the field (not COSEM Account's payment_mode, which numbers credit 1, prepayment 2)."""
 
     POSTPAID = 0
     PREPAID = 1
 
 
-class CreditStatus(enum.IntEnum):
-    """IC 112 credit_status values, for the emergency credit instance."""
+class EmergencyState(enum.Enum):
+    """Where the emergency credit stands. The binding wing shows it as the COSEM Credit
+    (IC 112) credit_status of the emergency credit instance."""
 
-    ENABLED = 0
-    SELECTABLE = 1
-    INVOKED = 2
-    IN_USE = 3
-    CONSUMED = 4
+    ENABLED = "enabled"  # configured, but not selectable now (credit above the threshold)
+    SELECTABLE = "selectable"  # the consumer may invoke it
+    INVOKED = "invoked"  # invoked, the balance still positive
+    IN_USE = "in_use"  # invoked and being spent
+    CONSUMED = "consumed"  # spent to the last paisa
 
 
 class AccountEvent(enum.Enum):
@@ -171,7 +179,7 @@ _KEYS = frozenset({
 
 @dataclass(frozen=True)
 class PrepaidConfig:
-    payment_mode: PaymentMode
+    payment_mode: PaymentPlan
     metering_mode: int  # IS 15959-2 0.0.94.96.19.255, passed through to the object list
     unit: str  # "INR" (currency) or "kWh"
     decimals: int  # resolution of recharges and of the display
@@ -197,8 +205,8 @@ class PrepaidConfig:
             return f"{prefix}.{name}"
 
         mode_v = table.get("payment_mode", "prepaid")
-        modes = {"prepaid": PaymentMode.PREPAID, "postpaid": PaymentMode.POSTPAID, 1: PaymentMode.PREPAID,
-                 0: PaymentMode.POSTPAID}
+        modes = {"prepaid": PaymentPlan.PREPAID, "postpaid": PaymentPlan.POSTPAID, 1: PaymentPlan.PREPAID,
+                 0: PaymentPlan.POSTPAID}
         if isinstance(mode_v, bool) or mode_v not in modes:
             raise ConfigError(key("payment_mode"), f"expected 'prepaid' or 'postpaid', got {mode_v!r}")
         metering = table.get("metering_mode", 0)
@@ -265,10 +273,11 @@ def _amount(value: Any, what: str) -> Decimal:
 
 
 @dataclass(frozen=True)
-class Account:
-    """The account state (commit it whole). ``balance`` may be negative (debt)."""
+class PrepaidAccount:
+    """The prepayment account's state (commit it whole). ``balance`` may be negative (debt).
+    The binding wing shows it as COSEM Account, Credit and Charge (IC 111-113)."""
 
-    cfg: PrepaidConfig = field(repr=False, compare=False)
+    cfg: PrepaidConfig = field(repr=False, compare=False, metadata=NOT_STORED)
     balance: Decimal
     balance_time: dt.datetime
     emergency_invoked: bool = False
@@ -283,11 +292,11 @@ class Account:
     max_debt_exceeded: bool = False
 
     @classmethod
-    def initial(cls, cfg: PrepaidConfig, now: dt.datetime) -> "Account":
+    def initial(cls, cfg: PrepaidConfig, now: dt.datetime) -> "PrepaidAccount":
         """A new account with no credit (the first token brings it to life)."""
         return _with_flags(cls(cfg=cfg, balance=ZERO, balance_time=now), [])[0]
 
-    def with_config(self, cfg: PrepaidConfig) -> "Account":
+    def with_config(self, cfg: PrepaidConfig) -> "PrepaidAccount":
         return replace(self, cfg=cfg)
 
     # ---- derived values (IC 111 / IC 112 attributes)
@@ -310,12 +319,12 @@ class Account:
         return max(-self.balance - self.emergency_limit, ZERO)
 
     @property
-    def emergency_status(self) -> CreditStatus:
+    def emergency_status(self) -> EmergencyState:
         if self.emergency_invoked:
             if self.balance > 0:
-                return CreditStatus.INVOKED
-            return CreditStatus.IN_USE if self.available_credit > 0 else CreditStatus.CONSUMED
-        return CreditStatus.SELECTABLE if self.emergency_refusal() is None else CreditStatus.ENABLED
+                return EmergencyState.INVOKED
+            return EmergencyState.IN_USE if self.available_credit > 0 else EmergencyState.CONSUMED
+        return EmergencyState.SELECTABLE if self.emergency_refusal() is None else EmergencyState.ENABLED
 
     # IS 15959-2 names for the prepaid data objects 0.0.94.96.21..25.255
     @property
@@ -332,7 +341,7 @@ class Account:
 
     # ---- operations
 
-    def charge(self, amount: Decimal, now: dt.datetime) -> tuple["Account", tuple[AccountEvent, ...]]:
+    def charge(self, amount: Decimal, now: dt.datetime) -> tuple["PrepaidAccount", tuple[AccountEvent, ...]]:
         """Take a consumption or standing charge; may invoke emergency credit
         automatically (``emergency_auto``) when the credit runs out."""
         amount = _amount(amount, "charge")
@@ -347,7 +356,7 @@ class Account:
             events.append(AccountEvent.EMERGENCY_IN_USE)
         return _with_flags(new, events, old=self)
 
-    def recharge(self, amount: Decimal, now: dt.datetime) -> tuple["Account", RechargeOutcome]:
+    def recharge(self, amount: Decimal, now: dt.datetime) -> tuple["PrepaidAccount", RechargeOutcome]:
         """Apply token credit: debt first, then emergency credit, then balance.
         Overflow leaves the account unchanged so the token stays unused."""
         amount = _amount(amount, "recharge")
@@ -384,7 +393,7 @@ class Account:
             return EmergencyRefusal.DEBT_TOO_LARGE
         return None
 
-    def invoke_emergency(self, now: dt.datetime) -> tuple["Account", tuple[AccountEvent, ...]]:
+    def invoke_emergency(self, now: dt.datetime) -> tuple["PrepaidAccount", tuple[AccountEvent, ...]]:
         """IC 112 invoke_credit from the keypad or console; raises
         :class:`EmergencyRefused` (state unchanged) when not allowed."""
         refusal = self.emergency_refusal()
@@ -396,60 +405,29 @@ class Account:
             events.append(AccountEvent.EMERGENCY_IN_USE)
         return _with_flags(new, events, old=self)
 
-    def clear_credit(self, now: dt.datetime) -> tuple["Account", tuple[AccountEvent, ...]]:
+    def clear_credit(self, now: dt.datetime) -> tuple["PrepaidAccount", tuple[AccountEvent, ...]]:
         """STS class 2 subclass 1: the balance (credit or debt) becomes zero and
         any emergency credit ends; the amount cleared is kept for the audit."""
         new = replace(self, balance=ZERO, balance_time=now, emergency_invoked=False,
                       total_cleared=self.total_cleared + self.balance)
         return _with_flags(new, [AccountEvent.CREDIT_CLEARED], old=self)
 
-    # ---- persistence
+    # ---- persistence (firmware.records converts by field type)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "balance": str(self.balance),
-            "balance_time": self.balance_time.isoformat(),
-            "emergency_invoked": self.emergency_invoked,
-            "last_recharge_amount": str(self.last_recharge_amount),
-            "last_recharge_time": None if self.last_recharge_time is None else self.last_recharge_time.isoformat(),
-            "total_recharged": str(self.total_recharged),
-            "total_charged": str(self.total_charged),
-            "total_cleared": str(self.total_cleared),
-            "low_credit_1": self.low_credit_1,
-            "low_credit_2": self.low_credit_2,
-            "out_of_credit": self.out_of_credit,
-            "max_debt_exceeded": self.max_debt_exceeded,
-        }
+        return to_record(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], cfg: PrepaidConfig) -> "Account":
-        try:
-            flags = {k: d[k] for k in ("emergency_invoked", "low_credit_1", "low_credit_2", "out_of_credit",
-                                       "max_debt_exceeded")}
-            if not all(isinstance(v, bool) for v in flags.values()):
-                raise TypeError("flags must be booleans")
-            acct = cls(
-                cfg=cfg,
-                balance=Decimal(d["balance"]),
-                balance_time=dt.datetime.fromisoformat(d["balance_time"]),
-                last_recharge_amount=Decimal(d["last_recharge_amount"]),
-                last_recharge_time=None if d["last_recharge_time"] is None
-                else dt.datetime.fromisoformat(d["last_recharge_time"]),
-                total_recharged=Decimal(d["total_recharged"]),
-                total_charged=Decimal(d["total_charged"]),
-                total_cleared=Decimal(d["total_cleared"]),
-                **flags,
-            )
-        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-            raise StorageError(f"prepaid account state is corrupt: {exc!r}") from None
+    def from_dict(cls, d: Mapping[str, Any], cfg: PrepaidConfig) -> "PrepaidAccount":
+        acct = from_record(cls, d, cfg=cfg)  # StorageError naming PrepaidAccount when it does not fit
         if acct.balance != acct.total_recharged - acct.total_charged - acct.total_cleared:
             raise StorageError("prepaid account state is corrupt: balance does not match its totals")
         return acct
 
 
 def _with_flags(
-    new: Account, events: list[AccountEvent], old: Account | None = None
-) -> tuple[Account, tuple[AccountEvent, ...]]:
+    new: PrepaidAccount, events: list[AccountEvent], old: PrepaidAccount | None = None
+) -> tuple[PrepaidAccount, tuple[AccountEvent, ...]]:
     """Recompute the warning flags; an event for each flag newly raised."""
     cfg = new.cfg
     available = new.available_credit
@@ -490,9 +468,9 @@ def next_friendly_boundary(cfg: PrepaidConfig, now: dt.datetime) -> dt.datetime 
     return cfg.friendly.next_change(now)
 
 
-def supply_decision(cfg: PrepaidConfig, acct: Account, now: dt.datetime) -> SupplyDecision:
+def supply_decision(cfg: PrepaidConfig, acct: PrepaidAccount, now: dt.datetime) -> SupplyDecision:
     """May the supply be on at ``now``? (IC 111 account status -> IC 70.)"""
-    if cfg.payment_mode is PaymentMode.POSTPAID:
+    if cfg.payment_mode is PaymentPlan.POSTPAID:
         return SupplyDecision(True, SupplyReason.POSTPAID)
     if acct.balance > 0:
         return SupplyDecision(True, SupplyReason.CREDIT)
@@ -504,3 +482,95 @@ def supply_decision(cfg: PrepaidConfig, acct: Account, now: dt.datetime) -> Supp
     if friendly is not None:
         return SupplyDecision(True, _FRIENDLY_SUPPLY[friendly])
     return SupplyDecision(False, SupplyReason.OUT_OF_CREDIT)
+
+
+# --------------------------------------------------------------------------- token effects
+
+
+@dataclass(frozen=True)
+class TokenTargets:
+    """What an accepted token may change; the meter commits it with the token's TID."""
+
+    account: PrepaidAccount
+    limiter: "LoadLimiter"
+    tamper: bool
+
+
+@dataclass(frozen=True)
+class TokenApplied:
+    """The effect applied: the final result (ACCEPT, or OVERFLOW / FUNCTION_ERROR when the
+    meter cannot take a credit, which leaves the token unused) and what it changed."""
+
+    code: TokenResultCode
+    targets: TokenTargets
+    message: str
+    credit_added: Decimal = ZERO
+
+
+def _credit(effect: CreditTransfer, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    unit = t.account.cfg.unit
+    wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
+    if effect.kind is not wants:
+        what = "kWh" if wants is CreditKind.ELECTRICITY else "currency"
+        return TokenApplied(TokenResultCode.FUNCTION_ERROR, t,
+                            f"this meter takes {what} credit, not {effect.kind.name.lower()}")
+    new, recharge = t.account.recharge(effect.value, now)
+    if recharge.status is RechargeStatus.OVERFLOW:
+        return TokenApplied(TokenResultCode.OVERFLOW, t, "credit register would overflow")
+    msg = f"+{effect.value} {unit}"
+    if recharge.to_debt:
+        msg += f" ({recharge.to_debt} to debt)"
+    if recharge.to_emergency:
+        msg += f" ({recharge.to_emergency} repays emergency credit)"
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, account=new), msg, effect.value)
+
+
+def _power_limit(effect: SetMaxPowerLimit, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, limiter=t.limiter.set_max_power_limit(effect.watts)),
+                        f"load limit {effect.watts} W")
+
+
+def _clear_credit(effect: ClearCredit, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    account, _ = t.account.clear_credit(now)
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, account=account), "credit cleared")
+
+
+def _clear_tamper(effect: ClearTamper, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, replace(t, tamper=False), "tamper cleared")
+
+
+def _key_section(effect: KeyChangeSection, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    # the decoder holds the sections in its own state; nothing here changes until the last
+    return TokenApplied(TokenResultCode.ACCEPT, t, effect.message)  # "section 3 of 4 (3 of 4 held)"
+
+
+def _key_changed(effect: KeyChanged, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, t, f"new key KRN {effect.krn} TI {effect.ti}"
+                        + (" (rollover)" if effect.rollover else ""))
+
+
+def _test_display(effect: TestDisplay, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    return TokenApplied(TokenResultCode.ACCEPT, t, "test: " + ", ".join(r.name.lower() for r in effect.requests))
+
+
+def _accepted_only(effect: Effect, t: TokenTargets, now: dt.datetime, detail: str) -> TokenApplied:
+    # a single-phase electricity meter has no phase unbalance limit or water factor to set
+    return TokenApplied(TokenResultCode.ACCEPT, t, detail)
+
+
+#: the function applying each kind of effect an accepted token carries
+TOKEN_EFFECTS: dict[type, Callable[[Any, TokenTargets, dt.datetime, str], TokenApplied]] = {
+    CreditTransfer: _credit,
+    SetMaxPowerLimit: _power_limit,
+    ClearCredit: _clear_credit,
+    ClearTamper: _clear_tamper,
+    KeyChangeSection: _key_section,
+    KeyChanged: _key_changed,
+    TestDisplay: _test_display,
+}
+
+
+def apply_token(effect: Effect | None, targets: TokenTargets, now: dt.datetime, detail: str = "") -> TokenApplied:
+    """Apply an accepted token's effect to ``targets`` (pure: the meter commits the result).
+    ``detail`` is the decoder's own message, kept for effects that change nothing here."""
+    return TOKEN_EFFECTS.get(type(effect), _accepted_only)(effect, targets, now, detail)

@@ -20,27 +20,17 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Any, Mapping, Protocol, Sequence
 
 from bijli.firmware.config import Table
-from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.records import from_record, to_record
 from bijli.firmware.storage import Storage, Transaction
 
 
 class ProfileError(FirmwareError):
     """A capture or a selective read that does not fit the profile's definition."""
-
-
-class SortMethod(IntEnum):
-    """Class 7 attribute 5. Only FIFO is implemented (the only one IS 15959 uses)."""
-
-    FIFO = 1
-    LIFO = 2
-    LARGEST = 3
-    SMALLEST = 4
-    NEAREST_TO_ZERO = 5
-    FARTHEST_FROM_ZERO = 6
 
 
 class ColumnKind(Enum):
@@ -67,8 +57,9 @@ CLOCK = CaptureObject("clock", 8, "0.0.1.0.0.255", 2, kind=ColumnKind.CAPTURE_TI
 
 
 @dataclass(frozen=True)
-class RangeDescriptor:
-    """Class 7 selective access 1: rows whose ``restricting`` column is in
+class ValueRange:
+    """The rows whose value in one column lies in a range (what class 7 selective access 1,
+    range_descriptor, asks for): the ``restricting`` column in
     [from_value, to_value] (both inclusive), only the ``selected_values`` columns
     (all when empty). Columns are given by name or 0-based index."""
 
@@ -79,8 +70,9 @@ class RangeDescriptor:
 
 
 @dataclass(frozen=True)
-class EntryDescriptor:
-    """Class 7 selective access 2: entries and columns, 1-based; 0 means "to the last"."""
+class EntryRange:
+    """The rows and columns by position (what class 7 selective access 2, entry_descriptor,
+    asks for): entries and columns, 1-based; 0 means "to the last"."""
 
     from_entry: int = 1
     to_entry: int = 0
@@ -90,14 +82,14 @@ class EntryDescriptor:
 
 @dataclass(frozen=True)
 class Profile:
-    """A Profile generic buffer definition; the rows themselves live in Storage."""
+    """A Profile generic buffer definition; the rows themselves live in Storage, always
+    oldest first (class 7 sort_method FIFO, the only order IS 15959 uses)."""
 
     name: str  # storage key
     logical_name: str
     capture_objects: tuple[CaptureObject, ...]
     capacity: int  # class 7 attribute 8, profile_entries
     capture_period: int = 0  # seconds; 0 = captured on demand / by a schedule
-    sort_method: SortMethod = SortMethod.FIFO
     #: False for a "non-rollover" log: once full, new entries are dropped, so the
     #: first occurrence (e.g. meter cover opened) can never be pushed out.
     rollover: bool = True
@@ -113,8 +105,6 @@ class Profile:
             raise ConfigError(f"{key}.capacity", f"must be a whole number >= 1, not {self.capacity!r}")
         if type(self.capture_period) is not int or self.capture_period < 0:
             raise ConfigError(f"{key}.capture_period", f"must be seconds >= 0, not {self.capture_period!r}")
-        if self.sort_method is not SortMethod.FIFO:
-            raise ConfigError(f"{key}.sort_method", "only FIFO is supported")
         if sum(c.kind is ColumnKind.CAPTURE_TIME for c in self.capture_objects) > 1:
             raise ConfigError(key, "at most one column may hold the capture time")
 
@@ -204,18 +194,18 @@ class Profile:
     def rows(
         self,
         storage: Storage,
-        selection: RangeDescriptor | EntryDescriptor | None = None,
+        selection: ValueRange | EntryRange | None = None,
     ) -> list[list]:
         """The buffer oldest first (class 7 ``buffer``), optionally with selective access."""
         if selection is None:
             return [r.values for r in storage.rows(self.name)]
-        if isinstance(selection, RangeDescriptor):
+        if isinstance(selection, ValueRange):
             return self._by_range(storage, selection)
-        if isinstance(selection, EntryDescriptor):
+        if isinstance(selection, EntryRange):
             return self._by_entry(storage, selection)
         raise ProfileError(f"{self.name}: unknown selective access {selection!r}")
 
-    def _by_range(self, storage: Storage, rd: RangeDescriptor) -> list[list]:
+    def _by_range(self, storage: Storage, rd: ValueRange) -> list[list]:
         col = self.column_index(rd.restricting)
         selected = [self.column_index(c) for c in rd.selected_values] or list(range(len(self.capture_objects)))
         lo, hi = rd.from_value, rd.to_value
@@ -240,7 +230,7 @@ class Profile:
                 ) from exc
         return [[row[i] for i in selected] for row in found]
 
-    def _by_entry(self, storage: Storage, ed: EntryDescriptor) -> list[list]:
+    def _by_entry(self, storage: Storage, ed: EntryRange) -> list[list]:
         for name in ("from_entry", "to_entry", "from_selected_value", "to_selected_value"):
             v = getattr(ed, name)
             if type(v) is not int or v < 0:
@@ -512,14 +502,14 @@ class BlockAverager:
         return self.amp_seconds / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict:
-        return {"seconds": self.seconds, "volt_seconds": self.volt_seconds, "amp_seconds": self.amp_seconds}
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "BlockAverager":
         try:
-            return cls(float(d["seconds"]), float(d["volt_seconds"]), float(d["amp_seconds"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileError(f"stored block averager is unreadable: {exc}") from exc
+            return from_record(cls, d)
+        except StorageError as exc:
+            raise ProfileError(f"stored block averager is unreadable: {exc}") from None
 
 
 def block_load_values(

@@ -33,6 +33,7 @@ from typing import Any, Iterator, Mapping
 
 from bijli.firmware.calendar import DateSpec, SpecialDays, parse_datetime, parse_time
 from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.records import from_record, to_record
 
 PAISA = Decimal("0.01")
 ZERO = Decimal(0)
@@ -226,35 +227,11 @@ class TariffState:
         return cls(period_start=now, kwh=ZERO, lines=(), fixed_from=now.date(), charged=ZERO)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "period_start": self.period_start.isoformat(),
-            "kwh": _dec_str(self.kwh),
-            "lines": [
-                {"kind": ln.kind, "label": ln.label, "rate": _dec_str(ln.rate),
-                 "duty_percent": _dec_str(ln.duty_percent), "quantity": _dec_str(ln.quantity)}
-                for ln in self.lines
-            ],
-            "fixed_from": self.fixed_from.isoformat(),
-            "charged": _dec_str(self.charged),
-        }
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TariffState":
-        try:
-            lines = tuple(
-                Line(str(x["kind"]), str(x["label"]), Decimal(x["rate"]),
-                     Decimal(x["duty_percent"]), Decimal(x["quantity"]))
-                for x in d["lines"]
-            )
-            state = cls(
-                period_start=dt.datetime.fromisoformat(d["period_start"]),
-                kwh=Decimal(d["kwh"]),
-                lines=lines,
-                fixed_from=dt.date.fromisoformat(d["fixed_from"]),
-                charged=Decimal(d["charged"]),
-            )
-        except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-            raise StorageError(f"tariff state is corrupt: {exc!r}") from None
+        state = from_record(cls, d)  # StorageError naming TariffState when it does not fit
         if state.charged != _bill_figures(state.lines)[3]:
             raise StorageError("tariff state is corrupt: charged amount does not match its bill lines")
         return state
@@ -283,20 +260,7 @@ class Bill:
     total: Decimal
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "period_start": self.period_start.isoformat(),
-            "period_end": self.period_end.isoformat(),
-            "kwh": _dec_str(self.kwh),
-            "lines": [
-                {"kind": ln.kind, "label": ln.label, "quantity": _dec_str(ln.quantity),
-                 "rate": _dec_str(ln.rate), "amount": _dec_str(ln.amount)}
-                for ln in self.lines
-            ],
-            "energy_charge": _dec_str(self.energy_charge),
-            "fixed_charge": _dec_str(self.fixed_charge),
-            "duty": _dec_str(self.duty),
-            "total": _dec_str(self.total),
-        }
+        return to_record(self)
 
 
 # --------------------------------------------------------------------------- tariff

@@ -30,8 +30,9 @@ def meter_local(when: datetime, utc_offset_minutes: int) -> datetime:
     return when.astimezone(timezone(timedelta(minutes=utc_offset_minutes))).replace(tzinfo=None)
 
 
-class Clock:
-    """Interface: ``now()`` gives meter time; ``monotonic()`` gives seconds for timeouts."""
+class TimeSource:
+    """Where meter time comes from (the meter's RTC, not the COSEM Clock object that shows
+    it): ``now()`` gives meter time; ``monotonic()`` gives seconds for timeouts."""
 
     simulated = False
 
@@ -45,7 +46,7 @@ class Clock:
         raise NotImplementedError
 
 
-class RealClock(Clock):
+class RealClock(TimeSource):
     """Wall-clock time in the meter's own zone: host UTC plus ``utc_offset_minutes``
     (east of Greenwich positive: IST is +330). ``set`` keeps a further offset (we never
     change the host's clock)."""
@@ -62,7 +63,7 @@ class RealClock(Clock):
         self._offset = when - self._source()
 
 
-class SimClock(Clock):
+class SimClock(TimeSource):
     """Simulated time: ``start`` plus elapsed real time x ``rate`` plus every step taken.
 
     With ``rate=0`` time stands still between steps, which makes tests exact.

@@ -8,7 +8,7 @@ server never touches an object's internals: it calls :meth:`CosemObject.get`,
 :meth:`~CosemObject.set` and :meth:`~CosemObject.invoke`, which dispatch by
 index and turn a missing hook into the proper data-access-result.
 
-Objects hold no meter logic: values come from callables that ``firmware.objects``
+Objects hold no meter logic: values come from callables that ``firmware.cosem``
 binds to live firmware state, so the same classes serve any meter.
 """
 

@@ -18,13 +18,11 @@ from bijli.dlms.cosem.units import Unit
 from bijli.dlms.cosem.values import date_time_octets
 
 
-class Data(CosemObject):
-    CLASS_ID = 1
-    VERSION = 0
-    ATTRIBUTES = ("logical_name", "value")
+class _ValueAttribute:
+    """Attribute 2 ``value``: read from a getter at GET time, written through an optional
+    setter (the Blue Book gives Register's value the same meaning as Data's)."""
 
-    def __init__(self, logical_name, value: "AxdrData | Getter", setter: Setter | None = None):
-        super().__init__(logical_name)
+    def _bind_value(self, value: "AxdrData | Getter", setter: Setter | None) -> None:
         self._get = value if callable(value) else (lambda v=value: v)
         self._set = setter
 
@@ -37,7 +35,17 @@ class Data(CosemObject):
         self._set(value)
 
 
-class Register(CosemObject):
+class Data(_ValueAttribute, CosemObject):
+    CLASS_ID = 1
+    VERSION = 0
+    ATTRIBUTES = ("logical_name", "value")
+
+    def __init__(self, logical_name, value: "AxdrData | Getter", setter: Setter | None = None):
+        super().__init__(logical_name)
+        self._bind_value(value, setter)
+
+
+class Register(_ValueAttribute, CosemObject):
     CLASS_ID = 3
     VERSION = 0
     ATTRIBUTES = ("logical_name", "value", "scaler_unit")
@@ -46,21 +54,12 @@ class Register(CosemObject):
     def __init__(self, logical_name, value: "AxdrData | Getter", scaler: int = 0, unit: Unit = Unit.COUNT,
                  setter: Setter | None = None, reset: Callable[[], None] | None = None):
         super().__init__(logical_name)
-        self._get = value if callable(value) else (lambda v=value: v)
-        self._set = setter
+        self._bind_value(value, setter)
         self._reset = reset
         self.scaler = scaler
         self.unit = Unit(unit)
         # constant for the object's life; encode once
         self._scaler_unit = axdr.Structure((axdr.Integer(scaler), axdr.Enum(int(self.unit))))
-
-    def get_value(self, ctx) -> AxdrData:
-        return self._get()
-
-    def set_value(self, value: AxdrData, ctx) -> None:
-        if self._set is None:
-            raise refuse(message="value is read-only")
-        self._set(value)
 
     def get_scaler_unit(self, ctx) -> AxdrData:
         return self._scaler_unit

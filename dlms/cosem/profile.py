@@ -17,6 +17,7 @@ wherever it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from datetime import timedelta, timezone
 from typing import Any, Callable, Protocol, Sequence
 
@@ -32,7 +33,18 @@ from bijli.dlms.obis import Obis
 SELECTOR_RANGE = 1
 SELECTOR_ENTRY = 2
 
-SORT_FIFO = 1  # sort_method enum: 1 fifo, 2 lifo, 3 largest, 4 smallest, 5 nearest_to_zero, 6 farthest_from_zero
+
+
+class SortMethod(IntEnum):
+    """Class 7 attribute 5 sort_method: the order the buffer keeps its entries in."""
+
+    FIFO = 1
+    LIFO = 2
+    LARGEST = 3
+    SMALLEST = 4
+    NEAREST_TO_ZERO = 5
+    FARTHEST_FROM_ZERO = 6
+
 
 CLOCK_CLASS_ID = 8
 _CLOCK_TIME = 2  # Clock attribute 2, time
@@ -195,7 +207,7 @@ class ProfileGeneric(CosemObject):
     METHODS = ("reset", "capture")
     SELECTORS = {2: (SELECTOR_RANGE, SELECTOR_ENTRY)}
 
-    def __init__(self, logical_name, source: ProfileSource, *, sort_method: int = SORT_FIFO,
+    def __init__(self, logical_name, source: ProfileSource, *, sort_method: SortMethod = SortMethod.FIFO,
                  sort_object: CaptureObjectDefinition = NO_SORT_OBJECT, time_zone: int | None = None,
                  set_capture_period: Callable[[int], None] | None = None):
         """``time_zone`` (minutes ahead of UTC, as Clock.time_zone) turns range bounds sent

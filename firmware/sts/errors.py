@@ -16,5 +16,5 @@ class VendError(TokenError):
     """A vend request that cannot be turned into a token (amount, field out of range)."""
 
 
-class StateError(TokenError):
+class DecoderStateError(TokenError):
     """A stored DecoderState dict that is missing fields or holds impossible values."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
-from .errors import KeyMaterialError, StateError
+from .errors import KeyMaterialError, DecoderStateError
 from .keys import DecoderKey
 
 STATE_VERSION = 1
@@ -48,13 +48,13 @@ class DecoderState:
                      "lockout_minutes", "manufacturer_code"):  # fmt: skip
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise StateError(f"{name} must be a whole number >= 0, got {v!r}")
+                raise DecoderStateError(f"{name} must be a whole number >= 0, got {v!r}")
         if self.tid_window < 1:
-            raise StateError("tid_window must be at least 1")
+            raise DecoderStateError("tid_window must be at least 1")
         if self.manufacturer_code > 0xFFFF:
-            raise StateError("manufacturer_code must fit in 16 bits")
+            raise DecoderStateError("manufacturer_code must fit in 16 bits")
         if not isinstance(self.currency_crc, CrcCVariant):
-            raise StateError(f"currency_crc must be a CrcCVariant, got {self.currency_crc!r}")
+            raise DecoderStateError(f"currency_crc must be a CrcCVariant, got {self.currency_crc!r}")
 
     def locked_out(self, now: datetime) -> bool:
         """True while the keypad refuses tokens (show it on the display)."""
@@ -92,19 +92,19 @@ class DecoderState:
     def from_dict(cls, d: dict) -> DecoderState:
         try:
             if d["version"] != STATE_VERSION:
-                raise StateError(f"decoder state version {d['version']!r} is not {STATE_VERSION}")
+                raise DecoderStateError(f"decoder state version {d['version']!r} is not {STATE_VERSION}")
             k = d["key"]
             key = DecoderKey(bytes.fromhex(k["key"]), k["ea"], k["kt"], k["krn"], k["ti"], k["sgc"],
                              k["base"], k["ken"])  # fmt: skip
             tids = tuple(sorted(int(t) for t in d["tids"]))
             if any(not 0 <= t < 1 << 24 for t in tids) or len(set(tids)) != len(tids):
-                raise StateError("stored TIDs must be distinct 24-bit numbers")
+                raise DecoderStateError("stored TIDs must be distinct 24-bit numbers")
             pending = tuple(
                 PendingSection(int(p["subclass"]), int(p["data"]), datetime.fromisoformat(p["arrived"]))
                 for p in d["pending"]
             )
             if any(p.subclass not in (3, 4, 8, 9) or not 0 <= p.data < 1 << 44 for p in pending):
-                raise StateError("stored key-change sections are malformed")
+                raise DecoderStateError("stored key-change sections are malformed")
             locked = d["locked_until"]
             return cls(
                 key=key,
@@ -120,12 +120,12 @@ class DecoderState:
                 # states saved before the setting existed used no currency tokens of their own rule
                 currency_crc=CrcCVariant(d.get("currency_crc", DEFAULT_CURRENCY_CRC.value)),
             )
-        except StateError:
+        except DecoderStateError:
             raise
         except KeyMaterialError as exc:
-            raise StateError(f"stored decoder key is invalid: {exc}") from None
+            raise DecoderStateError(f"stored decoder key is invalid: {exc}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateError(f"stored decoder state is malformed: {exc!r}") from None
+            raise DecoderStateError(f"stored decoder state is malformed: {exc!r}") from None
 
 
 __all__ = ["DecoderState", "PendingSection"]

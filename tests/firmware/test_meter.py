@@ -142,3 +142,17 @@ def test_recharge_reconnects_at_once_or_on_one_button_press(tmp_path, mode, expe
     assert rig.meter.status()["relay"] == expect_after_recharge
     if expect_after_recharge == "ready":
         assert rig.meter.press_button() == "connected"
+
+
+def test_a_token_from_an_unknown_source_is_refused_and_changes_nothing(tmp_path):
+    from bijli.firmware.errors import CommandError
+    from bijli.firmware.meter import TokenSource
+
+    rig = Rig(tmp_path, datetime(2024, 6, 14, 16, 0))
+    t = token("20", datetime(2024, 6, 14, 16, 0))
+    with pytest.raises(CommandError, match="no token source"):
+        rig.meter.enter_token(t, "carrier pigeon")
+    assert rig.meter.last_token is None and rig.meter.status()["credit"] == "0"
+    outcome = rig.meter.enter_token(t, "keypad")
+    assert outcome.source is TokenSource.KEYPAD and outcome.accepted
+    assert any("via keypad" in str(e.detail) for e in rig.meter.recent_events(5))

@@ -13,9 +13,9 @@ from hypothesis import given, settings, strategies as st
 from bijli.firmware.calendar import FriendlyReason
 from bijli.firmware.errors import ConfigError, StorageError
 from bijli.firmware.prepaid import (
-    Account,
+    PrepaidAccount,
     AccountEvent,
-    CreditStatus,
+    EmergencyState,
     EmergencyRefusal,
     EmergencyRefused,
     PrepaidConfig,
@@ -41,7 +41,7 @@ def test_credit_running_out_on_friday_evening_before_a_holiday_monday():
     tariff = Tariff.from_table({"kind": "flat", "flat_rate": "10", "fixed_charge_per_day": "0", "duty_percent": "0"})
     t = dt.datetime(2024, 6, 14, 9)  # Friday
     tstate = TariffState.initial(t)
-    acct, outcome = Account.initial(cfg, t).recharge(D("100"), t)
+    acct, outcome = PrepaidAccount.initial(cfg, t).recharge(D("100"), t)
     assert outcome.status is RechargeStatus.ACCEPTED
 
     seen: dict[dt.datetime, tuple[bool, SupplyReason]] = {}
@@ -123,28 +123,28 @@ def test_next_friendly_boundary_is_the_first_change(minutes):
 def test_emergency_credit_invoked_and_paid_back_from_the_next_recharge():
     cfg = PrepaidConfig.from_table({"emergency_credit": "50", "emergency_threshold": "20"})
     t = dt.datetime(2024, 6, 19, 12)  # Wednesday noon: not friendly
-    acct, _ = Account.initial(cfg, t).recharge(D("100"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).recharge(D("100"), t)
     with pytest.raises(EmergencyRefused) as info:
         acct.invoke_emergency(t)
     assert info.value.reason is EmergencyRefusal.ABOVE_THRESHOLD
-    assert acct.emergency_status is CreditStatus.ENABLED
+    assert acct.emergency_status is EmergencyState.ENABLED
 
     acct, _ = acct.charge(D("85"), t)  # 15.00 left: below the 20.00 threshold
-    assert acct.emergency_status is CreditStatus.SELECTABLE
+    assert acct.emergency_status is EmergencyState.SELECTABLE
     acct, events = acct.invoke_emergency(t)
     assert events == (E.EMERGENCY_INVOKED,)
-    assert acct.available_credit == D("65") and acct.emergency_status is CreditStatus.INVOKED
+    assert acct.available_credit == D("65") and acct.emergency_status is EmergencyState.INVOKED
     with pytest.raises(EmergencyRefused) as info:
         acct.invoke_emergency(t)
     assert info.value.reason is EmergencyRefusal.ALREADY_INVOKED
 
     acct, events = acct.charge(D("35"), t)  # balance -20: living on emergency credit
     assert E.EMERGENCY_IN_USE in events and E.OUT_OF_CREDIT not in events
-    assert acct.emergency_status is CreditStatus.IN_USE
+    assert acct.emergency_status is EmergencyState.IN_USE
     assert supply_decision(cfg, acct, t).reason is SupplyReason.EMERGENCY
     acct, events = acct.charge(D("30"), t)  # balance -50: emergency credit consumed
     assert E.OUT_OF_CREDIT in events
-    assert acct.emergency_status is CreditStatus.CONSUMED
+    assert acct.emergency_status is EmergencyState.CONSUMED
     assert supply_decision(cfg, acct, t).allowed is False
 
     acct, outcome = acct.recharge(D("200"), t)
@@ -152,13 +152,13 @@ def test_emergency_credit_invoked_and_paid_back_from_the_next_recharge():
     assert (outcome.to_debt, outcome.to_emergency, outcome.to_balance) == (D("0"), D("50"), D("150"))
     assert E.EMERGENCY_PAID_BACK in outcome.events
     assert acct.emergency_invoked is False and acct.balance == D("150")
-    assert acct.emergency_status is CreditStatus.ENABLED
+    assert acct.emergency_status is EmergencyState.ENABLED
 
 
 def test_friendly_debt_is_recovered_before_emergency_credit():
     cfg = PrepaidConfig.from_table({})
     sat = dt.datetime(2024, 6, 22, 12)
-    acct, _ = Account.initial(cfg, sat).recharge(D("10"), sat)
+    acct, _ = PrepaidAccount.initial(cfg, sat).recharge(D("10"), sat)
     acct, _ = acct.invoke_emergency(sat)
     acct, _ = acct.charge(D("90"), sat)  # 10 credit + 50 emergency + 30 friendly debt
     assert acct.balance == D("-80") and acct.emergency_used == D("50") and acct.debt == D("30")
@@ -171,12 +171,12 @@ def test_friendly_debt_is_recovered_before_emergency_credit():
 def test_emergency_credit_invoked_automatically_when_configured():
     cfg = PrepaidConfig.from_table({"emergency_auto": True})
     t = dt.datetime(2024, 6, 19, 12)
-    acct, _ = Account.initial(cfg, t).recharge(D("30"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).recharge(D("30"), t)
     acct, events = acct.charge(D("30"), t)
     assert E.EMERGENCY_INVOKED in events and E.OUT_OF_CREDIT not in events
     assert supply_decision(cfg, acct, t).reason is SupplyReason.EMERGENCY
     off = PrepaidConfig.from_table({"emergency_credit": "0"})
-    acct = Account.initial(off, t)
+    acct = PrepaidAccount.initial(off, t)
     with pytest.raises(EmergencyRefused) as info:
         acct.invoke_emergency(t)
     assert info.value.reason is EmergencyRefusal.NOT_CONFIGURED
@@ -185,7 +185,7 @@ def test_emergency_credit_invoked_automatically_when_configured():
 def test_low_credit_events_fire_once_per_crossing():
     cfg = PrepaidConfig.from_table({"low_credit_1": "100", "low_credit_2": "50", "emergency_credit": "0"})
     t = dt.datetime(2024, 6, 19, 12)
-    acct, _ = Account.initial(cfg, t).recharge(D("200"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).recharge(D("200"), t)
     fired: list[AccountEvent] = []
     for _ in range(25):  # 200 -> -50 in steps of 10
         acct, events = acct.charge(D("10"), t)
@@ -206,7 +206,7 @@ def test_low_credit_events_fire_once_per_crossing():
 def test_max_debt_cuts_even_in_a_friendly_period():
     cfg = PrepaidConfig.from_table({"max_debt": "100", "emergency_credit": "0"})
     sun = dt.datetime(2024, 6, 23, 14)
-    acct, _ = Account.initial(cfg, sun).recharge(D("10"), sun)
+    acct, _ = PrepaidAccount.initial(cfg, sun).recharge(D("10"), sun)
     acct, _ = acct.charge(D("110"), sun)  # debt 100: at the cap, not beyond it
     assert supply_decision(cfg, acct, sun).reason is SupplyReason.FRIENDLY_DAY
     acct, events = acct.charge(D("0.01"), sun)
@@ -218,7 +218,7 @@ def test_max_debt_cuts_even_in_a_friendly_period():
 def test_overflow_keeps_the_account_unchanged_and_resolution_is_checked():
     cfg = PrepaidConfig.from_table({"max_balance": "1000"})
     t = dt.datetime(2024, 6, 19, 12)
-    acct, _ = Account.initial(cfg, t).recharge(D("600"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).recharge(D("600"), t)
     same, outcome = acct.recharge(D("400.01"), t)
     assert outcome.status is RechargeStatus.OVERFLOW and same is acct
     acct, outcome = acct.recharge(D("400"), t)
@@ -230,15 +230,15 @@ def test_overflow_keeps_the_account_unchanged_and_resolution_is_checked():
         acct.charge(D("-1"), t)
     kwh = PrepaidConfig.from_table({"unit": "kWh"})
     with pytest.raises(PrepaidError):
-        Account.initial(kwh, t).recharge(D("10.25"), t)  # STS kWh credit comes in 0.1 kWh
-    assert Account.initial(kwh, t).recharge(D("10.2"), t)[0].balance == D("10.2")
+        PrepaidAccount.initial(kwh, t).recharge(D("10.25"), t)  # STS kWh credit comes in 0.1 kWh
+    assert PrepaidAccount.initial(kwh, t).recharge(D("10.2"), t)[0].balance == D("10.2")
     assert kwh.display(D("10.25")) == "10.3 kWh"
 
 
 def test_clear_credit_zeroes_credit_or_debt():
     cfg = PrepaidConfig.from_table({})
     t = dt.datetime(2024, 6, 19, 12)
-    acct, _ = Account.initial(cfg, t).recharge(D("500"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).recharge(D("500"), t)
     acct, events = acct.clear_credit(t)
     assert acct.balance == 0 and E.CREDIT_CLEARED in events and E.OUT_OF_CREDIT in events
     acct, _ = acct.charge(D("70"), t)
@@ -250,7 +250,7 @@ def test_clear_credit_zeroes_credit_or_debt():
 def test_postpaid_never_disconnects():
     cfg = PrepaidConfig.from_table({"payment_mode": "postpaid"})
     t = dt.datetime(2024, 6, 19, 12)
-    acct, _ = Account.initial(cfg, t).charge(D("5000"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).charge(D("5000"), t)
     assert supply_decision(cfg, acct, t).reason is SupplyReason.POSTPAID
 
 
@@ -281,17 +281,17 @@ def test_config_errors_name_the_key(table, key):
 def test_state_round_trip_and_corruption():
     cfg = PrepaidConfig.from_table({})
     t = dt.datetime(2024, 6, 19, 12)
-    acct, _ = Account.initial(cfg, t).recharge(D("15"), t)
+    acct, _ = PrepaidAccount.initial(cfg, t).recharge(D("15"), t)
     acct, _ = acct.invoke_emergency(t)
     acct, _ = acct.charge(D("20.37"), t + H)
     d = json.loads(json.dumps(acct.to_dict()))
-    assert Account.from_dict(d, cfg) == acct
+    assert PrepaidAccount.from_dict(d, cfg) == acct
     with pytest.raises(StorageError):
-        Account.from_dict({**d, "balance": "1000"}, cfg)  # does not match its totals
+        PrepaidAccount.from_dict({**d, "balance": "1000"}, cfg)  # does not match its totals
     with pytest.raises(StorageError):
-        Account.from_dict({**d, "low_credit_1": "yes"}, cfg)
+        PrepaidAccount.from_dict({**d, "low_credit_1": "yes"}, cfg)
     with pytest.raises(StorageError):
-        Account.from_dict({k: v for k, v in d.items() if k != "balance_time"}, cfg)
+        PrepaidAccount.from_dict({k: v for k, v in d.items() if k != "balance_time"}, cfg)
 
 
 # ---------------------------------------------------------------- properties
@@ -313,7 +313,7 @@ configs = st.fixed_dictionaries({
 def test_money_is_conserved_and_supply_follows_the_rules(table, steps, start_minute):
     cfg = PrepaidConfig.from_table(table)
     now = dt.datetime(2024, 1, 1) + dt.timedelta(minutes=start_minute)
-    acct = Account.initial(cfg, now)
+    acct = PrepaidAccount.initial(cfg, now)
     recharged = charged = D(0)
     for op, amount, minutes in steps:
         now += dt.timedelta(minutes=minutes)
@@ -345,4 +345,26 @@ def test_money_is_conserved_and_supply_follows_the_rules(table, steps, start_min
         if acct.available_credit > 0:
             assert decision.allowed
 
-        assert Account.from_dict(json.loads(json.dumps(acct.to_dict())), cfg) == acct
+        assert PrepaidAccount.from_dict(json.loads(json.dumps(acct.to_dict())), cfg) == acct
+
+
+def test_apply_token_has_a_function_for_every_effect_that_changes_the_meter():
+    """firmware.prepaid applies a token's effect: one function per effect type, by table;
+    the effects a single-phase electricity meter has nothing to set for are accepted as is."""
+    import typing
+    from datetime import datetime
+
+    from bijli.firmware.prepaid import TOKEN_EFFECTS, PrepaidConfig, TokenTargets, apply_token
+    from bijli.firmware.relay import RelayConfig
+    from bijli.firmware.sts.results import (ClearTamper, Effect, SetPhaseUnbalanceLimit, SetWaterMeterFactor,
+                                            TokenResultCode)
+
+    assert set(typing.get_args(Effect)) - set(TOKEN_EFFECTS) == {SetPhaseUnbalanceLimit, SetWaterMeterFactor}
+    now = datetime(2024, 6, 14, 16, 0)
+    cfg = PrepaidConfig.from_table({})
+    targets = TokenTargets(PrepaidAccount.initial(cfg, now), RelayConfig().initial_limiter(), tamper=True)
+    cleared = apply_token(ClearTamper(), targets, now)
+    assert cleared.code is TokenResultCode.ACCEPT and cleared.targets.tamper is False
+    assert cleared.targets.account == targets.account and cleared.message == "tamper cleared"
+    kept = apply_token(SetWaterMeterFactor(1, 1), targets, now, "water factor 1")
+    assert kept.targets == targets and kept.message == "water factor 1"

@@ -19,14 +19,14 @@ from bijli.firmware.profiles import (
     BlockAverager,
     CaptureObject,
     ColumnKind,
-    EntryDescriptor,
+    EntryRange,
     MonthlySchedule,
     PeriodicSchedule,
     Profile,
     ProfileConfig,
     ProfileError,
     ProfileSet,
-    RangeDescriptor,
+    ValueRange,
     block_load_values,
     cumulative_values,
 )
@@ -81,7 +81,7 @@ def test_reset_and_entries_in_use(storage):
     assert p.entries_in_use(storage) == 0 and p.rows(storage) == []
     with storage.transaction() as tx:
         p.capture(tx, T0, {"n": 9})
-    assert p.rows(storage, EntryDescriptor()) == [[T0, 9]]
+    assert p.rows(storage, EntryRange()) == [[T0, 9]]
 
 
 def test_capture_rejects_bad_rows(storage):
@@ -166,27 +166,27 @@ def test_range_on_clock_that_is_not_the_first_column(storage):
     fill_clock_third(storage, p)
     clock_col = p.find_column(8, "0.0.1.0.0.255", 2)
     assert clock_col == 2
-    got = p.rows(storage, RangeDescriptor(clock_col, T0 + timedelta(hours=3), T0 + timedelta(hours=5)))
+    got = p.rows(storage, ValueRange(clock_col, T0 + timedelta(hours=3), T0 + timedelta(hours=5)))
     assert [r[3] for r in got] == [3, 4, 5]
-    got = p.rows(storage, RangeDescriptor("clock", T0 + timedelta(hours=3, minutes=1), T0 + timedelta(hours=5),
+    got = p.rows(storage, ValueRange("clock", T0 + timedelta(hours=3, minutes=1), T0 + timedelta(hours=5),
                                           selected_values=("n", "clock")))
     assert got == [[4, T0 + timedelta(hours=4)], [5, T0 + timedelta(hours=5)]]
-    assert p.rows(storage, RangeDescriptor("clock", T0 + timedelta(days=5), T0 + timedelta(days=6))) == []
+    assert p.rows(storage, ValueRange("clock", T0 + timedelta(days=5), T0 + timedelta(days=6))) == []
 
 
 def test_range_on_another_time_column_and_a_value_column(storage):
     p = clock_third()
     fill_clock_third(storage, p)
-    got = p.rows(storage, RangeDescriptor(p.find_column(4, "1.0.1.6.0.255", 5),
+    got = p.rows(storage, ValueRange(p.find_column(4, "1.0.1.6.0.255", 5),
                                           T0 - timedelta(days=4), T0 - timedelta(days=2), ("n",)))
     assert got == [[2], [3], [4]]
-    assert p.rows(storage, RangeDescriptor("energy", 25, 50, ("n",))) == [[3], [4], [5]]
+    assert p.rows(storage, ValueRange("energy", 25, 50, ("n",))) == [[3], [4], [5]]
     with pytest.raises(ProfileError):
-        p.rows(storage, RangeDescriptor("md_time", 1, 2))  # datetime vs int
+        p.rows(storage, ValueRange("md_time", 1, 2))  # datetime vs int
     with pytest.raises(ProfileError):
-        p.rows(storage, RangeDescriptor("clock", 1, 2))
+        p.rows(storage, ValueRange("clock", 1, 2))
     with pytest.raises(ProfileError):
-        p.rows(storage, RangeDescriptor("nope", T0, T0))
+        p.rows(storage, ValueRange("nope", T0, T0))
     with pytest.raises(ProfileError):
         p.find_column(3, "1.0.2.8.0.255", 2)
 
@@ -197,7 +197,7 @@ def test_range_on_billing_date(storage):
     with storage.transaction() as tx:
         for month in range(1, 13):
             ps.billing.capture(tx, datetime(2023, month, 1), row)
-    got = ps.billing.rows(storage, RangeDescriptor("billing_date", datetime(2023, 3, 1), datetime(2023, 5, 15),
+    got = ps.billing.rows(storage, ValueRange("billing_date", datetime(2023, 3, 1), datetime(2023, 5, 15),
                                                    ("billing_date",)))
     assert got == [[datetime(2023, 3, 1)], [datetime(2023, 4, 1)], [datetime(2023, 5, 1)]]
 
@@ -220,19 +220,19 @@ def test_entry_descriptor_against_slicing(shared_storage, n, capacity, from_entr
     last_e = len(full) if to_entry == 0 else to_entry
     last_c = 4 if to_col == 0 else min(to_col, 4)
     expected = [] if from_col > last_c else [r[from_col - 1:last_c] for r in full[from_entry - 1:last_e]]
-    assert p.rows(shared_storage, EntryDescriptor(from_entry, to_entry, from_col, to_col)) == expected
+    assert p.rows(shared_storage, EntryRange(from_entry, to_entry, from_col, to_col)) == expected
 
 
 def test_entry_descriptor_examples_and_errors(storage):
     p = clock_third()
     fill_clock_third(storage, p, 5)
-    assert p.rows(storage, EntryDescriptor(5, 0, 4, 4)) == [[4]]  # "the last entry"
-    assert p.rows(storage, EntryDescriptor(2, 3, 1, 1)) == [[10], [20]]
-    assert p.rows(storage, EntryDescriptor(4, 2)) == []
+    assert p.rows(storage, EntryRange(5, 0, 4, 4)) == [[4]]  # "the last entry"
+    assert p.rows(storage, EntryRange(2, 3, 1, 1)) == [[10], [20]]
+    assert p.rows(storage, EntryRange(4, 2)) == []
     with pytest.raises(ProfileError):
-        p.rows(storage, EntryDescriptor(0, 1))
+        p.rows(storage, EntryRange(0, 1))
     with pytest.raises(ProfileError):
-        p.rows(storage, EntryDescriptor(1, -1))
+        p.rows(storage, EntryRange(1, -1))
 
 
 # ------------------------------------------------------------------ schedules
@@ -318,7 +318,7 @@ def test_a_month_of_captures_is_cheap(storage):
     assert ps.block_load.entries_in_use(storage) == 30 * 96  # capacity: 30 days, FIFO
     assert ps.daily_load.entries_in_use(storage) == 31
     assert [r[0] for r in ps.billing.rows(storage)] == [datetime(2024, 1, 15)]
-    first = ps.block_load.rows(storage, EntryDescriptor(1, 1))[0]
+    first = ps.block_load.rows(storage, EntryRange(1, 1))[0]
     assert first[0] == datetime(2024, 1, 2, 0, 15) and first[1] == 230.0 and first[3] == 0.25
     assert ps.daily_load.rows(storage)[-1][0] == datetime(2024, 2, 1)
     assert elapsed < 5.0, elapsed

@@ -1,6 +1,6 @@
 """Interoperability with the gurux-dlms client over every transport and association.
 
-The meter here is the real stack (firmware Meter, firmware.objects, dlms.server
+The meter here is the real stack (firmware Meter, firmware.cosem, dlms.server
 with security suite 0) served by the real I/O shells of tools.node.links on an
 asyncio loop in a thread: the wrapper on TCP, HDLC on TCP, and HDLC on two real
 pseudo-terminal pairs (one plain at 9600, one optical with the mode E opening
@@ -28,7 +28,8 @@ from gurux_dlms.objects import GXDLMSClock, GXDLMSData, GXDLMSRegister  # noqa: 
 import bijli.firmware.meter as fm  # noqa: E402
 from bijli.dlms.security import MemoryCounterStore, SecuritySettings  # noqa: E402
 from bijli.dlms.server import Server, ServerEvent  # noqa: E402
-from bijli.firmware.objects import build_objects, policies  # noqa: E402
+from bijli.firmware.cosem.associations import policies  # noqa: E402
+from bijli.firmware.cosem.object_list import build_objects  # noqa: E402
 from bijli.firmware.storage import Storage  # noqa: E402
 from bijli.hal import tcp  # noqa: E402
 from tests.peers.gurux_client import GuruxPeer, SerialTransport, TcpTransport  # noqa: E402

@@ -23,7 +23,7 @@ from bijli.tools.node import household  # light: the load profiles' names, for -
 if TYPE_CHECKING:  # pragma: no cover
     import asyncio
 
-    from bijli.hal.clock import Clock
+    from bijli.hal.clock import TimeSource
     from bijli.tools.node import config as config_mod
     from bijli.tools.node.fleet import Fleet
 
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=_main)
 
 
-def _clock(args, cfg: config_mod.Config) -> Clock:
+def _clock(args, cfg: config_mod.Config) -> TimeSource:
     from bijli.hal.clock import RealClock, SimClock, meter_local
 
     zone = cfg.meter.identity.time_zone_minutes

@@ -24,7 +24,7 @@ from bijli.firmware.events import EventCode
 from bijli.firmware.cosem.upgrade import upgrade_objects
 from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import systemd, tcp
-from bijli.hal.clock import Clock, RealClock, SimClock, meter_local
+from bijli.hal.clock import TimeSource, RealClock, SimClock, meter_local
 from bijli.hal.serial import open_port
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import launcher
@@ -86,7 +86,7 @@ class MeterProgram:
         if clock_kind == "sim":
             start = (meter_local(datetime.fromisoformat(args.start), zone) if args.start
                      else RealClock(zone).now().replace(microsecond=0))
-            clock: Clock = SimClock(start, rate=args.rate)
+            clock: TimeSource = SimClock(start, rate=args.rate)
         else:
             clock = RealClock(zone)
         self.upgrade_cfg = cfg.upgrade

@@ -32,7 +32,7 @@ STARTING_TIME_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
-class LoadPoint:
+class TestPoint:
     """One row of the IEC 62053-21 error-limit table."""
 
     name: str          # "0.1 Ib", "Imax"
@@ -52,21 +52,21 @@ class LoadPoint:
         return f"{self.pf:g}{'L' if self.lagging else 'C'}"
 
 
-def load_points() -> list[LoadPoint]:
+def load_points() -> list[TestPoint]:
     """Class 1, direct connected: 1.5 % at 0.05 Ib PF 1 and at 0.1 Ib PF 0.5L/0.8C,
     1.0 % from 0.1 Ib (PF 1) or 0.2 Ib (PF 0.5L/0.8C) up to Imax."""
     pts = [
-        LoadPoint("0.05 Ib", 0.05, "Ib", 1.0, True, 1.5),
-        LoadPoint("0.1 Ib", 0.1, "Ib", 1.0, True, 1.0),
-        LoadPoint("Ib", 1.0, "Ib", 1.0, True, 1.0),
-        LoadPoint("Imax", 1.0, "Imax", 1.0, True, 1.0),
+        TestPoint("0.05 Ib", 0.05, "Ib", 1.0, True, 1.5),
+        TestPoint("0.1 Ib", 0.1, "Ib", 1.0, True, 1.0),
+        TestPoint("Ib", 1.0, "Ib", 1.0, True, 1.0),
+        TestPoint("Imax", 1.0, "Imax", 1.0, True, 1.0),
     ]
     for pf, lagging in ((0.5, True), (0.8, False)):
         pts += [
-            LoadPoint("0.1 Ib", 0.1, "Ib", pf, lagging, 1.5),
-            LoadPoint("0.2 Ib", 0.2, "Ib", pf, lagging, 1.0),
-            LoadPoint("Ib", 1.0, "Ib", pf, lagging, 1.0),
-            LoadPoint("Imax", 1.0, "Imax", pf, lagging, 1.0),
+            TestPoint("0.1 Ib", 0.1, "Ib", pf, lagging, 1.5),
+            TestPoint("0.2 Ib", 0.2, "Ib", pf, lagging, 1.0),
+            TestPoint("Ib", 1.0, "Ib", pf, lagging, 1.0),
+            TestPoint("Imax", 1.0, "Imax", pf, lagging, 1.0),
         ]
     return pts
 
@@ -126,7 +126,7 @@ def _run(meter: Metrology, src: SyntheticSource, seconds: float, block: int) -> 
         n -= k
 
 
-def run_accuracy_point(point: LoadPoint, opts: BenchOptions) -> PointResult:
+def run_accuracy_point(point: TestPoint, opts: BenchOptions) -> PointResult:
     current = point.current(opts.ib, opts.imax)
     src = opts.source(current, point.pf, point.lagging)
     meter = Metrology(opts.meter_config())

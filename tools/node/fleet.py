@@ -28,7 +28,7 @@ from bijli.firmware.console import Reply, parse_duration
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
 from bijli.firmware.sts.keys import Pan
-from bijli.hal.clock import Clock
+from bijli.hal.clock import TimeSource
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
 from bijli.tools.node.config import PIN_ROLES
@@ -107,7 +107,7 @@ class Member:
 class Fleet:
     """N members sharing one clock; ``execute`` is the fleet console."""
 
-    def __init__(self, base: config_mod.Config, count: int, state_dir: str | Path, clock: Clock, *,
+    def __init__(self, base: config_mod.Config, count: int, state_dir: str | Path, clock: TimeSource, *,
                  load_profile: str = "random", block_seconds: float = FLEET_BLOCK_SECONDS):
         if count < 1:
             raise ConfigError("--count", "a fleet has at least one meter")

@@ -31,7 +31,7 @@ from bijli.dlms.link.hdlc import HdlcAddress, HdlcConnection, Role
 from bijli.dlms.server import Server, Session
 # what the meter offers in the UA (a client proposing less gets less): the same values its
 # IEC HDLC setup object reports, from the one place they are defined
-from bijli.firmware.objects import HDLC_MAX_INFO, HDLC_WINDOW
+from bijli.firmware.cosem.communication import HDLC_MAX_INFO, HDLC_WINDOW
 
 log = logging.getLogger("bijli.links")
 

@@ -30,9 +30,10 @@ from bijli.firmware.console import Console, Reply
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter
-from bijli.firmware.objects import build_objects, policies, security_settings
+from bijli.firmware.cosem.associations import policies, security_settings
+from bijli.firmware.cosem.object_list import build_objects
 from bijli.firmware.storage import Storage
-from bijli.hal.clock import Clock
+from bijli.hal.clock import TimeSource
 from bijli.hal.samples import open_source
 
 SECURITY_SETUP = "0.0.43.0.3.255"  # the utility association's security setup
@@ -47,13 +48,13 @@ _NOTICE_EVENTS = {
 }
 
 
-class ClockView(Clock):
+class ClockView(TimeSource):
     """One meter's view of a shared clock: shared time plus this meter's own setting.
 
     A head-end that sets one meter's clock over DLMS moves that meter only; a step
     of simulated time moves every view at once, because it steps the shared clock."""
 
-    def __init__(self, shared: Clock):
+    def __init__(self, shared: TimeSource):
         self.shared = shared
         self.offset = timedelta(0)
 
@@ -90,7 +91,7 @@ def open_samples(cfg, *, seed: int | None = None):
 class MeterNode:
     """Everything one meter owns but its I/O; also the console's Host."""
 
-    def __init__(self, cfg, state_dir: str | Path, clock: Clock, source=None, *,
+    def __init__(self, cfg, state_dir: str | Path, clock: TimeSource, source=None, *,
                  extra_objects: Iterable = (), max_block_seconds: float = MAX_BLOCK_SECONDS):
         self.cfg = cfg
         self.clock = clock

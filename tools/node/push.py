@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 from bijli.dlms.errors import DlmsError
 from bijli.dlms.link import wrapper
 from bijli.firmware.errors import FirmwareError
-from bijli.firmware.objects import attach_push, push_outbox
+from bijli.firmware.cosem.push import attach_push, push_outbox
 from bijli.firmware.push import PushConfig, PushOutbox
 
 log = logging.getLogger("bijli.push")

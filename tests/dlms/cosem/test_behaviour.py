@@ -34,7 +34,7 @@ def refused(fn, *args) -> int:
     return e.value.result
 
 
-# --- disconnect control, bound as firmware.objects would bind it ----------------------------
+# --- disconnect control, bound as firmware.cosem binds it ----------------------------
 
 
 class Relay:

@@ -34,7 +34,7 @@ ENCODERS = {CLOCK: dt_octets, ENERGY: axdr.DoubleLongUnsigned, VOLTAGE: axdr.Lon
 
 class ListSource:
     """The firmware side for a test: rows of Python values in memory, selection done
-    with the descriptors' own column helpers (as firmware.objects would)."""
+    with the descriptors' own column helpers (as firmware.cosem does)."""
 
     def __init__(self, columns, rows, capacity=2880, period=900):
         self.columns = list(columns)

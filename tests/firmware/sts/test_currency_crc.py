@@ -16,7 +16,7 @@ from bijli.firmware.sts.ciphers import cipher_for
 from bijli.firmware.sts.config import StsConfig
 from bijli.firmware.sts.crc import CrcCVariant, crc16
 from bijli.firmware.sts.decoder import decode
-from bijli.firmware.sts.errors import StateError
+from bijli.firmware.sts.errors import DecoderStateError
 from bijli.firmware.sts.inspector import inspect_token
 from bijli.firmware.sts.results import TokenResultCode as R
 from bijli.firmware.sts.state import DecoderState
@@ -63,7 +63,7 @@ def test_the_setting_survives_the_saved_state_and_old_states_take_the_default():
     old = state.to_dict()
     del old["currency_crc"]
     assert DecoderState.from_dict(old).currency_crc is CrcCVariant.SAME_AS_CRC16
-    with pytest.raises(StateError):
+    with pytest.raises(DecoderStateError):
         DecoderState.from_dict({**old, "currency_crc": "crc32"})
 
 

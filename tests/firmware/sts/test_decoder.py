@@ -20,7 +20,7 @@ from bijli.firmware.sts import vend as v
 from bijli.firmware.sts.ciphers import cipher_for
 from bijli.firmware.sts.codec import TransferFields, format_digits, join_token, seal_block
 from bijli.firmware.sts.decoder import decode, note_bad_token
-from bijli.firmware.sts.errors import StateError
+from bijli.firmware.sts.errors import DecoderStateError
 from bijli.firmware.sts.inspector import inspect_token
 from bijli.firmware.sts.keys import DecoderKey, Pan, VendingKeyMaterial
 from bijli.firmware.sts.results import (
@@ -332,5 +332,5 @@ def test_state_dict_roundtrip_is_json_safe():
 def test_bad_state_dicts_raise_state_error(mutate):
     d = DecoderState(key_for("07", "02")).to_dict()
     mutate(d)
-    with pytest.raises(StateError):
+    with pytest.raises(DecoderStateError):
         DecoderState.from_dict(d)

@@ -1,0 +1,147 @@
+"""The payment adapter: the prepaid account as the COSEM payment classes.
+
+Account (IC 111, 0.0.19.0.0.255), the token and emergency Credits (IC 112,
+0.0.19.10.0/1.255) and the consumption Charge (IC 113, 0.0.19.20.0.255) of the
+Blue Book's payment metering model, and the IS 15959-2 prepaid data objects
+0.0.94.96.19..26.255, all read from :class:`bijli.firmware.prepaid.PrepaidAccount` at
+GET time. Money crosses in paisa (:func:`.quantities.minor_units`). Invoking
+emergency credit over DLMS goes through the meter's own input, so it takes the
+same decision and the same transaction as the keypad.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from bijli.dlms import axdr
+from bijli.dlms.cosem.base import CosemObject
+from bijli.dlms.cosem.data import Data
+from bijli.dlms.cosem.payment import (Account, AccountModeAndStatus, AccountStatus, Charge, ChargeTableElement, ChargeType,
+                                      Credit, CreditStatus, CreditStatusBit, CreditType, Currency, CurrencyUnit,
+                                      PaymentMode, TokenGatewayConfiguration, UnitCharge, flags)
+from bijli.dlms.cosem.values import date_time_octets
+from bijli.firmware.cosem.catalogue import (ACCOUNT, ACTIVE_IMPORT, BILLED_AMOUNT, CONSUMPTION_CHARGE, CURRENT_BALANCE,
+                                            CURRENT_BALANCE_TIME, EMERGENCY_CREDIT, LAST_RECHARGE_AMOUNT,
+                                            LAST_RECHARGE_TIME, METERING_MODE, PAYMENT_MODE, TOKEN_CREDIT,
+                                            TOTAL_AT_LAST_RECHARGE)
+from bijli.firmware.cosem.quantities import minor_units
+from bijli.firmware.cosem.results import refusal
+from bijli.firmware.prepaid import EmergencyRefused, EmergencyState, PaymentPlan
+from bijli.firmware.tariff import EnergyKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bijli.firmware.meter import Meter
+
+#: the emergency credit's state as IC 112 credit_status (Blue Book 4.6.3)
+EMERGENCY_CREDIT_STATUS = {
+    EmergencyState.ENABLED: CreditStatus.ENABLED,
+    EmergencyState.SELECTABLE: CreditStatus.SELECTABLE,
+    EmergencyState.INVOKED: CreditStatus.SELECTED_INVOKED,
+    EmergencyState.IN_USE: CreditStatus.IN_USE,
+    EmergencyState.CONSUMED: CreditStatus.EXHAUSTED,
+}
+
+#: how the consumer pays as IC 111 account_mode_and_status's payment_mode
+PAYMENT_MODES = {PaymentPlan.POSTPAID: PaymentMode.CREDIT, PaymentPlan.PREPAID: PaymentMode.PREPAYMENT}
+
+
+def payment_objects(meter: "Meter") -> list[CosemObject]:
+    """Account, token credit, emergency credit and consumption charge, bound to ``meter``."""
+    cfg = meter.config.prepaid
+    acct = lambda: meter.account  # noqa: E731
+    currency = Currency(meter.config.tariff.currency if cfg.unit != "kWh" else "kWh", -2,
+                        CurrencyUnit.CONSUMPTION if cfg.unit == "kWh" else CurrencyUnit.MONETARY)
+
+    def credit_status() -> int:
+        a = acct()
+        bits = []
+        if a.available_credit > 0:
+            bits.append(CreditStatusBit.IN_CREDIT)
+        else:
+            bits.append(CreditStatusBit.OUT_OF_CREDIT)
+        if a.available_credit <= cfg.low_credit_1:
+            bits.append(CreditStatusBit.LOW_CREDIT)
+        if a.emergency_invoked:
+            bits.append(CreditStatusBit.SELECTABLE_CREDIT_IN_USE)
+        return flags(*bits)
+
+    def invoke(_status) -> None:
+        refused = meter.account.emergency_refusal()
+        if refused is not None:
+            raise refusal(EmergencyRefused(refused))
+        meter.invoke_emergency()
+
+    return [
+        Account(ACCOUNT,
+                account_mode_and_status=lambda: AccountModeAndStatus(
+                    PAYMENT_MODES[cfg.payment_mode], AccountStatus.ACTIVE),
+                current_credit_in_use=lambda: 2 if acct().emergency_invoked else 1,
+                current_credit_status=credit_status,
+                available_credit=lambda: minor_units(acct().available_credit),
+                aggregated_debt=lambda: minor_units(acct().debt),
+                credit_reference_list=(TOKEN_CREDIT, EMERGENCY_CREDIT),
+                charge_reference_list=(CONSUMPTION_CHARGE,),
+                token_gateway_configuration=(TokenGatewayConfiguration(TOKEN_CREDIT, 100),),
+                currency=currency,
+                low_credit_threshold=minor_units(cfg.low_credit_1),
+                max_provision=0),
+        Credit(TOKEN_CREDIT,
+               current_credit_amount=lambda: minor_units(max(acct().balance, Decimal(0))),
+               type=CreditType.TOKEN, priority=1,
+               warning_threshold=minor_units(cfg.low_credit_1),
+               status=lambda: int(CreditStatus.IN_USE if acct().balance > 0 else CreditStatus.ENABLED)),
+        Credit(EMERGENCY_CREDIT,
+               current_credit_amount=lambda: minor_units(acct().emergency_limit - acct().emergency_used
+                                                         if acct().emergency_invoked else cfg.emergency_credit),
+               type=CreditType.EMERGENCY, priority=2,
+               limit=minor_units(cfg.emergency_credit),
+               preset_credit_amount=minor_units(cfg.emergency_credit),
+               credit_available_threshold=minor_units(cfg.emergency_threshold),
+               status=lambda: int(EMERGENCY_CREDIT_STATUS[acct().emergency_status]),
+               on_invoke_credit=invoke),
+        Charge(CONSUMPTION_CHARGE,
+               total_amount_paid=lambda: minor_units(acct().total_charged),
+               charge_type=ChargeType.CONSUMPTION_BASED_COLLECTION, priority=1,
+               unit_charge_active=lambda: unit_charge(meter.config.tariff.active),
+               unit_charge_passive=lambda: unit_charge(meter.config.tariff.passive),
+               unit_charge_activation_time=lambda: meter.config.tariff.activation_time),
+    ]
+
+
+def unit_charge(profile) -> UnitCharge:
+    """A tariff profile's energy prices as Charge's unit_charge: paisa (price_scale -2) per
+    kWh (commodity_scale 3) of active import, one charge-table row per slab, time-of-day
+    tier or the flat rate, in the order the tariff applies them."""
+    if profile is None:
+        return UnitCharge()
+    if profile.kind is EnergyKind.SLABS:
+        rows = [(f"slab{i}", slab.rate) for i, slab in enumerate(profile.slabs, 1)]
+    elif profile.kind is EnergyKind.TOD and profile.tod is not None:
+        tiers: dict[str, Decimal] = {}
+        for _, actions in profile.tod.days:
+            for a in actions:
+                tiers.setdefault(a.name, a.rate)
+        rows = list(tiers.items())
+    else:
+        rows = [("flat", profile.flat_rate)]
+    return UnitCharge(commodity_scale=3, price_scale=-2, commodity_class_id=3, commodity_logical_name=ACTIVE_IMPORT,
+                      commodity_attribute_index=2,
+                      charge_table=tuple(ChargeTableElement(name.encode("ascii", "replace"), minor_units(rate))
+                                         for name, rate in rows))
+
+
+def prepaid_data(meter: "Meter") -> list[CosemObject]:
+    """The IS 15959-2 prepaid data objects (amounts in paisa), read live."""
+    prepaid = meter.config.prepaid
+    acct = lambda: meter.account  # noqa: E731 - read at GET time, never cached
+    return [
+        Data(METERING_MODE, lambda: axdr.Unsigned(prepaid.metering_mode)),
+        Data(PAYMENT_MODE, lambda: axdr.Unsigned(int(prepaid.payment_mode))),
+        Data(LAST_RECHARGE_AMOUNT, lambda: axdr.DoubleLong(minor_units(acct().last_recharge_amount))),
+        Data(LAST_RECHARGE_TIME, lambda: date_time_octets(acct().last_recharge_time)),
+        Data(TOTAL_AT_LAST_RECHARGE, lambda: axdr.DoubleLong(minor_units(acct().total_amount_at_last_recharge))),
+        Data(CURRENT_BALANCE, lambda: axdr.DoubleLong(minor_units(acct().current_balance_amount))),
+        Data(CURRENT_BALANCE_TIME, lambda: date_time_octets(acct().current_balance_time)),
+        Data(BILLED_AMOUNT, lambda: axdr.DoubleLong(minor_units(meter.config.tariff.bill_so_far(meter.tariff_state)))),
+    ]

@@ -1,0 +1,66 @@
+"""The token gateway adapter: STS tokens over DLMS (Token gateway, IC 115, 0.0.19.40.0.255).
+
+A token written to the gateway's ``enter`` method goes to :meth:`Meter.enter_token`,
+the same input as the keypad's, so it is decoded, checked and applied in the same
+transaction; the outcome comes back as the class's token_status (Blue Book 4.6.5:
+status code and data) and the last token as its token/time/delivery attributes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bijli.dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
+                                            TokenStatusCode)
+from bijli.firmware.cosem.catalogue import TOKEN_GATEWAY
+from bijli.firmware.meter import TokenSource
+from bijli.firmware.sts.results import TokenResultCode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bijli.firmware.meter import Meter, TokenOutcome
+
+# how a token result shows in the token gateway's status (class 115 attribute 6)
+_GATEWAY_STATUS = {
+    TokenResultCode.ACCEPT: TokenStatusCode.EXECUTION_OK,
+    TokenResultCode.FORMAT_ERROR: TokenStatusCode.FORMAT_FAILURE,
+    TokenResultCode.CRC_ERROR: TokenStatusCode.AUTHENTICATION_FAILURE,
+    TokenResultCode.OVERFLOW: TokenStatusCode.EXECUTION_FAILURE,
+    TokenResultCode.FUNCTION_ERROR: TokenStatusCode.EXECUTION_FAILURE,
+}  # every other result (old, used, key expired, ...) is a validation failure
+
+# how the token arrived, as the gateway's delivery method
+_DELIVERY = {TokenSource.KEYPAD: DeliveryMethod.MANUAL, TokenSource.CONSOLE: DeliveryMethod.LOCAL,
+             TokenSource.OPTICAL: DeliveryMethod.LOCAL, TokenSource.DLMS: DeliveryMethod.REMOTE}
+
+
+def token_digits(token: bytes) -> str:
+    """A token as it arrives over DLMS: 20 ASCII digits, or 10 octets of packed BCD."""
+    if len(token) == 10 and all((b >> 4) <= 9 and (b & 0xF) <= 9 for b in token):
+        return "".join(f"{b:02x}" for b in token)
+    try:
+        return token.decode("ascii")
+    except UnicodeDecodeError:
+        return ""  # the decoder answers format_error
+
+
+def gateway_result(outcome: "TokenOutcome") -> TokenGatewayResult:
+    status = _GATEWAY_STATUS.get(outcome.code, TokenStatusCode.VALIDATION_FAILURE)
+    descriptions = (outcome.word.encode(),) + ((outcome.message.encode("utf-8"),) if outcome.message else ())
+    return TokenGatewayResult(status, descriptions=descriptions)
+
+
+def last_token(meter: "Meter") -> TokenRecord | None:
+    t = meter.last_token
+    if t is None:
+        return None
+    return TokenRecord(t.digits.encode("ascii", "replace"), meter.last_token_time, _DELIVERY[t.source],
+                       gateway_result(t))
+
+
+def token_gateway(meter: "Meter") -> TokenGateway:
+    """The token gateway bound to ``meter``: a remote delivery comes from the head-end
+    (dlms), a local one through the optical port."""
+    return TokenGateway(TOKEN_GATEWAY, enter=lambda token, method: gateway_result(
+                            meter.enter_token(token_digits(token), TokenSource.DLMS if method == DeliveryMethod.REMOTE
+                                              else TokenSource.OPTICAL)),
+                        now=lambda: meter.now, last_token=lambda: last_token(meter))
