@@ -39,7 +39,8 @@ from enum import Enum, IntEnum
 from typing import Any, Callable, Mapping
 
 from bijli.firmware.config import Table
-from bijli.firmware.errors import ConfigError, FirmwareError
+from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
+from bijli.firmware.records import from_record, to_record
 from bijli.firmware.events import Event, EventCode
 
 
@@ -214,22 +215,13 @@ class RelayControl:
         return replace(self, control_mode=mode)
 
     def to_dict(self) -> dict:
-        return {
-            "control_mode": self.control_mode,
-            "control_state": int(self.control_state),
-            "last_transition": self.last_transition.value if self.last_transition else None,
-        }
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "RelayControl":
         try:
-            last = d.get("last_transition")
-            return cls(
-                control_mode=d["control_mode"],
-                control_state=RelayState(d["control_state"]),
-                last_transition=Transition(last) if last is not None else None,
-            )
-        except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
+            return from_record(cls, d)
+        except (StorageError, ConfigError) as exc:
             raise RelayError(f"stored disconnect control is unreadable: {exc}") from exc
 
 

@@ -4,14 +4,17 @@ IEC 62055-41 requires a meter to keep its decoder key and a window of recent TID
 in non-volatile memory; meters also hold key-change sections while the rest of a
 set arrives, and (our addition) a consecutive-bad-token counter with a lockout
 time so nobody can brute-force the 16-bit CRC by typing. The state is one frozen
-value so the decoder is a pure function, and it converts to a JSON-safe dict so
-``firmware.storage`` can commit it together with the credit in one transaction.
+value so the decoder is a pure function, and it converts to a JSON-safe record (by field type,
+:mod:`firmware.records`) so ``firmware.storage`` can commit it together with the credit in one transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from bijli.firmware.errors import StorageError
+from bijli.firmware.records import from_record, to_record
 
 from .crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from .errors import KeyMaterialError, DecoderStateError
@@ -70,56 +73,25 @@ class DecoderState:
     # --- persistence ---------------------------------------------------------
 
     def to_dict(self) -> dict:
-        k = self.key
-        return {
-            "version": STATE_VERSION,
-            "key": {"key": k.key.hex(), "ea": k.ea, "kt": k.kt, "krn": k.krn, "ti": k.ti,
-                    "sgc": k.sgc, "base": k.base, "ken": k.ken},  # fmt: skip
-            "tids": list(self.tids),
-            "tid_window": self.tid_window,
-            "pending": [{"subclass": p.subclass, "data": p.data, "arrived": p.arrived.isoformat()}
-                        for p in self.pending],  # fmt: skip
-            "key_change_window_minutes": self.key_change_window_minutes,
-            "bad_count": self.bad_count,
-            "locked_until": None if self.locked_until is None else self.locked_until.isoformat(),
-            "lockout_after": self.lockout_after,
-            "lockout_minutes": self.lockout_minutes,
-            "manufacturer_code": self.manufacturer_code,
-            "currency_crc": self.currency_crc.value,
-        }
+        """The stored record (``firmware.records`` by field type), with its format version."""
+        return {"version": STATE_VERSION, **to_record(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> DecoderState:
         try:
             if d["version"] != STATE_VERSION:
                 raise DecoderStateError(f"decoder state version {d['version']!r} is not {STATE_VERSION}")
-            k = d["key"]
-            key = DecoderKey(bytes.fromhex(k["key"]), k["ea"], k["kt"], k["krn"], k["ti"], k["sgc"],
-                             k["base"], k["ken"])  # fmt: skip
-            tids = tuple(sorted(int(t) for t in d["tids"]))
+            # states saved before the setting existed used no currency tokens of their own rule
+            record = {"currency_crc": DEFAULT_CURRENCY_CRC.value, **d}
+            state = from_record(cls, {k: v for k, v in record.items() if k != "version"})
+            tids = tuple(sorted(state.tids))
             if any(not 0 <= t < 1 << 24 for t in tids) or len(set(tids)) != len(tids):
                 raise DecoderStateError("stored TIDs must be distinct 24-bit numbers")
-            pending = tuple(
-                PendingSection(int(p["subclass"]), int(p["data"]), datetime.fromisoformat(p["arrived"]))
-                for p in d["pending"]
-            )
-            if any(p.subclass not in (3, 4, 8, 9) or not 0 <= p.data < 1 << 44 for p in pending):
+            if any(p.subclass not in (3, 4, 8, 9) or not 0 <= p.data < 1 << 44 for p in state.pending):
                 raise DecoderStateError("stored key-change sections are malformed")
-            locked = d["locked_until"]
-            return cls(
-                key=key,
-                tids=tids,
-                tid_window=d["tid_window"],
-                pending=pending,
-                key_change_window_minutes=d["key_change_window_minutes"],
-                bad_count=d["bad_count"],
-                locked_until=None if locked is None else datetime.fromisoformat(locked),
-                lockout_after=d["lockout_after"],
-                lockout_minutes=d["lockout_minutes"],
-                manufacturer_code=d["manufacturer_code"],
-                # states saved before the setting existed used no currency tokens of their own rule
-                currency_crc=CrcCVariant(d.get("currency_crc", DEFAULT_CURRENCY_CRC.value)),
-            )
+            return replace(state, tids=tids)
+        except StorageError as exc:
+            raise DecoderStateError(f"stored decoder state is malformed: {exc}") from None
         except DecoderStateError:
             raise
         except KeyMaterialError as exc:

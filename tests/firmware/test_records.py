@@ -131,3 +131,28 @@ def test_a_record_that_does_not_fit_is_a_storage_error(change):
         from_record(Sample, {**good, **change})
     with pytest.raises(StorageError):
         from_record(Sample, {k: v for k, v in good.items() if k != "flag"})
+
+
+# the decoder and relay records exactly as their hand-written to_dict wrote them (before the
+# converter), one of them from before the currency_crc setting existed
+STS_BEFORE = ('{"version": 1, "key": {"key": "74a6cc454576084a978cbc8eb24fd889", "ea": "11", "kt": 2, "krn": 1, '
+              '"ti": "01", "sgc": "123457", "base": 2014, "ken": 255}, "tids": [7000, 6900], "tid_window": 100, '
+              '"pending": [{"subclass": 3, "data": 12345, "arrived": "2024-07-02T09:30:00"}], '
+              '"key_change_window_minutes": 60, "bad_count": 2, "locked_until": null, "lockout_after": 5, '
+              '"lockout_minutes": 30, "manufacturer_code": 0}')
+RELAY_BEFORE = '{"control_mode": 6, "control_state": 2, "last_transition": "e"}'
+
+
+def test_decoder_and_relay_records_written_before_load(tmp_path):
+    Storage.open(tmp_path).close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    with db:
+        db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", [("sts", STS_BEFORE), ("relay", RELAY_BEFORE)])
+    db.close()
+    meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), AT)
+    sts = meter.sts
+    assert sts.tids == (6900, 7000) and sts.bad_count == 2 and sts.key.sgc == "123457"
+    assert sts.pending[0].arrived == dt.datetime(2024, 7, 2, 9, 30) and sts.pending[0].data == 12345
+    assert sts.currency_crc.value == "crc16"  # the default for records older than the setting
+    assert json.loads(json.dumps(sts.to_dict()))["tids"] == [6900, 7000]
+    assert int(meter.relay.control_state) == 2 and meter.relay.last_transition.value == "e"
