@@ -27,7 +27,7 @@ from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
 from bijli.tools.node import push as push_shell
 from bijli.tools.node.fleet import Fleet
-from bijli.tools.node.links import wrapper_session
+from bijli.tools.node.links import tcp_options, wrapper_session
 from bijli.tools.node.meter_node import TICK, stdio_console
 
 log = logging.getLogger("bijli.fleet")
@@ -93,7 +93,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
             server = m.node.server
             listener = await tcp.serve(host, base_port + m.index if base_port else 0,
                                        lambda s, server=server: wrapper_session(s, server),
-                                       inactivity_timeout=m.cfg.meter.dlms.inactivity_timeout_s)
+                                       **tcp_options(m.cfg.meter.dlms))
             listeners.append(listener)
             m.host, m.port = listener.sockets[0].getsockname()[:2]
             m.node.tcp_port = m.port

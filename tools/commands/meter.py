@@ -29,7 +29,7 @@ from bijli.tools.node import config as config_mod
 from bijli.tools.node import launcher
 from bijli.tools.node import push as push_shell
 from bijli.tools.node.devices import Devices
-from bijli.tools.node.links import add_transport_arguments, start_transports, wrapper_session
+from bijli.tools.node.links import add_transport_arguments, start_transports, tcp_options, wrapper_session
 from bijli.tools.node.meter_node import TICK, MeterNode, stdio_console
 
 KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
@@ -189,8 +189,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
         loop.add_signal_handler(sig, program.stopping.set)
     transports = await start_transports(args, program.server, cfg)
     host, port = tcp.parse_endpoint(args.tcp or "127.0.0.1:4059")
-    listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server),
-                               inactivity_timeout=cfg.meter.dlms.inactivity_timeout_s)
+    listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server), **tcp_options(cfg.meter.dlms))
     bound = listener.sockets[0].getsockname()
     program.node.tcp_port = bound[1]
     ident = cfg.meter.identity
