@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bijli.firmware.errors import FirmwareError
+from bijli.hal import loop as hal_loop
 from bijli.hal import tcp
 from bijli.hal.clock import Clock, RealClock, SimClock
 from bijli.hal.errors import HalError
@@ -125,7 +126,7 @@ def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = config_mod.load(args.config)
-        return asyncio.run(_run(args, cfg))
+        return hal_loop.run(_run(args, cfg))
     except (FirmwareError, HalError, ValueError, OSError) as exc:
         print(f"bijli fleet: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from bijli.firmware.console import Reply
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.upgrade import ImageStore, upgrade_objects
+from bijli.hal import loop as hal_loop
 from bijli.hal import systemd, tcp
 from bijli.hal.clock import Clock, RealClock, SimClock
 from bijli.hal.errors import HalError
@@ -238,7 +239,7 @@ def _main(args) -> int:
     try:
         launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
         cfg = config_mod.load(args.config)
-        return asyncio.run(_run(args, cfg))
+        return hal_loop.run(_run(args, cfg))
     except (FirmwareError, HalError, ValueError, OSError) as exc:
         print(f"bijli meter: {exc}", file=sys.stderr)
         return 2
