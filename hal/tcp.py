@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from typing import Callable, Protocol
 
@@ -267,6 +268,13 @@ async def serve(host: str, port: int, factory: HandlerFactory, *, inactivity_tim
     """
     listener = Listener(factory, name=name or f"tcp {host}:{port}", inactivity_timeout=inactivity_timeout,
                         setup_timeout=setup_timeout, max_connections=max_connections)
+    room = _descriptors_free()
+    if room is not None and room < max_connections:
+        # a cap above what the process can open would turn into accept() failing with
+        # EMFILE; closing peers at a cap it can reach answers them instead
+        listener.max_connections = max(1, room)
+        log.warning("%s: connection cap %d lowered to %d by the open-file limit", listener.name, max_connections,
+                    listener.max_connections)
     try:
         listener._server = await listener.loop.create_server(lambda: Connection(listener), host, port,
                                                              reuse_address=True, backlog=256)
@@ -276,6 +284,23 @@ async def serve(host: str, port: int, factory: HandlerFactory, *, inactivity_tim
         bound = listener.sockets[0].getsockname()
         listener.name = f"tcp {bound[0]}:{bound[1]}"
     return listener
+
+
+_FD_RESERVE = 32  # descriptors kept for the state database, logs, ptys and the next listener
+
+
+def _descriptors_free() -> int | None:
+    """Descriptors this process may still open, less a reserve; None when unknown."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        in_use = len(os.listdir("/proc/self/fd"))
+    except (ImportError, OSError, ValueError):
+        return None
+    return soft - in_use - _FD_RESERVE
 
 
 def parse_endpoint(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
