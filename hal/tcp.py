@@ -22,7 +22,7 @@ back-pressure, and a bound on what one peer can make the meter hold.
 
 Each endpoint caps its concurrent connections (configurable): a peer over the
 cap is closed at once, and the condition is logged once when it starts and once
-when it ends, never per refused peer. Every error here is a
+when it has been over for a while (with the count), never per refused peer. Every error here is a
 :class:`~hal.errors.HalError`.
 
 Client side, :class:`SocketLine` is the blocking line the tools' DLMS client
@@ -57,6 +57,7 @@ log = logging.getLogger("bijli.hal.tcp")
 
 DEFAULT_MAX_CONNECTIONS = 128  # per endpoint; well under a Raspberry Pi's default fd limit of 1024
 WRITE_HIGH_WATER = 64 * 1024  # bytes queued for a peer before we stop reading its requests
+CAP_QUIET_S = 10.0  # seconds without a refused peer before the cap condition counts as over
 
 
 class Handler(Protocol):
@@ -221,6 +222,7 @@ class Listener:
         self.connections: set[Connection] = set()
         self.refused = 0  # peers closed at the cap since the condition began
         self._at_cap = False
+        self._last_refused = 0.0
         self._server: asyncio.AbstractServer | None = None
 
     @property
@@ -229,21 +231,32 @@ class Listener:
 
     def _admit(self, conn: Connection) -> bool:
         if len(self.connections) >= self.max_connections:
+            self._last_refused = self.loop.time()
             if not self._at_cap:
                 self._at_cap = True
-                log.warning("%s: %d connections, the cap: closing new peers until one leaves",
-                            self.name, self.max_connections)
+                log.warning("%s: %d connections, the cap: closing new peers (logged again once none has been "
+                            "closed for %.0f s)", self.name, self.max_connections, CAP_QUIET_S)
+                self.loop.call_later(CAP_QUIET_S, self._cap_episode_over)
             self.refused += 1
             return False
         self.connections.add(conn)
         return True
 
+    def _cap_episode_over(self) -> None:
+        # a flood keeps the cap flapping (peers closed, new ones let in): the condition is
+        # over only once no peer has been refused for CAP_QUIET_S seconds
+        if not self._at_cap:
+            return
+        quiet_since = self.loop.time() - self._last_refused
+        if quiet_since < CAP_QUIET_S:
+            self.loop.call_later(CAP_QUIET_S - quiet_since, self._cap_episode_over)
+            return
+        self._at_cap = False
+        log.warning("%s: below the cap again after closing %d peers", self.name, self.refused)
+        self.refused = 0
+
     def _release(self, conn: Connection) -> None:
         self.connections.discard(conn)
-        if self._at_cap and len(self.connections) < self.max_connections:
-            self._at_cap = False
-            log.warning("%s: below the cap again after closing %d peers", self.name, self.refused)
-            self.refused = 0
 
     def close(self) -> None:
         """Stop listening and close every connection (shutdown): no task is left to cancel."""

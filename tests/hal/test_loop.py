@@ -17,7 +17,8 @@ def test_asyncio_can_be_forced():
     assert hal_loop.run(_loop_class_name(), choice="asyncio").startswith("asyncio")
 
 
-def test_auto_takes_uvloop_when_installed():
+def test_auto_takes_uvloop_when_installed(monkeypatch):
+    monkeypatch.delenv("BIJLI_LOOP", raising=False)
     try:
         import uvloop  # noqa: F401
     except ImportError:

@@ -178,7 +178,8 @@ def test_hdlc_over_tcp_peers_that_never_associate_are_closed(served):
     assert _closed_within(t.line.sock, 3.0) is not None
 
 
-def test_connection_cap_closes_new_peers_and_logs_once_per_condition(served, caplog):
+def test_connection_cap_closes_new_peers_and_logs_once_per_condition(served, caplog, monkeypatch):
+    monkeypatch.setattr(tcp, "CAP_QUIET_S", 0.5)  # how long without a refusal ends the condition
     s = served(max_connections=5)
     with caplog.at_level(logging.WARNING, logger="bijli.hal.tcp"):
         kept = [socket.create_connection(("127.0.0.1", s.port())) for _ in range(5)]
@@ -191,6 +192,7 @@ def test_connection_cap_closes_new_peers_and_logs_once_per_condition(served, cap
         time.sleep(0.2)
         again = socket.create_connection(("127.0.0.1", s.port()))
         assert _closed_within(again, 0.5) is None  # below the cap: served again
+        time.sleep(0.8)
     lines = [r.getMessage() for r in caplog.records if r.name == "bijli.hal.tcp"]
     assert len([m for m in lines if "the cap:" in m]) == 1
     assert len([m for m in lines if "below the cap" in m and "20 peers" in m]) == 1

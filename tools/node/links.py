@@ -1,20 +1,28 @@
 """I/O shells that carry DLMS between a byte stream and the sans-IO protocol cores.
 
-Server side (the meter): each coroutine here is the thin loop around one link
-state machine: bytes from a hal stream or port go into the link connection
+Server side (the meter): each shell here is the thin layer around one link state
+machine: bytes from a hal connection or port go into the link connection
 (:mod:`dlms.link.wrapper`, :mod:`dlms.link.hdlc`, with :mod:`dlms.link.mode_e`
 in front on an optical port), APDUs it yields go to
-:meth:`dlms.server.Server.handle`, answers go back out. One association
-:class:`~dlms.server.Session` per client SAP per connection. Protocol errors
-close this connection only; the meter keeps serving everyone else.
-:func:`add_transport_arguments` / :func:`start_transports` let ``bijli meter``
-open the HDLC-over-TCP, serial and optical listeners from its command line.
+:meth:`dlms.server.Server.handle`, answers go back out. On TCP the shells are the
+handlers :func:`hal.tcp.serve` calls synchronously with every chunk received
+(:class:`WrapperShell`, :class:`HdlcTcpShell`): no task, no await, one write per
+chunk. On a serial port the same synchronous :class:`HdlcShell` sits under a small
+read loop, because the mode E baud switches must wait for the output to drain.
+One association :class:`~dlms.server.Session` per client SAP per connection, at
+most ``MAX_SESSIONS``; a connection counts as established (the hal's long
+inactivity timeout instead of its short set-up timeout) while one of them is
+associated. Protocol errors close this connection only; the meter keeps serving
+everyone else. :func:`add_transport_arguments` / :func:`start_transports` let
+``bijli meter`` open the HDLC-over-TCP, serial and optical listeners from its
+command line, with the limits of :func:`tcp_options`.
 
 Client side (tools and tests): blocking transports with the
-:class:`dlms.client.ApduTransport` shape (one APDU out, one back) over a TCP
-socket (wrapper or HDLC) or a pyserial port (HDLC, optionally after the
-IEC 62056-21 mode E opening at 300 baud); :func:`open_client_transport` picks
-one from a ``tcp://HOST:PORT`` or ``serial://DEVICE-OR-URL`` target.
+:class:`dlms.client.ApduTransport` shape (one APDU out, one back) over a
+:class:`hal.tcp.SocketLine` (wrapper or HDLC) or a :class:`hal.serial.SerialLine`
+(HDLC, optionally after the IEC 62056-21 mode E opening at 300 baud);
+:func:`open_client_transport` picks one from a ``tcp://HOST:PORT`` or
+``serial://DEVICE-OR-URL`` target.
 """
 
 from __future__ import annotations
