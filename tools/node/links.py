@@ -233,7 +233,7 @@ class HdlcTcpShell:
     def data_received(self, data: bytes) -> None:
         try:
             associated = self.hdlc.feed(data, time.monotonic())
-        except _TooManySessions as exc:
+        except (DlmsError, _TooManySessions) as exc:
             log.info("closing %s: %s", self.conn.peer, exc)
             self.conn.close()
             return
@@ -287,7 +287,7 @@ async def hdlc_session(port, server: Server, *, physical_address: int = 16, inac
         shell.disconnected = False
         try:
             shell.feed(data, now)
-        except _TooManySessions as exc:
+        except (DlmsError, _TooManySessions) as exc:
             log.info("%s: %s; link reset", port.spec, exc)
             shell.reset()
             continue
