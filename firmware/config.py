@@ -132,12 +132,15 @@ class DlmsSettings:
     lockout_after: int = 3
     lockout_minutes: float = 5.0
     inactivity_timeout_s: float = 120.0
+    association_timeout_s: float = 30.0  # a peer that has not associated by then is closed
+    max_connections: int = 128  # per TCP endpoint (wrapper, HDLC over TCP)
 
     @classmethod
     def from_table(cls, table: dict, prefix: str = "dlms") -> "DlmsSettings":
         t = Table(table, prefix, {
             "max_pdu", "reader_password", "hls_secret", "encryption_key", "authentication_key", "master_key",
             "hdlc_physical_address", "lockout_after", "lockout_minutes", "inactivity_timeout_s",
+            "association_timeout_s", "max_connections",
         })
         return cls(
             max_pdu=t.int("max_pdu", 1024, 64, 65535),
@@ -150,6 +153,8 @@ class DlmsSettings:
             lockout_after=t.int("lockout_after", 3, 1, 100),
             lockout_minutes=t.float("lockout_minutes", 5.0, 0.0, 1440.0),
             inactivity_timeout_s=t.float("inactivity_timeout_s", 120.0, 1.0, 86400.0),
+            association_timeout_s=t.float("association_timeout_s", 30.0, 1.0, 86400.0),
+            max_connections=t.int("max_connections", 128, 1, 100_000),
         )
 
 

@@ -17,6 +17,10 @@ side (``peer_path``, optionally behind a stable symlink such as
 ``state/optical``) a client program opens exactly as it would open a USB
 optical probe. (Linux ptys take the baud rate and stop bits but force CS8 and
 no parity, so on a pty the 7E1 of the opening shows only in :attr:`Port.framing`.)
+
+:class:`SerialLine` is the blocking client side of the same (a tool's optical probe,
+a test's peer); it shares :func:`apply_framing`, the one framing fallback, with the
+ports above.
 """
 
 from __future__ import annotations
@@ -28,16 +32,18 @@ import os
 import struct
 import termios
 import threading
+import time
 import tty
 from dataclasses import dataclass
 from pathlib import Path
 
 import serial
 
-from bijli.hal.errors import BackendError, HalError
+from bijli.hal.errors import BackendError, HalError, LineError
 
 __all__ = [
     "Framing",
+    "SerialLine",
     "MODE_E_OPENING",
     "MODE_E_9600",
     "Port",
@@ -438,22 +444,35 @@ class SerialPort(_FdPort):
         self.serial = ser
 
     def _apply_framing(self, framing: Framing) -> None:
-        _apply_pyserial(self.serial, framing, self.spec)
+        apply_framing(self.serial, framing, self.spec)
 
     def _close_backend(self) -> None:
         self.serial.close()
 
 
-def _apply_pyserial(ser: serial.SerialBase, framing: Framing, spec: str) -> None:
+def apply_framing(ser: serial.SerialBase, framing: Framing, spec: str) -> Framing:
+    """Set ``framing`` on a pyserial port; returns the framing the port really took.
+
+    The one framing fallback of the hal: a port that refuses the character format
+    (a pseudo-terminal refuses 7E1, Linux ptys being 8N1 only) is set to 8N1 at the
+    same rate and stop bits, which the IEC 62056-21 opening tolerates (its code does
+    not look at the parity bit). A rate the port cannot take is a PortError."""
+    def settings(f: Framing) -> dict:
+        return {"baudrate": f.baud, "bytesize": f.bytesize, "parity": f.parity, "stopbits": f.stopbits}
+
     try:
-        ser.apply_settings({
-            "baudrate": framing.baud,
-            "bytesize": framing.bytesize,
-            "parity": framing.parity,
-            "stopbits": framing.stopbits,
-        })
-    except (serial.SerialException, ValueError) as exc:
-        raise PortError(f"{spec}: cannot set {framing}: {exc}") from exc
+        ser.apply_settings(settings(framing))
+        return framing
+    except (serial.SerialException, ValueError, OSError, termios.error) as exc:
+        first = exc
+    if (framing.bytesize, framing.parity) != (8, "N"):
+        fallback = Framing(framing.baud, 8, "N", framing.stopbits)
+        try:
+            ser.apply_settings(settings(fallback))
+            return fallback
+        except (serial.SerialException, ValueError, OSError, termios.error):
+            pass
+    raise PortError(f"{spec}: cannot set {framing}: {first}") from first
 
 
 class ThreadedSerialPort(Port):
@@ -515,7 +534,7 @@ class ThreadedSerialPort(Port):
         await asyncio.get_running_loop().run_in_executor(None, self.serial.flush)
 
     def _apply_framing(self, framing: Framing) -> None:
-        _apply_pyserial(self.serial, framing, self.spec)
+        apply_framing(self.serial, framing, self.spec)
 
     def _stop_io(self) -> None:
         self._stop.set()
@@ -554,3 +573,53 @@ def open_port(spec: str, framing: Framing = MODE_E_9600) -> Port:
     except (AttributeError, NotImplementedError, OSError, serial.SerialException):
         return ThreadedSerialPort(spec, ser, framing)
     return SerialPort(spec, ser, framing)
+
+
+class SerialLine:
+    """A blocking serial line for a client (a probe on ``/dev/ttyUSB0``, a meter's pty):
+    ``send`` and wait until sent, ``recv`` with a time-out, ``switch`` the framing (the
+    mode E baud change, with :func:`apply_framing`'s fallback). Failures are
+    :class:`~hal.errors.LineError`."""
+
+    _POLL = 0.05
+
+    def __init__(self, url: str, baud: int = 9600, bytesize: int = 8, parity: str = "N"):
+        try:
+            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=self._POLL)
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise LineError(f"cannot open {url}: {exc}") from None
+        self.name = url
+        try:
+            apply_framing(self.ser, Framing(baud, bytesize, parity, 1), url)
+        except PortError:
+            self.ser.close()
+            raise
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise LineError(f"{self.name}: write failed: {exc}") from exc
+
+    def recv(self, timeout: float) -> bytes | None:
+        """Bytes, or None when nothing came within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                first = self.ser.read(1)
+                if first:
+                    return first + self.ser.read(self.ser.in_waiting)
+                if time.monotonic() >= deadline:
+                    return None
+        except (serial.SerialException, OSError) as exc:
+            raise LineError(f"{self.name}: read failed: {exc}") from exc
+
+    def switch(self, framing) -> None:
+        """Change baud and character format once what was sent has left (anything with
+        baud, bytesize, parity and stopbits, such as a mode E BaudSwitch)."""
+        self.ser.flush()
+        apply_framing(self.ser, Framing(framing.baud, framing.bytesize, framing.parity, framing.stopbits), self.name)
+
+    def close(self) -> None:
+        self.ser.close()

@@ -1,71 +1,319 @@
-"""TCP listeners for DLMS (wrapper or HDLC over TCP): many connections, one event loop.
+"""TCP for DLMS (the IEC 62056-47 wrapper, HDLC over TCP): listeners, the push sender, a blocking line.
 
-The hal knows sockets, not protocols: :func:`serve` accepts connections and hands
-each to a session coroutine from the tools layer as a :class:`Stream`, which
-reads with a per-connection inactivity timeout. A peer that stays silent longer
-than that is closed, so a forgotten probe cannot hold an association forever.
+The hal knows sockets, not protocols. :func:`serve` accepts connections on one
+endpoint and gives each to a *handler* that the tools layer builds around a
+sans-IO protocol core: the handler's ``data_received(data)`` is called
+synchronously with every chunk the kernel delivers and answers with
+:meth:`Connection.write`; nothing here runs a task per connection or per read.
+That shape (an :class:`asyncio.Protocol`) is what keeps the shell's cost per
+request near the event loop's floor: one ``recv`` callback, one ``send``.
+
+Each connection keeps one timer, re-armed lazily: :meth:`Connection.touch` only
+stores the time of the last useful exchange, and when the timer fires it
+either closes a peer that stayed idle for :attr:`Connection.timeout` seconds or
+schedules itself again for the remaining time. The handler decides what counts
+as activity (a whole request served, not a trickled byte), and may shorten the
+timeout for a peer that has not associated yet.
+
+Writes go straight to the transport; only when its buffer passes the high-water
+mark (a peer that sends requests but does not read the answers) does the
+connection stop reading from that peer until the buffer drains: real
+back-pressure, and a bound on what one peer can make the meter hold.
+
+Each endpoint caps its concurrent connections (configurable): a peer over the
+cap is closed at once, and the condition is logged once when it starts and once
+when it has been over for a while (with the count), never per refused peer. Every error here is a
+:class:`~hal.errors.HalError`.
+
+Client side, :class:`SocketLine` is the blocking line the tools' DLMS client
+transports send over (one ``send``, a ``recv`` with a time-out), and
+:func:`send_once` delivers one frame on a fresh connection (push).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+import logging
+import os
+import socket
+from typing import Callable, Protocol
+
+from bijli.hal.errors import HalError, InactivityTimeout, LineError
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "Connection",
+    "Handler",
+    "InactivityTimeout",
+    "LineError",
+    "Listener",
+    "SocketLine",
+    "parse_endpoint",
+    "send_once",
+    "serve",
+]
+
+log = logging.getLogger("bijli.hal.tcp")
+
+DEFAULT_MAX_CONNECTIONS = 128  # per endpoint; well under a Raspberry Pi's default fd limit of 1024
+WRITE_HIGH_WATER = 64 * 1024  # bytes queued for a peer before we stop reading its requests
+CAP_QUIET_S = 10.0  # seconds without a refused peer before the cap condition counts as over
 
 
-class InactivityTimeout(Exception):
-    """The peer sent nothing for the configured time."""
+class Handler(Protocol):
+    """What the tools layer gives :func:`serve` for each connection."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self) -> None: ...
 
 
-class Stream:
-    """One accepted connection."""
+HandlerFactory = Callable[["Connection"], Handler]
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, inactivity_timeout: float | None):
-        self._reader = reader
-        self._writer = writer
-        self.inactivity_timeout = inactivity_timeout
-        self.peer = writer.get_extra_info("peername")
 
-    async def read(self, n: int = 65536) -> bytes:
-        """Bytes from the peer; b'' at end of stream. Raises InactivityTimeout."""
-        try:
-            return await asyncio.wait_for(self._reader.read(n), self.inactivity_timeout)
-        except asyncio.TimeoutError:
-            raise InactivityTimeout(f"{self.peer}: silent for {self.inactivity_timeout} s") from None
-        except (ConnectionError, OSError):
-            return b""
+class Connection(asyncio.Protocol):
+    """One accepted connection: the asyncio protocol and the handler's view of it."""
 
-    async def write(self, data: bytes) -> None:
-        if data:
-            self._writer.write(data)
+    __slots__ = ("_listener", "_transport", "_handler", "_loop", "_timer", "_last", "timeout", "peer", "closed",
+                 "established")
+
+    def __init__(self, listener: "Listener") -> None:
+        self._listener = listener
+        self._transport: asyncio.Transport | None = None
+        self._handler: Handler | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = listener.loop
+        self._last = 0.0
+        self.timeout: float | None = listener.setup_timeout
+        self.peer = None
+        self.closed = False
+        self.established = False
+
+    # ---- the handler's side ----------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for the peer; never waits (see the module's note on back-pressure)."""
+        if data and not self.closed:
+            self._transport.write(data)
+
+    def touch(self) -> None:
+        """A useful exchange happened now: the idle clock starts again."""
+        self._last = self._loop.time()
+
+    def set_established(self, established: bool) -> None:
+        """The handler's protocol has (or no longer has) a session above it: the idle limit
+        becomes the endpoint's inactivity timeout (or again its shorter set-up timeout),
+        counted from now."""
+        if established == self.established:
+            return
+        self.established = established
+        self._last = self._loop.time()
+        listener = self._listener
+        self.timeout = listener.inactivity_timeout if established else listener.setup_timeout
+        self._arm(self._last)
+
+    def close(self) -> None:
+        """Close after what is queued has been sent."""
+        if not self.closed and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping what is queued (shutdown, a peer that will not read)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    # ---- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._transport = transport
+        listener = self._listener
+        self.peer = transport.get_extra_info("peername")
+        if not listener._admit(self):
+            self.closed = True
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
             try:
-                await self._writer.drain()
-            except (ConnectionError, OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
                 pass
-
-    async def close(self) -> None:
+        self._last = self._loop.time()
         try:
-            self._writer.close()
-            await self._writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
+            self._handler = listener.factory(self)
+        except Exception:
+            log.exception("%s: the connection handler could not start", listener.name)
+            self.abort()
+            return
+        self._arm(self._last)
 
-
-SessionFactory = Callable[[Stream], Awaitable[None]]
-
-
-async def serve(host: str, port: int, session: SessionFactory, *, inactivity_timeout: float | None = 120.0) -> asyncio.Server:
-    """Start listening; each connection runs ``session(stream)`` and is closed after it."""
-
-    async def _on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        stream = Stream(reader, writer, inactivity_timeout)
+    def data_received(self, data: bytes) -> None:
+        handler = self._handler
+        if handler is None or self.closed:
+            return
         try:
-            await session(stream)
-        except InactivityTimeout:
-            pass
-        finally:
-            await stream.close()
+            handler.data_received(data)
+        except Exception:  # a bug in a handler ends this connection, not the meter
+            log.exception("%s: closing %s after an error in its handler", self._listener.name, self.peer)
+            self.abort()
 
-    return await asyncio.start_server(_on_connection, host, port, reuse_address=True)
+    def eof_received(self) -> bool:
+        return False  # close our side too: a DLMS peer that half-closes has gone
+
+    def pause_writing(self) -> None:
+        # the peer does not read what we send: stop reading what it sends until it does
+        if self._transport is not None and not self.closed:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        was_open = not self.closed
+        self.closed = True
+        if self._handler is not None:
+            handler, self._handler = self._handler, None
+            try:
+                handler.connection_lost()
+            except Exception:
+                log.exception("%s: error while closing %s", self._listener.name, self.peer)
+        if was_open:
+            self._listener._release(self)
+
+    # ---- the one timer ---------------------------------------------------------------------
+    def _arm(self, since: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.timeout is not None and not self.closed:
+            self._timer = self._loop.call_at(since + self.timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._timer = None
+        if self.closed or self.timeout is None:
+            return
+        deadline = self._last + self.timeout
+        if self._loop.time() >= deadline:
+            log.debug("%s: closing %s, idle for %s s", self._listener.name, self.peer, self.timeout)
+            self.abort()
+        else:
+            self._timer = self._loop.call_at(deadline, self._check_idle)
+
+
+class Listener:
+    """One listening endpoint; :meth:`close` stops it and closes its connections."""
+
+    def __init__(self, factory: HandlerFactory, *, name: str, inactivity_timeout: float | None,
+                 setup_timeout: float | None, max_connections: int) -> None:
+        if max_connections < 1:
+            raise HalError(f"{name}: max_connections must be at least 1, not {max_connections}")
+        self.factory = factory
+        self.name = name
+        self.inactivity_timeout = inactivity_timeout
+        # a peer that has not set up a session yet gets the shorter of the two
+        self.setup_timeout = (inactivity_timeout if setup_timeout is None
+                              else setup_timeout if inactivity_timeout is None
+                              else min(setup_timeout, inactivity_timeout))
+        self.max_connections = max_connections
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[Connection] = set()
+        self.refused = 0  # peers closed at the cap since the condition began
+        self._at_cap = False
+        self._last_refused = 0.0
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def sockets(self):
+        return self._server.sockets if self._server is not None else ()
+
+    def _admit(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.max_connections:
+            self._last_refused = self.loop.time()
+            if not self._at_cap:
+                self._at_cap = True
+                log.warning("%s: %d connections, the cap: closing new peers (logged again once none has been "
+                            "closed for %.0f s)", self.name, self.max_connections, CAP_QUIET_S)
+                self.loop.call_later(CAP_QUIET_S, self._cap_episode_over)
+            self.refused += 1
+            return False
+        self.connections.add(conn)
+        return True
+
+    def _cap_episode_over(self) -> None:
+        # a flood keeps the cap flapping (peers closed, new ones let in): the condition is
+        # over only once no peer has been refused for CAP_QUIET_S seconds
+        if not self._at_cap:
+            return
+        quiet_since = self.loop.time() - self._last_refused
+        if quiet_since < CAP_QUIET_S:
+            self.loop.call_later(CAP_QUIET_S - quiet_since, self._cap_episode_over)
+            return
+        self._at_cap = False
+        log.warning("%s: below the cap again after closing %d peers", self.name, self.refused)
+        self.refused = 0
+
+    def _release(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    def close(self) -> None:
+        """Stop listening and close every connection (shutdown): no task is left to cancel."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def serve(host: str, port: int, factory: HandlerFactory, *, inactivity_timeout: float | None = 120.0,
+                setup_timeout: float | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                name: str | None = None) -> Listener:
+    """Listen on ``host:port``; each connection gets ``factory(connection)`` as its handler.
+
+    A connection may stay idle ``setup_timeout`` seconds until its handler calls
+    :meth:`Connection.set_established`, then ``inactivity_timeout`` seconds (None: no limit);
+    ``max_connections`` caps the connections open at once on this endpoint.
+    """
+    listener = Listener(factory, name=name or f"tcp {host}:{port}", inactivity_timeout=inactivity_timeout,
+                        setup_timeout=setup_timeout, max_connections=max_connections)
+    room = _descriptors_free()
+    if room is not None and room < max_connections:
+        # a cap above what the process can open would turn into accept() failing with
+        # EMFILE; closing peers at a cap it can reach answers them instead
+        listener.max_connections = max(1, room)
+        log.warning("%s: connection cap %d lowered to %d by the open-file limit", listener.name, max_connections,
+                    listener.max_connections)
+    try:
+        listener._server = await listener.loop.create_server(lambda: Connection(listener), host, port,
+                                                             reuse_address=True, backlog=256)
+    except OSError as exc:
+        raise HalError(f"cannot listen on {host}:{port}: {exc}") from exc
+    if name is None:
+        bound = listener.sockets[0].getsockname()
+        listener.name = f"tcp {bound[0]}:{bound[1]}"
+    return listener
+
+
+_FD_RESERVE = 32  # descriptors kept for the state database, logs, ptys and the next listener
+
+
+def _descriptors_free() -> int | None:
+    """Descriptors this process may still open, less a reserve; None when unknown."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        in_use = len(os.listdir("/proc/self/fd"))
+    except (ImportError, OSError, ValueError):
+        return None
+    return soft - in_use - _FD_RESERVE
 
 
 def parse_endpoint(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -78,3 +326,64 @@ def parse_endpoint(text: str, default_host: str = "127.0.0.1") -> tuple[str, int
     if not 0 <= number <= 65535:
         raise ValueError(f"port out of range: {text!r}")
     return (host.strip("[]") or default_host), number
+
+
+# =========================================================================================
+# client side
+# =========================================================================================
+
+
+async def send_once(host: str, port: int, data: bytes, *, timeout: float = 10.0) -> None:
+    """Connect, send ``data``, close (an unconfirmed push). Raises LineError on any failure."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        raise LineError(f"{host}:{port}: no connection within {timeout} s") from None
+    except OSError as exc:
+        raise LineError(f"{host}:{port}: {exc}") from exc
+    try:
+        writer.write(data)
+        await asyncio.wait_for(writer.drain(), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise LineError(f"{host}:{port}: sending failed: {exc or 'timed out'}") from exc
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+
+class SocketLine:
+    """A blocking TCP line for a client: ``send`` all, ``recv`` with a time-out.
+    Failures are :class:`~hal.errors.LineError` (a ConnectionError too)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        try:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            raise LineError(f"cannot connect to {host}:{port}: {exc}") from exc
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.name = f"{host}:{port}"
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise LineError(f"{self.name}: send failed: {exc}") from exc
+
+    def recv(self, timeout: float) -> bytes | None:
+        """Bytes; None on time-out; raises LineError at end of stream."""
+        self.sock.settimeout(max(timeout, 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return None
+        except OSError as exc:
+            raise LineError(f"{self.name}: receive failed: {exc}") from exc
+        if not data:
+            raise LineError(f"{self.name}: the peer closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()

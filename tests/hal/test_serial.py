@@ -214,3 +214,34 @@ def test_write_after_close_raises():
     port.close()
     with pytest.raises(PortError):
         port.write(b"x")
+
+
+def test_serial_line_takes_the_opening_framing_on_a_pty_and_talks_to_a_port():
+    """The blocking client line (tools and tests) opens 300 7E1 on a pty, which takes only
+    8N1: the one framing fallback of hal.serial keeps the rate and drops to 8N1."""
+    from bijli.hal.errors import LineError
+    from bijli.hal.serial import SerialLine, apply_framing
+
+    async def main():
+        port = open_port("pty")
+        loop = asyncio.get_running_loop()
+        line = await loop.run_in_executor(None, SerialLine, port.peer_path, 300, 7, "E")
+        try:
+            assert line.ser.baudrate == 300
+            taken = apply_framing(line.ser, MODE_E_OPENING, "client")
+            assert taken.baud == 300 and taken in (MODE_E_OPENING, Framing(300, 8, "N", 1))
+            await loop.run_in_executor(None, line.send, b"/?!\r\n")
+            assert await read_exactly(port, 5) == b"/?!\r\n"
+            port.write(b"ack")
+            await port.drain()
+            got = await loop.run_in_executor(None, line.recv, 2.0)
+            assert got == b"ack"
+            assert await loop.run_in_executor(None, line.recv, 0.1) is None  # nothing more: a time-out
+            line.switch(MODE_E_9600)
+            assert line.ser.baudrate == 9600
+        finally:
+            line.close()
+            port.close()
+    run(main())
+    with pytest.raises(LineError):
+        SerialLine("/dev/does-not-exist-bijli")

@@ -43,7 +43,8 @@ class SerialTransport:
     the 300-baud part: gurux has no mode E)."""
 
     def __init__(self, path: str, *, mode_e: bool = False, timeout: float = 10.0):
-        from bijli.tools.node.links import SerialLine, mode_e_open
+        from bijli.hal.serial import SerialLine
+        from bijli.tools.node.links import mode_e_open
 
         self.line = SerialLine(path, 300 if mode_e else 9600, 7 if mode_e else 8, "E" if mode_e else "N")
         if mode_e:

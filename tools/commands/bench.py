@@ -17,7 +17,8 @@ from typing import Callable, Iterable
 
 # area name -> "module:function" returning an iterable of BenchResult
 AREAS: dict[str, list[str]] = {
-    "dlms": ["bijli.tools.bench.dlms:bench", "bijli.tools.bench.hdlc:bench", "bijli.tools.bench.server:bench"],
+    "dlms": ["bijli.tools.bench.dlms:bench", "bijli.tools.bench.hdlc:bench", "bijli.tools.bench.server:bench",
+             "bijli.tools.bench.server_cost:bench"],
     "sts": ["bijli.tools.bench.sts:bench"],
     "firmware": ["bijli.tools.bench.metrology:bench", "bijli.tools.bench.firmware:bench"],
 }

@@ -127,7 +127,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
     from bijli.hal import tcp
     from bijli.tools.node import push as push_shell
     from bijli.tools.node.fleet import Fleet
-    from bijli.tools.node.links import wrapper_session
+    from bijli.tools.node.links import tcp_options, wrapper_session
     from bijli.tools.node.meter_node import stdio_console
 
     host, base_port = tcp.parse_endpoint(args.tcp)
@@ -148,7 +148,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
             server = m.node.server
             listener = await tcp.serve(host, base_port + m.index if base_port else 0,
                                        lambda s, server=server: wrapper_session(s, server),
-                                       inactivity_timeout=m.cfg.meter.dlms.inactivity_timeout_s)
+                                       **tcp_options(m.cfg.meter.dlms))
             listeners.append(listener)
             m.host, m.port = listener.sockets[0].getsockname()[:2]
             m.node.tcp_port = m.port
@@ -179,7 +179,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
 
 
 def _main(args) -> int:
-    import asyncio
+    from bijli.hal import loop as hal_loop
 
     from bijli.tools.node import config as config_mod
 
@@ -188,4 +188,4 @@ def _main(args) -> int:
         raise UsageError("--count must be at least 1")
     check_file_descriptors(args.count)
     cfg = config_mod.load(args.config)
-    return asyncio.run(_run(args, cfg))
+    return hal_loop.run(_run(args, cfg))

@@ -23,6 +23,7 @@ from bijli.firmware.console import Reply
 from bijli.firmware.events import EventCode
 from bijli.firmware.cosem.upgrade import upgrade_objects
 from bijli.firmware.upgrade.store import ImageStore
+from bijli.hal import loop as hal_loop
 from bijli.hal import systemd, tcp
 from bijli.hal.clock import TimeSource, RealClock, SimClock, meter_local
 from bijli.hal.serial import open_port
@@ -30,7 +31,7 @@ from bijli.tools.node import config as config_mod
 from bijli.tools.node import launcher
 from bijli.tools.node import push as push_shell
 from bijli.tools.node.devices import Devices
-from bijli.tools.node.links import add_transport_arguments, start_transports, wrapper_session
+from bijli.tools.node.links import add_transport_arguments, start_transports, tcp_options, wrapper_session
 from bijli.tools.node.meter_node import TICK, MeterNode, stdio_console
 
 KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
@@ -203,8 +204,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
         loop.add_signal_handler(sig, program.stopping.set)
     transports = await start_transports(args, program.server, cfg)
     host, port = tcp.parse_endpoint(args.tcp or "127.0.0.1:4059")
-    listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server),
-                               inactivity_timeout=cfg.meter.dlms.inactivity_timeout_s)
+    listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server), **tcp_options(cfg.meter.dlms))
     bound = listener.sockets[0].getsockname()
     program.node.tcp_port = bound[1]
     ident = cfg.meter.identity
@@ -254,4 +254,4 @@ def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
     cfg = config_mod.load(args.config)
-    return asyncio.run(_run(args, cfg))
+    return hal_loop.run(_run(args, cfg))

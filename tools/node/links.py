@@ -1,27 +1,34 @@
 """I/O shells that carry DLMS between a byte stream and the sans-IO protocol cores.
 
-Server side (the meter): each coroutine here is the thin loop around one link
-state machine: bytes from a hal stream or port go into the link connection
+Server side (the meter): each shell here is the thin layer around one link state
+machine: bytes from a hal connection or port go into the link connection
 (:mod:`dlms.link.wrapper`, :mod:`dlms.link.hdlc`, with :mod:`dlms.link.mode_e`
 in front on an optical port), APDUs it yields go to
-:meth:`dlms.server.Server.handle`, answers go back out. One association
-:class:`~dlms.server.Session` per client SAP per connection. Protocol errors
-close this connection only; the meter keeps serving everyone else.
-:func:`add_transport_arguments` / :func:`start_transports` let ``bijli meter``
-open the HDLC-over-TCP, serial and optical listeners from its command line.
+:meth:`dlms.server.Server.handle`, answers go back out. On TCP the shells are the
+handlers :func:`hal.tcp.serve` calls synchronously with every chunk received
+(:class:`WrapperShell`, :class:`HdlcTcpShell`): no task, no await, one write per
+chunk. On a serial port the same synchronous :class:`HdlcShell` sits under a small
+read loop, because the mode E baud switches must wait for the output to drain.
+One association :class:`~dlms.server.Session` per client SAP per connection, at
+most ``MAX_SESSIONS``; a connection counts as established (the hal's long
+inactivity timeout instead of its short set-up timeout) while one of them is
+associated. Protocol errors close this connection only; the meter keeps serving
+everyone else. :func:`add_transport_arguments` / :func:`start_transports` let
+``bijli meter`` open the HDLC-over-TCP, serial and optical listeners from its
+command line, with the limits of :func:`tcp_options`.
 
 Client side (tools and tests): blocking transports with the
-:class:`dlms.client.ApduTransport` shape (one APDU out, one back) over a TCP
-socket (wrapper or HDLC) or a pyserial port (HDLC, optionally after the
-IEC 62056-21 mode E opening at 300 baud); :func:`open_client_transport` picks
-one from a ``tcp://HOST:PORT`` or ``serial://DEVICE-OR-URL`` target.
+:class:`dlms.client.ApduTransport` shape (one APDU out, one back) over a
+:class:`hal.tcp.SocketLine` (wrapper or HDLC) or a :class:`hal.serial.SerialLine`
+(HDLC, optionally after the IEC 62056-21 mode E opening at 300 baud);
+:func:`open_client_transport` picks one from a ``tcp://HOST:PORT`` or
+``serial://DEVICE-OR-URL`` target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from typing import Callable
 
@@ -32,6 +39,8 @@ from bijli.dlms.server import Server, Session
 # what the meter offers in the UA (a client proposing less gets less): the same values its
 # IEC HDLC setup object reports, from the one place they are defined
 from bijli.firmware.cosem.communication import HDLC_MAX_INFO, HDLC_WINDOW
+from bijli.hal.serial import SerialLine
+from bijli.hal.tcp import SocketLine, parse_endpoint
 
 log = logging.getLogger("bijli.links")
 
@@ -43,115 +52,229 @@ _TICK = 0.5  # seconds between link timer polls while a line is silent
 # server side
 # =========================================================================================
 
+# What one connection may make the meter hold: sessions (one per client SAP the peer
+# names; a real head-end uses one to three) and the APDU of one wrapper frame.
+MAX_SESSIONS = 8
+MAX_REQUEST = 0xFFFF  # the most a wrapper length field can announce; HDLC bounds its own
 
-async def wrapper_session(stream, server: Server, *, on_activity: Callable[[], None] | None = None) -> None:
-    """Serve one TCP connection speaking the IEC 62056-47 wrapper."""
-    conn = wrapper.WrapperConnection(MANAGEMENT_SAP)
-    sessions: dict[int, Session] = {}
-    while True:
-        data = await stream.read()
-        if not data:
-            return
-        conn.receive_data(data)
-        while True:
-            try:
-                event = conn.next_event()
-            except DlmsError as exc:
-                log.info("closing %s: %s", stream.peer, exc)
-                return
+
+class _Sessions:
+    """The association sessions above one link connection, at most ``MAX_SESSIONS``.
+
+    A peer naming one SAP more than that loses its sessions that are not associated
+    (they hold nothing worth keeping); if every one is associated the peer is refused
+    with :class:`_TooManySessions` and its connection closed."""
+
+    __slots__ = ("server", "by_sap")
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.by_sap: dict[int, Session] = {}
+
+    def get(self, sap: int) -> Session:
+        session = self.by_sap.get(sap)
+        if session is None:
+            by_sap = self.by_sap
+            if len(by_sap) >= MAX_SESSIONS:
+                for key in [k for k, s in by_sap.items() if not s.associated]:
+                    del by_sap[key]
+                if len(by_sap) >= MAX_SESSIONS:
+                    raise _TooManySessions(f"more than {MAX_SESSIONS} associations on one connection")
+            session = by_sap[sap] = self.server.new_session(sap)
+        return session
+
+    def any_associated(self) -> bool:
+        return any(s.associated for s in self.by_sap.values())
+
+    def clear(self) -> None:
+        self.by_sap.clear()
+
+
+class _TooManySessions(Exception):
+    pass
+
+
+class WrapperShell:
+    """One TCP connection speaking the IEC 62056-47 wrapper, driven by :mod:`hal.tcp`.
+
+    Synchronous per chunk: every whole frame in ``data`` is answered before this
+    returns, and the answers leave in one write. The connection counts as active
+    (``touch``) only when a request is served inside an association, so a peer that
+    never associates, or trickles bytes, is closed at the set-up timeout."""
+
+    __slots__ = ("conn", "server", "link", "sessions")
+
+    def __init__(self, conn, server: Server) -> None:
+        self.conn = conn
+        self.server = server
+        self.link = wrapper.WrapperConnection(MANAGEMENT_SAP, max_apdu=MAX_REQUEST)
+        self.sessions = _Sessions(server)
+
+    def data_received(self, data: bytes) -> None:
+        link = self.link
+        link.receive_data(data)
+        out = None
+        associated = False
+        try:
+            event = link.next_event()
             if event is wrapper.NEED_DATA:
-                break
-            if event.destination_wport != MANAGEMENT_SAP:
-                continue  # no such logical device: the wrapper discards, as a router would
-            session = sessions.get(event.source_wport)
-            if session is None:
-                session = sessions[event.source_wport] = server.new_session(event.source_wport)
-            response = server.handle(session, event.apdu, time.monotonic())
-            if on_activity:
-                on_activity()
-            if response is not None:
-                await stream.write(conn.send(response, destination_wport=event.source_wport))
+                return
+            now = time.monotonic()
+            handle = self.server.handle
+            sessions = self.sessions
+            while event is not wrapper.NEED_DATA:
+                if event.destination_wport == MANAGEMENT_SAP:  # else no such logical device: discarded
+                    session = sessions.get(event.source_wport)
+                    response = handle(session, event.apdu, now)
+                    if session.associated:
+                        associated = True
+                    if response is not None:
+                        frame = link.send(response, destination_wport=event.source_wport)
+                        out = frame if out is None else out + frame
+                event = link.next_event()
+        except (DlmsError, _TooManySessions) as exc:
+            log.info("closing %s: %s", self.conn.peer, exc)
+            if out is not None:
+                self.conn.write(out)
+            self.conn.close()
+            return
+        if out is not None:
+            self.conn.write(out)
+        _mark(self.conn, associated, self.sessions)
+
+    def connection_lost(self) -> None:
+        self.sessions.clear()
 
 
-class _TcpLine:
-    """hal.tcp.Stream as a line: read with a tick timeout."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.name = str(stream.peer)
-
-    async def read(self, timeout: float) -> bytes | None:
-        """Bytes, b'' at end of stream, None when nothing came within ``timeout``."""
-        saved = self.stream.inactivity_timeout
-        self.stream.inactivity_timeout = timeout
-        try:
-            return await self.stream.read()
-        except Exception as exc:  # hal.tcp.InactivityTimeout: only a tick here
-            if type(exc).__name__ == "InactivityTimeout":
-                return None
-            raise
-        finally:
-            self.stream.inactivity_timeout = saved
-
-    async def write(self, data: bytes) -> None:
-        await self.stream.write(data)
-
-    async def switch(self, settings: mode_e.BaudSwitch) -> None:  # pragma: no cover - never on TCP
-        pass
+def _mark(conn, associated: bool, sessions: _Sessions) -> None:
+    """Tell the hal connection whether it carries an association, and that it was used."""
+    if associated:
+        conn.touch()
+        if not conn.established:
+            conn.set_established(True)
+    elif conn.established and not sessions.any_associated():
+        conn.set_established(False)  # released: the short set-up limit again
 
 
-class _PortLine:
-    """hal.serial.Port as a line; ``switch`` applies a mode E baud change."""
+def wrapper_session(conn, server: Server) -> WrapperShell:
+    """The handler :func:`hal.tcp.serve` runs for each wrapper connection."""
+    return WrapperShell(conn, server)
 
-    def __init__(self, port):
-        self.port = port
-        self.name = port.spec
 
-    async def read(self, timeout: float) -> bytes | None:
-        try:
-            return await asyncio.wait_for(self.port.read(), timeout)
-        except asyncio.TimeoutError:
-            return None
+class HdlcShell:
+    """HDLC (IEC 62056-46) on one line, synchronous per chunk: bytes in, frames out.
 
-    async def write(self, data: bytes) -> None:
+    ``write`` takes the frames to send. On TCP (:class:`HdlcTcpShell`) the hal's idle
+    timer closes a silent peer; on a serial line :func:`hdlc_session` also polls the
+    link's own timers. ``disconnected`` is set when a link ends (DISC or inactivity)
+    so a mode E line can go back to 300 baud."""
+
+    __slots__ = ("server", "write", "link", "sessions", "disconnected", "_new_link")
+
+    def __init__(self, server: Server, write: Callable[[bytes], None], *, physical_address: int = 16,
+                 inactivity_timeout: float | None = 120.0) -> None:
+        address = HdlcAddress(MANAGEMENT_SAP, physical_address)
+
+        def new_link() -> HdlcConnection:
+            return HdlcConnection(Role.SERVER, server_address=address, max_info_length=HDLC_MAX_INFO,
+                                  window=HDLC_WINDOW, inactivity_timeout=inactivity_timeout)
+
+        self._new_link = new_link
+        self.server = server
+        self.write = write
+        self.link = new_link()
+        self.sessions = _Sessions(server)
+        self.disconnected = False
+
+    def feed(self, data: bytes | None, now: float) -> bool:
+        """Bytes received (None: a timer tick); True when a served request was associated."""
+        link = self.link
         if data:
-            self.port.write(data)
-            await self.port.drain()
+            link.receive_data(data, now)
+        else:
+            link.poll(now)
+        associated = False
+        while (ev := link.next_event()) is not hdlc.NEED_DATA:
+            if isinstance(ev, hdlc.ApduReceived):
+                session = self.sessions.get(ev.client_address)
+                response = self.server.handle(session, ev.apdu, now)
+                if session.associated:
+                    associated = True
+                if response is not None:
+                    try:
+                        link.send_apdu(response, now)
+                    except DlmsError as exc:
+                        log.info("cannot send: %s", exc)
+            elif isinstance(ev, hdlc.Connected):
+                self.sessions.clear()  # a new link: whatever association was above it is gone
+            elif isinstance(ev, hdlc.Disconnected):
+                self.sessions.clear()
+                self.disconnected = True
+        out = link.data_to_send()
+        if out:
+            self.write(out)
+        return associated
 
-    async def switch(self, settings: mode_e.BaudSwitch) -> None:
-        await self.port.drain()
-        self.port.set_framing(settings.baud, settings.bytesize, settings.parity, settings.stopbits)
+    def reset(self) -> None:
+        """Drop the link and its sessions (the line went back to the mode E opening)."""
+        self.link.disconnect(time.monotonic())
+        self.sessions.clear()
 
 
-async def hdlc_session(line, server: Server, *, physical_address: int = 16, inactivity_timeout: float = 120.0,
-                       opening: mode_e.ModeEServer | None = None,
-                       on_activity: Callable[[], None] | None = None) -> None:
-    """Serve HDLC (IEC 62056-46) on one line until it ends; with ``opening``, each
-    HDLC session starts with the mode E opening at 300 baud and the line goes back
-    to 300 baud when the session ends (DISC or inactivity)."""
-    address = HdlcAddress(MANAGEMENT_SAP, physical_address)
+class HdlcTcpShell:
+    """One TCP connection speaking HDLC (HDLC over TCP, as many probes and gateways do)."""
 
-    def new_link() -> HdlcConnection:
-        return HdlcConnection(Role.SERVER, server_address=address, max_info_length=HDLC_MAX_INFO,
-                              window=HDLC_WINDOW, inactivity_timeout=inactivity_timeout)
+    __slots__ = ("conn", "hdlc")
 
-    conn = new_link()
-    sessions: dict[int, Session] = {}
+    def __init__(self, conn, server: Server, **kw) -> None:
+        self.conn = conn
+        self.hdlc = HdlcShell(server, conn.write, **kw)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            associated = self.hdlc.feed(data, time.monotonic())
+        except (DlmsError, _TooManySessions) as exc:
+            log.info("closing %s: %s", self.conn.peer, exc)
+            self.conn.close()
+            return
+        _mark(self.conn, associated, self.hdlc.sessions)
+
+    def connection_lost(self) -> None:
+        self.hdlc.sessions.clear()
+
+
+def hdlc_tcp_session(conn, server: Server, **kw) -> HdlcTcpShell:
+    """The handler :func:`hal.tcp.serve` runs for each HDLC-over-TCP connection."""
+    return HdlcTcpShell(conn, server, **kw)
+
+
+async def hdlc_session(port, server: Server, *, physical_address: int = 16, inactivity_timeout: float = 120.0,
+                       opening: mode_e.ModeEServer | None = None) -> None:
+    """Serve HDLC on one serial port (a hal.serial.Port) until it closes; with ``opening``,
+    each HDLC session starts with the mode E opening at 300 baud and the line goes back
+    to 300 baud when the session ends (DISC or inactivity). The port queues writes
+    without blocking, so the HDLC part is the same synchronous shell as on TCP; only
+    the baud switches wait for the output to drain."""
+    shell = HdlcShell(server, port.write, physical_address=physical_address, inactivity_timeout=inactivity_timeout)
+
+    async def switch(settings: mode_e.BaudSwitch) -> None:
+        await port.drain()
+        port.set_framing(settings.baud, settings.bytesize, settings.parity, settings.stopbits)
 
     async def apply_opening_events() -> None:
         assert opening is not None
-        out = opening.data_to_send()
-        if out:
-            await line.write(out)
+        port.write(opening.data_to_send())
         while (ev := opening.next_event()) is not mode_e.NEED_DATA:
             if isinstance(ev, mode_e.BaudSwitch):
-                await line.switch(ev)
+                await switch(ev)
                 if ev == mode_e.OPENING:
-                    conn.disconnect(time.monotonic())
-                    sessions.clear()
+                    shell.reset()
 
     while True:
-        data = await line.read(_TICK)
+        try:
+            data = await asyncio.wait_for(port.read(), _TICK)
+        except asyncio.TimeoutError:
+            data = None  # a tick: the link's and the opening's timers
         if data == b"":
             return
         now = time.monotonic()
@@ -161,37 +284,17 @@ async def hdlc_session(line, server: Server, *, physical_address: int = 16, inac
             await apply_opening_events()
             if not in_hdlc:
                 continue  # the opening owns these bytes
-        if data:
-            conn.receive_data(data, now)
-        else:
-            conn.poll(now)
-        while (ev := conn.next_event()) is not hdlc.NEED_DATA:
-            if isinstance(ev, hdlc.Connected):
-                sessions.clear()  # a new link: whatever association was above it is gone
-            elif isinstance(ev, hdlc.ApduReceived):
-                session = sessions.get(ev.client_address)
-                if session is None:
-                    session = sessions[ev.client_address] = server.new_session(ev.client_address)
-                response = server.handle(session, ev.apdu, now)
-                if on_activity:
-                    on_activity()
-                if response is not None:
-                    try:
-                        conn.send_apdu(response, now)
-                    except DlmsError as exc:
-                        log.info("%s: cannot send: %s", line.name, exc)
-            elif isinstance(ev, hdlc.Disconnected):
-                sessions.clear()
-                if opening is not None:
-                    await line.write(conn.data_to_send())  # the UA to the DISC, at the session's rate
-                    opening.reset()
-                    await apply_opening_events()
-        await line.write(conn.data_to_send())
-
-
-async def hdlc_tcp_session(stream, server: Server, **kw) -> None:
-    """Serve one TCP connection speaking HDLC (HDLC over TCP, as many probes and gateways do)."""
-    await hdlc_session(_TcpLine(stream), server, **kw)
+        shell.disconnected = False
+        try:
+            shell.feed(data, now)
+        except (DlmsError, _TooManySessions) as exc:
+            log.info("%s: %s; link reset", port.spec, exc)
+            shell.reset()
+            continue
+        if shell.disconnected and opening is not None:
+            # the UA to the DISC has been queued at the session's rate; switch back after it
+            opening.reset()
+            await apply_opening_events()
 
 
 async def serial_session(port, server: Server, *, optical: bool, cfg=None, **kw) -> None:
@@ -202,7 +305,7 @@ async def serial_session(port, server: Server, *, optical: bool, cfg=None, **kw)
         manufacturer = getattr(ident, "manufacturer", "BJL")
         name = (getattr(ident, "serial", "bijli") or "bijli")[:16]
         opening = mode_e.ModeEServer(manufacturer, name, "5")
-    await hdlc_session(_PortLine(port), server, opening=opening, **kw)
+    await hdlc_session(port, server, opening=opening, **kw)
 
 
 # --- wiring for `bijli meter` ---------------------------------------------------------------
@@ -218,6 +321,13 @@ def add_transport_arguments(parser) -> None:
     parser.add_argument("--optical", metavar="URL", action="append", default=[],
                         help="serve the optical port: IEC 62056-21 mode E opening at 300 baud, then HDLC "
                              "(same port syntax as --serial); repeatable")
+
+
+def tcp_options(dlms_settings) -> dict:
+    """The :func:`hal.tcp.serve` limits a meter's ``[dlms]`` settings give every TCP endpoint."""
+    return {"inactivity_timeout": dlms_settings.inactivity_timeout_s,
+            "setup_timeout": dlms_settings.association_timeout_s,
+            "max_connections": dlms_settings.max_connections}
 
 
 class RunningTransport:
@@ -248,8 +358,7 @@ async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], N
     running: list[RunningTransport] = []
     for spec in getattr(args, "hdlc_tcp", None) or []:
         host, port = tcp.parse_endpoint(spec)
-        listener = await tcp.serve(host, port, lambda s: hdlc_tcp_session(s, server, **kw),
-                                   inactivity_timeout=dl.inactivity_timeout_s)
+        listener = await tcp.serve(host, port, lambda s: hdlc_tcp_session(s, server, **kw), **tcp_options(dl))
         bound = listener.sockets[0].getsockname()
         line = f"DLMS HDLC listening on {bound[0]}:{bound[1]} (server address 1/{dl.hdlc_physical_address})"
         say(line)
@@ -286,76 +395,6 @@ async def _serve_port(port, server: Server, **kw) -> None:
 # =========================================================================================
 # client side (blocking)
 # =========================================================================================
-
-
-class SocketLine:
-    def __init__(self, host: str, port: int, timeout: float = 10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def recv(self, timeout: float) -> bytes | None:
-        """Bytes; None on time-out; raises ConnectionError at end of stream."""
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return None
-        if not data:
-            raise ConnectionError("the meter closed the connection")
-        return data
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class SerialLine:
-    """A pyserial port. A pseudo-terminal refuses 7E1 (Linux ptys are 8N1 only), so a
-    framing the port rejects falls back to 8N1 at the same rate; the mode E code
-    ignores the parity bit anyway."""
-
-    _POLL = 0.05
-
-    def __init__(self, url: str, baud: int = 9600, bytesize: int = 8, parity: str = "N"):
-        import serial
-
-        try:
-            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=self._POLL)
-        except (serial.SerialException, ValueError, OSError) as exc:
-            raise LinkError(f"cannot open {url}: {exc}") from None
-        self._apply(baud, bytesize, parity, 1)
-
-    def _apply(self, baud: int, bytesize: int, parity: str, stopbits: int) -> None:
-        import termios
-
-        import serial
-
-        try:
-            self.ser.apply_settings({"baudrate": baud, "bytesize": bytesize, "parity": parity, "stopbits": stopbits})
-        except (serial.SerialException, ValueError, OSError, termios.error):
-            self.ser.apply_settings({"baudrate": baud, "bytesize": 8, "parity": "N", "stopbits": stopbits})
-
-    def send(self, data: bytes) -> None:
-        self.ser.write(data)
-        self.ser.flush()
-
-    def recv(self, timeout: float) -> bytes | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            first = self.ser.read(1)
-            if first:
-                return first + self.ser.read(self.ser.in_waiting)
-            if time.monotonic() >= deadline:
-                return None
-
-    def switch(self, s: mode_e.BaudSwitch) -> None:
-        self.ser.flush()
-        self._apply(s.baud, s.bytesize, s.parity, s.stopbits)
-
-    def close(self) -> None:
-        self.ser.close()
 
 
 class WrapperTransport:
@@ -499,8 +538,6 @@ def open_client_transport(target: str, client_sap: int, *, hdlc_over_tcp: bool =
     scheme, rest = parse_target(target)
     server_address = HdlcAddress(MANAGEMENT_SAP, physical_address)
     if scheme == "tcp":
-        from bijli.hal.tcp import parse_endpoint
-
         host, port = parse_endpoint(rest)
         line = SocketLine(host, port, timeout)
         if not hdlc_over_tcp:

@@ -24,6 +24,8 @@ from bijli.dlms.link import wrapper
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.cosem.push import attach_push, push_outbox
 from bijli.firmware.push import PushConfig, PushOutbox
+from bijli.hal import tcp
+from bijli.hal.errors import LineError
 
 log = logging.getLogger("bijli.push")
 
@@ -45,22 +47,10 @@ async def deliver(apdu: bytes, config: PushConfig, *, sleep: Callable[[float], A
         if attempt:
             await sleep(config.repetition_delay_s)
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
-            log.info("push to %s:%s, attempt %d: %s", host, port, attempt + 1, exc)
-            continue
-        try:
-            writer.write(frame)
-            await writer.drain()
+            await tcp.send_once(host, port, frame, timeout=CONNECT_TIMEOUT)
             return True
-        except OSError as exc:
+        except LineError as exc:
             log.info("push to %s:%s, attempt %d: %s", host, port, attempt + 1, exc)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
     log.warning("push to %s:%s failed after %d attempts", host, port, config.retries + 1)
     return False
 
