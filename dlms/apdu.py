@@ -24,8 +24,9 @@ from typing import ClassVar, Union
 
 from bijli.dlms import axdr
 from bijli.dlms.axdr import Data
-from bijli.dlms.errors import ApduError, AxdrError
+from bijli.dlms.errors import ApduError
 from bijli.dlms.obis import Obis
+from bijli.dlms.reader import Reader
 
 
 class Tag(IntEnum):
@@ -188,46 +189,14 @@ class AccessSelection:
         return bytes((self.selector,)) + axdr.encode(self.parameters)
 
 
-class _Reader:
-    """A bounded cursor over one APDU; every read past the end is an ApduError."""
+class _Reader(Reader):
+    """The bounded reader (:mod:`dlms.reader`) with the xDLMS reads on top: Data,
+    attribute descriptors and selective access."""
 
-    __slots__ = ("buf", "pos")
+    __slots__ = ()
 
     def __init__(self, buf: bytes, pos: int = 0):
-        self.buf = buf
-        self.pos = pos
-
-    def u8(self) -> int:
-        try:
-            v = self.buf[self.pos]
-        except IndexError:
-            raise ApduError("truncated APDU") from None
-        self.pos += 1
-        return v
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "big")
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.buf) or n < 0:
-            raise ApduError("truncated APDU")
-        v = bytes(self.buf[self.pos : end])
-        self.pos = end
-        return v
-
-    def length(self) -> int:
-        try:
-            n, self.pos = axdr.decode_length(self.buf, self.pos)
-        except AxdrError as exc:
-            raise ApduError(str(exc)) from None
-        return n
-
-    def octets(self) -> bytes:
-        return self.take(self.length())
+        super().__init__(buf, pos, ApduError)
 
     def data(self) -> Data:
         value, self.pos = axdr.decode_prefix(self.buf, self.pos)
@@ -246,25 +215,6 @@ class _Reader:
             return None
         selector = self.u8()
         return AccessSelection(selector, self.data())
-
-    def optional(self) -> bool:
-        flag = self.u8()
-        if flag > 1:
-            raise ApduError(f"OPTIONAL presence flag {flag}")
-        return bool(flag)
-
-    def boolean(self) -> bool:
-        return self.u8() != 0
-
-    def count(self) -> int:
-        n = self.length()
-        if n > len(self.buf) - self.pos:
-            raise ApduError(f"SEQUENCE OF claims {n} elements, {len(self.buf) - self.pos} bytes left")
-        return n
-
-    def end(self) -> None:
-        if self.pos != len(self.buf):
-            raise ApduError(f"{len(self.buf) - self.pos} trailing bytes in APDU")
 
 
 def _sel_bytes(sel: AccessSelection | None) -> bytes:

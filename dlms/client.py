@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Callable, Protocol
 
 from bijli.dlms import apdu, axdr, security
-from bijli.dlms.acse import (AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Conformance, InitiateRequest,
-                       InitiateResponse, Mechanism)
+from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Mechanism
+from bijli.dlms.xdlms import Conformance, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
 from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
 from bijli.dlms.obis import Obis

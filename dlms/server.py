@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Iterable
 
-from bijli.dlms import acse, apdu, axdr, security
-from bijli.dlms.acse import (AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult,
-                       Conformance, InitiateError, InitiateRequest, InitiateResponse, Mechanism)
+from bijli.dlms import acse, apdu, axdr, security, xdlms
+from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult, Mechanism
+from bijli.dlms.xdlms import Conformance, InitiateError, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import ActionResult, DataAccessResult, ServiceErrorCode, StateError, Tag
 from bijli.dlms.cosem.association import (ASSOCIATION_STATUS_ASSOCIATED, ASSOCIATION_STATUS_NON_ASSOCIATED,
                                     ASSOCIATION_STATUS_PENDING, AssociationPolicy)
@@ -367,17 +367,17 @@ class Server:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context)
         if initiate.dlms_version < 6:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.DLMS_VERSION_TOO_LOW))
+                                xdlms.encode_initiate_error(InitiateError.DLMS_VERSION_TOO_LOW))
         if initiate.client_max_receive_pdu_size and initiate.client_max_receive_pdu_size < MIN_PDU:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.PDU_SIZE_TOO_SHORT))
+                                xdlms.encode_initiate_error(InitiateError.PDU_SIZE_TOO_SHORT))
         if initiate.dedicated_key is not None and (not policy.ciphered or len(initiate.dedicated_key) != 16):
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.REFUSED_BY_THE_VDE_HANDLER))
+                                xdlms.encode_initiate_error(InitiateError.REFUSED_BY_THE_VDE_HANDLER))
         conformance = initiate.proposed_conformance & policy.conformance
         if not conformance:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.INCOMPATIBLE_CONFORMANCE))
+                                xdlms.encode_initiate_error(InitiateError.INCOMPATIBLE_CONFORMANCE))
         challenge = None
         if mechanism == Mechanism.LLS:
             if aarq.calling_authentication_value != policy.secret:

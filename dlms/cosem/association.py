@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from bijli.dlms import axdr
-from bijli.dlms.acse import ApplicationContext, Conformance, Mechanism
+from bijli.dlms.acse import ApplicationContext, Mechanism
+from bijli.dlms.xdlms import Conformance
 from bijli.dlms.apdu import ActionResult, DataAccessResult
 from bijli.dlms.cosem.base import AttributeAccess, CosemError, CosemObject, MethodAccess, expect
 from bijli.dlms.obis import Obis

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from bijli.dlms import acse, apdu, axdr
+from bijli.dlms import acse, apdu, axdr, xdlms
 from bijli.dlms.axdr import DataType, TypeDescription
 from bijli.dlms.obis import Obis
 
@@ -167,12 +167,12 @@ apdus = st.one_of(
 
 # --- ACSE ------------------------------------------------------------------------------------------
 
-conformances = st.integers(0, 0xFFFFFF).map(acse.Conformance)
+conformances = st.integers(0, 0xFFFFFF).map(xdlms.Conformance)
 initiate_requests = st.builds(
-    acse.InitiateRequest, conformances, u16, u8, st.none() | st.binary(max_size=32), st.booleans(),
+    xdlms.InitiateRequest, conformances, u16, u8, st.none() | st.binary(max_size=32), st.booleans(),
     st.none() | st.integers(-128, 127),
 )
-initiate_responses = st.builds(acse.InitiateResponse, conformances, u16, u8, u16, st.none() | st.integers(-128, 127))
+initiate_responses = st.builds(xdlms.InitiateResponse, conformances, u16, u8, u16, st.none() | st.integers(-128, 127))
 _titles = st.none() | st.binary(max_size=16)
 _user_info = st.none() | initiate_requests.map(lambda r: r.encode()) | st.binary(max_size=200)
 aarqs = st.builds(
