@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Protocol
 
-from bijli.dlms import apdu, axdr, security
+from bijli.dlms import apdu, axdr, protection, security
 from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Mechanism
 from bijli.dlms.xdlms import Conformance, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
 from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
 from bijli.dlms.obis import Obis
+from bijli.dlms.protection import Container, Protection
 from bijli.dlms.security import SecurityControl
 
 CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
@@ -55,7 +56,13 @@ class ClientSettings:
     max_pdu: int = 0xFFFF
     conformance: Conformance = DEFAULT_CONFORMANCE
     challenge: bytes | None = None  # CtoS; random when None
-    general_ciphering: bool = False  # general-glo instead of the service-specific glo- containers
+    general_ciphering: bool = False  # general-glo/ded (0xDB/0xDC) instead of the service-specific containers
+    container: Container = Container.SERVICE_SPECIFIC  # or GENERAL for general-ciphering (0xDD)
+    master_key: bytes = security.DEFAULT_MASTER_KEY  # the KEK, to wrap a dedicated key in general-ciphering
+
+    def __post_init__(self) -> None:
+        if self.general_ciphering and self.container is Container.SERVICE_SPECIFIC:
+            self.container = Container.GENERAL_GLO_DED
 
     @classmethod
     def for_association(cls, sap: int, **kw) -> "ClientSettings":
@@ -105,49 +112,56 @@ class ClientSession:
         self.settings.invocation_counter = ic + 1
         return ic
 
+    def _protection(self, initiate: bool) -> Protection:
+        s = self.settings
+        dedicated = s.dedicated_key is not None and not initiate
+        if initiate:
+            # the xDLMS initiate always goes glo-ciphered under the global key
+            return Protection(Container.SERVICE_SPECIFIC, False, s.control)
+        if s.container is Container.GENERAL:
+            key_info = None
+            if s.dedicated_key is not None:
+                # the dedicated key has no key-id in general-ciphering: name it wrapped under the master key
+                key_info = apdu.KeyInfo(apdu.KeyInfoKind.WRAPPED_KEY, protection.KEK_ID_MASTER, b"",
+                                        security.wrap_key(s.master_key, s.dedicated_key))
+            return Protection(Container.GENERAL, False, s.control, self._transaction_id(), key_info)
+        return Protection(s.container, dedicated, s.control)
+
+    def _transaction_id(self) -> bytes:
+        return self.settings.invocation_counter.to_bytes(8, "big")
+
     def protect(self, plain: bytes, *, initiate: bool = False) -> bytes:
         if not self.settings.ciphered:
             return plain
         s = self.settings
-        dedicated = s.dedicated_key is not None and not initiate
-        key = s.dedicated_key if dedicated else s.encryption_key
-        content = security.encrypt(s.control, s.system_title, self._next_ic(), key, s.authentication_key, plain)
-        if s.general_ciphering and not initiate:
-            tag = Tag.GENERAL_DED_CIPHERING if dedicated else Tag.GENERAL_GLO_CIPHERING
-            return bytes((tag,)) + security.octets(s.system_title) + security.octets(content)
-        table = apdu.DED_OF_PLAIN if dedicated else apdu.GLO_OF_PLAIN
-        tag = table.get(plain[0])
-        if tag is None:
-            raise DlmsError(f"no ciphered container for APDU tag 0x{plain[0]:02x}")
-        return bytes((tag,)) + security.octets(content)
+        how = self._protection(initiate)
+        key = s.dedicated_key if how.dedicated or (how.key_info is not None) else s.encryption_key
+        return protection.seal(plain, how, system_title=s.system_title, invocation_counter=self._next_ic(), key=key,
+                               authentication_key=s.authentication_key, recipient=self.server_system_title)
 
     def unprotect(self, data: bytes) -> bytes:
         """The plain APDU inside a ciphered response (a plain one passes through)."""
         if not data:
             raise DlmsError("empty response")
         tag = data[0]
-        general = tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING)
-        if not (general or tag in apdu.GLO_TAGS or tag in apdu.DED_TAGS):
+        if not protection.is_protected(tag):
             if self.settings.ciphered and self.associated and tag not in (Tag.EXCEPTION_RESPONSE,
                                                                              Tag.GENERAL_BLOCK_TRANSFER):
                 raise SecurityError(f"unprotected response 0x{tag:02x} in a ciphered association")
             return data
-        title = self.server_system_title
-        if general:
-            title, pos = security.read_octets(data, 1)
-        else:
-            pos = 1
-        content, _ = security.read_octets(data, pos)
+        sealed = protection.read(data)
+        title = sealed.originator or self.server_system_title
         if title is None:
             raise SecurityError("ciphered response but no server system title")
-        dedicated = tag in apdu.DED_TAGS or tag == Tag.GENERAL_DED_CIPHERING
-        key = self.settings.dedicated_key if dedicated else self.settings.encryption_key
-        if key is None:
-            raise SecurityError("ded-ciphered response without a dedicated key")
-        header, plain = security.decrypt(content, title, key, self.settings.authentication_key)
-        if header.invocation_counter <= self.server_ic:
-            raise SecurityError(f"server invocation counter {header.invocation_counter} replayed")
-        self.server_ic = header.invocation_counter
+        if sealed.recipient and sealed.recipient != self.settings.system_title:
+            raise SecurityError("general-ciphering response addressed to another system")
+        s = self.settings
+        key = protection.key_for(sealed.protection, encryption_key=s.encryption_key, dedicated_key=s.dedicated_key,
+                                 master_key=s.master_key)
+        if sealed.invocation_counter <= self.server_ic:
+            raise SecurityError(f"server invocation counter {sealed.invocation_counter} replayed")
+        plain = protection.open_content(sealed, title, key, s.authentication_key)
+        self.server_ic = sealed.invocation_counter
         return plain
 
     # --- ACSE ----------------------------------------------------------------------------
@@ -178,12 +192,9 @@ class ClientSession:
         self.server_system_title = aare.responding_ap_title
         ui = aare.user_information or b""
         if ui[:1] == bytes((Tag.GLO_INITIATE_RESPONSE,)):
-            content, _ = security.read_octets(ui, 1)
             if self.server_system_title is None:
                 raise SecurityError("glo-initiate-response without the server system title")
-            header, ui = security.decrypt(content, self.server_system_title, self.settings.encryption_key,
-                                          self.settings.authentication_key)
-            self.server_ic = header.invocation_counter
+            ui = self.unprotect(ui)
         response = InitiateResponse.decode(ui)
         self.negotiated_conformance = response.negotiated_conformance
         self.server_max_pdu = response.server_max_receive_pdu_size or 0xFFFF
@@ -434,7 +445,7 @@ class Client:
     def _room(self) -> int:
         room = min(self.session.server_max_pdu, 0xFFFF)
         if self.session.settings.ciphered:
-            room -= security.overhead(general=True)
+            room -= protection.overhead(self.session.settings.container)
         return room
 
     # --- conveniences --------------------------------------------------------------------

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable, Iterable
 
-from bijli.dlms import acse, apdu, axdr, security, xdlms
+from bijli.dlms import acse, apdu, axdr, protection, security, xdlms
 from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult, Mechanism
 from bijli.dlms.xdlms import Conformance, InitiateError, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import ActionResult, DataAccessResult, ServiceErrorCode, StateError, Tag
@@ -44,6 +44,7 @@ from bijli.dlms.cosem.association import (ASSOCIATION_STATUS_ASSOCIATED, ASSOCIA
 from bijli.dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
 from bijli.dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
 from bijli.dlms.obis import Obis
+from bijli.dlms.protection import PROTECTED_TAGS, Container, Protection
 from bijli.dlms.security import SecurityControl, SecuritySettings
 
 CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
@@ -68,14 +69,6 @@ class Notice:
     event: ServerEvent
     client_sap: int
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class Protection:
-    """How a request came ciphered, so its answer goes back the same way."""
-
-    cipher_tag: int  # the request's tag: a glo-/ded- service tag or general-glo/-ded
-    control: int
 
 
 @dataclass
@@ -226,13 +219,11 @@ class Server:
             except DlmsError:
                 pass
 
-    # --- ciphering -----------------------------------------------------------------------
+    # --- ciphering (dlms.protection does the containers) -----------------------------------
     def _protected(self, session: Session, request: bytes, now: float) -> bytes | None:
         """Decipher (when the association is ciphered), serve, and cipher the answer."""
         policy = session.policy
-        tag = request[0]
-        is_ciphered = tag in apdu.GLO_TAGS or tag in apdu.DED_TAGS or tag in (Tag.GENERAL_GLO_CIPHERING,
-                                                                            Tag.GENERAL_DED_CIPHERING)
+        is_ciphered = request[0] in PROTECTED_TAGS
         if policy is None or not policy.ciphered or self.security is None:
             if is_ciphered:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.DECIPHERING_ERROR)
@@ -241,7 +232,7 @@ class Server:
             # the security policy of this association requires protected requests
             return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
         try:
-            plain, protection = self._decipher(session, request)
+            plain, how, key = self._open(session, request)
         except ReplayError as exc:
             self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, session.client_sap, str(exc)))
             # the answer tells the client the lowest IC we would accept, so it can resynchronise
@@ -253,66 +244,43 @@ class Server:
             return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.DECIPHERING_ERROR)
         if not plain or plain[0] in (Tag.GENERAL_BLOCK_TRANSFER, acse.AARQ_TAG, acse.RLRQ_TAG):
             return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
-        if protection.cipher_tag in apdu.GLO_TAGS or protection.cipher_tag in apdu.DED_TAGS:
-            # a service-specific container must hold that very service
-            if apdu.PLAIN_OF_CIPHERED.get(protection.cipher_tag) != plain[0]:
-                return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
         response = self._service(session, apdu.decode(plain))
         if response is None or response[0] == Tag.EXCEPTION_RESPONSE:
             return response
-        return self._encipher(session, response, protection)
+        return self._seal(session, response, how, key)
 
-    def _decipher(self, session: Session, request: bytes) -> tuple[bytes, Protection]:
+    def _open(self, session: Session, data: bytes, *, initiate: bool = False) -> tuple[bytes, Protection, bytes]:
+        """The plain APDU inside ``data`` from this association's client, how it came and
+        the key it used; checks the security policy and the replay window first."""
         sec = self.security
         if sec is None:
             raise SecurityError("no security settings: ciphered APDUs are not accepted")
-        tag = request[0]
-        if tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING):
-            title, pos = security.read_octets(request, 1)
-            content, pos = security.read_octets(request, pos)
-            if title != session.client_system_title:
-                raise SecurityError("general ciphering from another system title")
-        else:
-            content, pos = security.read_octets(request, 1)
-        if pos != len(request):
-            raise SecurityError("trailing bytes after the ciphered content")
-        dedicated = tag in apdu.DED_TAGS or tag == Tag.GENERAL_DED_CIPHERING
-        key = session.dedicated_key if dedicated else sec.encryption_key
-        if key is None:
-            raise SecurityError("ded-ciphering without a dedicated key")
-        header = security.read_header(content)
-        required = sec.required_control
-        if header.control & required != required or header.control & SecurityControl.BROADCAST_KEY:
-            raise SecurityError(f"security control 0x{header.control:02x} weaker than required 0x{required:02x}")
+        sealed = protection.read(data)
+        if initiate and sealed.tag != Tag.GLO_INITIATE_REQUEST:
+            raise SecurityError("a ciphered context needs a glo-initiate-request")
         title = session.client_system_title
         if title is None:
             raise SecurityError("no client system title in this association")
-        sec.counters.check_rx(title, header.invocation_counter)
-        _, plain = security.decrypt(content, title, key, sec.authentication_key)
-        sec.counters.accept_rx(title, header.invocation_counter)
-        return plain, Protection(tag, header.control)
+        if sealed.originator is not None and sealed.originator != title:
+            raise SecurityError("general ciphering from another system title")
+        if sealed.recipient and sealed.recipient != sec.system_title:
+            raise SecurityError("general ciphering addressed to another system")
+        control, required = sealed.header.control, sec.required_control
+        if control & required != required or control & SecurityControl.BROADCAST_KEY:
+            raise SecurityError(f"security control 0x{control:02x} weaker than required 0x{required:02x}")
+        key = protection.key_for(sealed.protection, encryption_key=sec.encryption_key,
+                                 dedicated_key=session.dedicated_key, master_key=sec.master_key)
+        sec.counters.check_rx(title, sealed.invocation_counter)
+        plain = protection.open_content(sealed, title, key, sec.authentication_key)
+        sec.counters.accept_rx(title, sealed.invocation_counter)
+        return plain, sealed.protection, key
 
-    def _encipher(self, session: Session, response: bytes, protection: Protection) -> bytes:
+    def _seal(self, session: Session, response: bytes, how: Protection, key: bytes) -> bytes:
         sec = self.security
-        if sec is None:
-            raise SecurityError("no security settings: ciphered APDUs are not accepted")
-        req_tag = protection.cipher_tag
-        general = req_tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING)
-        dedicated = req_tag in apdu.DED_TAGS or req_tag == Tag.GENERAL_DED_CIPHERING
-        key = session.dedicated_key if dedicated else sec.encryption_key
-        if key is None:
-            raise SecurityError("no dedicated key in this association")
-        content = security.encrypt(protection.control, sec.system_title, sec.counters.next_tx(), key,
-                                   sec.authentication_key, response)
-        if general:
-            return bytes((req_tag,)) + security.octets(sec.system_title) + security.octets(content)
-        table = apdu.DED_OF_PLAIN if dedicated else apdu.GLO_OF_PLAIN
-        resp_tag = table.get(response[0])
-        if resp_tag is None:
-            # no service-specific container for this answer: fall back to general-glo
-            return (bytes((Tag.GENERAL_DED_CIPHERING if dedicated else Tag.GENERAL_GLO_CIPHERING,))
-                    + security.octets(sec.system_title) + security.octets(content))
-        return bytes((resp_tag,)) + security.octets(content)
+        assert sec is not None  # only a ciphered association seals
+        return protection.seal(response, how, system_title=sec.system_title, invocation_counter=sec.counters.next_tx(),
+                               key=key, authentication_key=sec.authentication_key,
+                               recipient=session.client_system_title)
 
     # --- ACSE -----------------------------------------------------------------------------
     def _reject(self, diagnostic: AcseServiceUser, context=ApplicationContext.LOGICAL_NAME,
@@ -353,7 +321,7 @@ class Server:
                 return self._reject(AcseServiceUser.CALLING_AP_TITLE_NOT_RECOGNIZED, context)
         session.client_system_title = aarq.calling_ap_title if needs_title else None
         try:
-            initiate_bytes, protection = self._unwrap_initiate(session, policy, aarq)
+            initiate_bytes, sealed_by = self._unwrap_initiate(session, policy, aarq)
         except ReplayError as exc:
             self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
@@ -399,10 +367,10 @@ class Server:
         session.client_max_pdu = initiate.client_max_receive_pdu_size or 0xFFFF
         session.pending_blocks = None
         session.dedicated_key = initiate.dedicated_key
-        session.cipher_overhead = security.overhead(general=True) if policy.ciphered else 0
+        session.cipher_overhead = protection.overhead(Container.GENERAL) if policy.ciphered else 0
         response = InitiateResponse(conformance, self.max_pdu).encode()
-        if protection is not None:
-            response = self._encipher(session, response, protection)
+        if sealed_by is not None:
+            response = self._seal(session, response, *sealed_by)
         if status == ASSOCIATION_STATUS_ASSOCIATED:
             self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, policy.name))
         diag = AcseServiceUser.AUTHENTICATION_REQUIRED if status == ASSOCIATION_STATUS_PENDING else AcseServiceUser.NULL
@@ -421,29 +389,13 @@ class Server:
             self.on_notice(Notice(ServerEvent.LOCKED_OUT, sap, f"{count} failed authentications"))
 
     def _unwrap_initiate(self, session: Session, policy: AssociationPolicy,
-                         aarq: AARQ) -> tuple[bytes, Protection | None]:
+                         aarq: AARQ) -> tuple[bytes, tuple[Protection, bytes] | None]:
         """The plain InitiateRequest, and how it came protected (None: in clear)."""
         ui = aarq.user_information or b""
         if not policy.ciphered:
             return ui, None
-        if not ui or ui[0] != Tag.GLO_INITIATE_REQUEST:
-            raise SecurityError("a ciphered context needs a glo-initiate-request")
-        sec = self.security
-        if sec is None:
-            raise SecurityError("no security settings: ciphered APDUs are not accepted")
-        content, pos = security.read_octets(ui, 1)
-        if pos != len(ui):
-            raise SecurityError("trailing bytes after glo-initiate-request")
-        header = security.read_header(content)
-        if header.control & sec.required_control != sec.required_control:
-            raise SecurityError(f"security control 0x{header.control:02x} weaker than required")
-        title = session.client_system_title
-        if title is None:
-            raise SecurityError("no client system title in this association")
-        sec.counters.check_rx(title, header.invocation_counter)
-        _, plain = security.decrypt(content, title, sec.encryption_key, sec.authentication_key)
-        sec.counters.accept_rx(title, header.invocation_counter)
-        return plain, Protection(Tag.GLO_INITIATE_REQUEST, header.control)
+        plain, how, key = self._open(session, ui, initiate=True)
+        return plain, (how, key)
 
     def _start_hls(self, session: Session, policy: AssociationPolicy, aarq: AARQ, now: float) -> bytes | None:
         """HLS-GMAC: check CtoS, send StoC, and wait for reply_to_HLS_authentication."""
@@ -803,9 +755,9 @@ class Server:
         if self.security is None:
             raise DlmsError("a ciphered data-notification needs security settings")
         sec = self.security
-        content = security.encrypt(control, sec.system_title, sec.counters.next_tx(), sec.encryption_key,
-                                   sec.authentication_key, notification)
-        return bytes((Tag.GENERAL_GLO_CIPHERING,)) + security.octets(sec.system_title) + security.octets(content)
+        return protection.seal(notification, Protection(Container.GENERAL_GLO_DED, False, control),
+                               system_title=sec.system_title, invocation_counter=sec.counters.next_tx(),
+                               key=sec.encryption_key, authentication_key=sec.authentication_key)
 
 
 def _data_result(code: int) -> DataAccessResult:

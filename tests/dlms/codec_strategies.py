@@ -161,8 +161,16 @@ apdus = st.one_of(
     st.builds(apdu.GeneralBlockTransfer, st.booleans(), st.booleans(), st.integers(0, 63), u16, u16,
               st.binary(max_size=300)),
     st.builds(apdu.CipheredApdu, st.sampled_from(sorted(apdu.GLO_TAGS | apdu.DED_TAGS)), st.binary(max_size=300)),
-    st.builds(apdu.GeneralCiphering, st.sampled_from([apdu.Tag.GENERAL_GLO_CIPHERING, apdu.Tag.GENERAL_DED_CIPHERING]),
+    st.builds(apdu.GeneralGloCiphering, st.sampled_from([apdu.Tag.GENERAL_GLO_CIPHERING, apdu.Tag.GENERAL_DED_CIPHERING]),
               st.binary(min_size=8, max_size=8) | small_bytes, st.binary(max_size=300)),
+    st.builds(apdu.GeneralCiphering, small_bytes, small_bytes, small_bytes, small_bytes, small_bytes,
+              st.none() | st.one_of(
+                  st.builds(apdu.KeyInfo, st.just(apdu.KeyInfoKind.IDENTIFIED_KEY), st.integers(0, 1)),
+                  st.builds(apdu.KeyInfo, st.just(apdu.KeyInfoKind.WRAPPED_KEY), st.just(0), st.just(b""),
+                            small_bytes),
+                  st.builds(apdu.KeyInfo, st.just(apdu.KeyInfoKind.AGREED_KEY), st.just(0), small_bytes,
+                            small_bytes)),
+              st.binary(max_size=300)),
 )
 
 # --- ACSE ------------------------------------------------------------------------------------------

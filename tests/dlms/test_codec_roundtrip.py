@@ -233,7 +233,7 @@ def test_exception_response_invocation_counter_error():
 def test_general_glo_ciphering_layout():
     # system-title OCTET STRING, then ciphered-content OCTET STRING (SC || IC || ciphertext || tag)
     content = bytes.fromhex("30" "00000001") + b"\xAA" * 5 + b"\xBB" * 12
-    g = apdu.GeneralCiphering(apdu.Tag.GENERAL_GLO_CIPHERING, b"ABCDEFGH", content)
+    g = apdu.GeneralGloCiphering(apdu.Tag.GENERAL_GLO_CIPHERING, b"ABCDEFGH", content)
     raw = g.encode()
     assert raw[:11] == bytes.fromhex("db08") + b"ABCDEFGH" + bytes((len(content),))
     assert raw[11:] == content

@@ -17,6 +17,7 @@ from bijli.dlms.cosem.data import Data, Register
 from bijli.dlms.cosem.security_setup import SecuritySetup
 from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, ServiceError
 from bijli.dlms.obis import Obis
+from bijli.dlms.protection import Container
 from bijli.dlms.security import KeyId, MemoryCounterStore, SecuritySettings
 from bijli.dlms.server import Server, ServerEvent
 
@@ -72,10 +73,13 @@ class Direct:
     def __init__(self, server, sap, now=lambda: 0.0):
         self.server, self.session, self.now = server, server.new_session(sap), now
         self.sent = []
+        self.answers = []
 
     def request(self, data):
         self.sent.append(data)
-        return self.server.handle(self.session, data, self.now())
+        answer = self.server.handle(self.session, data, self.now())
+        self.answers.append(answer)
+        return answer
 
     def close(self):
         pass
@@ -107,6 +111,44 @@ def test_utility_association_glo_ded_and_general_ciphering(general, dedicated):
     assert c.action(1, echo.logical_name, 1, axdr.OctetString(b"ab" * 200)) == axdr.OctetString(b"ab" * 400)
     assert c.session.settings.ciphered and ServerEvent.ASSOCIATED in [n.event for n in notices]
     c.release()
+
+
+@pytest.mark.parametrize("dedicated", (None, bytes(range(16, 32))))
+def test_utility_association_with_general_ciphering(dedicated):
+    """general-ciphering (0xDD): transaction-id, both system titles and, for a dedicated
+    key, the key wrapped under the master key; the answer repeats the transaction-id."""
+    server, notices, echo = make_server()
+    c = client(server, 48, container=Container.GENERAL, dedicated_key=dedicated)
+    assert c.get(3, "1.0.1.8.0.255", 2) == axdr.DoubleLongUnsigned(1234)
+    request = apdu.decode(c.transport.sent[-1])
+    assert isinstance(request, apdu.GeneralCiphering)
+    assert request.originator_system_title == b"BJLCLT01" and request.recipient_system_title == SERVER_TITLE
+    assert (request.key_info is None) == (dedicated is None)
+    answer = apdu.decode(c.transport.answers[-1])
+    assert isinstance(answer, apdu.GeneralCiphering)
+    assert answer.transaction_id == request.transaction_id and answer.originator_system_title == SERVER_TITLE
+    big = axdr.OctetString(bytes(range(256)) * 3)  # SET with datablocks, GET with datablocks, all 0xDD
+    c.set(1, echo.logical_name, 2, big)
+    assert c.get(1, echo.logical_name, 2) == big
+    c.release()
+
+
+def test_general_ciphering_with_an_unavailable_key_is_refused():
+    server, notices, _ = make_server()
+    c = client(server, 48)
+    sec = server.security
+    plain = apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(3, Obis.parse("1.0.1.8.0.255"), 2)).encode()
+    ic = c.session.settings.invocation_counter
+    for key_info in (apdu.KeyInfo(apdu.KeyInfoKind.AGREED_KEY, 0, b"\x01", b""),
+                     apdu.KeyInfo(apdu.KeyInfoKind.IDENTIFIED_KEY, 1),
+                     apdu.KeyInfo(apdu.KeyInfoKind.WRAPPED_KEY, 3, b"", bytes(24))):
+        content = security.encrypt(0x30, b"BJLCLT01", ic, sec.encryption_key, sec.authentication_key, plain)
+        ic += 1
+        wire = apdu.GeneralCiphering(bytes(8), b"BJLCLT01", SERVER_TITLE, b"", b"", key_info, content).encode()
+        answer = apdu.decode(c.transport.request(wire))
+        assert answer == apdu.ExceptionResponse(apdu.StateError.SERVICE_NOT_ALLOWED,
+                                                apdu.ServiceErrorCode.DECIPHERING_ERROR)
+    assert [n.event for n in notices].count(ServerEvent.SECURITY_FAILURE) == 3
 
 
 def test_public_and_reader_rights_are_enforced():
