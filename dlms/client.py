@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Protocol
 
-from bijli.dlms import apdu, axdr, protection, security
+from bijli.dlms import apdu, axdr, gbt, protection, security
 from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Mechanism
 from bijli.dlms.xdlms import Conformance, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
@@ -57,6 +57,7 @@ class ClientSettings:
     conformance: Conformance = DEFAULT_CONFORMANCE
     challenge: bytes | None = None  # CtoS; random when None
     general_ciphering: bool = False  # general-glo/ded (0xDB/0xDC) instead of the service-specific containers
+    gbt_window: int = 0  # above 0: requests go in general-block-transfer, answers stream this many blocks a window
     container: Container = Container.SERVICE_SPECIFIC  # or GENERAL for general-ciphering (0xDD)
     master_key: bytes = security.DEFAULT_MASTER_KEY  # the KEK, to wrap a dedicated key in general-ciphering
 
@@ -235,19 +236,59 @@ class ClientSession:
         self.hls_pending = False
 
     def rlrq(self) -> bytes:
-        return RLRQ().encode()
+        """The release request; in a ciphered association it carries a glo-ciphered
+        InitiateRequest, so the meter's answer proves who released (Green Book 9.4.3)."""
+        s = self.settings
+        if not s.ciphered or self.server_system_title is None:
+            return RLRQ().encode()
+        initiate = InitiateRequest(s.conformance, s.max_pdu)
+        return RLRQ(user_information=self.protect(initiate.encode(), initiate=True)).encode()
 
     def parse_rlre(self, data: bytes) -> None:
-        RLRE.decode(data)
+        """Take the release response; the association is gone either way, but a ciphered
+        one must come back with a verifiable InitiateResponse."""
         self.associated = False
+        rlre = RLRE.decode(data)
+        if self.settings.ciphered and self.server_system_title is not None:
+            if not rlre.user_information:
+                raise SecurityError("release response without the ciphered initiate response")
+            if rlre.user_information[0] != Tag.GLO_INITIATE_RESPONSE:
+                raise SecurityError("release response user-information is not a glo-initiate-response")
+            InitiateResponse.decode(self.unprotect(rlre.user_information))
 
 
 class ApduTransport(Protocol):
-    """One APDU out, the next APDU back (blocking); the link layer is its business."""
+    """One APDU out, the next APDU back (blocking); the link layer is its business.
+    ``receive`` waits for a further APDU without sending (a streamed GBT window)."""
 
     def request(self, data: bytes) -> bytes: ...
 
+    def receive(self) -> bytes: ...
+
     def close(self) -> None: ...
+
+
+class InProcessTransport:
+    """A server in this process as a transport: each request straight into
+    ``server.handle`` (tests, benches); further answers wait for :meth:`receive`."""
+
+    def __init__(self, server, client_sap: int, now: Callable[[], float] = lambda: 0.0):
+        self.server = server
+        self.session = server.new_session(client_sap)
+        self.now = now
+        self._queue: list[bytes] = []
+
+    def request(self, data: bytes) -> bytes:
+        self._queue.extend(self.server.handle(self.session, data, self.now()))
+        return self.receive()
+
+    def receive(self) -> bytes:
+        if not self._queue:
+            raise TimeoutError("the server sent nothing")
+        return self._queue.pop(0)
+
+    def close(self) -> None:
+        pass
 
 
 def _raise_exception(resp) -> None:
@@ -295,29 +336,58 @@ class Client:
 
     # --- exchange -------------------------------------------------------------------------
     def _exchange(self, request: bytes):
-        plain_tag = request[0]
         wire = self.session.protect(request)
-        response = self.transport.request(wire)
+        if self._use_gbt():
+            response = self._gbt_send(wire)
+        else:
+            response = self.transport.request(wire)
         if response[:1] == bytes((Tag.GENERAL_BLOCK_TRANSFER,)):
             response = self._gbt_collect(response)
         plain = self.session.unprotect(response)
         resp = apdu.decode(plain)
         _raise_exception(resp)
-        del plain_tag
         return resp
 
-    def _gbt_collect(self, first: bytes) -> bytes:
-        """Reassemble a response the meter sent in general-block-transfer."""
-        data = bytearray()
-        gbt = apdu.decode(first)
+    def _use_gbt(self) -> bool:
+        s = self.session
+        return bool(s.settings.gbt_window) and bool(s.negotiated_conformance & Conformance.GENERAL_BLOCK_TRANSFER) \
+            and (s.associated or s.hls_pending)
+
+    def _gbt_send(self, wire: bytes) -> bytes:
+        """Send one APDU in general-block-transfer blocks (dlms.gbt), advertising our
+        window; the first block of the answer comes back."""
+        window = self.session.settings.gbt_window
+        sender = gbt.GbtSender(wire, max(16, self._room() - 10), peer_window=1, own_window=window)
         while True:
-            if not isinstance(gbt, apdu.GeneralBlockTransfer):
+            # requests are short: each block waits for its acknowledgement (window 1 our way)
+            (block,) = sender.next_window()
+            answer = self.transport.request(block.encode())
+            if block.last_block:
+                return answer
+            ack = apdu.decode(answer)
+            if not isinstance(ack, apdu.GeneralBlockTransfer):
+                return answer  # refused before the request was whole
+            sender.receive_ack(ack)
+            sender.peer_window = 1
+
+    def _gbt_collect(self, first: bytes) -> bytes:
+        """Reassemble an answer the meter sent in general-block-transfer: take each
+        streamed block as it comes and acknowledge at the end of every window."""
+        window = self.session.settings.gbt_window or 1
+        receiver = gbt.GbtReceiver(window=window, max_size=1 << 24)
+        block = apdu.decode(first)
+        while True:
+            if not isinstance(block, apdu.GeneralBlockTransfer):
                 raise ServiceError("general-block-transfer interrupted")
-            data += gbt.block_data
-            if gbt.last_block:
-                return bytes(data)
-            ack = apdu.GeneralBlockTransfer(False, False, 1, 0, gbt.block_number, b"").encode()
-            gbt = apdu.decode(self.transport.request(ack))
+            if receiver.received == 0 and block.block_number > 1:
+                raise ServiceError(f"general-block-transfer answer starts at block {block.block_number}")
+            ack_due = receiver.receive(block)
+            if receiver.complete:
+                return receiver.data
+            if ack_due:
+                block = apdu.decode(self.transport.request(receiver.ack().encode()))
+            else:
+                block = apdu.decode(self.transport.receive())
 
     # --- GET -----------------------------------------------------------------------------
     def get(self, class_id: int, obis: "Obis | str", attribute: int, selection: AccessSelection | None = None,

@@ -81,11 +81,15 @@ class GbtReceiver:
     """Reassembles one APDU from GBT blocks. ``window`` is what we advertise;
     ``block_number`` is the number our own acknowledgement blocks carry."""
 
-    def __init__(self, *, window: int = 1, block_number: int = 1, max_size: int = 0xFFFFFF):
+    def __init__(self, *, window: int = 1, block_number: int = 1, max_size: int = 0xFFFFFF, first_block: int = 1):
+        """``first_block``: the number the transfer starts at (1, unless the peer numbers
+        its blocks on across APDUs)."""
         self.window = _window(window)
         self.block_number = block_number
         self.max_size = max_size
-        self.received = 0  # the highest block held in sequence
+        if not 1 <= first_block <= MAX_BLOCK_NUMBER:
+            raise RemoteProtocolError(f"GBT block number {first_block} out of range")
+        self.received = first_block - 1  # the highest block held in sequence
         self.complete = False
         self._parts: list[bytes] = []
         self._size = 0

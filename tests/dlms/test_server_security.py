@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bijli.dlms import apdu, axdr, security
+from bijli.dlms import acse, apdu, axdr, security
 from bijli.dlms.acse import Conformance, Mechanism
 from bijli.dlms.client import DEFAULT_CONFORMANCE, Client, ClientSettings
 from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy, full_access, only, read_only
@@ -74,10 +74,15 @@ class Direct:
         self.server, self.session, self.now = server, server.new_session(sap), now
         self.sent = []
         self.answers = []
+        self.queue = []
 
     def request(self, data):
         self.sent.append(data)
-        answer = self.server.handle(self.session, data, self.now())
+        self.queue.extend(self.server.handle(self.session, data, self.now()))
+        return self.receive()
+
+    def receive(self):
+        answer = self.queue.pop(0)
         self.answers.append(answer)
         return answer
 
@@ -160,12 +165,33 @@ def test_public_and_reader_rights_are_enforced():
     assert exc.value.result == apdu.DataAccessResult.OBJECT_UNDEFINED
     reader = client(server, 32)
     assert reader.get(3, "1.0.1.8.0.255", 3) == axdr.Structure((axdr.Integer(0), axdr.Enum(30)))
-    with pytest.raises(ServiceError) as exc:
+    with pytest.raises(ServiceError):
         reader.set(1, echo.logical_name, 2, axdr.OctetString(b"x"))
-    assert exc.value.result == apdu.DataAccessResult.READ_WRITE_DENIED
     with pytest.raises(ServiceError):
         reader.action(1, echo.logical_name, 1, axdr.OctetString(b"x"))
     assert [e.logical_name for e in pub.object_list()] == [Obis(0, 0, 96, 1, 0, 255), Obis(0, 0, 40, 0, 0, 255)]
+    utility = client(server, 48)  # SET negotiated: a read-only attribute is a data-access-result
+    with pytest.raises(ServiceError) as exc:
+        utility.set(3, "1.0.1.8.0.255", 3, axdr.Structure((axdr.Integer(0), axdr.Enum(30))))
+    assert exc.value.result == apdu.DataAccessResult.READ_WRITE_DENIED
+
+
+def test_set_and_action_outside_the_negotiated_conformance_get_an_exception_response():
+    """Issue 11 item 17: not data-access-results but exception-response service-not-allowed /
+    service-not-supported, for every SET and ACTION form, and the association goes on."""
+    server, _, echo = make_server()
+    reader = client(server, 32)  # conformance: GET, selective access, GET blocks, multiple references
+    desc = apdu.AttributeDescriptor(1, echo.logical_name, 2)
+    refused = apdu.ExceptionResponse(apdu.StateError.SERVICE_NOT_ALLOWED, apdu.ServiceErrorCode.SERVICE_NOT_SUPPORTED)
+    for request in (apdu.SetRequestNormal(0xC1, desc, axdr.OctetString(b"x")),
+                    apdu.SetRequestWithList(0xC1, ((desc, None),), (axdr.OctetString(b"x"),)),
+                    apdu.SetRequestWithFirstDatablock(0xC1, desc, None, apdu.DataBlockSA(True, 1, b"\x09\x00")),
+                    apdu.ActionRequestNormal(0xC1, desc, None),
+                    apdu.ActionRequestWithList(0xC1, (desc,), (axdr.NullData(),)),
+                    apdu.ActionRequestWithFirstPblock(0xC1, desc, apdu.DataBlockSA(True, 1, b""))):
+        assert apdu.decode(reader.transport.request(request.encode())) == refused, request
+    assert echo.value == axdr.OctetString(b"")
+    assert reader.get(1, "0.0.96.1.0.255", 2) == axdr.VisibleString("BJL0000001")
 
 
 def test_wrong_hls_keys_and_passwords_lock_out_and_are_noticed():
@@ -201,7 +227,7 @@ def test_replay_is_refused_also_after_a_restart():
     c = client(server, 48)
     c.get(3, "1.0.1.8.0.255", 2)
     request = c.transport.sent[-1]
-    answer = server.handle(c.transport.session, request)
+    (answer,) = server.handle(c.transport.session, request)
     assert answer[:3] == bytes((0xD8, 1, 6))
     assert notices[-1].event is ServerEvent.SECURITY_FAILURE
     assert c.get(3, "1.0.1.8.0.255", 2) == axdr.DoubleLongUnsigned(1234)  # still serving
@@ -209,7 +235,7 @@ def test_replay_is_refused_also_after_a_restart():
     server2, _, _ = make_server(store)
     session = server2.new_session(48)
     aarq = c.transport.sent[0]
-    refused = server2.handle(session, aarq)
+    (refused,) = server2.handle(session, aarq)
     assert refused[0] == 0x61 and b"\x0e\x01\x00\x06" in refused  # AARE with a deciphering error
     # the server never reuses one of its own ICs
     assert server2.security.counters.next_tx() > server.security.counters.next_tx() - 1
@@ -240,10 +266,63 @@ def test_general_block_transfer_only_after_the_client_used_it():
     assert not session.used_gbt
     # the client wraps a GET in one GBT block; the long answer comes back in GBT blocks
     req = c.session.protect(apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(1, echo.logical_name, 2)).encode())
-    first = server.handle(session, apdu.GeneralBlockTransfer(True, False, 1, 1, 0, req).encode())
+    (first,) = server.handle(session, apdu.GeneralBlockTransfer(True, False, 1, 1, 0, req).encode())
     assert first[0] == 0xE0 and session.used_gbt
     value = c.session.unprotect(c._gbt_collect(first))
     assert apdu.decode(value).result == echo.value
+
+
+@pytest.mark.parametrize("window", (1, 4))
+def test_general_block_transfer_streams_a_whole_window_per_acknowledgement(window):
+    """Issue 16: with the client's window above 1, each acknowledgement brings a whole
+    window of blocks (streaming set on all but the window's last)."""
+    server, _, echo = make_server()
+    c = client(server, 48, conformance=DEFAULT_CONFORMANCE | Conformance.GENERAL_BLOCK_TRANSFER, gbt_window=window)
+    echo.value = axdr.OctetString(bytes(range(256)) * 12)
+    c.transport.sent.clear()
+    c.transport.answers.clear()
+    assert c.get(1, echo.logical_name, 2) == echo.value
+    blocks = [apdu.decode(a) for a in c.transport.answers]
+    assert all(isinstance(b, apdu.GeneralBlockTransfer) for b in blocks)
+    assert [b.block_number for b in blocks] == list(range(1, len(blocks) + 1)) and blocks[-1].last_block
+    assert len(blocks) > 8
+    # one request block, then one acknowledgement per window (the last window needs none)
+    acks = [apdu.decode(r) for r in c.transport.sent[1:]]
+    assert len(acks) == -(-len(blocks) // window) - 1
+    assert [a.block_number_ack for a in acks] == [window * n for n in range(1, len(acks) + 1)]
+    for n, b in enumerate(blocks, 1):
+        assert b.streaming == (n % window != 0 and not b.last_block)
+
+
+def test_general_block_transfer_goes_back_to_the_first_block_not_acknowledged():
+    server, _, echo = make_server()
+    c = client(server, 48, conformance=DEFAULT_CONFORMANCE | Conformance.GENERAL_BLOCK_TRANSFER)
+    echo.value = axdr.OctetString(bytes(3000))
+    session = c.transport.session
+    req = c.session.protect(apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(1, echo.logical_name, 2)).encode())
+    first = [apdu.decode(b) for b in server.handle(session, apdu.GeneralBlockTransfer(True, False, 4, 1, 0, req).encode())]
+    assert [(b.block_number, b.streaming) for b in first] == [(1, True), (2, True), (3, True), (4, False)]
+    # block 3 was lost: the client acknowledges 2, the server sends 3.. again, a window's worth
+    again = [apdu.decode(b) for b in server.handle(session, apdu.GeneralBlockTransfer(False, False, 4, 2, 2, b"").encode())]
+    assert [b.block_number for b in again] == [3, 4, 5, 6]
+    assert again[0].block_data == first[2].block_data
+
+
+def test_release_of_a_ciphered_association_carries_the_initiate_response():
+    """Issue 11 item 14: the RLRQ carries a glo-initiate-request, the RLRE answers with a
+    glo-initiate-response the client deciphers and checks."""
+    server, notices, _ = make_server()
+    c = client(server, 48)
+    rlrq = acse.RLRQ.decode(c.session.rlrq())
+    assert rlrq.user_information[0] == apdu.Tag.GLO_INITIATE_REQUEST
+    c.release()  # raises unless the RLRE holds a verifiable initiate response
+    rlre = acse.RLRE.decode(c.transport.answers[-1])
+    assert rlre.user_information[0] == apdu.Tag.GLO_INITIATE_RESPONSE
+    assert notices[-1].event is ServerEvent.RELEASED and not c.transport.session.associated
+    # a plain association releases without user-information
+    pub = client(server, 16)
+    pub.release()
+    assert acse.RLRE.decode(pub.transport.answers[-1]).user_information is None
 
 
 def test_data_notification_plain_and_ciphered():
@@ -255,7 +334,7 @@ def test_data_notification_plain_and_ciphered():
                                                                axdr.DoubleLongUnsigned(1234), axdr.NullData()))
     ciphered = server.data_notification([(1, "0.0.96.1.0.255", 2)], ciphered=True)
     g = apdu.decode(ciphered)
-    assert g.system_title == SERVER_TITLE
+    assert isinstance(g, apdu.GeneralGloCiphering) and g.system_title == SERVER_TITLE
     _, inner = security.decrypt(g.content, SERVER_TITLE, server.security.encryption_key,
                                 server.security.authentication_key)
     assert apdu.decode(inner).body == axdr.Structure((axdr.VisibleString("BJL0000001"),))
@@ -288,5 +367,5 @@ def test_random_apdu_sequences_never_raise(requests, sap):
     server, _, _ = make_server()
     session = server.new_session(sap)
     for r in requests:
-        answer = server.handle(session, r)
-        assert answer is None or isinstance(answer, bytes) and answer
+        answers = server.handle(session, r)
+        assert isinstance(answers, tuple) and all(isinstance(a, bytes) and a for a in answers)

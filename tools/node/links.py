@@ -66,10 +66,10 @@ async def wrapper_session(stream, server: Server, *, on_activity: Callable[[], N
             session = sessions.get(event.source_wport)
             if session is None:
                 session = sessions[event.source_wport] = server.new_session(event.source_wport)
-            response = server.handle(session, event.apdu, time.monotonic())
+            responses = server.handle(session, event.apdu, time.monotonic())
             if on_activity:
                 on_activity()
-            if response is not None:
+            for response in responses:
                 await stream.write(conn.send(response, destination_wport=event.source_wport))
 
 
@@ -172,10 +172,10 @@ async def hdlc_session(line, server: Server, *, physical_address: int = 16, inac
                 session = sessions.get(ev.client_address)
                 if session is None:
                     session = sessions[ev.client_address] = server.new_session(ev.client_address)
-                response = server.handle(session, ev.apdu, now)
+                responses = server.handle(session, ev.apdu, now)
                 if on_activity:
                     on_activity()
-                if response is not None:
+                for response in responses:
                     try:
                         conn.send_apdu(response, now)
                     except DlmsError as exc:
@@ -430,7 +430,9 @@ class HdlcTransport:
 
     def request(self, data: bytes) -> bytes:
         self.conn.send_apdu(data, time.monotonic())
+        return self.receive()
 
+    def receive(self) -> bytes:
         def done(ev):
             if isinstance(ev, hdlc.ApduReceived):
                 return ev.apdu
