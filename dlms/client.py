@@ -15,7 +15,7 @@ a blocking ``request(apdu) -> apdu`` will do, including a server in-process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Protocol
 
@@ -100,7 +100,6 @@ class ClientSession:
     _ctos: bytes = b""
     _invoke_id: int = 0
     server_ic: int = -1  # highest IC seen from the server
-    used_gbt: bool = field(default=False)
 
     # --- invoke ids --------------------------------------------------------------------
     def next_invoke_id(self) -> int:
@@ -305,6 +304,7 @@ class Client:
     def __init__(self, transport: ApduTransport, settings: ClientSettings | None = None):
         self.transport = transport
         self.session = ClientSession(settings or ClientSettings())
+        self._gbt_next_number = 1  # the number our next GBT acknowledgement carries
         self._classes: dict[Obis, int] | None = None
 
     # --- association ----------------------------------------------------------------------
@@ -362,6 +362,7 @@ class Client:
             # requests are short: each block waits for its acknowledgement (window 1 our way)
             (block,) = sender.next_window()
             answer = self.transport.request(block.encode())
+            self._gbt_next_number = block.block_number + 1
             if block.last_block:
                 return answer
             ack = apdu.decode(answer)
@@ -374,7 +375,7 @@ class Client:
         """Reassemble an answer the meter sent in general-block-transfer: take each
         streamed block as it comes and acknowledge at the end of every window."""
         window = self.session.settings.gbt_window or 1
-        receiver = gbt.GbtReceiver(window=window, max_size=1 << 24)
+        receiver = gbt.GbtReceiver(window=window, max_size=1 << 24, block_number=self._gbt_next_number)
         block = apdu.decode(first)
         while True:
             if not isinstance(block, apdu.GeneralBlockTransfer):

@@ -508,7 +508,7 @@ class Server:
             return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED),)
         session.used_gbt = True
         sender = session.gbt_out
-        if sender is not None and not block.block_data and not block.last_block:
+        if sender is not None and not block.block_data:
             # the client acknowledges (part of) our window and asks for the next
             sender.receive_ack(block)
             if sender.done:

@@ -430,9 +430,13 @@ class HdlcTransport:
 
     def request(self, data: bytes) -> bytes:
         self.conn.send_apdu(data, time.monotonic())
-        return self.receive()
+        return self._receive()
 
     def receive(self) -> bytes:
+        self.conn.await_apdu()
+        return self._receive()
+
+    def _receive(self) -> bytes:
         def done(ev):
             if isinstance(ev, hdlc.ApduReceived):
                 return ev.apdu
