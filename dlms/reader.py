@@ -5,9 +5,9 @@ Every decoder of received bytes in :mod:`dlms` reads through a :class:`Reader`: 
 cursor that never reads past the end of its buffer and raises the caller's error
 class (``ApduError`` for xDLMS, ``BerError`` for ACSE) instead of an ``IndexError``,
 so a truncated or lying length from a peer is always a typed decode error. The two
-encodings differ only in their length octets, hence :meth:`Reader.length` (A-XDR:
-up to four length octets) and :meth:`Reader.ber_length` (BER definite form: the
-one or two octets an ACSE APDU can need).
+encodings differ only in how many length octets they allow, hence
+:meth:`Reader.length` (A-XDR: up to four) and :meth:`Reader.ber_length` (BER
+definite form: the one or two an ACSE APDU can need).
 """
 
 from __future__ import annotations
@@ -55,25 +55,19 @@ class Reader:
         self.pos = end
         return v
 
-    def length(self) -> int:
-        """An A-XDR length: one octet below 0x80, else 0x8n and n (1..4) octets."""
+    def length(self, max_octets: int = 4) -> int:
+        """A length: one octet below 0x80, else 0x8n and n octets. A-XDR allows up to
+        four length octets; a BER definite length in ACSE never needs more than two."""
         first = self.u8()
         if first < 0x80:
             return first
         size = first & 0x7F
-        if size == 0 or size > 4:
+        if size == 0 or size > max_octets:
             raise self.error(f"unsupported length form 0x{first:02x}")
         return int.from_bytes(self.take(size), "big")
 
     def ber_length(self) -> int:
-        """A BER definite length; ACSE never needs more than two length octets."""
-        first = self.u8()
-        if first < 0x80:
-            return first
-        size = first & 0x7F
-        if size == 0 or size > 2:
-            raise self.error(f"unsupported BER length form 0x{first:02x}")
-        return int.from_bytes(self.take(size), "big")
+        return self.length(2)
 
     def octets(self) -> bytes:
         """A length-prefixed OCTET STRING (A-XDR)."""

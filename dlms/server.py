@@ -545,8 +545,9 @@ class Server:
             if kind is not apdu.ActionRequestNormal:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
         else:
-            required = _REQUIRED.get(kind)
-            if required is None:
+            try:
+                required = _REQUIRED[kind]
+            except KeyError:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
             if association.context.conformance & required != required:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
