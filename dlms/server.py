@@ -25,8 +25,8 @@ Flow of one request:
 4. Inside an association, xDLMS GET/SET/ACTION (normal, with list, with
    blocks) are decoded, access rights are checked against the policy, and the
    object's hook is called. A response longer than the client accepts goes
-   out in blocks (GET datablocks, ACTION pblocks) the client pulls; a client
-   that used general-block-transfer itself gets long answers in GBT.
+   out in blocks (GET datablocks, ACTION pblocks) the client pulls, or, when
+   general-block-transfer is negotiated, in GBT windows of the client's size.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Session:
     ``ctx.association``."""
 
     __slots__ = ("client_sap", "server_max_pdu", "association", "outbound", "inbound", "gbt_in", "gbt_out",
-                 "used_gbt", "after_response", "_server")
+                 "after_response", "_server")
 
     def __init__(self, client_sap: int, server_max_pdu: int = 1024, server: "Server | None" = None):
         self.client_sap = client_sap
@@ -91,7 +91,6 @@ class Session:
         self.inbound: blocks.Inbound | None = None  # a long SET/ACTION request being received
         self.gbt_in: gbt.GbtReceiver | None = None  # a request arriving in general-block-transfer
         self.gbt_out: gbt.GbtSender | None = None  # an answer leaving in general-block-transfer
-        self.used_gbt = False  # only send general-block-transfer to a client that used it
         self.after_response: list[Callable[[], object]] = []  # run once the current answer is built
         self._server = server
 
@@ -133,7 +132,6 @@ class Session:
     def _clear_transfers(self) -> None:
         self.outbound = self.inbound = None
         self.gbt_in = self.gbt_out = None
-        self.used_gbt = False
 
 
 _HLS_PASSED = HlsPassed()
@@ -224,8 +222,19 @@ class Server:
                 if session.association.state is AssociationState.NON_ASSOCIATED:
                     return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE),)
                 return self._general_block_transfer(session, request, now)
-            response = self._answer(session, request, now, session.association.context.room)
-            return NOTHING if response is None else (response,)
+            context = session.association.context
+            if not context.conformance & Conformance.GENERAL_BLOCK_TRANSFER:
+                response = self._answer(session, request, now, context.room)
+                return NOTHING if response is None else (response,)
+            # general-block-transfer negotiated: a long answer goes in GBT, not in
+            # service-specific blocks (a client that proposes GBT takes it; gurux, for one,
+            # never wraps a short request in GBT, yet takes GBT answers in its window)
+            response = self._answer(session, request, now, 1 << 30)
+            if response is None:
+                return NOTHING
+            if len(response) <= context.room + context.cipher_overhead:
+                return (response,)
+            return self._gbt_answer(session, response, 1, 0)
         except DlmsError:
             # malformed: the standard answers an undecodable APDU with an exception-response
             session.after_response.clear()
@@ -506,7 +515,6 @@ class Server:
             raise ApduError("not a general-block-transfer")
         if not session.conformance & Conformance.GENERAL_BLOCK_TRANSFER:
             return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED),)
-        session.used_gbt = True
         sender = session.gbt_out
         if sender is not None and not block.block_data:
             # the client acknowledges (part of) our window and asks for the next
@@ -530,9 +538,13 @@ class Server:
         response = self._answer(session, whole, now, room=1 << 30)
         if response is None:
             return NOTHING
+        return self._gbt_answer(session, response, block.window or 1, receiver.received)
+
+    def _gbt_answer(self, session: Session, response: bytes, window: int, ack: int) -> tuple[bytes, ...]:
+        """The first window of ``response`` in GBT blocks (``window``: the client's, 1 until
+        it has told us); the rest follows its acknowledgements."""
         size = max(16, min(session.client_max_pdu, self.max_pdu) - 10)  # GBT header: tag, control, numbers, length
-        sender = gbt.GbtSender(response, size, peer_window=block.window or 1, own_window=GBT_WINDOW,
-                               block_number_ack=receiver.received)
+        sender = gbt.GbtSender(response, size, peer_window=window, own_window=GBT_WINDOW, block_number_ack=ack)
         session.gbt_out = sender  # kept until acknowledged whole or a new request starts
         return tuple(b.encode() for b in sender.next_window())
 

@@ -256,20 +256,24 @@ def test_key_transfer_takes_effect_after_the_answer():
             axdr.Enum(0), axdr.OctetString(security.wrap_key(bytes(16), new_ek)))),)))
 
 
-def test_general_block_transfer_only_after_the_client_used_it():
+def test_long_answers_go_in_gbt_only_when_it_is_negotiated():
     server, _, echo = make_server()
-    c = client(server, 48, conformance=DEFAULT_CONFORMANCE | Conformance.GENERAL_BLOCK_TRANSFER)
     echo.value = axdr.OctetString(bytes(700))
-    c.get(1, echo.logical_name, 2)
-    assert all(r[0] != 0xE0 for r in c.transport.sent)
+    plain = client(server, 48)  # no GBT proposed: GET datablocks
+    assert plain.get(1, echo.logical_name, 2) == echo.value
+    assert all(a[0] != 0xE0 for a in plain.transport.answers) and len(plain.transport.answers) > 3
+    # GBT negotiated: even a plain GET gets its long answer in GBT, one block until the
+    # client's acknowledgement tells its window
+    c = client(server, 48, conformance=DEFAULT_CONFORMANCE | Conformance.GENERAL_BLOCK_TRANSFER)
     session = c.transport.session
-    assert not session.used_gbt
-    # the client wraps a GET in one GBT block; the long answer comes back in GBT blocks
     req = c.session.protect(apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(1, echo.logical_name, 2)).encode())
-    (first,) = server.handle(session, apdu.GeneralBlockTransfer(True, False, 1, 1, 0, req).encode())
-    assert first[0] == 0xE0 and session.used_gbt
+    (first,) = server.handle(session, req)
+    assert first[0] == 0xE0
     value = c.session.unprotect(c._gbt_collect(first))
     assert apdu.decode(value).result == echo.value
+    # a short answer still goes whole
+    assert c.get(1, "0.0.96.1.0.255", 2) == axdr.VisibleString("BJL0000001")
+    assert c.transport.answers[-1][0] != 0xE0
 
 
 @pytest.mark.parametrize("window", (1, 4))
