@@ -101,16 +101,15 @@ class _Spelling:
     no_transfer: int  # result when no transfer of this service is in progress
     aborted: int  # result when the transfer breaks off
     out_of_sequence: int
-    refused: int  # the service is not allowed this transfer
 
 
 _SPELLING = {
     BlockService.GET: _Spelling(DataAccessResult.NO_LONG_GET_IN_PROGRESS, DataAccessResult.LONG_GET_ABORTED,
-                                DataAccessResult.LONG_GET_ABORTED, DataAccessResult.OTHER_REASON),
+                                DataAccessResult.LONG_GET_ABORTED),
     BlockService.SET: _Spelling(DataAccessResult.NO_LONG_SET_IN_PROGRESS, DataAccessResult.LONG_SET_ABORTED,
-                                DataAccessResult.DATA_BLOCK_NUMBER_INVALID, DataAccessResult.READ_WRITE_DENIED),
+                                DataAccessResult.DATA_BLOCK_NUMBER_INVALID),
     BlockService.ACTION: _Spelling(ActionResult.NO_LONG_ACTION_IN_PROGRESS, ActionResult.LONG_ACTION_ABORTED,
-                                   ActionResult.LONG_ACTION_ABORTED, ActionResult.READ_WRITE_DENIED),
+                                   ActionResult.LONG_ACTION_ABORTED),
 }
 
 
@@ -140,7 +139,3 @@ def aborted(service: BlockService, invoke_id: int, block_number: int) -> bytes:
 
 def out_of_sequence(service: BlockService, invoke_id: int, block_number: int) -> bytes:
     return final(service, invoke_id, _SPELLING[service].out_of_sequence, block_number)
-
-
-def refused(service: BlockService, invoke_id: int, block_number: int) -> bytes:
-    return final(service, invoke_id, _SPELLING[service].refused, block_number)
