@@ -2,15 +2,18 @@
 
 IEC 62056-5-3 from the client's seat, in two layers. :class:`ClientSession` is
 sans-IO: it builds request APDUs (AARQ, GET, SET, ACTION, RLRQ), protects them
-when the association is ciphered (security suite 0, glo- or ded- ciphering),
-and turns response APDUs back into values or :class:`~dlms.errors.ServiceError`.
+when the association is ciphered (security suite 0, any container of
+:mod:`dlms.protection`), and turns response APDUs back into values or :class:`~dlms.errors.ServiceError`.
 :class:`Client` is the blocking convenience for tools and tests: it drives a
 session over an :class:`ApduTransport` (one APDU out, one APDU back), following
-GET datablocks, ACTION pblocks and general-block-transfer, and sending long SET
-or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
+GET datablocks, ACTION pblocks and general-block-transfer (with
+``ClientSettings.gbt_window`` above 0 it sends requests in GBT and takes the
+meter's answer a window at a time, acknowledging each window), and sending long
+SET or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
 over TCP or a serial line with the optional IEC 62056-21 mode E opening) do
 I/O, so they live with the other I/O shells in ``tools.node.links``; anything with
-a blocking ``request(apdu) -> apdu`` will do, including a server in-process.
+a blocking ``request(apdu) -> apdu`` (and ``receive() -> apdu`` for streamed GBT
+windows) will do, including a server in-process.
 """
 
 from __future__ import annotations
@@ -265,29 +268,6 @@ class ApduTransport(Protocol):
     def receive(self) -> bytes: ...
 
     def close(self) -> None: ...
-
-
-class InProcessTransport:
-    """A server in this process as a transport: each request straight into
-    ``server.handle`` (tests, benches); further answers wait for :meth:`receive`."""
-
-    def __init__(self, server, client_sap: int, now: Callable[[], float] = lambda: 0.0):
-        self.server = server
-        self.session = server.new_session(client_sap)
-        self.now = now
-        self._queue: list[bytes] = []
-
-    def request(self, data: bytes) -> bytes:
-        self._queue.extend(self.server.handle(self.session, data, self.now()))
-        return self.receive()
-
-    def receive(self) -> bytes:
-        if not self._queue:
-            raise TimeoutError("the server sent nothing")
-        return self._queue.pop(0)
-
-    def close(self) -> None:
-        pass
 
 
 def _raise_exception(resp) -> None:
