@@ -1,4 +1,4 @@
-"""ACSE APDUs (AARQ, AARE, RLRQ, RLRE) and the xDLMS InitiateRequest/Response inside them.
+"""ACSE APDUs (AARQ, AARE, RLRQ, RLRE); the xDLMS InitiateRequest/Response they carry are :mod:`dlms.xdlms`.
 
 IEC 62056-5-3 clause 9.4 (COSEM application layer, ACSE services) and ISO 8650:
 an application association opens with an AARQ naming the application context
@@ -15,11 +15,13 @@ BER outside, A-XDR inside; both parsed strictly and bounded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import IntEnum, IntFlag
+from dataclasses import dataclass
+from enum import IntEnum
 
-from bijli.dlms import axdr, ber
-from bijli.dlms.errors import ApduError, AxdrError, BerError
+from bijli.dlms import ber
+from bijli.dlms.errors import BerError
+# the conformance block is xDLMS (dlms.xdlms); ACSE users import it from here too
+from bijli.dlms.xdlms import Conformance  # noqa: F401
 
 # --- object identifiers --------------------------------------------------------------
 
@@ -67,195 +69,6 @@ def _parse_oid(value: bytes, prefix: bytes, kind: type, what: str):
         return kind(value[-1])
     except ValueError:
         raise BerError(f"unknown {what} {value[-1]}") from None
-
-
-# --- conformance block (IEC 62056-5-3 clause 9.4.6.1) --------------------------------
-
-
-class Conformance(IntFlag):
-    """The 24-bit conformance block; bit n of the standard is 1 << (23 - n) here,
-    because bit 0 is the first (most significant) bit on the wire."""
-
-    GENERAL_PROTECTION = 1 << (23 - 1)
-    GENERAL_BLOCK_TRANSFER = 1 << (23 - 2)
-    READ = 1 << (23 - 3)
-    WRITE = 1 << (23 - 4)
-    UNCONFIRMED_WRITE = 1 << (23 - 5)
-    DELTA_VALUE_ENCODING = 1 << (23 - 6)
-    ATTRIBUTE0_SUPPORTED_WITH_SET = 1 << (23 - 8)
-    PRIORITY_MGMT_SUPPORTED = 1 << (23 - 9)
-    ATTRIBUTE0_SUPPORTED_WITH_GET = 1 << (23 - 10)
-    BLOCK_TRANSFER_WITH_GET_OR_READ = 1 << (23 - 11)
-    BLOCK_TRANSFER_WITH_SET_OR_WRITE = 1 << (23 - 12)
-    BLOCK_TRANSFER_WITH_ACTION = 1 << (23 - 13)
-    MULTIPLE_REFERENCES = 1 << (23 - 14)
-    INFORMATION_REPORT = 1 << (23 - 15)
-    DATA_NOTIFICATION = 1 << (23 - 16)
-    ACCESS = 1 << (23 - 17)
-    PARAMETERIZED_ACCESS = 1 << (23 - 18)
-    GET = 1 << (23 - 19)
-    SET = 1 << (23 - 20)
-    SELECTIVE_ACCESS = 1 << (23 - 21)
-    EVENT_NOTIFICATION = 1 << (23 - 22)
-    ACTION = 1 << (23 - 23)
-
-
-_CONFORMANCE_TAG = b"\x5f\x1f\x04\x00"  # [APPLICATION 31] IMPLICIT BIT STRING (SIZE(24)), 0 unused bits
-
-
-def _conformance_bytes(c: int) -> bytes:
-    return _CONFORMANCE_TAG + int(c).to_bytes(3, "big")
-
-
-def _qos(value: int | None) -> bytes:
-    """[0] IMPLICIT Integer8 OPTIONAL: presence flag, then a signed octet."""
-    if value is None:
-        return b"\x00"
-    return b"\x01" + value.to_bytes(1, "big", signed=True)
-
-
-class _Cursor:
-    """A bounded reader over the A-XDR of an InitiateRequest/Response."""
-
-    __slots__ = ("buf", "pos")
-
-    def __init__(self, buf: bytes):
-        self.buf = buf
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.buf):
-            raise ApduError("truncated xDLMS initiate")
-        v = bytes(self.buf[self.pos : end])
-        self.pos = end
-        return v
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def i8(self) -> int:
-        return int.from_bytes(self.take(1), "big", signed=True)
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def flag(self) -> bool:
-        """An OPTIONAL/DEFAULT presence octet: 0 absent, 1 present."""
-        f = self.u8()
-        if f > 1:
-            raise ApduError(f"presence flag {f} is neither 0 nor 1")
-        return bool(f)
-
-    def octets(self) -> bytes:
-        try:
-            n, self.pos = axdr.decode_length(self.buf, self.pos)
-        except AxdrError as exc:
-            raise ApduError(str(exc)) from None
-        return self.take(n)
-
-    def conformance(self) -> "Conformance":
-        if self.take(4) != _CONFORMANCE_TAG:
-            raise ApduError("bad conformance block")
-        return Conformance(int.from_bytes(self.take(3), "big"))
-
-    def end(self, what: str) -> None:
-        if self.pos != len(self.buf):
-            raise ApduError(f"{what} has {len(self.buf) - self.pos} trailing bytes")
-
-
-# --- xDLMS initiate -----------------------------------------------------------------
-
-INITIATE_REQUEST = 0x01
-INITIATE_RESPONSE = 0x08
-CONFIRMED_SERVICE_ERROR = 0x0E
-VAA_NAME_LN = 0x0007
-VAA_NAME_SN = 0xFA00
-
-
-@dataclass(frozen=True)
-class InitiateRequest:
-    proposed_conformance: Conformance
-    client_max_receive_pdu_size: int
-    dlms_version: int = 6
-    dedicated_key: bytes | None = None
-    response_allowed: bool = True
-    proposed_quality_of_service: int | None = None
-
-    def encode(self) -> bytes:
-        out = bytearray((INITIATE_REQUEST,))
-        if self.dedicated_key is None:
-            out.append(0)
-        else:
-            out += b"\x01" + axdr.encode_length(len(self.dedicated_key)) + self.dedicated_key
-        # response-allowed BOOLEAN DEFAULT TRUE: A-XDR sends 0 for the default value
-        out += b"\x00" if self.response_allowed else b"\x01\x00"
-        out += _qos(self.proposed_quality_of_service)
-        out.append(self.dlms_version)
-        out += _conformance_bytes(self.proposed_conformance)
-        out += self.client_max_receive_pdu_size.to_bytes(2, "big")
-        return bytes(out)
-
-    @classmethod
-    def decode(cls, buf: bytes) -> "InitiateRequest":
-        rd = _Cursor(buf)
-        if rd.u8() != INITIATE_REQUEST:
-            raise ApduError(f"not an InitiateRequest (tag {buf[0]})")
-        key = rd.octets() if rd.flag() else None
-        allowed = bool(rd.u8()) if rd.flag() else True
-        qos = rd.i8() if rd.flag() else None
-        version = rd.u8()
-        conformance = rd.conformance()
-        pdu = rd.u16()
-        rd.end("InitiateRequest")
-        return cls(conformance, pdu, version, key, allowed, qos)
-
-
-@dataclass(frozen=True)
-class InitiateResponse:
-    negotiated_conformance: Conformance
-    server_max_receive_pdu_size: int
-    dlms_version: int = 6
-    vaa_name: int = VAA_NAME_LN
-    negotiated_quality_of_service: int | None = None
-
-    def encode(self) -> bytes:
-        out = bytearray((INITIATE_RESPONSE,))
-        out += _qos(self.negotiated_quality_of_service)
-        out.append(self.dlms_version)
-        out += _conformance_bytes(self.negotiated_conformance)
-        out += self.server_max_receive_pdu_size.to_bytes(2, "big")
-        out += self.vaa_name.to_bytes(2, "big")
-        return bytes(out)
-
-    @classmethod
-    def decode(cls, buf: bytes) -> "InitiateResponse":
-        rd = _Cursor(buf)
-        if rd.u8() != INITIATE_RESPONSE:
-            raise ApduError(f"not an InitiateResponse (tag {buf[0]})")
-        qos = rd.i8() if rd.flag() else None
-        version = rd.u8()
-        conformance = rd.conformance()
-        pdu = rd.u16()
-        vaa = rd.u16()
-        rd.end("InitiateResponse")
-        return cls(conformance, pdu, version, vaa, qos)
-
-
-class InitiateError(IntEnum):
-    """ServiceError initiate values, sent in a confirmed-service-error when the xDLMS
-    InitiateRequest cannot be honoured."""
-
-    OTHER = 0
-    DLMS_VERSION_TOO_LOW = 1
-    INCOMPATIBLE_CONFORMANCE = 2
-    PDU_SIZE_TOO_SHORT = 3
-    REFUSED_BY_THE_VDE_HANDLER = 4
-
-
-def encode_initiate_error(error: InitiateError) -> bytes:
-    # confirmed-service-error [14], initiateError [1], ServiceError initiate [6], value
-    return bytes((CONFIRMED_SERVICE_ERROR, 0x01, 0x06, error))
 
 
 # --- AARQ / AARE ---------------------------------------------------------------------

@@ -8,8 +8,8 @@ with-list-and-first-datablock; every response), ACTION (normal, next-pblock,
 with-list, with-first-pblock, with-list-and-first-pblock, with-pblock; every
 response), exception-response, confirmed-service-error,
 event-notification-request, data-notification, general-block-transfer, and the
-ciphered APDUs (glo-, ded-, general-glo-, general-ded-ciphering) as byte
-containers: what is inside them is the business of :mod:`dlms.security`.
+ciphered APDUs (glo-, ded-, general-glo-, general-ded- and general-ciphering) as
+byte containers: what is inside them is the business of :mod:`dlms.protection`.
 
 The hot path (a GET-request-normal in, a GET-response-normal out) is
 hand-written because the meter answers tens of thousands of them a second.
@@ -24,8 +24,9 @@ from typing import ClassVar, Union
 
 from bijli.dlms import axdr
 from bijli.dlms.axdr import Data
-from bijli.dlms.errors import ApduError, AxdrError
+from bijli.dlms.errors import ApduError
 from bijli.dlms.obis import Obis
+from bijli.dlms.reader import Reader
 
 
 class Tag(IntEnum):
@@ -188,46 +189,14 @@ class AccessSelection:
         return bytes((self.selector,)) + axdr.encode(self.parameters)
 
 
-class _Reader:
-    """A bounded cursor over one APDU; every read past the end is an ApduError."""
+class _Reader(Reader):
+    """The bounded reader (:mod:`dlms.reader`) with the xDLMS reads on top: Data,
+    attribute descriptors and selective access."""
 
-    __slots__ = ("buf", "pos")
+    __slots__ = ()
 
     def __init__(self, buf: bytes, pos: int = 0):
-        self.buf = buf
-        self.pos = pos
-
-    def u8(self) -> int:
-        try:
-            v = self.buf[self.pos]
-        except IndexError:
-            raise ApduError("truncated APDU") from None
-        self.pos += 1
-        return v
-
-    def u16(self) -> int:
-        return int.from_bytes(self.take(2), "big")
-
-    def u32(self) -> int:
-        return int.from_bytes(self.take(4), "big")
-
-    def take(self, n: int) -> bytes:
-        end = self.pos + n
-        if end > len(self.buf) or n < 0:
-            raise ApduError("truncated APDU")
-        v = bytes(self.buf[self.pos : end])
-        self.pos = end
-        return v
-
-    def length(self) -> int:
-        try:
-            n, self.pos = axdr.decode_length(self.buf, self.pos)
-        except AxdrError as exc:
-            raise ApduError(str(exc)) from None
-        return n
-
-    def octets(self) -> bytes:
-        return self.take(self.length())
+        super().__init__(buf, pos, ApduError)
 
     def data(self) -> Data:
         value, self.pos = axdr.decode_prefix(self.buf, self.pos)
@@ -246,25 +215,6 @@ class _Reader:
             return None
         selector = self.u8()
         return AccessSelection(selector, self.data())
-
-    def optional(self) -> bool:
-        flag = self.u8()
-        if flag > 1:
-            raise ApduError(f"OPTIONAL presence flag {flag}")
-        return bool(flag)
-
-    def boolean(self) -> bool:
-        return self.u8() != 0
-
-    def count(self) -> int:
-        n = self.length()
-        if n > len(self.buf) - self.pos:
-            raise ApduError(f"SEQUENCE OF claims {n} elements, {len(self.buf) - self.pos} bytes left")
-        return n
-
-    def end(self) -> None:
-        if self.pos != len(self.buf):
-            raise ApduError(f"{len(self.buf) - self.pos} trailing bytes in APDU")
 
 
 def _sel_bytes(sel: AccessSelection | None) -> bytes:
@@ -748,8 +698,9 @@ class CipheredApdu(_Apdu):
 
 
 @dataclass(frozen=True, slots=True)
-class GeneralCiphering(_Apdu):
-    """general-glo-ciphering / general-ded-ciphering: system title then the ciphered content."""
+class GeneralGloCiphering(_Apdu):
+    """general-glo-ciphering (0xDB) / general-ded-ciphering (0xDC): the sender's system
+    title, then the ciphered content (security header, ciphertext, tag)."""
 
     cipher_tag: int
     system_title: bytes
@@ -762,6 +713,65 @@ class GeneralCiphering(_Apdu):
     @property
     def tag(self) -> int:  # type: ignore[override]
         return self.cipher_tag
+
+
+class KeyInfoKind(IntEnum):
+    """The Key-Info CHOICE of general-ciphering (IEC 62056-5-3 clause 9.5)."""
+
+    IDENTIFIED_KEY = 0  # key-id: 0 global unicast, 1 global broadcast encryption key
+    WRAPPED_KEY = 1  # kek-id 0 (master key) and the key wrapped under it (RFC 3394)
+    AGREED_KEY = 2  # key-parameters and key-ciphered-data of a key agreement (suites 1 and 2)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    kind: KeyInfoKind
+    key_id: int = 0  # key-id (identified) or kek-id (wrapped)
+    key_parameters: bytes = b""  # agreed only
+    key_ciphered_data: bytes = b""  # wrapped and agreed
+
+    def encode(self) -> bytes:
+        if self.kind is KeyInfoKind.IDENTIFIED_KEY:
+            return bytes((self.kind, self.key_id))
+        if self.kind is KeyInfoKind.WRAPPED_KEY:
+            return bytes((self.kind, self.key_id)) + axdr.encode_length(len(self.key_ciphered_data)) \
+                + self.key_ciphered_data
+        return (bytes((self.kind,)) + axdr.encode_length(len(self.key_parameters)) + self.key_parameters
+                + axdr.encode_length(len(self.key_ciphered_data)) + self.key_ciphered_data)
+
+    @classmethod
+    def read(cls, rd: "_Reader") -> "KeyInfo":
+        kind = _enum(KeyInfoKind, rd.u8())
+        if kind is KeyInfoKind.IDENTIFIED_KEY:
+            return cls(kind, rd.u8())
+        if kind is KeyInfoKind.WRAPPED_KEY:
+            return cls(kind, rd.u8(), b"", rd.octets())
+        return cls(kind, 0, rd.octets(), rd.octets())
+
+
+@dataclass(frozen=True, slots=True)
+class GeneralCiphering(_Apdu):
+    """general-ciphering (0xDD): transaction-id, originator and recipient system titles,
+    date-time, other-information, an optional Key-Info naming the key, and the ciphered
+    content (security header, ciphertext, tag), IEC 62056-5-3 clause 9.5."""
+
+    transaction_id: bytes
+    originator_system_title: bytes
+    recipient_system_title: bytes
+    date_time: bytes
+    other_information: bytes
+    key_info: KeyInfo | None
+    content: bytes
+    tag: ClassVar[int] = Tag.GENERAL_CIPHERING
+
+    def encode(self) -> bytes:
+        out = bytearray((Tag.GENERAL_CIPHERING,))
+        for field in (self.transaction_id, self.originator_system_title, self.recipient_system_title,
+                      self.date_time, self.other_information):
+            out += axdr.encode_length(len(field)) + field
+        out += b"\x00" if self.key_info is None else b"\x01" + self.key_info.encode()
+        out += axdr.encode_length(len(self.content)) + self.content
+        return bytes(out)
 
 
 # --- decoding --------------------------------------------------------------------------
@@ -929,7 +939,11 @@ def decode(buf: bytes):
         result = CipheredApdu(tag, rd.octets())
     elif tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING):
         title = rd.octets()
-        result = GeneralCiphering(tag, title, rd.octets())
+        result = GeneralGloCiphering(tag, title, rd.octets())
+    elif tag == Tag.GENERAL_CIPHERING:
+        fields = tuple(rd.octets() for _ in range(5))
+        key_info = KeyInfo.read(rd) if rd.optional() else None
+        result = GeneralCiphering(*fields, key_info, rd.octets())
     else:
         raise ApduError(f"unknown APDU tag 0x{tag:02x}")
     rd.end()

@@ -2,7 +2,7 @@
 
 ACSE (AARQ/AARE/RLRQ/RLRE, IEC 62056-5-3 clause 9.4 / ISO 8650) is BER-encoded
 while everything inside xDLMS is A-XDR. Only single-byte tags occur there, so a
-TLV reader over bytes is enough. Lengths are checked against the bytes present:
+TLV reader over the one bounded reader (:mod:`dlms.reader`) is enough. Lengths are checked against the bytes present:
 strict clients reject an AARE whose inner lengths are off by one, so the writer
 always computes them and the reader never guesses.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bijli.dlms.axdr import encode_length
 from bijli.dlms.errors import BerError
+from bijli.dlms.reader import Reader
 
 
 def length(n: int) -> bytes:
@@ -27,28 +28,15 @@ def tlv(tag: int, value: bytes) -> bytes:
 def read_tlvs(buf: bytes) -> list[tuple[int, bytes]]:
     """Split ``buf`` into consecutive (tag, value) pairs; the whole buffer must be used."""
     out = []
-    pos = 0
-    n = len(buf)
-    while pos < n:
-        tag = buf[pos]
+    rd = Reader(buf, 0, BerError)
+    while rd.remaining:
+        tag = rd.u8()
         if tag & 0x1F == 0x1F:
             raise BerError(f"multi-byte BER tag 0x{tag:02x} not used by ACSE")
-        if pos + 1 >= n:
-            raise BerError("truncated BER length")
-        first = buf[pos + 1]
-        pos += 2
-        if first < 0x80:
-            size = first
-        else:
-            k = first & 0x7F
-            if k == 0 or k > 2 or pos + k > n:
-                raise BerError(f"unsupported or truncated BER length form 0x{first:02x}")
-            size = int.from_bytes(buf[pos : pos + k], "big")
-            pos += k
-        if pos + size > n:
-            raise BerError(f"BER value of tag 0x{tag:02x} claims {size} bytes, {n - pos} left")
-        out.append((tag, bytes(buf[pos : pos + size])))
-        pos += size
+        size = rd.ber_length()
+        if size > rd.remaining:
+            raise BerError(f"BER value of tag 0x{tag:02x} claims {size} bytes, {rd.remaining} left")
+        out.append((tag, rd.take(size)))
     return out
 
 

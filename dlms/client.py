@@ -2,29 +2,33 @@
 
 IEC 62056-5-3 from the client's seat, in two layers. :class:`ClientSession` is
 sans-IO: it builds request APDUs (AARQ, GET, SET, ACTION, RLRQ), protects them
-when the association is ciphered (security suite 0, glo- or ded- ciphering),
-and turns response APDUs back into values or :class:`~dlms.errors.ServiceError`.
+when the association is ciphered (security suite 0, any container of
+:mod:`dlms.protection`), and turns response APDUs back into values or :class:`~dlms.errors.ServiceError`.
 :class:`Client` is the blocking convenience for tools and tests: it drives a
 session over an :class:`ApduTransport` (one APDU out, one APDU back), following
-GET datablocks, ACTION pblocks and general-block-transfer, and sending long SET
-or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
+GET datablocks, ACTION pblocks and general-block-transfer (with
+``ClientSettings.gbt_window`` above 0 it sends requests in GBT and takes the
+meter's answer a window at a time, acknowledging each window), and sending long
+SET or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
 over TCP or a serial line with the optional IEC 62056-21 mode E opening) do
 I/O, so they live with the other I/O shells in ``tools.node.links``; anything with
-a blocking ``request(apdu) -> apdu`` will do, including a server in-process.
+a blocking ``request(apdu) -> apdu`` (and ``receive() -> apdu`` for streamed GBT
+windows) will do, including a server in-process.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Protocol
 
-from bijli.dlms import apdu, axdr, security
-from bijli.dlms.acse import (AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Conformance, InitiateRequest,
-                       InitiateResponse, Mechanism)
+from bijli.dlms import apdu, axdr, gbt, protection, security
+from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Mechanism
+from bijli.dlms.xdlms import Conformance, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
 from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
 from bijli.dlms.obis import Obis
+from bijli.dlms.protection import Container, Protection
 from bijli.dlms.security import SecurityControl
 
 CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
@@ -55,7 +59,14 @@ class ClientSettings:
     max_pdu: int = 0xFFFF
     conformance: Conformance = DEFAULT_CONFORMANCE
     challenge: bytes | None = None  # CtoS; random when None
-    general_ciphering: bool = False  # general-glo instead of the service-specific glo- containers
+    general_ciphering: bool = False  # general-glo/ded (0xDB/0xDC) instead of the service-specific containers
+    gbt_window: int = 0  # above 0: requests go in general-block-transfer, answers stream this many blocks a window
+    container: Container = Container.SERVICE_SPECIFIC  # or GENERAL for general-ciphering (0xDD)
+    master_key: bytes = security.DEFAULT_MASTER_KEY  # the KEK, to wrap a dedicated key in general-ciphering
+
+    def __post_init__(self) -> None:
+        if self.general_ciphering and self.container is Container.SERVICE_SPECIFIC:
+            self.container = Container.GENERAL_GLO_DED
 
     @classmethod
     def for_association(cls, sap: int, **kw) -> "ClientSettings":
@@ -92,7 +103,6 @@ class ClientSession:
     _ctos: bytes = b""
     _invoke_id: int = 0
     server_ic: int = -1  # highest IC seen from the server
-    used_gbt: bool = field(default=False)
 
     # --- invoke ids --------------------------------------------------------------------
     def next_invoke_id(self) -> int:
@@ -105,49 +115,56 @@ class ClientSession:
         self.settings.invocation_counter = ic + 1
         return ic
 
+    def _protection(self, initiate: bool) -> Protection:
+        s = self.settings
+        dedicated = s.dedicated_key is not None and not initiate
+        if initiate:
+            # the xDLMS initiate always goes glo-ciphered under the global key
+            return Protection(Container.SERVICE_SPECIFIC, False, s.control)
+        if s.container is Container.GENERAL:
+            key_info = None
+            if s.dedicated_key is not None:
+                # the dedicated key has no key-id in general-ciphering: name it wrapped under the master key
+                key_info = apdu.KeyInfo(apdu.KeyInfoKind.WRAPPED_KEY, protection.KEK_ID_MASTER, b"",
+                                        security.wrap_key(s.master_key, s.dedicated_key))
+            return Protection(Container.GENERAL, False, s.control, self._transaction_id(), key_info)
+        return Protection(s.container, dedicated, s.control)
+
+    def _transaction_id(self) -> bytes:
+        return self.settings.invocation_counter.to_bytes(8, "big")
+
     def protect(self, plain: bytes, *, initiate: bool = False) -> bytes:
         if not self.settings.ciphered:
             return plain
         s = self.settings
-        dedicated = s.dedicated_key is not None and not initiate
-        key = s.dedicated_key if dedicated else s.encryption_key
-        content = security.encrypt(s.control, s.system_title, self._next_ic(), key, s.authentication_key, plain)
-        if s.general_ciphering and not initiate:
-            tag = Tag.GENERAL_DED_CIPHERING if dedicated else Tag.GENERAL_GLO_CIPHERING
-            return bytes((tag,)) + security.octets(s.system_title) + security.octets(content)
-        table = apdu.DED_OF_PLAIN if dedicated else apdu.GLO_OF_PLAIN
-        tag = table.get(plain[0])
-        if tag is None:
-            raise DlmsError(f"no ciphered container for APDU tag 0x{plain[0]:02x}")
-        return bytes((tag,)) + security.octets(content)
+        how = self._protection(initiate)
+        key = s.dedicated_key if how.dedicated or (how.key_info is not None) else s.encryption_key
+        return protection.seal(plain, how, system_title=s.system_title, invocation_counter=self._next_ic(), key=key,
+                               authentication_key=s.authentication_key, recipient=self.server_system_title)
 
     def unprotect(self, data: bytes) -> bytes:
         """The plain APDU inside a ciphered response (a plain one passes through)."""
         if not data:
             raise DlmsError("empty response")
         tag = data[0]
-        general = tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING)
-        if not (general or tag in apdu.GLO_TAGS or tag in apdu.DED_TAGS):
+        if not protection.is_protected(tag):
             if self.settings.ciphered and self.associated and tag not in (Tag.EXCEPTION_RESPONSE,
                                                                              Tag.GENERAL_BLOCK_TRANSFER):
                 raise SecurityError(f"unprotected response 0x{tag:02x} in a ciphered association")
             return data
-        title = self.server_system_title
-        if general:
-            title, pos = security.read_octets(data, 1)
-        else:
-            pos = 1
-        content, _ = security.read_octets(data, pos)
+        sealed = protection.read(data)
+        title = sealed.originator or self.server_system_title
         if title is None:
             raise SecurityError("ciphered response but no server system title")
-        dedicated = tag in apdu.DED_TAGS or tag == Tag.GENERAL_DED_CIPHERING
-        key = self.settings.dedicated_key if dedicated else self.settings.encryption_key
-        if key is None:
-            raise SecurityError("ded-ciphered response without a dedicated key")
-        header, plain = security.decrypt(content, title, key, self.settings.authentication_key)
-        if header.invocation_counter <= self.server_ic:
-            raise SecurityError(f"server invocation counter {header.invocation_counter} replayed")
-        self.server_ic = header.invocation_counter
+        if sealed.recipient and sealed.recipient != self.settings.system_title:
+            raise SecurityError("general-ciphering response addressed to another system")
+        s = self.settings
+        key = protection.key_for(sealed.protection, encryption_key=s.encryption_key, dedicated_key=s.dedicated_key,
+                                 master_key=s.master_key)
+        if sealed.invocation_counter <= self.server_ic:
+            raise SecurityError(f"server invocation counter {sealed.invocation_counter} replayed")
+        plain = protection.open_content(sealed, title, key, s.authentication_key)
+        self.server_ic = sealed.invocation_counter
         return plain
 
     # --- ACSE ----------------------------------------------------------------------------
@@ -178,12 +195,9 @@ class ClientSession:
         self.server_system_title = aare.responding_ap_title
         ui = aare.user_information or b""
         if ui[:1] == bytes((Tag.GLO_INITIATE_RESPONSE,)):
-            content, _ = security.read_octets(ui, 1)
             if self.server_system_title is None:
                 raise SecurityError("glo-initiate-response without the server system title")
-            header, ui = security.decrypt(content, self.server_system_title, self.settings.encryption_key,
-                                          self.settings.authentication_key)
-            self.server_ic = header.invocation_counter
+            ui = self.unprotect(ui)
         response = InitiateResponse.decode(ui)
         self.negotiated_conformance = response.negotiated_conformance
         self.server_max_pdu = response.server_max_receive_pdu_size or 0xFFFF
@@ -224,17 +238,34 @@ class ClientSession:
         self.hls_pending = False
 
     def rlrq(self) -> bytes:
-        return RLRQ().encode()
+        """The release request; in a ciphered association it carries a glo-ciphered
+        InitiateRequest, so the meter's answer proves who released (Green Book 9.4.3)."""
+        s = self.settings
+        if not s.ciphered or self.server_system_title is None:
+            return RLRQ().encode()
+        initiate = InitiateRequest(s.conformance, s.max_pdu)
+        return RLRQ(user_information=self.protect(initiate.encode(), initiate=True)).encode()
 
     def parse_rlre(self, data: bytes) -> None:
-        RLRE.decode(data)
+        """Take the release response; the association is gone either way, but a ciphered
+        one must come back with a verifiable InitiateResponse."""
         self.associated = False
+        rlre = RLRE.decode(data)
+        if self.settings.ciphered and self.server_system_title is not None:
+            if not rlre.user_information:
+                raise SecurityError("release response without the ciphered initiate response")
+            if rlre.user_information[0] != Tag.GLO_INITIATE_RESPONSE:
+                raise SecurityError("release response user-information is not a glo-initiate-response")
+            InitiateResponse.decode(self.unprotect(rlre.user_information))
 
 
 class ApduTransport(Protocol):
-    """One APDU out, the next APDU back (blocking); the link layer is its business."""
+    """One APDU out, the next APDU back (blocking); the link layer is its business.
+    ``receive`` waits for a further APDU without sending (a streamed GBT window)."""
 
     def request(self, data: bytes) -> bytes: ...
+
+    def receive(self) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -253,6 +284,7 @@ class Client:
     def __init__(self, transport: ApduTransport, settings: ClientSettings | None = None):
         self.transport = transport
         self.session = ClientSession(settings or ClientSettings())
+        self._gbt_next_number = 1  # the number our next GBT acknowledgement carries
         self._classes: dict[Obis, int] | None = None
 
     # --- association ----------------------------------------------------------------------
@@ -284,29 +316,59 @@ class Client:
 
     # --- exchange -------------------------------------------------------------------------
     def _exchange(self, request: bytes):
-        plain_tag = request[0]
         wire = self.session.protect(request)
-        response = self.transport.request(wire)
+        if self._use_gbt():
+            response = self._gbt_send(wire)
+        else:
+            response = self.transport.request(wire)
         if response[:1] == bytes((Tag.GENERAL_BLOCK_TRANSFER,)):
             response = self._gbt_collect(response)
         plain = self.session.unprotect(response)
         resp = apdu.decode(plain)
         _raise_exception(resp)
-        del plain_tag
         return resp
 
-    def _gbt_collect(self, first: bytes) -> bytes:
-        """Reassemble a response the meter sent in general-block-transfer."""
-        data = bytearray()
-        gbt = apdu.decode(first)
+    def _use_gbt(self) -> bool:
+        s = self.session
+        return bool(s.settings.gbt_window) and bool(s.negotiated_conformance & Conformance.GENERAL_BLOCK_TRANSFER) \
+            and (s.associated or s.hls_pending)
+
+    def _gbt_send(self, wire: bytes) -> bytes:
+        """Send one APDU in general-block-transfer blocks (dlms.gbt), advertising our
+        window; the first block of the answer comes back."""
+        window = self.session.settings.gbt_window
+        sender = gbt.GbtSender(wire, max(16, self._room() - 10), peer_window=1, own_window=window)
         while True:
-            if not isinstance(gbt, apdu.GeneralBlockTransfer):
+            # requests are short: each block waits for its acknowledgement (window 1 our way)
+            (block,) = sender.next_window()
+            answer = self.transport.request(block.encode())
+            self._gbt_next_number = block.block_number + 1
+            if block.last_block:
+                return answer
+            ack = apdu.decode(answer)
+            if not isinstance(ack, apdu.GeneralBlockTransfer):
+                return answer  # refused before the request was whole
+            sender.receive_ack(ack)
+            sender.peer_window = 1
+
+    def _gbt_collect(self, first: bytes) -> bytes:
+        """Reassemble an answer the meter sent in general-block-transfer: take each
+        streamed block as it comes and acknowledge at the end of every window."""
+        window = self.session.settings.gbt_window or 1
+        receiver = gbt.GbtReceiver(window=window, max_size=1 << 24, block_number=self._gbt_next_number)
+        block = apdu.decode(first)
+        while True:
+            if not isinstance(block, apdu.GeneralBlockTransfer):
                 raise ServiceError("general-block-transfer interrupted")
-            data += gbt.block_data
-            if gbt.last_block:
-                return bytes(data)
-            ack = apdu.GeneralBlockTransfer(False, False, 1, 0, gbt.block_number, b"").encode()
-            gbt = apdu.decode(self.transport.request(ack))
+            if receiver.received == 0 and block.block_number > 1:
+                raise ServiceError(f"general-block-transfer answer starts at block {block.block_number}")
+            ack_due = receiver.receive(block)
+            if receiver.complete:
+                return receiver.data
+            if ack_due:
+                block = apdu.decode(self.transport.request(receiver.ack().encode()))
+            else:
+                block = apdu.decode(self.transport.receive())
 
     # --- GET -----------------------------------------------------------------------------
     def get(self, class_id: int, obis: "Obis | str", attribute: int, selection: AccessSelection | None = None,
@@ -434,7 +496,7 @@ class Client:
     def _room(self) -> int:
         room = min(self.session.server_max_pdu, 0xFFFF)
         if self.session.settings.ciphered:
-            room -= security.overhead(general=True)
+            room -= protection.overhead(self.session.settings.container)
         return room
 
     # --- conveniences --------------------------------------------------------------------

@@ -3,7 +3,8 @@ mechanism"): an APDU too long for the peer cut into numbered general-block-trans
 APDUs, sent a window at a time and put back together on the other side. Sans-IO.
 
 The rules this follows: blocks are numbered from 1; every GBT carries the number
-of the last block its sender received in sequence from the peer (block-number-ack)
+of the last block its sender received from the peer (block-number-ack; an
+acknowledgement is a block too, numbered on from the request's blocks)
 and the window its sender can receive (block-control bits 0..5). Within a window
 the sender sets the streaming bit on every block but the window's last, which
 asks for an acknowledgement; the last block of the APDU sets last-block. A
@@ -73,6 +74,8 @@ class GbtSender:
         if not 0 <= gbt.block_number_ack <= self.last_number:
             raise RemoteProtocolError(f"GBT ack of block {gbt.block_number_ack}, only {self.last_number} exist")
         self.acked = max(self.acked, gbt.block_number_ack)
+        # the acknowledgement is itself a block from the peer: ours name it from now on
+        self.block_number_ack = gbt.block_number
         if gbt.window:
             self.peer_window = gbt.window
 
@@ -81,11 +84,15 @@ class GbtReceiver:
     """Reassembles one APDU from GBT blocks. ``window`` is what we advertise;
     ``block_number`` is the number our own acknowledgement blocks carry."""
 
-    def __init__(self, *, window: int = 1, block_number: int = 1, max_size: int = 0xFFFFFF):
+    def __init__(self, *, window: int = 1, block_number: int = 1, max_size: int = 0xFFFFFF, first_block: int = 1):
+        """``first_block``: the number the transfer starts at (1, unless the peer numbers
+        its blocks on across APDUs)."""
         self.window = _window(window)
         self.block_number = block_number
         self.max_size = max_size
-        self.received = 0  # the highest block held in sequence
+        if not 1 <= first_block <= MAX_BLOCK_NUMBER:
+            raise RemoteProtocolError(f"GBT block number {first_block} out of range")
+        self.received = first_block - 1  # the highest block held in sequence
         self.complete = False
         self._parts: list[bytes] = []
         self._size = 0
@@ -105,7 +112,10 @@ class GbtReceiver:
         return self.complete or not gbt.streaming
 
     def ack(self) -> GeneralBlockTransfer:
-        return GeneralBlockTransfer(False, False, self.window, self.block_number, self.received, b"")
+        """Our acknowledgement: a block of its own, numbered on from ``block_number``."""
+        ack = GeneralBlockTransfer(False, False, self.window, self.block_number, self.received, b"")
+        self.block_number = min(self.block_number + 1, MAX_BLOCK_NUMBER)
+        return ack
 
     @property
     def data(self) -> bytes:

@@ -43,8 +43,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from bijli.dlms import axdr
-from bijli.dlms.errors import DecodeError, ReplayError, SecurityError
+from bijli.dlms.errors import ReplayError, SecurityError
 
 TAG_LENGTH = 12
 HEADER_LENGTH = 5
@@ -367,21 +366,3 @@ class SecuritySettings:
         setattr(self, attr, key)
         if self.on_key_change is not None:
             self.on_key_change(key_id, key)
-
-
-# --- A-XDR length helper for the ciphered containers --------------------------------------
-
-
-def octets(data: bytes) -> bytes:
-    return axdr.encode_length(len(data)) + data
-
-
-def read_octets(buf: bytes, pos: int) -> tuple[bytes, int]:
-    """An A-XDR length-prefixed octet string at ``pos``; SecurityError if it overruns."""
-    try:
-        n, pos = axdr.decode_length(buf, pos)
-    except DecodeError as exc:
-        raise SecurityError(f"bad length in ciphered APDU: {exc}") from None
-    if pos + n > len(buf):
-        raise SecurityError("ciphered APDU shorter than its length")
-    return bytes(buf[pos : pos + n]), pos + n

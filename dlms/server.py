@@ -25,30 +25,31 @@ Flow of one request:
 4. Inside an association, xDLMS GET/SET/ACTION (normal, with list, with
    blocks) are decoded, access rights are checked against the policy, and the
    object's hook is called. A response longer than the client accepts goes
-   out in blocks (GET datablocks, ACTION pblocks) the client pulls; a client
-   that used general-block-transfer itself gets long answers in GBT.
+   out in blocks (GET datablocks, ACTION pblocks) the client pulls, or, when
+   general-block-transfer is negotiated, in GBT windows of the client's size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Callable, Iterable
 
-from bijli.dlms import acse, apdu, axdr, security
-from bijli.dlms.acse import (AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult,
-                       Conformance, InitiateError, InitiateRequest, InitiateResponse, Mechanism)
+from bijli.dlms import acse, apdu, axdr, blocks, gbt, protection, security, xdlms
+from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult, Mechanism
+from bijli.dlms.xdlms import Conformance, InitiateError, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import ActionResult, DataAccessResult, ServiceErrorCode, StateError, Tag
-from bijli.dlms.cosem.association import (ASSOCIATION_STATUS_ASSOCIATED, ASSOCIATION_STATUS_NON_ASSOCIATED,
-                                    ASSOCIATION_STATUS_PENDING, AssociationPolicy)
+from bijli.dlms.association import (Association, AssociationContext, AssociationState, Challenged, HlsFailed,
+                                    HlsPassed, Opened, Released)
+from bijli.dlms.cosem.association import AssociationPolicy
 from bijli.dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
 from bijli.dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
 from bijli.dlms.obis import Obis
+from bijli.dlms.protection import PROTECTED_TAGS, Container, Protection
 from bijli.dlms.security import SecurityControl, SecuritySettings
 
 CURRENT_ASSOCIATION = Obis(0, 0, 40, 0, 0, 255)
 MIN_PDU = 64  # below this no useful APDU fits; the standard's InitiateError pdu-size-too-short
-MAX_LONG_TRANSFER = 1 << 20  # a long SET/ACTION/GBT request may not grow beyond this
 # confirmed-service-error [14], initiateError [1], application-reference [0], deciphering-error (6)
 INITIATE_DECIPHERING_ERROR = bytes((0x0E, 0x01, 0x00, 0x06))
 
@@ -70,81 +71,93 @@ class Notice:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class Protection:
-    """How a request came ciphered, so its answer goes back the same way."""
-
-    cipher_tag: int  # the request's tag: a glo-/ded- service tag or general-glo/-ded
-    control: int
-
-
-@dataclass
-class _LongTransfer:
-    """A SET with datablocks or ACTION with pblocks being received."""
-
-    invoke_id: int
-    descriptor: apdu.AttributeDescriptor
-    selection: apdu.AccessSelection | None
-    data: bytearray
-    block_number: int  # of the last block received
-
-
-@dataclass
 class Session:
-    """One client association's state (one per client SAP per connection)."""
+    """One client association on one connection (one per client SAP per link).
 
-    client_sap: int
-    policy: AssociationPolicy | None = None
-    status: int = ASSOCIATION_STATUS_NON_ASSOCIATED
-    conformance: Conformance = Conformance(0)
-    client_max_pdu: int = 0xFFFF
-    server_max_pdu: int = 1024
-    # long GET (or ACTION response) in progress: the encoded value and the next block number to send
-    pending_blocks: bytes | None = None
-    pending_block_number: int = 0
-    pending_invoke_id: int = 0
-    pending_kind: str = "get"  # "get" datablocks or "action" pblocks
-    used_gbt: bool = False  # only send general-block-transfer to a client that used it
-    extra: dict = field(default_factory=dict)  # room for the owner's own state
-    # security (ciphered associations)
-    client_system_title: bytes | None = None
-    dedicated_key: bytes | None = None
-    challenge: bytes | None = None  # our StoC while HLS is pending
-    cipher_overhead: int = 0
-    # long requests being received
-    long_set: _LongTransfer | None = None
-    long_action: _LongTransfer | None = None
-    # general-block-transfer: request blocks received, response blocks still to send
-    gbt_in: bytearray | None = None
-    gbt_out: bytes | None = None
-    gbt_out_number: int = 0
-    gbt_in_number: int = 0
-    after_response: list = field(default_factory=list)  # run once the current answer is built
-    hls_handler: Callable[[bytes], axdr.Data] | None = None
+    Its status and negotiated context are :attr:`association` (the state table of
+    :mod:`dlms.association`); besides that it holds only the transfers in progress
+    (block transfer, general-block-transfer) and the actions to run once the current
+    answer is built. The read-only properties are what COSEM objects see through
+    ``ctx.association``."""
+
+    __slots__ = ("client_sap", "server_max_pdu", "association", "outbound", "inbound", "gbt_in", "gbt_out",
+                 "after_response", "_server")
+
+    def __init__(self, client_sap: int, server_max_pdu: int = 1024, server: "Server | None" = None):
+        self.client_sap = client_sap
+        self.server_max_pdu = server_max_pdu
+        self.association = Association()
+        self.outbound: blocks.Outbound | None = None  # a long GET/ACTION response being sent
+        self.inbound: blocks.Inbound | None = None  # a long SET/ACTION request being received
+        self.gbt_in: gbt.GbtReceiver | None = None  # a request arriving in general-block-transfer
+        self.gbt_out: gbt.GbtSender | None = None  # an answer leaving in general-block-transfer
+        self.after_response: list[Callable[[], object]] = []  # run once the current answer is built
+        self._server = server
+
+    # --- what the association negotiated ----------------------------------------------
+    @property
+    def status(self) -> AssociationState:
+        return self.association.state
 
     @property
     def associated(self) -> bool:
-        return self.status == ASSOCIATION_STATUS_ASSOCIATED
+        return self.association.state is AssociationState.ASSOCIATED
 
-    def reply_to_hls(self, reply: bytes):
-        if self.hls_handler is None or self.status != ASSOCIATION_STATUS_PENDING:
+    @property
+    def policy(self) -> AssociationPolicy | None:
+        return self.association.context.policy
+
+    @property
+    def conformance(self) -> Conformance:
+        return self.association.context.conformance
+
+    @property
+    def client_max_pdu(self) -> int:
+        return self.association.context.client_max_pdu
+
+    @property
+    def client_system_title(self) -> bytes | None:
+        return self.association.context.client_system_title
+
+    @property
+    def dedicated_key(self) -> bytes | None:
+        return self.association.context.dedicated_key
+
+    def reply_to_hls(self, reply: bytes) -> axdr.Data:
+        """Association LN's reply_to_HLS_authentication: f(StoC) in, f(CtoS) out."""
+        if self._server is None:
             raise CosemError(ActionResult.READ_WRITE_DENIED, "no HLS authentication pending")
-        return self.hls_handler(reply)
+        return self._server._reply_to_hls(self, reply)
 
-    def change_secret(self, secret: bytes) -> None:
-        raise CosemError(ActionResult.READ_WRITE_DENIED, "secret change not supported")
-
-    def _reset(self) -> None:
-        self.policy = None
-        self.status = ASSOCIATION_STATUS_NON_ASSOCIATED
-        self.pending_blocks = None
-        self.long_set = self.long_action = None
+    def _clear_transfers(self) -> None:
+        self.outbound = self.inbound = None
         self.gbt_in = self.gbt_out = None
-        self.dedicated_key = None
-        self.challenge = None
-        self.hls_handler = None
-        self.used_gbt = False
-        self.cipher_overhead = 0
+
+
+_HLS_PASSED = HlsPassed()
+_HLS_FAILED = HlsFailed()
+_RELEASED = Released()
+NOTHING: tuple[bytes, ...] = ()
+
+# the conformance bits each request needs (IEC 62056-5-3 clause 9.4.6.1); a request outside
+# the negotiated conformance gets an exception-response, not a data-access-result
+C = Conformance
+_REQUIRED = {
+    apdu.GetRequestNormal: C.GET,
+    apdu.GetRequestNext: C.GET | C.BLOCK_TRANSFER_WITH_GET_OR_READ,
+    apdu.GetRequestWithList: C.GET | C.MULTIPLE_REFERENCES,
+    apdu.SetRequestNormal: C.SET,
+    apdu.SetRequestWithList: C.SET | C.MULTIPLE_REFERENCES,
+    apdu.SetRequestWithFirstDatablock: C.SET | C.BLOCK_TRANSFER_WITH_SET_OR_WRITE,
+    apdu.SetRequestWithDatablock: C.SET | C.BLOCK_TRANSFER_WITH_SET_OR_WRITE,
+    apdu.ActionRequestNormal: C.ACTION,
+    apdu.ActionRequestWithList: C.ACTION | C.MULTIPLE_REFERENCES,
+    apdu.ActionRequestWithFirstPblock: C.ACTION | C.BLOCK_TRANSFER_WITH_ACTION,
+    apdu.ActionRequestWithPblock: C.ACTION | C.BLOCK_TRANSFER_WITH_ACTION,
+    apdu.ActionRequestNextPblock: C.ACTION | C.BLOCK_TRANSFER_WITH_ACTION,
+}
+del C
+GBT_WINDOW = 8  # the window we advertise for requests the client streams to us
 
 
 def _exception(state: StateError, error: ServiceErrorCode) -> bytes:
@@ -190,33 +203,57 @@ class Server:
         self.policies[policy.client_sap] = policy
 
     def new_session(self, client_sap: int) -> Session:
-        return Session(client_sap, server_max_pdu=self.max_pdu)
+        return Session(client_sap, self.max_pdu, self)
 
     def locked_out(self, client_sap: int, now: float) -> bool:
         return self._locked_until.get(client_sap, 0.0) > now
 
     # --- entry point -------------------------------------------------------------------
-    def handle(self, session: Session, request: bytes, now: float = 0.0) -> bytes | None:
-        """Answer one APDU. Never raises for anything the peer sent."""
+    def handle(self, session: Session, request: bytes, now: float = 0.0) -> tuple[bytes, ...]:
+        """Answer one APDU with the APDUs to send back, in order: usually one, none for
+        an empty request or a general-block-transfer block that needs no answer, several
+        when a window of general-block-transfer blocks streams out. Never raises for
+        anything the peer sent."""
         if not request:
-            return None
+            return NOTHING
         tag = request[0]
         try:
-            if tag == acse.AARQ_TAG:
-                return self._associate(session, request, now)
-            if tag == acse.RLRQ_TAG:
-                return self._release(session, request)
-            if session.status == ASSOCIATION_STATUS_NON_ASSOCIATED:
-                return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
             if tag == Tag.GENERAL_BLOCK_TRANSFER:
+                if session.association.state is AssociationState.NON_ASSOCIATED:
+                    return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE),)
                 return self._general_block_transfer(session, request, now)
-            return self._protected(session, request, now)
+            context = session.association.context
+            if not context.conformance & Conformance.GENERAL_BLOCK_TRANSFER:
+                response = self._answer(session, request, now, context.room)
+                return NOTHING if response is None else (response,)
+            # general-block-transfer negotiated: a long answer goes in GBT, not in
+            # service-specific blocks (a client that proposes GBT takes it; gurux, for one,
+            # never wraps a short request in GBT, yet takes GBT answers in its window)
+            response = self._answer(session, request, now, 1 << 30)
+            if response is None:
+                return NOTHING
+            if len(response) <= context.room + context.cipher_overhead:
+                return (response,)
+            return self._gbt_answer(session, response, 1, 0)
         except DlmsError:
             # malformed: the standard answers an undecodable APDU with an exception-response
             session.after_response.clear()
-            return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
+            return (_exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON),)
         finally:
-            self._run_after_response(session)
+            if session.after_response:
+                self._run_after_response(session)
+
+    def _answer(self, session: Session, request: bytes, now: float, room: int) -> bytes | None:
+        """One whole request APDU (as it came, or reassembled from GBT) to its one answer;
+        a longer answer than ``room`` goes out in service-specific blocks."""
+        tag = request[0]
+        if tag == acse.AARQ_TAG:
+            return self._associate(session, request, now)
+        if tag == acse.RLRQ_TAG:
+            return self._release(session, request)
+        if session.association.state is AssociationState.NON_ASSOCIATED:
+            return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
+        return self._protected(session, request, room)
 
     def _run_after_response(self, session: Session) -> None:
         while session.after_response:
@@ -226,26 +263,25 @@ class Server:
             except DlmsError:
                 pass
 
-    # --- ciphering -----------------------------------------------------------------------
-    def _protected(self, session: Session, request: bytes, now: float) -> bytes | None:
+    # --- ciphering (dlms.protection does the containers) -----------------------------------
+    def _protected(self, session: Session, request: bytes, room: int) -> bytes | None:
         """Decipher (when the association is ciphered), serve, and cipher the answer."""
-        policy = session.policy
-        tag = request[0]
-        is_ciphered = tag in apdu.GLO_TAGS or tag in apdu.DED_TAGS or tag in (Tag.GENERAL_GLO_CIPHERING,
-                                                                            Tag.GENERAL_DED_CIPHERING)
+        policy = session.association.context.policy
+        is_ciphered = request[0] in PROTECTED_TAGS
         if policy is None or not policy.ciphered or self.security is None:
             if is_ciphered:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.DECIPHERING_ERROR)
-            return self._service(session, apdu.decode(request))
+            return self._service(session, apdu.decode(request), room)
         if not is_ciphered:
             # the security policy of this association requires protected requests
             return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
+        context = session.association.context
         try:
-            plain, protection = self._decipher(session, request)
+            plain, how, key = self._open(request, context.client_system_title, context.dedicated_key)
         except ReplayError as exc:
             self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, session.client_sap, str(exc)))
             # the answer tells the client the lowest IC we would accept, so it can resynchronise
-            expected = self.security.counters.expected_rx(session.client_system_title or b"")
+            expected = self.security.counters.expected_rx(context.client_system_title or b"")
             return apdu.ExceptionResponse(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.INVOCATION_COUNTER_ERROR,
                                           min(expected, security.IC_LIMIT)).encode()
         except SecurityError as exc:
@@ -253,66 +289,43 @@ class Server:
             return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.DECIPHERING_ERROR)
         if not plain or plain[0] in (Tag.GENERAL_BLOCK_TRANSFER, acse.AARQ_TAG, acse.RLRQ_TAG):
             return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
-        if protection.cipher_tag in apdu.GLO_TAGS or protection.cipher_tag in apdu.DED_TAGS:
-            # a service-specific container must hold that very service
-            if apdu.PLAIN_OF_CIPHERED.get(protection.cipher_tag) != plain[0]:
-                return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
-        response = self._service(session, apdu.decode(plain))
+        response = self._service(session, apdu.decode(plain), room)
         if response is None or response[0] == Tag.EXCEPTION_RESPONSE:
             return response
-        return self._encipher(session, response, protection)
+        return self._seal(session, response, how, key)
 
-    def _decipher(self, session: Session, request: bytes) -> tuple[bytes, Protection]:
+    def _open(self, data: bytes, title: bytes | None, dedicated_key: bytes | None, *,
+              initiate: bool = False) -> tuple[bytes, Protection, bytes]:
+        """The plain APDU inside ``data`` from the client ``title``, how it came and the
+        key it used; checks the security policy and the replay window first."""
         sec = self.security
         if sec is None:
             raise SecurityError("no security settings: ciphered APDUs are not accepted")
-        tag = request[0]
-        if tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING):
-            title, pos = security.read_octets(request, 1)
-            content, pos = security.read_octets(request, pos)
-            if title != session.client_system_title:
-                raise SecurityError("general ciphering from another system title")
-        else:
-            content, pos = security.read_octets(request, 1)
-        if pos != len(request):
-            raise SecurityError("trailing bytes after the ciphered content")
-        dedicated = tag in apdu.DED_TAGS or tag == Tag.GENERAL_DED_CIPHERING
-        key = session.dedicated_key if dedicated else sec.encryption_key
-        if key is None:
-            raise SecurityError("ded-ciphering without a dedicated key")
-        header = security.read_header(content)
-        required = sec.required_control
-        if header.control & required != required or header.control & SecurityControl.BROADCAST_KEY:
-            raise SecurityError(f"security control 0x{header.control:02x} weaker than required 0x{required:02x}")
-        title = session.client_system_title
+        sealed = protection.read(data)
+        if initiate and sealed.tag != Tag.GLO_INITIATE_REQUEST:
+            raise SecurityError("a ciphered context needs a glo-initiate-request")
         if title is None:
             raise SecurityError("no client system title in this association")
-        sec.counters.check_rx(title, header.invocation_counter)
-        _, plain = security.decrypt(content, title, key, sec.authentication_key)
-        sec.counters.accept_rx(title, header.invocation_counter)
-        return plain, Protection(tag, header.control)
+        if sealed.originator is not None and sealed.originator != title:
+            raise SecurityError("general ciphering from another system title")
+        if sealed.recipient and sealed.recipient != sec.system_title:
+            raise SecurityError("general ciphering addressed to another system")
+        control, required = sealed.header.control, sec.required_control
+        if control & required != required or control & SecurityControl.BROADCAST_KEY:
+            raise SecurityError(f"security control 0x{control:02x} weaker than required 0x{required:02x}")
+        key = protection.key_for(sealed.protection, encryption_key=sec.encryption_key, dedicated_key=dedicated_key,
+                                 master_key=sec.master_key)
+        sec.counters.check_rx(title, sealed.invocation_counter)
+        plain = protection.open_content(sealed, title, key, sec.authentication_key)
+        sec.counters.accept_rx(title, sealed.invocation_counter)
+        return plain, sealed.protection, key
 
-    def _encipher(self, session: Session, response: bytes, protection: Protection) -> bytes:
+    def _seal(self, session: Session, response: bytes, how: Protection, key: bytes) -> bytes:
         sec = self.security
-        if sec is None:
-            raise SecurityError("no security settings: ciphered APDUs are not accepted")
-        req_tag = protection.cipher_tag
-        general = req_tag in (Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING)
-        dedicated = req_tag in apdu.DED_TAGS or req_tag == Tag.GENERAL_DED_CIPHERING
-        key = session.dedicated_key if dedicated else sec.encryption_key
-        if key is None:
-            raise SecurityError("no dedicated key in this association")
-        content = security.encrypt(protection.control, sec.system_title, sec.counters.next_tx(), key,
-                                   sec.authentication_key, response)
-        if general:
-            return bytes((req_tag,)) + security.octets(sec.system_title) + security.octets(content)
-        table = apdu.DED_OF_PLAIN if dedicated else apdu.GLO_OF_PLAIN
-        resp_tag = table.get(response[0])
-        if resp_tag is None:
-            # no service-specific container for this answer: fall back to general-glo
-            return (bytes((Tag.GENERAL_DED_CIPHERING if dedicated else Tag.GENERAL_GLO_CIPHERING,))
-                    + security.octets(sec.system_title) + security.octets(content))
-        return bytes((resp_tag,)) + security.octets(content)
+        assert sec is not None  # only a ciphered association seals
+        return protection.seal(response, how, system_title=sec.system_title, invocation_counter=sec.counters.next_tx(),
+                               key=key, authentication_key=sec.authentication_key,
+                               recipient=session.association.context.client_system_title)
 
     # --- ACSE -----------------------------------------------------------------------------
     def _reject(self, diagnostic: AcseServiceUser, context=ApplicationContext.LOGICAL_NAME,
@@ -320,10 +333,14 @@ class Server:
                 result: AssociationResult = AssociationResult.REJECTED_PERMANENT) -> bytes:
         return AARE(result, diagnostic, "user", context, user_information=user_information).encode()
 
+    def _drop(self, session: Session) -> None:
+        session.association.handle(_RELEASED)
+        session._clear_transfers()
+
     def _associate(self, session: Session, request: bytes, now: float) -> bytes:
-        if session.policy is not None:
-            # a new AARQ in an open association replaces it (the client lost track)
-            session._reset()
+        if session.association.state is not AssociationState.NON_ASSOCIATED:
+            # a new AARQ in an open association ends it (the client lost track)
+            self._drop(session)
         try:
             aarq = AARQ.decode(request)
         except DlmsError:
@@ -354,61 +371,62 @@ class Server:
                 return self._reject(AcseServiceUser.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED, context)
             if aarq.calling_ap_title is None or len(aarq.calling_ap_title) != security.SYSTEM_TITLE_LENGTH:
                 return self._reject(AcseServiceUser.CALLING_AP_TITLE_NOT_RECOGNIZED, context)
-        session.client_system_title = aarq.calling_ap_title if needs_title else None
-        try:
-            initiate_bytes, protection = self._unwrap_initiate(session, policy, aarq)
-        except ReplayError as exc:
-            self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
-            return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
-        except SecurityError as exc:
-            self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
-            self._auth_failed(sap, now, f"glo-initiate-request refused: {exc}")
-            return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
+        title = aarq.calling_ap_title if needs_title else None
+        sealed_by: tuple[Protection, bytes] | None = None
+        initiate_bytes = aarq.user_information
+        if policy.ciphered:
+            try:
+                initiate_bytes, how, key = self._open(initiate_bytes, title, None, initiate=True)
+                sealed_by = (how, key)
+            except ReplayError as exc:
+                self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
+                return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
+            except SecurityError as exc:
+                self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
+                self._auth_failed(sap, now, f"glo-initiate-request refused: {exc}")
+                return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
         try:
             initiate = InitiateRequest.decode(initiate_bytes)
         except DlmsError:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context)
         if initiate.dlms_version < 6:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.DLMS_VERSION_TOO_LOW))
+                                xdlms.encode_initiate_error(InitiateError.DLMS_VERSION_TOO_LOW))
         if initiate.client_max_receive_pdu_size and initiate.client_max_receive_pdu_size < MIN_PDU:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.PDU_SIZE_TOO_SHORT))
+                                xdlms.encode_initiate_error(InitiateError.PDU_SIZE_TOO_SHORT))
         if initiate.dedicated_key is not None and (not policy.ciphered or len(initiate.dedicated_key) != 16):
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.REFUSED_BY_THE_VDE_HANDLER))
+                                xdlms.encode_initiate_error(InitiateError.REFUSED_BY_THE_VDE_HANDLER))
         conformance = initiate.proposed_conformance & policy.conformance
         if not conformance:
             return self._reject(AcseServiceUser.NO_REASON_GIVEN, context,
-                                acse.encode_initiate_error(InitiateError.INCOMPATIBLE_CONFORMANCE))
+                                xdlms.encode_initiate_error(InitiateError.INCOMPATIBLE_CONFORMANCE))
         challenge = None
         if mechanism == Mechanism.LLS:
             if aarq.calling_authentication_value != policy.secret:
                 self._auth_failed(sap, now, "wrong LLS password")
                 return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE, context)
-            status = ASSOCIATION_STATUS_ASSOCIATED
-        elif mechanism == Mechanism.LOWEST:
-            status = ASSOCIATION_STATUS_ASSOCIATED
-        else:
-            challenge = self._start_hls(session, policy, aarq, now)
+        elif mechanism != Mechanism.LOWEST:
+            challenge = self._hls_challenge(aarq)
             if challenge is None:
                 return self._reject(AcseServiceUser.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED, context)
-            status = ASSOCIATION_STATUS_PENDING
-        if status == ASSOCIATION_STATUS_ASSOCIATED:
+        client_max_pdu = initiate.client_max_receive_pdu_size or 0xFFFF
+        overhead = protection.overhead(Container.GENERAL) if policy.ciphered else 0
+        negotiated = AssociationContext(
+            policy, conformance, client_max_pdu, title, initiate.dedicated_key, overhead,
+            min(client_max_pdu, self.max_pdu) - overhead, challenge,
+            aarq.calling_authentication_value or b"" if challenge is not None else b"", now)
+        if challenge is None:
+            session.association.handle(Opened(negotiated))
             self._failures.pop(sap, None)
-        session.policy = policy
-        session.status = status
-        session.conformance = conformance
-        session.client_max_pdu = initiate.client_max_receive_pdu_size or 0xFFFF
-        session.pending_blocks = None
-        session.dedicated_key = initiate.dedicated_key
-        session.cipher_overhead = security.overhead(general=True) if policy.ciphered else 0
-        response = InitiateResponse(conformance, self.max_pdu).encode()
-        if protection is not None:
-            response = self._encipher(session, response, protection)
-        if status == ASSOCIATION_STATUS_ASSOCIATED:
             self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, policy.name))
-        diag = AcseServiceUser.AUTHENTICATION_REQUIRED if status == ASSOCIATION_STATUS_PENDING else AcseServiceUser.NULL
+        else:
+            session.association.handle(Challenged(negotiated))
+        response = InitiateResponse(conformance, self.max_pdu).encode()
+        if sealed_by is not None:
+            response = self._seal(session, response, *sealed_by)
+        diag = AcseServiceUser.AUTHENTICATION_REQUIRED if challenge is not None else AcseServiceUser.NULL
         return AARE(AssociationResult.ACCEPTED, diag, "user", context,
                     responding_ap_title=self.security.system_title if needs_title else None,
                     mechanism=mechanism if mechanism != Mechanism.LOWEST else None,
@@ -423,136 +441,141 @@ class Server:
             self._failures[sap] = 0
             self.on_notice(Notice(ServerEvent.LOCKED_OUT, sap, f"{count} failed authentications"))
 
-    def _unwrap_initiate(self, session: Session, policy: AssociationPolicy,
-                         aarq: AARQ) -> tuple[bytes, Protection | None]:
-        """The plain InitiateRequest, and how it came protected (None: in clear)."""
-        ui = aarq.user_information or b""
-        if not policy.ciphered:
-            return ui, None
-        if not ui or ui[0] != Tag.GLO_INITIATE_REQUEST:
-            raise SecurityError("a ciphered context needs a glo-initiate-request")
-        sec = self.security
-        if sec is None:
-            raise SecurityError("no security settings: ciphered APDUs are not accepted")
-        content, pos = security.read_octets(ui, 1)
-        if pos != len(ui):
-            raise SecurityError("trailing bytes after glo-initiate-request")
-        header = security.read_header(content)
-        if header.control & sec.required_control != sec.required_control:
-            raise SecurityError(f"security control 0x{header.control:02x} weaker than required")
-        title = session.client_system_title
-        if title is None:
-            raise SecurityError("no client system title in this association")
-        sec.counters.check_rx(title, header.invocation_counter)
-        _, plain = security.decrypt(content, title, sec.encryption_key, sec.authentication_key)
-        sec.counters.accept_rx(title, header.invocation_counter)
-        return plain, Protection(Tag.GLO_INITIATE_REQUEST, header.control)
-
-    def _start_hls(self, session: Session, policy: AssociationPolicy, aarq: AARQ, now: float) -> bytes | None:
-        """HLS-GMAC: check CtoS, send StoC, and wait for reply_to_HLS_authentication."""
+    def _hls_challenge(self, aarq: AARQ) -> bytes | None:
+        """HLS-GMAC: our StoC if the client's CtoS is acceptable (None: refuse)."""
         if aarq.mechanism != Mechanism.HLS_GMAC or self.security is None:
             return None
         ctos = aarq.calling_authentication_value
         if ctos is None or not 8 <= len(ctos) <= 64:
             return None
+        return self.security.random(self.security.challenge_length)
+
+    def _reply_to_hls(self, session: Session, reply: bytes) -> axdr.Data:
+        """HLS pass 3 and 4: check f(StoC), answer f(CtoS)."""
+        association = session.association
+        context = association.context
         sec = self.security
-        stoc = sec.random(sec.challenge_length)
-        session.challenge = stoc
+        if association.state is not AssociationState.PENDING or context.challenge is None or sec is None:
+            raise CosemError(ActionResult.READ_WRITE_DENIED, "no HLS authentication pending")
+        title = context.client_system_title
+        if title is None:
+            raise SecurityError("no client system title in this association")
         sap = session.client_sap
+        try:
+            security.verify_hls_gmac(reply, title, sec.encryption_key, sec.authentication_key, context.challenge)
+        except SecurityError as exc:
+            # the association is dropped once this answer is out; the client starts again (or is locked out)
+            session.after_response.append(lambda: self._fail_hls(session))
+            self._auth_failed(sap, context.opened_at, f"HLS-GMAC: {exc}")
+            raise CosemError(ActionResult.OTHER_REASON, str(exc)) from None
+        association.handle(_HLS_PASSED)
+        self._failures.pop(sap, None)
+        self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, context.policy.name if context.policy else ""))
+        return axdr.OctetString(security.hls_gmac(sec.system_title, sec.counters.next_tx(), sec.encryption_key,
+                                                  sec.authentication_key, context.client_challenge))
 
-        def verify(reply: bytes) -> axdr.Data:
-            title = session.client_system_title
-            if title is None:
-                raise SecurityError("no client system title in this association")
-            try:
-                security.verify_hls_gmac(reply, title, sec.encryption_key, sec.authentication_key, stoc)
-            except SecurityError as exc:
-                # the association is dropped; the client has to start again (and may be locked out)
-                session.after_response.append(session._reset)
-                self._auth_failed(sap, now, f"HLS-GMAC: {exc}")
-                raise CosemError(ActionResult.OTHER_REASON, str(exc)) from None
-            session.status = ASSOCIATION_STATUS_ASSOCIATED
-            session.challenge = None
-            session.hls_handler = None
-            self._failures.pop(sap, None)
-            self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, policy.name))
-            return axdr.OctetString(security.hls_gmac(sec.system_title, sec.counters.next_tx(), sec.encryption_key,
-                                                      sec.authentication_key, ctos))
-
-        session.hls_handler = verify
-        return stoc
+    def _fail_hls(self, session: Session) -> None:
+        session.association.handle(_HLS_FAILED)
+        session._clear_transfers()
 
     def _release(self, session: Session, request: bytes) -> bytes:
+        """RLRQ: release whatever is open. A release request carrying a (ciphered)
+        initiate request gets the initiate response back in the RLRE's user-information,
+        protected the same way, so the client can verify whom it released."""
         try:
-            RLRQ.decode(request)
+            rlrq: RLRQ | None = RLRQ.decode(request)
         except DlmsError:
-            pass  # release anyway: a client that wants to go should be let go
-        was = session.policy
-        session._reset()
-        if was is not None:
-            self.on_notice(Notice(ServerEvent.RELEASED, session.client_sap, was.name))
-        return RLRE().encode()
+            rlrq = None  # release anyway: a client that wants to go should be let go
+        context = session.association.context
+        user_information = None
+        if rlrq is not None and rlrq.user_information and context.policy is not None:
+            user_information = self._release_initiate(session, rlrq.user_information)
+        if session.association.state is not AssociationState.NON_ASSOCIATED:
+            self._drop(session)
+        if context.policy is not None:
+            self.on_notice(Notice(ServerEvent.RELEASED, session.client_sap, context.policy.name))
+        return RLRE(user_information=user_information).encode()
 
-    # --- general-block-transfer ------------------------------------------------------------
-    def _general_block_transfer(self, session: Session, request: bytes, now: float) -> bytes | None:
-        gbt = apdu.decode(request)
-        if not isinstance(gbt, apdu.GeneralBlockTransfer):
+    def _release_initiate(self, session: Session, user_information: bytes) -> bytes | None:
+        context = session.association.context
+        try:
+            if context.policy is not None and context.policy.ciphered:
+                plain, how, key = self._open(user_information, context.client_system_title, None, initiate=True)
+                InitiateRequest.decode(plain)
+                return self._seal(session, InitiateResponse(context.conformance, self.max_pdu).encode(), how, key)
+            InitiateRequest.decode(user_information)
+            return InitiateResponse(context.conformance, self.max_pdu).encode()
+        except SecurityError as exc:
+            self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, session.client_sap, str(exc)))
+        except DlmsError:
+            pass
+        return None
+
+    # --- general-block-transfer (dlms.gbt) ---------------------------------------------------
+    def _general_block_transfer(self, session: Session, request: bytes, now: float) -> tuple[bytes, ...]:
+        block = apdu.decode(request)
+        if not isinstance(block, apdu.GeneralBlockTransfer):
             raise ApduError("not a general-block-transfer")
         if not session.conformance & Conformance.GENERAL_BLOCK_TRANSFER:
-            return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
-        session.used_gbt = True
-        if not gbt.block_data and session.gbt_out is not None:
-            # the client acknowledges our block and asks for the next
-            return self._gbt_next(session, gbt.block_number)
-        if session.gbt_in is None or gbt.block_number == 1:
-            session.gbt_in = bytearray()
-        elif gbt.block_number != session.gbt_in_number + 1:
-            session.gbt_in = None
-            return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OTHER_REASON)
-        session.gbt_in_number = gbt.block_number
-        session.gbt_in += gbt.block_data
-        if len(session.gbt_in) > MAX_LONG_TRANSFER:
-            session.gbt_in = None
-            return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.PDU_TOO_LONG)
-        if not gbt.last_block:
-            # acknowledge and ask for the next block (window 1, no streaming)
-            return apdu.GeneralBlockTransfer(False, False, 1, 0, gbt.block_number, b"").encode()
-        whole = bytes(session.gbt_in)
+            return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED),)
+        sender = session.gbt_out
+        if sender is not None and not block.block_data:
+            # the client acknowledges (part of) our window and asks for the next
+            sender.receive_ack(block)
+            if sender.done:
+                session.gbt_out = None
+                return NOTHING
+            return tuple(b.encode() for b in sender.next_window())
+        receiver = session.gbt_in
+        if receiver is None or block.block_number == 1:
+            # a new request: its blocks are numbered on from the first one we see
+            receiver = session.gbt_in = gbt.GbtReceiver(window=GBT_WINDOW, max_size=blocks.MAX_LONG_TRANSFER,
+                                                        first_block=block.block_number)
+            session.gbt_out = None
+        ack_due = receiver.receive(block)
+        if not receiver.complete:
+            return (receiver.ack().encode(),) if ack_due else NOTHING
+        whole = receiver.data
         session.gbt_in = None
-        session.gbt_out_number = 0
-        session.extra["in_gbt"] = True
-        try:
-            response = self._protected(session, whole, now)
-        finally:
-            session.extra.pop("in_gbt", None)
+        # the whole answer goes in GBT: no service-specific blocks inside it
+        response = self._answer(session, whole, now, room=1 << 30)
         if response is None:
-            return None
-        session.gbt_out = response
-        return self._gbt_next(session, gbt.block_number)
+            return NOTHING
+        return self._gbt_answer(session, response, block.window or 1, receiver.received)
 
-    def _gbt_next(self, session: Session, ack: int) -> bytes:
-        data = session.gbt_out or b""
-        room = max(16, min(session.client_max_pdu, self.max_pdu) - 10)
-        chunk, rest = data[:room], data[room:]
-        session.gbt_out = rest or None
-        session.gbt_out_number += 1
-        return apdu.GeneralBlockTransfer(not rest, False, 1, session.gbt_out_number, ack, chunk).encode()
+    def _gbt_answer(self, session: Session, response: bytes, window: int, ack: int) -> tuple[bytes, ...]:
+        """The first window of ``response`` in GBT blocks (``window``: the client's, 1 until
+        it has told us); the rest follows its acknowledgements."""
+        size = max(16, min(session.client_max_pdu, self.max_pdu) - 10)  # GBT header: tag, control, numbers, length
+        sender = gbt.GbtSender(response, size, peer_window=window, own_window=GBT_WINDOW, block_number_ack=ack)
+        session.gbt_out = sender  # kept until acknowledged whole or a new request starts
+        return tuple(b.encode() for b in sender.next_window())
 
     # --- xDLMS services ----------------------------------------------------------------
-    def _service(self, session: Session, req) -> bytes:
-        if session.status == ASSOCIATION_STATUS_PENDING and not isinstance(req, apdu.ActionRequestNormal):
-            # only reply_to_HLS_authentication is allowed before HLS completes
-            return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
-        ctx = Context(session.client_sap, session)
+    def _service(self, session: Session, req, room: int) -> bytes:
         kind = type(req)
+        association = session.association
+        if association.state is AssociationState.PENDING:
+            # only reply_to_HLS_authentication is allowed before HLS completes
+            if kind is not apdu.ActionRequestNormal:
+                return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
+        else:
+            try:
+                required = _REQUIRED[kind]
+            except KeyError:
+                return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
+            if association.context.conformance & required != required:
+                return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
+        ctx = Context(session.client_sap, session)
         if kind is apdu.GetRequestNormal:
-            return self._get_normal(session, req, ctx)
+            return self._get_normal(session, req, ctx, room)
         if kind is apdu.GetRequestNext:
-            return self._get_next(session, req)
+            return self._next_block(session, blocks.BlockService.GET, req.invoke_id, req.block_number)
         if kind is apdu.GetRequestWithList:
             results = tuple(self._get_value(session, d, s, ctx) for d, s in req.attributes)
-            return self._limit(session, req.invoke_id, apdu.GetResponseWithList(req.invoke_id, results).encode(),
-                               encoded_value=None)
+            response = apdu.GetResponseWithList(req.invoke_id, results).encode()
+            # DataBlock-G raw-data of a with-list answer is its result sequence
+            return self._limit(session, blocks.BlockService.GET, req.invoke_id, response, response[3:], room)
         if kind is apdu.SetRequestNormal:
             return apdu.SetResponseNormal(req.invoke_id, self._set_value(session, req.attribute, req.value, ctx)).encode()
         if kind is apdu.SetRequestWithList:
@@ -560,27 +583,37 @@ class Server:
                 return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
             results = tuple(self._set_value(session, d, v, ctx) for (d, _), v in zip(req.attributes, req.values))
             return apdu.SetResponseWithList(req.invoke_id, results).encode()
-        if kind is apdu.SetRequestWithFirstDatablock or kind is apdu.SetRequestWithDatablock:
-            return self._set_block(session, req, ctx)
+        if kind is apdu.SetRequestWithFirstDatablock:
+            refused = self._set_refused(session, req.attribute)
+            if refused is not None:
+                session.inbound = None
+                return blocks.final(blocks.BlockService.SET, req.invoke_id, refused, req.block.block_number)
+            return self._first_block(session, blocks.BlockService.SET, req.invoke_id, req.attribute,
+                                     req.access_selection, req.block, ctx, room)
+        if kind is apdu.SetRequestWithDatablock:
+            return self._more_block(session, blocks.BlockService.SET, req.invoke_id, req.block, ctx, room)
         if kind is apdu.ActionRequestNormal:
             result, ret = self._action(session, req.method, req.parameters, ctx)
-            return self._action_response(session, req.invoke_id, result, ret)
+            return self._action_response(session, req.invoke_id, result, ret, room)
         if kind is apdu.ActionRequestWithList:
             if len(req.methods) != len(req.parameters):
                 return _exception(StateError.SERVICE_UNKNOWN, ServiceErrorCode.OTHER_REASON)
             results = tuple(self._action(session, m, p, ctx) for m, p in zip(req.methods, req.parameters))
             return apdu.ActionResponseWithList(req.invoke_id, results).encode()
-        if kind is apdu.ActionRequestWithFirstPblock or kind is apdu.ActionRequestWithPblock:
-            return self._action_block(session, req, ctx)
-        if kind is apdu.ActionRequestNextPblock:
-            return self._action_next(session, req)
-        return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
+        if kind is apdu.ActionRequestWithFirstPblock:
+            return self._first_block(session, blocks.BlockService.ACTION, req.invoke_id, req.method, None, req.block,
+                                     ctx, room)
+        if kind is apdu.ActionRequestWithPblock:
+            return self._more_block(session, blocks.BlockService.ACTION, req.invoke_id, req.block, ctx, room)
+        # ActionRequestNextPblock: the only kind left in _REQUIRED
+        return self._next_block(session, blocks.BlockService.ACTION, req.invoke_id, req.block_number)
 
     def _lookup(self, session: Session, desc: apdu.AttributeDescriptor):
         obj = self.objects.get(desc.instance)
         if obj is None or obj.CLASS_ID != desc.class_id:
             return None, None
-        rights = session.policy.rights(obj) if session.policy else None
+        policy = session.association.context.policy
+        rights = policy.rights(obj) if policy else None
         return obj, rights
 
     def _get_value(self, session, desc, selection, ctx):
@@ -589,7 +622,7 @@ class Server:
             return DataAccessResult.OBJECT_UNDEFINED
         if not rights.attribute(desc.attribute).readable:
             return DataAccessResult.READ_WRITE_DENIED
-        if selection is not None and not session.conformance & Conformance.SELECTIVE_ACCESS:
+        if selection is not None and not session.association.context.conformance & Conformance.SELECTIVE_ACCESS:
             return DataAccessResult.SCOPE_OF_ACCESS_VIOLATED
         try:
             return obj.get(desc.attribute, selection, ctx)
@@ -598,7 +631,7 @@ class Server:
         except DlmsError:
             return DataAccessResult.OTHER_REASON
 
-    def _get_normal(self, session: Session, req: apdu.GetRequestNormal, ctx) -> bytes:
+    def _get_normal(self, session: Session, req: apdu.GetRequestNormal, ctx, room: int) -> bytes:
         result = self._get_value(session, req.attribute, req.access_selection, ctx)
         if isinstance(result, DataAccessResult):
             return apdu.GetResponseNormal(req.invoke_id, result).encode()
@@ -606,47 +639,73 @@ class Server:
             encoded = axdr.encode(result)
         except DlmsError:
             return apdu.GetResponseNormal(req.invoke_id, DataAccessResult.OTHER_REASON).encode()
-        return self._limit(session, req.invoke_id, b"\xc4\x01" + bytes((req.invoke_id, 0)) + encoded, encoded)
+        response = b"\xc4\x01" + bytes((req.invoke_id, 0)) + encoded
+        if len(response) <= room:
+            return response
+        return self._limit(session, blocks.BlockService.GET, req.invoke_id, response, encoded, room)
 
-    def _room(self, session: Session) -> int:
-        return min(session.client_max_pdu, self.max_pdu) - session.cipher_overhead
+    # --- service-specific block transfer (dlms.blocks) --------------------------------------
+    def _limit(self, session: Session, service: blocks.BlockService, invoke_id: int, response: bytes,
+               raw_data: bytes, room: int) -> bytes:
+        """``response`` whole if it fits ``room``, else the first block of ``raw_data``."""
+        if len(response) <= room:
+            return response
+        needed = (Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ if service is blocks.BlockService.GET
+                  else Conformance.BLOCK_TRANSFER_WITH_ACTION)
+        if not session.association.context.conformance & needed:
+            if service is blocks.BlockService.GET:
+                return apdu.GetResponseNormal(invoke_id, DataAccessResult.OTHER_REASON).encode()
+            return apdu.ActionResponseNormal(invoke_id, ActionResult.OTHER_REASON, None).encode()
+        # header: tag, choice, invoke-id, last, block number, choice, length
+        session.outbound = blocks.Outbound(service, invoke_id, raw_data, max(16, room - 16))
+        return session.outbound.next_block()
 
-    def _limit(self, session: Session, invoke_id: int, response: bytes, encoded_value: bytes | None) -> bytes:
-        """Send ``response`` whole if it fits the client's PDU size, else start a block transfer."""
-        if len(response) <= self._room(session) or session.extra.get("in_gbt"):
-            return response  # inside general-block-transfer the GBT layer splits it
-        if not session.conformance & Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ:
-            return apdu.GetResponseNormal(invoke_id, DataAccessResult.OTHER_REASON).encode()
-        # DataBlock-G raw-data carries the encoded Data (or the with-list result sequence)
-        session.pending_blocks = encoded_value if encoded_value is not None else response[3:]
-        session.pending_block_number = 1
-        session.pending_invoke_id = invoke_id
-        session.pending_kind = "get"
-        return self._next_block(session)
+    def _next_block(self, session: Session, service: blocks.BlockService, invoke_id: int, block_number: int) -> bytes:
+        outbound = session.outbound
+        if outbound is None or outbound.service is not service:
+            return blocks.no_transfer(service, invoke_id, block_number)
+        if block_number != outbound.sent:
+            session.outbound = None
+            return blocks.aborted(service, invoke_id, block_number)
+        response = outbound.next_block()
+        if outbound.done:
+            session.outbound = None
+        return response
 
-    def _next_block(self, session: Session) -> bytes:
-        room = max(16, self._room(session) - 16)  # header: tag, choice, iid, last, block number, choice, length
-        data = session.pending_blocks or b""
-        chunk, rest = data[:room], data[room:]
-        number = session.pending_block_number
-        last = not rest
-        session.pending_blocks = None if last else rest
-        session.pending_block_number = number + 1
-        if session.pending_kind == "action":
-            return apdu.ActionResponseWithPblock(session.pending_invoke_id,
-                                                 apdu.DataBlockSA(last, number, chunk)).encode()
-        return apdu.GetResponseWithDatablock(session.pending_invoke_id, last, number, chunk).encode()
+    def _first_block(self, session: Session, service: blocks.BlockService, invoke_id: int,
+                     descriptor: apdu.AttributeDescriptor, selection, block: apdu.DataBlockSA, ctx, room: int) -> bytes:
+        if block.block_number != 1:
+            session.inbound = None
+            return blocks.out_of_sequence(service, invoke_id, block.block_number)
+        session.inbound = blocks.Inbound(service, invoke_id, descriptor, selection)
+        return self._more_block(session, service, invoke_id, block, ctx, room)
 
-    def _get_next(self, session: Session, req: apdu.GetRequestNext) -> bytes:
-        if session.pending_blocks is None or session.pending_kind != "get":
-            return apdu.GetResponseWithDatablock(req.invoke_id, True, req.block_number,
-                                                 DataAccessResult.NO_LONG_GET_IN_PROGRESS).encode()
-        if req.block_number != session.pending_block_number - 1:
-            session.pending_blocks = None
-            return apdu.GetResponseWithDatablock(req.invoke_id, True, req.block_number,
-                                                 DataAccessResult.LONG_GET_ABORTED).encode()
-        return self._next_block(session)
+    def _more_block(self, session: Session, service: blocks.BlockService, invoke_id: int, block: apdu.DataBlockSA,
+                    ctx, room: int) -> bytes:
+        """Take one block of a long SET or ACTION; act on the data after the last."""
+        inbound = session.inbound
+        if inbound is None or inbound.service is not service:
+            return blocks.no_transfer(service, invoke_id, block.block_number)
+        outcome = inbound.take(block)
+        if outcome is blocks.Outcome.MORE:
+            return blocks.acknowledge(service, invoke_id, block.block_number)
+        session.inbound = None
+        if outcome is blocks.Outcome.OUT_OF_SEQUENCE:
+            return blocks.out_of_sequence(service, invoke_id, block.block_number)
+        if outcome is blocks.Outcome.TOO_LONG:
+            return blocks.aborted(service, invoke_id, block.block_number)
+        raw = inbound.data
+        try:
+            value = axdr.decode(raw) if raw or service is blocks.BlockService.SET else None
+        except DlmsError:
+            return blocks.final(service, invoke_id, DataAccessResult.TYPE_UNMATCHED, block.block_number)
+        if service is blocks.BlockService.SET:
+            result = self._set_value(session, inbound.descriptor, value, ctx)
+            return blocks.final(service, invoke_id, result, block.block_number)
+        result, ret = self._action(session, inbound.descriptor, value, ctx)
+        return self._action_response(session, invoke_id, result, ret, room)
 
+    # --- SET and ACTION ---------------------------------------------------------------------
     def _set_value(self, session, desc, value, ctx) -> DataAccessResult:
         refused = self._set_refused(session, desc)
         if refused is not None:
@@ -664,58 +723,19 @@ class Server:
         obj, rights = self._lookup(session, desc)
         if obj is None or rights is None:
             return DataAccessResult.OBJECT_UNDEFINED
-        if not session.conformance & Conformance.SET or not rights.attribute(desc.attribute).writable:
+        if not rights.attribute(desc.attribute).writable:
             return DataAccessResult.READ_WRITE_DENIED
         return None
-
-    def _set_block(self, session: Session, req, ctx) -> bytes:
-        """SET with datablocks: collect the raw data, set the value after the last block."""
-        block = req.block
-        if isinstance(req, apdu.SetRequestWithFirstDatablock):
-            if not session.conformance & Conformance.BLOCK_TRANSFER_WITH_SET_OR_WRITE:
-                return apdu.SetResponseLastDatablock(req.invoke_id, DataAccessResult.READ_WRITE_DENIED,
-                                                     block.block_number).encode()
-            refused = self._set_refused(session, req.attribute)
-            if refused is not None or block.block_number != 1:
-                session.long_set = None
-                return apdu.SetResponseLastDatablock(req.invoke_id, refused or DataAccessResult.DATA_BLOCK_NUMBER_INVALID,
-                                                     block.block_number).encode()
-            session.long_set = _LongTransfer(req.invoke_id, req.attribute, req.access_selection, bytearray(), 0)
-        transfer = session.long_set
-        if transfer is None:
-            return apdu.SetResponseLastDatablock(req.invoke_id, DataAccessResult.NO_LONG_SET_IN_PROGRESS,
-                                                 block.block_number).encode()
-        if block.block_number != transfer.block_number + 1:
-            session.long_set = None
-            return apdu.SetResponseLastDatablock(req.invoke_id, DataAccessResult.DATA_BLOCK_NUMBER_INVALID,
-                                                 block.block_number).encode()
-        transfer.block_number = block.block_number
-        transfer.data += block.raw_data
-        if len(transfer.data) > MAX_LONG_TRANSFER:
-            session.long_set = None
-            return apdu.SetResponseLastDatablock(req.invoke_id, DataAccessResult.LONG_SET_ABORTED,
-                                                 block.block_number).encode()
-        if not block.last_block:
-            return apdu.SetResponseDatablock(req.invoke_id, block.block_number).encode()
-        session.long_set = None
-        try:
-            value = axdr.decode(bytes(transfer.data))
-        except DlmsError:
-            return apdu.SetResponseLastDatablock(req.invoke_id, DataAccessResult.TYPE_UNMATCHED,
-                                                 block.block_number).encode()
-        result = self._set_value(session, transfer.descriptor, value, ctx)
-        return apdu.SetResponseLastDatablock(req.invoke_id, result, block.block_number).encode()
 
     def _action(self, session, desc, params, ctx):
         obj, rights = self._lookup(session, desc)
         if obj is None or rights is None:
             return ActionResult.OBJECT_UNDEFINED, None
-        pending_hls = session.status == ASSOCIATION_STATUS_PENDING
+        pending_hls = session.association.state is AssociationState.PENDING
         is_hls_reply = obj.CLASS_ID == 15 and desc.attribute == 1
         if pending_hls and not is_hls_reply:
             return ActionResult.READ_WRITE_DENIED, None
-        if not is_hls_reply and (not session.conformance & Conformance.ACTION
-                                 or rights.method(desc.attribute) == MethodAccess.NO_ACCESS):
+        if not is_hls_reply and rights.method(desc.attribute) == MethodAccess.NO_ACCESS:
             return ActionResult.READ_WRITE_DENIED, None
         try:
             ret = obj.invoke(desc.attribute, params, ctx)
@@ -725,7 +745,7 @@ class Server:
             return ActionResult.OTHER_REASON, None
         return ActionResult.SUCCESS, ret
 
-    def _action_response(self, session: Session, invoke_id: int, result: ActionResult, ret) -> bytes:
+    def _action_response(self, session: Session, invoke_id: int, result: ActionResult, ret, room: int) -> bytes:
         if ret is None:
             return apdu.ActionResponseNormal(invoke_id, result, None).encode()
         try:
@@ -733,54 +753,7 @@ class Server:
         except DlmsError:
             return apdu.ActionResponseNormal(invoke_id, ActionResult.OTHER_REASON, None).encode()
         response = bytes((0xC7, 1, invoke_id, result, 1, 0)) + encoded
-        if len(response) <= self._room(session) or session.extra.get("in_gbt"):
-            return response
-        if not session.conformance & Conformance.BLOCK_TRANSFER_WITH_ACTION:
-            return apdu.ActionResponseNormal(invoke_id, ActionResult.OTHER_REASON, None).encode()
-        session.pending_blocks = encoded
-        session.pending_block_number = 1
-        session.pending_invoke_id = invoke_id
-        session.pending_kind = "action"
-        return self._next_block(session)
-
-    def _action_next(self, session: Session, req: apdu.ActionRequestNextPblock) -> bytes:
-        if session.pending_blocks is None or session.pending_kind != "action":
-            return apdu.ActionResponseNormal(req.invoke_id, ActionResult.NO_LONG_ACTION_IN_PROGRESS).encode()
-        if req.block_number != session.pending_block_number - 1:
-            session.pending_blocks = None
-            return apdu.ActionResponseNormal(req.invoke_id, ActionResult.LONG_ACTION_ABORTED).encode()
-        return self._next_block(session)
-
-    def _action_block(self, session: Session, req, ctx) -> bytes:
-        """ACTION with parameter blocks: collect, acknowledge each, invoke after the last."""
-        block = req.block
-        if isinstance(req, apdu.ActionRequestWithFirstPblock):
-            if not session.conformance & Conformance.BLOCK_TRANSFER_WITH_ACTION or block.block_number != 1:
-                session.long_action = None
-                return apdu.ActionResponseNormal(req.invoke_id, ActionResult.READ_WRITE_DENIED).encode()
-            session.long_action = _LongTransfer(req.invoke_id, req.method, None, bytearray(), 0)
-        transfer = session.long_action
-        if transfer is None:
-            return apdu.ActionResponseNormal(req.invoke_id, ActionResult.NO_LONG_ACTION_IN_PROGRESS).encode()
-        if block.block_number != transfer.block_number + 1:
-            session.long_action = None
-            return apdu.ActionResponseNormal(req.invoke_id, ActionResult.LONG_ACTION_ABORTED).encode()
-        transfer.block_number = block.block_number
-        transfer.data += block.raw_data
-        if len(transfer.data) > MAX_LONG_TRANSFER:
-            session.long_action = None
-            return apdu.ActionResponseNormal(req.invoke_id, ActionResult.LONG_ACTION_ABORTED).encode()
-        if not block.last_block:
-            return apdu.ActionResponseNextPblock(req.invoke_id, block.block_number).encode()
-        session.long_action = None
-        params = None
-        if transfer.data:
-            try:
-                params = axdr.decode(bytes(transfer.data))
-            except DlmsError:
-                return apdu.ActionResponseNormal(req.invoke_id, ActionResult.TYPE_UNMATCHED).encode()
-        result, ret = self._action(session, transfer.descriptor, params, ctx)
-        return self._action_response(session, req.invoke_id, result, ret)
+        return self._limit(session, blocks.BlockService.ACTION, invoke_id, response, encoded, room)
 
     # --- push --------------------------------------------------------------------------
     def data_notification(self, push_object_list: Iterable[tuple[int, "Obis | str", int]], *, long_invoke_id: int = 0,
@@ -806,9 +779,9 @@ class Server:
         if self.security is None:
             raise DlmsError("a ciphered data-notification needs security settings")
         sec = self.security
-        content = security.encrypt(control, sec.system_title, sec.counters.next_tx(), sec.encryption_key,
-                                   sec.authentication_key, notification)
-        return bytes((Tag.GENERAL_GLO_CIPHERING,)) + security.octets(sec.system_title) + security.octets(content)
+        return protection.seal(notification, Protection(Container.GENERAL_GLO_DED, False, control),
+                               system_title=sec.system_title, invocation_counter=sec.counters.next_tx(),
+                               key=sec.encryption_key, authentication_key=sec.authentication_key)
 
 
 def _data_result(code: int) -> DataAccessResult:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 from bijli.dlms import axdr
-from bijli.dlms.acse import ApplicationContext, Conformance, Mechanism
+from bijli.dlms.acse import ApplicationContext, Mechanism
+from bijli.dlms.association import AssociationState
+from bijli.dlms.xdlms import Conformance
 from bijli.dlms.apdu import ActionResult, DataAccessResult
 from bijli.dlms.cosem.base import AttributeAccess, CosemError, CosemObject, MethodAccess, expect
 from bijli.dlms.obis import Obis
@@ -77,9 +79,6 @@ class AssociationPolicy:
     server_sap: int = 1
 
 
-ASSOCIATION_STATUS_NON_ASSOCIATED = 0
-ASSOCIATION_STATUS_PENDING = 1
-ASSOCIATION_STATUS_ASSOCIATED = 2
 
 
 class AssociationLN(CosemObject):
@@ -156,8 +155,8 @@ class AssociationLN(CosemObject):
     def get_association_status(self, ctx):
         session = getattr(ctx, "association", None)
         if self.policy is not None and (session is None or session.policy is not self.policy):
-            return axdr.Enum(ASSOCIATION_STATUS_NON_ASSOCIATED)
-        return axdr.Enum(session.status if session is not None else ASSOCIATION_STATUS_NON_ASSOCIATED)
+            return axdr.Enum(AssociationState.NON_ASSOCIATED)
+        return axdr.Enum(session.status if session is not None else AssociationState.NON_ASSOCIATED)
 
     def get_security_setup_reference(self, ctx):
         return axdr.OctetString(bytes(self.security_setup) if self.security_setup else b"")

@@ -295,6 +295,12 @@ class HdlcConnection:
         """Let time pass: server inactivity time-out, client resend and retries."""
         self._advance(now)
 
+    def await_apdu(self) -> None:
+        """Client: one more APDU is due from the server without a request of ours (a
+        streamed general-block-transfer block), so keep polling with RR until it comes."""
+        if self.role is Role.CLIENT:
+            self._outstanding += 1
+
     def send_apdu(self, apdu: bytes, now: float | None = None) -> None:
         """Queue an APDU (the LLC header is added here); it goes out as the turn
         and the window allow, segmented to the negotiated information field."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from bijli.dlms import acse, apdu, axdr
+from bijli.dlms import acse, apdu, axdr, xdlms
 from bijli.dlms.axdr import DataType, TypeDescription
 from bijli.dlms.obis import Obis
 
@@ -161,18 +161,26 @@ apdus = st.one_of(
     st.builds(apdu.GeneralBlockTransfer, st.booleans(), st.booleans(), st.integers(0, 63), u16, u16,
               st.binary(max_size=300)),
     st.builds(apdu.CipheredApdu, st.sampled_from(sorted(apdu.GLO_TAGS | apdu.DED_TAGS)), st.binary(max_size=300)),
-    st.builds(apdu.GeneralCiphering, st.sampled_from([apdu.Tag.GENERAL_GLO_CIPHERING, apdu.Tag.GENERAL_DED_CIPHERING]),
+    st.builds(apdu.GeneralGloCiphering, st.sampled_from([apdu.Tag.GENERAL_GLO_CIPHERING, apdu.Tag.GENERAL_DED_CIPHERING]),
               st.binary(min_size=8, max_size=8) | small_bytes, st.binary(max_size=300)),
+    st.builds(apdu.GeneralCiphering, small_bytes, small_bytes, small_bytes, small_bytes, small_bytes,
+              st.none() | st.one_of(
+                  st.builds(apdu.KeyInfo, st.just(apdu.KeyInfoKind.IDENTIFIED_KEY), st.integers(0, 1)),
+                  st.builds(apdu.KeyInfo, st.just(apdu.KeyInfoKind.WRAPPED_KEY), st.just(0), st.just(b""),
+                            small_bytes),
+                  st.builds(apdu.KeyInfo, st.just(apdu.KeyInfoKind.AGREED_KEY), st.just(0), small_bytes,
+                            small_bytes)),
+              st.binary(max_size=300)),
 )
 
 # --- ACSE ------------------------------------------------------------------------------------------
 
-conformances = st.integers(0, 0xFFFFFF).map(acse.Conformance)
+conformances = st.integers(0, 0xFFFFFF).map(xdlms.Conformance)
 initiate_requests = st.builds(
-    acse.InitiateRequest, conformances, u16, u8, st.none() | st.binary(max_size=32), st.booleans(),
+    xdlms.InitiateRequest, conformances, u16, u8, st.none() | st.binary(max_size=32), st.booleans(),
     st.none() | st.integers(-128, 127),
 )
-initiate_responses = st.builds(acse.InitiateResponse, conformances, u16, u8, u16, st.none() | st.integers(-128, 127))
+initiate_responses = st.builds(xdlms.InitiateResponse, conformances, u16, u8, u16, st.none() | st.integers(-128, 127))
 _titles = st.none() | st.binary(max_size=16)
 _user_info = st.none() | initiate_requests.map(lambda r: r.encode()) | st.binary(max_size=200)
 aarqs = st.builds(

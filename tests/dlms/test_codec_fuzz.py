@@ -15,7 +15,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bijli.dlms import acse, apdu, axdr
+from bijli.dlms import acse, apdu, axdr, xdlms
 from bijli.dlms.errors import DlmsError
 from bijli.dlms.link import wrapper
 from bijli.dlms.obis import Obis
@@ -98,8 +98,8 @@ def test_release_decode_never_crashes(data):
 @FUZZ
 @given(_inputs(cs.initiate_requests.map(lambda a: a.encode()) | cs.initiate_responses.map(lambda a: a.encode())))
 def test_initiate_decode_never_crashes(data):
-    _survives(acse.InitiateRequest.decode, data)
-    _survives(acse.InitiateResponse.decode, data)
+    _survives(xdlms.InitiateRequest.decode, data)
+    _survives(xdlms.InitiateResponse.decode, data)
 
 
 @FUZZ

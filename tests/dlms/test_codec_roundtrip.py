@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bijli.dlms import acse, apdu, axdr
+from bijli.dlms import acse, apdu, axdr, xdlms
 from bijli.dlms.errors import ApduError, AxdrError, DlmsError, ObisError
 from bijli.dlms.obis import Obis
 
@@ -233,7 +233,7 @@ def test_exception_response_invocation_counter_error():
 def test_general_glo_ciphering_layout():
     # system-title OCTET STRING, then ciphered-content OCTET STRING (SC || IC || ciphertext || tag)
     content = bytes.fromhex("30" "00000001") + b"\xAA" * 5 + b"\xBB" * 12
-    g = apdu.GeneralCiphering(apdu.Tag.GENERAL_GLO_CIPHERING, b"ABCDEFGH", content)
+    g = apdu.GeneralGloCiphering(apdu.Tag.GENERAL_GLO_CIPHERING, b"ABCDEFGH", content)
     raw = g.encode()
     assert raw[:11] == bytes.fromhex("db08") + b"ABCDEFGH" + bytes((len(content),))
     assert raw[11:] == content
@@ -251,13 +251,13 @@ def test_selection_flag_must_be_0_or_1():
 @settings(max_examples=200)
 @given(cs.initiate_requests)
 def test_initiate_request_round_trip(v):
-    assert acse.InitiateRequest.decode(v.encode()) == v
+    assert xdlms.InitiateRequest.decode(v.encode()) == v
 
 
 @settings(max_examples=200)
 @given(cs.initiate_responses)
 def test_initiate_response_round_trip(v):
-    assert acse.InitiateResponse.decode(v.encode()) == v
+    assert xdlms.InitiateResponse.decode(v.encode()) == v
 
 
 @settings(max_examples=200)
@@ -287,8 +287,8 @@ def test_aarq_lowest_mechanism_round_trips():
 
 def test_initiate_request_negative_qos_and_long_key():
     """Regression: a negative proposed-quality-of-service (Integer8) crashed encode."""
-    v = acse.InitiateRequest(acse.Conformance.GET, 1024, 6, bytes(200), True, -5)
-    assert acse.InitiateRequest.decode(v.encode()) == v
+    v = xdlms.InitiateRequest(xdlms.Conformance.GET, 1024, 6, bytes(200), True, -5)
+    assert xdlms.InitiateRequest.decode(v.encode()) == v
 
 
 def test_oids_and_diagnostics():
@@ -297,15 +297,15 @@ def test_oids_and_diagnostics():
     rejected = acse.AARE(acse.AssociationResult.REJECTED_PERMANENT, acse.AcseServiceUser.AUTHENTICATION_FAILURE)
     raw = rejected.encode()
     assert bytes.fromhex("a203020101") in raw and bytes.fromhex("a305a10302010d") in raw
-    assert acse.encode_initiate_error(acse.InitiateError.PDU_SIZE_TOO_SHORT).hex() == "0e010603"
+    assert xdlms.encode_initiate_error(xdlms.InitiateError.PDU_SIZE_TOO_SHORT).hex() == "0e010603"
     assert acse.RLRQ().encode().hex() == "6203800100"
 
 
 def test_conformance_bit_positions():
     # bit n of the standard's BIT STRING is the n-th bit from the most significant end
-    assert acse.Conformance.GET == 1 << (23 - 19)
-    assert acse.Conformance.GENERAL_BLOCK_TRANSFER == 1 << (23 - 2)
-    assert acse.InitiateResponse(acse.Conformance.GET | acse.Conformance.ACTION, 1024).encode().hex() == \
+    assert xdlms.Conformance.GET == 1 << (23 - 19)
+    assert xdlms.Conformance.GENERAL_BLOCK_TRANSFER == 1 << (23 - 2)
+    assert xdlms.InitiateResponse(xdlms.Conformance.GET | xdlms.Conformance.ACTION, 1024).encode().hex() == \
         "0800065f1f040000001104000007"
 
 

@@ -46,7 +46,9 @@ def test_window_flags():
     sender.receive_ack(apdu.GeneralBlockTransfer(False, False, 4, 1, 2, b""))
     rest = sender.next_window()
     assert [(b.block_number, b.streaming, b.last_block) for b in rest] == [(3, True, False), (4, False, True)]
-    assert rest[-1].encode().hex() == "e0850004000001" "09"
+    # block-number-ack now names the peer's acknowledgement (its block 1): gurux and the
+    # Green Book count the acknowledgement as a block received
+    assert rest[-1].encode().hex() == "e0850004" "0001" "01" "09"
 
 
 def test_receiver_drops_gaps_and_duplicates():

@@ -22,8 +22,9 @@ from gurux_dlms.objects import (GXDLMSCaptureObject, GXDLMSClock, GXDLMSDisconne
                                 GXDLMSProfileGeneric, GXDLMSRegister)
 from gurux_dlms.secure import GXDLMSSecureClient  # noqa: E402
 
-from bijli.dlms import acse, apdu, axdr  # noqa: E402
-from bijli.dlms.acse import AARE, AARQ, RLRQ, ApplicationContext, Conformance, InitiateRequest, InitiateResponse, Mechanism  # noqa: E402
+from bijli.dlms import acse, apdu, axdr, xdlms  # noqa: E402
+from bijli.dlms.acse import AARE, AARQ, RLRQ, ApplicationContext, Mechanism  # noqa: E402
+from bijli.dlms.xdlms import Conformance, InitiateRequest, InitiateResponse  # noqa: E402
 from bijli.dlms.link import wrapper  # noqa: E402
 from bijli.dlms.obis import Obis  # noqa: E402
 

@@ -23,6 +23,7 @@ import gurux_dlms as gurux  # a test dependency: its absence is an error, not a 
 
 from gurux_dlms import GXDLMSClient  # noqa: E402
 from gurux_dlms.enums import Authentication, Conformance as GxConformance, InterfaceType, Security  # noqa: E402
+from gurux_dlms.enums import ExceptionServiceError, StateError  # noqa: E402
 from gurux_dlms.objects import GXDLMSClock, GXDLMSData, GXDLMSRegister  # noqa: E402
 
 import bijli.firmware.meter as fm  # noqa: E402
@@ -196,8 +197,12 @@ def test_public_client_cannot_write_the_clock(live):
         peer.connect()
         clock = GXDLMSClock("0.0.1.0.0.255")
         peer.read(clock, 2)
-        reply = peer.exchange(peer.client.write(clock, 2))
-        assert reply.error == 3  # read-write-denied
+        # SET is outside the public association's conformance: an exception-response (issue 11 item 17)
+        with pytest.raises(gurux.GXDLMSExceptionResponse) as exc:
+            peer.exchange(peer.client.write(clock, 2))
+        assert (exc.value.exceptionStateError, exc.value.exceptionServiceError) == (
+            StateError.SERVICE_NOT_ALLOWED, ExceptionServiceError.SERVICE_NOT_SUPPORTED)
+        peer.read(clock, 2)  # and the association goes on
     finally:
         close(peer)
 

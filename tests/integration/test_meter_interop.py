@@ -208,3 +208,103 @@ def test_billing_profile_by_range_when_the_clock_is_not_the_first_column(meter):
         assert p.client.updateValue(billing, 2, reply.value) == []
     finally:
         _close(p)
+
+
+# --- general-block-transfer streaming (issue 16): a window of 4 blocks per acknowledgement ---
+
+class _Recording:
+    """A client transport that keeps every APDU it sent and received."""
+
+    def __init__(self, inner):
+        self.inner, self.sent, self.received = inner, [], []
+
+    def request(self, data: bytes) -> bytes:
+        self.sent.append(data)
+        return self._got(self.inner.request(data))
+
+    def receive(self) -> bytes:
+        return self._got(self.inner.receive())
+
+    def _got(self, data: bytes) -> bytes:
+        self.received.append(data)
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("transport", ("wrapper", "hdlc-tcp"))
+def test_our_client_reads_the_load_profile_with_gbt_window_4(meter, transport):
+    from bijli.dlms.client import DEFAULT_CONFORMANCE, Client, ClientSettings
+    from bijli.dlms.xdlms import Conformance
+    from bijli.tools.node.links import open_client_transport
+
+    if transport == "wrapper":
+        line = open_client_transport(f"tcp://127.0.0.1:{meter.port}", 48)
+    else:
+        port = int(meter.find(r"DLMS HDLC listening on [\d.]+:(\d+)"))
+        line = open_client_transport(f"tcp://127.0.0.1:{port}", 48, hdlc_over_tcp=True)
+    recording = _Recording(line)
+    settings = ClientSettings.for_association(48, gbt_window=4, invocation_counter=_ic["next"],
+                                              conformance=DEFAULT_CONFORMANCE | Conformance.GENERAL_BLOCK_TRANSFER)
+    _ic["next"] += 10_000
+    c = Client(recording, settings)
+    try:
+        c.associate()
+        assert c.session.negotiated_conformance & Conformance.GENERAL_BLOCK_TRANSFER
+        recording.sent.clear()
+        recording.received.clear()
+        _, rows = c.profile_by_entry("1.0.99.1.0.255", 1, 0)
+        assert len(rows) == 480
+        from bijli.dlms.axdr import CosemDateTime
+
+        assert CosemDateTime.decode(rows[0][0].value).to_datetime().replace(tzinfo=None) == datetime(2024, 6, 10, 0, 15)
+        assert len({r[0].value for r in rows}) == 480  # every quarter hour once
+        blocks = [r for r in recording.received if r[0] == 0xE0]
+        acks = [s for s in recording.sent if s[0] == 0xE0 and s[6:7] == b"\x00"]  # empty block data
+        assert len(blocks) > 12  # the 480 rows do not fit one window
+        # the capture-objects read and the buffer read each begin with one request block;
+        # every acknowledgement brings a window of 4 (the last window of each answer may be short)
+        assert len(acks) <= len(blocks) // 4 + 2
+        c.release()
+    finally:
+        c.transport.close()
+
+
+class _CountingTcp(TcpTransport):
+    """gurux's TCP line, counting what it sends."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.sends = 0
+
+    def send(self, data: bytes) -> None:
+        self.sends += 1
+        super().send(data)
+
+
+def test_gurux_reads_the_load_profile_with_gbt_window_4(meter):
+    from gurux_dlms.enums import Conformance as GxConformance
+
+    line = _CountingTcp("127.0.0.1", meter.port)
+    p = GuruxPeer(line, client_sap=48, authentication=Authentication.HIGH_GMAC, invocation_counter=_ic["next"])
+    _ic["next"] += 10_000
+    p.client.proposedConformance |= GxConformance.GENERAL_BLOCK_TRANSFER
+    p.client.setGbtWindowSize(4)  # (gurux spells the property gbtWndowSize)
+    try:
+        p.connect()
+        assert p.client.negotiatedConformance & GxConformance.GENERAL_BLOCK_TRANSFER
+        profile = GXDLMSProfileGeneric("1.0.99.1.0.255")
+        p.read(profile, 3)
+        before = line.sends
+        reply = p.exchange(p.client.readRowsByEntry(profile, 1, 480))
+        rows = p.client.updateValue(profile, 2, reply.value)
+        assert len(rows) == 480
+        assert rows[0][0].value.replace(tzinfo=None) == datetime(2024, 6, 10, 0, 15)
+        # tens of kB in blocks of under 1 kB; the first window is one block (the meter does
+        # not know gurux's window yet), then one acknowledgement per 4 blocks
+        blocks = -(-len(reply.data.array()) // 1000)
+        sends = line.sends - before
+        assert blocks > 12 and 1 < sends <= blocks // 4 + 3, (sends, blocks)
+    finally:
+        _close(p)

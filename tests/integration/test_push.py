@@ -35,7 +35,7 @@ def _receive(listener: socket.socket, timeout: float = 15.0) -> wrapper.ApduRece
 
 def _notification(frame: wrapper.ApduReceived) -> apdu.DataNotification:
     ciphered = apdu.decode(frame.apdu)
-    assert isinstance(ciphered, apdu.GeneralCiphering)
+    assert isinstance(ciphered, apdu.GeneralGloCiphering)
     assert ciphered.system_title == DEMO.identity.system_title
     _, plain = security.decrypt(ciphered.content, ciphered.system_title, DEMO.dlms.encryption_key,
                                 DEMO.dlms.authentication_key)

@@ -13,7 +13,7 @@ import socket
 import time
 
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType, Security
+from gurux_dlms.enums import Authentication, InterfaceType, RequestTypes, Security
 from gurux_dlms.secure import GXDLMSSecureClient
 
 DEMO_EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
@@ -105,8 +105,21 @@ class GuruxPeer:
             reply.clear()
             self._packet(frame, reply)
             while reply.isMoreData():
-                self._packet(None if reply.isStreaming() else self.client.receiverReady(reply), reply)
+                if reply.isStreaming():
+                    self._packet(None, reply)  # more blocks of this GBT window are on the way
+                    continue
+                if reply.moreData & RequestTypes.GBT:
+                    self._number_gbt_ack()
+                self._packet(self.client.receiverReady(reply), reply)
         return reply
+
+    def _number_gbt_ack(self) -> None:
+        """gurux-dlms (python) numbers its GBT acknowledgement from ``settings.blockNumber``,
+        which it never sets, and checks each following block's block-number-ack against
+        ``settings.blockIndex - 1``: keep both the way the Green Book counts, each
+        acknowledgement being the next block this side sends."""
+        settings = self.client.settings
+        settings.blockNumber = settings.blockIndex
 
     # --- conveniences --------------------------------------------------------------------
     def connect(self) -> None:

@@ -64,9 +64,10 @@ def test_read_objects_write_over_the_wrapper(meter_process, tmp_path):
     r = bijli("read", "1.0.1.8.0.255", "--target", target, "--client", "32", "--password", "wrong")
     assert r.returncode == 1 and "authentication" in r.stderr
 
-    # the public client may not write the clock: the meter's answer is shown, status 1
+    # the public client may not write the clock (SET is outside its conformance): the meter's
+    # exception-response is shown, status 1
     r = bijli("write", "0.0.1.0.0.255:2", "date-time:2024-07-01T00:00", "--target", target)
-    assert r.returncode == 1 and "READ_WRITE_DENIED" in r.stderr
+    assert r.returncode == 1 and "SERVICE_NOT_SUPPORTED" in r.stderr
     r = bijli("write", "0.0.1.0.0.255:2", "bogus", "--target", target)
     assert r.returncode == 2 and "TYPE:VALUE" in r.stderr
 

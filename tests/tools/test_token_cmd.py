@@ -365,10 +365,12 @@ def test_two_processes_vending_for_one_meter_in_one_minute_get_distinct_tids(own
 
 
 def test_the_module_loads_only_the_standard_library_and_firmware_sts():
+    """The token command stays light: the STS engine, firmware errors and the record converter
+    (stdlib only), nothing of the DLMS stack or the meter."""
     code = ("import sys, bijli.tools.commands.token; "
             "print(sorted(m for m in sys.modules if m.startswith('bijli.') and not m.startswith('bijli.firmware.sts')"
             " and m not in ('bijli.tools', 'bijli.tools.commands', 'bijli.tools.commands.token', 'bijli.firmware',"
-            " 'bijli.firmware.errors')))")
+            " 'bijli.firmware.errors', 'bijli.firmware.records')))")  # records: stdlib only
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
     code = "import sys, bijli.tools.commands.token; print([m for m in ('serial', 'construct', 'cryptography') if m in sys.modules])"

@@ -44,7 +44,8 @@ class _Direct:
         self.server, self.session = server, server.new_session(sap)
 
     def request(self, data: bytes) -> bytes:
-        return self.server.handle(self.session, data)
+        (answer,) = self.server.handle(self.session, data)
+        return answer
 
     def close(self) -> None:
         pass

@@ -125,10 +125,10 @@ class WrapperShell:
             while event is not wrapper.NEED_DATA:
                 if event.destination_wport == MANAGEMENT_SAP:  # else no such logical device: discarded
                     session = sessions.get(event.source_wport)
-                    response = handle(session, event.apdu, now)
+                    responses = handle(session, event.apdu, now)  # a GBT window is several
                     if session.associated:
                         associated = True
-                    if response is not None:
+                    for response in responses:
                         frame = link.send(response, destination_wport=event.source_wport)
                         out = frame if out is None else out + frame
                 event = link.next_event()
@@ -197,14 +197,15 @@ class HdlcShell:
         while (ev := link.next_event()) is not hdlc.NEED_DATA:
             if isinstance(ev, hdlc.ApduReceived):
                 session = self.sessions.get(ev.client_address)
-                response = self.server.handle(session, ev.apdu, now)
+                responses = self.server.handle(session, ev.apdu, now)  # a GBT window is several
                 if session.associated:
                     associated = True
-                if response is not None:
+                for response in responses:
                     try:
                         link.send_apdu(response, now)
                     except DlmsError as exc:
                         log.info("cannot send: %s", exc)
+                        break
             elif isinstance(ev, hdlc.Connected):
                 self.sessions.clear()  # a new link: whatever association was above it is gone
             elif isinstance(ev, hdlc.Disconnected):
@@ -472,7 +473,13 @@ class HdlcTransport:
 
     def request(self, data: bytes) -> bytes:
         self.conn.send_apdu(data, time.monotonic())
+        return self._receive()
 
+    def receive(self) -> bytes:
+        self.conn.await_apdu()
+        return self._receive()
+
+    def _receive(self) -> bytes:
         def done(ev):
             if isinstance(ev, hdlc.ApduReceived):
                 return ev.apdu

@@ -36,7 +36,8 @@ class Direct:
         self.server, self.session = server, server.new_session(sap)
 
     def request(self, data):
-        return self.server.handle(self.session, data, 0.0)
+        (answer,) = self.server.handle(self.session, data, 0.0)
+        return answer
 
     def close(self):
         pass
