@@ -21,7 +21,7 @@ from bijli.firmware.console import Reply
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.upgrade import ImageStore, upgrade_objects
-from bijli.hal import systemd, tcp
+from bijli.hal import statelock, systemd, tcp
 from bijli.hal.clock import Clock, RealClock, SimClock
 from bijli.hal.errors import HalError
 from bijli.hal.serial import open_port
@@ -237,6 +237,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
 def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        lock = statelock.acquire(args.state)  # noqa: F841 (held until exit) one meter per state directory
         launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
         cfg = config_mod.load(args.config)
         return asyncio.run(_run(args, cfg))
