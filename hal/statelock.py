@@ -11,6 +11,7 @@ POSIX only, as the rest of ``hal`` (a Raspberry Pi or a Linux/macOS desk).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 from pathlib import Path
@@ -33,9 +34,10 @@ class StateInUse(HalError):
 class StateLock:
     """The held lock; :meth:`release` (or process exit) gives it up."""
 
-    def __init__(self, state: Path, fd: int):
+    def __init__(self, state: Path, fd: int, created: bool = False):
         self.state = state
         self._fd: int | None = fd
+        self._created = created  # this process made the directory: leave none behind if unused
 
     @property
     def held(self) -> bool:
@@ -45,6 +47,20 @@ class StateLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+    def tidy(self) -> None:
+        """Release; a directory this process created and left holding only the lock
+        (a start refused before any state was written, e.g. on a bad config) goes too."""
+        fd, self._fd = self._fd, None
+        try:
+            if self._created and [p.name for p in self.state.iterdir()] == [LOCK_NAME]:
+                (self.state / LOCK_NAME).unlink()  # while still held: nobody can have it meanwhile
+                self.state.rmdir()
+        except OSError:
+            pass
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def __enter__(self) -> "StateLock":
         return self
@@ -65,6 +81,7 @@ def acquire(state_dir: str | Path) -> StateLock:
     """Hold ``state_dir`` for this process, creating it if need be; :class:`StateInUse`
     names the PID of the process that holds it already."""
     state = Path(state_dir).resolve()
+    created = not state.exists()
     try:
         state.mkdir(parents=True, exist_ok=True)
         # not O_TRUNC: truncating before we hold the lock would erase the holder's PID
@@ -81,4 +98,6 @@ def acquire(state_dir: str | Path) -> StateLock:
         raise HalError(f"state directory {state}: cannot lock: {exc.strerror}") from exc
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-    return StateLock(state, fd)
+    lock = StateLock(state, fd, created)
+    atexit.register(lock.tidy)
+    return lock
