@@ -205,7 +205,7 @@ class PrepaidConfig:
         if isinstance(metering, bool) or not isinstance(metering, int) or not 0 <= metering <= 255:
             raise ConfigError(key("metering_mode"), f"expected an integer 0..255, got {metering!r}")
         unit = table.get("unit", "INR")
-        if unit not in _UNIT_DEFAULTS:
+        if not isinstance(unit, str) or unit not in _UNIT_DEFAULTS:
             raise ConfigError(key("unit"), f"expected 'INR' or 'kWh', got {unit!r}")
         defaults = _UNIT_DEFAULTS[unit]
         decimals = table.get("decimals", defaults["decimals"])
