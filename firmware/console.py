@@ -25,6 +25,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from bijli.dlms.errors import DlmsError
@@ -252,10 +253,16 @@ class Console:
 
     def _credit(self, args: list[str]) -> str:
         s = self.meter.status()
+        places = self.meter.config.prepaid.decimals
+        unit = s["credit_unit"]
+
+        def money(text) -> str:  # one format for every amount in the view: 0.00, not 0 beside 100.00
+            return f"{Decimal(str(text)):.{places}f} {unit}"
+
         lines = [
-            f"credit            {s['credit']} {s['credit_unit']}",
-            f"available         {s['available_credit']} {s['credit_unit']}",
-            f"debt              {s['debt']}",
+            f"credit            {money(s['credit'])}",
+            f"available         {money(s['available_credit'])}",
+            f"debt              {money(s['debt'])}",
             f"emergency credit  {'in use' if s['emergency_credit_active'] else 'not invoked'}",
             f"supply            {s['supply_reason']}{' (friendly period)' if s['friendly_now'] else ''}",
             f"relay             {s['relay']}",

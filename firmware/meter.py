@@ -507,7 +507,7 @@ class Meter:
         unit = self.config.prepaid.unit
         wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
         if effect.kind is not wants:
-            what = "kWh" if wants is CreditKind.ELECTRICITY else "currency"
+            what = "kWh" if wants is CreditKind.ELECTRICITY else unit  # the meter's currency: INR
             return TokenOutcome(result, "function_error", message=f"this meter takes {what} credit, "
                                                                   f"not {effect.kind.name.lower()}"), account
         new, recharge = account.recharge(effect.value, now)
