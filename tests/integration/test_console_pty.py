@@ -75,6 +75,7 @@ def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process,
 # --- the console never dies (issue 14 item 8, issue 15 items 8, 9, 10) --------------------
 
 import json  # noqa: E402
+import re  # noqa: E402
 import select  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -192,3 +193,39 @@ def test_the_serial_console_answers_hostile_lines_and_quits(meter_process, tmp_p
         port.write(b"quit\r")
         assert b"bye" in _read_until(port, b"bye")
     assert meter.proc.wait(10) == 0
+
+
+def test_a_fleets_status_arrives_whole_on_a_terminal(tmp_path):
+    """Fleet `status` (a row per meter) and `status --json` on a pty: every row, valid JSON."""
+    import tty
+
+    count = 40
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--tcp",
+                             "127.0.0.1:0", "--state", str(tmp_path / "fleet"), "--clock", "sim", "--start",
+                             "2024-06-01T00:00:00", "--rate", "0", "--console", "stdio"],
+                            cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE, close_fds=True)
+    os.close(slave)
+    try:
+        def type_lines():
+            for line in ("status", "status --json", "get 1.0.1.8.0.255:9", "quit"):
+                os.write(master, (line + "\n").encode())
+                time.sleep(0.05)
+
+        typist = threading.Thread(target=type_lines, daemon=True)
+        typist.start()
+        out = _pty_read_until_exit(master, proc, timeout=120)
+        typist.join(5)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    replies = out.decode("utf-8", "replace").replace("fleet> ", "").splitlines()
+    rows = [line for line in replies if re.match(r"\s*\d+\s+BJL\d{7}\s", line)]
+    assert len(rows) == count
+    status = json.loads(next(line for line in replies if line.startswith("[{")))
+    assert [m["serial"] for m in status] == [f"BJL{i:07d}" for i in range(1, count + 1)]
+    assert any(line.startswith("error: ") for line in replies)
+    assert b"Traceback" not in proc.stderr.read()
