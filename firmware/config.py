@@ -10,6 +10,7 @@ working demo meter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,8 @@ class Table:
 
     def float(self, name: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
         value = self.get(name, default, float)
+        if not math.isfinite(value):  # NaN compares false with every bound: it would pass them all
+            raise ConfigError(self.key(name), f"must be a finite number, not {value!r}")
         self._range(name, value, lo, hi)
         return value
 

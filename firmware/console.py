@@ -6,22 +6,41 @@ console cannot do from inside the firmware (change the synthetic load, step the
 simulated clock, stop the process) it asks of a :class:`Host` that the tools
 layer provides, so the same console runs on a laptop and on a rig.
 
-Commands are a table: name -> handler, usage and one line of help.
+Commands are a table: name -> handler, usage and one line of help. The console
+never dies on what it is fed: every line gets an answer, an error names what was
+wrong, and a command whose usage names no argument refuses arguments. Values the
+console hands to the simulated world (a load, a duration) are checked against the
+meter's ratings first, so a typo cannot charge a consumer for a billion volts.
+:class:`LineAssembler` is the one place that cuts a byte stream into console lines
+(bounded: a line longer than :data:`MAX_LINE` is refused, not buffered), used by
+every console shell.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from bijli.firmware.errors import CommandError, FirmwareError
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
+
+
+log = logging.getLogger("bijli.console")
+
+MAX_LINE = 64 * 1024  # bytes: a console line longer than this is refused (a paste gone wrong, an attack)
+MAX_STEP_S = 100 * 365.25 * 86400  # the longest simulated step: a meter's whole service life and more
+# The synthetic supply may sag to nothing (a voltage failure) or swell, but not beyond twice
+# the nominal voltage: no meter is rated for more, and the firmware would charge for it.
+MAX_VOLTAGE_RATIO = 2.0
 
 
 class Host(Protocol):
@@ -43,16 +62,19 @@ class Reply:
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '15m', '6h', '3d', '1d12h' or plain seconds -> seconds."""
+    """'90s', '15m', '6h', '3d', '1d12h' or plain seconds -> seconds (finite, at most
+    :data:`MAX_STEP_S`)."""
     text = text.strip().lower()
     try:
         value = float(text)
     except ValueError:
         pass
     else:
+        if not math.isfinite(value):
+            raise CommandError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 3d)")
         if value < 0:
             raise CommandError(f"negative duration: {text!r}")
-        return value
+        return _bounded_duration(text, value)
     total = 0.0
     pos = 0
     for m in re.finditer(r"(\d+(?:\.\d+)?)([smhdw])", text):
@@ -62,12 +84,39 @@ def parse_duration(text: str) -> float:
         pos = m.end()
     if pos != len(text) or not text:
         raise CommandError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 3d)")
-    return total
+    return _bounded_duration(text, total)
+
+
+def _bounded_duration(text: str, seconds: float) -> float:
+    if not seconds <= MAX_STEP_S:
+        raise CommandError(f"duration {text!r} is longer than 100 years")
+    return seconds
+
+
+def parse_number(text: str, what: str) -> float:
+    """A finite decimal number typed for ``what`` (e.g. 'AMPS'), or a CommandError naming it."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise CommandError(f"{what} must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise CommandError(f"{what} must be a finite number, not {text!r}")
+    return value
+
+
+def parse_count(text: str, what: str, lo: int, hi: int) -> int:
+    """A whole number ``lo..hi`` typed for ``what``, or a CommandError naming it."""
+    if not re.fullmatch(r"[+]?\d{1,9}", text.strip()):
+        raise CommandError(f"{what} must be a whole number {lo}..{hi}, not {text!r}")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise CommandError(f"{what} must be {lo}..{hi}, not {value}")
+    return value
 
 
 def parse_pf(text: str) -> tuple[float, bool]:
     """'1.0', '0.5L' (lagging, inductive) or '0.8C' (leading, capacitive) -> (pf, lagging)."""
-    m = re.fullmatch(r"(-?\d*\.?\d+)\s*([LlCc]?)", text.strip())
+    m = re.fullmatch(r"(-?\d{0,9}\.?\d{1,9})\s*([LlCc]?)", text.strip())
     if not m:
         raise CommandError(f"not a power factor: {text!r} (use 1.0, 0.5L or 0.8C)")
     pf = float(m.group(1))
@@ -100,6 +149,9 @@ class Console:
         self.commands[name] = (handler, usage, text)
 
     def execute(self, line: str) -> Reply:
+        """One line in, one reply out; never raises (the console must keep serving)."""
+        if len(line) > MAX_LINE:
+            return Reply(f"error: line longer than {MAX_LINE} characters ignored", ok=False)
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -108,12 +160,20 @@ class Console:
             return Reply("")
         entry = self.commands.get(words[0].lower())
         if entry is None:
-            return Reply(f"error: unknown command {words[0]!r}; type help", ok=False)
+            return Reply(f"error: unknown command {_short(words[0])!r}; type help", ok=False)
         handler, usage, _ = entry
+        if words[1:] and " " not in usage.strip():
+            return Reply(f"error: {words[0].lower()} takes no arguments\nusage: {usage}", ok=False)
         try:
             out = handler(words[1:])
-        except (FirmwareError, ValueError) as exc:
+        except FirmwareError as exc:
             return Reply(f"error: {exc}\nusage: {usage}", ok=False)
+        except Exception as exc:
+            # an error of a layer the firmware does not import (a hal keypad refusing a key
+            # it does not have) or a defect: either way the line gets an answer and the
+            # console keeps serving; the traceback goes to the debug log
+            log.debug("console command %r failed", _short(line), exc_info=True)
+            return Reply(f"error: {exc or type(exc).__name__}\nusage: {usage}", ok=False)
         return out if isinstance(out, Reply) else Reply(out)
 
     # --- commands ------------------------------------------------------------------------
@@ -137,13 +197,20 @@ class Console:
     def _load(self, args: list[str]) -> str:
         if not 1 <= len(args) <= 3:
             raise CommandError("load needs AMPS and optionally PF and VOLTS")
-        amps = float(args[0])
+        rating = self.meter.config.metrology
+        amps = parse_number(args[0], "AMPS")
         if amps < 0:
             raise CommandError("current cannot be negative (use a leading PF for export)")
+        if amps > rating.max_current:
+            raise CommandError(f"AMPS {amps:g} is above the meter's maximum current of {rating.max_current:g} A")
         pf, lagging = parse_pf(args[1]) if len(args) > 1 else (1.0, True)
-        volts = float(args[2]) if len(args) > 2 else None
+        volts = parse_number(args[2], "VOLTS") if len(args) > 2 else None
         if volts is not None and volts < 0:
             raise CommandError("voltage cannot be negative")
+        top = MAX_VOLTAGE_RATIO * rating.nominal_voltage
+        if volts is not None and volts > top:
+            raise CommandError(f"VOLTS {volts:g} is above {top:g} V, twice the meter's nominal "
+                               f"{rating.nominal_voltage:g} V")
         self.host.set_load(amps, pf, lagging, volts)
         kind = "" if pf == 1.0 else (" lagging" if lagging else " leading")
         return f"load {amps:g} A at PF {pf:g}{kind}" + (f", {volts:g} V" if volts is not None else "")
@@ -171,8 +238,9 @@ class Console:
     def _get(self, args: list[str]) -> str:
         if len(args) != 1:
             raise CommandError("get needs OBIS[:ATTR]")
-        obis, _, attr = args[0].partition(":")
-        return self.host.get(obis, int(attr) if attr else 2)
+        obis, sep, attr = args[0].partition(":")
+        # attribute 1 is the logical name; COSEM attribute indices are 1..127 (Blue Book 4.1.2)
+        return self.host.get(obis, parse_count(attr, "ATTR", 1, 127) if sep else 2)
 
     def _token(self, args: list[str]) -> Reply:
         digits = "".join(args).replace("-", "")
@@ -184,10 +252,16 @@ class Console:
 
     def _credit(self, args: list[str]) -> str:
         s = self.meter.status()
+        places = self.meter.config.prepaid.decimals
+        unit = s["credit_unit"]
+
+        def money(text) -> str:  # one format for every amount in the view: 0.00, not 0 beside 100.00
+            return f"{Decimal(str(text)):.{places}f} {unit}"
+
         lines = [
-            f"credit            {s['credit']} {s['credit_unit']}",
-            f"available         {s['available_credit']} {s['credit_unit']}",
-            f"debt              {s['debt']}",
+            f"credit            {money(s['credit'])}",
+            f"available         {money(s['available_credit'])}",
+            f"debt              {money(s['debt'])}",
             f"emergency credit  {'in use' if s['emergency_credit_active'] else 'not invoked'}",
             f"supply            {s['supply_reason']}{' (friendly period)' if s['friendly_now'] else ''}",
             f"relay             {s['relay']}",
@@ -205,9 +279,9 @@ class Console:
         return self.meter.status()["relay"]
 
     def _events(self, args: list[str]) -> str:
-        n = int(args[0]) if args else 10
-        if n < 1:
-            raise CommandError("N must be at least 1")
+        if len(args) > 1:
+            raise CommandError("events takes at most one N")
+        n = parse_count(args[0], "N", 1, 10_000) if args else 10
         events = self.meter.recent_events(n)
         if not events:
             return "no events"
@@ -216,3 +290,54 @@ class Console:
 
     def _quit(self, args: list[str]) -> Reply:
         return Reply("bye", quit=True)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class LineAssembler:
+    """Bytes from a terminal, pipe or UART -> console lines, bounded by :data:`MAX_LINE`.
+
+    ``feed`` returns, in order, each complete line (str) and, for a line that grew past
+    the limit, one ``None``: its bytes are dropped up to the next end of line, so a
+    peer that never sends one cannot make the console hold more than the limit.
+    CR, LF and CRLF all end a line (a serial terminal sends CR)."""
+
+    def __init__(self, limit: int = MAX_LINE):
+        self.limit = limit
+        self._buf = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[str | None]:
+        out: list[str | None] = []
+        start = 0
+        for m in re.finditer(rb"\r\n?|\n", data):
+            self._take(data[start:m.start()], out)
+            if self._skipping:
+                self._skipping = False
+            else:
+                out.append(self._buf.decode("utf-8", "replace"))
+            self._buf.clear()
+            start = m.end()
+        self._take(data[start:], out)
+        return out
+
+    def _take(self, part: bytes, out: list) -> None:
+        if self._skipping:
+            return
+        self._buf += part
+        if len(self._buf) > self.limit:
+            self._buf.clear()
+            self._skipping = True
+            out.append(None)
+
+    def flush(self) -> str | None:
+        """At end of input: the last line if it had no end of line, else None."""
+        line = None if self._skipping or not self._buf else self._buf.decode("utf-8", "replace")
+        self._buf.clear()
+        self._skipping = False
+        return line
+
+    def refusal(self) -> str:
+        return f"error: line longer than {self.limit} bytes ignored"

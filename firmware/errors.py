@@ -25,6 +25,11 @@ class StorageError(FirmwareError):
     """The non-volatile memory cannot be opened, is corrupt, or is too new."""
 
 
+class StateDamaged(StorageError):
+    """The non-volatile memory is missing, empty, rolled back or damaged: the meter
+    refuses to start on it (and says how to recover), rather than forget money."""
+
+
 class CommandError(FirmwareError):
     """A console or keypad command that cannot be carried out as typed."""
 

@@ -199,7 +199,7 @@ class Meter:
         self._pending_bills: list[tuple[datetime, dict]] = []
         try:
             self._load(now)
-        except (KeyError, TypeError, ValueError, MetrologyError, StorageError) as exc:
+        except (KeyError, TypeError, ValueError, MetrologyError, FirmwareError) as exc:
             raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         self._last_save = now
         self.on_relay(self.relay.output_state)
@@ -212,19 +212,21 @@ class Meter:
         if energy is not None:
             self.metrology.restore(EnergyRegisters(**energy))
         tariff_state = s.get("tariff")
-        self.tariff_state = TariffState.from_dict(tariff_state) if tariff_state else TariffState.initial(now)
+        self.tariff_state = (TariffState.from_dict(tariff_state) if tariff_state is not None
+                             else TariffState.initial(now))
         account = s.get("account")
-        self.account = PrepaidAccount.from_dict(account, cfg.prepaid) if account else PrepaidAccount.initial(cfg.prepaid, now)
+        self.account = (PrepaidAccount.from_dict(account, cfg.prepaid) if account is not None
+                        else PrepaidAccount.initial(cfg.prepaid, now))
         sts = s.get("sts")
-        self.sts = DecoderState.from_dict(sts) if sts else cfg.sts.initial_state()
+        self.sts = DecoderState.from_dict(sts) if sts is not None else cfg.sts.initial_state()
         relay = s.get("relay")
-        self.relay = RelayControl.from_dict(relay) if relay else cfg.relay.initial_control()
+        self.relay = RelayControl.from_dict(relay) if relay is not None else cfg.relay.initial_control()
         if self.relay.control_mode != cfg.relay.control_mode:
             self.relay = self.relay.with_mode(cfg.relay.control_mode)
         limiter = s.get("limiter")
-        self.limiter = LoadLimiter.from_dict(limiter) if limiter else cfg.relay.initial_limiter()
+        self.limiter = LoadLimiter.from_dict(limiter) if limiter is not None else cfg.relay.initial_limiter()
         progress = s.get("progress")
-        self.progress = _Progress.from_dict(progress) if progress else _Progress()
+        self.progress = _Progress.from_dict(progress) if progress is not None else _Progress()
         first_start = progress is None
         if self.progress.charged_until is None:  # a new meter: nothing consumed is owed yet
             self.progress.charged_wh = self.metrology.energy.active_import_wh

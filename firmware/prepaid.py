@@ -213,7 +213,7 @@ class PrepaidConfig:
         if isinstance(metering, bool) or not isinstance(metering, int) or not 0 <= metering <= 255:
             raise ConfigError(key("metering_mode"), f"expected an integer 0..255, got {metering!r}")
         unit = table.get("unit", "INR")
-        if unit not in _UNIT_DEFAULTS:
+        if not isinstance(unit, str) or unit not in _UNIT_DEFAULTS:
             raise ConfigError(key("unit"), f"expected 'INR' or 'kWh', got {unit!r}")
         defaults = _UNIT_DEFAULTS[unit]
         decimals = table.get("decimals", defaults["decimals"])
@@ -511,7 +511,7 @@ def _credit(effect: CreditTransfer, t: TokenTargets, now: dt.datetime, detail: s
     unit = t.account.cfg.unit
     wants = CreditKind.ELECTRICITY if unit == "kWh" else CreditKind.CURRENCY_ELECTRICITY
     if effect.kind is not wants:
-        what = "kWh" if wants is CreditKind.ELECTRICITY else "currency"
+        what = "kWh" if wants is CreditKind.ELECTRICITY else unit  # the meter's currency: INR
         return TokenApplied(TokenResultCode.FUNCTION_ERROR, t,
                             f"this meter takes {what} credit, not {effect.kind.name.lower()}")
     new, recharge = t.account.recharge(effect.value, now)

@@ -17,12 +17,39 @@ Two kinds of record live here:
 
 Values are JSON with three tagged extensions (Decimal, datetime, bytes) so money
 is never turned into a float on its way to disk.
+
+**A damaged memory never forgets money.** A meter that started as new on a lost
+database would credit every token it had credited already; one that started on a
+rolled-back database (a write-ahead log deleted after a crash) would forget the
+last tokens and take them again. Three things kept beside the database catch it:
+
+* a **commit counter** in the database, one more with every transaction;
+* the **seal** (``meter.seal``), written atomically after every commit and kept
+  apart from the database: the counter, a copy of every state blob (the prepaid
+  account, the STS decoder state with its used TIDs, ...) and a SHA-256 over both;
+* a **verified backup** (``meter.bak``), a copy by sqlite's online backup API taken
+  every :data:`BACKUP_INTERVAL_S` and at every clean close, checked before it
+  replaces the previous one.
+
+Every state blob and profile row also carries a CRC-32 over its key and value. On
+open the database must pass sqlite's ``quick_check``, every record its CRC, and its
+counter must be at least the seal's (one more is a crash between the commit and the
+seal) with the same records when equal. Otherwise :class:`~firmware.errors.StateDamaged`
+refuses to start and names the recovery command (:data:`RECOVER_HINT`). :func:`verify`
+reports, :func:`recover` rebuilds the database from the backup with the state blobs
+of the seal on top (so credit and used TIDs are those of the last commit), keeping
+the damaged files aside. It never starts a meter silently as new or older than it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import sqlite3
+import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,19 +57,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
-from bijli.firmware.errors import StorageError
+from bijli.firmware.errors import StateDamaged, StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a CRC-32 on every record, the commit counter in meta
 DB_NAME = "meter.db"
+SEAL_NAME = "meter.seal"
+BACKUP_NAME = "meter.bak"
+SEAL_FORMAT = 1
+BACKUP_INTERVAL_S = 300.0  # seconds of real time between backups while the meter runs
+RECOVER_HINT = "bijli state verify --state {state} shows what is wrong; bijli state recover --state {state} rebuilds it"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER NOT NULL DEFAULT -1);
 CREATE TABLE IF NOT EXISTS rows (
     profile TEXT NOT NULL,
     seq     INTEGER NOT NULL,
     time    TEXT NOT NULL,
     value   TEXT NOT NULL,
+    crc     INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (profile, seq)
 );
 CREATE INDEX IF NOT EXISTS rows_by_time ON rows (profile, time);
@@ -94,17 +127,29 @@ class Row:
     values: list
 
 
+def kv_crc(key: str, text: str) -> int:
+    return zlib.crc32(f"{key}\x00{text}".encode("utf-8"))
+
+
+def row_crc(profile: str, seq: int, time_text: str, text: str) -> int:
+    return zlib.crc32(f"{profile}\x00{seq}\x00{time_text}\x00{text}".encode("utf-8"))
+
+
 class Transaction:
     """The writes of one atomic step. Obtained from :meth:`Storage.transaction`."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, changes: dict[str, str | None] | None = None):
         self._db = db
+        self._changes = changes if changes is not None else {}  # key -> new text (None: deleted)
 
     def put(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, dumps(value)))
+        text = dumps(value)
+        self._db.execute("INSERT OR REPLACE INTO kv (key, value, crc) VALUES (?, ?, ?)", (key, text, kv_crc(key, text)))
+        self._changes[key] = text
 
     def delete(self, key: str) -> None:
         self._db.execute("DELETE FROM kv WHERE key = ?", (key,))
+        self._changes[key] = None
 
     def append(self, profile: str, time: datetime, values: list, capacity: int) -> int:
         """Append a row to ``profile``; beyond ``capacity`` rows the oldest go (FIFO)."""
@@ -114,9 +159,10 @@ class Transaction:
             "SELECT COALESCE(MAX(seq), 0) FROM rows WHERE profile = ?", (profile,)
         ).fetchone()
         seq = last + 1
+        t, text = time.isoformat(), dumps(values)
         self._db.execute(
-            "INSERT INTO rows (profile, seq, time, value) VALUES (?, ?, ?, ?)",
-            (profile, seq, time.isoformat(), dumps(values)),
+            "INSERT INTO rows (profile, seq, time, value, crc) VALUES (?, ?, ?, ?, ?)",
+            (profile, seq, t, text, row_crc(profile, seq, t, text)),
         )
         self._db.execute("DELETE FROM rows WHERE profile = ? AND seq <= ?", (profile, seq - capacity))
         return seq
@@ -125,72 +171,313 @@ class Transaction:
         self._db.execute("DELETE FROM rows WHERE profile = ?", (profile,))
 
 
+# --- the seal: the commit counter and the state blobs, apart from the database ------------
+
+def _seal_digest(commit: int, records: dict[str, str]) -> str:
+    body = json.dumps({"format": SEAL_FORMAT, "commit": commit, "records": records}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def write_seal(state: Path, commit: int, records: dict[str, str]) -> None:
+    """Atomically replace the seal: a reader finds the old one or the new one, whole."""
+    doc = {"format": SEAL_FORMAT, "commit": commit, "records": records, "sha256": _seal_digest(commit, records)}
+    tmp = state / (SEAL_NAME + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(doc, f, sort_keys=True, separators=(",", ":"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, state / SEAL_NAME)
+
+
+def read_seal(state: Path) -> tuple[int, dict[str, str]] | None:
+    """(commit, records) of the seal; None when there is none; StateDamaged when it is damaged."""
+    path = state / SEAL_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateDamaged(f"{path}: cannot read the seal ({exc.strerror})") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+        commit, records, digest = doc["commit"], doc["records"], doc["sha256"]
+        ok = (doc.get("format") == SEAL_FORMAT and isinstance(commit, int) and isinstance(records, dict)
+              and all(isinstance(k, str) and isinstance(v, str) for k, v in records.items())
+              and digest == _seal_digest(commit, records))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise StateDamaged(f"{path}: the seal is damaged (its checksum does not match)")
+    return commit, records
+
+
+# --- examining a database -------------------------------------------------------------
+
+@dataclass
+class Examination:
+    """What one database file holds and what is wrong with it."""
+
+    path: Path
+    commit: int | None = None
+    records: dict[str, str] | None = None
+    rows: int = 0
+    problems: list[str] | None = None
+
+    @property
+    def sound(self) -> bool:
+        return not self.problems
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves so one firmware step is
+    # exactly one transaction, no implicit ones.
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _examine_db(db: sqlite3.Connection, path: Path) -> Examination:
+    """Check an open database: sqlite's own check, the schema, every record's CRC."""
+    ex = Examination(path, problems=[])
+    try:
+        check = [r[0] for r in db.execute("PRAGMA quick_check")]
+        if check != ["ok"]:
+            ex.problems.append(f"sqlite finds it damaged: {'; '.join(check[:3])}")
+            return ex
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"meta", "kv", "rows"} <= tables:
+            ex.problems.append("it is not a bijli state database (tables missing)")
+            return ex
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        schema = int(meta.get("schema", 0))
+        if schema > SCHEMA_VERSION:
+            raise StorageError(f"{path}: schema {schema} is newer than this firmware ({SCHEMA_VERSION})")
+        ex.commit = int(meta["commit"]) if "commit" in meta else None
+        ex.records = {}
+        for key, text, crc in db.execute("SELECT key, value, crc FROM kv"):
+            if crc != kv_crc(key, text):
+                ex.problems.append(f"record {key!r} fails its checksum")
+            ex.records[key] = text
+        for profile, seq, t, text, crc in db.execute("SELECT profile, seq, time, value, crc FROM rows"):
+            ex.rows += 1
+            if crc != row_crc(profile, seq, t, text):
+                ex.problems.append(f"row {seq} of {profile!r} fails its checksum")
+                if len(ex.problems) > 10:
+                    break
+    except sqlite3.DatabaseError as exc:
+        ex.problems.append(f"sqlite cannot read it: {exc}")
+    except ValueError as exc:
+        ex.problems.append(f"its meta table is damaged: {exc}")
+    return ex
+
+
+def examine_file(path: Path) -> Examination:
+    """Examine a database file without changing it (a backup, or a copy of meter.db)."""
+    if not path.is_file():
+        return Examination(path, problems=["it does not exist"])
+    if path.stat().st_size == 0:
+        return Examination(path, problems=["it is empty (0 bytes)"])
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        return Examination(path, problems=[f"sqlite cannot open it: {exc}"])
+    try:
+        return _examine_db(db, path)
+    finally:
+        db.close()
+
+
+def _compare_with_seal(ex: Examination, seal: tuple[int, dict[str, str]] | None) -> None:
+    """A database older than its seal was rolled back; at the seal's commit it must hold
+    the seal's records. (One or more commits ahead: the seal was not yet rewritten.)"""
+    if seal is None or not ex.sound:
+        return
+    commit, records = seal
+    if ex.commit is None:
+        ex.problems.append(f"it has no commit counter but the seal says {commit} commits were made")
+    elif ex.commit < commit:
+        ex.problems.append(f"it was rolled back: it holds commit {ex.commit}, the seal says {commit} "
+                           f"(a lost write-ahead log, or an old copy put back)")
+    elif ex.commit == commit and ex.records != records:
+        differ = sorted(k for k in {*records, *(ex.records or {})} if records.get(k) != (ex.records or {}).get(k))
+        ex.problems.append(f"its records {', '.join(differ)} differ from the seal's at the same commit {commit}")
+
+
 class Storage:
     """The meter's non-volatile memory, one sqlite file under the state directory."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path):
+    def __init__(self, db: sqlite3.Connection, path: Path, commit: int = 0, records: dict[str, str] | None = None,
+                 backup_interval_s: float = BACKUP_INTERVAL_S):
         self._db = db
         self.path = path
+        self.state = path.parent
         self._in_tx = False
+        self._changes: dict[str, str | None] = {}
+        self.commit = commit
+        self._records = dict(records or {})  # the committed state blobs, for the seal
+        self.seal_stale = False  # the last commit is on disk but the seal could not be rewritten
+        self.backup_interval_s = backup_interval_s
+        self._last_backup = time.monotonic()
 
     @classmethod
-    def open(cls, state_dir: str | Path) -> "Storage":
+    def open(cls, state_dir: str | Path, *, backup_interval_s: float = BACKUP_INTERVAL_S) -> "Storage":
+        """Open (or create) the state in ``state_dir``; :class:`StateDamaged` when it is
+        missing, empty, rolled back or damaged, with the command that recovers it."""
         state = Path(state_dir)
         try:
             state.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"state directory {state}: {exc.strerror}") from exc
         path = state / DB_NAME
+        hint = RECOVER_HINT.format(state=state)
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves so one
-            # firmware step is exactly one transaction, no implicit ones.
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            seal = read_seal(state)
+        except StateDamaged as exc:
+            raise StateDamaged(f"{exc}; the meter does not start on state it cannot vouch for. {hint}") from None
+        size = path.stat().st_size if path.is_file() else None
+        if seal is not None and not size:
+            what = "is missing" if size is None else "is empty (0 bytes)"
+            raise StateDamaged(f"{path} {what}, but its seal says {seal[0]} commits were made: starting as a new "
+                               f"meter would forget its credit and accept its tokens again. {hint}")
+        if seal is None and size is None and (state / BACKUP_NAME).exists():
+            raise StateDamaged(f"{path} and its seal are missing but a backup of them is here. {hint}")
+        try:
+            db = _connect(path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StorageError(f"{path}: schema {row[0]} is newer than this firmware ({SCHEMA_VERSION})")
+            fresh = not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+            if fresh:
+                if seal is not None:  # its tables were only ever in a write-ahead log, now lost
+                    db.close()
+                    raise StateDamaged(f"{path} holds no tables: it was rolled back to before it was made (a lost "
+                                       f"write-ahead log?), but its seal says {seal[0]} commits were made. {hint}")
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?), ('commit', '0')",
+                           (str(SCHEMA_VERSION),))
+            else:
+                _migrate(db)
+            ex = _examine_db(db, path)
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{path}: not a bijli state database ({exc})") from exc
-        return cls(db, path)
+            raise StateDamaged(f"{path}: not a readable bijli state database ({exc}). {hint}") from exc
+        if seal is None and ex.sound and (ex.commit or 0) > 0 and not _is_legacy(db):
+            ex.problems.append(f"its seal {SEAL_NAME} is missing, so it cannot be shown to be the newest state")
+        _compare_with_seal(ex, seal)
+        if not ex.sound:
+            db.close()
+            raise StateDamaged(f"{path}: {'; '.join(ex.problems)}. The meter does not start on damaged state, so "
+                               f"that no credit is forgotten and no token accepted twice. {hint}")
+        storage = cls(db, path, ex.commit or 0, ex.records, backup_interval_s)
+        if seal is None or seal[0] != storage.commit:
+            storage._seal()
+            if storage.seal_stale:
+                db.close()
+                raise StorageError(f"{state / SEAL_NAME}: cannot be written")
+        if not (state / BACKUP_NAME).exists():
+            storage.backup()
+        return storage
 
     def close(self) -> None:
+        try:
+            self.backup()
+        except StorageError:
+            pass  # the database itself is committed; a backup is taken at the next start
         self._db.close()
 
+    # --- writing --------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """One atomic step: everything written inside commits together or not at all."""
+        """One atomic step: everything written inside commits together or not at all.
+        A failed commit (a full disk) raises StorageError and leaves the database, the
+        seal and this object as they were before the step."""
         if self._in_tx:
             raise StorageError("nested transaction: one firmware step is one transaction")
         self._in_tx = True
+        changes: dict[str, str | None] = {}
+        self._changes = changes
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self._db)
+                yield Transaction(self._db, changes)
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'commit'", (str(self.commit + 1),))
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
         finally:
             self._in_tx = False
+        self.commit += 1
+        for key, text in changes.items():
+            if text is None:
+                self._records.pop(key, None)
+            else:
+                self._records[key] = text
+        self._seal()
+        if time.monotonic() - self._last_backup >= self.backup_interval_s:
+            try:
+                self.backup()
+            except StorageError:
+                pass  # tried again after the next commit; the seal already holds the money
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # sqlite rolled back by itself (a failed COMMIT on a full disk does)
+
+    def _seal(self) -> None:
+        """Rewrite the seal after a commit. If it cannot be written (a full disk) the
+        commit still stands: a database ahead of its seal is accepted at the next start,
+        and the next commit tries again."""
+        try:
+            write_seal(self.state, self.commit, self._records)
+            self.seal_stale = False
+        except OSError:
+            self.seal_stale = True
+
+    def backup(self) -> Path:
+        """Copy the database to :data:`BACKUP_NAME` by sqlite's online backup, verify the
+        copy, and only then let it replace the previous backup."""
+        tmp = self.state / (BACKUP_NAME + ".tmp")
+        try:
+            tmp.unlink(missing_ok=True)
+            dest = sqlite3.connect(tmp)
+            try:
+                self._db.backup(dest)
+                dest.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                dest.close()
+            ex = examine_file(tmp)
+            if not ex.sound or ex.commit != self.commit:
+                raise StorageError(f"{tmp}: the backup does not verify ({'; '.join(ex.problems or ['commit'])})")
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.state / BACKUP_NAME)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise StorageError(f"{tmp}: backup failed ({exc})") from exc
+        finally:
+            self._last_backup = time.monotonic()
+        return self.state / BACKUP_NAME
 
     def put(self, key: str, value: Any) -> None:
         """Store one record: in its own transaction, or as part of the one in progress."""
         if self._in_tx:
-            Transaction(self._db).put(key, value)
+            Transaction(self._db, self._changes).put(key, value)
             return
         with self.transaction() as tx:
             tx.put(key, value)
 
+    # --- reading --------------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT value, crc FROM kv WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read record {key!r} ({exc})") from exc
         if row is None:
             return default
+        if row[1] != kv_crc(key, row[0]):
+            raise StorageError(f"{self.path}: record {key!r} fails its checksum")
         try:
             return loads(row[0])
         except (ValueError, TypeError) as exc:
@@ -206,7 +493,7 @@ class Storage:
         to_seq: int | None = None,
     ) -> list[Row]:
         """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
-        sql = "SELECT seq, time, value FROM rows WHERE profile = ?"
+        sql = "SELECT seq, time, value, crc FROM rows WHERE profile = ?"
         args: list[Any] = [profile]
         if from_time is not None:
             sql += " AND time >= ?"
@@ -221,8 +508,157 @@ class Storage:
             sql += " AND seq <= ?"
             args.append(to_seq)
         sql += " ORDER BY seq"
-        return [Row(seq, datetime.fromisoformat(t), loads(v)) for seq, t, v in self._db.execute(sql, args)]
+        out = []
+        try:
+            for seq, t, v, crc in self._db.execute(sql, args):
+                if crc != row_crc(profile, seq, t, v):
+                    raise StorageError(f"{self.path}: row {seq} of {profile!r} fails its checksum")
+                out.append(Row(seq, datetime.fromisoformat(t), loads(v)))
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
+        except (ValueError, TypeError) as exc:
+            raise StorageError(f"{self.path}: a row of {profile!r} is corrupt ({exc})") from exc
+        return out
 
     def count(self, profile: str) -> int:
-        (n,) = self._db.execute("SELECT COUNT(*) FROM rows WHERE profile = ?", (profile,)).fetchone()
+        try:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM rows WHERE profile = ?", (profile,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
         return n
+
+
+def _is_legacy(db: sqlite3.Connection) -> bool:
+    """A database migrated from schema 1 in this very open: it never had a seal."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'migrated_from'").fetchone()
+    return row is not None
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Schema 1 (no CRCs, no counter, no seal) -> 2, in one transaction."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is None or int(row[0]) >= SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE kv ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
+        db.execute("ALTER TABLE rows ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
+        for key, text in db.execute("SELECT key, value FROM kv").fetchall():
+            db.execute("UPDATE kv SET crc = ? WHERE key = ?", (kv_crc(key, text), key))
+        for profile, seq, t, text in db.execute("SELECT profile, seq, time, value FROM rows").fetchall():
+            db.execute("UPDATE rows SET crc = ? WHERE profile = ? AND seq = ?", (row_crc(profile, seq, t, text),
+                                                                                 profile, seq))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?), ('commit', '1'), "
+                   "('migrated_from', ?)", (str(SCHEMA_VERSION), row[0]))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+# --- verify and recover (the `bijli state` command) ------------------------------------
+
+@dataclass
+class Verdict:
+    """What :func:`verify` found: the database, the seal and the backup."""
+
+    state: Path
+    database: Examination
+    seal: tuple[int, dict[str, str]] | None
+    seal_problem: str | None
+    backup: Examination
+
+    @property
+    def sound(self) -> bool:
+        return self.database.sound and self.seal_problem is None
+
+    def lines(self) -> list[str]:
+        db = self.database
+        out = [f"database {db.path}: " + ("sound, commit " + str(db.commit) if db.sound else "; ".join(db.problems))]
+        if self.seal_problem:
+            out.append(f"seal: {self.seal_problem}")
+        elif self.seal is None:
+            out.append("seal: none")
+        else:
+            out.append(f"seal: sound, commit {self.seal[0]}, {len(self.seal[1])} records")
+        b = self.backup
+        out.append(f"backup {b.path}: " + (f"sound, commit {b.commit}, {b.rows} rows" if b.sound
+                                           else "; ".join(b.problems)))
+        return out
+
+
+def verify(state_dir: str | Path) -> Verdict:
+    """Examine a state directory without changing it (the meter must not be running)."""
+    state = Path(state_dir)
+    seal, seal_problem = None, None
+    try:
+        seal = read_seal(state)
+    except StateDamaged as exc:
+        seal_problem = str(exc)
+    db = examine_file(state / DB_NAME)
+    if seal is None and seal_problem is None and not (state / DB_NAME).exists():
+        db.problems = [] if not (state / BACKUP_NAME).exists() else ["it is missing (a backup is here)"]
+    _compare_with_seal(db, seal)
+    return Verdict(state, db, seal, seal_problem, examine_file(state / BACKUP_NAME))
+
+
+def recover(state_dir: str | Path, *, accept_older: bool = False) -> list[str]:
+    """Rebuild a damaged state: the verified backup's database with the seal's state blobs
+    and commit counter on top, so credit, debt and used TIDs are those of the last commit;
+    profile and event rows newer than the backup are lost (and said so). The damaged files
+    are moved to ``damaged-<time>/``, never deleted. Without a sound seal only the backup
+    is left, which may be older than the meter was: that needs ``accept_older``."""
+    state = Path(state_dir)
+    verdict = verify(state)
+    report = verdict.lines()
+    if verdict.sound:
+        return report + ["nothing to recover: the state is sound"]
+    seal, backup = verdict.seal, verdict.backup
+    if seal is None and not accept_older:
+        raise StateDamaged("; ".join(report) + ". No sound seal is left, so the newest state the meter had is "
+                           "unknown: recovering from the backup may start it older than it was (tokens credited "
+                           "after the backup would be accepted again). Run again with --accept-older to do so.")
+    if seal is None and not backup.sound:
+        raise StateDamaged("; ".join(report) + ". Neither a sound seal nor a sound backup is left: nothing to "
+                           "recover from.")
+    aside = state / f"damaged-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    aside.mkdir(exist_ok=True)
+    for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", SEAL_NAME):
+        if (state / name).exists() and not (name == SEAL_NAME and seal is not None):
+            shutil.move(str(state / name), str(aside / name))
+    report.append(f"damaged files moved to {aside}")
+    path = state / DB_NAME
+    if backup.sound:
+        shutil.copyfile(state / BACKUP_NAME, path)
+    db = _connect(path)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        if not backup.sound:
+            db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?), ('commit', '0')", (str(SCHEMA_VERSION),))
+        _migrate(db)
+        commit = seal[0] if seal is not None else (backup.commit or 0)
+        db.execute("BEGIN IMMEDIATE")
+        if seal is not None:
+            db.execute("DELETE FROM kv")
+            for key, text in seal[1].items():
+                db.execute("INSERT INTO kv (key, value, crc) VALUES (?, ?, ?)", (key, text, kv_crc(key, text)))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('commit', ?)", (str(commit),))
+        db.execute("COMMIT")
+        records = dict(db.execute("SELECT key, value FROM kv"))
+    finally:
+        db.close()
+    write_seal(state, commit, records)
+    if backup.sound:
+        report.append(f"rows restored from the backup (commit {backup.commit}); rows written after it are lost")
+    else:
+        report.append("no sound backup: profile and event rows start empty")
+    if seal is not None:
+        report.append(f"state records (credit, used tokens, energy) restored from the seal at commit {seal[0]}")
+    else:
+        report.append(f"state records from the backup at commit {backup.commit}: the meter may be older than it was")
+    storage = Storage.open(state)  # proves the result opens, and takes a fresh backup
+    storage.close()
+    report.append("recovered: the meter starts on it")
+    return report

@@ -44,6 +44,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("profile", "read a profile generic buffer: all of it, by time range or by entry", _C + "dlms"),
     Command("token", "vend, decode and deliver STS tokens", _C + "token"),
     Command("upgrade", "send a new bijli build to a meter (DLMS image transfer)", _C + "upgrade"),
+    Command("state", "check or rebuild a meter's state directory (verify, recover)", _C + "state"),
     Command("testbench", "IEC 62053-21 class 1 accuracy, starting and no-load tests on synthetic waveforms",
             _C + "testbench"),
     Command("bench", "measure the performance figures (dlms, sts, firmware)", _C + "bench"),

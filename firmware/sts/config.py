@@ -145,13 +145,13 @@ class _Parser:
     def ea(self, default: str | None = None) -> str:
         v = self.t.get("ea", default or DEMO["ea"])
         v = f"{v:02d}" if isinstance(v, int) and not isinstance(v, bool) else v
-        if v not in ALGORITHMS:
+        if not isinstance(v, str) or v not in ALGORITHMS:
             raise self.err("ea", f"must be 07, 09 or 11, got {v!r}")
         return v
 
     def common(self) -> dict:
         base = self.get("base")
-        if base not in BASE_DATES or isinstance(base, bool):
+        if not isinstance(base, int) or isinstance(base, bool) or base not in BASE_DATES:
             raise self.err("base", f"must be 1993, 2014 or 2035, got {base!r}")
         return dict(
             sgc=self.digits("sgc", 6),

@@ -42,11 +42,25 @@ WRITTEN_BEFORE = {
 AT = dt.datetime(2024, 7, 2, 9, 37)
 
 
-def _old_database(state) -> None:
-    Storage.open(state).close()  # the schema
+# the database as the previous storage code laid it out (schema 1: no record checksums);
+# the current code migrates and seals it on its first start
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE rows (profile TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, value TEXT NOT NULL,
+                   PRIMARY KEY (profile, seq));
+CREATE INDEX rows_by_time ON rows (profile, time);
+INSERT INTO meta (key, value) VALUES ('schema', '1');
+"""
+
+
+def _old_database(state, records=None) -> None:
+    state.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(state / DB_NAME)
+    db.execute("PRAGMA journal_mode=WAL")
     with db:
-        db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", WRITTEN_BEFORE.items())
+        db.executescript(SCHEMA_1)
+        db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", (records or WRITTEN_BEFORE).items())
     db.close()
 
 
@@ -144,11 +158,7 @@ RELAY_BEFORE = '{"control_mode": 6, "control_state": 2, "last_transition": "e"}'
 
 
 def test_decoder_and_relay_records_written_before_load(tmp_path):
-    Storage.open(tmp_path).close()
-    db = sqlite3.connect(tmp_path / DB_NAME)
-    with db:
-        db.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", [("sts", STS_BEFORE), ("relay", RELAY_BEFORE)])
-    db.close()
+    _old_database(tmp_path, {"sts": STS_BEFORE, "relay": RELAY_BEFORE})
     meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), AT)
     sts = meter.sts
     assert sts.tids == (6900, 7000) and sts.bad_count == 2 and sts.key.sgc == "123457"

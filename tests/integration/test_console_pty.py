@@ -23,7 +23,7 @@ def _read_until(port, marker: bytes, timeout: float = 10.0) -> bytes:
 
 def test_console_over_a_pty(meter_process, tmp_path):
     link = tmp_path / "console"
-    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00",
+    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00", "--rate", "0",
                           console_line="service console on")
     deadline = time.monotonic() + 10
     while not link.exists() and time.monotonic() < deadline:
@@ -50,7 +50,7 @@ def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process,
     from tests.conftest import ROOT
 
     link = tmp_path / "console"
-    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00",
+    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00", "--rate", "0",
                           console_line="service console on")
     deadline = time.monotonic() + 10
     while not link.exists() and time.monotonic() < deadline:
@@ -70,3 +70,162 @@ def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process,
     r = bijli_console("quit")
     assert r.returncode == 0 and "bye" in r.stdout
     assert meter.proc.wait(10) == 0
+
+
+# --- the console never dies (issue 14 item 8, issue 15 items 8, 9, 10) --------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+import select  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from tests.conftest import ROOT  # noqa: E402
+
+HOSTILE = ["k x", "k 10 -0.5", "lcd 1.5h", "token ", "get 1.0.1.8.0.255:9", "get 1.0.1.8.0.255:0", "load abc",
+           "load 1000", "load 5 0.9L 1e9", "x" * (70 * 1024)]
+
+
+def _meter_cmd(state, *extra):
+    return [sys.executable, "-m", "bijli.tools.cli", "meter", "--tcp", "127.0.0.1:0", "--state", str(state),
+            "--clock", "sim", "--start", "2024-06-01T00:00:00", "--rate", "0", *extra]
+
+
+def test_the_stdio_console_answers_every_hostile_line_through_a_pipe_and_quits(tmp_path):
+    script = "\n".join([*HOSTILE, "relay", "quit"]) + "\n"
+    r = subprocess.run(_meter_cmd(tmp_path / "state"), cwd=ROOT, input=script, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    errors = [line for line in r.stdout.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(HOSTILE), errors
+    assert "error: line longer than 65536 bytes ignored" in errors
+    assert r.stdout.splitlines()[-3:-1] == ["connected", "bye"]
+
+
+def test_the_stdio_console_with_stdin_at_dev_null_prints_no_traceback(tmp_path):
+    proc = subprocess.Popen(_meter_cmd(tmp_path / "state"), cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(3):  # the banner lines: by then the console has met the end of its input
+            assert proc.stdout.readline()
+        time.sleep(1.0)
+        assert proc.poll() is None  # the meter serves on without a console, as under systemd
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err and "Error" not in err, err
+
+
+def _pty_read_until_exit(fd: int, proc, timeout: float = 60.0) -> bytes:
+    """Everything the child writes on its terminal, until it exits and the line is drained."""
+    buf = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child closed its side
+                break
+            if not chunk:
+                break
+            buf += chunk
+        elif proc.poll() is not None:
+            break
+    return bytes(buf)
+
+
+def test_large_replies_arrive_whole_on_a_terminal(tmp_path):
+    """stdin and stdout on one pty (a person at a terminal): a 2,880-row profile and
+    status --json come out whole, hostile lines are answered, quit still works."""
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)  # no echo, no CR/LF rewriting: the bytes as the meter writes them
+    proc = subprocess.Popen(_meter_cmd(tmp_path / "state"), cwd=ROOT, stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, close_fds=True)
+    os.close(slave)
+    try:
+        lines = ["step 30d", "get 1.0.99.1.0.255", "status --json", *HOSTILE, "quit"]
+
+        def type_lines():  # while the main thread reads: the meter's replies fill the pty too
+            for line in lines:
+                os.write(master, (line + "\n").encode())
+                time.sleep(0.05)
+
+        typist = threading.Thread(target=type_lines, daemon=True)
+        typist.start()
+        out = _pty_read_until_exit(master, proc)
+        typist.join(5)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = out.decode("utf-8", "replace").replace("bijli> ", "")
+    replies = text.splitlines()
+    profile = next(line for line in replies if line.startswith("[[2024-06-01T00:15:00"))
+    assert len(profile) > 69_000 and profile.endswith("]]")
+    assert profile.count("], [") + 1 == 2880  # 30 days of 15-minute blocks, none cut off
+    status = json.loads(next(line for line in replies if line.startswith("{")))
+    assert status["time"] == "2024-07-01T00:00:00"
+    assert sum(line.startswith("error: ") for line in replies) == len(HOSTILE)
+    assert "bye" in replies
+    assert b"Traceback" not in proc.stderr.read()
+
+
+def test_the_serial_console_answers_hostile_lines_and_quits(meter_process, tmp_path):
+    link = tmp_path / "console"
+    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00", "--rate", "0",
+                          console_line="service console on")
+    deadline = time.monotonic() + 10
+    while not link.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with serial.Serial(os.fspath(link), 9600, timeout=0.2) as port:
+        port.write(b"\r")
+        _read_until(port, b"> ")
+        for line in HOSTILE:
+            port.write(line.encode() + b"\r")
+            assert b"error: " in _read_until(port, b"\r\n> ", timeout=20)
+        port.write(b"relay\r")
+        assert b"connected\r\n> " in _read_until(port, b"connected\r\n> ")
+        port.write(b"quit\r")
+        assert b"bye" in _read_until(port, b"bye")
+    assert meter.proc.wait(10) == 0
+
+
+def test_a_fleets_status_arrives_whole_on_a_terminal(tmp_path):
+    """Fleet `status` (a row per meter) and `status --json` on a pty: every row, valid JSON."""
+    import tty
+
+    count = 40
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--tcp",
+                             "127.0.0.1:0", "--state", str(tmp_path / "fleet"), "--clock", "sim", "--start",
+                             "2024-06-01T00:00:00", "--rate", "0", "--console", "stdio"],
+                            cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE, close_fds=True)
+    os.close(slave)
+    try:
+        def type_lines():
+            for line in ("status", "status --json", "get 1.0.1.8.0.255:9", "quit"):
+                os.write(master, (line + "\n").encode())
+                time.sleep(0.05)
+
+        typist = threading.Thread(target=type_lines, daemon=True)
+        typist.start()
+        out = _pty_read_until_exit(master, proc, timeout=120)
+        typist.join(5)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    replies = out.decode("utf-8", "replace").replace("fleet> ", "").splitlines()
+    rows = [line for line in replies if re.match(r"\s*\d+\s+BJL\d{7}\s", line)]
+    assert len(rows) == count
+    status = json.loads(next(line for line in replies if line.startswith("[{")))
+    assert [m["serial"] for m in status] == [f"BJL{i:07d}" for i in range(1, count + 1)]
+    assert any(line.startswith("error: ") for line in replies)
+    assert b"Traceback" not in proc.stderr.read()

@@ -108,3 +108,41 @@ def test_a_keypad_on_a_pin_another_role_uses_is_refused():
     with pytest.raises(ConfigError) as err:
         HalConfig.from_table({"keypad": "matrix:17,6,13,19/12,16,20,21"})  # 17 is the relay
     assert err.value.key == "hal.keypad"
+
+
+# --- the LCD as a consumer meets it (issue 15 item 16) ---------------------------------
+
+def _token(i: int, amount, subclass: int = 4) -> str:
+    from decimal import Decimal
+
+    from bijli.firmware.sts.vend import vend_credit
+    key = MeterConfig.from_dict({}).sts.vend_key()
+    return vend_credit(key, Decimal(amount), subclass=subclass, time=NOON - timedelta(hours=1, minutes=i)).digits
+
+
+def test_the_lcd_shows_the_digits_as_they_are_typed(tmp_path):
+    meter, devices = _rig(tmp_path)
+    assert devices.keys("1234") == "1234"
+    assert devices.lcd() == "TOKEN 4/20 | 1234"
+    devices.keys("56789012345678")
+    assert devices.lcd() == "TOKEN 18/20 | 9012 3456 78"  # 16 characters: the last whole groups
+
+
+def test_an_entry_error_replaces_the_accepted_message(tmp_path):
+    meter, devices = _rig(tmp_path)
+    assert devices.keys(_token(0, 41) + "#").startswith("accepted")
+    assert devices.lcd().startswith("ACCEPTED")
+    assert devices.keys("12#").startswith("entry error: too short")
+    assert devices.lcd() == "ENTRY ERROR | too short"
+
+
+def test_credit_has_one_format_and_the_meters_currency(tmp_path):
+    meter, devices = _rig(tmp_path)
+    devices.display.index = 0
+    assert devices.lcd().endswith(" 0.00")  # not "0" beside a later "41.00"
+    assert devices.keys(_token(1, 41) + "#").startswith("accepted")
+    devices.display.next(0.0)  # dismiss the message
+    devices.display.index = 0
+    assert devices.lcd().endswith(" 41.00")
+    kwh = devices.keys(_token(2, 5, subclass=0) + "#")  # a kWh token on a rupee meter
+    assert "this meter takes INR credit" in kwh and "currency credit" not in kwh

@@ -19,12 +19,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bijli.firmware.console import Reply
+from bijli.firmware.console import LineAssembler, Reply
 from bijli.firmware.events import EventCode
 from bijli.firmware.cosem.upgrade import upgrade_objects
 from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import loop as hal_loop
-from bijli.hal import systemd, tcp
+from bijli.hal import statelock, systemd, tcp
 from bijli.hal.clock import TimeSource, RealClock, SimClock, meter_local
 from bijli.hal.serial import open_port
 from bijli.tools.node import config as config_mod
@@ -32,7 +32,7 @@ from bijli.tools.node import launcher
 from bijli.tools.node import push as push_shell
 from bijli.tools.node.devices import Devices
 from bijli.tools.node.links import add_transport_arguments, start_transports, tcp_options, wrapper_session
-from bijli.tools.node.meter_node import TICK, MeterNode, stdio_console
+from bijli.tools.node.meter_node import TICK, MeterNode, console_answer, stdio_console
 
 KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
 QUIT_LINGER = 1.0  # seconds a serial console stays open after 'quit'
@@ -166,22 +166,17 @@ class MeterProgram:
 
     async def port_console_loop(self, port) -> None:
         """The console on a serial line or pty: a rig engineer's UART."""
-        buf = bytearray()
+        lines = LineAssembler()  # bounded: a peer that never ends a line cannot grow it
         port.write(b"bijli console: type help\r\n> ")
         while not self.stopping.is_set():
             data = await port.read()
             if not data:
                 return
-            buf += data
-            while True:
-                cut = min((i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0), default=-1)
-                if cut < 0:
-                    break
-                line, buf = bytes(buf[:cut]), buf[cut + 1:]
-                if not line.strip():
+            for line in lines.feed(data):
+                if line is not None and not line.strip():
                     port.write(b"> ")  # an empty line asks for the prompt (a terminal just opened)
                     continue
-                reply = self._execute(line.decode("utf-8", "replace"))
+                reply = Reply(lines.refusal(), ok=False) if line is None else console_answer(self._execute, line)
                 text = (reply.text + "\n" if reply.text else "") + ("" if reply.quit else "> ")
                 port.write(text.replace("\n", "\r\n").encode("utf-8"))
                 if reply.quit:
@@ -252,6 +247,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
 
 def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lock = statelock.acquire(args.state)  # noqa: F841 (held until exit) one meter per state directory
     launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
     cfg = config_mod.load(args.config)
     return hal_loop.run(_run(args, cfg))

@@ -125,7 +125,28 @@ class Config:
     raw: dict
 
 
+MAX_DEPTH = 12  # tables and arrays within one another; the deepest real key (tariff.tod...) needs 5
+
+
+def _check_shape(data: dict) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH`, naming the key, before any part reads
+    the document: a value nested thousands deep is never a meter setting, and walking it
+    recursively would end in RecursionError instead of an error naming the key."""
+    stack: list[tuple[str, object, int]] = [(str(k), v, 1) for k, v in data.items()]
+    while stack:
+        key, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(".".join(key.split(".")[:2]), f"nested more than {MAX_DEPTH} deep")
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v, depth + 1) for v in value)
+
+
 def parse(data: dict) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"must be a table, not {type(data).__name__}")
+    _check_shape(data)
     meter = MeterConfig.from_dict(data, extra_sections=("hal", "upgrade"))
     hal = HalConfig.from_table(data.get("hal", {}), "hal")
     upgrade = UpgradeConfig.from_table(data.get("upgrade", {}), "upgrade")
@@ -145,4 +166,6 @@ def load(path: str | Path | None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(p), f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(str(p), f"not valid TOML: values nested more than {MAX_DEPTH} deep") from None
     return parse(data)

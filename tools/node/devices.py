@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bijli.firmware.events import EventCode
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
     from bijli.tools.node.config import HalConfig
 
+ENTRY_SHOWN_S = 60.0  # the typed digits stay up this long (the keypad's own timeout ends entry sooner)
 MAX_PULSES_PER_TICK = 20  # the LED can blink only so fast; the count is kept by metrology
 
 
@@ -113,6 +115,12 @@ class Devices:
         for ev in events:
             if isinstance(ev, DisplayText):
                 echo = ev.text  # what the LCD shows while typing; only the last matters
+                if ev.text:  # the digits so far, on the LCD as they are typed (the last groups that fit)
+                    groups = ev.text.split()
+                    while len(" ".join(groups)) > self.display.width:
+                        groups.pop(0)
+                    self.display.message(f"TOKEN {len(ev.text.replace(' ', ''))}/20", time.monotonic(),
+                                         seconds=ENTRY_SHOWN_S, second_line=" ".join(groups))
             elif isinstance(ev, TokenEntered):
                 echo = None
                 outcome = self.meter.enter_token(ev.digits, "keypad")
@@ -121,6 +129,8 @@ class Devices:
                                      second_line=outcome.message)
             elif isinstance(ev, EntryError):
                 replies.append(f"entry error: {ev.reason}")
+                # replaces whatever was up (the previous token's ACCEPTED, the digits typed)
+                self.display.message("ENTRY ERROR", time.monotonic(), second_line=str(ev.reason))
             elif isinstance(ev, EmergencyRequested):
                 replies.append(self.meter.invoke_emergency())
             elif isinstance(ev, ScrollRequested):
@@ -149,6 +159,7 @@ def _display(meter: "Meter", spec: str) -> Display:
         _, bus, addr = spec.split(":")
         backend = Hd44780Display(int(bus), int(addr, 0))
     unit = meter.config.prepaid.unit
+    decimals = meter.config.prepaid.decimals  # one format for credit wherever it is shown
 
     def token_text() -> str:
         t = meter.last_token
@@ -159,7 +170,7 @@ def _display(meter: "Meter", spec: str) -> Display:
         return "-" if t is None or t.result.tid is None else str(t.result.tid)
 
     items = [
-        DisplayItem("01", f"Balance {unit}", lambda: meter.status()["credit"]),
+        DisplayItem("01", f"Balance {unit}", lambda: f"{Decimal(meter.status()['credit']):.{decimals}f}"),
         DisplayItem("02", "Energy kWh", lambda: f"{meter.energy.active_import_wh / 1000:.2f}"),
         DisplayItem("03", "Voltage V", lambda: f"{meter.measurements.phases[0].v_rms:.1f}"),
         DisplayItem("04", "Current A", lambda: meter.status()["current"]),

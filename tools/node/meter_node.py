@@ -16,7 +16,11 @@ which both programs use.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
+import select
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,10 +28,11 @@ from typing import Callable, Iterable
 from bijli.dlms import axdr
 from bijli.dlms.cosem.base import Context
 from bijli.dlms.cosem.security_setup import SecuritySetup
+from bijli.dlms.errors import DlmsError
 from bijli.dlms.obis import Obis
 from bijli.dlms.server import Notice, Server, ServerEvent
-from bijli.firmware.console import Console, Reply
-from bijli.firmware.errors import FirmwareError
+from bijli.firmware.console import Console, LineAssembler, Reply
+from bijli.firmware.errors import CommandError, FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter
 from bijli.firmware.cosem.associations import policies, security_settings
@@ -213,10 +218,15 @@ class MeterNode:
         self.meter.set_time(self.clock.now())
 
     def get(self, obis: str, attribute: int) -> str:
-        obj = self.server.objects.get(Obis.parse(obis))
-        if obj is None:
-            raise FirmwareError(f"no object {obis}")
-        return describe(obj.get(attribute, None, Context(0)))
+        """The console's ``get``: a protocol error (a bad OBIS, an attribute the class does not
+        have) is a console error here, so the firmware console never sees a DLMS type."""
+        try:
+            obj = self.server.objects.get(Obis.parse(obis))
+            if obj is None:
+                raise CommandError(f"no object {obis}")
+            return describe(obj.get(attribute, None, Context(0)))
+        except DlmsError as exc:
+            raise CommandError(str(exc)) from None
 
     # --- time passing --------------------------------------------------------------------
     def tick(self) -> None:
@@ -265,19 +275,83 @@ def describe(value: axdr.Data) -> str:
 async def stdio_console(execute: Callable[[str], Reply], stopping: asyncio.Event, prompt: str = "bijli> ") -> None:
     """A console on this process's stdin/stdout: each line to ``execute``, its reply
     printed; a reply that quits sets ``stopping``. At end of input it stops listening
-    (the program keeps running: a pipe closed by a test or a detached terminal)."""
+    (the program keeps running: a pipe closed by a test, a detached terminal, or stdin
+    at /dev/null as under systemd).
+
+    stdin is read by a daemon thread with plain blocking reads, not by an asyncio pipe
+    transport: that transport sets O_NONBLOCK on the file description, which a terminal
+    shares between stdin and stdout, so a long reply then came out cut short; and it
+    cannot watch /dev/null or a regular file at all. Lines are cut by the bounded
+    :class:`~firmware.console.LineAssembler`; every line gets an answer."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    interactive = sys.stdin.isatty()
-    while not stopping.is_set():
+    chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)  # backpressure on a fast writer
+    threading.Thread(target=_pump_stdin, args=(loop, chunks), name="bijli-stdin", daemon=True).start()
+    assembler = LineAssembler()
+    interactive = _isatty(0)
+    out = sys.stdout
+    try:
         if interactive:
-            print(prompt, end="", flush=True)
-        line = await reader.readline()
-        if not line:
+            _write_all(out, prompt)
+        while not stopping.is_set():
+            data = await chunks.get()
+            lines = assembler.feed(data) if data else [assembler.flush()]
+            for line in lines:
+                if line is None and not data:
+                    continue  # end of input with no partial line
+                reply = Reply(assembler.refusal(), ok=False) if line is None else console_answer(execute, line)
+                if reply.text:
+                    _write_all(out, reply.text + "\n")
+                if reply.quit:
+                    stopping.set()
+                    return
+            if not data:
+                return
+            if interactive:
+                _write_all(out, prompt)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the reader went away (`| head`): the meter keeps running without a console
+
+
+def console_answer(execute: Callable[[str], Reply], line: str) -> Reply:
+    """The console's reply; a failure around it (metering up to now before the command)
+    is an answer too, so the console keeps serving."""
+    try:
+        return execute(line)
+    except Exception as exc:  # noqa: BLE001 - the console must never die
+        return Reply(f"error: {exc or type(exc).__name__}", ok=False)
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _pump_stdin(loop: asyncio.AbstractEventLoop, chunks: "asyncio.Queue[bytes]") -> None:
+    """Blocking reads of fd 0 handed to the loop; b"" once at end of input (or an error)."""
+    while True:
+        try:
+            data = os.read(0, 65536)
+        except OSError:
+            data = b""
+        try:
+            asyncio.run_coroutine_threadsafe(chunks.put(data), loop).result()
+        except (RuntimeError, concurrent.futures.CancelledError):
+            return  # the loop is gone: the program is stopping
+        if not data:
             return
-        reply = execute(line.decode("utf-8", "replace"))
-        if reply.text:
-            print(reply.text, flush=True)
-        if reply.quit:
-            stopping.set()
+
+
+def _write_all(stream, text: str) -> None:
+    """All of ``text`` on ``stream``'s descriptor, even if someone made it non-blocking."""
+    stream.flush()  # what print() buffered goes first
+    data = text.encode("utf-8", "replace")
+    fd = stream.fileno()
+    while data:
+        try:
+            n = os.write(fd, data)
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+            continue
+        data = data[n:]
