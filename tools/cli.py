@@ -18,6 +18,7 @@ COMMANDS = (
     "bijli.tools.commands.flash",
     "bijli.tools.commands.upgrade",
     "bijli.tools.commands.fleet",
+    "bijli.tools.commands.storm",
 )
 
 
