@@ -12,11 +12,8 @@ itself (:mod:`bijli.tools.storm.scenario`).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from bijli.tools.storm.engine import Options
 def register(subparsers) -> None:
     p = subparsers.add_parser("storm", help="vend and deliver a token to every meter of a manifest, then verify")
     p.add_argument("--manifest", metavar="FILE", help="fleet or meter manifest (JSON)")
-    p.add_argument("--amount", default="100", help="INR per meter (a token must carry it exactly; default 100)")
+    p.add_argument("--amount", default="100", help="INR per meter (default 100; a token carries the largest amount not above it)")
     p.add_argument("--concurrency", type=int, default=32, help="associations at once (default 32)")
     p.add_argument("--retries", type=int, default=5, help="retries per meter on refusal or timeout (default 5)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
@@ -49,7 +46,7 @@ def register(subparsers) -> None:
     s.add_argument("--count", type=int, default=10, help="meters in the scenario's fleet (default 10)")
     s.add_argument("--work", metavar="DIR", default="./storm-bakrid",
                    help="the scenario's fleet state, manifests and journals (default ./storm-bakrid)")
-    s.add_argument("--small-credit", default="5", help="INR each meter holds on Friday (default 5)")
+    s.add_argument("--small-credit", default="20", help="INR each meter holds on Friday (default 20)")
     p.set_defaults(func=_main)
 
 
@@ -60,61 +57,11 @@ def options(args) -> Options:
                    verify=not args.no_verify)
 
 
-def load_manifest(path: "str | Path") -> list[dict]:
-    """The meter rows of a fleet manifest (``meters``) or a single meter's manifest (one row)."""
-    from bijli.tools.storm import ManifestError
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"cannot read the manifest {path}: {exc}") from None
-    rows = data.get("meters") if isinstance(data, dict) and "meters" in data else [data]
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise ManifestError(f"{path}: no meters in the manifest")
-    serials = [r.get("serial") for r in rows]
-    if len(set(serials)) != len(serials):
-        raise ManifestError(f"{path}: a serial appears twice")
-    return rows
-
-
-def run_storm(rows: list[dict], amount: str, journal_path: "str | Path", opts: Options, *, vend_time: datetime,
-              vend_journal: "str | Path", progress_out=sys.stderr, progress_every: float | None = None,
-              plot: str | None = None) -> dict:
-    """Vend what the journal lacks, deliver, verify; the summary (and the storm itself under ``_storm``)."""
-    from bijli.tools.storm import report, vending
-    from bijli.tools.storm.delivery import MeterTarget
-    from bijli.tools.storm.engine import Storm
-    from bijli.tools.storm.journal import Journal, MeterState
-
-    begun = time.monotonic()
-    credit = vending.plan(amount)
-    targets = [MeterTarget.from_row(r, i) for i, r in enumerate(rows)]
-    digest = hashlib.sha256("\n".join(t.serial for t in targets).encode()).hexdigest()[:16]
-    journal = Journal.open(journal_path, {"manifest": digest, "meters": len(targets), "amount": str(credit.value)})
-    try:
-        new = [r for r in rows if journal.meter(r["serial"]).state is MeterState.NEW]
-        if new:
-            journal.append_now(vending.vend(new, credit, vend_time, vend_journal))  # sold before any is sent
-        storm = Storm(targets, journal, opts, progress_out=progress_out, progress_every=progress_every)
-        verified = asyncio.run(storm.run())
-        out = report.summary(storm, verified, time.monotonic() - begun)
-        out["vended_now"] = len(new)
-        if plot:
-            out["plot"] = [str(p) for p in report.plot(plot, storm)]
-        out["_storm"] = storm
-        return out
-    finally:
-        journal.close()
-
-
-def default_journal(manifest: str, amount: str) -> Path:
-    m = Path(manifest)
-    return m.with_name(f"{m.stem}.storm-{amount}.jsonl")
-
-
 def _main(args) -> int:
     from bijli.tools import vend_journal
+    from bijli.tools.plot import PlotError
     from bijli.tools.storm import report
+    from bijli.tools.storm.run import default_journal, load_manifest, run_storm
 
     try:
         opts = options(args)
@@ -134,10 +81,7 @@ def _main(args) -> int:
         out = run_storm(rows, args.amount, args.journal or default_journal(args.manifest, args.amount), opts,
                         vend_time=when, vend_journal=args.vend_journal or vend_journal.default_path(),
                         progress_every=args.progress_every, plot=args.plot)
-    except (StormError, ValueError) as exc:
-        print(f"bijli storm: {exc}", file=sys.stderr)
-        return 2
-    except ImportError as exc:  # the plot extra
+    except (StormError, PlotError, ValueError) as exc:
         print(f"bijli storm: {exc}", file=sys.stderr)
         return 2
     out.pop("_storm")

@@ -51,7 +51,11 @@ def summary(storm: Storm, verified: dict[str, dict], elapsed: float) -> dict:
 
 
 def text(s: dict) -> str:
-    lines = [f"storm: {s['meters']} meters, {s['delivered_now']} delivered now, {s['already_delivered']} "
+    lines = []
+    if s.get("amount_per_token") and s.get("amount_requested") and s["amount_per_token"] != s["amount_requested"]:
+        lines.append(f"asked {s['amount_requested']} INR a meter: no token carries that, each carries "
+                     f"{s['amount_per_token']} INR")
+    lines += [f"storm: {s['meters']} meters, {s['delivered_now']} delivered now, {s['already_delivered']} "
              f"delivered before, {s['retries']} retries, {len(s['failed'])} failed"]
     if s["deliveries_per_s"] is not None:
         lines.append(f"rate {s['deliveries_per_s']}/s over {s['delivery_s']} s, latency p50 {s['p50_ms']} ms, "

@@ -27,10 +27,10 @@ _STS_KEYS = ("vending_key", "pan", "sgc", "ti", "krn", "kt", "ea", "dkga", "base
 
 
 def plan(amount: "str | Decimal") -> sts_vend.CreditPlan:
-    """What one token carries for ``amount`` INR (refused when no token carries it exactly:
-    a storm that verifies to the paisa must know what it sends)."""
+    """What one token carries for ``amount`` INR: the largest amount a token carries not
+    above it (the summary says so when that is less); the verification counts that value."""
     try:
-        return sts_vend.plan_credit(amount, CURRENCY_SUBCLASS, exact=True)
+        return sts_vend.plan_credit(amount, CURRENCY_SUBCLASS)
     except FirmwareError as exc:
         raise StormError(f"--amount {amount}: {exc}") from None
 
