@@ -260,3 +260,22 @@ def test_the_bakrid_week_cuts_no_one_in_friendly_time_every_debtor_at_tuesday_11
     svg = plot.read_text()
     assert 'id="series-delivered"' in svg and 'id="series-restored"' in svg
     assert 'id="series-histogram"' in (tmp_path / "storm-latency.svg").read_text()
+
+
+def test_a_tid_another_token_used_first_is_reported_not_counted_as_delivered(bijli_fleet_factory, tmp_path):
+    """Two vending systems that do not share a TID journal sell the same TID: the meter takes the
+    first and answers used to the second, which this storm never sent before. That is a lost
+    recharge, and the storm says so (exit 1) instead of counting the 'used' as its delivery."""
+    fleet = bijli_fleet_factory(2)
+    manifest = write_manifest(fleet, tmp_path / "fleet.json")
+    when = ("--vend-time", "2024-06-14T17:00")
+    first = storm(manifest, tmp_path / "a.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v1.json"))
+    assert first["ok"]
+    second = storm(manifest, tmp_path / "b.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v2.json"))
+    assert not second["ok"] and second["delivered_now"] == 0 and len(second["failed"]) == 2
+    assert all("used this TID" in f["error"] for f in second["failed"])
+    assert {p["verdict"] for p in second["problems"]} == {"not credited (refused)"}
+    assert all(total == 2000 for total, _ in credits(fleet.meters).values())
+    third = storm(manifest, tmp_path / "c.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v1.json"))
+    assert third["ok"] and third["delivered_now"] == 2  # the shared journal moves to the next free minute
+    assert all(total == 4000 for total, _ in credits(fleet.meters).values())

@@ -132,6 +132,7 @@ class Storm:
     async def run(self) -> dict[str, dict]:
         """Deliver what is pending, then verify; per meter its verification record."""
         stop = asyncio.Event()
+        cpu = time.process_time()
         shown = asyncio.create_task(self.progress.run(stop))
         queue: asyncio.Queue[MeterTarget] = asyncio.Queue()
         for t in self._pending:
@@ -144,6 +145,7 @@ class Storm:
             stop.set()
             await shown
         self.delivered_at = time.monotonic()
+        self.delivery_cpu = time.process_time() - cpu  # this process (head-end + journal), delivery phase only
         return await self.verify() if self.options.verify else {}
 
     async def _worker(self, queue: "asyncio.Queue[MeterTarget]") -> None:
@@ -167,9 +169,12 @@ class Storm:
             async def on_before(total: int) -> None:
                 await self.journal.commit({"kind": "before", "meter": target.serial, "total": total})
 
+            # whether the token may have reached the meter before this attempt: only then is
+            # 'used' our own earlier delivery; on a first send it is another token's TID
+            sent_before = rec.state is MeterState.IN_DOUBT
             try:
                 verdict = await deliver(target, rec.token, timeout=self.options.timeout,
-                                        on_before=on_before if rec.state is MeterState.VENDED else None)
+                                        on_before=None if sent_before else on_before)
             except DeliveryError as exc:
                 d.error = str(exc)
                 if not exc.retry:
@@ -179,7 +184,8 @@ class Storm:
                 d.started = verdict.started
             d.word = verdict.word
             if verdict.word in DELIVERED_WORDS or verdict.word in FINAL_REFUSALS:
-                kind = "delivered" if verdict.word in DELIVERED_WORDS else "refused"
+                delivered = verdict.word in DELIVERED_WORDS and (verdict.word != "used" or sent_before)
+                kind = "delivered" if delivered else "refused"
                 await self.journal.commit({"kind": kind, "meter": target.serial, "word": verdict.word,
                                            "attempts": attempt})
                 d.answered, d.relay_on, d.error = verdict.answered, verdict.relay_on, None
@@ -188,6 +194,10 @@ class Storm:
                     self.stats.latencies.append(verdict.answered - self._first_start(d, verdict.started))
                     if self.on_delivered:
                         self.on_delivered(d)
+                elif verdict.word == "used":
+                    d.error = ("the meter had used this TID before the storm first sent the token: another "
+                               "token with the same TID reached it (a vend journal not shared?)")
+                    self.stats.failed += 1
                 else:
                     d.error = f"the meter refused the token: {verdict.word}"
                     self.stats.failed += 1

@@ -11,12 +11,14 @@ time series of meters delivered and meters with supply restored, and beside it
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from bijli.tools.storm.engine import Storm
 from bijli.tools.storm.journal import MeterState
 
 PLOT_POINTS = 200
+LISTED = 20  # meters named in the text summary; --json names every one
 
 
 def summary(storm: Storm, verified: dict[str, dict], elapsed: float) -> dict:
@@ -43,6 +45,7 @@ def summary(storm: Storm, verified: dict[str, dict], elapsed: float) -> dict:
         "delivery_s": round(span, 3),
         "elapsed_s": round(elapsed, 3),
         "journal_fsyncs": storm.journal.fsyncs,
+        "client_cpu_s": round(storm.delivery_cpu, 3),
         "verified": len(verified),
         "exact": sum(1 for v in verified.values() if v.get("ok")),
         "problems": problems,
@@ -52,20 +55,24 @@ def summary(storm: Storm, verified: dict[str, dict], elapsed: float) -> dict:
 
 def text(s: dict) -> str:
     lines = []
-    if s.get("amount_per_token") and s.get("amount_requested") and s["amount_per_token"] != s["amount_requested"]:
+    if s.get("amount_per_token") and Decimal(s["amount_per_token"]) != Decimal(s["amount_requested"]):
         lines.append(f"asked {s['amount_requested']} INR a meter: no token carries that, each carries "
                      f"{s['amount_per_token']} INR")
     lines += [f"storm: {s['meters']} meters, {s['delivered_now']} delivered now, {s['already_delivered']} "
              f"delivered before, {s['retries']} retries, {len(s['failed'])} failed"]
     if s["deliveries_per_s"] is not None:
         lines.append(f"rate {s['deliveries_per_s']}/s over {s['delivery_s']} s, latency p50 {s['p50_ms']} ms, "
-                     f"p99 {s['p99_ms']} ms; {s['journal_fsyncs']} journal fsyncs")
-    for f in s["failed"]:
+                     f"p99 {s['p99_ms']} ms; {s['journal_fsyncs']} journal fsyncs, head-end CPU {s['client_cpu_s']} s")
+    for f in s["failed"][:LISTED]:
         lines.append(f"  not delivered: {f['meter']} after {f['attempts']} attempts: {f['error'] or f['word']}")
+    if len(s["failed"]) > LISTED:
+        lines.append(f"  ... and {len(s['failed']) - LISTED} more (--json lists them all)")
     lines.append(f"verified {s['verified']} meters: {s['exact']} exact")
-    for p in s["problems"]:
+    for p in s["problems"][:LISTED]:
         lines.append(f"  {p['meter']}: {p['verdict']} (before {p.get('before')}, sent {p.get('value')}, "
                      f"total now {p.get('total')} paisa)")
+    if len(s["problems"]) > LISTED:
+        lines.append(f"  ... and {len(s['problems']) - LISTED} more (--json lists them all)")
     lines.append("every meter exactly right" if s["ok"] else "NOT every meter is exactly right")
     return "\n".join(lines)
 
