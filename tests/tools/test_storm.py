@@ -279,3 +279,22 @@ def test_a_tid_another_token_used_first_is_reported_not_counted_as_delivered(bij
     third = storm(manifest, tmp_path / "c.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v1.json"))
     assert third["ok"] and third["delivered_now"] == 2  # the shared journal moves to the next free minute
     assert all(total == 4000 for total, _ in credits(fleet.meters).values())
+
+
+def test_progress_is_one_line_rewritten_on_a_terminal_and_plain_lines_on_a_pipe():
+    import io
+
+    from bijli.tools.storm.engine import Progress, Stats
+
+    stats = Stats(10, done=4, failed=1, latencies=[0.010, 0.020, 0.030])
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as tty:
+        Progress(stats, tty).show()
+        Progress(stats, tty).show(final=True)
+        shown = os.read(master, 4096).decode()
+    os.close(master)
+    assert shown.count("\r\x1b[K") == 2 and shown.rstrip().endswith("s") and shown.count("\n") == 1
+    assert "storm: 4/10 delivered" in shown and "p50 20 ms" in shown and "1 failed" in shown
+    pipe = io.StringIO()
+    Progress(stats, pipe).show()
+    assert "\r" not in pipe.getvalue() and pipe.getvalue().endswith("\n")
