@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bijli.dlms import apdu, axdr
 from bijli.dlms.apdu import ActionResult, AttributeDescriptor, DataAccessResult
 from bijli.dlms.client import ClientSession, ClientSettings
-from bijli.dlms.errors import AuthenticationError, DlmsError
+from bijli.dlms.errors import DlmsError
 from bijli.dlms.link import wrapper
 from bijli.dlms.obis import Obis
 
@@ -37,9 +37,6 @@ CURRENT_BALANCE = (1, "0.0.94.96.24.255", 2)  # paisa, signed
 RELAY_OUTPUT = (70, "0.0.96.3.10.255", 2)  # disconnect control output_state: True = supply on
 RELAY_CONTROL = (70, "0.0.96.3.10.255", 3)  # control_state 0 disconnected, 1 connected, 2 ready
 CLOCK = (8, "0.0.1.0.0.255", 2)
-
-#: what the meter says became of a token, as the first description octet-string of the gateway
-ProtocolError = DlmsError  # what the stack raises on a bad or refused answer
 
 
 class Framer:
@@ -101,9 +98,7 @@ class Association:
             self._session.parse_aare(data)
             if self._session.hls_pending:
                 return self._session.hls_request()
-        except AuthenticationError as exc:
-            raise DeliveryError(f"association {self.sap} refused: {exc}") from None
-        except DlmsError as exc:
+        except DlmsError as exc:  # AuthenticationError among them: a stale counter, wrong keys
             raise DeliveryError(f"association {self.sap} refused: {exc}") from None
         return None
 

@@ -109,6 +109,7 @@ class Journal:
     _file: object = None
     _pending: list = field(default_factory=list)
     _flushing: bool = False
+    _flusher: object = None  # the running flush task (held: the loop keeps only a weak reference)
     fsyncs: int = 0
     lines: int = 0
 
@@ -199,7 +200,7 @@ class Journal:
         self._pending.append((record, fut))
         if not self._flushing:
             self._flushing = True
-            asyncio.ensure_future(self._flush())
+            self._flusher = asyncio.ensure_future(self._flush())
         await fut
 
     async def _flush(self) -> None:

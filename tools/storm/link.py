@@ -36,9 +36,9 @@ class WrapperLink:
 
     async def __aenter__(self) -> "WrapperLink":
         try:
-            self._reader, self._writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
-                                                                self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        except TimeoutError:
             raise DeliveryError(f"connect to {self.host}:{self.port}: timed out") from None
         except OSError as exc:
             raise DeliveryError(f"connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
@@ -48,16 +48,18 @@ class WrapperLink:
         if self._writer is not None:
             self._writer.close()
             try:
-                await self._writer.wait_closed()
-            except OSError:
+                async with asyncio.timeout(self.timeout):
+                    await self._writer.wait_closed()
+            except OSError:  # TimeoutError among them: the connection is ours to drop either way
                 pass
 
     async def request(self, sap: int, data: bytes) -> bytes:
         assert self._reader is not None and self._writer is not None
         try:
             self._writer.write(Framer.frame(sap, data))
-            return await asyncio.wait_for(self._answer(), self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):  # no task per request, unlike wait_for
+                return await self._answer()
+        except TimeoutError:
             raise DeliveryError(f"{self.host}:{self.port}: no answer within {self.timeout:g} s") from None
         except OSError as exc:
             raise DeliveryError(f"{self.host}:{self.port}: {exc.strerror or exc}") from None

@@ -156,13 +156,17 @@ async def _read_all(targets: list[MeterTarget], opts: Options) -> dict[str, obje
 def bakrid(work: Path, count: int, opts: Options, *, amount: str = "100", small_credit: str = "20",
            plot: str | None = None, progress_every: float | None = None) -> dict:
     """Run the week; a summary whose ``ok`` holds the scenario's three promises."""
-    work.mkdir(parents=True, exist_ok=True)
-    for old in ("friday.jsonl", "tuesday.jsonl", "vend-journal.json"):
-        (work / old).unlink(missing_ok=True)  # a scenario is a fresh week: fresh meters, fresh journals
-    if (work / "meters").exists():
-        import shutil
-        shutil.rmtree(work / "meters")
     config = work / "bakrid.toml"
+    if work.exists() and any(work.iterdir()):
+        if not config.exists():
+            raise ScenarioError(f"{work} is not empty and holds no earlier Bakrid week (no bakrid.toml): "
+                                "give --work a new or empty directory")
+        import shutil  # an earlier week of this scenario: a week starts with fresh meters and journals
+
+        shutil.rmtree(work / "meters", ignore_errors=True)
+        for old in ("friday.jsonl", "tuesday.jsonl", "vend-journal.json", "fleet.json"):
+            (work / old).unlink(missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     config.write_text(config_text(), encoding="utf-8")
     friendly = PrepaidConfig.from_table(PREPAID).friendly
     fleet = FleetConsole(work, count, config)
