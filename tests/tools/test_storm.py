@@ -298,3 +298,26 @@ def test_progress_is_one_line_rewritten_on_a_terminal_and_plain_lines_on_a_pipe(
     pipe = io.StringIO()
     Progress(stats, pipe).show()
     assert "\r" not in pipe.getvalue() and pipe.getvalue().endswith("\n")
+
+
+def test_a_meter_that_never_answers_is_retried_then_named_while_the_others_are_delivered(bijli_fleet_factory, tmp_path):
+    fleet = bijli_fleet_factory(2)
+    silent = socket.socket()  # a meter that accepts the connection and then says nothing
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        rows = [dict(fleet.meters[0]), dict(fleet.meters[1])]
+        rows[1]["target"] = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        manifest = tmp_path / "fleet.json"
+        manifest.write_text(json.dumps({"meters": rows}), encoding="utf-8")
+        started = time.monotonic()
+        out = storm(manifest, tmp_path / "j.jsonl", "--amount", "10", "--timeout", "0.5", "--retries", "2")
+        assert time.monotonic() - started < 60
+    finally:
+        silent.close()
+    assert not out["ok"] and out["delivered_now"] == 1 and out["retries"] == 2
+    (failed,) = out["failed"]
+    assert failed["meter"] == rows[1]["serial"] and failed["attempts"] == 3 and "no answer within 0.5 s" in failed["error"]
+    verdicts = {p["meter"]: p["verdict"] for p in out["problems"]}
+    assert verdicts == {rows[1]["serial"]: "unreadable"}
+    assert credits([rows[0]])[rows[0]["serial"]][0] == 1000
