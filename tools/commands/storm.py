@@ -17,8 +17,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bijli.tools.storm import StormError
-from bijli.tools.storm.engine import Options
+from bijli.tools.storm import StormError  # errors only: the engine loads when a storm runs, so
+# registering this command costs every other ``bijli`` command nothing
 
 
 def register(subparsers) -> None:
@@ -50,7 +50,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=_main)
 
 
-def options(args) -> Options:
+def options(args):
+    """The engine's :class:`~bijli.tools.storm.engine.Options` from the command line."""
+    from bijli.tools.storm.engine import Options
+
     if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
         raise StormError("--concurrency must be at least 1, --retries at least 0, --timeout above 0")
     return Options(concurrency=args.concurrency, retries=args.retries, timeout=args.timeout,
