@@ -321,3 +321,11 @@ def test_a_meter_that_never_answers_is_retried_then_named_while_the_others_are_d
     verdicts = {p["meter"]: p["verdict"] for p in out["problems"]}
     assert verdicts == {rows[1]["serial"]: "unreadable"}
     assert credits([rows[0]])[rows[0]["serial"]][0] == 1000
+
+
+def test_a_single_meters_manifest_is_a_fleet_of_one(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(hdlc=False, serial=False, optical=False, console=False)
+    out = storm(meter.state / "manifest.json", tmp_path / "j.jsonl", "--amount", "75")
+    assert out["ok"] and out["meters"] == 1 and out["exact"] == 1
+    with meter.client(32) as client:
+        assert client.get(1, TOTAL_RECHARGED, 2).to_python() == 7500
