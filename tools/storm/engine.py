@@ -51,7 +51,7 @@ class Delivery:
     serial: str
     word: str | None = None
     attempts: int = 0
-    started: float | None = None  # monotonic, first attempt
+    started: float | None = None  # monotonic, when this run took the meter up
     answered: float | None = None  # monotonic, verdict read
     relay_on: bool | None = None
     error: str | None = None
@@ -160,6 +160,7 @@ class Storm:
         rec = self.journal.meter(target.serial)
         d = self.deliveries[target.serial] = Delivery(target.serial)
         assert rec.token is not None
+        d.started = time.monotonic()  # latency counts failed attempts and back-off too
         for attempt in range(1, self.options.retries + 2):
             d.attempts = attempt
             if attempt > 1:
@@ -180,8 +181,6 @@ class Storm:
                 if not exc.retry:
                     break
                 continue
-            if d.started is None:
-                d.started = verdict.started
             d.word = verdict.word
             if verdict.word in DELIVERED_WORDS or verdict.word in FINAL_REFUSALS:
                 delivered = verdict.word in DELIVERED_WORDS and (verdict.word != "used" or sent_before)
@@ -191,7 +190,7 @@ class Storm:
                 d.answered, d.relay_on, d.error = verdict.answered, verdict.relay_on, None
                 if kind == "delivered":
                     self.stats.done += 1
-                    self.stats.latencies.append(verdict.answered - self._first_start(d, verdict.started))
+                    self.stats.latencies.append(verdict.answered - d.started)
                     if self.on_delivered:
                         self.on_delivered(d)
                 elif verdict.word == "used":
@@ -204,9 +203,6 @@ class Storm:
                 return
             d.error = f"the meter answered {verdict.word!r}"  # locked_out or unknown: try again later
         self.stats.failed += 1
-
-    def _first_start(self, d: Delivery, fallback: float) -> float:
-        return d.started if d.started is not None else fallback
 
     async def verify(self) -> dict[str, dict]:
         """Read every meter with a token back; exact means total == before + value."""
