@@ -36,6 +36,8 @@ _C = "bijli.tools.commands."
 COMMANDS: tuple[Command, ...] = (
     Command("meter", "run a meter (DLMS server, console, metering)", _C + "meter"),
     Command("fleet", "run N meters in one process (DLMS wrapper port each, shared clock)", _C + "fleet"),
+    Command("storm", "a recharge storm: vend and deliver a token to every meter of a manifest, then verify",
+            _C + "storm"),
     Command("console", "talk to a meter's service console on a serial line or pty", _C + "console"),
     Command("objects", "list a meter's COSEM objects (association object list)", _C + "dlms"),
     Command("read", "read attributes: [CLASS/]OBIS[:ATTR] (ATTR default 2)", _C + "dlms"),

@@ -1,0 +1,331 @@
+"""`bijli storm`: every meter of a real fleet credited exactly once, whatever is killed midway.
+
+The fleets are real ``bijli fleet`` processes; the storm is the real ``bijli storm``
+command in a subprocess; every credit is checked again here with the blocking DLMS
+client in the meter-reader association, independently of the storm's own read-back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bijli.dlms.client import Client, ClientSettings
+from bijli.tools.node.links import open_client_transport
+from bijli.tools.storm import JournalError
+from bijli.tools.storm.engine import backoff, judge
+from bijli.tools.storm.journal import TRANSITIONS, Journal, Kind, MeterRecord, MeterState, apply
+from bijli.tools.testing.meter import RunningFleet
+
+TOTAL_RECHARGED = "0.0.94.96.23.255"
+BALANCE = "0.0.94.96.24.255"
+
+
+# --- the journal's state machine and the pure pieces ------------------------------------------
+
+RECORDS = {Kind.VENDED: {"token": "12345678901234567890", "tid": 7, "value_paisa": 10000},
+           Kind.BEFORE: {"total": 500}, Kind.DELIVERED: {"word": "used", "attempts": 2},
+           Kind.REFUSED: {"word": "old", "attempts": 1}}
+
+
+@given(st.sampled_from(list(MeterState)), st.sampled_from(list(Kind)))
+def test_every_state_and_record_pair_moves_by_the_table_or_is_refused_unchanged(state, kind):
+    m = MeterRecord("BJL0000001", state=state)
+    entry = TRANSITIONS.get((state, kind))
+    if entry is None:
+        with pytest.raises(JournalError):
+            apply(m, kind, RECORDS[kind])
+        assert m.state is state and m.token is None and m.before is None and m.word is None
+    else:
+        apply(m, kind, RECORDS[kind])
+        assert m.state is entry[1]
+
+
+def test_a_delivery_is_sold_then_in_doubt_then_delivered_in_that_order_only():
+    m = MeterRecord("BJL0000001")
+    for kind, state in ((Kind.VENDED, MeterState.VENDED), (Kind.BEFORE, MeterState.IN_DOUBT),
+                        (Kind.DELIVERED, MeterState.DELIVERED)):
+        apply(m, kind, RECORDS[kind])
+        assert m.state is state
+    assert (m.token, m.before, m.word, m.attempts) == ("12345678901234567890", 500, "used", 2)
+
+
+@given(st.integers(1, 40), st.floats(0.001, 1.0), st.floats(0.01, 30.0), st.randoms(use_true_random=False))
+def test_backoff_grows_exponentially_within_its_cap_with_jitter(attempt, base, cap, rng):
+    pause = backoff(attempt, base, cap, rng)
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    assert ceiling / 2 <= pause < ceiling or pause == pytest.approx(ceiling / 2)
+
+
+def test_judge_names_lost_doubled_and_partial_credit():
+    D = MeterState.DELIVERED
+    assert judge(D, 100, 50, 150) == {"ok": True, "verdict": "exact"}
+    assert judge(D, 100, 50, 100)["verdict"] == "lost"
+    assert judge(D, 100, 50, 200)["verdict"] == "over-credited by 50 paisa"
+    assert not judge(MeterState.IN_DOUBT, 100, 50, 150)["ok"]
+    assert not judge(MeterState.VENDED, None, 50, 150)["ok"]
+
+
+def test_a_torn_last_line_is_ignored_a_damaged_one_refused_another_storms_journal_refused(tmp_path):
+    path = tmp_path / "j.jsonl"
+    header = {"manifest": "abc", "meters": 1, "amount": "10.00"}
+    j = Journal.open(path, header)
+    j.append_now([{"kind": "vended", "meter": "M1", **RECORDS[Kind.VENDED]}])
+    j.close()
+    with open(path, "ab") as f:
+        f.write(b'{"kind":"before","meter":"M1","tot')  # the crash tore this one
+    again = Journal.open(path, header)
+    assert again.meter("M1").state is MeterState.VENDED
+    again.close()
+    with pytest.raises(JournalError, match="another storm"):
+        Journal.open(path, dict(header, amount="20.00"))
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([lines[0], b"{not json", lines[1], b""]))
+    with pytest.raises(JournalError, match="line 2 is damaged"):
+        Journal.open(path, header)
+
+
+# --- storms against real fleets ---------------------------------------------------------------
+
+
+def storm(manifest: Path, journal: Path, *args: str, env: dict | None = None, timeout: float = 240) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "storm", "--manifest", str(manifest),
+                           "--journal", str(journal), "--json", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    out = json.loads(proc.stdout)
+    assert (proc.returncode == 0) == out["ok"]
+    return out
+
+
+def storm_process(manifest: Path, journal: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "storm", "--manifest", str(manifest),
+                             "--journal", str(journal), "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def credits(meters: list[dict]) -> dict[str, tuple[int, int]]:
+    """(total recharged, balance) in paisa per serial, read here in the meter-reader association."""
+    out = {}
+    for m in meters:
+        settings = ClientSettings.for_association(32, password=m["dlms"]["reader_password"].encode("latin-1"))
+        with Client(open_client_transport(m["target"], 32), settings) as client:
+            client.associate()
+            out[m["serial"]] = (client.get(1, TOTAL_RECHARGED, 2).to_python(), client.get(1, BALANCE, 2).to_python())
+    return out
+
+
+def write_manifest(fleet: RunningFleet, path: Path) -> Path:
+    path.write_text(json.dumps(fleet.manifest), encoding="utf-8")
+    return path
+
+
+def journal_kinds(path: Path) -> list[str]:
+    kinds = []
+    if not path.exists():
+        return kinds
+    for line in path.read_bytes().split(b"\n"):
+        try:
+            kinds.append(json.loads(line)["kind"])
+        except (ValueError, KeyError):
+            pass
+    return kinds
+
+
+def test_a_storm_credits_every_meter_of_a_fleet_exactly_once_and_a_rerun_adds_nothing(bijli_fleet_factory, tmp_path):
+    fleet = bijli_fleet_factory(4)
+    manifest = write_manifest(fleet, tmp_path / "fleet.json")
+    before = credits(fleet.meters)
+    out = storm(manifest, tmp_path / "j.jsonl", "--amount", "125", "--concurrency", "3")
+    assert out["ok"] and out["delivered_now"] == 4 and out["exact"] == 4 and not out["problems"]
+    after = credits(fleet.meters)
+    assert all(after[s][0] == before[s][0] + 12500 and after[s][1] == before[s][1] + 12500 for s in before)
+    again = storm(manifest, tmp_path / "j.jsonl", "--amount", "125")  # the same journal: resumes, all done
+    assert again["ok"] and again["delivered_now"] == 0 and again["already_delivered"] == 4
+    assert credits(fleet.meters) == after
+    second = storm(manifest, tmp_path / "j2.jsonl", "--amount", "125")  # a new storm: new TIDs, credited again
+    assert second["ok"] and second["delivered_now"] == 4
+    assert all(credits(fleet.meters)[s][0] == after[s][0] + 12500 for s in before)
+
+
+def test_a_token_in_doubt_is_sent_again_as_the_same_token_and_counts_once(bijli_fleet_factory, tmp_path):
+    """The storm took the meter's credit-before, sent the token, the meter took it, and the
+    storm died before journaling the verdict: the resumed storm sends the same digits, the
+    meter answers used, and the credit is counted once."""
+    fleet = bijli_fleet_factory(2)
+    manifest = write_manifest(fleet, tmp_path / "fleet.json")
+    journal = tmp_path / "j.jsonl"
+    assert storm(manifest, journal, "--amount", "50", "--concurrency", "1")["ok"]
+    lines = journal.read_bytes().split(b"\n")
+    last_before = max(i for i, line in enumerate(lines) if b'"kind":"before"' in line)
+    journal.write_bytes(b"\n".join(lines[: last_before + 1]) + b"\n")  # as if killed right after the ACTION
+    out = storm(manifest, journal, "--amount", "50", "--concurrency", "1")
+    assert out["ok"] and out["delivered_now"] == 1 and out["already_delivered"] == 1
+    assert any(json.loads(x)["word"] == "used" for x in journal.read_bytes().split(b"\n")[:-1]
+               if b'"kind":"delivered"' in x)
+    assert all(total == 5000 for total, _ in credits(fleet.meters).values())
+
+
+def test_a_storm_killed_midway_resumes_from_its_journal_with_nothing_lost_or_doubled(bijli_fleet_factory, tmp_path):
+    fleet = bijli_fleet_factory(6)
+    manifest = write_manifest(fleet, tmp_path / "fleet.json")
+    journal = tmp_path / "j.jsonl"
+    proc = storm_process(manifest, journal, "--amount", "40", "--concurrency", "1")
+    deadline = time.monotonic() + 120
+    while journal_kinds(journal).count("delivered") < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = journal_kinds(journal).count("delivered")
+    assert killed_at < 6, "the storm finished before it could be killed"
+    out = storm(manifest, journal, "--amount", "40", "--concurrency", "2")
+    assert out["ok"] and out["exact"] == 6 and out["delivered_now"] + out["already_delivered"] == 6
+    assert all(total == 4000 for total, _ in credits(fleet.meters).values())
+
+
+def free_port_run(count: int) -> int:
+    """A base port with ``count`` free ports above it (so a restarted fleet keeps its addresses)."""
+    for base in range(23000 + os.getpid() % 1000 * 20, 60000, 997):
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
+def test_a_fleet_process_killed_and_restarted_during_the_storm_loses_and_doubles_nothing(tmp_path):
+    base = free_port_run(6)
+    state = tmp_path / "fleet"
+    fleet = RunningFleet.start(state, 6, extra=("--tcp", f"127.0.0.1:{base}"))
+    try:
+        manifest = write_manifest(fleet, tmp_path / "fleet.json")
+        journal = tmp_path / "j.jsonl"
+        proc = storm_process(manifest, journal, "--amount", "30", "--concurrency", "1", "--retries", "40",
+                             "--timeout", "5")
+        deadline = time.monotonic() + 120
+        while journal_kinds(journal).count("delivered") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        os.killpg(fleet.proc.pid, signal.SIGKILL)  # a power cut of the whole fleet process
+        fleet.proc.wait()
+        fleet = RunningFleet.start(state, 6, extra=("--tcp", f"127.0.0.1:{base}"))  # same state, same ports
+        stdout, stderr = proc.communicate(timeout=240)
+        out = json.loads(stdout)
+        assert out["ok"], (out, stderr)
+        assert out["exact"] == 6 and out["delivered_now"] == 6
+        assert all(total == 3000 for total, _ in credits(fleet.meters).values())
+    finally:
+        fleet.stop()
+
+
+def test_the_bakrid_week_cuts_no_one_in_friendly_time_every_debtor_at_tuesday_11_and_restores_all(tmp_path):
+    work = tmp_path / "bakrid"
+    plot = tmp_path / "storm.svg"
+    proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "storm", "--scenario", "bakrid", "--count", "3",
+                           "--work", str(work), "--amount", "300", "--json", "--plot", str(plot)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    r = json.loads(proc.stdout)
+    # the fleet was configured with the holiday, and it held: Saturday, Sunday and Bakrid Monday friendly
+    assert "2024-06-17" in (work / "bakrid.toml").read_text()
+    friendly = {c["time"][:10]: c for c in r["checkpoints"] if c["friendly"]}
+    assert {"2024-06-15", "2024-06-16", "2024-06-17"} <= set(friendly)
+    assert all(c["supplied"] == 3 for c in r["checkpoints"][:-1])  # supply held up to Tuesday 10:59
+    assert r["cut_during_friendly_time"] == []
+    assert r["in_debt_at_10_59"] > 0 and r["cut_at_11_00"] == r["in_debt_at_10_59"] and r["in_debt_not_cut"] == []
+    assert set(r["cut_times"]) == {"2024-06-18T11:00:00"}
+    assert r["recharge_storm"]["exact"] == 3 and r["recharge_storm"]["ok"]
+    assert r["restore_s"]["count"] == r["cut_at_11_00"] and r["not_restored"] == []
+    assert r["ok"]
+    svg = plot.read_text()
+    assert 'id="series-delivered"' in svg and 'id="series-restored"' in svg
+    assert 'id="series-histogram"' in (tmp_path / "storm-latency.svg").read_text()
+
+
+def test_a_tid_another_token_used_first_is_reported_not_counted_as_delivered(bijli_fleet_factory, tmp_path):
+    """Two vending systems that do not share a TID journal sell the same TID: the meter takes the
+    first and answers used to the second, which this storm never sent before. That is a lost
+    recharge, and the storm says so (exit 1) instead of counting the 'used' as its delivery."""
+    fleet = bijli_fleet_factory(2)
+    manifest = write_manifest(fleet, tmp_path / "fleet.json")
+    when = ("--vend-time", "2024-06-14T17:00")
+    first = storm(manifest, tmp_path / "a.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v1.json"))
+    assert first["ok"]
+    second = storm(manifest, tmp_path / "b.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v2.json"))
+    assert not second["ok"] and second["delivered_now"] == 0 and len(second["failed"]) == 2
+    assert all("used this TID" in f["error"] for f in second["failed"])
+    assert {p["verdict"] for p in second["problems"]} == {"not credited (refused)"}
+    assert all(total == 2000 for total, _ in credits(fleet.meters).values())
+    third = storm(manifest, tmp_path / "c.jsonl", "--amount", "20", *when, "--vend-journal", str(tmp_path / "v1.json"))
+    assert third["ok"] and third["delivered_now"] == 2  # the shared journal moves to the next free minute
+    assert all(total == 4000 for total, _ in credits(fleet.meters).values())
+
+
+def test_progress_is_one_line_rewritten_on_a_terminal_and_plain_lines_on_a_pipe():
+    import io
+
+    from bijli.tools.storm.engine import Progress, Stats
+
+    stats = Stats(10, done=4, failed=1, latencies=[0.010, 0.020, 0.030])
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w") as tty:
+        Progress(stats, tty).show()
+        Progress(stats, tty).show(final=True)
+        shown = os.read(master, 4096).decode()
+    os.close(master)
+    assert shown.count("\r\x1b[K") == 2 and shown.rstrip().endswith("s") and shown.count("\n") == 1
+    assert "storm: 4/10 delivered" in shown and "p50 20 ms" in shown and "1 failed" in shown
+    pipe = io.StringIO()
+    Progress(stats, pipe).show()
+    assert "\r" not in pipe.getvalue() and pipe.getvalue().endswith("\n")
+
+
+def test_a_meter_that_never_answers_is_retried_then_named_while_the_others_are_delivered(bijli_fleet_factory, tmp_path):
+    fleet = bijli_fleet_factory(2)
+    silent = socket.socket()  # a meter that accepts the connection and then says nothing
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        rows = [dict(fleet.meters[0]), dict(fleet.meters[1])]
+        rows[1]["target"] = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        manifest = tmp_path / "fleet.json"
+        manifest.write_text(json.dumps({"meters": rows}), encoding="utf-8")
+        started = time.monotonic()
+        out = storm(manifest, tmp_path / "j.jsonl", "--amount", "10", "--timeout", "0.5", "--retries", "2")
+        assert time.monotonic() - started < 60
+    finally:
+        silent.close()
+    assert not out["ok"] and out["delivered_now"] == 1 and out["retries"] == 2
+    (failed,) = out["failed"]
+    assert failed["meter"] == rows[1]["serial"] and failed["attempts"] == 3 and "no answer within 0.5 s" in failed["error"]
+    verdicts = {p["meter"]: p["verdict"] for p in out["problems"]}
+    assert verdicts == {rows[1]["serial"]: "unreadable"}
+    assert credits([rows[0]])[rows[0]["serial"]][0] == 1000
+
+
+def test_a_single_meters_manifest_is_a_fleet_of_one(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(hdlc=False, serial=False, optical=False, console=False)
+    out = storm(meter.state / "manifest.json", tmp_path / "j.jsonl", "--amount", "75")
+    assert out["ok"] and out["meters"] == 1 and out["exact"] == 1
+    with meter.client(32) as client:
+        assert client.get(1, TOTAL_RECHARGED, 2).to_python() == 7500
