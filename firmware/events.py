@@ -19,7 +19,8 @@ codes    log                    OBIS                 event code obj
 Codes seen in field use (power fail 101/102, magnet 201/202, neutral
 disturbance 203/204, cover open 251, load switch 301/302, configuration
 changes 151-166) keep their numbers. The prepaid events IS 15959 does not
-number -- token accepted/rejected, recharge, credit thresholds, firmware images (171-185) and authentication
+number -- token accepted/rejected, recharge, credit thresholds, firmware images (171-185), the IEC 62056
+clock-adjusted old/new pair (186/187) and authentication
 failure/lockout (231-233) -- are **bijli's own**, chosen inside the right block
 so any IS 15959 reader files them in the right log. Each entry also carries a
 ``detail`` column (bijli, manufacturer-specific 0.128.96.11.x.255): the STS
@@ -115,6 +116,13 @@ class EventCode(IntEnum):
     FIRMWARE_ACTIVATION_FAILED = 183, "new firmware did not come up healthy: previous image restored"
     FIRMWARE_VERIFICATION_FAILED = 184, "firmware image refused (size, hash or signature)"
     FIRMWARE_ACTIVATION_SCHEDULED = 185, "firmware image verified and scheduled for activation"
+    # transaction, bijli's own numbers for the IEC 62056 standard event log pair "clock
+    # adjusted (old date/time)" / "(new date/time)" (codes 4 and 5 of the DLMS UA standard
+    # event log, which IS 15959 gives to phase voltages): the first entry is stamped with
+    # the time before the adjustment, the second with the time after it, so a reader sees
+    # where the time line breaks and by how much, backwards as well as forwards
+    CLOCK_ADJUSTED_OLD = 186, "clock adjusted: old date/time (stamped with the time before)"
+    CLOCK_ADJUSTED_NEW = 187, "clock adjusted: new date/time (stamped with the time after)"
     # other (IS 15959)
     MAGNET = 201, "abnormal external magnetic influence: occurrence"
     MAGNET_RESTORED = 202, "abnormal external magnetic influence: restoration"

@@ -26,6 +26,20 @@ consumption charged to the account always matches the energy registers.
 Energy is committed every ``storage.save_interval_s`` of meter time, at every
 profile capture and with every token: a power cut loses at most that interval's
 consumption, and it loses it from the registers and the account alike.
+
+Time going backwards (a clock set back from the console or a head-end, or a
+restart at an earlier time than the saved one): the adjustment is logged as the
+IEC 62056 pair "clock adjusted, old date/time" (stamped with the time before) and
+"new date/time" (stamped with the time after), beside IS 15959's 151 "real time
+clock set". The meter remembers the latest time it has lived (its high-water
+mark, kept with every step). Until its clock passes that mark again, time is one
+it has already stamped: the Clock's status shows "doubtful value" (IEC 62056-6-2
+clock_status bit 1) and no periodic profile captures. A profile buffer thus
+keeps strictly increasing capture times (no instant twice, none out of order, so
+a range read by time means one thing); the skipped block's accumulators restart
+as at a capture, so no block row ever spans more than its period (which would also
+raise the maximum demand falsely); the energy of the re-lived stretch stays in
+the cumulative registers and is charged to the account as always.
 """
 
 from __future__ import annotations
@@ -56,6 +70,12 @@ from bijli.firmware.sts.results import ClearCredit, KeyChanged
 from bijli.firmware.tariff import Tariff, TariffState
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
+
+#: IEC 62056-6-2 clause 4.5.1, Clock attribute 4 ``status`` (and byte 11 of every date-time):
+#: bit 1 "doubtful value", shown while the meter re-lives time it has already stamped
+CLOCK_STATUS_OK = 0x00
+CLOCK_STATUS_DOUBTFUL = 0x02
+_HIGH_WATER = "clock_high_water"  # storage key: the latest meter time ever reached
 
 # the account events that go to the transaction log, with bijli's codes for them
 _ACCOUNT_EVENT_CODES = {
@@ -171,6 +191,16 @@ class _Progress:
         return from_record(cls, d)
 
 
+def saved_time(storage: Storage) -> datetime | None:
+    """The meter time of the last committed step in ``storage`` (None: no meter there yet):
+    where a simulated clock resumes when the meter starts again."""
+    progress = storage.get("progress")
+    if not progress or not progress.get("last_now"):
+        return None
+    last = progress["last_now"]
+    return last if isinstance(last, datetime) else datetime.fromisoformat(last)
+
+
 def _open_circuit(meas: Measurements) -> Measurements:
     """The same voltages with no current: what the meter sees with its relay open."""
     phases = [PhaseMeasurement(ph.v_rms, 0.0, 0.0, 0.0, 0.0, 1.0, Quadrant.I) for ph in meas.phases]
@@ -232,12 +262,17 @@ class Meter:
             self.progress.charged_wh = self.metrology.energy.active_import_wh
         if not self.progress.block_start:
             self.progress.block_start = self._cumulative()
+        high_water = s.get(_HIGH_WATER)
+        self.high_water = (datetime.fromisoformat(high_water) if high_water
+                           else max(self.progress.last_now or now, now))
         with self.storage.transaction() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
             if not first_start and self.progress.last_now is not None:
                 # the meter was off from its last committed step until now
                 self._log(tx, EventCode.POWER_FAIL, "", self.progress.last_now)
+                if now < self.progress.last_now:  # it comes back earlier than it went off
+                    self._log_adjustment(tx, self.progress.last_now, now)
                 self._log(tx, EventCode.POWER_RESTORED, "", now)
             self.progress.charged_until = now  # nothing was consumed while the meter was off
             self._write_state(tx)
@@ -262,15 +297,30 @@ class Meter:
         self._walk(now, integrate=True)
 
     def set_time(self, when: datetime) -> None:
-        """The clock was set (console, DLMS): no energy is integrated across the jump."""
+        """The clock was set (console, DLMS): no energy is integrated across the jump.
+        Backwards or forwards, the adjustment is logged (see the module's note on time
+        going backwards)."""
         with self.storage.transaction() as tx:
-            self._log(tx, EventCode.RTC_SET, f"{self.now.isoformat(timespec='seconds')} -> "
-                                             f"{when.isoformat(timespec='seconds')}", when)
+            self._log_adjustment(tx, self.now, when)
             self.now = when
             self.progress.charged_until = when
             self._settle(tx)
             self._write_state(tx)
         self._last_save = when
+
+    def _log_adjustment(self, tx: Transaction, old: datetime, new: datetime) -> None:
+        """The clock moved from ``old`` to ``new`` other than by time passing."""
+        delta = new - old
+        way = f"back {-delta}" if delta < timedelta(0) else f"forward {delta}"
+        text = f"{old.isoformat(timespec='seconds')} -> {new.isoformat(timespec='seconds')} ({way})"
+        self._log(tx, EventCode.CLOCK_ADJUSTED_OLD, text, old)
+        self._log(tx, EventCode.CLOCK_ADJUSTED_NEW, text, new)
+        self._log(tx, EventCode.RTC_SET, text, new)
+
+    @property
+    def clock_status(self) -> int:
+        """The Clock's status byte: "doubtful" while the meter re-lives time it has stamped."""
+        return CLOCK_STATUS_DOUBTFUL if self.now < self.high_water else CLOCK_STATUS_OK
 
     def _steady(self, meas: Measurements) -> Measurements:
         return meas if self.relay.output_state else _open_circuit(meas)
@@ -299,6 +349,7 @@ class Meter:
                 self._last_save = self.now
             else:
                 self._settle(None)
+            self.high_water = max(self.high_water, nxt)
 
     def _next_boundary(self, now: datetime) -> datetime:
         candidates = [now + MAX_SEGMENT]
@@ -415,8 +466,15 @@ class Meter:
     def _capture(self, tx: Transaction, profile_names) -> None:
         now = self.now
         cum = self._cumulative()
+        relived = now <= self.high_water  # this instant is stamped already: no capture again
         for name in profile_names:
-            if name == BLOCK_LOAD:
+            if name == BLOCK_LOAD and relived:
+                # the block ends here all the same: the next row covers one period only
+                self.progress.block_start = cum
+                self.progress.averager = BlockAverager()
+            elif relived:
+                pass
+            elif name == BLOCK_LOAD:
                 values = block_load_values(self.progress.block_start, cum, self.progress.averager)
                 period_h = self.profiles.block_load.capture_period / 3600
                 demand = values["active_import"] / period_h if period_h else 0.0
@@ -439,6 +497,8 @@ class Meter:
             self.profiles.billing.capture(tx, at, row, self.storage)
         self._pending_bills = []
         self.progress.last_now = self.now
+        self.high_water = max(self.high_water, self.now)
+        tx.put(_HIGH_WATER, self.high_water.isoformat())
         tx.put("energy", asdict(self.metrology.energy))
         tx.put("tariff", self.tariff_state.to_dict())
         tx.put("account", self.account.to_dict())

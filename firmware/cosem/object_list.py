@@ -63,7 +63,8 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     index: dict[Obis, CosemObject] = {}
     lookup = index.__getitem__
     objects: list[CosemObject] = [
-        Clock(CLOCK, now=lambda: meter.now, set_time=set_clock, time_zone=ident.time_zone_minutes),
+        Clock(CLOCK, now=lambda: meter.now, set_time=set_clock, time_zone=ident.time_zone_minutes,
+              status=lambda: meter.clock_status),
         Data(LOGICAL_DEVICE_NAME, axdr.OctetString(ident.ldn.encode("ascii"))),
         *measured_registers(meter),
         *name_plate_data(meter),

@@ -50,8 +50,10 @@ def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process,
     from tests.conftest import ROOT
 
     link = tmp_path / "console"
-    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00", "--rate", "0",
-                          console_line="service console on")
+    # --rate 0: the clock stands still between commands, so 'step 1h' lands on 19:00:00 exactly
+    # however long the commands take under load
+    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00",
+                          "--rate", "0", console_line="service console on")
     deadline = time.monotonic() + 10
     while not link.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

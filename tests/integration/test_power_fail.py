@@ -43,9 +43,12 @@ def test_sigkill_while_entering_tokens_never_loses_or_doubles_credit(meter_proce
     config.write_text("[sts]\nlockout_after = 0\n")
     tokens = _tokens(8 * CYCLES)
     batches = [tokens[i::CYCLES] for i in range(CYCLES)]
-    args = ("--clock", "sim", "--start", START.isoformat())
+    def start():  # the first start sets the clock; a restart resumes it where it stopped
+        begin = () if (state / "meter.db").exists() else ("--start", START.isoformat())
+        return meter_process("--clock", "sim", *begin, state=state, config=config)
+
     for batch in batches:
-        meter = meter_process(*args, state=state, config=config)
+        meter = start()
         meter.console("load 10")
         # type the whole batch without waiting, then cut the power at a random instant
         # while the meter is still working through it
@@ -57,7 +60,7 @@ def test_sigkill_while_entering_tokens_never_loses_or_doubles_credit(meter_proce
         meter.proc.kill()
         meter.proc.wait(10)
 
-    meter = meter_process(*args, state=state, config=config)
+    meter = start()
     before = _status(meter)
     credited = Decimal(before["total_recharged"])
     assert Decimal(before["credit"]) == credited - Decimal(before["total_charged"])

@@ -106,7 +106,7 @@ def test_utility_association_changes_the_meter_readers_password(meter_process, t
         storage.close()
     assert EventCode.LLS_SECRET_CHANGED in codes
 
-    again = meter_process("--clock", "sim", "--start", "2024-06-17T11:00:00", state=state)
+    again = meter_process("--clock", "sim", state=state)
     r = bijli("read", "0.0.96.1.0.255", "--target", f"tcp://127.0.0.1:{again.port}", "--client", "32",
               "--password", new.decode())
     assert r.returncode == 0, r.stderr  # kept across a restart

@@ -6,14 +6,16 @@ IEC 62056-47 TCP wrapper on a port of its own; all share one clock and one
 event loop. One metering task ticks every meter each ``TICK``: no task per
 meter, no thread. A manifest (JSON) tells the systems under test where each
 meter is and how to vend for it; a small console on stdin shows the fleet,
-steps its simulated clock and reaches any one meter's own console.
+steps its simulated clock (cooperatively: every meter keeps answering DLMS during
+a step, and a signal ends it within a second) and reaches any one meter's own console.
+As for ``bijli meter``, meters already in ``--state`` resume their simulated clocks
+where they stopped, and ``--start`` there is refused unless ``--reset-clock``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +45,11 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="base TOML configuration; each meter gets its own serial and PAN (default: the demo meter)")
     p.add_argument("--clock", choices=("real", "sim"), default=None, help="real or simulated clock (config hal.clock)")
-    p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
+    p.add_argument("--start", metavar="ISO-8601",
+                   help="start of the simulated clock (default: now, or where saved meters stopped)")
+    p.add_argument("--reset-clock", action="store_true",
+                   help="with --start on a --state that already holds meters: set their clocks to --start "
+                        "(each logs the adjustment); without it that is refused")
     p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
     p.add_argument("--load-profile", choices=household.PROFILES, default="random",
                    help="random: each meter its own household load through the day, seeded by its index; "
@@ -55,15 +61,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=_main)
 
 
-def _clock(args, cfg: config_mod.Config) -> TimeSource:
-    from bijli.hal.clock import RealClock, SimClock, meter_local
+def _clock(args, cfg: config_mod.Config) -> tuple[TimeSource, bool]:
+    """The shared clock, and whether the meters already in --state resume their own clocks."""
+    from bijli.tools.node.meter_node import start_clock
 
-    zone = cfg.meter.identity.time_zone_minutes
-    if (args.clock or cfg.hal.clock) == "sim":
-        start = (meter_local(datetime.fromisoformat(args.start), zone) if args.start
-                 else RealClock(zone).now().replace(microsecond=0))
-        return SimClock(start, rate=args.rate)
-    return RealClock(zone)
+    state = Path(args.state)
+    existing = state.is_dir() and any(holds for holds in _members_held(state))
+    return start_clock(args.clock or cfg.hal.clock, args.start, args.rate, cfg.meter.identity.time_zone_minutes,
+                       existing=existing, reset_clock=args.reset_clock, where=f"fleet state directory {state}")
+
+
+def _members_held(state: Path):
+    from bijli.tools.node.meter_node import holds_meter
+
+    return (holds_meter(d) for d in state.iterdir() if d.is_dir())
 
 
 async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
@@ -133,7 +144,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
     host, base_port = tcp.parse_endpoint(args.tcp)
     if base_port and base_port + args.count - 1 > 65535:
         raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
-    fleet = Fleet(cfg, args.count, args.state, _clock(args, cfg), load_profile=args.load_profile)
+    clock, resume = _clock(args, cfg)
+    fleet = Fleet(cfg, args.count, args.state, clock, load_profile=args.load_profile, resume=resume)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -165,7 +177,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
         tasks.extend(asyncio.create_task(push_shell.serve(m.node, stopping)) for m in fleet.members)
         if args.console == "stdio":
             print("fleet console on this terminal: type help", flush=True)
-            tasks.append(asyncio.create_task(stdio_console(fleet.execute, stopping, prompt="fleet> ")))
+            tasks.append(asyncio.create_task(stdio_console(lambda line: fleet.execute_async(line, stopping), stopping,
+                                                           prompt="fleet> ")))
         await stopping.wait()
     finally:
         for listener in listeners:

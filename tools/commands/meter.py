@@ -5,7 +5,11 @@ from ``firmware``, the protocol from ``dlms``; one :class:`tools.node.meter_node
 holds the meter, its objects, security and server. The metering loop ticks the
 node every ``TICK`` seconds of real time, which hands the firmware a block of
 samples sized to the meter time that passed, so the same loop serves a real
-clock, a simulated one running faster than real time, and a console ``step``.
+clock, a simulated one running faster than real time, and a console ``step``
+(run cooperatively: DLMS answers and signals are heard while it runs).
+
+A state directory that already holds a meter resumes its simulated clock at the
+saved time; ``--start`` there is refused unless ``--reset-clock`` asks for it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import logging
 import os
 import signal
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from bijli.firmware.console import LineAssembler, Reply
@@ -32,7 +35,7 @@ from bijli.tools.node import launcher
 from bijli.tools.node import push as push_shell
 from bijli.tools.node.devices import Devices
 from bijli.tools.node.links import add_transport_arguments, start_transports, tcp_options, wrapper_session
-from bijli.tools.node.meter_node import TICK, MeterNode, console_answer, stdio_console
+from bijli.tools.node.meter_node import TICK, MeterNode, console_answer, holds_meter, start_clock, stdio_console
 
 KEYPAD_SCAN = 0.02  # seconds between scans of a GPIO matrix keypad
 QUIT_LINGER = 1.0  # seconds a serial console stays open after 'quit'
@@ -57,7 +60,11 @@ def register(subparsers) -> None:
                    help="service console: stdio, none, pty, pty:LINKPATH, or a serial device / pyserial URL "
                         "such as serial:///dev/ttyAMA0 (default: config hal.console, stdio)")
     p.add_argument("--clock", choices=("real", "sim"), default=None, help="real or simulated clock (config hal.clock)")
-    p.add_argument("--start", metavar="ISO-8601", help="start of the simulated clock (default: now)")
+    p.add_argument("--start", metavar="ISO-8601",
+                   help="start of the simulated clock (default: now, or where a saved meter stopped)")
+    p.add_argument("--reset-clock", action="store_true",
+                   help="with --start on a state directory that already holds a meter: set its clock to "
+                        "--start (the meter logs the adjustment); without it that is refused")
     p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
     p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
     p.add_argument("--manifest", metavar="FILE",
@@ -82,19 +89,15 @@ class MeterProgram:
 
     def __init__(self, args, cfg: config_mod.Config):
         self.cfg = cfg
-        clock_kind = args.clock or cfg.hal.clock
         zone = cfg.meter.identity.time_zone_minutes  # the meter's zone, never the host's
-        if clock_kind == "sim":
-            start = (meter_local(datetime.fromisoformat(args.start), zone) if args.start
-                     else RealClock(zone).now().replace(microsecond=0))
-            clock: TimeSource = SimClock(start, rate=args.rate)
-        else:
-            clock = RealClock(zone)
+        clock, resume = start_clock(args.clock or cfg.hal.clock, args.start, args.rate, zone,
+                                    existing=holds_meter(args.state), reset_clock=args.reset_clock,
+                                    where=f"state directory {args.state}")
         self.upgrade_cfg = cfg.upgrade
         self.images = ImageStore(args.state, self.upgrade_cfg, now=lambda: self.meter.now,
                                  running_image=launcher.running_image())
         self.restart_for_upgrade = False
-        self.node = MeterNode(cfg, args.state, clock, extra_objects=upgrade_objects(self.images))
+        self.node = MeterNode(cfg, args.state, clock, extra_objects=upgrade_objects(self.images), resume=resume)
         self.devices = Devices(self.node.meter, cfg.hal)
         self.node.attach_devices(self.devices)
         self.stopping = asyncio.Event()
@@ -157,8 +160,9 @@ class MeterProgram:
             if self.devices.scan_keypad():
                 self.node.tick()
 
-    def _execute(self, line: str) -> Reply:
-        return self.node.execute(line)
+    def _execute(self, line: str):
+        """One console line; a step runs cooperatively (an awaitable reply)."""
+        return self.node.execute_async(line, self.stopping)
 
     async def console_loop(self) -> None:
         """The console on this process's stdin/stdout."""
@@ -176,7 +180,7 @@ class MeterProgram:
                 if line is not None and not line.strip():
                     port.write(b"> ")  # an empty line asks for the prompt (a terminal just opened)
                     continue
-                reply = Reply(lines.refusal(), ok=False) if line is None else console_answer(self._execute, line)
+                reply = Reply(lines.refusal(), ok=False) if line is None else await console_answer(self._execute, line)
                 text = (reply.text + "\n" if reply.text else "") + ("" if reply.quit else "> ")
                 port.write(text.replace("\n", "\r\n").encode("utf-8"))
                 if reply.quit:
@@ -241,8 +245,23 @@ async def _run(args, cfg: config_mod.Config) -> int:
         program.shutdown()
     print("meter stopped, state saved", flush=True)
     if program.restart_for_upgrade:
-        launcher.restart(args.state, args.config, sys.argv[1:])  # does not return
+        # the new image resumes the clock where this one stopped: no --start again
+        launcher.restart(args.state, args.config, resume_argv(sys.argv[1:]))  # does not return
     return 0
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """``argv`` without --start/--reset-clock: a restart of the same meter carries on its clock."""
+    out: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--start":
+            skip = True
+        elif not (word.startswith("--start=") or word == "--reset-clock"):
+            out.append(word)
+    return out
 
 
 def _main(args) -> int:

@@ -17,12 +17,14 @@ lines; ``tools.fleet_cmd`` serves it.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
 from bijli.firmware.console import Reply, parse_duration
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
@@ -33,7 +35,7 @@ from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
 from bijli.tools.node.config import PIN_ROLES
 from bijli.tools.node.devices import Devices
-from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
+from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples, run_cooperatively
 
 # Per tick a member measures this much of its waveform and integrates the rest of
 # the gap at the same steady load: a fleet's loads are synthetic and constant
@@ -108,7 +110,7 @@ class Fleet:
     """N members sharing one clock; ``execute`` is the fleet console."""
 
     def __init__(self, base: config_mod.Config, count: int, state_dir: str | Path, clock: TimeSource, *,
-                 load_profile: str = "random", block_seconds: float = FLEET_BLOCK_SECONDS):
+                 load_profile: str = "random", block_seconds: float = FLEET_BLOCK_SECONDS, resume: bool = False):
         if count < 1:
             raise ConfigError("--count", "a fleet has at least one meter")
         if base.hal.samples != "synthetic":
@@ -117,12 +119,13 @@ class Fleet:
         self.state_dir = Path(state_dir)
         self.load_profile = load_profile
         self.members: list[Member] = []
+        self._pending_step: float | None = None
         try:
             for i in range(count):
                 cfg = member_config(base, i)
                 where = self.state_dir / cfg.meter.identity.serial
                 node = MeterNode(cfg, where, ClockView(clock), open_samples(cfg, seed=i),
-                                 max_block_seconds=block_seconds)
+                                 max_block_seconds=block_seconds, resume=resume)
                 node.attach_devices(Devices(node.meter, cfg.hal))
                 member = Member(i, cfg, node, where, household.profile(load_profile, i))
                 self._wire_console(member)
@@ -173,22 +176,55 @@ class Fleet:
             m.node.devices.tick()
 
     def step(self, seconds: float) -> None:
+        """Advance the shared simulated clock, all of it at once."""
+        for _ in self.step_slices(seconds):
+            pass
+
+    def step_slices(self, seconds: float) -> Iterator[float]:
         """Advance the shared simulated clock; meters walk it slot by slot, so each
-        household's load changes on its slot boundaries, not once per step."""
+        household's load changes on its slot boundaries, not once per step. Yields the
+        fraction done after each meter's slot: a cooperative caller lets DLMS and signals
+        in between. Each meter walks its slot first and the shared clock follows, so a step
+        stopped part way leaves no meter behind its clock (nothing to catch up at a stop)."""
         if not self.clock.simulated:
             raise CommandError("step needs the simulated clock (--clock sim)")
         for m in self.members:
             m.node.tick()
-        end = self.clock.now() + timedelta(seconds=seconds)
+        start = self.clock.now()
+        end = start + timedelta(seconds=seconds)
+        total = (end - start).total_seconds() * len(self.members)
         while (now := self.clock.now()) < end:
             nxt = min(end, household.next_slot(now))
-            self.clock.step((nxt - now).total_seconds())  # type: ignore[attr-defined]
-            for m in self.members:
-                m.node.meter.advance_to(m.node.clock.now())
+            part = nxt - now
+            for i, m in enumerate(self.members):
+                m.node.meter.advance_to(m.node.clock.now() + part)
                 m.follow_profile()
+                yield ((now - start).total_seconds() * len(self.members) + part.total_seconds() * (i + 1)) / total
+            self.clock.step(part.total_seconds())  # type: ignore[attr-defined]
 
     # --- console -------------------------------------------------------------------------
     def execute(self, line: str) -> Reply:
+        """One fleet console line; a step runs whole."""
+        reply = self._execute(line)
+        seconds, self._pending_step = self._pending_step, None
+        if seconds is None:
+            return reply
+        self.step(seconds)
+        return Reply(self.clock.now().isoformat(timespec="seconds"))
+
+    async def execute_async(self, line: str, stopping: asyncio.Event) -> Reply:
+        """One fleet console line; a step lets every meter's DLMS in between its slices and
+        ends early when ``stopping`` is set."""
+        reply = self._execute(line)
+        seconds, self._pending_step = self._pending_step, None
+        if seconds is None:
+            return reply
+        label = f"fleet step {line.split()[-1]}"
+        if not await run_cooperatively(self.step_slices(seconds), stopping, label, self.clock.now):
+            return Reply(f"{label} stopped at {self.clock.now().isoformat(timespec='seconds')}", ok=False)
+        return Reply(self.clock.now().isoformat(timespec="seconds"))
+
+    def _execute(self, line: str) -> Reply:
         words = line.split()
         if not words:
             return Reply("")
@@ -242,10 +278,13 @@ class Fleet:
         return dataclasses.replace(reply, quit=False)
 
     def _step(self, words: list[str]) -> str:
+        """Checked here, run by :meth:`execute` or :meth:`execute_async` after the line."""
         if len(words) != 1:
             raise CommandError("step needs one DURATION")
-        self.step(parse_duration(words[0]))
-        return self.clock.now().isoformat(timespec="seconds")
+        if not self.clock.simulated:
+            raise CommandError("step needs the simulated clock (--clock sim)")
+        self._pending_step = parse_duration(words[0])
+        return ""
 
     def _time(self, words: list[str]) -> str:
         return self.clock.now().isoformat(timespec="seconds")

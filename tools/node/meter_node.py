@@ -11,19 +11,34 @@ terminal: ``bijli meter`` wraps one node with its stdio console, devices, DLMS
 listeners, launcher and systemd; ``bijli fleet`` runs many on one event loop
 under one shared clock. :func:`stdio_console` is the console's loop on stdin,
 which both programs use.
+
+A console ``step`` is cooperative (:func:`run_cooperatively`): simulated time
+advances in slices of at most :data:`STEP_SLICE_S` of meter time, and between
+slices, every :data:`STEP_YIELD_S` of real time, the event loop runs, so DLMS
+keeps answering during ``step 100000d`` and a SIGTERM or Ctrl-C ends the step
+within a slice, the state saved as at any stop. A long step reports its progress
+on stderr (stdout carries the replies). A synchronous caller (:meth:`MeterNode.step`,
+the Host protocol) still gets the whole step at once.
+
+The clock a node starts with (:func:`start_clock`): a state directory that already
+holds a meter resumes the simulated clock at the meter's saved time; ``--start``
+on such a directory would move the meter's clock silently, so it is refused unless
+``--reset-clock`` asks for it (the meter then logs the clock adjustment).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import os
 import select
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable, Iterator
 
 from bijli.dlms import axdr
 from bijli.dlms.cosem.base import Context
@@ -31,20 +46,25 @@ from bijli.dlms.cosem.security_setup import SecuritySetup
 from bijli.dlms.errors import DlmsError
 from bijli.dlms.obis import Obis
 from bijli.dlms.server import Notice, Server, ServerEvent
-from bijli.firmware.console import Console, LineAssembler, Reply
+from bijli.firmware.console import Console, LineAssembler, Reply, parse_duration
 from bijli.firmware.errors import CommandError, FirmwareError
 from bijli.firmware.events import EventCode
-from bijli.firmware.meter import Meter
+from bijli.firmware.meter import Meter, saved_time
 from bijli.firmware.cosem.associations import policies, security_settings
 from bijli.firmware.cosem.object_list import build_objects
-from bijli.firmware.storage import Storage
-from bijli.hal.clock import TimeSource
+from bijli.firmware.storage import DB_NAME, Storage
+from bijli.hal.clock import RealClock, SimClock, TimeSource, meter_local
 from bijli.hal.samples import open_source
+from bijli.tools.errors import UsageError
 
 SECURITY_SETUP = "0.0.43.0.3.255"  # the utility association's security setup
 
 TICK = 0.25  # seconds of real time between metering blocks
 MAX_BLOCK_SECONDS = 1.0  # a longer gap is integrated at steady load, not sample by sample
+
+STEP_SLICE_S = 900.0  # meter time per slice of a console step: one block, at most one capture
+STEP_YIELD_S = 0.01  # real time a step runs before the event loop gets its turn (DLMS, signals)
+STEP_PROGRESS_S = 1.0  # a step running longer than this reports its progress on stderr, this often
 
 _NOTICE_EVENTS = {
     ServerEvent.AUTHENTICATION_FAILED: EventCode.AUTHENTICATION_FAILURE,
@@ -81,6 +101,34 @@ class ClockView(TimeSource):
         return self.now()
 
 
+def holds_meter(state_dir: str | Path) -> bool:
+    """Whether ``state_dir`` already holds a meter's memory (not merely exists: tools put
+    their manifest and logs beside it)."""
+    return (Path(state_dir) / DB_NAME).is_file()
+
+
+def start_clock(kind: str, start: str | None, rate: float, zone_minutes: int, *, existing: bool,
+                reset_clock: bool, where: str) -> tuple[TimeSource, bool]:
+    """The clock ``bijli meter`` and ``bijli fleet`` start with, and whether each meter
+    resumes its simulated clock at its saved time (a state that ``existing`` holds
+    meters, started without ``--start``). ``--start`` on existing meters is refused
+    without ``reset_clock``: it would move their clocks without a word."""
+    if reset_clock and not start:
+        raise UsageError("--reset-clock sets the clock to --start: give --start ISO-8601 too")
+    if kind != "sim":
+        return RealClock(zone_minutes), False
+    if start and existing and not reset_clock:
+        raise UsageError(f"{where} already holds a meter, whose clock resumes where it stopped; "
+                         f"--start {start} would move that clock. Add --reset-clock to set it to --start "
+                         f"(logged as a clock adjustment), or give a new --state directory")
+    try:
+        when = meter_local(datetime.fromisoformat(start), zone_minutes) if start else None
+    except ValueError:
+        raise UsageError(f"--start: not an ISO-8601 time: {start!r}") from None
+    clock = SimClock(when or RealClock(zone_minutes).now().replace(microsecond=0), rate=rate)
+    return clock, existing and not start
+
+
 def open_samples(cfg, *, seed: int | None = None):
     """The sample source ``[hal] samples`` names, shaped by ``[metrology]``; a synthetic
     source starts at the nominal voltage with no load."""
@@ -97,11 +145,16 @@ class MeterNode:
     """Everything one meter owns but its I/O; also the console's Host."""
 
     def __init__(self, cfg, state_dir: str | Path, clock: TimeSource, source=None, *,
-                 extra_objects: Iterable = (), max_block_seconds: float = MAX_BLOCK_SECONDS):
+                 extra_objects: Iterable = (), max_block_seconds: float = MAX_BLOCK_SECONDS,
+                 resume: bool = False):
         self.cfg = cfg
         self.clock = clock
         self.max_block_seconds = max_block_seconds
         self.storage = Storage.open(state_dir)
+        saved = saved_time(self.storage) if resume and clock.simulated else None
+        if saved is not None:  # a simulated meter carries on at the time it stopped
+            self.clock.set(saved)
+        self._pending_step: float | None = None
         self.source = source if source is not None else open_samples(cfg)
         self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
         self._relay_closed = True
@@ -118,6 +171,8 @@ class MeterNode:
                              lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
                              on_notice=self._on_notice, security=self.security)
         self.console = Console(self.meter, self)
+        _, usage, text = self.console.commands["step"]
+        self.console.register("step", self._step_command, usage, text)
 
     def manifest(self, host: str, port: int | None) -> dict:
         """What a head-end and a vending system need to talk to this meter and vend for it:
@@ -208,9 +263,30 @@ class MeterNode:
             self.meter.on_samples(self.source.read_block(n), self.meter.now)
 
     def step(self, seconds: float) -> None:
+        """Host.step: the whole step at once (a synchronous caller)."""
+        for _ in self.step_slices(seconds):
+            pass
+
+    def step_slices(self, seconds: float) -> Iterator[float]:
+        """Advance simulated time by ``seconds`` slice by slice; yields the fraction done
+        after each. Stopped between slices, meter and clock agree on a time part way."""
         self.tick()
-        self.clock.step(seconds)  # type: ignore[attr-defined]
-        self.meter.advance_to(self.clock.now())
+        done = 0.0
+        while done < seconds:
+            part = min(STEP_SLICE_S, seconds - done)
+            self.clock.step(part)  # type: ignore[attr-defined]
+            self.meter.advance_to(self.clock.now())
+            done += part
+            yield done / seconds
+
+    def _step_command(self, words: list[str]) -> Reply:
+        """The console's ``step``: checked here, run by :meth:`execute` or :meth:`execute_async`."""
+        if len(words) != 1:
+            raise CommandError("step needs one DURATION")
+        if not self.simulated:
+            raise CommandError("step needs the simulated clock (--clock sim)")
+        self._pending_step = parse_duration(words[0])
+        return Reply("")
 
     def set_time(self, when: datetime) -> None:
         self.tick()
@@ -241,9 +317,27 @@ class MeterNode:
         self.meter.on_samples(self.source.read_block(n) if n else (), now)
 
     def execute(self, line: str) -> Reply:
-        """One console line, after metering up to now."""
+        """One console line, after metering up to now; a ``step`` runs whole."""
         self.tick()
-        return self.console.execute(line)
+        reply = self.console.execute(line)
+        seconds, self._pending_step = self._pending_step, None
+        if seconds is None:
+            return reply
+        self.step(seconds)
+        return Reply(self.meter.now.isoformat(timespec="seconds"))
+
+    async def execute_async(self, line: str, stopping: asyncio.Event) -> Reply:
+        """One console line; a ``step`` yields to the event loop between its slices and
+        ends early when ``stopping`` is set."""
+        self.tick()
+        reply = self.console.execute(line)
+        seconds, self._pending_step = self._pending_step, None
+        if seconds is None:
+            return reply
+        label = f"step {line.split()[-1]}"
+        if not await run_cooperatively(self.step_slices(seconds), stopping, label, lambda: self.meter.now):
+            return Reply(f"{label} stopped at {self.meter.now.isoformat(timespec='seconds')}", ok=False)
+        return Reply(self.meter.now.isoformat(timespec="seconds"))
 
     def shutdown(self) -> None:
         self.tick()
@@ -272,7 +366,38 @@ def describe(value: axdr.Data) -> str:
     return str(py)
 
 
-async def stdio_console(execute: Callable[[str], Reply], stopping: asyncio.Event, prompt: str = "bijli> ") -> None:
+def report_progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def run_cooperatively(slices: Iterator[float], stopping: asyncio.Event, label: str,
+                            now: Callable[[], datetime], report: Callable[[str], None] = report_progress) -> bool:
+    """Run a step's ``slices`` (each yields the fraction done), letting the event loop run
+    every STEP_YIELD_S of real time; True when done, False when ``stopping`` ended it.
+    A step that takes longer than STEP_PROGRESS_S reports its progress through ``report``."""
+    started = last_yield = time.monotonic()
+    last_report = started
+    try:
+        for fraction in slices:
+            t = time.monotonic()
+            if t - last_yield >= STEP_YIELD_S:
+                await asyncio.sleep(0)
+                last_yield = time.monotonic()
+            if stopping.is_set():
+                report(f"{label}: stopped at {now().isoformat(timespec='seconds')} ({fraction:.1%} done)")
+                return False
+            if t - last_report >= STEP_PROGRESS_S:
+                last_report = t
+                report(f"{label}: {fraction:.1%} done, meter time {now().isoformat(timespec='seconds')}")
+    finally:
+        slices.close()  # type: ignore[attr-defined]
+    if time.monotonic() - started >= STEP_PROGRESS_S:
+        report(f"{label}: done in {time.monotonic() - started:.1f} s")
+    return True
+
+
+async def stdio_console(execute: Callable[[str], "Reply | Awaitable[Reply]"], stopping: asyncio.Event,
+                        prompt: str = "bijli> ") -> None:
     """A console on this process's stdin/stdout: each line to ``execute``, its reply
     printed; a reply that quits sets ``stopping``. At end of input it stops listening
     (the program keeps running: a pipe closed by a test, a detached terminal, or stdin
@@ -298,7 +423,7 @@ async def stdio_console(execute: Callable[[str], Reply], stopping: asyncio.Event
             for line in lines:
                 if line is None and not data:
                     continue  # end of input with no partial line
-                reply = Reply(assembler.refusal(), ok=False) if line is None else console_answer(execute, line)
+                reply = Reply(assembler.refusal(), ok=False) if line is None else await console_answer(execute, line)
                 if reply.text:
                     _write_all(out, reply.text + "\n")
                 if reply.quit:
@@ -312,11 +437,15 @@ async def stdio_console(execute: Callable[[str], Reply], stopping: asyncio.Event
         return  # the reader went away (`| head`): the meter keeps running without a console
 
 
-def console_answer(execute: Callable[[str], Reply], line: str) -> Reply:
-    """The console's reply; a failure around it (metering up to now before the command)
-    is an answer too, so the console keeps serving."""
+async def console_answer(execute: Callable[[str], "Reply | Awaitable[Reply]"], line: str) -> Reply:
+    """The console's reply (awaited when the command runs cooperatively, as a long ``step``
+    does); a failure around it (metering up to now before the command) is an answer too,
+    so the console keeps serving."""
     try:
-        return execute(line)
+        reply = execute(line)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        return reply
     except Exception as exc:  # noqa: BLE001 - the console must never die
         return Reply(f"error: {exc or type(exc).__name__}", ok=False)
 

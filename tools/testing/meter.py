@@ -93,8 +93,12 @@ class RunningMeter:
               python: str = sys.executable, env: dict | None = None,
               timeout: float = STARTUP_TIMEOUT) -> "RunningMeter":
         """Start a meter on ``state`` (created if new). ``clock="sim"`` with ``rate=0``
-        (the default) is a clock that stands still until :meth:`step` or :meth:`set_time`."""
+        (the default) is a clock that stands still until :meth:`step` or :meth:`set_time`;
+        ``start`` sets it for a new state, and a state that already holds a meter resumes
+        its own clock (as ``bijli meter`` does; pass ``extra=("--reset-clock",)`` to move it)."""
         state = Path(state)
+        if start and (state / "meter.db").exists():
+            start = None  # a meter that has lived resumes its own clock, as `bijli meter` does
         state.mkdir(parents=True, exist_ok=True)
         manifest_path = state / "manifest.json"
         manifest_path.unlink(missing_ok=True)
