@@ -262,6 +262,8 @@ class RunningFleet:
               extra: tuple[str, ...] = (), python: str = sys.executable,
               timeout: float = STARTUP_TIMEOUT) -> "RunningFleet":
         state = Path(state)
+        if start and any((state / "meters").glob("*/meter.db")):
+            start = None  # meters that have lived resume their own clocks, as `bijli fleet` does
         state.mkdir(parents=True, exist_ok=True)
         manifest_path = state / "fleet.json"
         manifest_path.unlink(missing_ok=True)
