@@ -10,6 +10,7 @@ transaction (through the Meter's inputs and ``Meter.keep_setting``).
 One job per module:
 
 - ``catalogue``: the OBIS code of every object, the client SAPs, what the public client sees;
+- ``clock``: the Clock and the one time-zone deviation (Blue Book sign, IST -330);
 - ``quantities``: the one QUANTITIES table (A-XDR type, scaler, unit) and money in paisa;
 - ``results``: firmware errors as Data-Access-Results (a firmware error is never a CosemError);
 - ``associations``: the three associations, their secrets and keys, the invocation counters;

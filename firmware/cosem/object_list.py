@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Callable
 from bijli.dlms import axdr
 from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy
 from bijli.dlms.cosem.base import CosemObject
-from bijli.dlms.cosem.clock import Clock
 from bijli.dlms.cosem.data import Data
 from bijli.dlms.cosem.profile import CaptureObjectDefinition, ProfileGeneric
 from bijli.dlms.cosem.security_setup import SecuritySetup
 from bijli.dlms.obis import Obis
 from bijli.dlms.security import SecuritySettings
+from bijli.firmware.cosem.clock import clock, deviation
 from bijli.firmware.cosem.associations import InvocationCounter, policies, store_secret
-from bijli.firmware.cosem.catalogue import (CLOCK, CURRENT_ASSOCIATION, LOGICAL_DEVICE_NAME, NAME_PLATE,
+from bijli.firmware.cosem.catalogue import (CURRENT_ASSOCIATION, LOGICAL_DEVICE_NAME, NAME_PLATE,
                                             NAME_PLATE_COLUMNS, UTILITY_INVOCATION_COUNTER)
 from bijli.firmware.cosem.communication import WRAPPER_PORT, communication_setup
 from bijli.firmware.cosem.payment import payment_objects, prepaid_data
@@ -62,8 +62,9 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     ident = meter.config.identity
     index: dict[Obis, CosemObject] = {}
     lookup = index.__getitem__
+    zone = lambda: deviation(meter)  # noqa: E731 - range bounds follow a written time_zone
     objects: list[CosemObject] = [
-        Clock(CLOCK, now=lambda: meter.now, set_time=set_clock, time_zone=ident.time_zone_minutes),
+        clock(meter, set_clock),
         Data(LOGICAL_DEVICE_NAME, axdr.OctetString(ident.ldn.encode("ascii"))),
         *measured_registers(meter),
         *name_plate_data(meter),
@@ -81,11 +82,11 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     sets = meter.profiles
     objects.append(ProfileGeneric(Obis.parse(sets.instantaneous.logical_name),
                                   StoredProfile(meter, sets.instantaneous, lambda: instantaneous_row(meter)),
-                                  time_zone=ident.time_zone_minutes))
+                                  time_zone=zone))
     for profile in (sets.block_load, sets.daily_load, sets.billing, *meter.events.profiles.values()):
         capture = meter.close_billing_now if profile is sets.billing else None
         objects.append(ProfileGeneric(Obis.parse(profile.logical_name), StoredProfile(meter, profile, on_capture=capture),
-                                      time_zone=ident.time_zone_minutes))
+                                      time_zone=zone))
     objects.extend(event_data(meter))
     # snapshot profiles: name plate and the scaler profiles, read from the objects themselves
     objects.append(ProfileGeneric(NAME_PLATE, SnapshotSource(
