@@ -112,10 +112,12 @@ def payment_objects(meter: "Meter") -> list[CosemObject]:
 def unit_charge(profile) -> UnitCharge:
     """A tariff profile's energy prices as Charge's unit_charge: paisa (price_scale -2) per
     kWh (commodity_scale 3) of active import, one charge-table row per slab, time-of-day
-    tier or the flat rate, in the order the tariff applies them."""
+    tier or the flat rate, in the order the tariff applies them. With no profile (no
+    passive tariff) the charge table is empty but the commodity is still named, so the
+    reference resolves."""
     if profile is None:
-        return UnitCharge()
-    if profile.kind is EnergyKind.SLABS:
+        rows = []
+    elif profile.kind is EnergyKind.SLABS:
         rows = [(f"slab{i}", slab.rate) for i, slab in enumerate(profile.slabs, 1)]
     elif profile.kind is EnergyKind.TOD and profile.tod is not None:
         tiers: dict[str, Decimal] = {}
