@@ -171,6 +171,23 @@ class _Progress:
         return from_record(cls, d)
 
 
+@dataclass
+class _BillingProgress:
+    """The open billing period's own figures (persisted as their own record, so a state
+    written before they existed still loads: a missing record opens them afresh)."""
+
+    billing_start: dict = field(default_factory=dict)  # cumulative registers when the period opened
+    md_va: float = 0.0  # maximum apparent demand of the period (block average VA)
+    md_va_time: datetime | None = None
+
+    def to_dict(self) -> dict:
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_BillingProgress":
+        return from_record(cls, d)
+
+
 def _open_circuit(meas: Measurements) -> Measurements:
     """The same voltages with no current: what the meter sees with its relay open."""
     phases = [PhaseMeasurement(ph.v_rms, 0.0, 0.0, 0.0, 0.0, 1.0, Quadrant.I) for ph in meas.phases]
@@ -230,6 +247,10 @@ class Meter:
             self.progress.charged_wh = self.metrology.energy.active_import_wh
         if not self.progress.block_start:
             self.progress.block_start = self._cumulative()
+        billing = s.get("billing_progress")
+        self.billing_progress = _BillingProgress.from_dict(billing) if billing else _BillingProgress()
+        if not self.billing_progress.billing_start:  # a new meter, or one that billed before this record
+            self.billing_progress.billing_start = self._cumulative()
         with self.storage.transaction() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
@@ -390,17 +411,28 @@ class Meter:
         self.tariff_state, bill = self.config.tariff.close_billing_period(self.tariff_state, at)
         row = {
             "billing_date": at,
-            "average_power_factor": round(self.metrology.measurements.total.pf, 3),
+            "average_power_factor": self.billing_power_factor(),
             **cumulative_values(self._cumulative()),
             "md_active_import": round(self.progress.md_w), "md_active_import_time": self.progress.md_time,
-            "md_apparent_import": None, "md_apparent_import_time": None,
+            "md_apparent_import": round(self.billing_progress.md_va), "md_apparent_import_time": self.billing_progress.md_va_time,
             "billed_amount": bill.total, "balance_amount": self.account.balance,
         }
         self.progress.md_w, self.progress.md_time = 0.0, None
+        self.billing_progress = _BillingProgress(self._cumulative())
         if tx is not None:
             self.profiles.billing.capture(tx, at, row, self.storage)
         else:
             self._pending_bills.append((at, row))
+
+    def billing_power_factor(self) -> float:
+        """The billing period's average power factor (IS 15959: kWh / kVAh of the period),
+        from the energies since the period opened, so an idle spell before the billing
+        date does not hide how the load drew. 1.0 when the period drew no apparent energy."""
+        cum = self._cumulative()
+        start = self.billing_progress.billing_start
+        wh = cum["active_import"] - start.get("active_import", 0)
+        vah = cum["apparent_import"] - start.get("apparent_import", 0)
+        return round(min(wh / vah, 1.0), 3) if vah > 0 else 1.0
 
     def _cumulative(self) -> dict[str, float]:
         e = self.metrology.energy
@@ -420,6 +452,9 @@ class Meter:
                 demand = values["active_import"] / period_h if period_h else 0.0
                 if demand > self.progress.md_w:
                     self.progress.md_w, self.progress.md_time = demand, now
+                apparent = values["apparent_import"] / period_h if period_h else 0.0
+                if apparent > self.billing_progress.md_va:
+                    self.billing_progress.md_va, self.billing_progress.md_va_time = apparent, now
                 self.profiles.block_load.capture(tx, now, values, self.storage)
                 self.progress.block_start = cum
                 self.progress.averager = BlockAverager()
@@ -444,6 +479,7 @@ class Meter:
         tx.put("relay", self.relay.to_dict())
         tx.put("limiter", self.limiter.to_dict())
         tx.put("progress", self.progress.to_dict())
+        tx.put("billing_progress", self.billing_progress.to_dict())
 
     def save(self) -> None:
         with self.storage.transaction() as tx:

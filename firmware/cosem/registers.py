@@ -71,12 +71,12 @@ def measured_registers(meter: "Meter") -> list[CosemObject]:
         # the running block's averages and the billing period's power factor
         register(AVERAGE_VOLTAGE, "average_voltage", lambda: meter.progress.averager.voltage),
         register(AVERAGE_CURRENT, "average_current", lambda: meter.progress.averager.current),
-        register(BILLING_POWER_FACTOR, "average_power_factor", lambda: m().total.pf),
+        register(BILLING_POWER_FACTOR, "average_power_factor", meter.billing_power_factor),
         # maximum demand of the billing period (block average power) and when it occurred
         register(MD_ACTIVE_IMPORT, "md_active_import", lambda: meter.progress.md_w, ExtendedRegister,
                  capture_time=lambda: meter.progress.md_time),
-        # bijli does not track apparent demand: the billing row holds null, the register 0
-        register(MD_APPARENT_IMPORT, "md_apparent_import", lambda: 0, ExtendedRegister),
+        register(MD_APPARENT_IMPORT, "md_apparent_import", lambda: meter.billing_progress.md_va, ExtendedRegister,
+                 capture_time=lambda: meter.billing_progress.md_va_time),
         Register(BILLING_DATE, lambda: date_time_octets(meter.tariff_state.period_start), 0, Unit.COUNT),
     ]
     for name, cumulative, of_block in fw_profiles.ENERGY_REGISTERS:
