@@ -53,7 +53,7 @@ from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, 
 from bijli.firmware.storage import Storage, Transaction
 from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
 from bijli.firmware.sts.results import ClearCredit, KeyChanged
-from bijli.firmware.tariff import Tariff, TariffState
+from bijli.firmware.tariff import Tariff, TariffProfile, TariffState
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
 
@@ -171,6 +171,9 @@ class _Progress:
         return from_record(cls, d)
 
 
+TARIFF_PROGRAMMED_KEY = "tariff_programmed"  # a tariff programmed over DLMS (Tariff.to_table)
+
+
 @dataclass
 class _BillingProgress:
     """The open billing period's own figures (persisted as their own record, so a state
@@ -206,6 +209,9 @@ class Meter:
         self.scheduler = self.profiles.scheduler()
         self.events = EventLog()
         self.event_listeners: list[Callable[[Event], None]] = []  # e.g. push on events
+        programmed = storage.get(TARIFF_PROGRAMMED_KEY)
+        if programmed is not None:  # a tariff programmed over DLMS wins over the configured one
+            self.config = replace(self.config, tariff=Tariff.from_table(programmed))
         self._apply_billing_day(storage.get("billing_day"))
         self.last_token: TokenOutcome | None = None
         self.last_token_time: datetime | None = None
@@ -590,6 +596,24 @@ class Meter:
             self._apply_billing_day(day)
             self._log(tx, EventCode.BILLING_DATE_SET, f"day {day}")
             self._settle(tx)
+            self._write_state(tx)
+
+    def program_tariff(self, profile: TariffProfile, activation_time: datetime) -> None:
+        """A passive tariff programmed from outside (IC 20 activate_passive_calendar and its
+        activation time, over DLMS): from ``activation_time`` on it prices energy, at once
+        when that time is not in the future. Energy up to now is charged at the old prices
+        first; the tariff is kept in memory over the configured one, with its event, in one
+        transaction."""
+        if not isinstance(profile, TariffProfile) or not isinstance(activation_time, datetime):
+            raise FirmwareError("a programmed tariff needs a tariff profile and an activation time")
+        with self.storage.transaction() as tx:
+            self._settle(tx)
+            tariff = self.config.tariff.activated(self.now).with_passive(profile, activation_time)
+            tariff = tariff.activated(self.now)  # due now: the passive takes over at once
+            tx.put(TARIFF_PROGRAMMED_KEY, tariff.to_table())
+            self.config = replace(self.config, tariff=tariff)
+            when = "now" if tariff.passive is None else activation_time.isoformat(timespec="seconds")
+            self._log(tx, EventCode.ACTIVITY_CALENDAR_SET, f"{profile.kind.value} from {when}")
             self._write_state(tx)
 
     def _apply_billing_day(self, day: int | None) -> None:

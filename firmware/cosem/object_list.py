@@ -35,6 +35,7 @@ from bijli.firmware.cosem.push import push_setup
 from bijli.firmware.cosem.registers import event_data, measured_registers, name_plate_data
 from bijli.firmware.cosem.schedules import activity_calendar, billing_schedule, script_tables, special_days_table
 from bijli.firmware.cosem.supply import disconnect_control, limiter
+from bijli.firmware.cosem.tod import TodProgramming
 from bijli.firmware.cosem.token_gateway import token_gateway
 from bijli.firmware.push import PushOutbox
 
@@ -62,6 +63,7 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     ident = meter.config.identity
     index: dict[Obis, CosemObject] = {}
     lookup = index.__getitem__
+    tod = TodProgramming(meter)  # the passive calendar and prices a head-end writes
     zone = lambda: deviation(meter)  # noqa: E731 - range bounds follow a written time_zone
     objects: list[CosemObject] = [
         clock(meter, set_clock),
@@ -71,11 +73,11 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
         *prepaid_data(meter),
         disconnect_control(meter),
         limiter(meter),
-        *payment_objects(meter),
+        *payment_objects(meter, tod),
         token_gateway(meter),
         special_days_table(meter),
         billing_schedule(meter),
-        activity_calendar(meter),
+        activity_calendar(meter, tod),
         *communication_setup(meter, tcp_port),
     ]
     # profiles: instantaneous (a live snapshot), block load, daily load, billing, event logs

@@ -31,6 +31,7 @@ from bijli.firmware.prepaid import EmergencyRefused, EmergencyState, PaymentPlan
 from bijli.firmware.tariff import EnergyKind
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bijli.firmware.cosem.tod import TodProgramming
     from bijli.firmware.meter import Meter
 
 #: the emergency credit's state as IC 112 credit_status (Blue Book 4.6.3)
@@ -46,8 +47,9 @@ EMERGENCY_CREDIT_STATUS = {
 PAYMENT_MODES = {PaymentPlan.POSTPAID: PaymentMode.CREDIT, PaymentPlan.PREPAID: PaymentMode.PREPAYMENT}
 
 
-def payment_objects(meter: "Meter") -> list[CosemObject]:
-    """Account, token credit, emergency credit and consumption charge, bound to ``meter``."""
+def payment_objects(meter: "Meter", tod: "TodProgramming | None" = None) -> list[CosemObject]:
+    """Account, token credit, emergency credit and consumption charge, bound to ``meter``;
+    with ``tod`` the Charge's update_unit_charge writes the passive prices (:mod:`.tod`)."""
     cfg = meter.config.prepaid
     acct = lambda: meter.account  # noqa: E731
     currency = Currency(meter.config.tariff.currency if cfg.unit != "kWh" else "kWh", -2,
@@ -104,8 +106,11 @@ def payment_objects(meter: "Meter") -> list[CosemObject]:
                total_amount_paid=lambda: minor_units(acct().total_charged),
                charge_type=ChargeType.CONSUMPTION_BASED_COLLECTION, priority=1,
                unit_charge_active=lambda: unit_charge(meter.config.tariff.active),
-               unit_charge_passive=lambda: unit_charge(meter.config.tariff.passive),
-               unit_charge_activation_time=lambda: meter.config.tariff.activation_time),
+               unit_charge_passive=lambda: (tod.unit_charge() if tod is not None else None)
+               or unit_charge(meter.config.tariff.passive),
+               unit_charge_activation_time=lambda: meter.config.tariff.activation_time,
+               on_update_unit_charge=None if tod is None else tod.update_unit_charge,
+               on_activate_passive_unit_charge=None if tod is None else (lambda: tod.activate())),
     ]
 
 
