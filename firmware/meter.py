@@ -176,12 +176,16 @@ TARIFF_PROGRAMMED_KEY = "tariff_programmed"  # a tariff programmed over DLMS (Ta
 
 @dataclass
 class _BillingProgress:
-    """The open billing period's own figures (persisted as their own record, so a state
-    written before they existed still loads: a missing record opens them afresh)."""
+    """The open billing period's own figures and the last collection from the account
+    (persisted as their own record, so a state written before they existed still loads:
+    a missing record opens them afresh)."""
 
     billing_start: dict = field(default_factory=dict)  # cumulative registers when the period opened
     md_va: float = 0.0  # maximum apparent demand of the period (block average VA)
     md_va_time: datetime | None = None
+    # the last charge taken from the account (IC 113 last_collection_time / _amount)
+    last_collection_time: datetime | None = None
+    last_collection_amount: Decimal = Decimal(0)
 
     def to_dict(self) -> dict:
         return to_record(self)
@@ -407,6 +411,7 @@ class Meter:
         self.progress.charged_until = max(until, start)
 
     def _charge(self, amount: Decimal, now: datetime, events: list) -> None:
+        self.billing_progress.last_collection_time, self.billing_progress.last_collection_amount = now, amount
         self.account, evs = self.account.charge(amount, now)
         events.extend((_ACCOUNT_EVENT_CODES[e], "") for e in evs if e in _ACCOUNT_EVENT_CODES)
 
@@ -424,7 +429,9 @@ class Meter:
             "billed_amount": bill.total, "balance_amount": self.account.balance,
         }
         self.progress.md_w, self.progress.md_time = 0.0, None
-        self.billing_progress = _BillingProgress(self._cumulative())
+        self.billing_progress = replace(_BillingProgress(self._cumulative()),  # the last collection stays
+                                        last_collection_time=self.billing_progress.last_collection_time,
+                                        last_collection_amount=self.billing_progress.last_collection_amount)
         if tx is not None:
             self.profiles.billing.capture(tx, at, row, self.storage)
         else:
