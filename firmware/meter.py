@@ -171,6 +171,31 @@ class _Progress:
         return from_record(cls, d)
 
 
+@dataclass
+class _Counters:
+    """The meter's lifetime counters (IEC 62056-6-1 0.0.0.1.0 billing period counter,
+    0.0.96.2.0 configuration program changes, 0.0.96.7.0 power failures), counted as
+    their events are logged, so no log's capacity caps them."""
+
+    billing: int = 0
+    programming: int = 0
+    power_failures: int = 0
+
+    def to_dict(self) -> dict:
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_Counters":
+        return from_record(cls, d)
+
+    def count(self, code: EventCode) -> None:
+        if code is EventCode.POWER_FAIL:
+            self.power_failures += 1
+        elif EventCode.RTC_SET <= code <= EventCode.MD_RESET:  # IS 15959's programming (transaction) events
+            self.programming += 1
+
+
+COUNTERS_KEY = "event_counters"
 TARIFF_PROGRAMMED_KEY = "tariff_programmed"  # a tariff programmed over DLMS (Tariff.to_table)
 
 
@@ -257,6 +282,8 @@ class Meter:
             self.progress.charged_wh = self.metrology.energy.active_import_wh
         if not self.progress.block_start:
             self.progress.block_start = self._cumulative()
+        counters = s.get(COUNTERS_KEY)
+        self.counters = _Counters.from_dict(counters) if counters else _Counters()
         billing = s.get("billing_progress")
         self.billing_progress = _BillingProgress.from_dict(billing) if billing else _BillingProgress()
         if not self.billing_progress.billing_start:  # a new meter, or one that billed before this record
@@ -429,6 +456,7 @@ class Meter:
             "billed_amount": bill.total, "balance_amount": self.account.balance,
         }
         self.progress.md_w, self.progress.md_time = 0.0, None
+        self.counters.billing += 1
         self.billing_progress = replace(_BillingProgress(self._cumulative()),  # the last collection stays
                                         last_collection_time=self.billing_progress.last_collection_time,
                                         last_collection_amount=self.billing_progress.last_collection_amount)
@@ -493,6 +521,7 @@ class Meter:
         tx.put("limiter", self.limiter.to_dict())
         tx.put("progress", self.progress.to_dict())
         tx.put("billing_progress", self.billing_progress.to_dict())
+        tx.put(COUNTERS_KEY, self.counters.to_dict())
 
     def save(self) -> None:
         with self.storage.transaction() as tx:
@@ -511,6 +540,8 @@ class Meter:
     def _log(self, tx: Transaction, code: EventCode, detail: Any = "", when: datetime | None = None) -> None:
         event = Event(code, when or self.now, detail)
         self.events.record(tx, event, self._snapshot(), self.storage)
+        self.counters.count(event.code)
+        tx.put(COUNTERS_KEY, self.counters.to_dict())
         self._notify(event)
 
     def _notify(self, event: Event) -> None:

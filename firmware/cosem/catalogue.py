@@ -54,7 +54,10 @@ BILLING_POWER_FACTOR = Obis(1, 0, 13, 0, 0, 255)  # average power factor of the 
 MD_ACTIVE_IMPORT = Obis(1, 0, 1, 6, 0, 255)
 MD_APPARENT_IMPORT = Obis(1, 0, 9, 6, 0, 255)
 BILLING_DATE = Obis(0, 0, 0, 1, 2, 255)
-AVAILABLE_BILLING_PERIODS = Obis(0, 0, 0, 1, 1, 255)  # IEC 62056-6-1: no. of available billing periods
+BILLING_COUNT = Obis(0, 0, 0, 1, 0, 255)  # IEC 62056-6-1: billing period counter
+AVAILABLE_BILLING_PERIODS = Obis(0, 0, 0, 1, 1, 255)
+PROGRAMMING_COUNT = Obis(0, 0, 96, 2, 0, 255)  # IEC 62056-6-1: no. of configuration program changes
+POWER_FAILURES = Obis(0, 0, 96, 7, 0, 255)  # IEC 62056-6-1: no. of power failures  # IEC 62056-6-1: no. of available billing periods
 # IEC 62056-6-1 C = 0, D = 8: the demand integration (measurement) period and the two load
 # profiles' recording intervals, in seconds
 DEMAND_INTEGRATION_PERIOD = Obis(1, 0, 0, 8, 0, 255)

@@ -25,9 +25,9 @@ from bijli.dlms.cosem.values import date_time_octets
 from bijli.dlms.obis import Obis
 from bijli.firmware import profiles as fw_profiles
 from bijli.firmware.cosem.catalogue import (ACTIVE_POWER, APPARENT_POWER, AVERAGE_CURRENT, AVERAGE_VOLTAGE,
-                                            AVAILABLE_BILLING_PERIODS, BILLING_DATE, BILLING_POWER_FACTOR,
+                                            AVAILABLE_BILLING_PERIODS, BILLING_COUNT, BILLING_DATE, BILLING_POWER_FACTOR,
                                             BLOCK_LOAD_CAPTURE_PERIOD, CURRENT_RATING, DAILY_LOAD_CAPTURE_PERIOD,
-                                            DEMAND_INTEGRATION_PERIOD, PHASE_CURRENT,
+                                            DEMAND_INTEGRATION_PERIOD, PHASE_CURRENT, POWER_FAILURES, PROGRAMMING_COUNT,
                                             FIRMWARE_VERSION, FREQUENCY, MANUFACTURER_NAME, MD_ACTIVE_IMPORT,
                                             MD_APPARENT_IMPORT, METER_CATEGORY, METER_TYPE, POWER_FACTOR, REACTIVE_Q,
                                             SERIAL_NUMBER, VOLTAGE, YEAR_OF_MANUFACTURE)
@@ -83,6 +83,10 @@ def measured_registers(meter: "Meter") -> list[CosemObject]:
         # how many closed billing periods the billing profile holds
         Register(AVAILABLE_BILLING_PERIODS, lambda: axdr.Unsigned(min(meter.profiles.billing.entries_in_use(meter.storage),
                                                                        255)), 0, Unit.COUNT),
+        # lifetime counters, counted as their events are logged (no log capacity caps them)
+        Data(BILLING_COUNT, lambda: axdr.DoubleLongUnsigned(meter.counters.billing)),
+        Data(PROGRAMMING_COUNT, lambda: axdr.DoubleLongUnsigned(meter.counters.programming)),
+        Data(POWER_FAILURES, lambda: axdr.DoubleLongUnsigned(meter.counters.power_failures)),
         # the demand integration period is the block: MD is the highest block average
         Register(DEMAND_INTEGRATION_PERIOD,
                  lambda: axdr.DoubleLongUnsigned(meter.profiles.block_load.capture_period), 0, Unit.SECOND),

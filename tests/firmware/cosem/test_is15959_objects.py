@@ -32,3 +32,18 @@ def test_the_single_phase_quantities_sit_where_is_15959_lists_them(tmp_path):
     assert c.get(3, catalogue.AVAILABLE_BILLING_PERIODS, 2) == axdr.Unsigned(0)
     rig.meter.advance_to(START.replace(month=7, day=1) + timedelta(minutes=5))  # the billing date passes
     assert c.get(3, catalogue.AVAILABLE_BILLING_PERIODS, 2) == axdr.Unsigned(1)
+
+
+def test_billing_programming_and_power_failure_counters_count_for_the_meters_life(tmp_path):
+    rig = Rig(tmp_path)
+    c = rig.client(48)
+    assert [c.get(1, obis, 2).value for obis in (catalogue.BILLING_COUNT, catalogue.PROGRAMMING_COUNT,
+                                                 catalogue.POWER_FAILURES)] == [0, 0, 0]
+    rig.meter.advance_to(START.replace(month=8, day=1) + timedelta(minutes=5))  # two billing dates
+    c.set(22, catalogue.BILLING_SCHEDULE, 4, axdr.Array((axdr.Structure((
+        axdr.OctetString(axdr.CosemTime(0, 0, 0, 0).encode()),
+        axdr.OctetString(axdr.CosemDate(None, None, 5, None).encode()))),)))  # a programming event
+    again = Rig(tmp_path, clock_writable=True)  # the meter was off: one power failure
+    c = again.client(48)
+    assert [c.get(1, obis, 2).value for obis in (catalogue.BILLING_COUNT, catalogue.PROGRAMMING_COUNT,
+                                                 catalogue.POWER_FAILURES)] == [2, 1, 1]
