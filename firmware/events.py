@@ -197,8 +197,8 @@ def event_log_profile(kind: LogKind, capacity: int) -> Profile:
         CLOCK,
         CaptureObject("event_code", 1, f"0.0.96.11.{e}.255", 2),
         CaptureObject("detail", 1, f"0.128.96.11.{e}.255", 2),
-        CaptureObject("voltage", 3, "1.0.32.7.0.255", 2),
-        CaptureObject("current", 3, "1.0.31.7.0.255", 2),
+        CaptureObject("voltage", 3, "1.0.12.7.0.255", 2),
+        CaptureObject("current", 3, "1.0.11.7.0.255", 2),
         CaptureObject("power_factor", 3, "1.0.13.7.0.255", 2),
         CaptureObject("active_import", 3, "1.0.1.8.0.255", 2),
     )

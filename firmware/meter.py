@@ -67,7 +67,7 @@ from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, 
 from bijli.firmware.storage import Storage, Transaction
 from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
 from bijli.firmware.sts.results import ClearCredit, KeyChanged
-from bijli.firmware.tariff import Tariff, TariffState
+from bijli.firmware.tariff import Tariff, TariffProfile, TariffState
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
 
@@ -201,6 +201,55 @@ def saved_time(storage: Storage) -> datetime | None:
     return last if isinstance(last, datetime) else datetime.fromisoformat(last)
 
 
+@dataclass
+class _Counters:
+    """The meter's lifetime counters (IEC 62056-6-1 0.0.0.1.0 billing period counter,
+    0.0.96.2.0 configuration program changes, 0.0.96.7.0 power failures), counted as
+    their events are logged, so no log's capacity caps them."""
+
+    billing: int = 0
+    programming: int = 0
+    power_failures: int = 0
+
+    def to_dict(self) -> dict:
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_Counters":
+        return from_record(cls, d)
+
+    def count(self, code: EventCode) -> None:
+        if code is EventCode.POWER_FAIL:
+            self.power_failures += 1
+        elif EventCode.RTC_SET <= code <= EventCode.MD_RESET:  # IS 15959's programming (transaction) events
+            self.programming += 1
+
+
+COUNTERS_KEY = "event_counters"
+TARIFF_PROGRAMMED_KEY = "tariff_programmed"  # a tariff programmed over DLMS (Tariff.to_table)
+
+
+@dataclass
+class _BillingProgress:
+    """The open billing period's own figures and the last collection from the account
+    (persisted as their own record, so a state written before they existed still loads:
+    a missing record opens them afresh)."""
+
+    billing_start: dict = field(default_factory=dict)  # cumulative registers when the period opened
+    md_va: float = 0.0  # maximum apparent demand of the period (block average VA)
+    md_va_time: datetime | None = None
+    # the last charge taken from the account (IC 113 last_collection_time / _amount)
+    last_collection_time: datetime | None = None
+    last_collection_amount: Decimal = Decimal(0)
+
+    def to_dict(self) -> dict:
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_BillingProgress":
+        return from_record(cls, d)
+
+
 def _open_circuit(meas: Measurements) -> Measurements:
     """The same voltages with no current: what the meter sees with its relay open."""
     phases = [PhaseMeasurement(ph.v_rms, 0.0, 0.0, 0.0, 0.0, 1.0, Quadrant.I) for ph in meas.phases]
@@ -219,6 +268,9 @@ class Meter:
         self.scheduler = self.profiles.scheduler()
         self.events = EventLog()
         self.event_listeners: list[Callable[[Event], None]] = []  # e.g. push on events
+        programmed = storage.get(TARIFF_PROGRAMMED_KEY)
+        if programmed is not None:  # a tariff programmed over DLMS wins over the configured one
+            self.config = replace(self.config, tariff=Tariff.from_table(programmed))
         self._apply_billing_day(storage.get("billing_day"))
         self.last_token: TokenOutcome | None = None
         self.last_token_time: datetime | None = None
@@ -265,6 +317,12 @@ class Meter:
         high_water = s.get(_HIGH_WATER)
         self.high_water = (datetime.fromisoformat(high_water) if high_water
                            else max(self.progress.last_now or now, now))
+        counters = s.get(COUNTERS_KEY)
+        self.counters = _Counters.from_dict(counters) if counters else _Counters()
+        billing = s.get("billing_progress")
+        self.billing_progress = _BillingProgress.from_dict(billing) if billing else _BillingProgress()
+        if not self.billing_progress.billing_start:  # a new meter, or one that billed before this record
+            self.billing_progress.billing_start = self._cumulative()
         with self.storage.transaction() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
@@ -433,6 +491,7 @@ class Meter:
         self.progress.charged_until = max(until, start)
 
     def _charge(self, amount: Decimal, now: datetime, events: list) -> None:
+        self.billing_progress.last_collection_time, self.billing_progress.last_collection_amount = now, amount
         self.account, evs = self.account.charge(amount, now)
         events.extend((_ACCOUNT_EVENT_CODES[e], "") for e in evs if e in _ACCOUNT_EVENT_CODES)
 
@@ -443,17 +502,31 @@ class Meter:
         self.tariff_state, bill = self.config.tariff.close_billing_period(self.tariff_state, at)
         row = {
             "billing_date": at,
-            "average_power_factor": round(self.metrology.measurements.total.pf, 3),
+            "average_power_factor": self.billing_power_factor(),
             **cumulative_values(self._cumulative()),
             "md_active_import": round(self.progress.md_w), "md_active_import_time": self.progress.md_time,
-            "md_apparent_import": None, "md_apparent_import_time": None,
+            "md_apparent_import": round(self.billing_progress.md_va), "md_apparent_import_time": self.billing_progress.md_va_time,
             "billed_amount": bill.total, "balance_amount": self.account.balance,
         }
         self.progress.md_w, self.progress.md_time = 0.0, None
+        self.counters.billing += 1
+        self.billing_progress = replace(_BillingProgress(self._cumulative()),  # the last collection stays
+                                        last_collection_time=self.billing_progress.last_collection_time,
+                                        last_collection_amount=self.billing_progress.last_collection_amount)
         if tx is not None:
             self.profiles.billing.capture(tx, at, row, self.storage)
         else:
             self._pending_bills.append((at, row))
+
+    def billing_power_factor(self) -> float:
+        """The billing period's average power factor (IS 15959: kWh / kVAh of the period),
+        from the energies since the period opened, so an idle spell before the billing
+        date does not hide how the load drew. 1.0 when the period drew no apparent energy."""
+        cum = self._cumulative()
+        start = self.billing_progress.billing_start
+        wh = cum["active_import"] - start.get("active_import", 0)
+        vah = cum["apparent_import"] - start.get("apparent_import", 0)
+        return round(min(wh / vah, 1.0), 3) if vah > 0 else 1.0
 
     def _cumulative(self) -> dict[str, float]:
         e = self.metrology.energy
@@ -480,6 +553,9 @@ class Meter:
                 demand = values["active_import"] / period_h if period_h else 0.0
                 if demand > self.progress.md_w:
                     self.progress.md_w, self.progress.md_time = demand, now
+                apparent = values["apparent_import"] / period_h if period_h else 0.0
+                if apparent > self.billing_progress.md_va:
+                    self.billing_progress.md_va, self.billing_progress.md_va_time = apparent, now
                 self.profiles.block_load.capture(tx, now, values, self.storage)
                 self.progress.block_start = cum
                 self.progress.averager = BlockAverager()
@@ -506,6 +582,8 @@ class Meter:
         tx.put("relay", self.relay.to_dict())
         tx.put("limiter", self.limiter.to_dict())
         tx.put("progress", self.progress.to_dict())
+        tx.put("billing_progress", self.billing_progress.to_dict())
+        tx.put(COUNTERS_KEY, self.counters.to_dict())
 
     def save(self) -> None:
         with self.storage.transaction() as tx:
@@ -524,6 +602,8 @@ class Meter:
     def _log(self, tx: Transaction, code: EventCode, detail: Any = "", when: datetime | None = None) -> None:
         event = Event(code, when or self.now, detail)
         self.events.record(tx, event, self._snapshot(), self.storage)
+        self.counters.count(event.code)
+        tx.put(COUNTERS_KEY, self.counters.to_dict())
         self._notify(event)
 
     def _notify(self, event: Event) -> None:
@@ -616,6 +696,24 @@ class Meter:
             self._apply_billing_day(day)
             self._log(tx, EventCode.BILLING_DATE_SET, f"day {day}")
             self._settle(tx)
+            self._write_state(tx)
+
+    def program_tariff(self, profile: TariffProfile, activation_time: datetime) -> None:
+        """A passive tariff programmed from outside (IC 20 activate_passive_calendar and its
+        activation time, over DLMS): from ``activation_time`` on it prices energy, at once
+        when that time is not in the future. Energy up to now is charged at the old prices
+        first; the tariff is kept in memory over the configured one, with its event, in one
+        transaction."""
+        if not isinstance(profile, TariffProfile) or not isinstance(activation_time, datetime):
+            raise FirmwareError("a programmed tariff needs a tariff profile and an activation time")
+        with self.storage.transaction() as tx:
+            self._settle(tx)
+            tariff = self.config.tariff.activated(self.now).with_passive(profile, activation_time)
+            tariff = tariff.activated(self.now)  # due now: the passive takes over at once
+            tx.put(TARIFF_PROGRAMMED_KEY, tariff.to_table())
+            self.config = replace(self.config, tariff=tariff)
+            when = "now" if tariff.passive is None else activation_time.isoformat(timespec="seconds")
+            self._log(tx, EventCode.ACTIVITY_CALENDAR_SET, f"{profile.kind.value} from {when}")
             self._write_state(tx)
 
     def _apply_billing_day(self, day: int | None) -> None:

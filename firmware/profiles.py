@@ -363,8 +363,8 @@ def instantaneous_profile() -> Profile:
     """1.0.94.91.0.255: a snapshot captured on demand (one entry kept)."""
     cols = (
         CLOCK,
-        _reg("voltage", "1.0.32.7.0.255"),
-        _reg("current", "1.0.31.7.0.255"),
+        _reg("voltage", "1.0.12.7.0.255"),
+        _reg("current", "1.0.11.7.0.255"),
         _reg("active_power", "1.0.1.7.0.255"),
         _reg("apparent_power", "1.0.9.7.0.255"),
         _reg("power_factor", "1.0.13.7.0.255"),

@@ -87,6 +87,11 @@ class CosemObject:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.logical_name})"
 
+    def access_selectors(self, index: int) -> tuple[int, ...]:
+        """The selective-access selectors attribute ``index`` supports, as the Association
+        LN object list's attribute_access_item advertises them (empty: none, sent as null)."""
+        return tuple(self.SELECTORS.get(index, ()))
+
     # --- dispatch -----------------------------------------------------------------
     def get(self, index: int, selection: AccessSelection | None = None, ctx: Context | None = None) -> Data:
         name = self._attribute_name(index)

@@ -8,20 +8,23 @@ tariff included.
 
 The deviation in the transmitted date-time is sent as "not specified" by
 default, as IS 15959 meters do: the value is meter local time. ``time_zone``
-carries the offset in minutes (``send_deviation=True`` puts it in the
-date-time too).
+(attribute 3) is the deviation of local time in minutes with the Blue Book's
+sign, the same number a date-time's deviation field carries: UTC minus local
+time, so India (UTC+05:30) is -330. A client converting with attribute 3 and a
+date-time sent with its deviation land on the same instant
+(``send_deviation=True`` puts it in the date-time too).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from bijli.dlms import axdr
 from bijli.dlms.apdu import ActionResult, DataAccessResult
 from bijli.dlms.axdr import CosemDateTime
 from bijli.dlms.cosem.base import CosemError, CosemObject, expect
-from bijli.dlms.cosem.values import date_time_octets, parse_date_time
+from bijli.dlms.cosem.values import date_time_octets, parse_date_time, to_local
 
 CLOCK_BASE_CRYSTAL = 1
 
@@ -39,13 +42,17 @@ class Clock(CosemObject):
     )
 
     def __init__(self, logical_name, now: Callable[[], datetime], set_time: Callable[[datetime], None] | None = None,
-                 time_zone: int = 330, send_deviation: bool = False, status: Callable[[], int] = lambda: 0):
+                 time_zone: int = -330, send_deviation: bool = False, status: Callable[[], int] = lambda: 0,
+                 set_time_zone: Callable[[int], None] | None = None):
+        """``time_zone`` is the Blue Book deviation (IST -330); ``set_time_zone`` hears a
+        written one, so the meter keeps it and its range bounds and push stamps follow."""
         super().__init__(logical_name)
         self._now = now
         self._set_time = set_time
         self.time_zone = time_zone
         self.send_deviation = send_deviation
         self._status = status
+        self._set_time_zone = set_time_zone
         self._preset: tuple[datetime, datetime, datetime] | None = None
 
     def _apply(self, t: datetime) -> None:
@@ -64,7 +71,7 @@ class Clock(CosemObject):
         if t is None:
             raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time has unspecified fields")
         if t.tzinfo is not None:  # sent with a deviation: into meter local time, by our own zone
-            t = t.astimezone(timezone(timedelta(minutes=self.time_zone))).replace(tzinfo=None)
+            t = to_local(t, self.time_zone)
         self._apply(t)
 
     def get_time_zone(self, ctx):
@@ -72,8 +79,10 @@ class Clock(CosemObject):
 
     def set_time_zone(self, value, ctx):
         v = expect(value, axdr.Long).value
-        if not -720 <= v <= 840:
-            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time zone out of range")
+        if not -720 <= v <= 720:  # the range a date-time's deviation field allows
+            raise CosemError(DataAccessResult.TYPE_UNMATCHED, "time zone out of range -720..720")
+        if self._set_time_zone is not None:
+            self._set_time_zone(v)
         self.time_zone = v
 
     def get_status(self, ctx):

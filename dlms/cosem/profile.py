@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from datetime import timedelta, timezone
 from typing import Any, Callable, Protocol, Sequence
 
 from bijli.dlms import axdr
@@ -26,7 +25,7 @@ from bijli.dlms.apdu import AccessSelection, DataAccessResult
 from bijli.dlms.axdr import Data
 from bijli.dlms.cosem.base import CosemError, CosemObject
 from bijli.dlms.cosem.values import (
-    mismatch, no_parameter, parse_array, parse_date_time, parse_int, parse_obis, parse_struct,
+    mismatch, no_parameter, parse_array, parse_date_time, parse_int, parse_obis, parse_struct, to_local,
 )
 from bijli.dlms.obis import Obis
 
@@ -162,7 +161,7 @@ def _range_value(value: Data, restricting: CaptureObjectDefinition, time_zone: i
         if t is None:
             raise mismatch("a range bound cannot be an unspecified date-time")
         if t.tzinfo is not None and time_zone is not None:
-            t = t.astimezone(timezone(timedelta(minutes=time_zone))).replace(tzinfo=None)
+            t = to_local(t, time_zone)
         return t
     if restricting.is_clock_time:
         raise mismatch("a range on the clock needs date-time bounds")
@@ -208,10 +207,12 @@ class ProfileGeneric(CosemObject):
     SELECTORS = {2: (SELECTOR_RANGE, SELECTOR_ENTRY)}
 
     def __init__(self, logical_name, source: ProfileSource, *, sort_method: SortMethod = SortMethod.FIFO,
-                 sort_object: CaptureObjectDefinition = NO_SORT_OBJECT, time_zone: int | None = None,
+                 sort_object: CaptureObjectDefinition = NO_SORT_OBJECT,
+                 time_zone: "int | Callable[[], int] | None" = None,
                  set_capture_period: Callable[[int], None] | None = None):
-        """``time_zone`` (minutes ahead of UTC, as Clock.time_zone) turns range bounds sent
-        with a deviation into naive meter time; None passes them on as aware datetimes."""
+        """``time_zone`` (the Blue Book deviation, as Clock.time_zone: IST is -330, or a
+        getter of the clock's) turns range bounds sent with a deviation into naive meter
+        time; None passes them on as aware datetimes."""
         super().__init__(logical_name)
         self.source = source
         self.sort_method = sort_method
@@ -223,7 +224,8 @@ class ProfileGeneric(CosemObject):
         if selection is None:
             return None
         if selection.selector == SELECTOR_RANGE:
-            rd = RangeDescriptor.from_data(selection.parameters, self.time_zone)
+            zone = self.time_zone() if callable(self.time_zone) else self.time_zone
+            rd = RangeDescriptor.from_data(selection.parameters, zone)
             columns = self.source.capture_objects()
             rd.column(columns)  # refuse a range on, or a selection of, a column we do not capture
             rd.selected_columns(columns)

@@ -14,7 +14,7 @@ a hostile or confused client gets a data-access-result, never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable
 
 from bijli.dlms import axdr
@@ -150,6 +150,12 @@ def parse_date_time(value: axdr.Data) -> datetime | None:
         return cdt.to_datetime()
     except (DlmsError, ValueError) as exc:  # day 31 of February, or unspecified fields
         raise mismatch(f"date-time is not a point in time: {exc}") from None
+
+
+def to_local(t: datetime, deviation: int) -> datetime:
+    """An aware datetime as naive local time of the zone whose Blue Book deviation
+    (UTC minus local, minutes) is ``deviation``."""
+    return t.astimezone(timezone(timedelta(minutes=-deviation))).replace(tzinfo=None)
 
 
 def parse_cosem_date(value: axdr.Data) -> CosemDate:

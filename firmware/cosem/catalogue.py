@@ -19,8 +19,10 @@ ACTIVE_EXPORT = Obis(1, 0, 2, 8, 0, 255)
 APPARENT_IMPORT = Obis(1, 0, 9, 8, 0, 255)
 APPARENT_EXPORT = Obis(1, 0, 10, 8, 0, 255)
 REACTIVE_Q = [Obis(1, 0, c, 8, 0, 255) for c in (5, 6, 7, 8)]
-VOLTAGE_L1 = Obis(1, 0, 32, 7, 0, 255)
-CURRENT_L1 = Obis(1, 0, 31, 7, 0, 255)
+# a single-phase meter's voltage and phase current are the "any phase" quantities of
+# IEC 62056-6-1 (C = 12, 11), as IS 15959-2 lists them, not L1's (C = 32, 31)
+VOLTAGE = Obis(1, 0, 12, 7, 0, 255)
+PHASE_CURRENT = Obis(1, 0, 11, 7, 0, 255)
 ACTIVE_POWER = Obis(1, 0, 1, 7, 0, 255)
 APPARENT_POWER = Obis(1, 0, 9, 7, 0, 255)
 POWER_FACTOR = Obis(1, 0, 13, 7, 0, 255)
@@ -52,6 +54,15 @@ BILLING_POWER_FACTOR = Obis(1, 0, 13, 0, 0, 255)  # average power factor of the 
 MD_ACTIVE_IMPORT = Obis(1, 0, 1, 6, 0, 255)
 MD_APPARENT_IMPORT = Obis(1, 0, 9, 6, 0, 255)
 BILLING_DATE = Obis(0, 0, 0, 1, 2, 255)
+BILLING_COUNT = Obis(0, 0, 0, 1, 0, 255)  # IEC 62056-6-1: billing period counter
+AVAILABLE_BILLING_PERIODS = Obis(0, 0, 0, 1, 1, 255)
+PROGRAMMING_COUNT = Obis(0, 0, 96, 2, 0, 255)  # IEC 62056-6-1: no. of configuration program changes
+POWER_FAILURES = Obis(0, 0, 96, 7, 0, 255)  # IEC 62056-6-1: no. of power failures  # IEC 62056-6-1: no. of available billing periods
+# IEC 62056-6-1 C = 0, D = 8: the demand integration (measurement) period and the two load
+# profiles' recording intervals, in seconds
+DEMAND_INTEGRATION_PERIOD = Obis(1, 0, 0, 8, 0, 255)
+BLOCK_LOAD_CAPTURE_PERIOD = Obis(1, 0, 0, 8, 4, 255)
+DAILY_LOAD_CAPTURE_PERIOD = Obis(1, 0, 0, 8, 5, 255)
 # name plate (IS 15959-2 0.0.94.91.10.255 and the Data objects it captures)
 NAME_PLATE = Obis(0, 0, 94, 91, 10, 255)
 MANUFACTURER_NAME = Obis(0, 0, 96, 1, 1, 255)
@@ -73,7 +84,6 @@ ACTIVITY_CALENDAR = Obis(0, 0, 13, 0, 0, 255)
 TARIFFICATION_SCRIPT_TABLE = Obis(0, 0, 10, 0, 100, 255)
 HDLC_SETUP = Obis(0, 0, 22, 0, 0, 255)
 TCP_UDP_SETUP = Obis(0, 0, 25, 0, 0, 255)
-IP_SETUP = Obis(0, 0, 25, 1, 0, 255)
 SAP_ASSIGNMENT = Obis(0, 0, 41, 0, 0, 255)
 UTILITY_INVOCATION_COUNTER = Obis(0, 0, 43, 1, 3, 255)
 PUSH_SETUP = Obis(0, 0, 25, 9, 0, 255)

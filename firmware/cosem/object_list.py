@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Callable
 from bijli.dlms import axdr
 from bijli.dlms.cosem.association import AssociationLN, AssociationPolicy
 from bijli.dlms.cosem.base import CosemObject
-from bijli.dlms.cosem.clock import Clock
 from bijli.dlms.cosem.data import Data
 from bijli.dlms.cosem.profile import CaptureObjectDefinition, ProfileGeneric
 from bijli.dlms.cosem.security_setup import SecuritySetup
 from bijli.dlms.obis import Obis
 from bijli.dlms.security import SecuritySettings
+from bijli.firmware.cosem.clock import clock, deviation
 from bijli.firmware.cosem.associations import InvocationCounter, policies, store_secret
-from bijli.firmware.cosem.catalogue import (CLOCK, CURRENT_ASSOCIATION, LOGICAL_DEVICE_NAME, NAME_PLATE,
+from bijli.firmware.cosem.catalogue import (CURRENT_ASSOCIATION, LOGICAL_DEVICE_NAME, NAME_PLATE,
                                             NAME_PLATE_COLUMNS, UTILITY_INVOCATION_COUNTER)
 from bijli.firmware.cosem.communication import WRAPPER_PORT, communication_setup
 from bijli.firmware.cosem.payment import payment_objects, prepaid_data
@@ -35,6 +35,7 @@ from bijli.firmware.cosem.push import push_setup
 from bijli.firmware.cosem.registers import event_data, measured_registers, name_plate_data
 from bijli.firmware.cosem.schedules import activity_calendar, billing_schedule, script_tables, special_days_table
 from bijli.firmware.cosem.supply import disconnect_control, limiter
+from bijli.firmware.cosem.tod import TodProgramming
 from bijli.firmware.cosem.token_gateway import token_gateway
 from bijli.firmware.push import PushOutbox
 
@@ -62,31 +63,32 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     ident = meter.config.identity
     index: dict[Obis, CosemObject] = {}
     lookup = index.__getitem__
+    tod = TodProgramming(meter)  # the passive calendar and prices a head-end writes
+    zone = lambda: deviation(meter)  # noqa: E731 - range bounds follow a written time_zone
     objects: list[CosemObject] = [
-        Clock(CLOCK, now=lambda: meter.now, set_time=set_clock, time_zone=ident.time_zone_minutes,
-              status=lambda: meter.clock_status),
+        clock(meter, set_clock),
         Data(LOGICAL_DEVICE_NAME, axdr.OctetString(ident.ldn.encode("ascii"))),
         *measured_registers(meter),
         *name_plate_data(meter),
         *prepaid_data(meter),
         disconnect_control(meter),
         limiter(meter),
-        *payment_objects(meter),
+        *payment_objects(meter, tod),
         token_gateway(meter),
         special_days_table(meter),
         billing_schedule(meter),
-        activity_calendar(meter),
+        activity_calendar(meter, tod),
         *communication_setup(meter, tcp_port),
     ]
     # profiles: instantaneous (a live snapshot), block load, daily load, billing, event logs
     sets = meter.profiles
     objects.append(ProfileGeneric(Obis.parse(sets.instantaneous.logical_name),
                                   StoredProfile(meter, sets.instantaneous, lambda: instantaneous_row(meter)),
-                                  time_zone=ident.time_zone_minutes))
+                                  time_zone=zone))
     for profile in (sets.block_load, sets.daily_load, sets.billing, *meter.events.profiles.values()):
         capture = meter.close_billing_now if profile is sets.billing else None
         objects.append(ProfileGeneric(Obis.parse(profile.logical_name), StoredProfile(meter, profile, on_capture=capture),
-                                      time_zone=ident.time_zone_minutes))
+                                      time_zone=zone))
     objects.extend(event_data(meter))
     # snapshot profiles: name plate and the scaler profiles, read from the objects themselves
     objects.append(ProfileGeneric(NAME_PLATE, SnapshotSource(

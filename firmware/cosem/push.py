@@ -20,6 +20,7 @@ from bijli.dlms.cosem.profile import CaptureObjectDefinition
 from bijli.dlms.cosem.push import MessageType, PushSetup, SendDestinationAndMethod, TransportService
 from bijli.dlms.obis import Obis
 from bijli.firmware.cosem.catalogue import ACTIVE_IMPORT, CLOCK, CURRENT_BALANCE, DISCONNECT_CONTROL, PUSH_SETUP
+from bijli.firmware.cosem.clock import deviation
 from bijli.firmware.cosem.results import cosem_result
 from bijli.firmware.push import PushError, PushOutbox
 
@@ -100,11 +101,10 @@ def attach_push(meter: "Meter", outbox: PushOutbox, server: "Server") -> None:
     """Let ``outbox`` build its DataNotifications with ``server`` (ciphered for the utility
     association's keys when ``[push] ciphered`` and the server has security settings), and
     push on meter events when ``[push] on_events``."""
-    tz = meter.config.identity.time_zone_minutes
 
     def build(invoke_id: int, now: datetime) -> bytes:
         items = [(c.class_id, c.logical_name, c.attribute_index) for c in push_object_list(meter)]
-        stamp = axdr.CosemDateTime.from_datetime(now, deviation=-tz)
+        stamp = axdr.CosemDateTime.from_datetime(now, deviation=deviation(meter))
         return server.data_notification(items, long_invoke_id=invoke_id, date_time=stamp,
                                         ciphered=outbox.config.ciphered and server.security is not None)
 

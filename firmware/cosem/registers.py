@@ -25,10 +25,12 @@ from bijli.dlms.cosem.values import date_time_octets
 from bijli.dlms.obis import Obis
 from bijli.firmware import profiles as fw_profiles
 from bijli.firmware.cosem.catalogue import (ACTIVE_POWER, APPARENT_POWER, AVERAGE_CURRENT, AVERAGE_VOLTAGE,
-                                            BILLING_DATE, BILLING_POWER_FACTOR, CURRENT_L1, CURRENT_RATING,
+                                            AVAILABLE_BILLING_PERIODS, BILLING_COUNT, BILLING_DATE, BILLING_POWER_FACTOR,
+                                            BLOCK_LOAD_CAPTURE_PERIOD, CURRENT_RATING, DAILY_LOAD_CAPTURE_PERIOD,
+                                            DEMAND_INTEGRATION_PERIOD, PHASE_CURRENT, POWER_FAILURES, PROGRAMMING_COUNT,
                                             FIRMWARE_VERSION, FREQUENCY, MANUFACTURER_NAME, MD_ACTIVE_IMPORT,
                                             MD_APPARENT_IMPORT, METER_CATEGORY, METER_TYPE, POWER_FACTOR, REACTIVE_Q,
-                                            SERIAL_NUMBER, VOLTAGE_L1, YEAR_OF_MANUFACTURE)
+                                            SERIAL_NUMBER, VOLTAGE, YEAR_OF_MANUFACTURE)
 from bijli.firmware.cosem.quantities import QUANTITIES
 from bijli.firmware.events import LogKind
 
@@ -62,8 +64,8 @@ def measured_registers(meter: "Meter") -> list[CosemObject]:
         return max(energy(name) - meter.progress.block_start.get(name, energy(name)), 0.0)
 
     out: list[CosemObject] = [
-        register(VOLTAGE_L1, "voltage", lambda: m().phases[0].v_rms),
-        register(CURRENT_L1, "current", lambda: m().phases[0].i_rms),
+        register(VOLTAGE, "voltage", lambda: m().phases[0].v_rms),
+        register(PHASE_CURRENT, "current", lambda: m().phases[0].i_rms),
         register(ACTIVE_POWER, "active_power", lambda: m().total.p),
         register(APPARENT_POWER, "apparent_power", lambda: m().total.s),
         register(POWER_FACTOR, "power_factor", lambda: m().total.pf),
@@ -71,13 +73,27 @@ def measured_registers(meter: "Meter") -> list[CosemObject]:
         # the running block's averages and the billing period's power factor
         register(AVERAGE_VOLTAGE, "average_voltage", lambda: meter.progress.averager.voltage),
         register(AVERAGE_CURRENT, "average_current", lambda: meter.progress.averager.current),
-        register(BILLING_POWER_FACTOR, "average_power_factor", lambda: m().total.pf),
+        register(BILLING_POWER_FACTOR, "average_power_factor", meter.billing_power_factor),
         # maximum demand of the billing period (block average power) and when it occurred
         register(MD_ACTIVE_IMPORT, "md_active_import", lambda: meter.progress.md_w, ExtendedRegister,
                  capture_time=lambda: meter.progress.md_time),
-        # bijli does not track apparent demand: the billing row holds null, the register 0
-        register(MD_APPARENT_IMPORT, "md_apparent_import", lambda: 0, ExtendedRegister),
+        register(MD_APPARENT_IMPORT, "md_apparent_import", lambda: meter.billing_progress.md_va, ExtendedRegister,
+                 capture_time=lambda: meter.billing_progress.md_va_time),
         Register(BILLING_DATE, lambda: date_time_octets(meter.tariff_state.period_start), 0, Unit.COUNT),
+        # how many closed billing periods the billing profile holds
+        Register(AVAILABLE_BILLING_PERIODS, lambda: axdr.Unsigned(min(meter.profiles.billing.entries_in_use(meter.storage),
+                                                                       255)), 0, Unit.COUNT),
+        # lifetime counters, counted as their events are logged (no log capacity caps them)
+        Data(BILLING_COUNT, lambda: axdr.DoubleLongUnsigned(meter.counters.billing)),
+        Data(PROGRAMMING_COUNT, lambda: axdr.DoubleLongUnsigned(meter.counters.programming)),
+        Data(POWER_FAILURES, lambda: axdr.DoubleLongUnsigned(meter.counters.power_failures)),
+        # the demand integration period is the block: MD is the highest block average
+        Register(DEMAND_INTEGRATION_PERIOD,
+                 lambda: axdr.DoubleLongUnsigned(meter.profiles.block_load.capture_period), 0, Unit.SECOND),
+        Register(BLOCK_LOAD_CAPTURE_PERIOD,
+                 lambda: axdr.DoubleLongUnsigned(meter.profiles.block_load.capture_period), 0, Unit.SECOND),
+        Register(DAILY_LOAD_CAPTURE_PERIOD,
+                 lambda: axdr.DoubleLongUnsigned(meter.profiles.daily_load.capture_period), 0, Unit.SECOND),
     ]
     for name, cumulative, of_block in fw_profiles.ENERGY_REGISTERS:
         out.append(register(Obis.parse(cumulative), name, lambda name=name: energy(name)))

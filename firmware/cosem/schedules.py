@@ -10,7 +10,7 @@ head-end's request would use, so it takes the meter's own decisions.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bijli.dlms import axdr
 from bijli.dlms.apdu import ActionResult, DataAccessResult
@@ -27,6 +27,7 @@ from bijli.firmware.cosem.results import cosem_result
 from bijli.firmware.tariff import EnergyKind
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bijli.firmware.cosem.tod import TodProgramming
     from bijli.firmware.meter import Meter
 
 
@@ -80,19 +81,33 @@ def calendar_tables(profile) -> tuple[bytes, tuple, tuple, tuple]:
     return profile.kind.value.encode(), seasons, weeks, days
 
 
-def activity_calendar(meter: "Meter") -> ActivityCalendar:
-    """A read-only view of the time-of-day tariff: the active and the passive profile."""
+def activity_calendar(meter: "Meter", tod: "TodProgramming") -> ActivityCalendar:
+    """The time-of-day tariff: the active calendar, and the passive one a head-end writes
+    (attributes 6-9) and activates (method 1, or attribute 10), through ``tod``
+    (:mod:`.tod`). Until a passive calendar is written the passive attributes show the
+    configured passive tariff."""
     active = lambda: calendar_tables(meter.config.tariff.active)  # noqa: E731
-    passive = lambda: calendar_tables(meter.config.tariff.passive) if meter.config.tariff.passive else \
+    configured = lambda: calendar_tables(meter.config.tariff.passive) if meter.config.tariff.passive else \
         (b"", (), (), ())  # noqa: E731
-    when = meter.config.tariff.activation_time
+
+    def passive(i: int, written: Callable[[], Any]) -> Callable[[], Any]:
+        return lambda: written() if tod.written() else configured()[i]
+
+    def when():
+        t = meter.config.tariff.activation_time
+        return None if t is None else axdr.CosemDateTime.from_datetime(t)
+
     return ActivityCalendar(
         ACTIVITY_CALENDAR,
         calendar_name_active=lambda: active()[0], season_profile_active=lambda: active()[1],
         week_profile_table_active=lambda: active()[2], day_profile_table_active=lambda: active()[3],
-        calendar_name_passive=lambda: passive()[0], season_profile_passive=lambda: passive()[1],
-        week_profile_table_passive=lambda: passive()[2], day_profile_table_passive=lambda: passive()[3],
-        activate_passive_calendar_time=lambda: None if when is None else axdr.CosemDateTime.from_datetime(when),
+        calendar_name_passive=passive(0, tod.name), season_profile_passive=passive(1, tod.seasons),
+        week_profile_table_passive=passive(2, tod.weeks), day_profile_table_passive=passive(3, tod.days),
+        activate_passive_calendar_time=when,
+        set_calendar_name_passive=tod.set_name, set_season_profile_passive=tod.set_seasons,
+        set_week_profile_table_passive=tod.set_weeks, set_day_profile_table_passive=tod.set_days,
+        set_activate_passive_calendar_time=tod.set_activation_time,
+        on_activate_passive_calendar=lambda: tod.activate(),
     )
 
 

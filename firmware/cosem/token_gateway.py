@@ -4,10 +4,14 @@ A token written to the gateway's ``enter`` method goes to :meth:`Meter.enter_tok
 the same input as the keypad's, so it is decoded, checked and applied in the same
 transaction; the outcome comes back as the class's token_status (Blue Book 4.6.5:
 status code and data) and the last token as its token/time/delivery attributes.
+The token attribute shows the octets the gateway received, as received (Blue Book:
+"the token most recently received"), even when they are not digits the decoder can
+read: a head-end that sent a bad token sees what the meter got.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bijli.dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
@@ -60,7 +64,18 @@ def last_token(meter: "Meter") -> TokenRecord | None:
 def token_gateway(meter: "Meter") -> TokenGateway:
     """The token gateway bound to ``meter``: a remote delivery comes from the head-end
     (dlms), a local one through the optical port."""
-    return TokenGateway(TOKEN_GATEWAY, enter=lambda token, method: gateway_result(
-                            meter.enter_token(token_digits(token), TokenSource.DLMS if method == DeliveryMethod.REMOTE
-                                              else TokenSource.OPTICAL)),
-                        now=lambda: meter.now, last_token=lambda: last_token(meter))
+    received: dict[str, object] = {}  # the last gateway token's outcome and its octets
+
+    def enter(token: bytes, method: DeliveryMethod) -> TokenGatewayResult:
+        outcome = meter.enter_token(token_digits(token), TokenSource.DLMS if method == DeliveryMethod.REMOTE
+                                    else TokenSource.OPTICAL)
+        received.update(outcome=outcome, octets=bytes(token))
+        return gateway_result(outcome)
+
+    def last() -> TokenRecord | None:
+        record = last_token(meter)
+        if record is not None and meter.last_token is received.get("outcome"):
+            record = replace(record, token=received["octets"])  # a keypad token since shows its digits
+        return record
+
+    return TokenGateway(TOKEN_GATEWAY, enter=enter, now=lambda: meter.now, last_token=last)

@@ -4,7 +4,10 @@
 the Image transfer object 0.0.44.0.0.255 (IEC 62056-6-2 clause 4.4.6, interface class
 18) through :class:`ImageTransferBinding`, and publishes the image activation single
 action schedule 0.0.15.0.2.255 (class 22) whose execution_time, written by the
-head-end, says when the next activated image takes over. Here, and only here, a
+head-end, says when the next activated image takes over, and the image activation
+script table 0.0.10.0.107.255 that schedule names: its script 1 is image_activate
+(method 4) of the Image transfer object, run through the object's own hook, so the
+schedule's reference resolves and a head-end may execute it. Here, and only here, a
 refusal of the store becomes a COSEM result: :data:`ACTION_RESULTS` maps each
 :class:`~bijli.firmware.upgrade.errors.TransferRefusal` to the ACTION result class 18
 answers with, and the store's transfer status is published as class 18's
@@ -18,9 +21,11 @@ from datetime import datetime
 
 from bijli.dlms.apdu import ActionResult, DataAccessResult
 from bijli.dlms.axdr import CosemDate, CosemTime
-from bijli.dlms.cosem.base import CosemError
+from bijli.dlms import axdr
+from bijli.dlms.cosem.base import Context, CosemError
 from bijli.dlms.cosem.image_transfer import ImageToActivateInfo, ImageTransfer, ImageTransferStatus
-from bijli.dlms.cosem.schedule import ExecutionTime, SingleActionSchedule
+from bijli.dlms.cosem.schedule import (ActionSpecification, ExecutionTime, Script, ScriptTable, ServiceId,
+                                       SingleActionSchedule)
 from bijli.dlms.cosem.values import ScriptReference
 from bijli.dlms.obis import Obis
 from bijli.firmware.upgrade.errors import TransferRefusal, TransferRefused, UpgradeError
@@ -30,6 +35,7 @@ IMAGE_TRANSFER = "0.0.44.0.0.255"
 #: the image activation single action schedule and the script it runs (IEC 62056-6-1 OBIS)
 IMAGE_ACTIVATION_SCHEDULE = "0.0.15.0.2.255"
 IMAGE_ACTIVATION_SCRIPT = "0.0.10.0.107.255"
+IMAGE_ACTIVATE_METHOD = 4  # class 18 method 4, image_activate
 
 #: how each refusal of the store is answered to image_transfer_initiate, _block_transfer,
 #: _verify and _activate.
@@ -104,9 +110,10 @@ class ImageTransferBinding:
 
 
 def upgrade_objects(store: ImageStore) -> list:
-    """The Image transfer object (0.0.44.0.0.255) bound to ``store``, and the image
+    """The Image transfer object (0.0.44.0.0.255) bound to ``store``, the image
     activation Single action schedule (0.0.15.0.2.255) whose execution_time, written by
-    the head-end, says when the next activated image takes over."""
+    the head-end, says when the next activated image takes over, and the script table
+    (0.0.10.0.107.255) it runs."""
 
     def execution_time() -> list:
         when = store.scheduled_activation
@@ -125,11 +132,21 @@ def upgrade_objects(store: ImageStore) -> list:
                              f"activation time must be a full date and time: {exc}") from None
         store.set_scheduled_activation(when)
 
+    transfer = ImageTransfer(IMAGE_TRANSFER, ImageTransferBinding(store))
+    activate = ActionSpecification(ServiceId.EXECUTE_SPECIFIC_METHOD, ImageTransfer.CLASS_ID,
+                                   Obis.parse(IMAGE_TRANSFER), IMAGE_ACTIVATE_METHOD, axdr.Integer(0))
+
+    def execute(identifier: int) -> None:
+        if identifier != 1:
+            raise CosemError(ActionResult.OBJECT_UNAVAILABLE, f"no script {identifier} in {IMAGE_ACTIVATION_SCRIPT}")
+        transfer.invoke(activate.index, activate.parameter, Context(0))
+
     return [
-        ImageTransfer(IMAGE_TRANSFER, ImageTransferBinding(store)),
+        transfer,
         SingleActionSchedule(IMAGE_ACTIVATION_SCHEDULE,
                              executed_script=ScriptReference(Obis.parse(IMAGE_ACTIVATION_SCRIPT), 1), type=1,
                              execution_time=execution_time, set_execution_time=set_execution_time),
+        ScriptTable(IMAGE_ACTIVATION_SCRIPT, scripts=lambda: (Script(1, (activate,)),), on_execute=execute),
     ]
 
 

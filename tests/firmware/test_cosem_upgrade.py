@@ -105,7 +105,7 @@ def _times(*whens: datetime) -> axdr.Array:
 
 def test_the_objects_speak_for_the_store(tmp_path, key):
     store = ImageStore(tmp_path, UpgradeConfig(), now=lambda: NOW)
-    transfer, schedule = upgrade_objects(store)
+    transfer, schedule, _script = upgrade_objects(store)
     assert str(transfer.logical_name) == IMAGE_TRANSFER and str(schedule.logical_name) == IMAGE_ACTIVATION_SCHEDULE
     assert transfer.get(6) == axdr.Enum(int(ImageTransferStatus.NOT_INITIATED))
     with pytest.raises(CosemError) as err:  # the store's refusal, as class 18 answers it
@@ -121,3 +121,19 @@ def test_the_objects_speak_for_the_store(tmp_path, key):
     assert store.scheduled_activation == when
     schedule.set(4, axdr.Array(()))
     assert store.scheduled_activation is None
+
+
+def test_the_activation_script_the_schedule_names_runs_image_activate(tmp_path, key):
+    b = binding(tmp_path, key)
+    transfer, schedule, script = upgrade_objects(b.store)
+    ref = schedule.get(2).value
+    assert bytes(script.logical_name) == ref[0].value and ref[1] == axdr.LongUnsigned(1)
+    with pytest.raises(CosemError) as err:  # nothing verified yet: the store's refusal, as image_activate's
+        script.invoke(1, axdr.LongUnsigned(1))
+    assert err.value.result == ActionResult.OTHER_REASON
+    send(b, sign_image(payload(), "bijli", "0.2.0", key))
+    b.verify()
+    script.invoke(1, axdr.LongUnsigned(1))
+    assert b.transfer_status() is ImageTransferStatus.ACTIVATION_INITIATED
+    with pytest.raises(CosemError):
+        script.invoke(1, axdr.LongUnsigned(2))  # the table holds script 1 only

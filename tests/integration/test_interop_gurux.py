@@ -155,10 +155,10 @@ def test_gurux_reads_clock_register_and_object_list(live, transport, sap):
         names = {o.logicalName for o in objects}
         assert "0.0.1.0.0.255" in names
         if sap == 16:
-            assert "1.0.32.7.0.255" not in names  # the public client sees only a few objects
+            assert "1.0.12.7.0.255" not in names  # the public client sees only a few objects
         else:
-            assert "1.0.32.7.0.255" in names
-            voltage = GXDLMSRegister("1.0.32.7.0.255")
+            assert "1.0.12.7.0.255" in names
+            voltage = GXDLMSRegister("1.0.12.7.0.255")
             peer.read(voltage, 3)
             assert voltage.scaler == pytest.approx(0.01) and int(voltage.unit) == 35  # V, 10^-2
     finally:

@@ -84,7 +84,7 @@ def test_block_load_profile_by_range_and_by_entry(meter, transport):
         p.read(profile, 7)
         assert profile.entriesInUse == 480
 
-        # the bounds carry their UTC offset; the meter keeps IST (time_zone 330) and converts
+        # the bounds carry their UTC offset; the meter keeps IST (time_zone -330, Blue Book sign) and converts
         reply = p.exchange(p.client.readRowsByRange(profile, datetime(2024, 6, 11, 0, 0, tzinfo=IST),
                                                     datetime(2024, 6, 13, 23, 45, tzinfo=IST)))
         rows = p.client.updateValue(profile, 2, reply.value)

@@ -59,7 +59,7 @@ def test_read_objects_write_over_the_wrapper(meter_process, tmp_path):
     r = bijli("objects", "--target", target, "--client", "32", "--json")
     assert r.returncode == 0, r.stderr
     names = {o["obis"] for o in json.loads(r.stdout)}
-    assert {"0.0.1.0.0.255", "1.0.32.7.0.255"} <= names
+    assert {"0.0.1.0.0.255", "1.0.12.7.0.255"} <= names
 
     r = bijli("read", "1.0.1.8.0.255", "--target", target, "--client", "32", "--password", "wrong")
     assert r.returncode == 1 and "authentication" in r.stderr
@@ -209,16 +209,16 @@ def test_scalers_names_and_whole_profiles(meter_process, tmp_path):
     assert meter.console("step 6h").startswith("2024-06-17T16:00")
     target = ("--target", f"tcp://127.0.0.1:{meter.port}", "--client", "32")
 
-    raw = bijli("read", "1.0.32.7.0.255", *target, "--json")
-    scaled = bijli("read", "1.0.32.7.0.255", "1.0.31.7.0.255", *target, "--scale")
+    raw = bijli("read", "1.0.12.7.0.255", *target, "--json")
+    scaled = bijli("read", "1.0.12.7.0.255", "1.0.11.7.0.255", *target, "--scale")
     assert raw.returncode == 0 and scaled.returncode == 0, scaled.stderr
     volts, amps = scaled.stdout.splitlines()
-    assert re.fullmatch(r"1\.0\.32\.7\.0\.255:2 = 2\d\d\.\d\d V", volts), volts
+    assert re.fullmatch(r"1\.0\.12\.7\.0\.255:2 = 2\d\d\.\d\d V", volts), volts
     assert amps.endswith(" A")
-    r = bijli("read", "1.0.32.7.0.255:3", *target, "--json")
+    r = bijli("read", "1.0.12.7.0.255:3", *target, "--json")
     scaler = json.loads(r.stdout)[0]
     assert float(volts.split("= ")[1].split()[0]) == pytest.approx(json.loads(raw.stdout) * 10 ** scaler)
-    j = json.loads(bijli("read", "1.0.32.7.0.255", *target, "--scale", "--json").stdout)
+    j = json.loads(bijli("read", "1.0.12.7.0.255", *target, "--scale", "--json").stdout)
     assert j["unit"] == "V" and j["raw"] == json.loads(raw.stdout)
 
     r = bijli("objects", *target)

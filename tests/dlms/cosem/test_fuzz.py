@@ -96,7 +96,7 @@ def test_actions_accept_or_refuse_with_a_result(data):
 @given(st.data())
 def test_selective_access_accepts_or_refuses_with_a_result(data):
     source = data.draw(st.sampled_from([block_load, event_log]))()
-    p = ProfileGeneric("1.0.99.1.0.255", source, time_zone=330)
+    p = ProfileGeneric("1.0.99.1.0.255", source, time_zone=-330)
     good = [
         axdr.Structure((source.columns[0].to_data(), axdr.DoubleLongUnsigned(0), axdr.DoubleLongUnsigned(9),
                         axdr.Array(()))),

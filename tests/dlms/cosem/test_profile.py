@@ -141,7 +141,7 @@ def test_range_on_the_clock_when_it_is_not_the_first_column():
 
 def test_range_bounds_as_date_time_type_and_with_a_deviation():
     src = block_load()
-    p = ProfileGeneric("1.0.99.1.0.255", src, time_zone=330)
+    p = ProfileGeneric("1.0.99.1.0.255", src, time_zone=-330)
     ist = timezone(timedelta(minutes=330))
     lo = axdr.date_time(T0.replace(tzinfo=ist).astimezone(timezone.utc))  # the same instant, sent as UTC
     hi = dt_octets(T0 + timedelta(minutes=15))

@@ -44,13 +44,13 @@ class Direct:
 
 
 class Rig:
-    def __init__(self, state, config: dict | None = None):
+    def __init__(self, state, config: dict | None = None, *, clock_writable: bool = False, start=None):
         self.cfg = MeterConfig.from_dict(config or {})
         self.storage = Storage.open(state)
-        self.meter = Meter(self.cfg, self.storage, START)
+        self.meter = Meter(self.cfg, self.storage, start or START)
         self.security = associations.security_settings(self.meter)
         self.outbox = PushOutbox(self.cfg.push)
-        self.objects = object_list.build_objects(self.meter, None, security=self.security, push=self.outbox)
+        self.objects = object_list.build_objects(self.meter, self.meter.set_time if clock_writable else None, security=self.security, push=self.outbox)
         self.server = Server(self.objects, associations.policies(self.meter), security=self.security)
         cosem_push.attach_push(self.meter, self.outbox, self.server)
         self.index = {o.logical_name: o for o in self.objects}
