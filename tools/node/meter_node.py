@@ -91,17 +91,25 @@ def open_samples(cfg, *, seed: int | None = None):
 class MeterNode:
     """Everything one meter owns but its I/O; also the console's Host."""
 
-    def __init__(self, cfg, state_dir: str | Path, clock: TimeSource, source=None, *,
-                 extra_objects: Iterable = (), max_block_seconds: float = MAX_BLOCK_SECONDS):
+    def __init__(self, cfg, state_dir: str | Path | None, clock: TimeSource, source=None, *,
+                 extra_objects: Iterable = (), max_block_seconds: float = MAX_BLOCK_SECONDS,
+                 storage=None, resume: dict | None = None):
+        """``storage``: the meter's memory when it is not a file of its own under ``state_dir``
+        (a fleet's :class:`~firmware.shard.MeterMemory`); ``resume``: the RAM of a meter that
+        kept power (:meth:`Meter.volatile`, a fleet's dormant meter), instead of a start-up."""
         self.cfg = cfg
         self.clock = clock
         self.max_block_seconds = max_block_seconds
-        self.storage = Storage.open(state_dir)
+        self.storage = storage if storage is not None else Storage.open(state_dir)
         self.source = source if source is not None else open_samples(cfg)
         self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
         self._relay_closed = True
         self.devices = None
-        self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
+        if resume is None:
+            self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
+        else:
+            self.meter = Meter.resume(cfg.meter, self.storage, resume, on_relay=self._on_relay)
+            self._relay_closed = self.meter.relay.output_state
         self.security = security_settings(self.meter)
         self.tcp_port = 4059  # the wrapper port, once a listener is bound (the TCP-UDP setup shows it)
         self.objects = build_objects(self.meter, set_clock=self.set_time,
