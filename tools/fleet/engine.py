@@ -62,6 +62,7 @@ class FleetEngine:
         self._dormant: dict[int, bytes] = {}
         self._hydrated: OrderedDict[int, MeterNode] = OrderedDict()  # least recently observed first
         self._pinned: dict[int, int] = {}
+        self.listeners: list = []  # asyncio servers, once served (tools.fleet.serve)
         self.hydrations = 0
         self.dehydrations = 0
 
