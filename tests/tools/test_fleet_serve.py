@@ -32,6 +32,7 @@ def test_every_meter_has_its_own_loopback_address_on_the_wrapper_port():
     assert len({meter_address(i) for i in range(70_000)}) == 70_000
     assert meter_endpoint(42) == ("127.0.0.43", WRAPPER_PORT)
     assert meter_endpoint(3, "10.0.0.5", 5000) == ("10.0.0.5", 5003)  # beyond loopback only when asked
+    assert meter_endpoint(2_001, "10.0.0.5", 5000, shards=4) == ("10.0.0.5", 5500)  # its place in shard 1 of 4
     for bad in (-1, 2**24, "3"):
         with pytest.raises(UsageError):
             meter_address(bad)

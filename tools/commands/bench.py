@@ -20,6 +20,7 @@ AREAS: dict[str, list[str]] = {
     "dlms": ["bijli.tools.bench.dlms:bench", "bijli.tools.bench.hdlc:bench", "bijli.tools.bench.server:bench"],
     "sts": ["bijli.tools.bench.sts:bench"],
     "firmware": ["bijli.tools.bench.metrology:bench", "bijli.tools.bench.firmware:bench"],
+    "fleet": ["bijli.tools.bench.fleet:bench"],
 }
 
 

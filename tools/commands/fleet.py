@@ -35,7 +35,7 @@ log = logging.getLogger("bijli.fleet")
 def register(subparsers) -> None:
     p = subparsers.add_parser("fleet")
     p.add_argument("--count", type=int, default=10, help="how many meters (default 10)")
-    p.add_argument("--tcp", metavar="HOST:BASEPORT", default="127.0.0.1:4059",
+    p.add_argument("--tcp", metavar="HOST:BASEPORT", default=None,
                    help="meter I serves the DLMS wrapper on BASEPORT+I (default 127.0.0.1:4059; "
                         "port 0: each picks a free port)")
     p.add_argument("--state", metavar="DIR", default="./fleet-state",
@@ -52,6 +52,15 @@ def register(subparsers) -> None:
                                                        "PAN/DRN and STS key parameters")
     p.add_argument("--console", choices=("stdio", "none"), default="stdio", help="the fleet console (default stdio)")
     p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run the fleet engine (tools.fleet): the K-th of N slices of a --count fleet, meter I "
+                        "at its own loopback address 127.x.y.z:4059 (or HOST:BASEPORT+I/N when --tcp names a "
+                        "host), all shards' state in --state DIR/shard-K-of-N.db; no console (see README)")
+    p.add_argument("--cache", type=int, default=64, help="with --shard: meters kept hydrated at once (default 64)")
+    p.add_argument("--print-unit", action="store_true",
+                   help="print the systemd template unit bijli-fleet@.service (instance = shard) and exit")
+    p.add_argument("--print-statefulset", metavar="N",type=int,
+                   help="print a Kubernetes StatefulSet of N shards for --count meters (pod ordinal = shard) and exit")
     p.set_defaults(func=_main)
 
 
@@ -80,6 +89,7 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
             pass
 
 
+DEFAULT_TCP = "127.0.0.1:4059"  # without --shard: meter I on port 4059+I of 127.0.0.1
 FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
 FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
 
@@ -130,7 +140,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
     from bijli.tools.node.links import wrapper_session
     from bijli.tools.node.meter_node import stdio_console
 
-    host, base_port = tcp.parse_endpoint(args.tcp)
+    host, base_port = tcp.parse_endpoint(args.tcp or DEFAULT_TCP)
     if base_port and base_port + args.count - 1 > 65535:
         raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
     fleet = Fleet(cfg, args.count, args.state, _clock(args, cfg), load_profile=args.load_profile)
@@ -178,6 +188,55 @@ async def _run(args, cfg: config_mod.Config) -> int:
     return 0
 
 
+async def _run_shard(args, cfg: config_mod.Config) -> int:
+    """``--shard K/N``: one slice of the fleet on the fleet engine, until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from bijli.firmware.shard import ShardStore
+    from bijli.tools.fleet import serve as fleet_serve
+    from bijli.tools.fleet.addressing import parse_shard, shard_indices
+    from bijli.tools.fleet.engine import FleetEngine
+
+    shard, shards = parse_shard(args.shard)
+    indices = shard_indices(args.count, shard, shards)
+    host = None
+    base_port = 4059
+    if args.tcp is not None:  # a host named: consecutive ports there; else each its own loopback address
+        from bijli.hal import tcp
+
+        host, base_port = tcp.parse_endpoint(args.tcp)
+    store = ShardStore.open(Path(args.state) / f"shard-{shard}-of-{shards}.db")
+    engine = FleetEngine(cfg, indices, store, _clock(args, cfg), cache_size=args.cache)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        endpoints = await fleet_serve.serve(engine, host=host, base_port=base_port, shards=shards)
+        first = endpoints[indices[0]] if len(indices) else None
+        print(f"bijli fleet: shard {shard}/{shards}, {len(indices)} of {args.count} meters, clock "
+              f"{'sim' if engine.clock.simulated else 'real'} at {engine.clock.now().isoformat(timespec='seconds')}, "
+              f"meter {indices[0]} at {first[0]}:{first[1]}, state in {store.path.resolve()}", flush=True)
+        if args.manifest:
+            Path(args.manifest).write_text(json.dumps(fleet_serve.manifest(engine, endpoints), indent=1) + "\n",
+                                           encoding="utf-8")
+            print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
+        print("serving", flush=True)
+        await stopping.wait()
+    finally:
+        for listener in engine.listeners:
+            listener.close()
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current]
+        for t in others:  # open connections: their meters are unpinned as they end
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        engine.shutdown()
+    print("fleet shard stopped, state saved", flush=True)
+    return 0
+
+
 def _main(args) -> int:
     import asyncio
 
@@ -186,6 +245,21 @@ def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if args.print_unit or args.print_statefulset is not None:
+        from bijli.tools.fleet import deploy
+
+        if args.print_statefulset is not None and args.print_statefulset < 1:
+            raise UsageError("--print-statefulset needs at least one shard")
+        print(deploy.systemd_unit() if args.print_unit else deploy.statefulset(args.count, args.print_statefulset),
+              end="")
+        return 0
+    if args.shard is not None:
+        from bijli.tools.fleet.addressing import parse_shard
+
+        _, shards = parse_shard(args.shard)
+        check_file_descriptors(-(-args.count // shards))
+        cfg = config_mod.load(args.config)
+        return asyncio.run(_run_shard(args, cfg))
     check_file_descriptors(args.count)
     cfg = config_mod.load(args.config)
     return asyncio.run(_run(args, cfg))

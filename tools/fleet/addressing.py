@@ -6,7 +6,8 @@ same on loopback: meter ``i`` is at ``127.x.y.z`` with ``x.y.z`` = ``i + 1`` wri
 base 256 (meter 0 at 127.0.0.1, meter 249,999 at 127.3.208.144). Linux delivers the
 whole of 127.0.0.0/8 to the loopback interface without configuration, so no client
 needs to know it talks to a fleet. Only when the user names a host does a fleet
-listen elsewhere, and then on consecutive ports of that host (``BASEPORT + i``).
+listen elsewhere, and then on consecutive ports of that host (``BASEPORT + i // N``
+for shard ``i % N``: a shard per host, as a StatefulSet's pods are).
 
 Shards: meter ``i`` belongs to shard ``i % N`` of ``N``. Identities, keys, addresses
 and load seeds are functions of the index (``tools.node.fleet.member_config``), so N
@@ -30,12 +31,14 @@ def meter_address(index: int) -> str:
     return f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
-def meter_endpoint(index: int, host: str | None = None, base_port: int = WRAPPER_PORT) -> tuple[str, int]:
+def meter_endpoint(index: int, host: str | None = None, base_port: int = WRAPPER_PORT,
+                   shards: int = 1) -> tuple[str, int]:
     """(host, port) meter ``index`` listens on: its own loopback address on 4059, or, when the
-    user names a host, that host on ``base_port + index``."""
+    user names a host, that host on ``base_port + index // shards`` (its place in its shard:
+    each shard on a host of its own, e.g. a Kubernetes pod, uses the same ports)."""
     if host is None:
         return meter_address(index), WRAPPER_PORT
-    port = base_port + index
+    port = base_port + index // shards
     if not 0 < port <= 65535:
         raise UsageError(f"meter {index} on {host}: port {port} does not fit below 65536; "
                          f"use its own loopback address (no --tcp host) or fewer meters")

@@ -31,8 +31,8 @@ def _session(engine: FleetEngine, index: int, port: int):
     return session
 
 
-async def serve(engine: FleetEngine, *, host: str | None = None, base_port: int = WRAPPER_PORT
-                ) -> dict[int, tuple[str, int]]:
+async def serve(engine: FleetEngine, *, host: str | None = None, base_port: int = WRAPPER_PORT,
+                shards: int = 1) -> dict[int, tuple[str, int]]:
     """Listen for every meter of ``engine``; returns each meter's (host, port). The
     listeners are kept on ``engine.listeners`` (close them to stop)."""
     timeout = engine.base.meter.dlms.inactivity_timeout_s
@@ -41,7 +41,7 @@ async def serve(engine: FleetEngine, *, host: str | None = None, base_port: int 
     engine.listeners = listeners
     try:
         for index in engine.indices:
-            h, p = meter_endpoint(index, host, base_port)
+            h, p = meter_endpoint(index, host, base_port, shards)
             listener = await tcp.serve(h, p, _session(engine, index, p), inactivity_timeout=timeout)
             listeners.append(listener)
             endpoints[index] = listener.sockets[0].getsockname()[:2]
