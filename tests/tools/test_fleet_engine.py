@@ -156,3 +156,24 @@ def test_bad_input_is_refused_and_changes_nothing(tmp_path):
         engine.step(0)
     assert engine.hydrated == 0 and store.meters() == []
     engine.shutdown()
+
+
+def test_a_restarted_shard_is_a_power_cut_for_its_meters_and_keeps_their_credit(tmp_path):
+    cfg = member_config(BASE, 1)
+    engine = FleetEngine(BASE, range(2), ShardStore.open(tmp_path / "fleet.db"), SimClock(START, rate=0))
+    digits = vend_credit(cfg.meter.sts.vend_key(), Decimal("40"), subclass=4, time=START - timedelta(hours=1)).digits
+    with engine.observe(1) as node:
+        assert "accept" in node.execute(f"token {digits}").text
+        credit = node.meter.status()["credit"]
+    engine.step(600)
+    # the process dies here: nothing of its RAM survives, only the shard database
+    engine.store.close()
+    later = SimClock(START + timedelta(hours=2), rate=0)
+    again = FleetEngine(BASE, range(2), ShardStore.open(tmp_path / "fleet.db"), later)
+    with again.observe(1) as node:
+        assert node.meter.status()["credit"] == credit
+        assert "used" in node.execute(f"token {digits}").text  # not credited twice
+        codes = [e.code.name for e in node.meter.recent_events(10)]
+        assert "POWER_FAIL" in codes and "POWER_RESTORED" in codes
+        assert node.meter.now == START + timedelta(hours=2)
+    again.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -92,3 +93,47 @@ def verify_unit_problems(unit_path):
     name = unit_path.name.split("@")[0]
     problems = [line for line in (proc.stdout + proc.stderr).splitlines() if name in line]
     return proc.returncode, problems
+
+
+def test_processes_supervises_the_shards_and_restarts_one_killed(tmp_path):
+    manifest = tmp_path / "fleet.json"
+    proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "4", "--processes", "2",
+                             "--tcp", "127.0.0.1:0", "--state", str(tmp_path / "state"), "--clock", "sim",
+                             "--start", "2024-06-14T17:00:00", "--rate", "0", "--manifest", str(manifest)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def until(done) -> list[str]:
+        lines = []
+        deadline = time.monotonic() + 90
+        while not lines or not done(lines[-1]):
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, (lines, proc.stderr.read() if not line else "")
+            lines.append(line.strip())
+        return lines
+
+    def serials() -> dict[int, str]:
+        out = {}
+        for m in json.loads(manifest.read_text())["meters"]:
+            client = Client(open_client_transport(m["target"], 16), ClientSettings.for_association(16))
+            with client:
+                client.associate()
+                serial = client.get(1, SERIAL, 2).to_python()
+            out[m["index"]] = serial.decode() if isinstance(serial, bytes) else serial
+        return out
+
+    try:
+        pids = {int(line.split()[1].split("/")[0]): int(line.rsplit(" ", 1)[1])
+                for line in until(lambda line: line == "serving") if line.startswith("shard ")}
+        assert sorted(pids) == [0, 1]
+        first = serials()
+        assert sorted(first) == [0, 1, 2, 3] and len(set(first.values())) == 4
+        os.kill(pids[1], signal.SIGKILL)  # shard 1 (meters 1 and 3) dies as in a power cut
+        restarted = until(lambda line: "serving, pid" in line)
+        assert any("exited" in line for line in restarted)
+        time.sleep(0.5)
+        assert serials() == first  # the same meters again, at the ports the rewritten manifest names
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "state saved" in out

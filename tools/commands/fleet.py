@@ -57,6 +57,9 @@ def register(subparsers) -> None:
                         "at its own loopback address 127.x.y.z:4059 (or HOST:BASEPORT+I/N when --tcp names a "
                         "host), all shards' state in --state DIR/shard-K-of-N.db; no console (see README)")
     p.add_argument("--cache", type=int, default=64, help="with --shard: meters kept hydrated at once (default 64)")
+    p.add_argument("--processes", type=int, metavar="P",
+                   help="run the fleet engine as P shard processes on this machine (--shard 0/P .. P-1/P), "
+                        "supervised: a shard that dies is restarted; the manifests are merged into --manifest")
     p.add_argument("--print-unit", action="store_true",
                    help="print the systemd template unit bijli-fleet@.service (instance = shard) and exit")
     p.add_argument("--print-statefulset", metavar="N",type=int,
@@ -253,6 +256,20 @@ def _main(args) -> int:
         print(deploy.systemd_unit() if args.print_unit else deploy.statefulset(args.count, args.print_statefulset),
               end="")
         return 0
+    if args.processes is not None:
+        if args.shard is not None:
+            raise UsageError("--processes runs every shard itself: give --processes or --shard, not both")
+        from bijli.tools.fleet.supervise import Supervisor
+
+        fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
+                      "--log", args.log]
+        for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
+                            ("--tcp", args.tcp)):
+            if value is not None:
+                fleet_args += [flag, value]
+        fleet_args += ["--rate", repr(args.rate)]
+        return Supervisor(fleet_args, args.processes, Path(args.manifest) if args.manifest else None,
+                          Path(args.state)).run()
     if args.shard is not None:
         from bijli.tools.fleet.addressing import parse_shard
 

@@ -129,9 +129,15 @@ class FleetEngine:
         clock = ClockView(self.clock)
         blob = self._dormant.pop(index, None)
         self.hydrations += 1
-        if blob is None:  # first observation: the meter's first start, at the fleet's start
+        if blob is None:
+            memory = self.store.memory(index)
+            if memory.get("progress") is not None:
+                # in the shard but not in RAM: this process restarted, for the meter a power cut
+                # (it logs the failure from its last committed step to now, as a single meter does)
+                return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory)
+            # never started: its first start is at the fleet's start, whenever it is first observed
             clock.offset = self.start - self.clock.now()
-            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=self.store.memory(index))
+            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory)
             clock.offset = timedelta(0)
             return node
         ram = pickle.loads(zlib.decompress(blob))
