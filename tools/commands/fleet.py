@@ -94,6 +94,7 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
 
 DEFAULT_TCP = "127.0.0.1:4059"  # without --shard: meter I on port 4059+I of 127.0.0.1
 FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
+FDS_PER_ENGINE_METER = 1  # the fleet engine: its listening socket (one shard database for all)
 FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
 
 
@@ -111,13 +112,13 @@ def port_ranges(ports: list[int]) -> str:
     return ",".join(out)
 
 
-def check_file_descriptors(count: int) -> None:
+def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER) -> None:
     """A fleet needs about FDS_PER_METER descriptors per meter. Raise the soft limit towards the
     hard one when that is enough; otherwise refuse to start, before any meter is built, with
     what to do, instead of failing with EMFILE half way through."""
     import resource
 
-    need = count * FDS_PER_METER + FD_SLACK
+    need = count * per_meter + FD_SLACK
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     unlimited = resource.RLIM_INFINITY
     if soft == unlimited or soft >= need:
@@ -128,7 +129,7 @@ def check_file_descriptors(count: int) -> None:
             return
         except (ValueError, OSError):
             pass
-    raise UsageError(f"{count} meters need about {need:,} open files (about {FDS_PER_METER} each) but this "
+    raise UsageError(f"{count} meters need about {need:,} open files (about {per_meter} each) but this "
                      f"process may open {soft:,}: raise the limit (`ulimit -n {need}` in the shell, LimitNOFILE={need} "
                      f"in a systemd unit) or run fewer meters")
 
@@ -274,7 +275,7 @@ def _main(args) -> int:
         from bijli.tools.fleet.addressing import parse_shard
 
         _, shards = parse_shard(args.shard)
-        check_file_descriptors(-(-args.count // shards))
+        check_file_descriptors(-(-args.count // shards), FDS_PER_ENGINE_METER)
         cfg = config_mod.load(args.config)
         return asyncio.run(_run_shard(args, cfg))
     check_file_descriptors(args.count)
