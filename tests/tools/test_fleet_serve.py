@@ -115,3 +115,42 @@ def test_a_stock_client_reads_each_meter_at_its_own_address_through_the_cache(tm
         assert shard.engine.hydrated == 1 and shard.engine.dehydrations >= 3
     finally:
         shard.close()
+
+
+def test_gurux_reads_meters_picked_at_random_from_a_250000_meter_fleet(tmp_path):
+    """gurux, a client we did not write, with nothing but the manifest row: a shard of a
+    250,000-meter fleet whose five meters are spread over the whole index range."""
+    import random
+
+    from gurux_dlms.enums import Authentication
+    from gurux_dlms.objects import GXDLMSData, GXDLMSRegister
+
+    from tests.peers.gurux_client import GuruxPeer, TcpTransport
+
+    k = random.Random(12).randrange(50_000)
+    shard = ServedShard(tmp_path, shard_indices(250_000, k, 50_000), cache_size=2)
+    try:
+        rows = shard.manifest()["meters"]
+        assert len(rows) == 5 and rows[-1]["index"] >= 200_000
+        for row in rows:
+            peer = GuruxPeer(TcpTransport(row["host"], row["port"]), client_sap=48,
+                             authentication=Authentication.HIGH_GMAC,
+                             block_cipher_key=bytes.fromhex(row["dlms"]["encryption_key"]),
+                             authentication_key=bytes.fromhex(row["dlms"]["authentication_key"]),
+                             invocation_counter=1)
+            try:
+                peer.connect()
+                serial = GXDLMSData(SERIAL)
+                peer.read(serial, 2)
+                value = serial.value.decode() if isinstance(serial.value, (bytes, bytearray)) else str(serial.value)
+                assert value == row["serial"]
+                energy = GXDLMSRegister("1.0.1.8.0.255")
+                peer.read(energy, 2)
+                assert energy.value == 0
+            finally:
+                try:
+                    peer.release()
+                finally:
+                    peer.transport.close()
+    finally:
+        shard.close()
