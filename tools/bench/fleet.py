@@ -71,7 +71,7 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
         BenchResult(f"fleet: dormant record per meter ({meters} meters)", record, "bytes", 32 * 1024, False),
         BenchResult("fleet: process memory growth per meter (records + shard cache)", rss, "bytes", 32 * 1024, False),
         BenchResult("fleet: first start of a meter (hydrate, born)", born * 1000, "ms"),
-        BenchResult("fleet: resume + re-dehydrate a meter (full MeterNode)", resumed * 1000, "ms"),
+        BenchResult("fleet: resume + re-dehydrate a meter (MeterNode, objects lazy)", resumed * 1000, "ms"),
         # walked eagerly on a real clock, a boundary must be done before the next one
         BenchResult("fleet: 30-min capture boundary, per meter (one group)", boundary * 1000, "ms",
                     1800 / FLEET_TARGET * 1000, False),

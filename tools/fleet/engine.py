@@ -134,15 +134,18 @@ class FleetEngine:
             if memory.get("progress") is not None:
                 # in the shard but not in RAM: this process restarted, for the meter a power cut
                 # (it logs the failure from its last committed step to now, as a single meter does)
-                return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory)
+                return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory,
+                                 lazy_objects=True)
             # never started: its first start is at the fleet's start, whenever it is first observed
             clock.offset = self.start - self.clock.now()
-            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory)
+            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory,
+                             lazy_objects=True)
             clock.offset = timedelta(0)
             return node
         ram = pickle.loads(zlib.decompress(blob))
         clock.offset = ram["offset"]
-        node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"])
+        node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"],
+                         lazy_objects=True)
         node._load = ram["load"]
         return node
 
