@@ -286,6 +286,38 @@ class Meter:
         self._last_save = now
         self.on_relay(self.relay.output_state)
 
+    # --- kept powered: a fleet's dormant meter -----------------------------------------
+    #: what a meter shares with its configuration or its host rather than holds in RAM
+    _NOT_VOLATILE = frozenset({"config", "storage", "on_relay", "event_listeners", "profiles", "scheduler",
+                               "events"})
+
+    def volatile(self) -> dict[str, Any]:
+        """The RAM of this powered meter between two steps (metrology and its part cycle,
+        uncommitted progress and deferred events, the last token, the time of the last
+        save), without its non-volatile memory or what it shares. A fleet keeps a dormant
+        meter as this (compressed) and :meth:`resume` s it when it is observed: the meter
+        never lost power, so unlike a restart no power failure is logged and nothing
+        uncommitted is lost. Every step leaves the meter with no open transaction, so
+        between steps this is the whole of it."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_VOLATILE}
+
+    @classmethod
+    def resume(cls, config: MeterConfig, storage: Storage, volatile: dict[str, Any],
+               on_relay: Callable[[bool], None] | None = None) -> "Meter":
+        """The meter whose RAM :meth:`volatile` returned, on the same non-volatile memory,
+        exactly as it was (the shared parts rebuilt as ``__init__`` builds them)."""
+        meter = cls.__new__(cls)
+        meter.config = config
+        meter.storage = storage
+        meter.on_relay = on_relay or (lambda closed: None)
+        meter.profiles = ProfileSet.standard(config.profiles)
+        meter.scheduler = meter.profiles.scheduler()
+        meter.events = EventLog()
+        meter.event_listeners = []
+        meter._apply_billing_day(storage.get("billing_day"))
+        meter.__dict__.update(volatile)
+        return meter
+
     # --- start-up ---------------------------------------------------------------------
     def _load(self, now: datetime) -> None:
         s = self.storage

@@ -105,6 +105,13 @@ class SyntheticSource:
         self._tables: dict[tuple[int, int], tuple[array, array]] = {}
         self.samples_read = 0
 
+    def __getstate__(self) -> dict:
+        """Pickled (a fleet keeps a dormant meter's source so): the sin/cos tables are a
+        cache rebuilt on demand, not part of the source's state."""
+        state = dict(self.__dict__)
+        state["_tables"] = {}
+        return state
+
     # ---- setters
 
     def set_load(self, current: float, pf: float = 1.0, lagging: bool = True,

@@ -32,7 +32,7 @@ JOURNAL_VERSION = 1
 TID_LIMIT = 1 << 24
 
 
-class JournalError(Exception):
+class VendJournalError(Exception):
     """The journal cannot be read, written or has no TID left for the meter."""
 
 
@@ -75,12 +75,12 @@ class VendJournal:
         at or after ``wanted``, and record them when the block ends without an error
         (tokens built inside it are only good once this returns)."""
         if count < 1:
-            raise JournalError("a reservation is at least one TID")
+            raise VendJournalError("a reservation is at least one TID")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             lock = open(self.path.with_name(self.path.name + ".lock"), "a")
         except OSError as exc:
-            raise JournalError(f"cannot open the vend journal {self.path}: {exc}") from None
+            raise VendJournalError(f"cannot open the vend journal {self.path}: {exc}") from None
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             data = self._read()
@@ -88,7 +88,7 @@ class VendJournal:
             last = None if entry is None else entry["last_tid"]
             first = next_free(wanted, last)
             if first + count > TID_LIMIT:
-                raise JournalError(f"meter {meter}: no TID left in its base date's range (last issued {last})")
+                raise VendJournalError(f"meter {meter}: no TID left in its base date's range (last issued {last})")
             reservation = Reservation(meter, wanted, first, count, last)
             yield reservation
             data["meters"][meter] = {"last_tid": first + count - 1}
@@ -106,7 +106,7 @@ class VendJournal:
         except FileNotFoundError:
             return {"version": JOURNAL_VERSION, "meters": {}}
         except OSError as exc:
-            raise JournalError(f"cannot read the vend journal {self.path}: {exc}") from None
+            raise VendJournalError(f"cannot read the vend journal {self.path}: {exc}") from None
         try:
             data = json.loads(text)
             ok = (data.get("version") == JOURNAL_VERSION and isinstance(data.get("meters"), dict)
@@ -116,7 +116,7 @@ class VendJournal:
         except (ValueError, AttributeError):
             ok = False
         if not ok:
-            raise JournalError(f"the vend journal {self.path} is damaged; it is not reset on its own because a "
+            raise VendJournalError(f"the vend journal {self.path} is damaged; it is not reset on its own because a "
                                "fresh journal could reissue TIDs. Repair it, or move it away knowingly "
                                "(vends then start from the clock again)")
         return data
@@ -142,4 +142,4 @@ class VendJournal:
             finally:
                 os.close(dfd)
         except OSError as exc:
-            raise JournalError(f"cannot write the vend journal {self.path}: {exc}") from None
+            raise VendJournalError(f"cannot write the vend journal {self.path}: {exc}") from None

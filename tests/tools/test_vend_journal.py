@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bijli.tools.vend_journal import TID_LIMIT, JournalError, VendJournal, next_free
+from bijli.tools.vend_journal import TID_LIMIT, VendJournalError, VendJournal, next_free
 
 
 def test_next_free():
@@ -32,13 +32,13 @@ def test_reserve_records_only_what_was_vended(tmp_path):
 
 def test_end_of_the_tid_range_and_bad_files(tmp_path):
     j = VendJournal(tmp_path / "j.json")
-    with pytest.raises(JournalError, match="no TID left"):
+    with pytest.raises(VendJournalError, match="no TID left"):
         with j.reserve("m@1993", TID_LIMIT - 2, 3):
             pass
     for text in ("", "[]", '{"version": 2, "meters": {}}', '{"version": 1, "meters": {"m": {"last_tid": -1}}}',
                  '{"version": 1, "meters": {"m": {"last_tid": true}}}'):
         (tmp_path / "j.json").write_text(text)
-        with pytest.raises(JournalError, match="damaged"):
+        with pytest.raises(VendJournalError, match="damaged"):
             with j.reserve("m", 1, 1):
                 pass
         assert (tmp_path / "j.json").read_text() == text

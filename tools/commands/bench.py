@@ -21,6 +21,7 @@ AREAS: dict[str, list[str]] = {
              "bijli.tools.bench.server_cost:bench"],
     "sts": ["bijli.tools.bench.sts:bench"],
     "firmware": ["bijli.tools.bench.metrology:bench", "bijli.tools.bench.firmware:bench"],
+    "fleet": ["bijli.tools.bench.fleet:bench"],
 }
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger("bijli.fleet")
 def register(subparsers) -> None:
     p = subparsers.add_parser("fleet")
     p.add_argument("--count", type=int, default=10, help="how many meters (default 10)")
-    p.add_argument("--tcp", metavar="HOST:BASEPORT", default="127.0.0.1:4059",
+    p.add_argument("--tcp", metavar="HOST:BASEPORT", default=None,
                    help="meter I serves the DLMS wrapper on BASEPORT+I (default 127.0.0.1:4059; "
                         "port 0: each picks a free port)")
     p.add_argument("--state", metavar="DIR", default="./fleet-state",
@@ -58,6 +58,18 @@ def register(subparsers) -> None:
                                                        "PAN/DRN and STS key parameters")
     p.add_argument("--console", choices=("stdio", "none"), default="stdio", help="the fleet console (default stdio)")
     p.add_argument("--log", default="warning", help="log level (debug, info, warning)")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run the fleet engine (tools.fleet): the K-th of N slices of a --count fleet, meter I "
+                        "at its own loopback address 127.x.y.z:4059 (or HOST:BASEPORT+I/N when --tcp names a "
+                        "host), all shards' state in --state DIR/shard-K-of-N.db; no console (see README)")
+    p.add_argument("--cache", type=int, default=64, help="with --shard: meters kept hydrated at once (default 64)")
+    p.add_argument("--processes", type=int, metavar="P",
+                   help="run the fleet engine as P shard processes on this machine (--shard 0/P .. P-1/P), "
+                        "supervised: a shard that dies is restarted; the manifests are merged into --manifest")
+    p.add_argument("--print-unit", action="store_true",
+                   help="print the systemd template unit bijli-fleet@.service (instance = shard) and exit")
+    p.add_argument("--print-statefulset", metavar="N",type=int,
+                   help="print a Kubernetes StatefulSet of N shards for --count meters (pod ordinal = shard) and exit")
     p.set_defaults(func=_main)
 
 
@@ -91,7 +103,9 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
             pass
 
 
+DEFAULT_TCP = "127.0.0.1:4059"  # without --shard: meter I on port 4059+I of 127.0.0.1
 FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
+FDS_PER_ENGINE_METER = 1  # the fleet engine: its listening socket (one shard database for all)
 FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
 
 
@@ -109,13 +123,13 @@ def port_ranges(ports: list[int]) -> str:
     return ",".join(out)
 
 
-def check_file_descriptors(count: int) -> None:
+def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER) -> None:
     """A fleet needs about FDS_PER_METER descriptors per meter. Raise the soft limit towards the
     hard one when that is enough; otherwise refuse to start, before any meter is built, with
     what to do, instead of failing with EMFILE half way through."""
     import resource
 
-    need = count * FDS_PER_METER + FD_SLACK
+    need = count * per_meter + FD_SLACK
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     unlimited = resource.RLIM_INFINITY
     if soft == unlimited or soft >= need:
@@ -126,7 +140,7 @@ def check_file_descriptors(count: int) -> None:
             return
         except (ValueError, OSError):
             pass
-    raise UsageError(f"{count} meters need about {need:,} open files (about {FDS_PER_METER} each) but this "
+    raise UsageError(f"{count} meters need about {need:,} open files (about {per_meter} each) but this "
                      f"process may open {soft:,}: raise the limit (`ulimit -n {need}` in the shell, LimitNOFILE={need} "
                      f"in a systemd unit) or run fewer meters")
 
@@ -141,7 +155,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
     from bijli.tools.node.links import tcp_options, wrapper_session
     from bijli.tools.node.meter_node import stdio_console
 
-    host, base_port = tcp.parse_endpoint(args.tcp)
+    host, base_port = tcp.parse_endpoint(args.tcp or DEFAULT_TCP)
     if base_port and base_port + args.count - 1 > 65535:
         raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
     clock, resume = _clock(args, cfg)
@@ -191,6 +205,55 @@ async def _run(args, cfg: config_mod.Config) -> int:
     return 0
 
 
+async def _run_shard(args, cfg: config_mod.Config) -> int:
+    """``--shard K/N``: one slice of the fleet on the fleet engine, until SIGTERM or SIGINT."""
+    import asyncio
+    import signal
+
+    from bijli.firmware.shard import ShardStore
+    from bijli.tools.fleet import serve as fleet_serve
+    from bijli.tools.fleet.addressing import parse_shard, shard_indices
+    from bijli.tools.fleet.engine import FleetEngine
+
+    shard, shards = parse_shard(args.shard)
+    indices = shard_indices(args.count, shard, shards)
+    host = None
+    base_port = 4059
+    if args.tcp is not None:  # a host named: consecutive ports there; else each its own loopback address
+        from bijli.hal import tcp
+
+        host, base_port = tcp.parse_endpoint(args.tcp)
+    store = ShardStore.open(Path(args.state) / f"shard-{shard}-of-{shards}.db")
+    engine = FleetEngine(cfg, indices, store, _clock(args, cfg), cache_size=args.cache)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        endpoints = await fleet_serve.serve(engine, host=host, base_port=base_port, shards=shards)
+        first = endpoints[indices[0]] if len(indices) else None
+        print(f"bijli fleet: shard {shard}/{shards}, {len(indices)} of {args.count} meters, clock "
+              f"{'sim' if engine.clock.simulated else 'real'} at {engine.clock.now().isoformat(timespec='seconds')}, "
+              f"meter {indices[0]} at {first[0]}:{first[1]}, state in {store.path.resolve()}", flush=True)
+        if args.manifest:
+            Path(args.manifest).write_text(json.dumps(fleet_serve.manifest(engine, endpoints), indent=1) + "\n",
+                                           encoding="utf-8")
+            print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
+        print("serving", flush=True)
+        await stopping.wait()
+    finally:
+        for listener in engine.listeners:
+            listener.close()
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current]
+        for t in others:  # open connections: their meters are unpinned as they end
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        engine.shutdown()
+    print("fleet shard stopped, state saved", flush=True)
+    return 0
+
+
 def _main(args) -> int:
     from bijli.hal import loop as hal_loop
 
@@ -199,6 +262,35 @@ def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if args.print_unit or args.print_statefulset is not None:
+        from bijli.tools.fleet import deploy
+
+        if args.print_statefulset is not None and args.print_statefulset < 1:
+            raise UsageError("--print-statefulset needs at least one shard")
+        print(deploy.systemd_unit() if args.print_unit else deploy.statefulset(args.count, args.print_statefulset),
+              end="")
+        return 0
+    if args.processes is not None:
+        if args.shard is not None:
+            raise UsageError("--processes runs every shard itself: give --processes or --shard, not both")
+        from bijli.tools.fleet.supervise import Supervisor
+
+        fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
+                      "--log", args.log]
+        for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
+                            ("--tcp", args.tcp)):
+            if value is not None:
+                fleet_args += [flag, value]
+        fleet_args += ["--rate", repr(args.rate)]
+        return Supervisor(fleet_args, args.processes, Path(args.manifest) if args.manifest else None,
+                          Path(args.state)).run()
+    if args.shard is not None:
+        from bijli.tools.fleet.addressing import parse_shard
+
+        _, shards = parse_shard(args.shard)
+        check_file_descriptors(-(-args.count // shards), FDS_PER_ENGINE_METER)
+        cfg = config_mod.load(args.config)
+        return asyncio.run(_run_shard(args, cfg))
     check_file_descriptors(args.count)
     cfg = config_mod.load(args.config)
     return hal_loop.run(_run(args, cfg))

@@ -97,7 +97,7 @@ class MeterProgram:
         self.images = ImageStore(args.state, self.upgrade_cfg, now=lambda: self.meter.now,
                                  running_image=launcher.running_image())
         self.restart_for_upgrade = False
-        self.node = MeterNode(cfg, args.state, clock, extra_objects=upgrade_objects(self.images), resume=resume)
+        self.node = MeterNode(cfg, args.state, clock, extra_objects=upgrade_objects(self.images), resume_clock=resume)
         self.devices = Devices(self.node.meter, cfg.hal)
         self.node.attach_devices(self.devices)
         self.stopping = asyncio.Event()

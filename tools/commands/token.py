@@ -379,11 +379,11 @@ def _main(args) -> int:
         return 2
     if args.token_command == "decode":
         return _decode(args, cfg)
-    from bijli.tools.vend_journal import JournalError  # vends only: decode never loads the journal
+    from bijli.tools.vend_journal import VendJournalError  # vends only: decode never loads the journal
 
     try:
         rows = _vend(args, cfg)
-    except (FirmwareError, ValueError, JournalError) as exc:
+    except (FirmwareError, ValueError, VendJournalError) as exc:
         print(f"bijli token vend: {exc}", file=sys.stderr)
         return 2
     _print_vended(rows, bool(args.json))

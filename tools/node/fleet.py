@@ -125,7 +125,7 @@ class Fleet:
                 cfg = member_config(base, i)
                 where = self.state_dir / cfg.meter.identity.serial
                 node = MeterNode(cfg, where, ClockView(clock), open_samples(cfg, seed=i),
-                                 max_block_seconds=block_seconds, resume=resume)
+                                 max_block_seconds=block_seconds, resume_clock=resume)
                 node.attach_devices(Devices(node.meter, cfg.hal))
                 member = Member(i, cfg, node, where, household.profile(load_profile, i))
                 self._wire_console(member)

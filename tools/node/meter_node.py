@@ -144,14 +144,21 @@ def open_samples(cfg, *, seed: int | None = None):
 class MeterNode:
     """Everything one meter owns but its I/O; also the console's Host."""
 
-    def __init__(self, cfg, state_dir: str | Path, clock: TimeSource, source=None, *,
+    def __init__(self, cfg, state_dir: str | Path | None, clock: TimeSource, source=None, *,
                  extra_objects: Iterable = (), max_block_seconds: float = MAX_BLOCK_SECONDS,
-                 resume: bool = False):
+                 resume_clock: bool = False, storage=None, resume: dict | None = None,
+                 lazy_objects: bool = False):
+        """``resume_clock``: a simulated clock carries on at the time the meter's memory last
+        committed (a restart on a lived-in state); ``storage``: the meter's memory when it
+        is not a file of its own under ``state_dir`` (a fleet's
+        :class:`~firmware.shard.MeterMemory`); ``resume``: the RAM of a meter that kept
+        power (:meth:`Meter.volatile`, a fleet's dormant meter), instead of a start-up;
+        ``lazy_objects``: build the object list and DLMS server on first use, not now."""
         self.cfg = cfg
         self.clock = clock
         self.max_block_seconds = max_block_seconds
-        self.storage = Storage.open(state_dir)
-        saved = saved_time(self.storage) if resume and clock.simulated else None
+        self.storage = storage if storage is not None else Storage.open(state_dir)
+        saved = saved_time(self.storage) if resume_clock and clock.simulated else None
         if saved is not None:  # a simulated meter carries on at the time it stopped
             self.clock.set(saved)
         self._pending_step: float | None = None
@@ -159,20 +166,41 @@ class MeterNode:
         self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
         self._relay_closed = True
         self.devices = None
-        self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
+        if resume is None:
+            self.meter = Meter(cfg.meter, self.storage, self.clock.now(), on_relay=self._on_relay)
+        else:
+            self.meter = Meter.resume(cfg.meter, self.storage, resume, on_relay=self._on_relay)
+            self._relay_closed = self.meter.relay.output_state
         self.security = security_settings(self.meter)
         self.tcp_port = 4059  # the wrapper port, once a listener is bound (the TCP-UDP setup shows it)
-        self.objects = build_objects(self.meter, set_clock=self.set_time,
-                                     extra=[SecuritySetup(SECURITY_SETUP, self.security), *extra_objects],
-                                     tcp_port=lambda: self.tcp_port,
-                                     on_policy_change=lambda policy: self.server.replace_policy(policy))
-        dl = cfg.meter.dlms
-        self.server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
-                             lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
-                             on_notice=self._on_notice, security=self.security)
+        self._extra_objects = list(extra_objects)
+        self._objects = None
+        self._server: Server | None = None
+        if not lazy_objects:
+            self.server  # noqa: B018 - built now: bijli meter serves at once
         self.console = Console(self.meter, self)
         _, usage, text = self.console.commands["step"]
         self.console.register("step", self._step_command, usage, text)
+
+    @property
+    def objects(self):
+        """The COSEM object list (built on first use when the node is ``lazy_objects``: a
+        fleet meter advanced at a boundary or given a console line needs the firmware only)."""
+        if self._objects is None:
+            self._objects = build_objects(self.meter, set_clock=self.set_time,
+                                          extra=[SecuritySetup(SECURITY_SETUP, self.security), *self._extra_objects],
+                                          tcp_port=lambda: self.tcp_port,
+                                          on_policy_change=lambda policy: self.server.replace_policy(policy))
+        return self._objects
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            dl = self.cfg.meter.dlms
+            self._server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
+                                  lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
+                                  on_notice=self._on_notice, security=self.security)
+        return self._server
 
     def manifest(self, host: str, port: int | None) -> dict:
         """What a head-end and a vending system need to talk to this meter and vend for it:

@@ -23,7 +23,7 @@ class ManifestError(StormError):
     """The manifest cannot be read or a row lacks what a head-end needs."""
 
 
-class JournalError(StormError):
+class StormJournalError(StormError):
     """The storm journal cannot be read or written, or belongs to another storm."""
 
 

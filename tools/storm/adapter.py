@@ -3,7 +3,7 @@ stack the storm makes is in this module, so a rename there is a fix here only.
 
 It wraps the sans-IO pieces (IEC 62056-5-3 client session: AARQ/AARE, the HLS-GMAC
 pass 3/4 exchange of clause 9.2.7.4, suite 0 ciphering, RLRQ; the xDLMS GET and
-ACTION encoders; the IEC 62056-47 wrapper framing) behind a small :class:`Association`
+ACTION encoders; the IEC 62056-47 wrapper framing) behind a small :class:`ClientAssociation`
 that turns the storm's questions into request APDUs and the meter's APDUs into Python
 values, and :class:`Framer` for the wrapper byte stream. Nothing here does I/O.
 """
@@ -77,7 +77,7 @@ class Keys:
                    str(dlms.get("reader_password", "")).encode("latin-1"))
 
 
-class Association:
+class ClientAssociation:
     """One association, sans-IO: ask for request APDUs, hand back the meter's answers."""
 
     def __init__(self, sap: int, keys: Keys, *, invocation_counter: int = 0, system_title: bytes | None = None):

@@ -76,17 +76,17 @@ class CreditReading:
     control_state: int
 
 
-async def _associate(link: WrapperLink, assoc: dl.Association) -> None:
+async def _associate(link: WrapperLink, assoc: dl.ClientAssociation) -> None:
     hls = assoc.on_aare(await link.request(assoc.sap, assoc.aarq()))
     if hls is not None:
         assoc.on_hls(await link.request(assoc.sap, hls))
 
 
-async def _release(link: WrapperLink, assoc: dl.Association) -> None:
+async def _release(link: WrapperLink, assoc: dl.ClientAssociation) -> None:
     assoc.on_rlre(await link.request(assoc.sap, assoc.rlrq()))
 
 
-async def _get(link: WrapperLink, assoc: dl.Association, items: list[tuple[int, str, int]]) -> list:
+async def _get(link: WrapperLink, assoc: dl.ClientAssociation, items: list[tuple[int, str, int]]) -> list:
     values = assoc.parse_get(await link.request(assoc.sap, assoc.get_list(items)), len(items))
     for item, value in zip(items, values):
         if dl.is_refused(value):
@@ -99,11 +99,11 @@ async def deliver(target: MeterTarget, digits: str, *, timeout: float,
     """Send ``digits`` to the meter's token gateway; the meter's verdict on it."""
     started = time.monotonic()
     async with WrapperLink(target.host, target.port, timeout) as link:
-        public = dl.Association(dl.SAP_PUBLIC, target.keys)
+        public = dl.ClientAssociation(dl.SAP_PUBLIC, target.keys)
         await _associate(link, public)
         (ic,) = await _get(link, public, [dl.UTILITY_INVOCATION_COUNTER])
         await _release(link, public)
-        utility = dl.Association(dl.SAP_UTILITY, target.keys, invocation_counter=int(ic))
+        utility = dl.ClientAssociation(dl.SAP_UTILITY, target.keys, invocation_counter=int(ic))
         await _associate(link, utility)
         if on_before is not None:
             (before,) = await _get(link, utility, [dl.TOTAL_RECHARGED])
@@ -124,7 +124,7 @@ async def deliver(target: MeterTarget, digits: str, *, timeout: float,
 async def read_credit(target: MeterTarget, *, timeout: float) -> CreditReading:
     """Total recharged, balance and relay state, in the meter-reader association."""
     async with WrapperLink(target.host, target.port, timeout) as link:
-        reader = dl.Association(dl.SAP_READER, target.keys)
+        reader = dl.ClientAssociation(dl.SAP_READER, target.keys)
         await _associate(link, reader)
         total, balance, output, control = await _get(link, reader, [dl.TOTAL_RECHARGED, dl.CURRENT_BALANCE,
                                                                     dl.RELAY_OUTPUT, dl.RELAY_CONTROL])

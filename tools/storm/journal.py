@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bijli.tools.storm import JournalError
+from bijli.tools.storm import StormJournalError
 
 JOURNAL_VERSION = 1
 
@@ -87,15 +87,15 @@ TRANSITIONS: dict[tuple[MeterState, Kind], tuple[Callable[[MeterRecord, dict], N
 
 
 def apply(m: MeterRecord, kind: Kind, rec: dict) -> None:
-    """Move ``m`` by one record, or raise :class:`JournalError` for a pair the table lacks."""
+    """Move ``m`` by one record, or raise :class:`StormJournalError` for a pair the table lacks."""
     entry = TRANSITIONS.get((m.state, kind))
     if entry is None:
-        raise JournalError(f"meter {m.serial}: a {kind.value!r} record in state {m.state.value!r}")
+        raise StormJournalError(f"meter {m.serial}: a {kind.value!r} record in state {m.state.value!r}")
     fn, nxt = entry
     try:
         fn(m, rec)
     except (KeyError, TypeError, ValueError) as exc:
-        raise JournalError(f"meter {m.serial}: a damaged {kind.value!r} record: {exc!r}") from None
+        raise StormJournalError(f"meter {m.serial}: a damaged {kind.value!r} record: {exc!r}") from None
     m.state = nxt
 
 
@@ -126,7 +126,7 @@ class Journal:
             path.parent.mkdir(parents=True, exist_ok=True)
             journal._file = open(path, "ab")
         except OSError as exc:
-            raise JournalError(f"cannot open the storm journal {path}: {exc}") from None
+            raise StormJournalError(f"cannot open the storm journal {path}: {exc}") from None
         if journal.lines == 0:
             journal.append_now([journal.header])
         return journal
@@ -135,7 +135,7 @@ class Journal:
         try:
             raw = self.path.read_bytes()
         except OSError as exc:
-            raise JournalError(f"cannot read the storm journal {self.path}: {exc}") from None
+            raise StormJournalError(f"cannot read the storm journal {self.path}: {exc}") from None
         lines = raw.split(b"\n")
         torn = lines.pop()  # after the last newline: b"" unless a crash tore the last line
         del torn  # never acted upon: its fsync never returned
@@ -145,12 +145,12 @@ class Journal:
                 if not isinstance(rec, dict):
                     raise ValueError("not an object")
             except ValueError:
-                raise JournalError(f"{self.path} line {n} is damaged; the journal is not repaired on its own "
+                raise StormJournalError(f"{self.path} line {n} is damaged; the journal is not repaired on its own "
                                    "because a wrong guess could credit a meter twice") from None
             if n == 1:
                 mine = {k: v for k, v in self.header.items()}
                 if rec != mine:
-                    raise JournalError(f"{self.path} is the journal of another storm ({_describe(rec)}), not of "
+                    raise StormJournalError(f"{self.path} is the journal of another storm ({_describe(rec)}), not of "
                                        f"this one ({_describe(mine)}); give another --journal")
                 continue
             self._apply_record(rec)
@@ -159,7 +159,7 @@ class Journal:
     def _apply_record(self, rec: dict) -> None:
         serial = rec.get("meter")
         if not isinstance(serial, str):
-            raise JournalError(f"{self.path}: a record without a meter: {rec!r}")
+            raise StormJournalError(f"{self.path}: a record without a meter: {rec!r}")
         m = self.meters.setdefault(serial, MeterRecord(serial))
         if rec.get("kind") == "verify":
             m.verified = rec
@@ -167,7 +167,7 @@ class Journal:
         try:
             kind = Kind(rec.get("kind"))
         except ValueError:
-            raise JournalError(f"{self.path}: unknown record kind {rec.get('kind')!r}") from None
+            raise StormJournalError(f"{self.path}: unknown record kind {rec.get('kind')!r}") from None
         apply(m, kind, rec)
 
     def meter(self, serial: str) -> MeterRecord:
@@ -180,7 +180,7 @@ class Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as exc:
-            raise JournalError(f"cannot write the storm journal {self.path}: {exc}") from None
+            raise StormJournalError(f"cannot write the storm journal {self.path}: {exc}") from None
         self.fsyncs += 1
 
     def append_now(self, records: list[dict]) -> None:
@@ -209,7 +209,7 @@ class Journal:
                 batch, self._pending = self._pending, []
                 try:
                     await asyncio.to_thread(self._write, b"".join(_line(r) for r, _ in batch))
-                except JournalError as exc:
+                except StormJournalError as exc:
                     for _, fut in batch:
                         fut.set_exception(exc)
                     continue
@@ -217,7 +217,7 @@ class Journal:
                     try:
                         self._apply_record(r)
                         self.lines += 1
-                    except JournalError as exc:
+                    except StormJournalError as exc:
                         fut.set_exception(exc)
                         continue
                     fut.set_result(None)

@@ -61,7 +61,7 @@ def vend(rows: list[dict], credit: sts_vend.CreditPlan, when: datetime, journal_
             with tids.reserve(meter_id, tid_from_datetime(when, key.base), 1) as r:
                 token = sts_vend.vend_planned_credit(key, credit, time=datetime_from_tid(r.first, key.base),
                                                      currency_crc=cfg.currency_crc)
-        except (vend_journal.JournalError, FirmwareError) as exc:
+        except (vend_journal.VendJournalError, FirmwareError) as exc:
             raise StormError(f"meter {row['serial']}: cannot vend: {exc}") from None
         out.append({"kind": "vended", "meter": row["serial"], "token": token.digits, "tid": token.tid,
                     "value_paisa": paisa(credit.value)})

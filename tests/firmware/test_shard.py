@@ -1,0 +1,177 @@
+"""Shard memory: many meters in one sqlite file, each with the meaning of its own Storage."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bijli.firmware.errors import StorageError
+from bijli.firmware.meter import Meter, MeterConfig
+from bijli.firmware.shard import ShardStore
+from bijli.firmware.storage import Storage
+from bijli.firmware.sts.vend import vend_credit
+from tests.conftest import ROOT
+
+AT = datetime(2024, 6, 14, 17, 0)
+
+
+def other_connection(path) -> sqlite3.Connection:
+    """A second reader, as after a crash: it sees only what was committed."""
+    return sqlite3.connect(path)
+
+
+def test_each_meter_sees_only_its_own_records_and_rows(tmp_path):
+    shard = ShardStore.open(tmp_path / "s.db")
+    a, b = shard.memory(0), shard.memory(1)
+    a.put("account", {"balance": Decimal("12.50")})
+    with b.transaction() as tx:
+        tx.put("account", {"balance": Decimal("1")})
+        for i in range(5):
+            tx.append("block_load", AT + timedelta(minutes=30 * i), [i], capacity=3)
+    with a.transaction() as tx:
+        tx.append("block_load", AT, ["a"], capacity=3)
+    assert a.get("account") == {"balance": Decimal("12.50")} and b.get("account") == {"balance": Decimal("1")}
+    assert [r.values for r in b.rows("block_load")] == [[2], [3], [4]]  # FIFO per meter
+    assert [r.seq for r in b.rows("block_load")] == [3, 4, 5]
+    assert [r.values for r in a.rows("block_load")] == [["a"]] and a.count("block_load") == 1
+    assert [r.values for r in b.rows("block_load", from_time=AT + timedelta(hours=1))] == [[2], [3], [4]]
+    assert [r.values for r in b.rows("block_load", from_seq=4, to_seq=4)] == [[3]]
+    with a.transaction() as tx:
+        tx.clear("block_load")
+        tx.delete("account")
+    assert a.count("block_load") == 0 and a.get("account") is None and b.count("block_load") == 3
+    assert shard.meters() == [1]
+    shard.close()
+
+
+def test_a_step_is_on_disk_when_it_returns_and_a_failed_step_leaves_nothing(tmp_path):
+    shard = ShardStore.open(tmp_path / "s.db")
+    m = shard.memory(3)
+    with m.transaction() as tx:
+        tx.put("sts", {"tid": 1})
+    assert other_connection(tmp_path / "s.db").execute("SELECT COUNT(*) FROM kv").fetchone() == (1,)
+    with pytest.raises(ZeroDivisionError):
+        with m.transaction() as tx:
+            tx.put("sts", {"tid": 2})
+            1 / 0
+    assert m.get("sts") == {"tid": 1}
+    with pytest.raises(StorageError, match="nested"):
+        with m.transaction():
+            with shard.memory(4).transaction():
+                pass
+    shard.close()
+
+
+def test_a_commit_group_is_one_transaction_and_a_failed_step_in_it_only_undoes_itself(tmp_path):
+    shard = ShardStore.open(tmp_path / "s.db")
+    with shard.group():
+        for i in range(3):
+            with shard.memory(i).transaction() as tx:
+                tx.put("energy", i)
+        with pytest.raises(ValueError):
+            with shard.memory(1).transaction() as tx:
+                tx.put("energy", 99)
+                raise ValueError("a step that fails")
+        # not yet on disk for anyone else
+        assert other_connection(tmp_path / "s.db").execute("SELECT COUNT(*) FROM kv").fetchone() == (0,)
+    assert [shard.memory(i).get("energy") for i in range(3)] == [0, 1, 2]
+    with pytest.raises(RuntimeError):
+        with shard.group():
+            shard.memory(0).put("energy", 7)
+            raise RuntimeError("the group fails")
+    assert shard.memory(0).get("energy") == 0
+    with pytest.raises(StorageError, match="nested commit group"):
+        with shard.group():
+            with shard.group():
+                pass
+    shard.close()
+
+
+def test_bad_keys_and_foreign_files_are_refused(tmp_path):
+    shard = ShardStore.open(tmp_path / "s.db")
+    for bad in (-1, "7", 1.0, True):
+        with pytest.raises(StorageError):
+            shard.memory(bad)
+    shard.close()
+    (tmp_path / "junk.db").write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StorageError, match="not a bijli shard"):
+        ShardStore.open(tmp_path / "junk.db")
+
+
+def test_a_meter_on_shard_memory_keeps_what_it_keeps_on_its_own_file(tmp_path):
+    """The same steps on Storage and on MeterMemory leave the same records and rows."""
+    cfg = MeterConfig.from_dict({})
+    own = Storage.open(tmp_path / "own")
+    shard = ShardStore.open(tmp_path / "shard.db")
+    shard.memory(0).put("noise", 1)  # a neighbour's records do not leak in
+    meters = [Meter(cfg, own, AT), Meter(cfg, shard.memory(5), AT)]
+    token = vend_credit(cfg.sts.vend_key(), Decimal("100"), subclass=4, time=AT - timedelta(hours=1)).digits
+    for m in meters:
+        assert m.enter_token(token).accepted
+        m.advance_to(AT + timedelta(hours=7, minutes=3))
+        m.close_billing_now()
+    keys = ["energy", "tariff", "account", "sts", "relay", "limiter", "progress", "year_of_manufacture"]
+    assert [own.get(k) for k in keys] == [shard.memory(5).get(k) for k in keys]
+    profiles = {p for (p,) in own._db.execute("SELECT DISTINCT profile FROM rows")}
+    assert profiles
+    for p in profiles:
+        assert own.rows(p) == shard.memory(5).rows(p), p
+    assert meters[0].status() == meters[1].status()
+    own.close()
+    shard.close()
+
+
+def test_every_acknowledged_step_survives_a_sigkill(tmp_path):
+    """A child commits steps and acknowledges each on stdout; SIGKILL it mid-way: every
+    acknowledged step is in the shard afterwards (what a token's acknowledgement relies on)."""
+    db = tmp_path / "s.db"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from bijli.firmware.shard import ShardStore
+        shard = ShardStore.open({str(db)!r})
+        i = 0
+        while True:
+            with shard.memory(i % 50).transaction() as tx:
+                tx.put("tid", i)
+            print(i, flush=True)
+            i += 1
+        """)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    acked = -1
+    while acked < 40:
+        acked = int(child.stdout.readline())
+    child.kill()
+    child.wait()
+    shard = ShardStore.open(db)
+    for i in range(acked + 1):
+        assert shard.memory(i % 50).get("tid") >= i
+    shard.close()
+
+
+def test_a_resumed_meter_goes_on_as_if_it_had_never_been_put_away(tmp_path):
+    """Meter.volatile + Meter.resume (a fleet's dormant meter): not a restart, so no power
+    failure, and the uncommitted part of its RAM is not lost."""
+    import pickle
+
+    cfg = MeterConfig.from_dict({})
+    first = Storage.open(tmp_path / "a")
+    meter = Meter(cfg, first, AT)
+    token = vend_credit(cfg.sts.vend_key(), Decimal("40"), subclass=4, time=AT - timedelta(hours=1)).digits
+    meter.enter_token(token)
+    meter.advance_to(AT + timedelta(minutes=37, seconds=5))  # between two commits
+    ram = pickle.dumps(meter.volatile())
+    copy = Storage.open(tmp_path / "b")
+    first._db.backup(copy._db)
+    resumed = Meter.resume(cfg, copy, pickle.loads(ram))
+    for m in (meter, resumed):
+        m.advance_to(AT + timedelta(hours=9, minutes=1))
+    assert meter.status() == resumed.status()
+    assert meter.recent_events(50) == resumed.recent_events(50)
+    assert not [e for e in resumed.recent_events(50) if e.code.name.startswith("POWER")]
+    restarted = Meter(cfg, Storage.open(tmp_path / "a"), meter.now)  # a restart is a power cut: logged
+    assert [e.code.name for e in restarted.recent_events(2)] == ["POWER_FAIL", "POWER_RESTORED"]

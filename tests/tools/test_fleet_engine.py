@@ -1,0 +1,179 @@
+"""The fleet engine's meters are bijli meters: the differential test and the cache.
+
+One random schedule of loads, tokens, clock steps and reads is driven into a single
+:class:`MeterNode` on its own sqlite file, stepped eagerly as ``bijli meter`` steps,
+and into meter 0 of a :class:`FleetEngine` on a shard database, advanced lazily and
+evicted from the cache (dehydrated to its compact record) between operations. Every
+status, every register read through the COSEM objects and the event log agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bijli.firmware.errors import CommandError, ConfigError
+from bijli.firmware.shard import ShardStore
+from bijli.firmware.sts.vend import vend_credit
+from bijli.hal.clock import SimClock
+from bijli.tools.fleet.engine import FleetEngine
+from bijli.tools.node import config
+from bijli.tools.node.fleet import member_config
+from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
+
+START = datetime(2024, 6, 14, 17, 0)  # Friday 14 June 2024, 17:00: the seed's Bakrid weekend begins
+BASE = config.load(None)
+
+# what a head-end reads: energy, credit, relay state, clock, the last block-load row count
+READS = [("1.0.1.8.0.255", 2), ("0.0.19.10.0.255", 2), ("0.0.96.3.10.255", 2), ("0.0.1.0.0.255", 2),
+         ("1.0.99.1.0.255", 7), ("0.0.99.98.2.255", 7)]
+
+operation = st.one_of(
+    st.tuples(st.just("load"), st.sampled_from([0.0, 0.4, 2.5, 7.0, 31.0]), st.sampled_from([1.0, 0.85, -0.9])),
+    st.tuples(st.just("token"), st.sampled_from(["1", "12.5", "40", "250"])),
+    st.tuples(st.just("step"), st.sampled_from([7, 60, 600, 900, 1799, 3600, 5 * 3600, 26 * 3600])),
+    st.tuples(st.just("read")),
+    st.tuples(st.just("button")),
+)
+
+
+def observe_all(node: MeterNode) -> dict:
+    return {"status": node.meter.status(), "reads": [node.get(obis, attr) for obis, attr in READS],
+            "events": [(e.code, e.time, e.detail) for e in node.meter.recent_events(50)],
+            "last_token": node.meter.last_token}
+
+
+class Twins:
+    """The single meter and the fleet meter, fed the same operations."""
+
+    def __init__(self, root):
+        self.cfg = member_config(BASE, 0)
+        self.single_clock = SimClock(START, rate=0)
+        self.single = MeterNode(self.cfg, root / "single", ClockView(self.single_clock),
+                                open_samples(self.cfg, seed=0))
+        self.store = ShardStore.open(root / "shard" / "fleet.db")
+        self.engine = FleetEngine(BASE, [0, 1], self.store, SimClock(START, rate=0), cache_size=1)
+        self.tokens = 0
+
+    def fleet(self, op):
+        """Run ``op`` on fleet meter 0, then observe meter 1 so that meter 0 is dehydrated."""
+        with self.engine.observe(0) as node:
+            out = op(node)
+        with self.engine.observe(1):
+            pass
+        assert self.engine.hydrated == 1
+        return out
+
+    def apply(self, op: tuple) -> None:
+        kind = op[0]
+        if kind == "step":  # nobody looks: the fleet meter stays dormant until the next operation
+            self.single.step(op[1])
+            self.engine.step(op[1])
+            return
+        if kind == "load":
+            amps, pf = op[1], op[2]
+            act = lambda node: node.set_load(amps, abs(pf), pf > 0, None)  # noqa: E731
+        elif kind == "token":
+            when = START - timedelta(hours=3) + timedelta(minutes=self.tokens)
+            self.tokens += 1
+            digits = vend_credit(self.cfg.meter.sts.vend_key(), Decimal(op[1]), subclass=4, time=when).digits
+            act = lambda node: node.execute(f"token {digits}").text  # noqa: E731
+        elif kind == "button":
+            act = lambda node: node.meter.press_button()  # noqa: E731
+        else:
+            act = observe_all
+        assert act(self.single) == self.fleet(act), op
+        assert observe_all(self.single) == self.fleet(observe_all), op
+
+    def close(self) -> None:
+        self.single.shutdown()
+        self.engine.shutdown()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(operation, min_size=1, max_size=8))
+def test_a_fleet_meter_is_observably_the_single_meter(tmp_path_factory, ops):
+    twins = Twins(tmp_path_factory.mktemp("twins"))
+    try:
+        for op in ops:
+            twins.apply(op)
+    finally:
+        twins.close()
+
+
+def test_the_seeds_evening_agrees_through_a_cut_and_a_recharge(tmp_path):
+    """A fixed schedule through the weekend: load, out of credit after friendly time,
+    a recharge, many evictions. Runs every time, whatever Hypothesis draws."""
+    twins = Twins(tmp_path)
+    try:
+        for op in [("load", 7.0, 1.0), ("step", 7), ("step", 3600), ("read",), ("step", 26 * 3600), ("token", "12.5"),
+                   ("step", 5 * 3600), ("step", 5 * 3600), ("read",), ("step", 3 * 26 * 3600), ("read",),
+                   ("token", "250"), ("button",), ("step", 1799), ("read",)]:
+            twins.apply(op)
+    finally:
+        twins.close()
+
+
+def test_the_cache_holds_at_most_its_size_and_never_a_pinned_meter(tmp_path):
+    store = ShardStore.open(tmp_path / "fleet.db")
+    engine = FleetEngine(BASE, range(5), store, SimClock(START, rate=0), cache_size=2)
+    pinned = engine.pin(4)
+    for i in range(4):
+        with engine.observe(i):
+            assert engine.hydrated <= 3
+    assert engine.hydrated == 2 and engine._hydrated.get(4) is pinned
+    engine.unpin(4)
+    with engine.observe(0), engine.observe(1):
+        pass
+    assert 4 not in engine._hydrated and engine.dormant_bytes() > 0
+    engine.shutdown()
+
+
+def test_a_meter_is_born_at_the_fleets_start_however_late_it_is_first_observed(tmp_path):
+    store = ShardStore.open(tmp_path / "fleet.db")
+    engine = FleetEngine(BASE, range(3), store, SimClock(START, rate=0), cache_size=1)
+    engine.step(3 * 3600)
+    with engine.observe(2) as node:
+        assert node.meter.now == START + timedelta(hours=3)
+        assert node.meter.year_of_manufacture == 2024
+        assert not [e for e in node.meter.recent_events(50) if e.code.name.startswith("POWER")]
+    engine.shutdown()
+
+
+def test_bad_input_is_refused_and_changes_nothing(tmp_path):
+    store = ShardStore.open(tmp_path / "fleet.db")
+    with pytest.raises(ConfigError):
+        FleetEngine(BASE, range(2), store, SimClock(START, rate=0), cache_size=0)
+    engine = FleetEngine(BASE, range(2), store, SimClock(START, rate=0))
+    with pytest.raises(CommandError, match="not in this shard"):
+        with engine.observe(7):
+            pass
+    with pytest.raises(CommandError):
+        engine.step(0)
+    assert engine.hydrated == 0 and store.meters() == []
+    engine.shutdown()
+
+
+def test_a_restarted_shard_is_a_power_cut_for_its_meters_and_keeps_their_credit(tmp_path):
+    cfg = member_config(BASE, 1)
+    engine = FleetEngine(BASE, range(2), ShardStore.open(tmp_path / "fleet.db"), SimClock(START, rate=0))
+    digits = vend_credit(cfg.meter.sts.vend_key(), Decimal("40"), subclass=4, time=START - timedelta(hours=1)).digits
+    with engine.observe(1) as node:
+        assert "accept" in node.execute(f"token {digits}").text
+        credit = node.meter.status()["credit"]
+    engine.step(600)
+    # the process dies here: nothing of its RAM survives, only the shard database
+    engine.store.close()
+    later = SimClock(START + timedelta(hours=2), rate=0)
+    again = FleetEngine(BASE, range(2), ShardStore.open(tmp_path / "fleet.db"), later)
+    with again.observe(1) as node:
+        assert node.meter.status()["credit"] == credit
+        assert "used" in node.execute(f"token {digits}").text  # not credited twice
+        codes = [e.code.name for e in node.meter.recent_events(10)]
+        assert "POWER_FAIL" in codes and "POWER_RESTORED" in codes
+        assert node.meter.now == START + timedelta(hours=2)
+    again.shutdown()

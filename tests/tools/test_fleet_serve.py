@@ -1,0 +1,156 @@
+"""Fleet meters at their own loopback addresses, read over real TCP by a plain DLMS client."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from datetime import datetime
+
+import pytest
+
+from bijli.dlms.client import Client, ClientSettings
+from bijli.dlms.errors import AssociationError
+from bijli.firmware.shard import ShardStore
+from bijli.hal.clock import SimClock
+from bijli.tools.errors import UsageError
+from bijli.tools.fleet import serve as fleet_serve
+from bijli.tools.fleet.addressing import (WRAPPER_PORT, meter_address, meter_endpoint, parse_shard,
+                                          shard_indices)
+from bijli.tools.fleet.engine import FleetEngine
+from bijli.tools.node import config
+from bijli.tools.node.links import open_client_transport
+
+START = datetime(2024, 6, 14, 17, 0)
+SERIAL = "0.0.96.1.0.255"
+
+
+def test_every_meter_has_its_own_loopback_address_on_the_wrapper_port():
+    assert meter_address(0) == "127.0.0.1" and meter_address(249_999) == "127.3.208.144"
+    seen = {meter_address(i) for i in range(0, 250_000, 7)} | {meter_address(255), meter_address(65_535)}
+    assert all(ipaddress.ip_address(a).is_loopback for a in seen)
+    assert len({meter_address(i) for i in range(70_000)}) == 70_000
+    assert meter_endpoint(42) == ("127.0.0.43", WRAPPER_PORT)
+    assert meter_endpoint(3, "10.0.0.5", 5000) == ("10.0.0.5", 5003)  # beyond loopback only when asked
+    assert meter_endpoint(2_001, "10.0.0.5", 5000, shards=4) == ("10.0.0.5", 5500)  # its place in shard 1 of 4
+    for bad in (-1, 2**24, "3"):
+        with pytest.raises(UsageError):
+            meter_address(bad)
+    with pytest.raises(UsageError, match="65536"):
+        meter_endpoint(70_000, "127.0.0.1", 5000)
+
+
+def test_shards_partition_the_fleet_by_index_alone():
+    count, n = 1003, 4
+    parts = [set(shard_indices(count, k, n)) for k in range(n)]
+    assert set().union(*parts) == set(range(count)) and sum(map(len, parts)) == count
+    assert list(shard_indices(10, 2, 4)) == [2, 6]
+    assert parse_shard("3/8") == (3, 8)
+    for bad in ("8/8", "-1/4", "1", "a/b", "0/0"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+
+
+class ServedShard:
+    """A shard of a fleet served on an event loop in a thread; the test thread is the head-end."""
+
+    def __init__(self, tmp_path, indices, cache_size=1):
+        self.engine = FleetEngine(config.load(None), indices, ShardStore.open(tmp_path / "s.db"),
+                                  SimClock(START, rate=0), cache_size=cache_size)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.endpoints = self.call(fleet_serve.serve(self.engine))
+
+    def call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def manifest(self):
+        async def build():
+            return fleet_serve.manifest(self.engine, self.endpoints)
+        return self.call(build())
+
+    def close(self):
+        async def stop():
+            for listener in self.engine.listeners:
+                listener.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:  # the connections' sessions, at end of their streams
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            self.engine.shutdown()
+        self.call(stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def read(target: str, *items, sap=16, **kw):
+    client = Client(open_client_transport(target, sap), ClientSettings.for_association(sap, **kw))
+    with client:
+        client.associate()
+        return [client.get(*item).to_python() for item in items]
+
+
+def test_a_stock_client_reads_each_meter_at_its_own_address_through_the_cache(tmp_path):
+    # meters far into a 5,000-meter fleet, shard 1,234 of 1,500: their addresses are not 127.0.0.1
+    shard = ServedShard(tmp_path, shard_indices(5000, 1234, 1500))
+    try:
+        man = shard.manifest()
+        assert [m["index"] for m in man["meters"]] == [1234, 2734, 4234]
+        for m in man["meters"]:
+            assert m["host"] == meter_address(m["index"]) and m["port"] == WRAPPER_PORT
+            assert m["target"] == f"tcp://{meter_address(m['index'])}:4059"
+        for visit, m in enumerate(man["meters"] + man["meters"][:1]):  # the cache holds one: each read hydrates
+            (serial,) = read(m["target"], (1, SERIAL, 2))
+            assert (serial.decode() if isinstance(serial, bytes) else serial) == m["serial"]
+            dl = m["dlms"]
+            keys = {"encryption_key": bytes.fromhex(dl["encryption_key"]),
+                    "authentication_key": bytes.fromhex(dl["authentication_key"])}
+            if visit == 3:  # back to the first meter: its replay protection survived its eviction
+                with pytest.raises(AssociationError):
+                    read(m["target"], (111, "0.0.19.0.0.255", 2), sap=48, **keys)
+                keys["invocation_counter"] = 1000
+            (mode,) = read(m["target"], (111, "0.0.19.0.0.255", 2), sap=48, **keys)
+            assert mode
+        assert shard.engine.hydrated == 1 and shard.engine.dehydrations >= 3
+    finally:
+        shard.close()
+
+
+def test_gurux_reads_meters_picked_at_random_from_a_250000_meter_fleet(tmp_path):
+    """gurux, a client we did not write, with nothing but the manifest row: a shard of a
+    250,000-meter fleet whose five meters are spread over the whole index range."""
+    import random
+
+    from gurux_dlms.enums import Authentication
+    from gurux_dlms.objects import GXDLMSData, GXDLMSRegister
+
+    from tests.peers.gurux_client import GuruxPeer, TcpTransport
+
+    k = random.Random(12).randrange(50_000)
+    shard = ServedShard(tmp_path, shard_indices(250_000, k, 50_000), cache_size=2)
+    try:
+        rows = shard.manifest()["meters"]
+        assert len(rows) == 5 and rows[-1]["index"] >= 200_000
+        for row in rows:
+            peer = GuruxPeer(TcpTransport(row["host"], row["port"]), client_sap=48,
+                             authentication=Authentication.HIGH_GMAC,
+                             block_cipher_key=bytes.fromhex(row["dlms"]["encryption_key"]),
+                             authentication_key=bytes.fromhex(row["dlms"]["authentication_key"]),
+                             invocation_counter=1)
+            try:
+                peer.connect()
+                serial = GXDLMSData(SERIAL)
+                peer.read(serial, 2)
+                value = serial.value.decode() if isinstance(serial.value, (bytes, bytearray)) else str(serial.value)
+                assert value == row["serial"]
+                energy = GXDLMSRegister("1.0.1.8.0.255")
+                peer.read(energy, 2)
+                assert energy.value == 0
+            finally:
+                try:
+                    peer.release()
+                finally:
+                    peer.transport.close()
+    finally:
+        shard.close()

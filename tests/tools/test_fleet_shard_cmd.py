@@ -1,0 +1,139 @@
+"""`bijli fleet --shard K/N`: one slice of a fleet on the engine, as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bijli.dlms.client import Client, ClientSettings
+from bijli.tools.fleet.addressing import meter_address
+from bijli.tools.node.links import open_client_transport
+from tests.conftest import ROOT
+
+SERIAL = "0.0.96.1.0.255"
+
+
+def test_a_shard_serves_its_meters_at_their_own_addresses_and_saves_them(tmp_path):
+    manifest = tmp_path / "shard.json"
+    # shard 1,777 of 2,000 in a 6,000-meter fleet: meters 1777, 3777, 5777 (away from 127.0.0.1)
+    args = [sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "6000", "--shard", "1777/2000",
+            "--state", str(tmp_path / "state"), "--clock", "sim", "--start", "2024-06-14T17:00:00", "--rate", "0",
+            "--manifest", str(manifest), "--cache", "1"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while "serving" not in lines:
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, (lines, proc.stderr.read())
+            lines.append(line.strip())
+        assert "shard 1777/2000, 3 of 6000 meters" in lines[0]
+        meters = json.loads(manifest.read_text())["meters"]
+        assert [m["index"] for m in meters] == [1777, 3777, 5777]
+        for m in meters:
+            assert m["target"] == f"tcp://{meter_address(m['index'])}:4059"
+            client = Client(open_client_transport(m["target"], 16), ClientSettings.for_association(16))
+            with client:
+                client.associate()
+                serial = client.get(1, SERIAL, 2).to_python()
+            assert (serial.decode() if isinstance(serial, bytes) else serial) == m["serial"]
+        assert len({m["serial"] for m in meters}) == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "state saved" in out
+    assert (tmp_path / "state" / "shard-1777-of-2000.db").exists()
+
+
+def run_fleet(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bijli.tools.cli", "fleet", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_the_shard_unit_is_accepted_by_systemd_analyze_verify(tmp_path):
+    out = run_fleet("--print-unit")
+    assert out.returncode == 0, out.stderr
+    fake = tmp_path / "bijli"  # verify checks that ExecStart exists: a stand-in for the install
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    unit = tmp_path / "bijli-fleet@.service"
+    text = out.stdout.replace("/opt/bijli/venv/bin/bijli", str(fake))
+    assert "--shard %i/${BIJLI_FLEET_SHARDS}" in text
+    instance = tmp_path / "bijli-fleet@3.service"  # a template is verified through an instance
+    unit.write_text(text)
+    instance.symlink_to(unit)
+    assert verify_unit_problems(instance) == (0, [])
+    broken = tmp_path / "bijli-fleet-broken@.service"
+    broken.write_text(text.replace("TimeoutStopSec=120", "TimeoutStopSec=later"))
+    (tmp_path / "bijli-fleet-broken@1.service").symlink_to(broken)
+    assert verify_unit_problems(tmp_path / "bijli-fleet-broken@1.service")[1]  # the check has teeth
+
+
+def test_the_statefulset_makes_the_pod_ordinal_the_shard():
+    out = run_fleet("--count", "250000", "--print-statefulset", "8")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "replicas: 8" in text and '"--count", "250000"' in text and '"$(SHARD)/8"' in text
+    assert "metadata.labels['apps.kubernetes.io/pod-index']" in text
+    assert "storage: 2Gi" in text  # 250,000 meters x 5 GB / 250,000 / 8 shards, doubled, rounded up
+    assert run_fleet("--print-statefulset", "0").returncode == 2
+
+
+def verify_unit_problems(unit_path):
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit_path)], capture_output=True, text=True, timeout=60)
+    name = unit_path.name.split("@")[0]
+    problems = [line for line in (proc.stdout + proc.stderr).splitlines() if name in line]
+    return proc.returncode, problems
+
+
+def test_processes_supervises_the_shards_and_restarts_one_killed(tmp_path):
+    manifest = tmp_path / "fleet.json"
+    proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "4", "--processes", "2",
+                             "--tcp", "127.0.0.1:0", "--state", str(tmp_path / "state"), "--clock", "sim",
+                             "--start", "2024-06-14T17:00:00", "--rate", "0", "--manifest", str(manifest)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def until(done) -> list[str]:
+        lines = []
+        deadline = time.monotonic() + 90
+        while not lines or not done(lines[-1]):
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, (lines, proc.stderr.read() if not line else "")
+            lines.append(line.strip())
+        return lines
+
+    def serials() -> dict[int, str]:
+        out = {}
+        for m in json.loads(manifest.read_text())["meters"]:
+            client = Client(open_client_transport(m["target"], 16), ClientSettings.for_association(16))
+            with client:
+                client.associate()
+                serial = client.get(1, SERIAL, 2).to_python()
+            out[m["index"]] = serial.decode() if isinstance(serial, bytes) else serial
+        return out
+
+    try:
+        pids = {int(line.split()[1].split("/")[0]): int(line.rsplit(" ", 1)[1])
+                for line in until(lambda line: line == "serving") if line.startswith("shard ")}
+        assert sorted(pids) == [0, 1]
+        first = serials()
+        assert sorted(first) == [0, 1, 2, 3] and len(set(first.values())) == 4
+        os.kill(pids[1], signal.SIGKILL)  # shard 1 (meters 1 and 3) dies as in a power cut
+        restarted = until(lambda line: "serving, pid" in line)
+        assert any("exited" in line for line in restarted)
+        time.sleep(0.5)
+        assert serials() == first  # the same meters again, at the ports the rewritten manifest names
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "state saved" in out

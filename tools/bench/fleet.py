@@ -1,0 +1,112 @@
+"""`bijli bench fleet`: what one fleet meter costs, measured on the fleet engine itself.
+
+Runs a :class:`~tools.fleet.engine.FleetEngine` on a real shard database in a
+temporary directory with ``BIJLI_BENCH_FLEET_METERS`` meters (default 300) and
+``BIJLI_BENCH_FLEET_LISTENERS`` listeners (default as many; capped by RLIMIT_NOFILE; the
+figures are per meter, so a small fleet gives them, and a large one checks that they
+stay flat): the dormant record's size and the process's memory growth per meter,
+the time to first start and to resume a meter, the cost of one 30-minute
+profile-capture boundary across the fleet in one commit group, the start-up of the
+listeners (one per meter at its own loopback address), and idle CPU on a real clock
+with every listener open. Targets are issue 12's, per meter (8 GB / 250,000 = 32 KB;
+60 s / 250,000 for start-up; one core at idle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bijli.firmware.shard import ShardStore
+from bijli.hal.clock import RealClock, SimClock
+from bijli.tools.commands.bench import BenchResult
+from bijli.tools.fleet import serve as fleet_serve
+from bijli.tools.fleet.engine import FleetEngine
+from bijli.tools.node import config
+
+START = datetime(2024, 6, 14, 17, 0)
+FLEET_TARGET = 250_000
+CACHE = 16  # hydrated meters: the rest are dormant records, which is what is measured
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def engine_figures(meters: int, state: Path) -> list[BenchResult]:
+    base = config.load(None)
+    engine = FleetEngine(base, range(meters), ShardStore.open(state / "shard.db"), SimClock(START, rate=0),
+                         cache_size=CACHE)
+    rss0 = _rss_bytes()
+    t0 = time.perf_counter()
+    with engine.store.group():
+        for i in range(meters):
+            with engine.observe(i) as node:
+                node.set_load(5.0 + i % 7, 0.9, True, None)
+    born = (time.perf_counter() - t0) / meters
+    rss = (_rss_bytes() - rss0) / meters
+    record = engine.dormant_bytes() / max(1, meters - engine.hydrated)
+    t0 = time.perf_counter()
+    with engine.store.group():
+        for i in range(meters):
+            with engine.observe(i):
+                pass
+    resumed = (time.perf_counter() - t0) / meters
+    engine.step(1800)  # 17:00 -> 17:30: a block-load capture on every meter
+    t0 = time.perf_counter()
+    with engine.store.group():
+        for i in range(meters):
+            with engine.observe(i):
+                pass
+    boundary = (time.perf_counter() - t0) / meters
+    engine.shutdown()
+    disk = sum(p.stat().st_size for p in state.glob("shard.db*")) / meters
+    return [
+        BenchResult(f"fleet: dormant record per meter ({meters} meters)", record, "bytes", 32 * 1024, False),
+        BenchResult("fleet: process memory growth per meter (records + shard cache)", rss, "bytes", 32 * 1024, False),
+        BenchResult("fleet: first start of a meter (hydrate, born)", born * 1000, "ms"),
+        BenchResult("fleet: resume + re-dehydrate a meter (MeterNode, objects lazy)", resumed * 1000, "ms"),
+        # walked eagerly on a real clock, a boundary must be done before the next one
+        BenchResult("fleet: 30-min capture boundary, per meter (one group)", boundary * 1000, "ms",
+                    1800 / FLEET_TARGET * 1000, False),
+        BenchResult("fleet: shard disk per meter after its first boundary", disk / 1024, "KB"),
+    ]
+
+
+async def _listen(meters: int, state: Path) -> tuple[float, float]:
+    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "listen.db"), RealClock(330))
+    t0 = time.perf_counter()
+    await fleet_serve.serve(engine)
+    start = time.perf_counter() - t0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(2.0)
+    idle = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    for listener in engine.listeners:
+        listener.close()
+    engine.shutdown()
+    return start, idle
+
+
+def bench() -> list[BenchResult]:
+    meters = int(os.environ.get("BIJLI_BENCH_FLEET_METERS", "300"))
+    wanted = int(os.environ.get("BIJLI_BENCH_FLEET_LISTENERS", str(meters)))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    listeners = max(1, min(wanted, (hard if hard != resource.RLIM_INFINITY else 10**6) - 200))
+    if soft < listeners + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (listeners + 200, hard))
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = engine_figures(meters, Path(tmp))
+        start, idle = asyncio.run(_listen(listeners, Path(tmp)))
+    rows += [
+        BenchResult(f"fleet: start-up of {listeners} listeners at own loopback addresses", start, "s"),
+        BenchResult("fleet: start-up per listener (60 s / 250,000 = 240 us)", start / listeners * 1e6, "us",
+                    60 / FLEET_TARGET * 1e6, False),
+        BenchResult("fleet: idle CPU on a real clock, listeners open", idle * 100, "% of one core", 100, False),
+    ]
+    return rows

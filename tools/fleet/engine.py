@@ -1,0 +1,190 @@
+"""Hydrate, advance, dehydrate: a shard of meters with only the observed ones built.
+
+A meter of the fleet is, to whoever observes it (a DLMS association, a console line,
+a token, a bench read), a full :class:`~tools.node.meter_node.MeterNode`: the same
+firmware :class:`~firmware.meter.Meter`, object list and DLMS server as ``bijli meter``,
+on its own :class:`~firmware.shard.MeterMemory` in the shard's database. Between
+observations it is *dormant*: its non-volatile memory is in the shard database and its
+RAM (:meth:`Meter.volatile`, the sample source's phase, the load drawn, its clock
+setting) is one compressed record in a dict. At most ``cache_size`` meters are
+hydrated at once; the least recently observed one is dehydrated to make room (never
+one that is pinned, e.g. with an association open).
+
+Lazy advance that is still exact. A single meter on a simulated clock advances at
+each ``step`` (:meth:`MeterNode.step`: ``advance_to`` the new time). Time is float
+seconds and the firmware walks boundary by boundary from where it stands, so
+``advance_to(a); advance_to(b)`` is not bit-for-bit ``advance_to(b)``. The engine
+keeps the shared clock's step *marks* once for the whole fleet (a list of times, not
+per meter) and, when a meter is observed, calls ``advance_to`` at every mark it has
+not reached, in order: the very calls an eagerly stepped meter gets, paid only when
+someone looks. A meter that has never been observed is born at the fleet's start time
+(its first start, its year of manufacture) when it is first hydrated, then catches up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import pickle
+import zlib
+from collections import OrderedDict
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Iterator, Sequence
+
+from bijli.firmware.errors import CommandError, ConfigError
+from bijli.firmware.shard import ShardStore
+from bijli.hal.clock import TimeSource
+from bijli.tools.node import config as config_mod
+from bijli.tools.node.fleet import member_config
+from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
+
+DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
+ZLIB_LEVEL = 1  # a dormant record is written at every eviction: fast beats small here
+
+
+class FleetEngine:
+    """The meters ``indices`` of one fleet, on one shard database and one shared clock."""
+
+    def __init__(self, base: config_mod.Config, indices: Sequence[int], store: ShardStore, clock: TimeSource, *,
+                 cache_size: int = DEFAULT_CACHE):
+        if cache_size < 1:
+            raise ConfigError("cache_size", "at least one meter must fit in the cache of hydrated meters")
+        if base.hal.samples != "synthetic":
+            raise ConfigError("hal.samples", "fleet meters draw synthetic loads; use synthetic")
+        self.base = base
+        self.indices = tuple(indices)
+        self._known = frozenset(self.indices)
+        self.store = store
+        self.clock = clock
+        self.cache_size = cache_size
+        self.start = clock.now()
+        self._marks: list[datetime] = []  # shared-clock times of every step, in order
+        self._dormant: dict[int, bytes] = {}
+        self._hydrated: OrderedDict[int, MeterNode] = OrderedDict()  # least recently observed first
+        self._pinned: dict[int, int] = {}
+        self.listeners: list = []  # asyncio servers, once served (tools.fleet.serve)
+        self.hydrations = 0
+        self.dehydrations = 0
+
+    # --- time ----------------------------------------------------------------------------
+    def step(self, seconds: float) -> datetime:
+        """Step the shared simulated clock. No meter moves now: each catches up, mark by
+        mark, when it is next observed."""
+        if not self.clock.simulated:
+            raise CommandError("step needs the simulated clock")
+        if seconds <= 0:
+            raise CommandError(f"a step moves time forward, not by {seconds!r} s")
+        self.clock.step(seconds)  # type: ignore[attr-defined]
+        self._marks.append(self.clock.now())
+        return self.clock.now()
+
+    def _catch_up(self, node: MeterNode) -> None:
+        offset = node.clock.offset  # type: ignore[attr-defined]
+        i = bisect.bisect_right(self._marks, node.meter.now - offset)
+        for mark in self._marks[i:]:
+            node.meter.advance_to(mark + offset)
+        if not self.clock.simulated:
+            node.tick()
+
+    # --- hydrate / dehydrate --------------------------------------------------------------
+    @contextmanager
+    def observe(self, index: int) -> Iterator[MeterNode]:
+        """Meter ``index`` hydrated and advanced to now, held in the cache while in use."""
+        node = self._node(index)
+        self._pinned[index] = self._pinned.get(index, 0) + 1
+        try:
+            yield node
+        finally:
+            self._pinned[index] -= 1
+            if not self._pinned[index]:
+                del self._pinned[index]
+            self._evict()
+
+    def pin(self, index: int) -> MeterNode:
+        """Hydrate and keep meter ``index`` until :meth:`unpin` (an association is open)."""
+        node = self._node(index)
+        self._pinned[index] = self._pinned.get(index, 0) + 1
+        return node
+
+    def unpin(self, index: int) -> None:
+        self._pinned[index] -= 1
+        if not self._pinned[index]:
+            del self._pinned[index]
+        self._evict()
+
+    def _node(self, index: int) -> MeterNode:
+        if index not in self._known:
+            raise CommandError(f"meter {index} is not in this shard")
+        node = self._hydrated.get(index)
+        if node is None:
+            node = self._hydrate(index)
+            self._hydrated[index] = node
+        else:
+            self._hydrated.move_to_end(index)
+        self._catch_up(node)
+        return node
+
+    def _hydrate(self, index: int) -> MeterNode:
+        cfg = member_config(self.base, index)
+        clock = ClockView(self.clock)
+        blob = self._dormant.pop(index, None)
+        self.hydrations += 1
+        if blob is None:
+            memory = self.store.memory(index)
+            if memory.get("progress") is not None:
+                # in the shard but not in RAM: this process restarted, for the meter a power cut
+                # (it logs the failure from its last committed step to now, as a single meter does)
+                return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory,
+                                 lazy_objects=True)
+            # never started: its first start is at the fleet's start, whenever it is first observed
+            clock.offset = self.start - self.clock.now()
+            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory,
+                             lazy_objects=True)
+            clock.offset = timedelta(0)
+            return node
+        ram = pickle.loads(zlib.decompress(blob))
+        clock.offset = ram["offset"]
+        node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"],
+                         lazy_objects=True)
+        node._load = ram["load"]
+        return node
+
+    def _dehydrate(self, index: int) -> None:
+        node = self._hydrated.pop(index)
+        node.security.counters.flush()  # a restart of the fleet then resumes the counters exactly
+        ram = {"meter": node.meter.volatile(), "source": node.source, "load": node._load,
+               "offset": node.clock.offset}  # type: ignore[attr-defined]
+        self._dormant[index] = zlib.compress(pickle.dumps(ram, protocol=pickle.HIGHEST_PROTOCOL), ZLIB_LEVEL)
+        self.dehydrations += 1
+
+    def _evict(self) -> None:
+        if len(self._hydrated) <= self.cache_size:
+            return
+        for index in list(self._hydrated):
+            if len(self._hydrated) <= self.cache_size:
+                return
+            if index not in self._pinned:
+                self._dehydrate(index)
+
+    # --- figures ---------------------------------------------------------------------------
+    @property
+    def hydrated(self) -> int:
+        return len(self._hydrated)
+
+    def dormant_bytes(self) -> int:
+        """RAM held by the dormant records themselves (their compressed bytes)."""
+        return sum(len(b) for b in self._dormant.values())
+
+    # --- end -------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Save every meter that was ever started (one commit group), then close the shard."""
+        with self.store.group():
+            for index in list(self._dormant):
+                with self.observe(index) as node:
+                    node.meter.save()
+            for index, node in list(self._hydrated.items()):
+                node.security.counters.flush()
+                node.meter.save()
+        self._hydrated.clear()
+        self._dormant.clear()
+        self.store.close()
