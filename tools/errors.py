@@ -107,6 +107,9 @@ def classify(exc: BaseException) -> tuple[int, str | None]:
     dlms_error = _loaded("bijli.dlms.errors", "DlmsError")
     if dlms_error is not None and isinstance(exc, dlms_error):
         return REFUSED, str(exc)
+    state_in_use = _loaded("bijli.hal.statelock", "StateInUse")
+    if state_in_use is not None and isinstance(exc, state_in_use):
+        return USAGE, str(exc)  # the state directory cannot be used while another meter holds it
     hal_error = _loaded("bijli.hal.errors", "HalError")
     if hal_error is not None and isinstance(exc, hal_error):
         return CONNECTION, str(exc)

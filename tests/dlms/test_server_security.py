@@ -20,6 +20,7 @@ from bijli.dlms.obis import Obis
 from bijli.dlms.protection import Container
 from bijli.dlms.security import KeyId, MemoryCounterStore, SecuritySettings
 from bijli.dlms.server import Server, ServerEvent
+from tests.peers.direct import Direct
 
 SERVER_TITLE = b"BJL\x00\x00\x00\x00\x07"
 FULL = (Conformance.GET | Conformance.SET | Conformance.ACTION | Conformance.SELECTIVE_ACCESS
@@ -65,29 +66,6 @@ def make_server(store=None, **kw):
     notices = []
     server = Server(objects, pols, security=sec, on_notice=notices.append, max_pdu=256, **kw)
     return server, notices, echo
-
-
-class Direct:
-    """An in-process transport: each request APDU straight into Server.handle."""
-
-    def __init__(self, server, sap, now=lambda: 0.0):
-        self.server, self.session, self.now = server, server.new_session(sap), now
-        self.sent = []
-        self.answers = []
-        self.queue = []
-
-    def request(self, data):
-        self.sent.append(data)
-        self.queue.extend(self.server.handle(self.session, data, self.now()))
-        return self.receive()
-
-    def receive(self):
-        answer = self.queue.pop(0)
-        self.answers.append(answer)
-        return answer
-
-    def close(self):
-        pass
 
 
 def client(server, sap, **kw):

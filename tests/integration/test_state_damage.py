@@ -29,6 +29,7 @@ START = "2024-06-03T12:00:00"
 TOKENS = [vend_credit(KEY, Decimal(a), subclass=4, time=datetime(2024, 6, 3, 10, 0) + timedelta(minutes=i)).digits
           for i, a in enumerate((11, 13, 17))]
 SIM = ("--clock", "sim", "--start", START, "--rate", "0")
+RESUME = ("--clock", "sim", "--rate", "0")  # a lived-in state: the clock carries on where it stopped
 
 
 def _bijli(*args: str) -> subprocess.CompletedProcess:
@@ -37,7 +38,7 @@ def _bijli(*args: str) -> subprocess.CompletedProcess:
 
 
 def _start_refused(state) -> str:
-    r = _bijli("meter", "--tcp", "127.0.0.1:0", "--state", str(state), "--console", "none", *SIM)
+    r = _bijli("meter", "--tcp", "127.0.0.1:0", "--state", str(state), "--console", "none", *RESUME)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
     assert f"bijli state recover --state {state}" in r.stderr
@@ -50,7 +51,7 @@ def _credit(meter) -> str:
 
 def _credit_tokens(meter_process, state, *, kill: bool) -> str:
     """Three tokens credited on a fresh meter; the meter then quits or is SIGKILLed."""
-    meter = meter_process(*SIM, state=state)
+    meter = meter_process(*(RESUME if (state / "meter.db").exists() else SIM), state=state)
     for digits in TOKENS:
         assert meter.console(f"token {digits}").startswith("accepted")
     credit = _credit(meter)
@@ -70,7 +71,7 @@ def _recovered_with(meter_process, state, credit: str) -> None:
     assert "restored from the seal" in r.stdout and "recovered" in r.stdout
     assert any(p.name.startswith("damaged-") for p in state.iterdir())  # the evidence is kept
     assert _bijli("state", "verify", "--state", str(state)).returncode == 0
-    meter = meter_process(*SIM, state=state)
+    meter = meter_process(*RESUME, state=state)
     assert _credit(meter) == credit  # no money forgotten
     for digits in TOKENS:
         assert meter.console(f"token {digits}").split(":")[0] == "used"  # and none taken twice

@@ -17,19 +17,9 @@ from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal.clock import SimClock
 from bijli.tools.node import config as config_mod
 from bijli.tools.node.meter_node import MeterNode
+from tests.peers.direct import Direct
 
 START = datetime(2024, 6, 10, 10, 0)  # a Monday
-
-
-class Direct:
-    def __init__(self, server, sap):
-        self.server, self.session = server, server.new_session(sap)
-
-    def request(self, data):
-        return self.server.handle(self.session, data, 0.0)
-
-    def close(self):
-        pass
 
 
 def whole_meter(state: Path, start: datetime = START) -> MeterNode:

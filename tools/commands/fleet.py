@@ -224,7 +224,8 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
 
         host, base_port = tcp.parse_endpoint(args.tcp)
     store = ShardStore.open(Path(args.state) / f"shard-{shard}-of-{shards}.db")
-    engine = FleetEngine(cfg, indices, store, _clock(args, cfg), cache_size=args.cache)
+    clock, _ = _clock(args, cfg)  # a shard's meters resume from its shard database (the engine's start-up)
+    engine = FleetEngine(cfg, indices, store, clock, cache_size=args.cache)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -290,7 +291,7 @@ def _main(args) -> int:
         _, shards = parse_shard(args.shard)
         check_file_descriptors(-(-args.count // shards), FDS_PER_ENGINE_METER)
         cfg = config_mod.load(args.config)
-        return asyncio.run(_run_shard(args, cfg))
+        return hal_loop.run(_run_shard(args, cfg))
     check_file_descriptors(args.count)
     cfg = config_mod.load(args.config)
     return hal_loop.run(_run(args, cfg))

@@ -11,38 +11,50 @@ listener costs a file descriptor and no Python object per connection.
 
 from __future__ import annotations
 
-import asyncio
-
 from bijli.hal import tcp
 from bijli.tools.fleet.addressing import WRAPPER_PORT, meter_endpoint
 from bijli.tools.fleet.engine import FleetEngine
-from bijli.tools.node.links import wrapper_session
+from bijli.tools.node.links import tcp_options, wrapper_session
+
+
+class _PinnedShell:
+    """The wrapper shell of ``bijli meter``, for one connection to one fleet meter: the
+    meter is pinned in the engine's cache from connect to close."""
+
+    __slots__ = ("engine", "index", "shell")
+
+    def __init__(self, engine: FleetEngine, index: int, port: int, conn) -> None:
+        node = engine.pin(index)
+        node.tcp_port = port
+        self.engine, self.index = engine, index
+        self.shell = wrapper_session(conn, node.server)
+
+    def data_received(self, data: bytes) -> None:
+        self.shell.data_received(data)
+
+    def connection_lost(self) -> None:
+        try:
+            self.shell.connection_lost()
+        finally:
+            self.engine.unpin(self.index)
 
 
 def _session(engine: FleetEngine, index: int, port: int):
-    async def session(stream) -> None:
-        node = engine.pin(index)
-        node.tcp_port = port
-        try:
-            await wrapper_session(stream, node.server)
-        finally:
-            engine.unpin(index)
-
-    return session
+    return lambda conn: _PinnedShell(engine, index, port, conn)
 
 
 async def serve(engine: FleetEngine, *, host: str | None = None, base_port: int = WRAPPER_PORT,
                 shards: int = 1) -> dict[int, tuple[str, int]]:
     """Listen for every meter of ``engine``; returns each meter's (host, port). The
     listeners are kept on ``engine.listeners`` (close them to stop)."""
-    timeout = engine.base.meter.dlms.inactivity_timeout_s
+    options = tcp_options(engine.base.meter.dlms)
     endpoints: dict[int, tuple[str, int]] = {}
-    listeners: list[asyncio.Server] = []
+    listeners: list[tcp.Listener] = []
     engine.listeners = listeners
     try:
         for index in engine.indices:
             h, p = meter_endpoint(index, host, base_port, shards)
-            listener = await tcp.serve(h, p, _session(engine, index, p), inactivity_timeout=timeout)
+            listener = await tcp.serve(h, p, _session(engine, index, p), **options)
             listeners.append(listener)
             endpoints[index] = listener.sockets[0].getsockname()[:2]
     except BaseException:

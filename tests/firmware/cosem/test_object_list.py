@@ -24,23 +24,10 @@ from bijli.firmware.events import LogKind
 from bijli.firmware.meter import Meter, MeterConfig
 from bijli.firmware.push import PushOutbox
 from bijli.firmware.storage import Storage
+from tests.peers.direct import Direct
 
 START = datetime(2024, 6, 10, 10, 0)  # a Monday
 TOD_PASSIVE = {"kind": "tod", "passive": {"activation_time": "2025-04-01T00:00:00", "kind": "flat"}}
-
-
-class Direct:
-    """An in-process transport: each request APDU straight into Server.handle."""
-
-    def __init__(self, server, sap):
-        self.server, self.session = server, server.new_session(sap)
-
-    def request(self, data):
-        (answer,) = self.server.handle(self.session, data, 0.0)
-        return answer
-
-    def close(self):
-        pass
 
 
 class Rig:
