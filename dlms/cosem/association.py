@@ -119,7 +119,7 @@ class AssociationLN(CosemObject):
             if rights is None:
                 continue
             attr_access = axdr.Array(tuple(
-                axdr.Structure((axdr.Integer(i), axdr.Enum(int(a) if a <= 3 else int(a) - 3), axdr.NullData()))
+                axdr.Structure((axdr.Integer(i), axdr.Enum(int(a) if a <= 3 else int(a) - 3), _selectors(obj, i)))
                 for i, a in enumerate(rights.attributes, 1)
             ))
             method_access = axdr.Array(tuple(
@@ -196,3 +196,10 @@ class AssociationLN(CosemObject):
         self.policy = replace(self.policy, secret=secret)
         if self.on_policy_change is not None:
             self.on_policy_change(self.policy)
+
+
+def _selectors(obj, index: int) -> axdr.Data:
+    """attribute_access_item.access_selectors: the selective-access selectors the attribute
+    really supports (1 by range and 2 by entry on a profile buffer), or null for none."""
+    selectors = obj.access_selectors(index)
+    return axdr.Array(tuple(axdr.Integer(s) for s in selectors)) if selectors else axdr.NullData()

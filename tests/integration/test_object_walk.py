@@ -237,9 +237,6 @@ def test_every_access_selector_an_attribute_supports_or_advertises_works(served,
     assert worked >= (0 if sap == 16 else 2 * 10)
 
 
-@pytest.mark.xfail(strict=True, reason="the object list is built in dlms/cosem/association.py, owned by the "
-                                       "association helper: its attribute_access entries must carry "
-                                       "CosemObject.access_selectors(index) instead of null (issue 11 item 8)")
 def test_the_object_list_advertises_the_selectors_each_attribute_supports(served):
     c = client(served.node, 48)
     index = {o.logical_name: o for o in served.node.objects}
