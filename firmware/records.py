@@ -88,8 +88,13 @@ def _in(tp: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _in(inner, value)
+        inner = [a for a in args if a is not type(None)]
+        if set(inner) == {int, float}:  # a number that may be whole: kept as it was stored
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"expected a number, got {value!r}")
+            return value
+        (only,) = inner
+        return _in(only, value)
     if tp is Any:
         return value
     if origin is tuple:

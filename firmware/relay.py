@@ -488,59 +488,26 @@ class LoadLimiter:
         return replace(self, threshold_normal=_opt_number("limiter.threshold_normal", watts))
 
     def to_dict(self) -> dict:
-        ep = self.emergency_profile
-        return {
-            "threshold_normal": self.threshold_normal,
-            "threshold_emergency": self.threshold_emergency,
-            "min_over_threshold_duration": self.min_over_threshold_duration,
-            "min_under_threshold_duration": self.min_under_threshold_duration,
-            "emergency_profile": {
-                "id": ep.id,
-                "activation_time": ep.activation_time.isoformat() if ep.activation_time else None,
-                "duration": ep.duration,
-            },
-            "emergency_profile_group_id_list": list(self.emergency_profile_group_id_list),
-            "emergency_profile_active": self.emergency_profile_active,
-            "monitored_value": [
-                self.monitored_value.class_id,
-                self.monitored_value.logical_name,
-                self.monitored_value.attribute_index,
-            ],
-            "action_over_threshold": [
-                self.action_over_threshold.script_logical_name,
-                self.action_over_threshold.script_selector,
-            ],
-            "action_under_threshold": [
-                self.action_under_threshold.script_logical_name,
-                self.action_under_threshold.script_selector,
-            ],
-            "over": self.over,
-            "since": self.since.isoformat() if self.since else None,
-        }
+        return to_record(self)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "LoadLimiter":
         try:
-            ep = d["emergency_profile"]
-            at = ep["activation_time"]
-            return cls(
-                threshold_normal=d["threshold_normal"],
-                threshold_emergency=d["threshold_emergency"],
-                min_over_threshold_duration=d["min_over_threshold_duration"],
-                min_under_threshold_duration=d["min_under_threshold_duration"],
-                emergency_profile=EmergencyWindow(
-                    int(ep["id"]), datetime.fromisoformat(at) if at else None, int(ep["duration"])
-                ),
-                emergency_profile_group_id_list=tuple(int(i) for i in d["emergency_profile_group_id_list"]),
-                emergency_profile_active=bool(d["emergency_profile_active"]),
-                monitored_value=MonitoredQuantity(*d["monitored_value"]),
-                action_over_threshold=ScriptCall(*d["action_over_threshold"]),
-                action_under_threshold=ScriptCall(*d["action_under_threshold"]),
-                over=bool(d["over"]),
-                since=datetime.fromisoformat(d["since"]) if d["since"] else None,
-            )
-        except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
+            record = dict(d)
+            for key, names in _LEGACY_LISTS.items():  # records written before the converter
+                if isinstance(record.get(key), list):
+                    record[key] = dict(zip(names, record[key]))
+            return from_record(cls, record)
+        except (StorageError, ConfigError, TypeError) as exc:
             raise RelayError(f"stored limiter is unreadable: {exc}") from exc
+
+
+#: the limiter's parts that hand-written records kept as lists, and their field names
+_LEGACY_LISTS = {
+    "monitored_value": ("class_id", "logical_name", "attribute_index"),
+    "action_over_threshold": ("script_logical_name", "script_selector"),
+    "action_under_threshold": ("script_logical_name", "script_selector"),
+}
 
 
 @dataclass(frozen=True)

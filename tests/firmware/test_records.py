@@ -166,3 +166,23 @@ def test_decoder_and_relay_records_written_before_load(tmp_path):
     assert sts.currency_crc.value == "crc16"  # the default for records older than the setting
     assert json.loads(json.dumps(sts.to_dict()))["tids"] == [6900, 7000]
     assert int(meter.relay.control_state) == 2 and meter.relay.last_transition.value == "e"
+
+
+# the limiter's record as its hand-written to_dict wrote it (parts as lists)
+LIMITER_BEFORE = ('{"threshold_normal": 5000, "threshold_emergency": 1500.5, "min_over_threshold_duration": 60, '
+                  '"min_under_threshold_duration": 300, "emergency_profile": {"id": 3, "activation_time": '
+                  '"2024-06-17T10:00:00", "duration": 3600}, "emergency_profile_group_id_list": [3, 4], '
+                  '"emergency_profile_active": true, "monitored_value": [3, "1.0.1.7.0.255", 2], '
+                  '"action_over_threshold": ["0.0.10.0.106.255", 1], "action_under_threshold": ["0.0.10.0.106.255", 2], '
+                  '"over": true, "since": "2024-06-17T10:05:00"}')
+
+
+def test_a_limiter_record_written_before_loads_and_keeps_its_numbers_whole_or_not():
+    from bijli.firmware.relay import LoadLimiter
+    old = LoadLimiter.from_dict(json.loads(LIMITER_BEFORE))
+    assert old.threshold_normal == 5000 and type(old.threshold_normal) is int  # a whole number stays whole
+    assert old.threshold_emergency == 1500.5
+    assert old.monitored_value.logical_name == "1.0.1.7.0.255" and old.action_under_threshold.script_selector == 2
+    assert old.emergency_profile.activation_time == dt.datetime(2024, 6, 17, 10, 0) and old.over
+    again = LoadLimiter.from_dict(json.loads(json.dumps(old.to_dict())))
+    assert again == old
