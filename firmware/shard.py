@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bijli.firmware.errors import StorageError
-from bijli.firmware.storage import Row, dumps, loads
+from bijli.firmware.storage import Row, dumps, loads, row_range
 
 SHARD_SCHEMA_VERSION = 1
 
@@ -227,21 +227,9 @@ class MeterMemory:
     def rows(self, profile: str, *, from_time: datetime | None = None, to_time: datetime | None = None,
              from_seq: int | None = None, to_seq: int | None = None) -> list[Row]:
         """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
-        sql = "SELECT seq, time, value FROM rows WHERE meter = ? AND profile = ?"
-        args: list[Any] = [self.meter, profile]
-        if from_time is not None:
-            sql += " AND time >= ?"
-            args.append(from_time.isoformat())
-        if to_time is not None:
-            sql += " AND time <= ?"
-            args.append(to_time.isoformat())
-        if from_seq is not None:
-            sql += " AND seq >= ?"
-            args.append(from_seq)
-        if to_seq is not None:
-            sql += " AND seq <= ?"
-            args.append(to_seq)
-        sql += " ORDER BY seq"
+        where, args = row_range(from_time, to_time, from_seq, to_seq)
+        sql = f"SELECT seq, time, value FROM rows WHERE meter = ? AND profile = ?{where} ORDER BY seq"
+        args = [self.meter, profile, *args]
         return [Row(seq, datetime.fromisoformat(t), loads(v)) for seq, t, v in self._db.execute(sql, args)]
 
     def count(self, profile: str) -> int:

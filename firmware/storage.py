@@ -127,6 +127,19 @@ class Row:
     values: list
 
 
+def row_range(from_time: datetime | None = None, to_time: datetime | None = None,
+              from_seq: int | None = None, to_seq: int | None = None) -> tuple[str, list[Any]]:
+    """The SQL that limits profile rows by time (inclusive) or sequence, and its arguments
+    (one place for every store that keeps profile rows: a meter's own, a fleet shard's)."""
+    sql, args = "", []
+    for column, op, value in (("time", ">=", from_time), ("time", "<=", to_time),
+                              ("seq", ">=", from_seq), ("seq", "<=", to_seq)):
+        if value is not None:
+            sql += f" AND {column} {op} ?"
+            args.append(value.isoformat() if isinstance(value, datetime) else value)
+    return sql, args
+
+
 def kv_crc(key: str, text: str) -> int:
     return zlib.crc32(f"{key}\x00{text}".encode("utf-8"))
 
@@ -493,21 +506,9 @@ class Storage:
         to_seq: int | None = None,
     ) -> list[Row]:
         """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
-        sql = "SELECT seq, time, value, crc FROM rows WHERE profile = ?"
-        args: list[Any] = [profile]
-        if from_time is not None:
-            sql += " AND time >= ?"
-            args.append(from_time.isoformat())
-        if to_time is not None:
-            sql += " AND time <= ?"
-            args.append(to_time.isoformat())
-        if from_seq is not None:
-            sql += " AND seq >= ?"
-            args.append(from_seq)
-        if to_seq is not None:
-            sql += " AND seq <= ?"
-            args.append(to_seq)
-        sql += " ORDER BY seq"
+        where, args = row_range(from_time, to_time, from_seq, to_seq)
+        sql = f"SELECT seq, time, value, crc FROM rows WHERE profile = ?{where} ORDER BY seq"
+        args = [profile, *args]
         out = []
         try:
             for seq, t, v, crc in self._db.execute(sql, args):
