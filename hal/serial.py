@@ -615,6 +615,13 @@ class SerialLine:
         except (serial.SerialException, OSError) as exc:
             raise LineError(f"{self.name}: read failed: {exc}") from exc
 
+    def discard_input(self) -> None:
+        """Drop what has arrived and not been read (a console's stale prompt)."""
+        try:
+            self.ser.reset_input_buffer()
+        except (serial.SerialException, OSError) as exc:
+            raise LineError(f"{self.name}: {exc}") from exc
+
     def switch(self, framing) -> None:
         """Change baud and character format once what was sent has left (anything with
         baud, bytesize, parity and stopbits, such as a mode E BaudSwitch)."""

@@ -22,42 +22,54 @@ ACCEPTED = "accepted"  # the decoder's word for a token it took (README, console
 
 
 class ConsoleLine:
-    """One serial console: send a command, get its reply text."""
+    """One serial console: send a command, get its reply text. The line is
+    :class:`bijli.hal.serial.SerialLine`; this finds where a reply ends."""
 
     def __init__(self, port: str, baud: int = 9600, timeout: float = 10.0):
-        import serial
+        from bijli.hal.errors import LineError
+        from bijli.hal.serial import SerialLine
 
-        self._serial_error = serial.SerialException
+        self._line_error = LineError
         try:
-            self.port = serial.serial_for_url(port, baudrate=baud, timeout=0.1)
-        except (serial.SerialException, ValueError) as exc:
-            raise ConnectionFailed(f"cannot open {port}: {exc}") from None
+            self.line = SerialLine(port, baud)
+        except LineError as exc:
+            raise ConnectionFailed(str(exc)) from None
         self.timeout = timeout
-        self.port.write(b"\r")  # an empty line asks for a prompt: we start in step
+        self._send(b"\r")  # an empty line asks for a prompt: we start in step
         self._read_until(b"> ")
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.line.send(data)
+        except self._line_error as exc:
+            raise ConnectionFailed(str(exc)) from None
 
     def _read_until(self, marker: bytes) -> bytes:
         buf = b""
         deadline = time.monotonic() + self.timeout
         while not buf.endswith(marker):
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise ConnectionFailed(f"no prompt from the meter within {self.timeout:g} s (got {buf[-60:]!r})")
             try:
-                chunk = self.port.read(self.port.in_waiting or 1)
-            except self._serial_error:
+                chunk = self.line.recv(min(left, 0.1))
+            except self._line_error:
                 return buf  # the meter closed the line (after quit)
-            buf += chunk
+            buf += chunk or b""
         return buf
 
     def ask(self, command: str) -> str:
-        self.port.reset_input_buffer()
-        self.port.write(command.encode("utf-8") + b"\r")
+        try:
+            self.line.discard_input()
+        except self._line_error as exc:
+            raise ConnectionFailed(str(exc)) from None
+        self._send(command.encode("utf-8") + b"\r")
         raw = self._read_until(PROMPT if command.strip() != "quit" else b"bye\r\n")
         text = raw.decode("utf-8", "replace").replace("\r\n", "\n")
         return text.removesuffix("\n> ").rstrip("\n")
 
     def close(self) -> None:
-        self.port.close()
+        self.line.close()
 
 
 def register(subparsers) -> None:

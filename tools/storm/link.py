@@ -10,9 +10,10 @@ anything about what the meter did with a request already sent.
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit
 
+from bijli.hal.errors import HalError
+from bijli.hal.tcp import AsyncLine
 from bijli.tools.storm import DeliveryError
 from bijli.tools.storm.adapter import Framer
 
@@ -26,51 +27,31 @@ def parse_target(target: str) -> tuple[str, int]:
 
 
 class WrapperLink:
-    """``async with WrapperLink(host, port, timeout) as link: await link.request(sap, apdu)``."""
+    """``async with WrapperLink(host, port, timeout) as link: await link.request(sap, apdu)``.
+    The socket is :class:`bijli.hal.tcp.AsyncLine`'s; this only frames and maps failures."""
 
     def __init__(self, host: str, port: int, timeout: float):
         self.host, self.port, self.timeout = host, port, timeout
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._line = AsyncLine(host, port)
         self._framer = Framer()
 
     async def __aenter__(self) -> "WrapperLink":
         try:
-            async with asyncio.timeout(self.timeout):
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        except TimeoutError:
-            raise DeliveryError(f"connect to {self.host}:{self.port}: timed out") from None
-        except OSError as exc:
-            raise DeliveryError(f"connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
+            await self._line.connect(self.timeout)
+        except HalError as exc:
+            raise DeliveryError(str(exc)) from None
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await self._writer.wait_closed()
-            except OSError:  # TimeoutError among them: the connection is ours to drop either way
-                pass
+        await self._line.close(self.timeout)
 
     async def request(self, sap: int, data: bytes) -> bytes:
-        assert self._reader is not None and self._writer is not None
         try:
-            self._writer.write(Framer.frame(sap, data))
-            async with asyncio.timeout(self.timeout):  # no task per request, unlike wait_for
-                return await self._answer()
-        except TimeoutError:
-            raise DeliveryError(f"{self.host}:{self.port}: no answer within {self.timeout:g} s") from None
-        except OSError as exc:
-            raise DeliveryError(f"{self.host}:{self.port}: {exc.strerror or exc}") from None
-
-    async def _answer(self) -> bytes:
-        assert self._reader is not None
-        while True:
-            got = self._framer.next_apdu()
-            if got is not None:
-                return got[1]
-            data = await self._reader.read(65536)
-            if not data:
-                raise DeliveryError(f"{self.host}:{self.port}: the meter closed the connection")
-            self._framer.feed(data)
+            self._line.write(Framer.frame(sap, data))
+            while True:
+                got = self._framer.next_apdu()
+                if got is not None:
+                    return got[1]
+                self._framer.feed(await self._line.recv(self.timeout))
+        except HalError as exc:
+            raise DeliveryError(str(exc).replace("the peer closed", "the meter closed")) from None
