@@ -87,7 +87,7 @@ class AssociationLN(CosemObject):
     ATTRIBUTES = (
         "logical_name", "object_list", "associated_partners_id", "application_context_name",
         "xdlms_context_info", "authentication_mechanism_name", "secret", "association_status",
-        "security_setup_reference",
+        "security_setup_reference", "user_list", "current_user",
     )
     METHODS = ("reply_to_hls_authentication", "change_hls_secret", "add_object", "remove_object")
 
@@ -95,6 +95,8 @@ class AssociationLN(CosemObject):
                  security_setup: Obis | None = None,
                  on_policy_change: Callable[[AssociationPolicy], None] | None = None):
         """``policy`` None makes this the current-association alias (0.0.40.0.0.255).
+        ``security_setup`` is the security setup object of the ciphered associations: a
+        ciphered association (or the alias while one is current) names it in attribute 9.
         ``on_policy_change`` hears of a changed secret, so the server and the meter's
         memory take the new policy (the object itself keeps no state worth saving)."""
         super().__init__(logical_name)
@@ -159,7 +161,19 @@ class AssociationLN(CosemObject):
         return axdr.Enum(session.status if session is not None else AssociationState.NON_ASSOCIATED)
 
     def get_security_setup_reference(self, ctx):
-        return axdr.OctetString(bytes(self.security_setup) if self.security_setup else b"")
+        ciphered = self.security_setup is not None and self._policy(ctx).ciphered
+        return axdr.OctetString(bytes(self.security_setup) if ciphered else b"")
+
+    def get_user_list(self, ctx):
+        """Attribute 10 (version 2): the users this association may identify. bijli's
+        associations do not use user identification (no calling-AE-invocation-id is
+        checked), so the list is empty."""
+        return axdr.Array(())
+
+    def get_current_user(self, ctx):
+        """Attribute 11: the user of the current association; user_id 0 and an empty name
+        when, as here, user identification is not used."""
+        return axdr.Structure((axdr.Unsigned(0), axdr.VisibleString("")))
 
     def do_reply_to_hls_authentication(self, params, ctx):
         session = getattr(ctx, "association", None)

@@ -86,6 +86,7 @@ HDLC_SETUP = Obis(0, 0, 22, 0, 0, 255)
 TCP_UDP_SETUP = Obis(0, 0, 25, 0, 0, 255)
 SAP_ASSIGNMENT = Obis(0, 0, 41, 0, 0, 255)
 UTILITY_INVOCATION_COUNTER = Obis(0, 0, 43, 1, 3, 255)
+UTILITY_SECURITY_SETUP = Obis(0, 0, 43, 0, 3, 255)  # security suite 0 of the utility association (IC 64)
 PUSH_SETUP = Obis(0, 0, 25, 9, 0, 255)
 
 # the public client (SAP 16) may read only these (IS 15959: identification and time)

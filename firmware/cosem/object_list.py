@@ -27,7 +27,7 @@ from bijli.dlms.security import SecuritySettings
 from bijli.firmware.cosem.clock import clock, deviation
 from bijli.firmware.cosem.associations import InvocationCounter, policies, store_secret
 from bijli.firmware.cosem.catalogue import (CURRENT_ASSOCIATION, LOGICAL_DEVICE_NAME, NAME_PLATE,
-                                            NAME_PLATE_COLUMNS, UTILITY_INVOCATION_COUNTER)
+                                            NAME_PLATE_COLUMNS, UTILITY_INVOCATION_COUNTER, UTILITY_SECURITY_SETUP)
 from bijli.firmware.cosem.communication import WRAPPER_PORT, communication_setup
 from bijli.firmware.cosem.payment import payment_objects, prepaid_data
 from bijli.firmware.cosem.profiles import SnapshotSource, StoredProfile, instantaneous_row, scaler_profiles
@@ -101,7 +101,7 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
     objects.extend(script_tables(meter, lookup))
     objects.extend(extra or ())
     all_objects = lambda: objects  # noqa: E731 - the association lists see objects added later too
-    objects.append(AssociationLN(CURRENT_ASSOCIATION, None, all_objects))
+    objects.append(AssociationLN(CURRENT_ASSOCIATION, None, all_objects, security_setup=UTILITY_SECURITY_SETUP))
 
     def policy_changed(policy: AssociationPolicy) -> None:
         store_secret(meter, policy)
@@ -109,6 +109,7 @@ def build_objects(meter: "Meter", set_clock: Callable[[datetime], None] | None,
             on_policy_change(policy)  # the server: new associations use the new secret
 
     for p in policies(meter):
-        objects.append(AssociationLN(p.logical_name, p, all_objects, on_policy_change=policy_changed))
+        objects.append(AssociationLN(p.logical_name, p, all_objects, security_setup=UTILITY_SECURITY_SETUP,
+                                     on_policy_change=policy_changed))
     index.update((o.logical_name, o) for o in objects)
     return objects

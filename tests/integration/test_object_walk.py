@@ -90,11 +90,6 @@ def _peer(served, sap: int) -> GuruxPeer:
     return GuruxPeer(TcpTransport("127.0.0.1", served.port), client_sap=sap, **kw)
 
 
-#: Association LN version 2 attributes 10 user_list and 11 current_user: issue 11 item 7, which the
-#: association helper implements in dlms/cosem/association.py; the walk leaves them to the test below
-ASSOCIATION_V2_USERS = {(15, 10), (15, 11)}
-
-
 @pytest.mark.parametrize("sap", (16, 32, 48))
 def test_gurux_reads_every_attribute_of_every_object_in_every_association(served, sap):
     peer = _peer(served, sap)
@@ -111,8 +106,6 @@ def test_gurux_reads_every_attribute_of_every_object_in_every_association(served
             for index in order:
                 if not int(obj.getAccess(index)) & 1:  # not readable in this association
                     continue
-                if (int(obj.objectType), index) in ASSOCIATION_V2_USERS:
-                    continue  # item 7's, see test_gurux_reads_association_ln_user_list_and_current_user
                 try:
                     reply = peer.exchange(peer.client.read(obj, index))
                     if reply.error:
@@ -128,11 +121,9 @@ def test_gurux_reads_every_attribute_of_every_object_in_every_association(served
         peer.transport.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 item 7 (Association LN attributes 10-11) is the association "
-                                       "helper's, in dlms/cosem/association.py: once merged, drop this marker "
-                                       "and ASSOCIATION_V2_USERS")
 @pytest.mark.parametrize("sap", (16, 32, 48))
 def test_gurux_reads_association_ln_user_list_and_current_user(served, sap):
+    """Association LN is version 2: attributes 10 and 11 are there and readable (issue 11 item 7)."""
     peer = _peer(served, sap)
     peer.connect()
     try:
@@ -244,3 +235,19 @@ def test_the_object_list_advertises_the_selectors_each_attribute_supports(served
         for attr, advertised in attrs:
             sent = () if isinstance(advertised, axdr.NullData) else tuple(s.value for s in advertised.value)
             assert sent == index[ln].access_selectors(attr), (ln, attr)
+
+
+def test_the_hls_association_names_its_security_setup(served):
+    """Attribute 9 of the utility association (and of the current-association alias while it
+    is current) names 0.0.43.0.3.255, the security setup it is ciphered with; the others
+    use none (issue 11 item 7)."""
+    for sap, ln, expected in ((48, "0.0.40.0.3.255", bytes((0, 0, 43, 0, 3, 255))),
+                              (48, "0.0.40.0.0.255", bytes((0, 0, 43, 0, 3, 255))),
+                              (32, "0.0.40.0.0.255", b"")):
+        c = client(served.node, sap)
+        try:
+            assert c.get(15, ln, 9) == axdr.OctetString(expected), (sap, ln)
+            assert c.get(15, ln, 10) == axdr.Array(())
+            assert c.get(15, ln, 11) == axdr.Structure((axdr.Unsigned(0), axdr.VisibleString("")))
+        finally:
+            c.close()

@@ -51,13 +51,13 @@ from bijli.firmware.errors import CommandError, FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, saved_time
 from bijli.firmware.cosem.associations import policies, security_settings
+from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 from bijli.firmware.cosem.object_list import build_objects
 from bijli.firmware.storage import DB_NAME, Storage
 from bijli.hal.clock import RealClock, SimClock, TimeSource, meter_local
 from bijli.hal.samples import open_source
 from bijli.tools.errors import UsageError
 
-SECURITY_SETUP = "0.0.43.0.3.255"  # the utility association's security setup
 
 TICK = 0.25  # seconds of real time between metering blocks
 MAX_BLOCK_SECONDS = 1.0  # a longer gap is integrated at steady load, not sample by sample
@@ -188,7 +188,7 @@ class MeterNode:
         fleet meter advanced at a boundary or given a console line needs the firmware only)."""
         if self._objects is None:
             self._objects = build_objects(self.meter, set_clock=self.set_time,
-                                          extra=[SecuritySetup(SECURITY_SETUP, self.security), *self._extra_objects],
+                                          extra=[SecuritySetup(UTILITY_SECURITY_SETUP, self.security), *self._extra_objects],
                                           tcp_port=lambda: self.tcp_port,
                                           on_policy_change=lambda policy: self.server.replace_policy(policy))
         return self._objects
