@@ -11,9 +11,7 @@ association (48, HLS-GMAC, authenticated and encrypted).
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from argparse import Namespace
 from datetime import datetime
 
@@ -36,6 +34,7 @@ from bijli.hal import tcp  # noqa: E402
 from tests.peers.gurux_client import GuruxPeer, SerialTransport, TcpTransport  # noqa: E402
 from bijli.tools.node import config as config_mod  # noqa: E402
 from bijli.tools.node import links  # noqa: E402
+from tests.peers.loop_thread import LoopThread
 
 START = datetime(2024, 6, 17, 10, 0, 0)
 
@@ -57,8 +56,6 @@ class LiveMeter:
                                                        authentication_key=dl.authentication_key,
                                                        counter_store=self.counter_store))
         self.lines: list[str] = []
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
 
         async def main():
             w = await tcp.serve("127.0.0.1", 0, lambda s: links.wrapper_session(s, self.server))
@@ -66,34 +63,19 @@ class LiveMeter:
             args = Namespace(hdlc_tcp=["127.0.0.1:0"], serial=["pty"], optical=["pty"])
             self.running = await links.start_transports(args, self.server, self.cfg, echo=self.lines.append)
             self._listener = w
-            ready.set()
 
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(main())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10), "meter did not start"
+        self.loop_thread = LoopThread(main)
         self.hdlc_port = int(re.search(r"HDLC listening on [\d.]+:(\d+)", self.lines[0]).group(1))
         self.serial_path = re.search(r"DLMS serial on (\S+)", self.lines[1]).group(1)
         self.optical_path = re.search(r"DLMS optical on (\S+)", self.lines[2]).group(1)
 
     def stop(self):
-        async def _stop():
+        async def close():
             for r in self.running:
                 r.close()
             self._listener.close()
-            # end the sessions still open (a peer that did not release) before the loop stops
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in others:
-                t.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
 
-        asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        self.loop_thread.stop(close)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ instant (item 9, with gurux).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -31,6 +29,7 @@ from bijli.tools.node import links
 from tests.integration.test_interop_gurux import _ic
 from tests.integration.whole_meter import START, client, whole_meter
 from tests.peers.gurux_client import GuruxPeer, TcpTransport
+from tests.peers.loop_thread import LoopThread
 from gurux_dlms.enums import Authentication
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -41,34 +40,18 @@ class Served:
 
     def __init__(self, node):
         self.node = node
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
 
         async def main():
             self.listener = await tcp.serve("127.0.0.1", 0, lambda s: links.wrapper_session(s, node.server))
             self.port = self.listener.sockets[0].getsockname()[1]
-            ready.set()
 
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(main())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
+        self.loop_thread = LoopThread(main)
 
     def stop(self):
-        async def _stop():
+        async def close():
             self.listener.close()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in others:
-                t.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
 
-        asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(5)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        self.loop_thread.stop(close)
 
 
 @pytest.fixture(scope="module")

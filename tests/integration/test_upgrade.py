@@ -7,13 +7,11 @@ from __future__ import annotations
 from bijli.firmware.events import EventCode, EventLog, LogKind
 from bijli.firmware.storage import Storage
 
-import asyncio
 import io
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from datetime import datetime
@@ -39,6 +37,7 @@ from bijli.hal import tcp
 from bijli.tools.node import links
 from bijli.tools.rig.wheel import build_wheel
 from bijli.tools.commands.upgrade import UpgradeCommandError, send_image
+from tests.peers.loop_thread import LoopThread
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2024, 6, 17, 10, 0, 0)
@@ -60,22 +59,11 @@ class ImageMeter:
                                    CONFORMANCE, ciphered=True, logical_name=Obis(0, 0, 40, 0, 3, 255))
         self.server = Server(objects, [policy], max_pdu=1024,
                              security=SecuritySettings(system_title=SYSTEM_TITLE, counter_store=MemoryCounterStore()))
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
         async def main():
             self.listener = await tcp.serve("127.0.0.1", 0, lambda s: links.wrapper_session(s, self.server))
             self.port = self.listener.sockets[0].getsockname()[1]
-            ready.set()
 
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(main())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(10)
+        self.loop_thread = LoopThread(main)
 
     def client(self, ic: int = 1) -> Client:
         transport = links.open_client_transport(f"tcp://127.0.0.1:{self.port}", 48)
@@ -88,9 +76,7 @@ class ImageMeter:
             self.listener.close()
             await self.listener.wait_closed()
 
-        asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.loop_thread.stop(close, timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,8 @@ bytes, name thousands of source wPorts, flood the endpoint, or never read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
-import threading
 import time
 
 import pytest
@@ -27,6 +25,7 @@ from bijli.dlms.server import Server
 from bijli.hal import tcp
 from bijli.hal.tcp import SocketLine
 from bijli.tools.node import links
+from tests.peers.loop_thread import LoopThread
 
 REGISTER = Obis(1, 0, 1, 8, 0, 255)
 GET = apdu.GetRequestNormal(0xC1, apdu.AttributeDescriptor(3, REGISTER, 2)).encode()
@@ -44,9 +43,7 @@ class Served:
     def __init__(self, **options):
         self.server = _server()
         self.shells: list = []
-        self.loop = asyncio.new_event_loop()
         self.listeners: dict[str, tcp.Listener] = {}
-        ready = threading.Event()
 
         def wrap(conn):
             shell = links.wrapper_session(conn, self.server)
@@ -57,32 +54,22 @@ class Served:
             self.listeners["wrapper"] = await tcp.serve("127.0.0.1", 0, wrap, **options)
             self.listeners["hdlc"] = await tcp.serve("127.0.0.1", 0, lambda c: links.hdlc_tcp_session(c, self.server),
                                                      **options)
-            ready.set()
 
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(main())
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(5)
+        self.loop_thread = LoopThread(main, timeout=5)
 
     def port(self, kind: str = "wrapper") -> int:
         return self.listeners[kind].sockets[0].getsockname()[1]
 
     def call(self, fn):
         """Run ``fn()`` on the loop's thread and return its result."""
-        async def go():
-            return fn()
-        return asyncio.run_coroutine_threadsafe(go(), self.loop).result(5)
+        return self.loop_thread.call(fn)
 
     def stop(self):
-        for listener in self.listeners.values():
-            self.loop.call_soon_threadsafe(listener.close)
-        time.sleep(0.05)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        async def close():
+            for listener in self.listeners.values():
+                listener.close()
+
+        self.loop_thread.stop(close)
 
 
 @pytest.fixture
