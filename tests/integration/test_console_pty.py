@@ -229,3 +229,32 @@ def test_a_fleets_status_arrives_whole_on_a_terminal(tmp_path):
     assert [m["serial"] for m in status] == [f"BJL{i:07d}" for i in range(1, count + 1)]
     assert any(line.startswith("error: ") for line in replies)
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_a_person_at_the_terminal_gets_line_editing_and_history(tmp_path):
+    """stdin and stdout a terminal: readline edits the line (Ctrl-A goes to its start) and
+    the up arrow brings back the last command, as in ``bijli console`` (issue 15 item 14)."""
+    master, slave = os.openpty()
+    env = dict(os.environ, TERM="xterm")
+    proc = subprocess.Popen(_meter_cmd(tmp_path / "state"), cwd=ROOT, stdin=slave, stdout=slave,
+                            stderr=subprocess.PIPE, close_fds=True, env=env)
+    os.close(slave)
+    try:
+        def type_keys():
+            for keys in (b"elay\x01r\r", b"\x1b[A\r", b"quit\r"):
+                time.sleep(0.5)
+                os.write(master, keys)
+
+        typist = threading.Thread(target=type_keys, daemon=True)
+        typist.start()
+        out = _pty_read_until_exit(master, proc)
+        typist.join(5)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    replies = out.decode("utf-8", "replace").splitlines()
+    assert sum(line.strip() == "connected" for line in replies) == 2, replies  # edited line, then history
+    assert any(line.strip() == "bye" for line in replies)
+    assert b"Traceback" not in proc.stderr.read()

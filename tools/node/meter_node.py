@@ -435,12 +435,21 @@ async def stdio_console(execute: Callable[[str], "Reply | Awaitable[Reply]"], st
     transport: that transport sets O_NONBLOCK on the file description, which a terminal
     shares between stdin and stdout, so a long reply then came out cut short; and it
     cannot watch /dev/null or a regular file at all. Lines are cut by the bounded
-    :class:`~firmware.console.LineAssembler`; every line gets an answer."""
+    :class:`~firmware.console.LineAssembler`; every line gets an answer.
+
+    When a person types (stdin and stdout both a terminal) the thread reads with the
+    standard library's ``input()`` and readline, so the console has line editing and
+    history as ``bijli console`` has; it asks for the next line only once the last one
+    is answered, so the prompt always follows the reply."""
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=4)  # backpressure on a fast writer
-    threading.Thread(target=_pump_stdin, args=(loop, chunks), name="bijli-stdin", daemon=True).start()
+    typed = _isatty(0) and _isatty(1) and _readline_available()
+    answered = threading.Event()
+    answered.set()
+    pump, pump_args = (_pump_typed, (loop, chunks, prompt, answered)) if typed else (_pump_stdin, (loop, chunks))
+    threading.Thread(target=pump, args=pump_args, name="bijli-stdin", daemon=True).start()
     assembler = LineAssembler()
-    interactive = _isatty(0)
+    interactive = _isatty(0) and not typed  # readline writes its own prompt
     out = sys.stdout
     try:
         if interactive:
@@ -461,6 +470,7 @@ async def stdio_console(execute: Callable[[str], "Reply | Awaitable[Reply]"], st
                 return
             if interactive:
                 _write_all(out, prompt)
+            answered.set()
     except (BrokenPipeError, ConnectionResetError):
         return  # the reader went away (`| head`): the meter keeps running without a console
 
@@ -496,6 +506,38 @@ def _pump_stdin(loop: asyncio.AbstractEventLoop, chunks: "asyncio.Queue[bytes]")
             asyncio.run_coroutine_threadsafe(chunks.put(data), loop).result()
         except (RuntimeError, concurrent.futures.CancelledError):
             return  # the loop is gone: the program is stopping
+        if not data:
+            return
+
+
+def _readline_available() -> bool:
+    """Importing readline gives ``input()`` editing and history (absent on some builds)."""
+    try:
+        import readline  # noqa: F401
+    except ImportError:  # pragma: no cover - a Python built without it
+        return False
+    return True
+
+
+def _pump_typed(loop: asyncio.AbstractEventLoop, chunks: "asyncio.Queue[bytes]", prompt: str,
+                answered: threading.Event) -> None:
+    """Lines a person types, read with readline once the previous line has its answer;
+    b"" at end of input (Ctrl-D) or when the terminal goes away."""
+    while True:
+        answered.wait()
+        answered.clear()
+        try:
+            data = (input(prompt) + "\n").encode("utf-8", "surrogateescape")
+        except UnicodeDecodeError:  # answered here: the loop is waiting for a line, not writing
+            _write_all(sys.stdout, "error: the line is not UTF-8 text\n")
+            answered.set()
+            continue
+        except (EOFError, OSError):
+            data = b""
+        try:
+            asyncio.run_coroutine_threadsafe(chunks.put(data), loop).result()
+        except (RuntimeError, concurrent.futures.CancelledError):
+            return
         if not data:
             return
 
