@@ -2,7 +2,9 @@
 
 Register and Extended register (IC 3, 4) for every measured quantity, each with the
 scaler, unit and A-XDR type of its :data:`.quantities.QUANTITIES` entry and read
-from the meter at GET time; the IS 15959-2 name plate Data objects; the last event
+from the meter at GET time, the time-of-day registers of tariff zones 1..8 among
+them (:mod:`bijli.firmware.tiers`), and IS 15959's durations (0.0.94.91.8/13/14, whole
+minutes) and tamper count (0.0.94.91.0); the IS 15959-2 name plate Data objects; the last event
 code of each event log (IS 15959 0.0.96.11.x.255) and bijli's detail text beside it
 (0.128.96.11.x.255, a manufacturer-specific B field).
 
