@@ -68,6 +68,7 @@ from bijli.firmware.storage import Storage, Transaction
 from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
 from bijli.firmware.sts.results import ClearCredit, KeyChanged
 from bijli.firmware.tariff import Tariff, TariffProfile, TariffState
+from bijli.firmware.tiers import TierRegisters
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
 
@@ -226,6 +227,38 @@ class _Counters:
 
 
 COUNTERS_KEY = "event_counters"
+TIERS_KEY = "tier_registers"  # the time-of-day registers (firmware.tiers)
+DURATIONS_KEY = "durations"
+
+#: the events IS 15959's cumulative tamper count (0.0.94.91.0.255) counts: the occurrences
+#: of the tamper conditions of its voltage, current, other and non-rollover logs
+_TAMPERS = frozenset({
+    EventCode.R_VOLTAGE_MISSING, EventCode.Y_VOLTAGE_MISSING, EventCode.B_VOLTAGE_MISSING,
+    EventCode.OVER_VOLTAGE, EventCode.LOW_VOLTAGE, EventCode.VOLTAGE_UNBALANCE, EventCode.CURRENT_REVERSE,
+    EventCode.CURRENT_UNBALANCE, EventCode.CURRENT_BYPASS, EventCode.OVER_CURRENT, EventCode.EARTH_LOADING,
+    EventCode.MAGNET, EventCode.NEUTRAL_DISTURBANCE, EventCode.LOW_POWER_FACTOR, EventCode.SINGLE_WIRE,
+    EventCode.MODULE_REMOVED, EventCode.COVER_OPEN,
+})
+
+
+@dataclass
+class _Durations:
+    """IS 15959's durations (0.0.94.91.14 cumulative power-on, 0.0.94.91.13 power-on in the
+    billing period, 0.0.94.91.8 cumulative power failure; kept in seconds, shown in
+    minutes) and its cumulative tamper count (0.0.94.91.0). Their own record, so a state
+    written before they existed still loads (they then count from that start)."""
+
+    power_on_s: float = 0.0
+    period_power_on_s: float = 0.0
+    power_fail_s: float = 0.0
+    tampers: int = 0
+
+    def to_dict(self) -> dict:
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_Durations":
+        return from_record(cls, d)
 TARIFF_PROGRAMMED_KEY = "tariff_programmed"  # a tariff programmed over DLMS (Tariff.to_table)
 
 
@@ -355,11 +388,18 @@ class Meter:
         self.billing_progress = _BillingProgress.from_dict(billing) if billing else _BillingProgress()
         if not self.billing_progress.billing_start:  # a new meter, or one that billed before this record
             self.billing_progress.billing_start = self._cumulative()
+        tiers = s.get(TIERS_KEY)
+        e = self.metrology.energy
+        self.tiers = (TierRegisters.from_dict(tiers) if tiers
+                      else TierRegisters.starting_at(e.active_import_wh, e.apparent_import_vah))
+        durations = s.get(DURATIONS_KEY)
+        self.durations = _Durations.from_dict(durations) if durations else _Durations()
         with self.storage.transaction() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
             if not first_start and self.progress.last_now is not None:
                 # the meter was off from its last committed step until now
+                self.durations.power_fail_s += max((now - self.progress.last_now).total_seconds(), 0.0)
                 self._log(tx, EventCode.POWER_FAIL, "", self.progress.last_now)
                 if now < self.progress.last_now:  # it comes back earlier than it went off
                     self._log_adjustment(tx, self.progress.last_now, now)
@@ -428,6 +468,8 @@ class Meter:
                 self.metrology.accumulate(meas, seconds)
             p = meas.phases[0]
             self.progress.averager = self.progress.averager.add(p.v_rms, p.i_rms, seconds)
+            self.durations.power_on_s += seconds  # powered: the meter lives this segment
+            self.durations.period_power_on_s += seconds
             self.now = nxt
             captures = self.scheduler.due(start, nxt)  # the captures in (start, nxt]: at nxt, or none
             if captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s:
@@ -507,6 +549,10 @@ class Meter:
     def _charge_consumption(self, until: datetime, events: list) -> None:
         start = self.progress.charged_until or until
         wh = self.metrology.energy.active_import_wh - self.progress.charged_wh
+        if until >= start:  # the energy since the last charge, into the tiers the tariff prices it in
+            e = self.metrology.energy
+            self.tiers = self.tiers.add_energy(e.active_import_wh, e.apparent_import_vah,
+                                               self.config.tariff.tier_shares(start, until))
         if until > start:
             cost, self.tariff_state = self.config.tariff.charge_fixed(self.tariff_state, until)
             if cost:
@@ -538,9 +584,13 @@ class Meter:
             **cumulative_values(self._cumulative()),
             "md_active_import": round(self.progress.md_w), "md_active_import_time": self.progress.md_time,
             "md_apparent_import": round(self.billing_progress.md_va), "md_apparent_import_time": self.billing_progress.md_va_time,
+            **self.tiers.billing_values(),
+            "period_power_on": int(self.durations.period_power_on_s // 60),
             "billed_amount": bill.total, "balance_amount": self.account.balance,
         }
         self.progress.md_w, self.progress.md_time = 0.0, None
+        self.tiers = self.tiers.demand_reset()
+        self.durations.period_power_on_s = 0.0
         self.counters.billing += 1
         self.billing_progress = replace(_BillingProgress(self._cumulative()),  # the last collection stays
                                         last_collection_time=self.billing_progress.last_collection_time,
@@ -588,6 +638,10 @@ class Meter:
                 apparent = values["apparent_import"] / period_h if period_h else 0.0
                 if apparent > self.billing_progress.md_va:
                     self.billing_progress.md_va, self.billing_progress.md_va_time = apparent, now
+                # the block's demand counts in the tier in force when the block began
+                began = now - timedelta(seconds=self.profiles.block_load.capture_period)
+                self.tiers = self.tiers.note_demand(self.config.tariff.tier_shares(began, began)[0][0],
+                                                    demand, apparent, now)
                 self.profiles.block_load.capture(tx, now, values, self.storage)
                 self.progress.block_start = cum
                 self.progress.averager = BlockAverager()
@@ -616,6 +670,8 @@ class Meter:
         tx.put("progress", self.progress.to_dict())
         tx.put("billing_progress", self.billing_progress.to_dict())
         tx.put(COUNTERS_KEY, self.counters.to_dict())
+        tx.put(TIERS_KEY, self.tiers.to_dict())
+        tx.put(DURATIONS_KEY, self.durations.to_dict())
 
     def save(self) -> None:
         with self.storage.transaction() as tx:
@@ -636,6 +692,9 @@ class Meter:
         self.events.record(tx, event, self._snapshot(), self.storage)
         self.counters.count(event.code)
         tx.put(COUNTERS_KEY, self.counters.to_dict())
+        if event.code in _TAMPERS:
+            self.durations.tampers += 1
+            tx.put(DURATIONS_KEY, self.durations.to_dict())
         self._notify(event)
 
     def _notify(self, event: Event) -> None:

@@ -27,6 +27,7 @@ from bijli.firmware.config import Table
 from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
 from bijli.firmware.records import from_record, to_record
 from bijli.firmware.storage import Storage, Transaction
+from bijli.firmware.tariff import TIERS
 
 
 class ProfileError(FirmwareError):
@@ -410,18 +411,42 @@ def billing_profile(months: int = 13) -> Profile:
     objects under 0.0.94.96.x (India prepaid block, see NOTES.md)."""
     if type(months) is not int or months < 1:
         raise ConfigError("profiles.billing_months", f"must be a whole number >= 1, not {months!r}")
+    energies = []
+    for name, cum, _ in ENERGY_REGISTERS:
+        energies.append(_reg(name, cum))
+        if name in TIER_ENERGIES:  # IS 15959: each total followed by its tariff zones TZ1..TZ8
+            energies.extend(_reg(f"{name}_tz{t}", _tier_obis(cum, t)) for t in TIERS)
     cols = (
         _reg("billing_date", "0.0.0.1.2.255", 2, 3, ColumnKind.CAPTURE_TIME),
         _reg("average_power_factor", "1.0.13.0.0.255"),
-        *(_reg(name, cum) for name, cum, _ in ENERGY_REGISTERS),
-        _reg("md_active_import", "1.0.1.6.0.255", 2, 4),
-        _reg("md_active_import_time", "1.0.1.6.0.255", 5, 4, ColumnKind.TIME),
-        _reg("md_apparent_import", "1.0.9.6.0.255", 2, 4),
-        _reg("md_apparent_import_time", "1.0.9.6.0.255", 5, 4, ColumnKind.TIME),
+        *energies,
+        *_demand_columns("md_active_import", "1.0.1.6.0.255"),
+        *_demand_columns("md_apparent_import", "1.0.9.6.0.255"),
+        _reg("period_power_on", "0.0.94.91.13.255"),      # IS 15959: power-on minutes of the period
         _reg("billed_amount", "0.0.94.96.26.255", 2, 1),   # bijli: charges of the period
         _reg("balance_amount", "0.0.94.96.24.255", 2, 1),
     )
     return Profile(BILLING, "1.0.98.1.0.255", cols, capacity=months, capture_period=0)
+
+
+#: the energies IS 15959 keeps per tariff zone: active and apparent import
+TIER_ENERGIES = ("active_import", "apparent_import")
+
+
+def _tier_obis(total: str, tier: int) -> str:
+    """A total register's tariff-zone register: rate E = the tier (1.0.1.8.0 -> 1.0.1.8.t)."""
+    a, b, c, d, _, f = total.split(".")
+    return f"{a}.{b}.{c}.{d}.{tier}.{f}"
+
+
+def _demand_columns(name: str, total: str) -> tuple[CaptureObject, ...]:
+    """A maximum demand and its time, then the same for each tariff zone (Extended register
+    value and capture_time, as IS 15959's billing profile lists them)."""
+    cols = [_reg(name, total, 2, 4), _reg(f"{name}_time", total, 5, 4, ColumnKind.TIME)]
+    for t in TIERS:
+        cols += [_reg(f"{name}_tz{t}", _tier_obis(total, t), 2, 4),
+                 _reg(f"{name}_tz{t}_time", _tier_obis(total, t), 5, 4, ColumnKind.TIME)]
+    return tuple(cols)
 
 
 def _days(days: Any, key: str) -> int:

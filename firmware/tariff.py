@@ -36,6 +36,10 @@ from bijli.firmware.errors import ConfigError, FirmwareError, StorageError
 from bijli.firmware.records import from_record, to_record
 
 PAISA = Decimal("0.01")
+#: IS 15959 keeps eight time-of-day registers per quantity (tariff zones TZ1..TZ8:
+#: 1.0.1.8.1-8, 1.0.9.8.1-8 and their maximum demands), so a calendar has at most eight tiers
+MAX_TIERS = 8
+TIERS = tuple(range(1, MAX_TIERS + 1))
 ZERO = Decimal(0)
 # Wide enough that splitting an interval's energy never rounds anything a bill
 # could see; the paisa rounding above is explicit, never the context's.
@@ -156,6 +160,16 @@ class TouCalendar:
                 break
         return current, following
 
+    def tier_names(self) -> tuple[str, ...]:
+        """The calendar's tiers in the order they first appear in its day profiles: tier
+        ``n`` (1-based) is the one the Activity calendar's script selector ``n`` names and
+        whose energy the TOD registers of zone ``n`` hold."""
+        names: dict[str, None] = {}
+        for _, actions in self.days:
+            for a in actions:
+                names.setdefault(a.name, None)
+        return tuple(names)
+
 
 @dataclass(frozen=True)
 class TariffProfile:
@@ -167,6 +181,18 @@ class TariffProfile:
     tod: TouCalendar | None
     fixed_per_day: Decimal
     duty_percent: Decimal
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        """The time-of-day tiers (see :meth:`TouCalendar.tier_names`); none without time of day."""
+        return self.tod.tier_names() if self.kind is EnergyKind.TOD and self.tod is not None else ()
+
+    def tier_of(self, action: DayAction | None) -> int:
+        """The tier number (1..MAX_TIERS) energy priced by ``action`` counts in. A tariff
+        without time of day has one zone: everything counts in tier 1."""
+        if action is None:
+            return 1
+        return self.tier_names.index(action.name) + 1
 
 
 # --------------------------------------------------------------------------- state
@@ -419,6 +445,21 @@ class Tariff:
         new_state = replace(state, lines=tuple(lines.values()), fixed_from=now.date())
         return self._settle(state, new_state)
 
+    def tier_shares(self, start: dt.datetime, end: dt.datetime) -> list[tuple[int, float]]:
+        """How energy consumed evenly over ``[start, end)`` falls into the time-of-day tiers:
+        (tier, share of the interval) with the shares summing to 1, split exactly where
+        :meth:`charge_energy` splits its prices, so the TOD registers and the bill agree."""
+        if end < start:
+            raise TariffError(f"interval ends ({end}) before it starts ({start})")
+        segments = list(self._segments(start, end))
+        total_us = _micros(end - start)
+        shares: dict[int, float] = {}
+        for seg_start, seg_end, profile, action in segments:
+            part = _micros(seg_end - seg_start) / total_us if total_us else 1.0
+            tier = profile.tier_of(action)
+            shares[tier] = shares.get(tier, 0.0) + part
+        return list(shares.items())
+
     def bill_so_far(self, state: TariffState) -> Decimal:
         return _bill_figures(state.lines)[3]
 
@@ -638,6 +679,10 @@ def _tod_from_table(table: Any, key: str) -> TouCalendar:
     if len({start for start, _ in seasons}) != len(seasons):
         raise ConfigError(f"{key}.seasons", "two seasons start on the same day")
 
+    tiers = {a.name for _, actions in days for a in actions}
+    if len(tiers) > MAX_TIERS:
+        raise ConfigError(f"{key}.days", f"{len(tiers)} tiers: a meter keeps time-of-day registers for at most "
+                                         f"{MAX_TIERS} (IS 15959 TZ1..TZ8)")
     special = SpecialDays.parse(table.get("special_days", {}), f"{key}.special_days")
     for spec, day_id in special.entries:
         if day_id not in day_ids:

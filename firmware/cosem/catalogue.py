@@ -9,6 +9,7 @@ Nothing here reads the meter: the other modules of the wing bind these names to 
 from __future__ import annotations
 
 from bijli.dlms.obis import Obis
+from bijli.firmware.tariff import TIERS
 
 CLOCK = Obis(0, 0, 1, 0, 0, 255)
 LOGICAL_DEVICE_NAME = Obis(0, 0, 42, 0, 0, 255)
@@ -53,11 +54,25 @@ AVERAGE_CURRENT = Obis(1, 0, 11, 27, 0, 255)
 BILLING_POWER_FACTOR = Obis(1, 0, 13, 0, 0, 255)  # average power factor of the billing period
 MD_ACTIVE_IMPORT = Obis(1, 0, 1, 6, 0, 255)
 MD_APPARENT_IMPORT = Obis(1, 0, 9, 6, 0, 255)
+# the time-of-day registers: rate E = tariff zone TZ1..TZ8 of the totals above (IS 15959;
+# firmware.tiers keeps them), kWh and kVAh cumulative, MD kW and MD kVA of the billing period
+ACTIVE_IMPORT_TIERS = tuple(Obis(1, 0, 1, 8, t, 255) for t in TIERS)
+APPARENT_IMPORT_TIERS = tuple(Obis(1, 0, 9, 8, t, 255) for t in TIERS)
+MD_ACTIVE_IMPORT_TIERS = tuple(Obis(1, 0, 1, 6, t, 255) for t in TIERS)
+MD_APPARENT_IMPORT_TIERS = tuple(Obis(1, 0, 9, 6, t, 255) for t in TIERS)
 BILLING_DATE = Obis(0, 0, 0, 1, 2, 255)
 BILLING_COUNT = Obis(0, 0, 0, 1, 0, 255)  # IEC 62056-6-1: billing period counter
 AVAILABLE_BILLING_PERIODS = Obis(0, 0, 0, 1, 1, 255)
 PROGRAMMING_COUNT = Obis(0, 0, 96, 2, 0, 255)  # IEC 62056-6-1: no. of configuration program changes
-POWER_FAILURES = Obis(0, 0, 96, 7, 0, 255)  # IEC 62056-6-1: no. of power failures  # IEC 62056-6-1: no. of available billing periods
+POWER_FAILURES = Obis(0, 0, 96, 7, 0, 255)  # IEC 62056-6-1: no. of power failures
+# IS 15959's India block 0.0.94.91.x (the codes as public head-end and meter sources read
+# them, e.g. github.com/ruhmany/Gurux-try GuruxIndiaBase/ObisList.cs: "Cumulative Tamper
+# Count", "Cumulative Power ON Duration in Minutes", "Billing Total Power On Duration in
+# Minutes", "Cumulative Power Failure Duration"); the standard's own table is not public
+TAMPER_COUNT = Obis(0, 0, 94, 91, 0, 255)
+POWER_FAIL_DURATION = Obis(0, 0, 94, 91, 8, 255)
+PERIOD_POWER_ON_DURATION = Obis(0, 0, 94, 91, 13, 255)
+POWER_ON_DURATION = Obis(0, 0, 94, 91, 14, 255)
 # IEC 62056-6-1 C = 0, D = 8: the demand integration (measurement) period and the two load
 # profiles' recording intervals, in seconds
 DEMAND_INTEGRATION_PERIOD = Obis(1, 0, 0, 8, 0, 255)

@@ -164,11 +164,8 @@ def unit_charge(profile) -> UnitCharge:
     elif profile.kind is EnergyKind.SLABS:
         rows = [(f"slab{i}", slab.rate) for i, slab in enumerate(profile.slabs, 1)]
     elif profile.kind is EnergyKind.TOD and profile.tod is not None:
-        tiers: dict[str, Decimal] = {}
-        for _, actions in profile.tod.days:
-            for a in actions:
-                tiers.setdefault(a.name, a.rate)
-        rows = list(tiers.items())
+        rates = {a.name: a.rate for _, actions in reversed(profile.tod.days) for a in reversed(actions)}
+        rows = [(name, rates[name]) for name in profile.tier_names]  # a tier's first rate, in tier order
     else:
         rows = [("flat", profile.flat_rate)]
     return UnitCharge(commodity_scale=3, price_scale=-2, commodity_class_id=3, commodity_logical_name=ACTIVE_IMPORT,

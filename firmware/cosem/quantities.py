@@ -19,6 +19,7 @@ from bijli.dlms import axdr
 from bijli.dlms.cosem.units import Unit
 from bijli.dlms.cosem.values import date_time_octets
 from bijli.firmware import profiles as fw_profiles
+from bijli.firmware.tariff import TIERS
 
 def minor_units(amount: Decimal | None) -> int:
     """Money as an integer of paisa (currency_scale -2), clamped to a double-long."""
@@ -69,6 +70,15 @@ QUANTITIES: dict[str, Quantity] = {
     "md_apparent_import": _q(axdr.DoubleLongUnsigned, 0, Unit.VOLT_AMPERE),
     **{name: _q(axdr.DoubleLongUnsigned, 0, _ENERGY_UNITS[name.split("_")[0]])
        for name in (*fw_profiles.ENERGY_NAMES, "reactive_q2", "reactive_q3")},
+    # the time-of-day registers (tariff zones) are the totals' quantities
+    **{f"{name}_tz{t}": _q(axdr.DoubleLongUnsigned, 0, _ENERGY_UNITS[name.split("_")[0]])
+       for name in fw_profiles.TIER_ENERGIES for t in TIERS},
+    **{f"md_active_import_tz{t}": _q(axdr.DoubleLongUnsigned, 0, Unit.WATT) for t in TIERS},
+    **{f"md_apparent_import_tz{t}": _q(axdr.DoubleLongUnsigned, 0, Unit.VOLT_AMPERE) for t in TIERS},
+    # IS 15959's durations, whole minutes
+    "power_on": _q(axdr.DoubleLongUnsigned, 0, Unit.MINUTE),
+    "period_power_on": _q(axdr.DoubleLongUnsigned, 0, Unit.MINUTE),
+    "power_fail_duration": _q(axdr.DoubleLongUnsigned, 0, Unit.MINUTE),
 }
 
 # per-column encoders for profile rows, by firmware column name; anything else by Python type

@@ -2,7 +2,9 @@
 
 Register and Extended register (IC 3, 4) for every measured quantity, each with the
 scaler, unit and A-XDR type of its :data:`.quantities.QUANTITIES` entry and read
-from the meter at GET time; the IS 15959-2 name plate Data objects; the last event
+from the meter at GET time, the time-of-day registers of tariff zones 1..8 among
+them (:mod:`bijli.firmware.tiers`), and IS 15959's durations (0.0.94.91.8/13/14, whole
+minutes) and tamper count (0.0.94.91.0); the IS 15959-2 name plate Data objects; the last event
 code of each event log (IS 15959 0.0.96.11.x.255) and bijli's detail text beside it
 (0.128.96.11.x.255, a manufacturer-specific B field).
 
@@ -30,9 +32,13 @@ from bijli.firmware.cosem.catalogue import (ACTIVE_POWER, APPARENT_POWER, AVERAG
                                             DEMAND_INTEGRATION_PERIOD, PHASE_CURRENT, POWER_FAILURES, PROGRAMMING_COUNT,
                                             FIRMWARE_VERSION, FREQUENCY, MANUFACTURER_NAME, MD_ACTIVE_IMPORT,
                                             MD_APPARENT_IMPORT, METER_CATEGORY, METER_TYPE, POWER_FACTOR, REACTIVE_Q,
-                                            SERIAL_NUMBER, VOLTAGE, YEAR_OF_MANUFACTURE)
+                                            SERIAL_NUMBER, VOLTAGE, YEAR_OF_MANUFACTURE, ACTIVE_IMPORT_TIERS,
+                                            APPARENT_IMPORT_TIERS, MD_ACTIVE_IMPORT_TIERS, MD_APPARENT_IMPORT_TIERS,
+                                            PERIOD_POWER_ON_DURATION, POWER_FAIL_DURATION, POWER_ON_DURATION,
+                                            TAMPER_COUNT)
 from bijli.firmware.cosem.quantities import QUANTITIES
 from bijli.firmware.events import LogKind
+from bijli.firmware.tariff import TIERS
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
@@ -95,11 +101,37 @@ def measured_registers(meter: "Meter") -> list[CosemObject]:
         Register(DAILY_LOAD_CAPTURE_PERIOD,
                  lambda: axdr.DoubleLongUnsigned(meter.profiles.daily_load.capture_period), 0, Unit.SECOND),
     ]
+    out.extend(tier_registers(meter))
+    durations = lambda: meter.durations  # noqa: E731
+    out += [
+        # IS 15959's durations in whole minutes, and its cumulative tamper count
+        register(POWER_ON_DURATION, "power_on", lambda: durations().power_on_s // 60),
+        register(PERIOD_POWER_ON_DURATION, "period_power_on", lambda: durations().period_power_on_s // 60),
+        register(POWER_FAIL_DURATION, "power_fail_duration", lambda: durations().power_fail_s // 60),
+        Data(TAMPER_COUNT, lambda: axdr.DoubleLongUnsigned(durations().tampers)),
+    ]
     for name, cumulative, of_block in fw_profiles.ENERGY_REGISTERS:
         out.append(register(Obis.parse(cumulative), name, lambda name=name: energy(name)))
         out.append(register(Obis.parse(of_block), name, lambda name=name: block(name)))
     for name, obis in _REACTIVE_Q23:
         out.append(register(obis, name, lambda name=name: energy(name)))
+    return out
+
+
+def tier_registers(meter: "Meter") -> list[CosemObject]:
+    """The time-of-day registers of tariff zones 1..8 (:mod:`bijli.firmware.tiers`):
+    cumulative kWh and kVAh, and the billing period's MD kW and MD kVA with when."""
+    t = lambda: meter.tiers  # noqa: E731 - read at GET time
+    out: list[CosemObject] = []
+    for i, tier in enumerate(TIERS):
+        out += [
+            register(ACTIVE_IMPORT_TIERS[i], f"active_import_tz{tier}", lambda i=i: t().active_wh[i]),
+            register(APPARENT_IMPORT_TIERS[i], f"apparent_import_tz{tier}", lambda i=i: t().apparent_vah[i]),
+            register(MD_ACTIVE_IMPORT_TIERS[i], f"md_active_import_tz{tier}", lambda i=i: t().md_w[i],
+                     ExtendedRegister, capture_time=lambda i=i: t().md_w_time[i]),
+            register(MD_APPARENT_IMPORT_TIERS[i], f"md_apparent_import_tz{tier}", lambda i=i: t().md_va[i],
+                     ExtendedRegister, capture_time=lambda i=i: t().md_va_time[i]),
+        ]
     return out
 
 

@@ -65,10 +65,7 @@ def calendar_tables(profile) -> tuple[bytes, tuple, tuple, tuple]:
     if tod is None:
         return (profile.kind.value.encode() if profile is not None else b""), (), (), ()
     day_ids = {name: i for i, (name, _) in enumerate(tod.days, 1)}
-    tiers: dict[str, int] = {}
-    for _, actions in tod.days:
-        for a in actions:
-            tiers.setdefault(a.name, len(tiers) + 1)
+    tiers = {name: n for n, name in enumerate(tod.tier_names(), 1)}  # the TOD registers' zones too
     seasons = tuple(
         SeasonProfile(f"S{i}".encode(), axdr.CosemDateTime(axdr.CosemDate(None, month, day, None),
                                                            axdr.CosemTime(0, 0, 0, 0), None, None),

@@ -36,7 +36,7 @@ from bijli.firmware.cosem.catalogue import ACTIVE_IMPORT, TARIFFICATION_SCRIPT_T
 from bijli.firmware.cosem.clock import deviation
 from bijli.firmware.cosem.payment import unit_charge
 from bijli.firmware.cosem.results import cosem_result
-from bijli.firmware.tariff import DayAction, EnergyKind, TouCalendar
+from bijli.firmware.tariff import MAX_TIERS, DayAction, EnergyKind, TouCalendar
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
@@ -168,7 +168,11 @@ class TodProgramming:
             if week not in names:
                 raise _refuse(f"season {s.season_profile_name!r} names week {week!r}, which is not written")
             seasons.append(((s.season_start.date.month, s.season_start.date.day_of_month), week))
-        return TouCalendar(tuple(sorted(seasons)), tuple(weeks), tuple(tou_days))
+        calendar = TouCalendar(tuple(sorted(seasons)), tuple(weeks), tuple(tou_days))
+        if len(calendar.tier_names()) > MAX_TIERS:
+            raise _refuse(f"the day profiles use {len(calendar.tier_names())} price rows: the meter keeps "
+                          f"time-of-day registers for {MAX_TIERS} tariff zones")
+        return calendar
 
     def activate(self, when: datetime | None = None) -> None:
         """Make the draft the tariff: at ``when`` (meter local time), or now."""

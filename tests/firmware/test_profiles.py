@@ -31,6 +31,7 @@ from bijli.firmware.profiles import (
     cumulative_values,
 )
 from bijli.firmware.storage import Storage
+from bijli.firmware.tiers import TierRegisters
 
 T0 = datetime(2024, 1, 1, 0, 0)
 _names = itertools.count()
@@ -118,6 +119,10 @@ def test_rows_survive_close_and_reopen(tmp_path):
                                                 "reactive_lead", "apparent_import", "apparent_export"])},
         "md_active_import": 3.25, "md_active_import_time": datetime(2024, 1, 17, 19, 30),
         "md_apparent_import": 3.5, "md_apparent_import_time": datetime(2024, 1, 17, 19, 30),
+        # the time-of-day columns: one tier with energy and a maximum demand, the rest empty
+        **TierRegisters.starting_at(0.0, 0.0).add_energy(5.0, 6.0, [(2, 1.0)])
+        .note_demand(2, 3.25, 3.5, datetime(2024, 1, 17, 19, 30)).billing_values(),
+        "period_power_on": 44640,
         "billed_amount": Decimal("812.40"), "balance_amount": Decimal("-3.10"),
     }
     s = Storage.open(tmp_path)
@@ -134,6 +139,10 @@ def test_rows_survive_close_and_reopen(tmp_path):
     assert after == before
     assert after[0][0][0] == datetime(2024, 2, 1)
     assert after[0][0][-2] == Decimal("812.40") and isinstance(after[0][0][-2], Decimal)
+    cells = dict(zip(ps.billing.column_names, after[0][0]))
+    assert (cells["active_import_tz2"], cells["apparent_import_tz2"], cells["md_active_import_tz2_time"]) == (
+        5, 6, datetime(2024, 1, 17, 19, 30))
+    assert cells["md_active_import_tz1_time"] is None and cells["period_power_on"] == 44640
 
 
 # ------------------------------------------------------------------ selective access

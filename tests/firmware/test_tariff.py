@@ -120,6 +120,33 @@ def test_tod_boundaries_split_an_interval_in_proportion_to_time():
     assert {ln.label: ln.quantity for ln in state.lines} == {"peak": D("1"), "normal": D("2")}
 
 
+def test_tier_shares_split_where_the_prices_split_and_number_tiers_by_first_appearance():
+    tariff = Tariff.from_table({"kind": "tod", "duty_percent": "0", "fixed_charge_per_day": "0"})
+    # the demo calendar: workday normal (1), 09:00 solar (2), 17:00 peak (3); rest day normal
+    assert tariff.active.tier_names == ("normal", "solar", "peak")
+    mon = dt.datetime(2024, 6, 3)
+    assert tariff.tier_shares(mon.replace(hour=8), mon.replace(hour=18)) == [(1, 0.1), (2, 0.8), (3, 0.1)]
+    assert tariff.tier_shares(mon.replace(hour=12), mon.replace(hour=12)) == [(2, 1.0)]  # an instant
+    assert tariff.tier_shares(dt.datetime(2024, 6, 8, 12), dt.datetime(2024, 6, 8, 13)) == [(1, 1.0)]  # Saturday
+    # the shares price the same energy the bill does: solar's share of 1 kWh is its bill line
+    _, state = tariff.charge_energy(TariffState.initial(mon), D("1000"), mon.replace(hour=8), mon.replace(hour=18))
+    assert {ln.label: float(ln.quantity) for ln in state.lines} == {"normal": 0.1, "solar": 0.8, "peak": 0.1}
+    # without time of day there is one zone
+    flat = Tariff.from_table({"kind": "flat"})
+    assert flat.active.tier_names == () and flat.tier_shares(mon, mon + H) == [(1, 1.0)]
+    with pytest.raises(TariffError):
+        tariff.tier_shares(mon + H, mon)
+
+
+def test_a_calendar_of_more_than_eight_tiers_is_refused():
+    days = {"d": [[f"{h:02d}:00", "5.00", f"tier{h}"] for h in range(9)]}
+    with pytest.raises(ConfigError) as err:
+        Tariff.from_table({"kind": "tod", "tod": {"days": days}})
+    assert err.value.key == "tariff.tod.days" and "TZ1..TZ8" in str(err.value)
+    days["d"].pop()
+    assert len(Tariff.from_table({"kind": "tod", "tod": {"days": days}}).active.tier_names) == 8
+
+
 def test_tod_special_day_uses_its_own_day_schedule():
     tariff = Tariff.from_table({"kind": "tod", "duty_percent": "0"})
     # 15 Aug 2024 is a Thursday; noon on a workday is solar (4.80), on the holiday normal (6.00)
