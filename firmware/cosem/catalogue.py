@@ -55,7 +55,10 @@ BILLING_POWER_FACTOR = Obis(1, 0, 13, 0, 0, 255)  # average power factor of the 
 MD_ACTIVE_IMPORT = Obis(1, 0, 1, 6, 0, 255)
 MD_APPARENT_IMPORT = Obis(1, 0, 9, 6, 0, 255)
 # the time-of-day registers: rate E = tariff zone TZ1..TZ8 of the totals above (IS 15959;
-# firmware.tiers keeps them), kWh and kVAh cumulative, MD kW and MD kVA of the billing period
+# firmware.tiers keeps them), kWh and kVAh cumulative, MD kW and MD kVA of the billing period.
+# The zone energies' codes are confirmed by public IS 15959 head-end sources (README); for the
+# zone MDs none was found, so they follow the OBIS rule itself (IEC 62056-6-1: value group E of
+# an energy or demand quantity is its tariff rate, 0 the total, 1..63 the rates).
 ACTIVE_IMPORT_TIERS = tuple(Obis(1, 0, 1, 8, t, 255) for t in TIERS)
 APPARENT_IMPORT_TIERS = tuple(Obis(1, 0, 9, 8, t, 255) for t in TIERS)
 MD_ACTIVE_IMPORT_TIERS = tuple(Obis(1, 0, 1, 6, t, 255) for t in TIERS)
