@@ -6,6 +6,9 @@ that peer back off, with a wait that grows, while the right password from anothe
 SAP does not lock the utility out; and the back-off survives a restart of the meter
 (its record is in the meter's memory, a real sqlite file).
 
+Both transports on TCP count one address as one peer, and so does a fleet meter that is
+evicted to its dormant record and hydrated again.
+
 Item 4, nothing lost: after a magnet event, 150 bad AARQs for the utility association
 (a known client system title, a garbage tag, a stale counter) leave the magnet event in
 the "other" log, write nothing there, and show up in the security log as a handful of
@@ -14,20 +17,29 @@ rows, the repeats as one aggregated record.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from dataclasses import replace
+
+from datetime import datetime
 
 import pytest
 
 from bijli.dlms import acse
 from bijli.dlms.acse import AssociationResult
 from bijli.dlms.client import Client, ClientSettings
+from bijli.dlms.errors import AssociationError
+from bijli.dlms.link.hdlc import HdlcAddress
 from bijli.dlms.lockout import PeerState
 from bijli.firmware.cosem.associations import LOCKOUT_KEY
 from bijli.firmware.events import EventCode, LogKind
+from bijli.firmware.shard import ShardStore
 from bijli.hal import tcp
+from bijli.hal.clock import SimClock
 from bijli.hal.tcp import SocketLine
+from bijli.tools.fleet.engine import FleetEngine
+from bijli.tools.node import config as config_mod
 from bijli.tools.node import links
 from tests.integration.whole_meter import whole_meter
 from tests.peers.loop_thread import LoopThread
@@ -202,3 +214,58 @@ def test_bad_aarqs_cannot_push_tamper_evidence_out_of_the_event_logs(meter):
         f"159 more 351 from client SAP 48 tcp {STRANGER}, ")]
     assert len([d for d in repeated if " 351 " in d]) == 1 and len(security) <= 4
     assert [e.code for e in served.events(LogKind.OTHER)] == [EventCode.MAGNET]
+
+
+def test_a_fleet_meter_keeps_its_back_off_when_it_is_evicted(tmp_path):
+    """The fleet engine evicts meters to compact records; the lockout is in the meter's
+    memory (the shard), so the rehydrated meter's server still makes the peer wait."""
+    store = ShardStore.open(tmp_path / "fleet.db")
+    engine = FleetEngine(config_mod.load(None), [0, 1], store, SimClock(datetime(2024, 6, 10, 10, 0), rate=0),
+                         cache_size=1)
+    try:
+        with engine.observe(0) as node:
+            for _ in range(3):
+                node.server.lockout.failed(f"tcp {STRANGER}", 32, time.monotonic())
+        with engine.observe(1):
+            pass  # meter 0 is evicted to its dormant record
+        assert engine.hydrated == 1
+        with engine.observe(0) as node:
+            assert node.server.lockout.waiting(f"tcp {STRANGER}", 32, time.monotonic()) > 3.0
+            assert node.server.lockout.waiting(f"tcp {OWNER}", 32, time.monotonic()) == 0.0
+    finally:
+        engine.shutdown()
+        store.close()
+
+
+@pytest.mark.parametrize("peername, identity", [
+    (("127.0.0.2", 40001), "tcp 127.0.0.2"),
+    (("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 4059, 0, 0), "tcp 2001:db8:1:2::/64"),  # one subscriber's prefix
+    (("::ffff:10.1.2.3", 4059, 0, 0), "tcp 10.1.2.3"),
+    (("fe80::1%eth0", 4059, 0, 2), "tcp fe80::/64"),
+    (None, "tcp None"),
+])
+def test_a_tcp_peer_is_its_address_not_its_port(peername, identity):
+    assert links.peer_identity(peername) == identity
+
+
+def test_hdlc_over_tcp_and_the_wrapper_count_the_same_peer(meter):
+    served = meter()
+
+    async def hdlc():
+        return await tcp.serve("127.0.0.1", 0, lambda s: links.hdlc_tcp_session(s, served.node.server))
+
+    listener = asyncio.run_coroutine_threadsafe(hdlc(), served.loop_thread.loop).result(5)
+    try:
+        port = listener.sockets[0].getsockname()[1]
+        for _ in range(3):
+            transport = links.HdlcTransport(LineFrom(STRANGER, "127.0.0.1", port), 32, HdlcAddress(1, 16))
+            transport.connect()
+            client = Client(transport, ClientSettings.for_association(32, password=b"guess123"))
+            with pytest.raises(AssociationError):
+                client.associate()
+            transport.close()
+        # the same address on the wrapper: backing off; the owner on the wrapper: in
+        assert served.aare(STRANGER, 32).result == AssociationResult.REJECTED_TRANSIENT
+        assert served.aare(OWNER, 32).result == AssociationResult.ACCEPTED
+    finally:
+        served.call(listener.close)

@@ -278,7 +278,7 @@ async def hdlc_session(port, server: Server, *, physical_address: int = 16, inac
     without blocking, so the HDLC part is the same synchronous shell as on TCP; only
     the baud switches wait for the output to drain."""
     shell = HdlcShell(server, port.write, physical_address=physical_address, inactivity_timeout=inactivity_timeout,
-                      peer=f"serial {getattr(port, 'spec', '')}")
+                      peer=f"serial {getattr(port, 'peer_path', None) or getattr(port, 'spec', '')}")
 
     async def switch(settings: mode_e.BaudSwitch) -> None:
         await port.drain()
