@@ -80,6 +80,10 @@ class ReplayError(SecurityError):
     """An invocation counter not greater than the last one accepted."""
 
 
+class LockoutError(DlmsError):
+    """A lockout policy or a kept lockout record that does not make sense (dlms.lockout)."""
+
+
 class AccessError(DlmsError):
     """An attribute or method the association has no right to use."""
 

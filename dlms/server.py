@@ -12,9 +12,11 @@ Flow of one request:
 
 1. ACSE (AARQ/RLRQ) opens and closes the association, checking the policy of
    the client SAP (application context, mechanism, password, ciphering) and
-   negotiating conformance and PDU size. Repeated authentication failures (a
-   wrong LLS password, a glo-initiate-request that fails its tag, a wrong
-   HLS reply) lock the SAP out for a while, and each is a :class:`Notice`.
+   negotiating conformance and PDU size. Authentication failures (a wrong LLS
+   password, a glo-initiate-request that fails its tag or replays a counter, a
+   wrong HLS reply) are counted per peer by :mod:`dlms.lockout`, whose policy
+   decides which AARQs are judged: a peer that failed too often backs off, a
+   peer that has not failed is always judged. Each failure is a :class:`Notice`.
 2. HLS (mechanism 5, GMAC) leaves the association pending after the AARE; the
    client's reply_to_HLS_authentication action on Association LN completes it.
 3. In a ciphered association every request must come as glo-, ded-,
@@ -44,6 +46,7 @@ from bijli.dlms.association import (Association, AssociationContext, Association
 from bijli.dlms.cosem.association import AssociationPolicy
 from bijli.dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
 from bijli.dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
+from bijli.dlms.lockout import Lockout, LockoutPolicy
 from bijli.dlms.obis import Obis
 from bijli.dlms.protection import PROTECTED_TAGS, Container, Protection
 from bijli.dlms.security import SecurityControl, SecuritySettings
@@ -69,6 +72,7 @@ class Notice:
     event: ServerEvent
     client_sap: int
     detail: str = ""
+    peer: str = ""  # who, as the link shell named the session's peer ("" when it did not)
 
 
 class Session:
@@ -81,10 +85,11 @@ class Session:
     ``ctx.association``."""
 
     __slots__ = ("client_sap", "server_max_pdu", "association", "outbound", "inbound", "gbt_in", "gbt_out",
-                 "after_response", "_server")
+                 "after_response", "_server", "peer")
 
-    def __init__(self, client_sap: int, server_max_pdu: int = 1024, server: "Server | None" = None):
+    def __init__(self, client_sap: int, server_max_pdu: int = 1024, server: "Server | None" = None, peer: str = ""):
         self.client_sap = client_sap
+        self.peer = peer  # the transport's identity of the other end: what the lockout counts by
         self.server_max_pdu = server_max_pdu
         self.association = Association()
         self.outbound: blocks.Outbound | None = None  # a long GET/ACTION response being sent
@@ -168,7 +173,10 @@ class Server:
     """The application association engine for one logical device.
 
     ``security`` (suite 0 keys, system title, invocation counter store) is needed
-    only by policies with ``ciphered=True`` or mechanism HLS-GMAC.
+    only by policies with ``ciphered=True`` or mechanism HLS-GMAC. ``lockout`` is the
+    :class:`~dlms.lockout.Lockout` table (its owner keeps and restores its record);
+    without one, a fresh table with ``lockout_after`` free failures per peer and waits
+    up to ``lockout_seconds``.
     """
 
     def __init__(
@@ -181,18 +189,17 @@ class Server:
         lockout_seconds: float = 300.0,
         on_notice: Callable[[Notice], None] | None = None,
         security: SecuritySettings | None = None,
+        lockout: Lockout | None = None,
     ):
         self.objects: dict[Obis, CosemObject] = {}
         for obj in objects:
             self.add(obj)
         self.policies = {p.client_sap: p for p in policies}
         self.max_pdu = max_pdu
-        self.lockout_after = lockout_after
-        self.lockout_seconds = lockout_seconds
         self.on_notice = on_notice or (lambda n: None)
         self.security = security
-        self._failures: dict[int, int] = {}
-        self._locked_until: dict[int, float] = {}
+        self.lockout = lockout if lockout is not None else Lockout(
+            LockoutPolicy(allowance=lockout_after, max_delay=lockout_seconds))
 
     def add(self, obj: CosemObject) -> None:
         self.objects[obj.logical_name] = obj
@@ -202,11 +209,14 @@ class Server:
         open ones keep the policy they were opened with until released."""
         self.policies[policy.client_sap] = policy
 
-    def new_session(self, client_sap: int) -> Session:
-        return Session(client_sap, self.max_pdu, self)
+    def new_session(self, client_sap: int, peer: str = "") -> Session:
+        """A session for ``client_sap`` on one link; ``peer`` names the other end (a TCP
+        source address, a serial port) for the lockout."""
+        return Session(client_sap, self.max_pdu, self, peer)
 
-    def locked_out(self, client_sap: int, now: float) -> bool:
-        return self._locked_until.get(client_sap, 0.0) > now
+    def locked_out(self, client_sap: int, now: float, peer: str = "") -> bool:
+        """Whether ``peer`` is backing off from ``client_sap`` (its AARQs refused unjudged)."""
+        return self.lockout.waiting(peer, client_sap, now) > 0
 
     # --- entry point -------------------------------------------------------------------
     def handle(self, session: Session, request: bytes, now: float = 0.0) -> tuple[bytes, ...]:
@@ -334,6 +344,7 @@ class Server:
         return AARE(result, diagnostic, "user", context, user_information=user_information).encode()
 
     def _drop(self, session: Session) -> None:
+        self.lockout.release_pending(session)
         session.association.handle(_RELEASED)
         session._clear_transfers()
 
@@ -358,9 +369,12 @@ class Server:
             diag = (AcseServiceUser.AUTHENTICATION_MECHANISM_NAME_REQUIRED if mechanism == Mechanism.LOWEST
                     else AcseServiceUser.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED)
             return self._reject(diag, context)
-        if self.locked_out(sap, now):
+        if not self.lockout.admit(session.peer, sap, now):
             # rejected-transient: the same request may succeed later, which is what tells a client
             # "locked out, wait" apart from "wrong password" (rejected-permanent, same diagnostic)
+            wait = self.lockout.waiting(session.peer, sap, now)
+            self.on_notice(Notice(ServerEvent.AUTHENTICATION_FAILED, sap,
+                                  f"refused unjudged: backing off for {wait:.0f} s more", session.peer))
             return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE, context,
                                 result=AssociationResult.REJECTED_TRANSIENT)
         if aarq.user_information is None:
@@ -378,12 +392,9 @@ class Server:
             try:
                 initiate_bytes, how, key = self._open(initiate_bytes, title, None, initiate=True)
                 sealed_by = (how, key)
-            except ReplayError as exc:
-                self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
-                return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
             except SecurityError as exc:
-                self.on_notice(Notice(ServerEvent.SECURITY_FAILURE, sap, str(exc)))
-                self._auth_failed(sap, now, f"glo-initiate-request refused: {exc}")
+                # a replayed counter counts too: whoever sends it has not shown the key now
+                self._auth_failed(session, now, f"glo-initiate-request refused: {exc}")
                 return self._reject(AcseServiceUser.NO_REASON_GIVEN, context, INITIATE_DECIPHERING_ERROR)
         try:
             initiate = InitiateRequest.decode(initiate_bytes)
@@ -405,7 +416,7 @@ class Server:
         challenge = None
         if mechanism == Mechanism.LLS:
             if aarq.calling_authentication_value != policy.secret:
-                self._auth_failed(sap, now, "wrong LLS password")
+                self._auth_failed(session, now, "wrong LLS password")
                 return self._reject(AcseServiceUser.AUTHENTICATION_FAILURE, context)
         elif mechanism != Mechanism.LOWEST:
             challenge = self._hls_challenge(aarq)
@@ -419,10 +430,13 @@ class Server:
             aarq.calling_authentication_value or b"" if challenge is not None else b"", now)
         if challenge is None:
             session.association.handle(Opened(negotiated))
-            self._failures.pop(sap, None)
-            self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, policy.name))
+            self.lockout.passed(session.peer, sap, now)
+            self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, policy.name, session.peer))
         else:
             session.association.handle(Challenged(negotiated))
+            for dropped in self.lockout.hold_pending(session, session.peer):  # the caps on pending HLS
+                if dropped.association.state is AssociationState.PENDING:
+                    self._drop(dropped)
         response = InitiateResponse(conformance, self.max_pdu).encode()
         if sealed_by is not None:
             response = self._seal(session, response, *sealed_by)
@@ -432,14 +446,13 @@ class Server:
                     mechanism=mechanism if mechanism != Mechanism.LOWEST else None,
                     responding_authentication_value=challenge, user_information=response).encode()
 
-    def _auth_failed(self, sap: int, now: float, why: str) -> None:
-        count = self._failures.get(sap, 0) + 1
-        self._failures[sap] = count
-        self.on_notice(Notice(ServerEvent.AUTHENTICATION_FAILED, sap, why))
-        if count >= self.lockout_after:
-            self._locked_until[sap] = now + self.lockout_seconds
-            self._failures[sap] = 0
-            self.on_notice(Notice(ServerEvent.LOCKED_OUT, sap, f"{count} failed authentications"))
+    def _auth_failed(self, session: Session, now: float, why: str) -> None:
+        sap, peer = session.client_sap, session.peer
+        self.on_notice(Notice(ServerEvent.AUTHENTICATION_FAILED, sap, why, peer))
+        wait = self.lockout.failed(peer, sap, now)
+        if wait > 0:
+            self.on_notice(Notice(ServerEvent.LOCKED_OUT, sap, f"backing off {wait:.0f} s after failed "
+                                                               f"authentications", peer))
 
     def _hls_challenge(self, aarq: AARQ) -> bytes | None:
         """HLS-GMAC: our StoC if the client's CtoS is acceptable (None: refuse)."""
@@ -466,15 +479,18 @@ class Server:
         except SecurityError as exc:
             # the association is dropped once this answer is out; the client starts again (or is locked out)
             session.after_response.append(lambda: self._fail_hls(session))
-            self._auth_failed(sap, context.opened_at, f"HLS-GMAC: {exc}")
+            self._auth_failed(session, context.opened_at, f"HLS-GMAC: {exc}")
             raise CosemError(ActionResult.OTHER_REASON, str(exc)) from None
         association.handle(_HLS_PASSED)
-        self._failures.pop(sap, None)
-        self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, context.policy.name if context.policy else ""))
+        self.lockout.release_pending(session)
+        self.lockout.passed(session.peer, sap, context.opened_at)
+        self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, context.policy.name if context.policy else "",
+                              session.peer))
         return axdr.OctetString(security.hls_gmac(sec.system_title, sec.counters.next_tx(), sec.encryption_key,
                                                   sec.authentication_key, context.client_challenge))
 
     def _fail_hls(self, session: Session) -> None:
+        self.lockout.release_pending(session)
         session.association.handle(_HLS_FAILED)
         session._clear_transfers()
 

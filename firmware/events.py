@@ -1,5 +1,7 @@
-"""Event codes and the seven event logs (IS 15959 Part 2 style: Profile generic
-objects 0.0.99.98.0..6.255), each a FIFO :class:`firmware.profiles.Profile`.
+"""Event codes and the eight event logs (IS 15959 Part 2 style: Profile generic
+objects 0.0.99.98.0..6.255, and bijli's security log 0.0.99.98.7.255), each a FIFO
+:class:`firmware.profiles.Profile`; and :class:`SecurityEvents`, the rate limit that
+aggregates what unauthenticated peers can make the meter log.
 
 Numbering follows the IS 15959 field practice of one block of 50 codes per log,
 odd = occurrence, even = restoration:
@@ -14,23 +16,35 @@ codes    log                    OBIS                 event code obj
 201-250  other (tamper ...)     0.0.99.98.4.255      0.0.96.11.4.255
 251-300  non-rollover           0.0.99.98.5.255      0.0.96.11.5.255
 301-350  control (relay)        0.0.99.98.6.255      0.0.96.11.6.255
+351-400  security (bijli)       0.0.99.98.7.255      0.0.96.11.7.255
 =======  =====================  ===================  ==============
 
 Codes seen in field use (power fail 101/102, magnet 201/202, neutral
 disturbance 203/204, cover open 251, load switch 301/302, configuration
 changes 151-166) keep their numbers. The prepaid events IS 15959 does not
 number -- token accepted/rejected, recharge, credit thresholds, firmware images (171-185), the IEC 62056
-clock-adjusted old/new pair (186/187) and authentication
-failure/lockout (231-233) -- are **bijli's own**, chosen inside the right block
+clock-adjusted old/new pair (186/187) -- are **bijli's own**, chosen inside the right block
 so any IS 15959 reader files them in the right log. Each entry also carries a
 ``detail`` column (bijli, manufacturer-specific 0.128.96.11.x.255): the STS
 result, the relay cause, the client SAP ...
+
+The security events (association authentication failures and lockouts, 351-354) have
+a log of their own, the eighth block of 50 (0.0.99.98.7.255: an event log the Blue
+Book numbers and IS 15959 leaves free). Anyone who can reach a port can cause them,
+so they must never share a FIFO with tamper evidence: in the "other" log a flood of
+bad AARQs pushed the magnet and neutral-disturbance rows out (issue 14 item 4). They
+also pass through :class:`SecurityEvents` on their way in: the first event of each
+kind from each source in a window (:data:`SECURITY_WINDOW`) is logged as it happens,
+the rest of that window are counted and logged as one "repeated" row (354) when the
+window ends, and at most :data:`SECURITY_SOURCES` sources a window are told apart.
+Earlier firmware logged authentication failures as 231-233 in the "other" log; those
+numbers stay readable (``RETIRED_*``) and are not written any more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Mapping
 
@@ -48,6 +62,7 @@ class LogKind(IntEnum):
     OTHER = 4
     NON_ROLLOVER = 5
     CONTROL = 6
+    SECURITY = 7
 
 
 class EventCode(IntEnum):
@@ -136,16 +151,21 @@ class EventCode(IntEnum):
     MODULE_RESTORED = 210, "plug-in communication module removed: restoration"
     OVERLOAD = 215, "overload: occurrence"
     OVERLOAD_RESTORED = 216, "overload: restoration"
-    # other, bijli's own (security)
-    AUTHENTICATION_FAILURE = 231, "association authentication failure"
-    LOCKOUT = 232, "lockout after repeated failures (keypad or association)"
-    LOCKOUT_CLEARED = 233, "lockout cleared"
+    # other, bijli's own: the security codes of earlier firmware, still read from old logs
+    RETIRED_AUTHENTICATION_FAILURE = 231, "association authentication failure (earlier firmware: now 351)"
+    RETIRED_LOCKOUT = 232, "lockout after repeated failures (earlier firmware: now 352)"
+    RETIRED_LOCKOUT_CLEARED = 233, "lockout cleared (earlier firmware: now 353)"
     RELAY_FEEDBACK_MISMATCH = 234, "relay feedback contact disagrees with the relay command"
     # non-rollover (IS 15959)
     COVER_OPEN = 251, "meter cover opened"
     # control (IS 15959)
     LOAD_SWITCH_DISCONNECTED = 301, "load switch disconnected"
     LOAD_SWITCH_CONNECTED = 302, "load switch connected"
+    # security, bijli's own (its own log: see the module's note)
+    AUTHENTICATION_FAILURE = 351, "association authentication failure (detail: source, why)"
+    LOCKOUT = 352, "lockout after repeated failures (keypad or association; detail: source, how long)"
+    LOCKOUT_CLEARED = 353, "lockout cleared"
+    SECURITY_EVENTS_REPEATED = 354, "security events repeated in one window (detail: how many, which, from whom, when)"
 
     @property
     def log(self) -> LogKind:
@@ -153,7 +173,7 @@ class EventCode(IntEnum):
 
 
 def _log_of(code: int) -> LogKind:
-    # the IS 15959 blocks of 50: 1-50 -> 0, 51-100 -> 1, ..., 301-350 -> 6
+    # the IS 15959 blocks of 50: 1-50 -> 0, 51-100 -> 1, ..., 301-350 -> 6; bijli's 351-400 -> 7
     return LogKind((code - 1) // 50)
 
 
@@ -188,6 +208,7 @@ DEFAULT_CAPACITIES: dict[LogKind, int] = {
     LogKind.OTHER: 100,
     LogKind.NON_ROLLOVER: 1,   # the first cover opening stays for the meter's life
     LogKind.CONTROL: 100,
+    LogKind.SECURITY: 100,     # its own FIFO: a flood of bad AARQs evicts only security rows
 }
 
 
@@ -245,3 +266,80 @@ class EventLog:
         return [
             Event(EventCode(r.values[1]), r.time, r.values[2]) for r in storage.rows(self.profiles[kind].name)
         ]
+
+
+# --- the rate limit on security events ---------------------------------------------------
+
+#: how long the events of one kind from one source are counted before their tally is logged
+SECURITY_WINDOW = timedelta(minutes=15)
+#: sources told apart in one window; events from any further source share one tally
+SECURITY_SOURCES = 8
+OTHER_SOURCES = "other sources"
+
+
+@dataclass
+class _Tally:
+    opened: datetime  # when the window's first event (the one logged at once) came
+    count: int = 0  # events since, not logged one by one
+    first: datetime | None = None
+    last: datetime | None = None
+    detail: str = ""
+
+
+class SecurityEvents:
+    """Aggregates the security events an unauthenticated peer can cause, so that a flood
+    costs a few rows, not a row each (and one disk write each).
+
+    Sans-IO: :meth:`take` is told of one event at meter time ``now`` and returns the
+    rows to log now (``(code, detail)``: the first of its window, and the tallies of
+    windows that have ended); :meth:`due` returns the tallies whose window has ended by
+    ``now``, :meth:`close` every tally (a clean stop). A window ends ``window`` after
+    its first event, or when the clock is set back before it."""
+
+    def __init__(self, window: timedelta = SECURITY_WINDOW, sources: int = SECURITY_SOURCES) -> None:
+        if window <= timedelta(0) or sources < 1:
+            raise ProfileError(f"security events: window {window} and sources {sources} must be positive")
+        self.window = window
+        self.sources = sources
+        self._open: dict[tuple[EventCode, str], _Tally] = {}
+
+    def take(self, code: EventCode, source: str, detail: str, now: datetime) -> list[tuple[EventCode, str]]:
+        rows = self.due(now)
+        if not any(k[1] == source for k in self._open) and len({k[1] for k in self._open}) >= self.sources:
+            source = OTHER_SOURCES
+        key = (code, source)
+        tally = self._open.get(key)
+        if tally is None:
+            self._open[key] = _Tally(now)
+            rows.append((code, f"{source}: {detail}" if source else detail))
+        else:
+            tally.count += 1
+            tally.first = tally.first or now
+            tally.last = now
+            tally.detail = detail
+        return rows
+
+    def due(self, now: datetime) -> list[tuple[EventCode, str]]:
+        ended = [k for k, t in self._open.items() if now >= t.opened + self.window or now < t.opened]
+        return self._flush(ended)
+
+    def close(self) -> list[tuple[EventCode, str]]:
+        return self._flush(list(self._open))
+
+    @property
+    def counting(self) -> int:
+        """Events counted and not yet logged."""
+        return sum(t.count for t in self._open.values())
+
+    def _flush(self, keys: list[tuple[EventCode, str]]) -> list[tuple[EventCode, str]]:
+        rows = []
+        for key in keys:
+            tally = self._open.pop(key)
+            if tally.count:
+                code, source = key
+                assert tally.first is not None and tally.last is not None
+                span = f"{tally.first.isoformat(timespec='seconds')} to {tally.last.isoformat(timespec='seconds')}"
+                rows.append((EventCode.SECURITY_EVENTS_REPEATED,
+                             f"{tally.count} more {int(code)} from {source or 'the meter'}, {span}; "
+                             f"last: {tally.detail}"))
+        return rows

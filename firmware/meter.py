@@ -52,7 +52,7 @@ from typing import Any, Callable, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
-from bijli.firmware.events import Event, EventCode, EventLog, LogKind
+from bijli.firmware.events import Event, EventCode, EventLog, LogKind, SecurityEvents
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
                                 PhaseMeasurement, Quadrant)
 from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefused, PrepaidConfig, SupplyReason,
@@ -312,6 +312,8 @@ class Meter:
         # and a power cut before it rolls back the state that made them as well
         self._pending_events: list[tuple[EventCode, Any]] = []
         self._pending_bills: list[tuple[datetime, dict]] = []
+        # security events counted, not logged one by one (RAM: a power cut loses one window's tally)
+        self.security_events = SecurityEvents()
         try:
             self._load(now)
         except (KeyError, TypeError, ValueError, MetrologyError, FirmwareError) as exc:
@@ -655,6 +657,8 @@ class Meter:
         for code, detail in self._pending_events:
             self._log(tx, code, detail)
         self._pending_events = []
+        for code, detail in self.security_events.due(self.now):  # tallies of windows that ended
+            self._log(tx, code, detail)
         for at, row in self._pending_bills:
             self.profiles.billing.capture(tx, at, row, self.storage)
         self._pending_bills = []
@@ -680,7 +684,13 @@ class Meter:
         self._last_save = self.now
 
     def shutdown(self) -> None:
-        self.save()
+        """A clean stop: the state saved, and the security events still being counted logged."""
+        with self.storage.transaction() as tx:
+            for code, detail in self.security_events.close():
+                self._log(tx, code, detail)
+            self._settle(tx)
+            self._write_state(tx)
+        self._last_save = self.now
 
     def _snapshot(self) -> dict:
         m = self.metrology.measurements
@@ -862,10 +872,18 @@ class Meter:
         """The year this meter's memory was first initialised (written at its first start)."""
         return int(self.storage.get("year_of_manufacture"))
 
-    def log_security(self, code: EventCode, detail: str) -> None:
-        """An association authentication failure or lockout from the DLMS server."""
+    def log_security(self, code: EventCode, detail: str, source: str = "") -> None:
+        """An association authentication failure or lockout from the DLMS server, from
+        ``source`` (the client SAP and the peer). Rate-limited (:class:`SecurityEvents`):
+        the first of its kind from its source in a window is logged now, in the security
+        log; the rest are counted and logged as one row when the window ends. Nothing is
+        written for an event that is only counted."""
+        rows = self.security_events.take(code, source, detail, self.now)
+        if not rows:
+            return
         with self.storage.transaction() as tx:
-            self._log(tx, code, detail)
+            for row_code, text in rows:
+                self._log(tx, row_code, text)
 
     # --- reading -----------------------------------------------------------------------
     @property

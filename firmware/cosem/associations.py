@@ -8,7 +8,9 @@ or key changed over DLMS (change_secret, key_transfer) is kept in the meter's
 non-volatile memory and wins over the configured one; so are the invocation counters
 (the dlms.security CounterStore) and the utility client's invocation counter object
 0.0.43.1.3.255. The public and reader associations (.1, .2) are not ciphered, so they
-have no counter to resynchronise.
+have no counter to resynchronise. The association lockout (:mod:`dlms.lockout`: which
+peers back off, and for how long) is kept there too (:func:`lockout`), so a restart,
+or a fleet evicting the meter, does not wipe it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from bijli.dlms import axdr
 from bijli.dlms.acse import Conformance, Mechanism
 from bijli.dlms.cosem.association import AssociationPolicy, full_access, only, read_only
 from bijli.dlms.cosem.data import Data
+from bijli.dlms.errors import LockoutError
+from bijli.dlms.lockout import Lockout, LockoutPolicy, LockoutRecord
 from bijli.dlms.security import KeyId, SecuritySettings
 from bijli.firmware.cosem.catalogue import (PUBLIC_ASSOCIATION, PUBLIC_OBJECTS, READER_ASSOCIATION, SAP_PUBLIC,
                                             SAP_READER, SAP_UTILITY, UTILITY_ASSOCIATION)
+from bijli.firmware.errors import FirmwareError, StorageError
 from bijli.firmware.events import EventCode
+from bijli.firmware.records import from_record, to_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
@@ -60,6 +66,37 @@ def policies(meter: "Meter") -> list[AssociationPolicy]:
         AssociationPolicy(SAP_UTILITY, "utility settings", Mechanism.HLS_GMAC, dlms.hls_secret, full_access,
                           _FULL_CONFORMANCE, ciphered=True, logical_name=UTILITY_ASSOCIATION),
     ]
+
+
+LOCKOUT_KEY = "dlms_lockout"  # the association lockout table (dlms.lockout.LockoutRecord)
+
+
+def lockout(meter: "Meter", now: float, on_error: Callable[[Exception], None] | None = None) -> Lockout:
+    """The association lockout with the meter's ``[dlms]`` numbers, its table as the meter
+    last kept it (``now``: the server's clock, monotonic seconds), and every change kept
+    again as it happens (one transaction per judged failure or cleared peer, never per
+    refused AARQ). A record that does not read back is a StorageError, as for any
+    other state. A change that cannot be kept (the disk is full) goes to ``on_error``
+    and the table in RAM still holds it."""
+    dl = meter.config.dlms
+    policy = LockoutPolicy(allowance=dl.lockout_after, max_delay=dl.lockout_minutes * 60.0)
+
+    def keep(record: LockoutRecord) -> None:
+        try:
+            meter.keep_setting(LOCKOUT_KEY, to_record(record))
+        except FirmwareError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+
+    table = Lockout(policy, on_change=keep)
+    stored = meter.storage.get(LOCKOUT_KEY)
+    if stored is not None:
+        try:
+            table.restore(from_record(LockoutRecord, stored), now)
+        except LockoutError as exc:
+            raise StorageError(f"stored {LOCKOUT_KEY} is corrupt: {exc}") from None
+    return table
 
 
 class StoredCounters:

@@ -354,6 +354,8 @@ EXPECTED_LOG = {
     201: "0.0.99.98.4.255", 203: "0.0.99.98.4.255", 231: "0.0.99.98.4.255", 232: "0.0.99.98.4.255",
     251: "0.0.99.98.5.255",
     301: "0.0.99.98.6.255", 302: "0.0.99.98.6.255",
+    # bijli's security log: what unauthenticated peers can cause never shares a FIFO with tamper rows
+    351: "0.0.99.98.7.255", 352: "0.0.99.98.7.255", 354: "0.0.99.98.7.255",
 }
 
 
@@ -371,7 +373,7 @@ def test_event_codes_route_to_the_right_logs(storage):
 
 
 def test_every_code_is_in_its_block_of_50():
-    blocks = [(1, 50), (51, 100), (101, 150), (151, 200), (201, 250), (251, 300), (301, 350)]
+    blocks = [(1, 50), (51, 100), (101, 150), (151, 200), (201, 250), (251, 300), (301, 350), (351, 400)]
     for code in EventCode:
         lo, hi = blocks[code.log]
         assert lo <= code <= hi

@@ -165,13 +165,15 @@ def explain_refusal(args, aare_bytes: bytes | None, exc: Exception, our_ic: int)
     except ValueError:
         diag = None
     if aare.result == AssociationResult.REJECTED_TRANSIENT and diag == AcseServiceUser.AUTHENTICATION_FAILURE:
-        return LockedOut(f"{who} is locked out after repeated failed authentications; it opens again after "
-                         f"the meter's lockout time (dlms.lockout_minutes, 5 by default): wait, then use the "
-                         f"right {'password' if sap == 32 else 'keys'}")
+        return LockedOut(f"{who} is locked out for this address after its repeated failed authentications "
+                         f"(other addresses are not); the meter backs off from 5 s, doubling up to its lockout "
+                         f"time (dlms.lockout_minutes, 5 by default): wait, then use the right "
+                         f"{'password' if sap == 32 else 'keys'}")
     if diag == AcseServiceUser.AUTHENTICATION_FAILURE:
         if sap == 32:
-            return WrongSecret(f"wrong password for {who} (authentication failure); the meter locks the SAP out after a few wrong "
-                               f"tries (dlms.lockout_after, 3 by default)")
+            return WrongSecret(f"wrong password for {who} (authentication failure); after a few wrong tries "
+                               f"(dlms.lockout_after, 3 by default) the meter locks the SAP out for this address "
+                               f"for a while")
         return LockedOut(f"{who} is locked out after repeated failed authentications; wait for the meter's "
                          f"lockout time, then use the right keys")
     ui = aare.user_information or b""

@@ -10,7 +10,9 @@ handlers :func:`hal.tcp.serve` calls synchronously with every chunk received
 chunk. On a serial port the same synchronous :class:`HdlcShell` sits under a small
 read loop, because the mode E baud switches must wait for the output to drain.
 One association :class:`~dlms.server.Session` per client SAP per connection, at
-most ``MAX_SESSIONS``; a connection counts as established (the hal's long
+most ``MAX_SESSIONS``, each named with its peer (:func:`peer_identity`: the TCP
+source address, or the serial port), which is what the association lockout
+counts failures by; a connection counts as established (the hal's long
 inactivity timeout instead of its short set-up timeout) while one of them is
 associated. Protocol errors close this connection only; the meter keeps serving
 everyone else. :func:`add_transport_arguments` / :func:`start_transports` let
@@ -28,6 +30,7 @@ Client side (tools and tests): blocking transports with the
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from typing import Callable
@@ -58,18 +61,36 @@ MAX_SESSIONS = 8
 MAX_REQUEST = 0xFFFF  # the most a wrapper length field can announce; HDLC bounds its own
 
 
+def peer_identity(peername) -> str:
+    """Who is at the other end of a TCP connection, for the association lockout: the
+    source address without its port (every connection gets a new port), an IPv6 address
+    by its /64 (what one subscriber line is given), an IPv4-mapped one as IPv4."""
+    host = peername[0] if isinstance(peername, (tuple, list)) and peername else peername
+    try:
+        address = ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        return f"tcp {host}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"tcp {address.ipv4_mapped}"
+        return f"tcp {ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"tcp {address}"
+
+
 class _Sessions:
     """The association sessions above one link connection, at most ``MAX_SESSIONS``.
 
     A peer naming one SAP more than that loses its sessions that are not associated
     (they hold nothing worth keeping); if every one is associated the peer is refused
-    with :class:`_TooManySessions` and its connection closed."""
+    with :class:`_TooManySessions` and its connection closed. ``peer`` names the other
+    end for every session made here."""
 
-    __slots__ = ("server", "by_sap")
+    __slots__ = ("server", "by_sap", "peer")
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, peer: str = "") -> None:
         self.server = server
         self.by_sap: dict[int, Session] = {}
+        self.peer = peer
 
     def get(self, sap: int) -> Session:
         session = self.by_sap.get(sap)
@@ -80,7 +101,7 @@ class _Sessions:
                     del by_sap[key]
                 if len(by_sap) >= MAX_SESSIONS:
                     raise _TooManySessions(f"more than {MAX_SESSIONS} associations on one connection")
-            session = by_sap[sap] = self.server.new_session(sap)
+            session = by_sap[sap] = self.server.new_session(sap, self.peer)
         return session
 
     def any_associated(self) -> bool:
@@ -108,7 +129,7 @@ class WrapperShell:
         self.conn = conn
         self.server = server
         self.link = wrapper.WrapperConnection(MANAGEMENT_SAP, max_apdu=MAX_REQUEST)
-        self.sessions = _Sessions(server)
+        self.sessions = _Sessions(server, peer_identity(conn.peer))
 
     def data_received(self, data: bytes) -> None:
         link = self.link
@@ -172,7 +193,7 @@ class HdlcShell:
     __slots__ = ("server", "write", "link", "sessions", "disconnected", "_new_link")
 
     def __init__(self, server: Server, write: Callable[[bytes], None], *, physical_address: int = 16,
-                 inactivity_timeout: float | None = 120.0) -> None:
+                 inactivity_timeout: float | None = 120.0, peer: str = "") -> None:
         address = HdlcAddress(MANAGEMENT_SAP, physical_address)
 
         def new_link() -> HdlcConnection:
@@ -183,7 +204,7 @@ class HdlcShell:
         self.server = server
         self.write = write
         self.link = new_link()
-        self.sessions = _Sessions(server)
+        self.sessions = _Sessions(server, peer)
         self.disconnected = False
 
     def feed(self, data: bytes | None, now: float) -> bool:
@@ -229,7 +250,7 @@ class HdlcTcpShell:
 
     def __init__(self, conn, server: Server, **kw) -> None:
         self.conn = conn
-        self.hdlc = HdlcShell(server, conn.write, **kw)
+        self.hdlc = HdlcShell(server, conn.write, peer=peer_identity(conn.peer), **kw)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -256,7 +277,8 @@ async def hdlc_session(port, server: Server, *, physical_address: int = 16, inac
     to 300 baud when the session ends (DISC or inactivity). The port queues writes
     without blocking, so the HDLC part is the same synchronous shell as on TCP; only
     the baud switches wait for the output to drain."""
-    shell = HdlcShell(server, port.write, physical_address=physical_address, inactivity_timeout=inactivity_timeout)
+    shell = HdlcShell(server, port.write, physical_address=physical_address, inactivity_timeout=inactivity_timeout,
+                      peer=f"serial {getattr(port, 'peer_path', None) or getattr(port, 'spec', '')}")
 
     async def switch(settings: mode_e.BaudSwitch) -> None:
         await port.drain()

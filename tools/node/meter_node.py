@@ -50,7 +50,7 @@ from bijli.firmware.console import Console, LineAssembler, Reply, parse_duration
 from bijli.firmware.errors import CommandError, FirmwareError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, saved_time
-from bijli.firmware.cosem.associations import policies, security_settings
+from bijli.firmware.cosem.associations import lockout, policies, security_settings
 from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 from bijli.firmware.cosem.object_list import build_objects
 from bijli.firmware.storage import DB_NAME, Storage
@@ -198,8 +198,8 @@ class MeterNode:
         if self._server is None:
             dl = self.cfg.meter.dlms
             self._server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
-                                  lockout_after=dl.lockout_after, lockout_seconds=dl.lockout_minutes * 60,
-                                  on_notice=self._on_notice, security=self.security)
+                                  on_notice=self._on_notice, security=self.security,
+                                  lockout=lockout(self.meter, time.monotonic(), on_error=self._lockout_not_kept))
         return self._server
 
     def manifest(self, host: str, port: int | None) -> dict:
@@ -245,10 +245,16 @@ class MeterNode:
         self.console.register("lcd", lambda words: devices.lcd(), "lcd", "what the LCD shows now")
 
     def _on_notice(self, notice: Notice) -> None:
-        """Security events from the DLMS server go to the meter's event log."""
+        """Security events from the DLMS server go to the meter's security log (rate-limited
+        per source: the client SAP and the peer)."""
         code = _NOTICE_EVENTS.get(notice.event)
         if code is not None:
-            self.meter.log_security(code, f"client SAP {notice.client_sap}: {notice.detail}")
+            source = f"client SAP {notice.client_sap}" + (f" {notice.peer}" if notice.peer else "")
+            self.meter.log_security(code, notice.detail, source)
+
+    def _lockout_not_kept(self, exc: Exception) -> None:
+        # the table in RAM still holds the change; the next one is kept again
+        print(f"bijli: the association lockout could not be saved: {exc}", file=sys.stderr, flush=True)
 
     # --- Host for the console ------------------------------------------------------------
     @property

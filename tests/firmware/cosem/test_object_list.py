@@ -67,7 +67,7 @@ def test_every_capture_object_of_every_profile_exists_with_its_class(rig):
             assert obj.CLASS_ID == c.class_id, (profile.logical_name, c)
             assert 1 <= c.attribute_index <= len(obj.ATTRIBUTES), (profile.logical_name, c)
             checked += 1
-    assert len(_profiles(rig)) == 4 + 7 + 1 + 5 and checked > 80
+    assert len(_profiles(rig)) == 4 + 8 + 1 + 5 and checked > 80  # eight event logs: the security log too
 
 
 def test_scaler_profiles_agree_with_the_registers_and_the_profile_encoders(rig):
