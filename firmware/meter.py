@@ -47,7 +47,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Callable, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
@@ -65,7 +64,8 @@ from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAvera
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
 from bijli.firmware.storage import Storage, Transaction
-from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
+from bijli.firmware.sts import (DecoderState, StsConfig, TokenResult, TokenResultCode, TokenSource, decode,
+                                note_bad_token)
 from bijli.firmware.sts.results import ClearCredit, KeyChanged
 from bijli.firmware.tariff import Tariff, TariffProfile, TariffState
 
@@ -133,17 +133,6 @@ class MeterConfig:
             profiles=profile_config_from_table(data.get("profiles", {}), "profiles", tariff.billing_day),
             push=PushConfig.from_table(data.get("push", {}), "push"),
         )
-
-
-class TokenSource(StrEnum):
-    """Where a token was entered: the event log names it, the token gateway shows it as
-    its delivery method (IC 115: manual for the keypad, local, remote for the head-end).
-    A StrEnum, so the callers that name a source by its word still compare equal."""
-
-    CONSOLE = "console"
-    KEYPAD = "keypad"
-    DLMS = "dlms"
-    OPTICAL = "optical"
 
 
 @dataclass(frozen=True)
@@ -645,14 +634,15 @@ class Meter:
     # --- inputs -------------------------------------------------------------------------
     def enter_token(self, digits: str, source: TokenSource | str = TokenSource.CONSOLE) -> TokenOutcome:
         """Decode, validate and apply one token (:func:`firmware.prepaid.apply_token` applies
-        its effect); credit and TID commit in one transaction."""
+        its effect); credit and TID commit in one transaction. ``source`` names whose
+        bad-token lockout it counts towards (each source has its own)."""
         try:
             source = TokenSource(source)
         except ValueError:
             raise CommandError(f"no token source {source!r}") from None
         now = self.now
         digits = "".join(ch for ch in str(digits) if not ch.isspace() and ch != "-")
-        result, new_state = decode(self.sts, digits, now)
+        result, new_state = decode(self.sts, digits, now, source)
         outcome = TokenOutcome(result, result.code, message=result.detail)
         targets = TokenTargets(self.account, self.limiter, self.progress.tamper)
         if result.code is TokenResultCode.ACCEPT:
@@ -661,7 +651,7 @@ class Meter:
             outcome = replace(outcome, code=applied.code, credit_added=applied.credit_added, message=applied.message)
             if not outcome.accepted:
                 # overflow or a credit this meter cannot take: the token stays unused
-                new_state = note_bad_token(self.sts, now)
+                new_state = note_bad_token(self.sts, now, source)
         with self.storage.transaction() as tx:
             self.sts = new_state
             self.account = targets.account
@@ -848,7 +838,8 @@ class Meter:
             "total_recharged": str(a.total_recharged),
             "total_charged": str(a.total_charged),
             "load_limit_w": self.limiter.threshold_active,
-            "token_lockout": self.sts.locked_out(self.now),
+            "token_lockout": self.sts.locked_out(self.now, TokenSource.KEYPAD),
+            "token_lockouts": [source.value for source in self.sts.locked_sources(self.now)],
             "energy_import_kwh": round(e.active_import_wh / 1000.0, 3),
             "energy_export_kwh": round(e.active_export_wh / 1000.0, 3),
             "voltage": round(m.phases[0].v_rms, 2),

@@ -7,6 +7,9 @@ status code and data) and the last token as its token/time/delivery attributes.
 The token attribute shows the octets the gateway received, as received (Blue Book:
 "the token most recently received"), even when they are not digits the decoder can
 read: a head-end that sent a bad token sees what the meter got.
+
+Each association sees its own token's outcome (the class keeps a record per
+association, :mod:`dlms.cosem.token_gateway`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from typing import TYPE_CHECKING
 from bijli.dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                             TokenStatusCode)
 from bijli.firmware.cosem.catalogue import TOKEN_GATEWAY
-from bijli.firmware.meter import TokenSource
-from bijli.firmware.sts.results import TokenResultCode
+from bijli.firmware.sts import TokenResultCode, TokenSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter, TokenOutcome

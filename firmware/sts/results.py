@@ -2,7 +2,7 @@
 
 IEC 62055-41 (as publicly described) lists the results a decoder reports: accept,
 CRC error, format error, old, used, key expired, key type not allowed, overflow,
-range error and function error; we add LOCKED_OUT for a keypad that refuses input
+range error and function error; we add LOCKED_OUT for a source that refuses input
 after too many bad tokens. An accepted token carries one *effect*, a frozen value
 that ``firmware.prepaid``/``relay``/``console`` apply: the decoder never changes
 credit itself, it only says what the token asks for.
