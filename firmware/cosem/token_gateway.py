@@ -9,7 +9,10 @@ The token attribute shows the octets the gateway received, as received (Blue Boo
 read: a head-end that sent a bad token sees what the meter got.
 
 Each association sees its own token's outcome (the class keeps a record per
-association, :mod:`dlms.cosem.token_gateway`).
+association, :mod:`dlms.cosem.token_gateway`); a token the meter could not commit
+(storage failing) is an execution failure described ``storage_error``: nothing was
+credited and the token is still unused, so the head-end sends it again later and is
+never told ``used`` for a token whose credit was not acknowledged.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ _GATEWAY_STATUS = {
     TokenResultCode.CRC_ERROR: TokenStatusCode.AUTHENTICATION_FAILURE,
     TokenResultCode.OVERFLOW: TokenStatusCode.EXECUTION_FAILURE,
     TokenResultCode.FUNCTION_ERROR: TokenStatusCode.EXECUTION_FAILURE,
+    TokenResultCode.STORAGE_ERROR: TokenStatusCode.EXECUTION_FAILURE,
 }  # every other result (old, used, key expired, ...) is a validation failure
 
 # how the token arrived, as the gateway's delivery method
