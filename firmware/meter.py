@@ -301,6 +301,10 @@ class Meter:
         self._retry_at: datetime | None = None
         try:
             self._load(now)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, StorageError):  # the start-up commit failed: the state is whole
+                raise StorageError(f"{storage.path}: cannot write the start-up step ({exc.__cause__})") from None
+            raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         except (KeyError, TypeError, ValueError, MetrologyError, FirmwareError) as exc:
             raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         self._last_save = now

@@ -98,3 +98,45 @@ def test_a_failed_step_puts_the_relay_back(tmp_path):
     assert meter.relay == relay_before and (not told or told[-1] is relay_before.output_state)
     fail(rig.storage, False)
     assert meter.enter_token(t, "keypad").accepted and meter.relay.output_state and told[-1] is True
+
+
+def test_dlms_writes_the_meter_cannot_commit_are_temporary_failures_on_a_live_association(tmp_path):
+    """A head-end's SET of the load limit and ACTION remote_disconnect while storage fails:
+    temporary-failure (try again later), nothing changed, and the association goes on."""
+    from bijli.dlms import axdr
+    from bijli.dlms.errors import DlmsError
+    from bijli.firmware.cosem import catalogue
+    from tests.firmware.cosem.test_object_list import Rig as DlmsRig
+
+    rig = DlmsRig(tmp_path)
+    client = rig.client(48)
+    limit_before, relay_before = rig.meter.limiter, rig.meter.relay
+    fail(rig.storage)
+    for attempt in (lambda: client.set(71, catalogue.LIMITER, 4, axdr.DoubleLongUnsigned(3000)),
+                    lambda: client.action(70, catalogue.DISCONNECT_CONTROL, 1, axdr.Integer(0))):
+        try:
+            attempt()
+        except DlmsError as exc:
+            assert str(exc).endswith("TEMPORARY_FAILURE"), exc
+        else:
+            raise AssertionError("a write that could not be committed was answered success")
+    assert (rig.meter.limiter, rig.meter.relay) == (limit_before, relay_before)
+    assert client.get(70, catalogue.DISCONNECT_CONTROL, 2) == axdr.Boolean(True)  # still associated
+    fail(rig.storage, False)
+    client.action(70, catalogue.DISCONNECT_CONTROL, 1, axdr.Integer(0))
+    assert client.get(70, catalogue.DISCONNECT_CONTROL, 2) == axdr.Boolean(False)
+
+
+def test_a_start_that_cannot_write_says_so_and_does_not_call_the_state_corrupt(tmp_path):
+    import pytest
+
+    from bijli.firmware.errors import StorageError
+
+    rig = Rig(tmp_path, START)
+    assert rig.meter.enter_token(token("10", START - timedelta(hours=1))).accepted
+    fail(rig.storage)
+    with pytest.raises(StorageError, match="cannot write the start-up step") as caught:
+        Meter(rig.meter.config, rig.storage, START + timedelta(hours=1))
+    assert "corrupt" not in str(caught.value)
+    fail(rig.storage, False)
+    assert Meter(rig.meter.config, rig.storage, START + timedelta(hours=1)).account.total_recharged == 10
