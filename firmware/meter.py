@@ -27,6 +27,17 @@ Energy is committed every ``storage.save_interval_s`` of meter time, at every
 profile capture and with every token: a power cut loses at most that interval's
 consumption, and it loses it from the registers and the account alike.
 
+Storage failing (a full disk, a write error): memory changes only when a step's
+commit succeeds. :meth:`Meter._step` keeps what a step may change in RAM and puts it
+back when the commit fails, so a token that could not be committed is credited in
+neither memory nor storage and its TID is not remembered (its sender is told
+``storage_error``, and the same token is accepted once storage works again).
+Time passing is different: energy, the clock, the account's charges and the relay
+decision go on in memory while commits fail, as between two saves; the walk
+retries the commit every :data:`STORAGE_RETRY_S` of meter time, the events, bills
+and profile rows of that time wait in memory (at most :data:`MAX_PENDING` of each),
+and the first commit that succeeds writes them all: the meter recovers by itself.
+
 Time going backwards (a clock set back from the console or a head-end, or a
 restart at an earlier time than the saved one): the adjustment is logged as the
 IEC 62056 pair "clock adjusted, old date/time" (stamped with the time before) and
@@ -44,11 +55,14 @@ the cumulative registers and is charged to the account as always.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
@@ -65,12 +79,17 @@ from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAvera
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
 from bijli.firmware.storage import Storage, Transaction
-from bijli.firmware.sts import DecoderState, StsConfig, TokenResult, TokenResultCode, decode, note_bad_token
+from bijli.firmware.sts import (DecoderState, StsConfig, TokenResult, TokenResultCode, TokenSource, decode,
+                                note_bad_token)
 from bijli.firmware.sts.results import ClearCredit, KeyChanged
 from bijli.firmware.tariff import Tariff, TariffProfile, TariffState
 from bijli.firmware.tiers import TierRegisters
 
 MAX_SEGMENT = timedelta(minutes=15)  # longest steady-load stretch between two settles in a jump
+STORAGE_RETRY_S = 5.0  # meter seconds between commit attempts of the walk while storage fails
+MAX_PENDING = 10_000  # events, bills or profile rows held in RAM while storage fails (oldest dropped)
+
+log = logging.getLogger("bijli.meter")
 
 #: IEC 62056-6-2 clause 4.5.1, Clock attribute 4 ``status`` (and byte 11 of every date-time):
 #: bit 1 "doubtful value", shown while the meter re-lives time it has already stamped
@@ -134,17 +153,6 @@ class MeterConfig:
             profiles=profile_config_from_table(data.get("profiles", {}), "profiles", tariff.billing_day),
             push=PushConfig.from_table(data.get("push", {}), "push"),
         )
-
-
-class TokenSource(StrEnum):
-    """Where a token was entered: the event log names it, the token gateway shows it as
-    its delivery method (IC 115: manual for the keypad, local, remote for the head-end).
-    A StrEnum, so the callers that name a source by its word still compare equal."""
-
-    CONSOLE = "console"
-    KEYPAD = "keypad"
-    DLMS = "dlms"
-    OPTICAL = "optical"
 
 
 @dataclass(frozen=True)
@@ -283,6 +291,13 @@ class _BillingProgress:
         return from_record(cls, d)
 
 
+def _hold(pending: list, item: Any) -> None:
+    """Keep ``item`` for the next commit, the oldest dropped beyond :data:`MAX_PENDING`."""
+    pending.append(item)
+    if len(pending) > MAX_PENDING:
+        del pending[: len(pending) - MAX_PENDING]
+
+
 def _open_circuit(meas: Measurements) -> Measurements:
     """The same voltages with no current: what the meter sees with its relay open."""
     phases = [PhaseMeasurement(ph.v_rms, 0.0, 0.0, 0.0, 0.0, 1.0, Quadrant.I) for ph in meas.phases]
@@ -314,8 +329,17 @@ class Meter:
         self._pending_bills: list[tuple[datetime, dict]] = []
         # security events counted, not logged one by one (RAM: a power cut loses one window's tally)
         self.security_events = SecurityEvents()
+        self._pending_rows: list[tuple[Profile, datetime, dict]] = []  # profile captures not yet committed
+        self._pending_control: list[Event] = []  # relay control events of settles without a transaction
+        self._notices: list[Event] | None = None  # events of the step in progress, told once it commits
+        self.storage_fault: str | None = None  # why the last commit failed, until one succeeds
+        self._retry_at: datetime | None = None
         try:
             self._load(now)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, StorageError):  # the start-up commit failed: the state is whole
+                raise StorageError(f"{storage.path}: cannot write the start-up step ({exc.__cause__})") from None
+            raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         except (KeyError, TypeError, ValueError, MetrologyError, FirmwareError) as exc:
             raise StorageError(f"{storage.path}: saved meter state is corrupt ({exc})") from None
         self._last_save = now
@@ -396,7 +420,7 @@ class Meter:
                       else TierRegisters.starting_at(e.active_import_wh, e.apparent_import_vah))
         durations = s.get(DURATIONS_KEY)
         self.durations = _Durations.from_dict(durations) if durations else _Durations()
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
             if not first_start and self.progress.last_now is not None:
@@ -432,7 +456,7 @@ class Meter:
         """The clock was set (console, DLMS): no energy is integrated across the jump.
         Backwards or forwards, the adjustment is logged (see the module's note on time
         going backwards)."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self._log_adjustment(tx, self.now, when)
             self.now = when
             self.progress.charged_until = when
@@ -474,15 +498,24 @@ class Meter:
             self.durations.period_power_on_s += seconds
             self.now = nxt
             captures = self.scheduler.due(start, nxt)  # the captures in (start, nxt]: at nxt, or none
-            if captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s:
-                with self.storage.transaction() as tx:
-                    self._settle(tx)
-                    for c in captures:
-                        self._capture(tx, c.profiles)
-                    self._write_state(tx)
-                self._last_save = self.now
-            else:
+            due = captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s
+            committed = False
+            if due and (self._retry_at is None or self.now >= self._retry_at):
+                try:
+                    with self._step() as tx:
+                        self._settle(tx)
+                        for c in captures:
+                            self._capture(tx, c.profiles)
+                        self._write_state(tx)
+                except StorageError:
+                    pass  # the step was put back whole: it happens in memory below, committed later
+                else:
+                    committed = True
+                    self._last_save = self.now
+            if not committed:  # between saves, or storage failing: on in memory, committed later
                 self._settle(None)
+                for c in captures:
+                    self._capture(None, c.profiles)
             self.high_water = max(self.high_water, nxt)
 
     def _next_boundary(self, now: datetime) -> datetime:
@@ -543,7 +576,12 @@ class Meter:
                     self.events.record(tx, ev, self._snapshot(), self.storage)
                     self._notify(ev)
         else:
-            self._pending_events.extend(events)
+            for item in events:
+                _hold(self._pending_events, item)
+            for step in steps:
+                ev = control_event(step, now)
+                if ev is not None:
+                    _hold(self._pending_control, ev)
         if self.relay.output_state != before:
             self.on_relay(self.relay.output_state)
         return list(steps)
@@ -600,7 +638,7 @@ class Meter:
         if tx is not None:
             self.profiles.billing.capture(tx, at, row, self.storage)
         else:
-            self._pending_bills.append((at, row))
+            _hold(self._pending_bills, (at, row))
 
     def billing_power_factor(self) -> float:
         """The billing period's average power factor (IS 15959: kWh / kVAh of the period),
@@ -644,24 +682,98 @@ class Meter:
                 began = now - timedelta(seconds=self.profiles.block_load.capture_period)
                 self.tiers = self.tiers.note_demand(self.config.tariff.tier_shares(began, began)[0][0],
                                                     demand, apparent, now)
-                self.profiles.block_load.capture(tx, now, values, self.storage)
+                self._capture_row(tx, self.profiles.block_load, now, values)
                 self.progress.block_start = cum
                 self.progress.averager = BlockAverager()
             elif name == DAILY_LOAD:
-                self.profiles.daily_load.capture(tx, now, cumulative_values(cum), self.storage)
+                self._capture_row(tx, self.profiles.daily_load, now, cumulative_values(cum))
             elif name == BILLING:
                 pass  # the tariff's billing date closes the period (see _settle)
 
+    def _capture_row(self, tx: Transaction | None, profile: Profile, at: datetime, values) -> None:
+        if tx is not None:
+            profile.capture(tx, at, values, self.storage)
+        else:  # no commit now (storage failing): the row goes out with the next one
+            _hold(self._pending_rows, (profile, at, values))
+
     # --- non-volatile memory ---------------------------------------------------------
+    @contextmanager
+    def _step(self) -> Iterator[Transaction]:
+        """One firmware step: one transaction, and memory changed only if it commits. What
+        the step may change in RAM is kept first; a failed commit (a full disk) puts it back,
+        tells the relay hal again if the step had moved it, and raises StorageError. The
+        step's events reach the listeners (push) only once committed."""
+        kept = self._keep()
+        relay_before = self.relay.output_state
+        outer, self._notices = self._notices, []
+        try:
+            with self.storage.transaction() as tx:
+                yield tx
+        except StorageError as exc:
+            moved = self.relay.output_state
+            self.__dict__.update(kept)
+            self._notices = outer
+            if moved != relay_before:
+                self.on_relay(self.relay.output_state)
+            self._storage_failed(exc)
+            raise StorageError(f"storage error, nothing changed: {exc}") from exc
+        except BaseException:
+            self._notices = outer
+            raise
+        notices, self._notices = self._notices, outer
+        self._storage_works()
+        for event in notices:
+            self._notify(event)
+
+    #: what a step never puts back: measured energy, and what the meter shares or is given
+    _NOT_KEPT = frozenset({"storage", "on_relay", "event_listeners", "metrology", "events", "_notices"})
+
+    def _keep(self) -> dict[str, Any]:
+        """What a step may change in RAM: frozen values as they are (a step replaces them),
+        lists and dicts copied (their items are never changed in place), mutable records
+        (progress, counters, durations, the security-event tallies) copied whole."""
+        kept = {}
+        for k, v in self.__dict__.items():
+            if k in self._NOT_KEPT:
+                continue
+            if isinstance(v, list):
+                v = list(v)
+            elif isinstance(v, dict):
+                v = dict(v)
+            elif isinstance(v, SecurityEvents) or (dataclasses.is_dataclass(v)
+                                                   and not type(v).__dataclass_params__.frozen):
+                v = copy.deepcopy(v)  # SecurityEvents: a failed commit must not lose ended tallies
+            kept[k] = v
+        return kept
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        if self.storage_fault is None:
+            log.warning("storage fails, metering on in memory and retrying: %s", exc)
+        self.storage_fault = str(exc)
+        self._retry_at = self.now + timedelta(seconds=STORAGE_RETRY_S)
+
+    def _storage_works(self) -> None:
+        if self.storage_fault is not None:
+            log.warning("storage works again: the state held in memory is committed")
+        self.storage_fault = None
+        self._retry_at = None
+
     def _write_state(self, tx: Transaction) -> None:
         for code, detail in self._pending_events:
             self._log(tx, code, detail)
         self._pending_events = []
         for code, detail in self.security_events.due(self.now):  # tallies of windows that ended
             self._log(tx, code, detail)
+        for ev in self._pending_control:
+            self.events.record(tx, ev, self._snapshot(), self.storage)
+            self._notify(ev)
+        self._pending_control = []
         for at, row in self._pending_bills:
             self.profiles.billing.capture(tx, at, row, self.storage)
         self._pending_bills = []
+        for profile, at, values in self._pending_rows:
+            profile.capture(tx, at, values, self.storage)
+        self._pending_rows = []
         self.progress.last_now = self.now
         self.high_water = max(self.high_water, self.now)
         tx.put(_HIGH_WATER, self.high_water.isoformat())
@@ -678,7 +790,7 @@ class Meter:
         tx.put(DURATIONS_KEY, self.durations.to_dict())
 
     def save(self) -> None:
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self._settle(tx)
             self._write_state(tx)
         self._last_save = self.now
@@ -708,20 +820,27 @@ class Meter:
         self._notify(event)
 
     def _notify(self, event: Event) -> None:
+        if self._notices is not None:  # inside a step: told once it commits
+            self._notices.append(event)
+            return
         for listener in self.event_listeners:
             listener(event)
 
     # --- inputs -------------------------------------------------------------------------
     def enter_token(self, digits: str, source: TokenSource | str = TokenSource.CONSOLE) -> TokenOutcome:
         """Decode, validate and apply one token (:func:`firmware.prepaid.apply_token` applies
-        its effect); credit and TID commit in one transaction."""
+        its effect); credit and TID commit in one transaction. ``source`` names whose
+        bad-token lockout it counts towards (each source has its own). A token whose
+        commit fails (storage failing) changes nothing, in memory either, and comes back
+        as ``storage_error``: not credited, its TID not remembered, so it can be entered
+        again once storage works."""
         try:
             source = TokenSource(source)
         except ValueError:
             raise CommandError(f"no token source {source!r}") from None
         now = self.now
         digits = "".join(ch for ch in str(digits) if not ch.isspace() and ch != "-")
-        result, new_state = decode(self.sts, digits, now)
+        result, new_state = decode(self.sts, digits, now, source)
         outcome = TokenOutcome(result, result.code, message=result.detail)
         targets = TokenTargets(self.account, self.limiter, self.progress.tamper)
         if result.code is TokenResultCode.ACCEPT:
@@ -730,8 +849,22 @@ class Meter:
             outcome = replace(outcome, code=applied.code, credit_added=applied.credit_added, message=applied.message)
             if not outcome.accepted:
                 # overflow or a credit this meter cannot take: the token stays unused
-                new_state = note_bad_token(self.sts, now)
-        with self.storage.transaction() as tx:
+                new_state = note_bad_token(self.sts, now, source)
+        try:
+            self._commit_token(outcome, new_state, targets, source, digits)
+        except StorageError as exc:
+            cause = exc.__cause__ or exc
+            return replace(outcome, code=TokenResultCode.STORAGE_ERROR, credit_added=Decimal(0), digits=digits,
+                           source=source, message=f"not credited, try again ({cause})")
+        self._last_save = now
+        outcome = replace(outcome, digits=digits, source=source)
+        self.last_token, self.last_token_time = outcome, now
+        return outcome
+
+    def _commit_token(self, outcome: TokenOutcome, new_state: DecoderState, targets: TokenTargets,
+                      source: TokenSource, digits: str) -> None:
+        result = outcome.result
+        with self._step() as tx:
             self.sts = new_state
             self.account = targets.account
             self.limiter = targets.limiter
@@ -745,15 +878,11 @@ class Meter:
                 self._log(tx, effect_event, outcome.message if effect_event is EventCode.KEY_CHANGE_TOKEN else "")
             self._settle(tx)
             self._write_state(tx)
-        self._last_save = now
-        outcome = replace(outcome, digits=digits, source=source)
-        self.last_token, self.last_token_time = outcome, now
-        return outcome
 
     def press_button(self) -> str:
         """The push button: reconnects a relay that is ready for reconnection (or, in
         modes that allow it, disconnects). Returns the relay word afterwards."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self._settle(tx, button=True)
             self._write_state(tx)
         return RELAY_WORDS[self.relay.control_state]
@@ -764,7 +893,7 @@ class Meter:
         if refusal is not None:
             return refusal
         self._remote = trigger
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self._settle(tx)
             self._write_state(tx)
         return None
@@ -772,7 +901,7 @@ class Meter:
     def close_billing_now(self) -> None:
         """The billing (MD) reset: close the billing period now, out of schedule, as
         the end-of-billing script does. The next period closes on the billing day."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self._settle(tx)  # consumption up to now belongs to the closing period
             self._close_billing(self.now, tx)
             self._log(tx, EventCode.MD_RESET, "")
@@ -781,7 +910,7 @@ class Meter:
 
     def set_load_limit(self, watts: float | None) -> None:
         """The head-end sets the limiter's normal threshold (None: no limit)."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self.limiter = replace(self.limiter, threshold_normal=watts)
             self._log(tx, EventCode.LOAD_LIMIT_SET, "none" if watts is None else f"{watts} W")
             self._settle(tx)
@@ -792,7 +921,7 @@ class Meter:
         in memory over the configured ``tariff.billing_day``; the open period closes on it."""
         if type(day) is not int or not 1 <= day <= 28:
             raise FirmwareError(f"the billing day is a day of the month 1..28, not {day!r}")
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             tx.put("billing_day", day)
             self._apply_billing_day(day)
             self._log(tx, EventCode.BILLING_DATE_SET, f"day {day}")
@@ -807,7 +936,7 @@ class Meter:
         transaction."""
         if not isinstance(profile, TariffProfile) or not isinstance(activation_time, datetime):
             raise FirmwareError("a programmed tariff needs a tariff profile and an activation time")
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self._settle(tx)
             tariff = self.config.tariff.activated(self.now).with_passive(profile, activation_time)
             tariff = tariff.activated(self.now)  # due now: the passive takes over at once
@@ -834,7 +963,7 @@ class Meter:
             account, events = self.account.invoke_emergency(self.now)
         except EmergencyRefused as exc:
             return f"refused: {exc.reason.value}"
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             self.account = account
             for e in events:
                 if e in _ACCOUNT_EVENT_CODES:
@@ -846,7 +975,7 @@ class Meter:
     def record_event(self, code: EventCode, *, tamper: bool = False, detail: str = "") -> None:
         """Something the hal sensed (cover opened, magnet, relay feedback disagreeing).
         ``tamper`` latches the tamper flag until a clear-tamper token."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             if tamper:
                 self.progress.tamper = True
             self._log(tx, code, detail)
@@ -857,14 +986,14 @@ class Meter:
         """Keep a setting changed from outside (an association's secret, a DLMS key, the push
         object list, the invocation counters) with its event, if any, in one transaction: a
         power cut keeps both or neither. The binding wing writes storage only through here."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             tx.put(key, value)
             if code is not None:
                 self._log(tx, code, detail)
 
     def reset_profile(self, profile: Profile) -> None:
         """Class 7 ``reset`` from a head-end: empty one profile's buffer in one transaction."""
-        with self.storage.transaction() as tx:
+        with self._step() as tx:
             profile.reset(tx)
 
     @property
@@ -877,13 +1006,18 @@ class Meter:
         ``source`` (the client SAP and the peer). Rate-limited (:class:`SecurityEvents`):
         the first of its kind from its source in a window is logged now, in the security
         log; the rest are counted and logged as one row when the window ends. Nothing is
-        written for an event that is only counted."""
+        written for an event that is only counted; rows that cannot be written now
+        (storage failing) go out with the next commit."""
         rows = self.security_events.take(code, source, detail, self.now)
         if not rows:
             return
-        with self.storage.transaction() as tx:
-            for row_code, text in rows:
-                self._log(tx, row_code, text)
+        try:
+            with self._step() as tx:
+                for row_code, text in rows:
+                    self._log(tx, row_code, text)
+        except StorageError:
+            for row in rows:
+                _hold(self._pending_events, row)
 
     # --- reading -----------------------------------------------------------------------
     @property
@@ -925,7 +1059,9 @@ class Meter:
             "total_recharged": str(a.total_recharged),
             "total_charged": str(a.total_charged),
             "load_limit_w": self.limiter.threshold_active,
-            "token_lockout": self.sts.locked_out(self.now),
+            "token_lockout": self.sts.locked_out(self.now, TokenSource.KEYPAD),
+            "token_lockouts": [source.value for source in self.sts.locked_sources(self.now)],
+            "storage": "ok" if self.storage_fault is None else f"failing: {self.storage_fault}",
             "energy_import_kwh": round(e.active_import_wh / 1000.0, 3),
             "energy_export_kwh": round(e.active_export_wh / 1000.0, 3),
             "voltage": round(m.phases[0].v_rms, 2),

@@ -9,20 +9,31 @@ token, time, descriptions, delivery_method and status {status code, data bits}.
 ``enter`` answers success once the token has been received and processed; the
 verdict (accepted, or which check failed) is in ``status``, as the standard
 intends, so a client reads attribute 6 after the action.
+
+Each sender is told its own token's result: once a client has entered a token in
+its association, attributes 2..6 show *that* token to it, whatever arrives from
+the keypad, the console or another association between its ACTION and its GET
+(a head-end told the keypad's verdict for its own token would be told "used" for
+a token it delivered). A client that has entered none sees the last token from
+any source. The association is told apart by its negotiated context, a value the
+association state machine makes anew for every association; the records of the
+last :data:`MAX_ASSOCIATION_RECORDS` associations are kept.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
-from typing import Callable
+from typing import Any, Callable
 
 from bijli.dlms import axdr
 from bijli.dlms.cosem.bound import BoundObject
 from bijli.dlms.cosem.values import DATE_TIME, OCTET_STRING, array_of, integer, mismatch, parse_octets
 
 MAX_TOKEN_OCTETS = 128  # an STS token is 20 digits; room for other formats, not for abuse
+MAX_ASSOCIATION_RECORDS = 64  # associations whose own last token is remembered (the oldest forgotten)
 
 
 class TokenStatusCode(IntEnum):
@@ -89,19 +100,16 @@ class TokenGateway(BoundObject):
                  delivery_method: DeliveryMethod = DeliveryMethod.REMOTE):
         self._last: TokenRecord = TokenRecord()
         self._last_token = last_token
-        super().__init__(
-            logical_name,
-            token=lambda: self.last.token,
-            time=lambda: self.last.time,
-            descriptions=lambda: self.last.result.descriptions,
-            delivery_method=lambda: self.last.delivery_method,
-        )
+        # id(association context) -> (that context, kept so its id stays its own; its last token)
+        self._own: OrderedDict[int, tuple[Any, TokenRecord]] = OrderedDict()
+        super().__init__(logical_name)
         self._enter = enter
         self._now = now
         self.delivery_method = delivery_method
 
     @property
     def last(self) -> TokenRecord:
+        """The last token from any source."""
         if self._last_token is not None:
             return self._last_token() or TokenRecord()
         return self._last
@@ -109,8 +117,30 @@ class TokenGateway(BoundObject):
     def record(self, record: TokenRecord) -> None:
         self._last = record
 
+    def seen_by(self, ctx) -> TokenRecord:
+        """What attributes 2..6 show the association of ``ctx``: its own last token, or
+        the last from any source when it has entered none."""
+        key = _association(ctx)
+        if key is not None:
+            own = self._own.get(id(key))
+            if own is not None and own[0] is key:
+                return own[1]
+        return self.last
+
+    def get_token(self, ctx):
+        return OCTET_STRING.encode(self.seen_by(ctx).token)
+
+    def get_time(self, ctx):
+        return DATE_TIME.encode(self.seen_by(ctx).time)
+
+    def get_descriptions(self, ctx):
+        return self.TYPES["descriptions"].encode(self.seen_by(ctx).result.descriptions)
+
+    def get_delivery_method(self, ctx):
+        return self.TYPES["delivery_method"].encode(self.seen_by(ctx).delivery_method)
+
     def get_status(self, ctx):
-        r = self.last.result
+        r = self.seen_by(ctx).result
         return axdr.Structure((axdr.Enum(int(r.status)), axdr.BitString(r.data)))
 
     def do_enter(self, params, ctx):
@@ -121,6 +151,21 @@ class TokenGateway(BoundObject):
             raise mismatch(f"a token is 1..{MAX_TOKEN_OCTETS} octets")
         when = self._now()
         result = self._enter(token, self.delivery_method)
+        record = TokenRecord(token, when, self.delivery_method, result)
         if self._last_token is None:
-            self._last = TokenRecord(token, when, self.delivery_method, result)
+            self._last = record
+        key = _association(ctx)
+        if key is not None:
+            self._own.pop(id(key), None)
+            self._own[id(key)] = (key, record)
+            while len(self._own) > MAX_ASSOCIATION_RECORDS:
+                self._own.popitem(last=False)
         return None
+
+
+def _association(ctx) -> Any:
+    """The negotiated context of the association ``ctx`` serves (None outside one)."""
+    session = getattr(ctx, "association", None)
+    state = getattr(session, "association", None)
+    context = getattr(state, "context", None)
+    return context if getattr(session, "associated", False) else None

@@ -15,19 +15,20 @@ from typing import Iterator
 
 from bijli.dlms.apdu import DataAccessResult
 from bijli.dlms.cosem.base import CosemError
-from bijli.firmware.errors import FirmwareError
+from bijli.firmware.errors import FirmwareError, StorageError
 from bijli.firmware.prepaid import EmergencyRefused
 from bijli.firmware.profiles import ProfileError
 from bijli.firmware.push import PushError
 
 #: the result for each kind of firmware refusal, most specific first. A request the
 #: meter cannot serve now but may later (the push outbox is busy, emergency credit not
-#: yet selectable) is temporary-failure; a request that does not fit the meter's
+#: yet selectable, storage failing so nothing could be committed) is temporary-failure; a request that does not fit the meter's
 #: definition (a selective read outside a profile's columns, a billing day of 31) is
 #: other-reason, the Blue Book's answer for a refusal it names no closer code for.
 RESULTS: tuple[tuple[type[FirmwareError], DataAccessResult], ...] = (
     (PushError, DataAccessResult.TEMPORARY_FAILURE),
     (EmergencyRefused, DataAccessResult.TEMPORARY_FAILURE),
+    (StorageError, DataAccessResult.TEMPORARY_FAILURE),
     (ProfileError, DataAccessResult.OTHER_REASON),
     (FirmwareError, DataAccessResult.OTHER_REASON),
 )

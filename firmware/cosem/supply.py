@@ -34,7 +34,8 @@ CONTROL_STATES = {
 
 
 def _remote(meter: "Meter", trigger: Trigger) -> bool:
-    return meter.remote_relay(trigger) is None
+    with cosem_result():  # storage failing: temporary-failure, the relay as it was
+        return meter.remote_relay(trigger) is None
 
 
 def disconnect_control(meter: "Meter") -> DisconnectControl:

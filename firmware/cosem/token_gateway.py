@@ -7,6 +7,12 @@ status code and data) and the last token as its token/time/delivery attributes.
 The token attribute shows the octets the gateway received, as received (Blue Book:
 "the token most recently received"), even when they are not digits the decoder can
 read: a head-end that sent a bad token sees what the meter got.
+
+Each association sees its own token's outcome (the class keeps a record per
+association, :mod:`dlms.cosem.token_gateway`); a token the meter could not commit
+(storage failing) is an execution failure described ``storage_error``: nothing was
+credited and the token is still unused, so the head-end sends it again later and is
+never told ``used`` for a token whose credit was not acknowledged.
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ from typing import TYPE_CHECKING
 from bijli.dlms.cosem.token_gateway import (DeliveryMethod, TokenGateway, TokenGatewayResult, TokenRecord,
                                             TokenStatusCode)
 from bijli.firmware.cosem.catalogue import TOKEN_GATEWAY
-from bijli.firmware.meter import TokenSource
-from bijli.firmware.sts.results import TokenResultCode
+from bijli.firmware.sts import TokenResultCode, TokenSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter, TokenOutcome
@@ -30,6 +35,7 @@ _GATEWAY_STATUS = {
     TokenResultCode.CRC_ERROR: TokenStatusCode.AUTHENTICATION_FAILURE,
     TokenResultCode.OVERFLOW: TokenStatusCode.EXECUTION_FAILURE,
     TokenResultCode.FUNCTION_ERROR: TokenStatusCode.EXECUTION_FAILURE,
+    TokenResultCode.STORAGE_ERROR: TokenStatusCode.EXECUTION_FAILURE,
 }  # every other result (old, used, key expired, ...) is a validation failure
 
 # how the token arrived, as the gateway's delivery method

@@ -5,17 +5,18 @@ digits -> block -> decrypt -> authenticate -> validate -> effect, on the meter s
 vending side (:mod:`firmware.sts.vend`). Modules, bottom up: ``crc``, ``amount``,
 ``tid``, ``codec`` (digits, class-bit transposition, block layouts), ``ciphers``
 (EA07 STA, EA09 DES, EA11 MISTY1), ``keys`` (PAN, DKGA02/04), ``results``,
-``state``, ``decoder``, ``inspector`` (read fields without judging), ``vend``,
+``lockout`` (per token source), ``state``, ``decoder``, ``inspector`` (read fields without judging), ``vend``,
 ``config`` (the ``[sts]`` TOML table).
 """
 
 from .config import StsConfig
 from .decoder import decode, note_bad_token
 from .keys import DecoderKey, KeyType, Pan, VendingKeyMaterial
+from .lockout import SourceLockout, TokenSource
 from .results import TokenResult, TokenResultCode
 from .state import DecoderState
 
 __all__ = [
-    "DecoderKey", "DecoderState", "KeyType", "Pan", "StsConfig", "TokenResult", "TokenResultCode",
-    "VendingKeyMaterial", "decode", "note_bad_token",
+    "DecoderKey", "DecoderState", "KeyType", "Pan", "SourceLockout", "StsConfig", "TokenResult",
+    "TokenResultCode", "TokenSource", "VendingKeyMaterial", "decode", "note_bad_token",
 ]  # fmt: skip

@@ -7,18 +7,19 @@ an effect for the firmware to apply. :func:`decode` is a pure function: it never
 reads a clock (``now`` is passed in) and never changes the state it was given;
 the firmware commits the returned state together with the credit.
 
-Bad-token lockout (our addition, not in the standard): every token that is not
-accepted counts; after ``lockout_after`` in a row the keypad refuses all tokens
-for ``lockout_minutes`` without decoding them. Only an accepted *meter-specific*
-token (class 0 or 2) resets the count, because class 1 tokens are public and an
-authentic replayed token is no proof of holding the key.
+Bad-token lockout (our addition, not in the standard; :mod:`firmware.sts.lockout`):
+each token source keeps its own count; after ``lockout_after`` refused tokens in a
+row that source's tokens are refused for ``lockout_minutes`` without decoding them.
+Replays (``used``, ``old``) never count. Only an accepted *meter-specific* token
+(class 0 or 2) resets its source's count, because class 1 tokens are public. The
+handlers below only judge a token; :func:`decode` alone does the counting.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Callable
 
@@ -54,6 +55,7 @@ from .results import (
     TokenResult,
     TokenResultCode,
 )
+from .lockout import SourceLockout, TokenSource, after
 from .state import DecoderState, PendingSection
 from .tid import next_base
 
@@ -64,12 +66,29 @@ Outcome = tuple[TokenResult, DecoderState]
 SECTION_OF_SUBCLASS = {3: 1, 4: 2, 8: 3, 9: 4}
 
 
-def decode(state: DecoderState, digits: str, now: datetime) -> Outcome:
-    """Decode one token typed on the meter; return the result and the next state."""
-    if state.locked_out(now):
-        return TokenResult(R.LOCKED_OUT, detail=f"locked out until {state.locked_until:%Y-%m-%d %H:%M}"), state
-    if state.locked_until is not None:
-        state = replace(state, locked_until=None)  # the lockout has run out
+def decode(state: DecoderState, digits: str, now: datetime, source: TokenSource = TokenSource.KEYPAD) -> Outcome:
+    """Decode one token entered at ``source`` (by default the keypad); return the result
+    and the next state, with that source's lockout counted (and no other source's)."""
+    lock = state.lockout(source)
+    if lock.locked(now):
+        return TokenResult(R.LOCKED_OUT, detail=f"{lock.source.value} locked out until "
+                                                f"{lock.locked_until:%Y-%m-%d %H:%M}"), state
+    if lock.locked_until is not None:
+        lock = SourceLockout(lock.source, lock.bad_count)  # the lockout has run out
+    result, new = _judge(state, digits, now)
+    return result, new.with_lockout(after(lock, result, now, state.lockout_after, state.lockout_minutes))
+
+
+def note_bad_token(state: DecoderState, now: datetime, source: TokenSource = TokenSource.KEYPAD) -> DecoderState:
+    """Count a token the firmware refused after decoding (e.g. OVERFLOW) towards ``source``'s lockout."""
+    lock = state.lockout(source)
+    if lock.locked_until is not None and not lock.locked(now):
+        lock = SourceLockout(lock.source, lock.bad_count)
+    return state.with_lockout(after(lock, TokenResult(R.OVERFLOW), now, state.lockout_after, state.lockout_minutes))
+
+
+def _judge(state: DecoderState, digits: str, now: datetime) -> Outcome:
+    """The token's result and the decoder state it leaves (TIDs, key, pending sections)."""
     try:
         number = parse_digits(digits)
     except TokenError as exc:
@@ -91,19 +110,11 @@ def decode(state: DecoderState, digits: str, now: datetime) -> Outcome:
     return handler(state, token_class, subclass, data, now)
 
 
-def note_bad_token(state: DecoderState, now: datetime) -> DecoderState:
-    """Count a token the firmware refused after decoding (e.g. OVERFLOW) towards lockout."""
-    return _reject(state, TokenResult(R.OVERFLOW), now)[1]
-
-
 # --- outcomes ------------------------------------------------------------------
 
 
 def _reject(state: DecoderState, result: TokenResult, now: datetime) -> Outcome:
-    count = state.bad_count + 1
-    if state.lockout_after and count >= state.lockout_after:
-        return result, replace(state, bad_count=0, locked_until=now + timedelta(minutes=state.lockout_minutes))
-    return result, replace(state, bad_count=count)
+    return result, state  # counted towards the source's lockout by decode()
 
 
 def _accept(state: DecoderState, result: TokenResult, *, tid: int | None = None) -> Outcome:
@@ -113,7 +124,7 @@ def _accept(state: DecoderState, result: TokenResult, *, tid: int | None = None)
         tids = tids[:i] + (tid,) + tids[i:]
         if len(tids) > state.tid_window:
             tids = tids[len(tids) - state.tid_window :]
-    return result, replace(state, tids=tids, bad_count=0)
+    return result, replace(state, tids=tids)
 
 
 def _tid_problem(state: DecoderState, tid: int) -> TokenResultCode | None:

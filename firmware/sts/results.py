@@ -2,8 +2,9 @@
 
 IEC 62055-41 (as publicly described) lists the results a decoder reports: accept,
 CRC error, format error, old, used, key expired, key type not allowed, overflow,
-range error and function error; we add LOCKED_OUT for a keypad that refuses input
-after too many bad tokens. An accepted token carries one *effect*, a frozen value
+range error and function error; we add LOCKED_OUT for a source that refuses input
+after too many bad tokens, and STORAGE_ERROR for a token the meter could not commit
+(nothing changed: not credited, the token still unused). An accepted token carries one *effect*, a frozen value
 that ``firmware.prepaid``/``relay``/``console`` apply: the decoder never changes
 credit itself, it only says what the token asks for.
 """
@@ -27,6 +28,7 @@ class TokenResultCode(Enum):
     RANGE_ERROR = "range_error"
     FUNCTION_ERROR = "function_error"
     LOCKED_OUT = "locked_out"
+    STORAGE_ERROR = "storage_error"  # decided by the firmware: the commit failed, nothing changed
 
 
 class CreditKind(Enum):

@@ -161,7 +161,9 @@ def test_decoder_and_relay_records_written_before_load(tmp_path):
     _old_database(tmp_path, {"sts": STS_BEFORE, "relay": RELAY_BEFORE})
     meter = Meter(MeterConfig.from_dict({}), Storage.open(tmp_path), AT)
     sts = meter.sts
-    assert sts.tids == (6900, 7000) and sts.bad_count == 2 and sts.key.sgc == "123457"
+    # the one lockout of that time became each local source's, never the token gateway's
+    assert sts.tids == (6900, 7000) and sts.key.sgc == "123457"
+    assert [(x.source.value, x.bad_count) for x in sts.lockouts] == [("console", 2), ("keypad", 2), ("optical", 2)]
     assert sts.pending[0].arrived == dt.datetime(2024, 7, 2, 9, 30) and sts.pending[0].data == 12345
     assert sts.currency_crc.value == "crc16"  # the default for records older than the setting
     assert json.loads(json.dumps(sts.to_dict()))["tids"] == [6900, 7000]

@@ -47,7 +47,7 @@ from bijli.dlms.errors import DlmsError
 from bijli.dlms.obis import Obis
 from bijli.dlms.server import Notice, Server, ServerEvent
 from bijli.firmware.console import Console, LineAssembler, Reply, parse_duration
-from bijli.firmware.errors import CommandError, FirmwareError
+from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, saved_time
 from bijli.firmware.cosem.associations import lockout, policies, security_settings
@@ -374,9 +374,16 @@ class MeterNode:
         return Reply(self.meter.now.isoformat(timespec="seconds"))
 
     def shutdown(self) -> None:
+        """Save and close. With storage failing the last save fails too: what the meter
+        did since its last commit is lost, as at a power cut, and said so on stderr; the
+        rest still closes (the committed state is whole)."""
         self.tick()
-        self.security.counters.flush()
-        self.meter.shutdown()
+        for save in (self.security.counters.flush, self.meter.shutdown):
+            try:
+                save()
+            except StorageError as exc:  # the reserved counters and the last commit stand
+                print(f"bijli meter: could not save at stop, the state is as at its last commit: {exc}",
+                      file=sys.stderr, flush=True)
         if self.devices is not None:
             self.devices.close()
         self.storage.close()

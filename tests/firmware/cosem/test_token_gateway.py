@@ -2,7 +2,8 @@
 
 Attribute 2 is the token most recently received, as received: a head-end that sent
 octets the decoder cannot read (not digits, not even ASCII) sees those octets back,
-with status format_failure, and a keypad token entered since shows its own digits.
+with status format_failure. A keypad token entered since shows its own digits to an
+association that has sent no token; the sender keeps seeing its own (issue 14 item 1).
 """
 
 from __future__ import annotations
@@ -31,4 +32,9 @@ def test_the_token_attribute_shows_a_non_ascii_token_as_received(tmp_path):
     assert c.get(115, catalogue.TOKEN_GATEWAY, 2) == axdr.OctetString(good.encode())
     other = vend_credit(rig.cfg.sts.vend_key(), Decimal("50"), subclass=4, time=START.replace(minute=1)).digits
     rig.meter.enter_token(other, TokenSource.KEYPAD)
-    assert c.get(115, catalogue.TOKEN_GATEWAY, 2) == axdr.OctetString(other.encode())
+    # the sender goes on seeing its own token (issue 14 item 1); an association that has sent
+    # none sees the last token from any source: the keypad's, its own digits
+    assert c.get(115, catalogue.TOKEN_GATEWAY, 2) == axdr.OctetString(good.encode())
+    reader = rig.client(48)
+    assert reader.get(115, catalogue.TOKEN_GATEWAY, 2) == axdr.OctetString(other.encode())
+    assert reader.get(115, catalogue.TOKEN_GATEWAY, 5) == axdr.Enum(2)  # delivered manually

@@ -23,6 +23,7 @@ from bijli.firmware.sts.decoder import decode, note_bad_token
 from bijli.firmware.sts.errors import DecoderStateError
 from bijli.firmware.sts.inspector import inspect_token
 from bijli.firmware.sts.keys import DecoderKey, Pan, VendingKeyMaterial
+from bijli.firmware.sts.lockout import SourceLockout, TokenSource
 from bijli.firmware.sts.results import (
     ClearCredit, ClearTamper, CreditKind, CreditTransfer, KeyChanged, KeyChangeSection, SetMaxPowerLimit,
     SetPhaseUnbalanceLimit, SetWaterMeterFactor, TestDisplay, TestRequest, TokenResult, TokenResultCode as R,
@@ -230,14 +231,63 @@ def test_lockout_after_consecutive_bad_tokens():
         assert r.code is R.CRC_ERROR
         # public class 1 tokens must not reset the count
         state = decode(state, v.vend_test(1, 0).digits, NOW)[1]
-    assert state.bad_count == 4
+    assert state.lockout(TokenSource.KEYPAD).bad_count == 4
     r, state = decode(state, "not a token", NOW)
     assert r.code is R.FORMAT_ERROR and state.locked_out(NOW)
     r, same = decode(state, good, NOW + timedelta(minutes=29))
     assert r.code is R.LOCKED_OUT and r.word == "locked_out" and same == state
     r, state = decode(state, good, NOW + timedelta(minutes=30))
-    assert r.code is R.ACCEPT and state.bad_count == 0 and state.locked_until is None
-    assert note_bad_token(state, NOW).bad_count == 1
+    assert r.code is R.ACCEPT and state.lockout(TokenSource.KEYPAD) == SourceLockout(TokenSource.KEYPAD)
+    assert state.lockouts == ()  # an idle lockout is not kept
+    assert note_bad_token(state, NOW).lockout(TokenSource.KEYPAD).bad_count == 1
+
+
+def test_each_source_has_its_own_lockout():
+    """Issue 14 item 1: 5 bad tokens at the console lock the console only; the token
+    gateway (and the keypad) still take tokens, and the lock is kept in the state record."""
+    key = key_for("11", "04")
+    state = DecoderState(key)
+    for _ in range(5):
+        r, state = decode(state, "12345678901234567890", NOW, TokenSource.CONSOLE)
+        assert r.code is R.CRC_ERROR
+    assert state.locked_out(NOW, TokenSource.CONSOLE) and state.locked_sources(NOW) == (TokenSource.CONSOLE,)
+    assert decode(state, _credit(key, datetime(2026, 1, 1)), NOW, TokenSource.CONSOLE)[0].code is R.LOCKED_OUT
+    r, state = decode(state, _credit(key, datetime(2026, 1, 1)), NOW, TokenSource.DLMS)
+    assert r.code is R.ACCEPT and state.locked_out(NOW, TokenSource.CONSOLE)  # the gateway's accept clears only its own
+    r, state = decode(state, _credit(key, datetime(2026, 1, 2)), NOW, TokenSource.KEYPAD)
+    assert r.code is R.ACCEPT
+    restored = DecoderState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert restored.locked_out(NOW, TokenSource.CONSOLE) and not restored.locked_out(NOW, TokenSource.DLMS)
+
+
+@pytest.mark.parametrize("source", list(TokenSource))
+def test_replays_never_count_towards_a_lockout(source):
+    """A token already credited (used) or older than the TID memory (old), replayed any
+    number of times, locks nothing: it is authentic, no guess at the CRC."""
+    key = key_for("07", "02")
+    state = DecoderState(key, tid_window=2, lockout_after=3)
+    tokens = [_credit(key, datetime(2026, 1, 1, 0, i)) for i in range(3)]
+    for t in tokens[1:]:
+        assert decode(state, t, NOW, source)[0].code is R.ACCEPT
+        state = decode(state, t, NOW, source)[1]
+    for _ in range(10):
+        for t, code in ((tokens[2], R.USED), (tokens[0], R.OLD)):
+            r, state = decode(state, t, NOW, source)
+            assert r.code is code
+    assert state.lockouts == () and not state.locked_out(NOW, source)
+    for i in range(3):  # a CRC failure still counts, from the first
+        r, state = decode(state, "12345678901234567890", NOW, source)
+    assert state.locked_out(NOW, source)
+
+
+def test_a_version_1_state_keeps_its_lockout_for_the_local_sources_only():
+    key = key_for("07", "02")
+    d = DecoderState(key).to_dict()
+    del d["lockouts"]
+    d.update(version=1, bad_count=0, locked_until=(NOW + timedelta(minutes=9)).isoformat())
+    state = DecoderState.from_dict(d)
+    assert state.locked_sources(NOW) == (TokenSource.CONSOLE, TokenSource.KEYPAD, TokenSource.OPTICAL)
+    assert decode(state, _credit(key, datetime(2026, 1, 1)), NOW, TokenSource.DLMS)[0].code is R.ACCEPT
 
 
 @settings(max_examples=25, deadline=None)
@@ -312,11 +362,12 @@ def test_state_dict_roundtrip_is_json_safe():
         state = decode(state, _credit(key, datetime(2026, 1, 1, 0, i)), NOW)[1]
     state = decode(state, v.vend_key_change(key, key_for("11", "04", krn=2))[2].digits, NOW)[1]
     state = decode(state, "0" * 20, NOW)[1]
-    locked = replace(state, locked_until=NOW + timedelta(minutes=5))
+    locked = state.with_lockout(SourceLockout(TokenSource.CONSOLE, 0, NOW + timedelta(minutes=5)))
     for s in (state, locked):
         d = json.loads(json.dumps(s.to_dict()))
         assert DecoderState.from_dict(d) == s
-    assert state.pending and state.bad_count == 1
+    assert state.pending and state.lockout(TokenSource.KEYPAD).bad_count == 1
+    assert locked.locked_sources(NOW) == (TokenSource.CONSOLE,)
 
 
 @pytest.mark.parametrize("mutate", [
@@ -327,7 +378,10 @@ def test_state_dict_roundtrip_is_json_safe():
     lambda d: d.update(tids=[1, 1]),
     lambda d: d.update(tid_window=-1),
     lambda d: d.update(pending=[{"subclass": 5, "data": 0, "arrived": "2026-01-01T00:00"}]),
-    lambda d: d.update(locked_until="yesterday"),
+    lambda d: d.update(lockouts=[{"source": "keypad", "bad_count": 0, "locked_until": "yesterday"}]),
+    lambda d: d.update(lockouts=[{"source": "telepathy", "bad_count": 1, "locked_until": None}]),
+    lambda d: d.update(lockouts=[{"source": "keypad", "bad_count": -1, "locked_until": None}]),
+    lambda d: d.update(lockouts=[{"source": "keypad", "bad_count": 1, "locked_until": None}] * 2),
 ])
 def test_bad_state_dicts_raise_state_error(mutate):
     d = DecoderState(key_for("07", "02")).to_dict()
