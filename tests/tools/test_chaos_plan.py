@@ -181,3 +181,39 @@ def test_every_state_and_kind_pair_does_what_the_table_says(state, kind, data, f
     elif kind is K.WRONG_LENGTH:
         assert len(emitted) == len(data) and (len(data) < 8 or emitted[6:8] != data[6:8])
     assert c._pending is None  # a decision is used by one write only
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def _meter(tmp_path, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "bijli.tools.cli", "meter", "--state", str(tmp_path / "s"),
+                           "--console", "none", *args], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("args, says", [
+    (("--chaos", "1", "--chaos-kinds", "truncated,bogus"), "no chaos kind 'bogus'"),
+    (("--chaos-kinds", "truncated"), "--chaos-kinds needs --chaos SEED"),
+    (("--chaos", "seven"), "the seed is an integer or 'random'"),
+    (("--chaos", "1", "--chaos-rate", "0"), "--chaos-rate must be above 0"),
+])
+def test_a_bad_chaos_option_is_refused_before_the_meter_starts(tmp_path, args, says):
+    run = _meter(tmp_path, *args)
+    assert run.returncode == 2, run.stderr
+    assert says in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "s" / "meter.db").exists()  # nothing started: no meter memory was made
+
+
+def test_the_meter_help_documents_every_kind():
+    import subprocess
+    import sys
+
+    text = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "meter", "--help"], capture_output=True,
+                          text=True, timeout=60).stdout
+    flat = "".join(text.split())  # argparse wraps lines, at hyphens too
+    for kind in Misbehaviour:
+        assert "".join(f"{kind.value}: {DESCRIPTIONS[kind]}".split()) in flat

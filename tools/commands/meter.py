@@ -235,8 +235,7 @@ class MeterProgram:
         self.node.shutdown()
 
 
-async def _run(args, cfg: config_mod.Config) -> int:
-    hostile = hostile_meter(args)
+async def _run(args, cfg: config_mod.Config, hostile=None) -> int:
     program = MeterProgram(args, cfg)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -311,7 +310,8 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    hostile = hostile_meter(args)  # a bad --chaos is refused before anything starts
     lock = statelock.acquire(args.state)  # noqa: F841 (held until exit) one meter per state directory
     launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
     cfg = config_mod.load(args.config)
-    return hal_loop.run(_run(args, cfg))
+    return hal_loop.run(_run(args, cfg, hostile))
