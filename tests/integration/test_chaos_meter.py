@@ -159,6 +159,22 @@ def test_a_mixed_hostile_run_gives_our_client_typed_errors_only(bijli_meter_fact
     assert any(o != "ok" for o in outcomes), outcomes
 
 
+@pytest.mark.parametrize("hdlc", (False, True), ids=("wrapper", "hdlc-tcp"))
+def test_a_mixed_hostile_run_never_hangs_the_gurux_client(bijli_meter_factory, hdlc):
+    kinds = [k.value for k in Misbehaviour if k is not K.BAD_GCM_TAG]  # the one gurux does not see
+    meter = bijli_meter_factory(hdlc=True, serial=False, optical=False, console=False, chaos=31, chaos_kinds=kinds,
+                                chaos_rate=0.35)
+    failures = 0
+    for visit in range(6):
+        started = time.monotonic()
+        try:
+            gurux_session(meter, (16, 32)[visit % 2], hdlc=hdlc)
+        except Exception:  # noqa: BLE001 - gurux's own exceptions; what matters is that it ends
+            failures += 1
+        assert time.monotonic() - started < BOUND
+    assert failures and meter.running
+
+
 # --- the same seed, the same bytes ----------------------------------------------------------------
 
 

@@ -150,7 +150,7 @@ class ConnectionChaos:
                                delay=rng.uniform(*SLOW_DELAY_S))
             self._pending = pending
             self._say(kind.value)
-            return self._sent(apdu)
+            return apdu  # not one a replay may repeat: the peer may never have had it whole
         changed = _APDU_CHANGES[kind](rng, apdu, previous)
         self._say(f"{kind.value} ({len(apdu)} -> {len(changed)} octets)")
         return changed
