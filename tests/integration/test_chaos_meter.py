@@ -213,7 +213,7 @@ def _receive(sock: socket.socket, got: bytearray, quiet: float, whole_frame: boo
         got += data
 
 
-def _capture(port: int, connections: int = 5, quiet: float = 0.2) -> list[bytes]:
+def _capture(port: int, connections: int = 4, quiet: float = 0.2) -> list[bytes]:
     """Everything the meter sent on each connection, in order, for the same requests. The
     meter answers requests in order whatever the timing, so a late answer only moves
     where it is read, not what the stream holds; the last ones are drained at the end."""
@@ -232,7 +232,7 @@ def _capture(port: int, connections: int = 5, quiet: float = 0.2) -> list[bytes]
                     open_ = False
                     break
             if open_:
-                _receive(sock, got, 1.0, False)  # whatever is still on its way
+                _receive(sock, got, 0.6, False)  # whatever is still on its way
         streams.append(bytes(got))
     return streams
 
