@@ -80,14 +80,15 @@ def head_end_session(meter: RunningMeter, sap: int, *, timeout: float = TIMEOUT,
         client.read_clock()
 
 
+@pytest.mark.parametrize("hdlc", (False, True), ids=("wrapper", "hdlc-tcp"))
 @pytest.mark.parametrize("kind", list(Misbehaviour), ids=lambda k: k.value)
-def test_our_client_fails_with_the_typed_error_each_misbehaviour_calls_for(hostile, kind):
+def test_our_client_fails_with_the_typed_error_each_misbehaviour_calls_for(hostile, kind, hdlc):
     meter = hostile(kind)
     assert meter.chaos_banner is not None and f"kinds {kind.value}," in meter.chaos_banner
     sap, expected = OUR_CLIENT[kind]
     started = time.monotonic()
     with pytest.raises(expected):
-        head_end_session(meter, sap)
+        head_end_session(meter, sap, hdlc=hdlc)
     assert time.monotonic() - started < BOUND
     assert meter.running  # the hostile meter itself survives its own misbehaviour
 
