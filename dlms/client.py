@@ -26,7 +26,8 @@ from bijli.dlms import apdu, axdr, gbt, protection, security
 from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, ApplicationContext, AssociationResult, Mechanism
 from bijli.dlms.xdlms import Conformance, InitiateRequest, InitiateResponse
 from bijli.dlms.apdu import AccessSelection, ActionResult, AttributeDescriptor, DataAccessResult, Tag
-from bijli.dlms.errors import AssociationError, AuthenticationError, DlmsError, SecurityError, ServiceError
+from bijli.dlms.errors import (AssociationError, AuthenticationError, DlmsError, RemoteProtocolError, ReplayError,
+                               SecurityError, ServiceError)
 from bijli.dlms.obis import Obis
 from bijli.dlms.protection import Container, Protection
 from bijli.dlms.security import SecurityControl
@@ -162,7 +163,8 @@ class ClientSession:
         key = protection.key_for(sealed.protection, encryption_key=s.encryption_key, dedicated_key=s.dedicated_key,
                                  master_key=s.master_key)
         if sealed.invocation_counter <= self.server_ic:
-            raise SecurityError(f"server invocation counter {sealed.invocation_counter} replayed")
+            raise ReplayError(f"server invocation counter {sealed.invocation_counter} replayed (last seen "
+                              f"{self.server_ic})")
         plain = protection.open_content(sealed, title, key, s.authentication_key)
         self.server_ic = sealed.invocation_counter
         return plain
@@ -391,6 +393,9 @@ class Client:
                 raise ServiceError(f"unexpected answer in a long GET: {type(resp).__name__}")
             if isinstance(resp.raw_data, DataAccessResult):
                 raise ServiceError(f"long GET failed: {resp.raw_data.name}", int(resp.raw_data))
+            # blocks are numbered from 1, one up each time (IEC 62056-5-3 9.4.6.4): a block
+            # repeated or skipped would put the wrong octets into the value
+            _check_block_number("long GET", resp.block_number, blocks + 1)
             data += resp.raw_data
             blocks += 1
             if progress:
@@ -474,6 +479,7 @@ class Client:
             data = bytearray()
             blocks = 0
             while True:
+                _check_block_number("long ACTION response", resp.block.block_number, blocks + 1)
                 data += resp.block.raw_data
                 blocks += 1
                 if progress:
@@ -577,6 +583,11 @@ class Client:
         )))
         value = self.get(7, obis, 2, selection, progress=progress)
         return columns, [list(_items(row)) for row in _items(value)]
+
+
+def _check_block_number(what: str, number: int, expected: int) -> None:
+    if number != expected:
+        raise RemoteProtocolError(f"{what}: the meter sent block {number} where block {expected} was due")
 
 
 def _items(value) -> tuple:

@@ -137,3 +137,65 @@ def test_the_readme_example_runs(bijli_meter):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     namespace["test_my_head_end_credits_a_meter"](bijli_meter)
+
+
+SAMPLE_HOSTILE_TEST = '''
+"""A head-end developer's test against a hostile bijli meter: every failure must be clean."""
+import json, os, pathlib, time
+
+import pytest
+from bijli.dlms.errors import DlmsError
+from bijli.hal.errors import HalError, InactivityTimeout
+
+@pytest.mark.parametrize("kind", ["truncated", "stall", "exception", "bad-gcm-tag"])
+def test_my_head_end_fails_cleanly_on_a_hostile_meter(bijli_meter_factory, kind):
+    meter = bijli_meter_factory(hdlc=False, serial=False, optical=False, console=False,
+                                chaos=99, chaos_kinds=kind, chaos_rate=1.0)
+    assert "seed 99" in meter.chaos_banner
+    started = time.monotonic()
+    with pytest.raises((DlmsError, HalError)):
+        with meter.client(48, timeout=1) as utility:
+            utility.get(3, "1.0.1.8.0.255", 2)
+    assert time.monotonic() - started < 10
+    with pathlib.Path(os.environ["SAMPLE_OUT"]).open("a") as f:
+        f.write(json.dumps({"pid": meter.proc.pid, "port": meter.endpoints.wrapper_port}) + "\\n")
+'''
+
+
+def test_a_project_outside_our_tree_uses_the_hostile_meter_from_the_wheel(tmp_path):
+    """The hostile mode as a user's CI meets it: a sample project with its own virtual
+    environment, bijli from our wheel, whose tests start hostile meters with the fixture
+    and see clean, typed failures; twice, leaving nothing running or bound."""
+    import json
+    import subprocess
+    import venv
+    from pathlib import Path
+
+    from bijli.tools.rig.wheel import build_wheel
+
+    name, blob = build_wheel(Path(__file__).resolve().parents[2])
+    wheel = tmp_path / name
+    wheel.write_bytes(blob)
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              str(wheel), "pytest"], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr
+    project = tmp_path / "headend"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_hostile.py").write_text(SAMPLE_HOSTILE_TEST)
+    out = tmp_path / "seen.jsonl"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["SAMPLE_OUT"] = str(out)
+    for _ in range(2):
+        run = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=project,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "4 passed" in run.stdout
+    seen = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(seen) == 8
+    for s in seen:
+        with pytest.raises(ProcessLookupError):
+            os.kill(s["pid"], 0)
+        assert _port_is_free(s["port"])

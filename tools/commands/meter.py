@@ -30,6 +30,7 @@ from bijli.hal import loop as hal_loop
 from bijli.hal import statelock, systemd, tcp
 from bijli.hal.clock import TimeSource, RealClock, SimClock, meter_local
 from bijli.hal.serial import open_port
+from bijli.tools.errors import UsageError
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import launcher
 from bijli.tools.node import push as push_shell
@@ -71,7 +72,45 @@ def register(subparsers) -> None:
                    help="write JSON: the meter's endpoint, system title, DLMS keys and STS vending parameters "
                         "(the same shape as one row of a fleet manifest)")
     add_transport_arguments(p)
+    add_chaos_arguments(p)
     p.set_defaults(func=_main)
+
+
+def add_chaos_arguments(parser) -> None:
+    """The hostile mode (bijli.tools.chaos): off unless --chaos is given."""
+    from bijli.tools.chaos.kinds import ALL, DESCRIPTIONS
+    from bijli.tools.chaos.plan import DEFAULT_RATE
+
+    kinds = "; ".join(f"{k.value}: {DESCRIPTIONS[k]}" for k in ALL)
+    parser.add_argument("--chaos", metavar="SEED", default=None,
+                        help="HOSTILE METER for fuzzing head-ends: answer on the TCP listeners (wrapper, HDLC) "
+                             "with seeded, reproducible misbehaviour; SEED is an integer, or 'random' (the seed "
+                             "is printed at start either way). Never use it on a real meter's config")
+    parser.add_argument("--chaos-kinds", metavar="K1,K2", default=None,
+                        help=f"with --chaos: the misbehaviours to show (default all). The kinds: {kinds}")
+    parser.add_argument("--chaos-rate", metavar="P", type=float, default=DEFAULT_RATE,
+                        help=f"with --chaos: the share of answers that misbehave, 0 < P <= 1 (default {DEFAULT_RATE})")
+
+
+def hostile_meter(args):
+    """The :class:`~bijli.tools.chaos.shell.HostileMeter` --chaos asks for, or None (a normal meter)."""
+    if args.chaos is None:
+        if args.chaos_kinds is not None:
+            raise UsageError("--chaos-kinds needs --chaos SEED")
+        return None
+    import secrets
+
+    from bijli.tools.chaos import ChaosPlan, parse_kinds
+    from bijli.tools.chaos.shell import HostileMeter
+
+    if args.chaos == "random":
+        seed = secrets.randbelow(1 << 32)
+    else:
+        try:
+            seed = int(args.chaos, 0)
+        except ValueError:
+            raise UsageError(f"--chaos: the seed is an integer or 'random', not {args.chaos!r}") from None
+    return HostileMeter(ChaosPlan(seed, parse_kinds(args.chaos_kinds), args.chaos_rate))
 
 
 def write_manifest(path, manifest: dict) -> None:
@@ -196,14 +235,19 @@ class MeterProgram:
         self.node.shutdown()
 
 
-async def _run(args, cfg: config_mod.Config) -> int:
+async def _run(args, cfg: config_mod.Config, hostile=None) -> int:
     program = MeterProgram(args, cfg)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, program.stopping.set)
-    transports = await start_transports(args, program.server, cfg)
+    if hostile is not None:
+        print(hostile.plan.banner(), flush=True)  # first, so a CI log holds the seed whatever follows
+    transports = await start_transports(args, program.server, cfg, hostile=hostile)
     host, port = tcp.parse_endpoint(args.tcp or "127.0.0.1:4059")
-    listener = await tcp.serve(host, port, lambda s: wrapper_session(s, program.server), **tcp_options(cfg.meter.dlms))
+    factory = lambda s: wrapper_session(s, program.server)  # noqa: E731
+    if hostile is not None:
+        factory = hostile.factory(wrapper_session, program.server)
+    listener = await tcp.serve(host, port, factory, **tcp_options(cfg.meter.dlms))
     bound = listener.sockets[0].getsockname()
     program.node.tcp_port = bound[1]
     ident = cfg.meter.identity
@@ -266,7 +310,8 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 def _main(args) -> int:
     logging.basicConfig(level=args.log.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    hostile = hostile_meter(args)  # a bad --chaos is refused before anything starts
     lock = statelock.acquire(args.state)  # noqa: F841 (held until exit) one meter per state directory
     launcher.prepare(args.state, args.config, sys.argv[1:])  # may re-execute into an installed image
     cfg = config_mod.load(args.config)
-    return hal_loop.run(_run(args, cfg))
+    return hal_loop.run(_run(args, cfg, hostile))

@@ -42,6 +42,7 @@ from bijli.dlms.server import Server, Session
 # what the meter offers in the UA (a client proposing less gets less): the same values its
 # IEC HDLC setup object reports, from the one place they are defined
 from bijli.firmware.cosem.communication import HDLC_MAX_INFO, HDLC_WINDOW
+from bijli.hal.errors import InactivityTimeout
 from bijli.hal.serial import SerialLine
 from bijli.hal.tcp import SocketLine, parse_endpoint
 
@@ -368,10 +369,13 @@ class RunningTransport:
                 pass
 
 
-async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], None] | None = None) -> list:
+async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], None] | None = None,
+                           hostile=None) -> list:
     """Start the listeners named by --hdlc-tcp/--serial/--optical (the optical port also from
     ``[hal] optical`` when no --optical is given); print one line per
-    listener (``echo``, default print with flush) and return :class:`RunningTransport`s."""
+    listener (``echo``, default print with flush) and return :class:`RunningTransport`s.
+    ``hostile`` (a :class:`tools.chaos.shell.HostileMeter`, ``bijli meter --chaos``) puts
+    its misbehaviour on the HDLC-over-TCP listeners."""
     from bijli.hal import serial as hal_serial
     from bijli.hal import tcp
 
@@ -381,7 +385,10 @@ async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], N
     running: list[RunningTransport] = []
     for spec in getattr(args, "hdlc_tcp", None) or []:
         host, port = tcp.parse_endpoint(spec)
-        listener = await tcp.serve(host, port, lambda s: hdlc_tcp_session(s, server, **kw), **tcp_options(dl))
+        factory = lambda s: hdlc_tcp_session(s, server, **kw)  # noqa: E731
+        if hostile is not None:
+            factory = hostile.factory(lambda s, srv: hdlc_tcp_session(s, srv, **kw), server, "hdlc")
+        listener = await tcp.serve(host, port, factory, **tcp_options(dl))
         bound = listener.sockets[0].getsockname()
         line = f"DLMS HDLC listening on {bound[0]}:{bound[1]} (server address 1/{dl.hdlc_physical_address})"
         say(line)
@@ -420,8 +427,15 @@ async def _serve_port(port, server: Server, **kw) -> None:
 # =========================================================================================
 
 
+def _name(line) -> str:
+    return getattr(line, "name", "the line")
+
+
 class WrapperTransport:
-    """Client APDUs over the TCP wrapper."""
+    """Client APDUs over the TCP wrapper. Every failure is typed: a
+    :class:`~dlms.errors.DlmsError` for what the bytes say, a :class:`~hal.errors.HalError`
+    for the line (:class:`~hal.errors.InactivityTimeout`, also a TimeoutError, when
+    the meter stays silent)."""
 
     def __init__(self, line: SocketLine, client_sap: int, server_sap: int = MANAGEMENT_SAP, timeout: float = 10.0):
         self.line = line
@@ -443,7 +457,7 @@ class WrapperTransport:
                 return ev.apdu
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError("no answer from the meter")
+                raise InactivityTimeout(f"{_name(self.line)}: no answer from the meter within {self.timeout:g} s")
             data = self.line.recv(left)
             if data:
                 self.conn.receive_data(data)
@@ -474,7 +488,7 @@ class HdlcTransport:
                     return result
             now = time.monotonic()
             if now > deadline:
-                raise TimeoutError("no answer from the meter (HDLC)")
+                raise InactivityTimeout(f"{_name(self.line)}: no HDLC answer from the meter within {self.timeout:g} s")
             data = self.line.recv(0.1)
             if data:
                 self.conn.receive_data(data, time.monotonic())

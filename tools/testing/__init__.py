@@ -9,7 +9,8 @@ run until a test asks for one:
   its service console, a simulated clock standing still until a test moves it,
   its keys and manifest-style vending parameters: a :class:`RunningMeter`.
 - ``bijli_meter_factory``: the same, started with your own options (a config
-  file, a start time, no clock at all).
+  file, a start time, no clock at all; ``chaos=SEED`` for a hostile meter that
+  misbehaves reproducibly, :mod:`bijli.tools.chaos`).
 - ``bijli_fleet``: ``bijli fleet`` with N meters and its manifest.
 
 Each process runs in its own session and its own temporary state directory,

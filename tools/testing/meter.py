@@ -85,17 +85,24 @@ class RunningMeter:
     manifest: dict
     simulated: bool
     _console: object = field(default=None, repr=False)
+    chaos_banner: str | None = None  # a hostile meter's first line: its seed and how to replay it
 
     @classmethod
     def start(cls, state: "str | Path", *, config: "str | Path | None" = None, clock: str = "sim",
               start: str | None = DEFAULT_START, rate: float = 0.0, hdlc: bool = True, serial: bool = True,
               optical: bool = True, console: bool = True, extra: tuple[str, ...] = (),
               python: str = sys.executable, env: dict | None = None,
-              timeout: float = STARTUP_TIMEOUT) -> "RunningMeter":
+              timeout: float = STARTUP_TIMEOUT, chaos: "int | str | None" = None,
+              chaos_kinds: "str | tuple[str, ...] | list[str] | None" = None,
+              chaos_rate: float | None = None) -> "RunningMeter":
         """Start a meter on ``state`` (created if new). ``clock="sim"`` with ``rate=0``
         (the default) is a clock that stands still until :meth:`step` or :meth:`set_time`;
         ``start`` sets it for a new state, and a state that already holds a meter resumes
-        its own clock (as ``bijli meter`` does; pass ``extra=("--reset-clock",)`` to move it)."""
+        its own clock (as ``bijli meter`` does; pass ``extra=("--reset-clock",)`` to move it).
+        ``chaos=SEED`` starts a hostile meter (``bijli meter --chaos``) showing
+        ``chaos_kinds`` (names of :mod:`bijli.tools.chaos.kinds`, default all) on a share
+        ``chaos_rate`` of its TCP answers; :attr:`chaos_banner` is the line it printed
+        (seed and replay options)."""
         state = Path(state)
         if start and (state / "meter.db").exists():
             start = None  # a meter that has lived resumes its own clock, as `bijli meter` does
@@ -115,6 +122,12 @@ class RunningMeter:
             args += ["--optical", "pty"]
         if config is not None:
             args += ["--config", str(config)]
+        if chaos is not None:
+            args += ["--chaos", str(chaos)]
+            if chaos_kinds is not None:
+                args += ["--chaos-kinds", chaos_kinds if isinstance(chaos_kinds, str) else ",".join(chaos_kinds)]
+            if chaos_rate is not None:
+                args += ["--chaos-rate", str(chaos_rate)]
         args += list(extra)
         log = state / "meter.out"
         with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
@@ -144,7 +157,9 @@ class RunningMeter:
             optical=find(r"DLMS optical on (\S+)") if optical else None,
             console=find(r"service console on (\S+)") if console else None,
         )
-        return cls(proc, state, endpoints, manifest, clock == "sim")
+        meter = cls(proc, state, endpoints, manifest, clock == "sim")
+        meter.chaos_banner = next((line for line in lines if line.startswith("HOSTILE METER")), None)
+        return meter
 
     # --- what a vending system and a head-end need ------------------------------------
     @property
@@ -167,11 +182,12 @@ class RunningMeter:
             raise RuntimeError(f"bijli token vend failed: {proc.stderr.strip()}")
         return proc.stdout.split()[0]
 
-    def client(self, sap: int = 16, *, hdlc: bool = False):
+    def client(self, sap: int = 16, *, hdlc: bool = False, timeout: float = 10.0):
         """A connected, associated :class:`bijli.dlms.client.Client` in association ``sap``
         (16 public, 32 reader, 48 utility, ciphered). A utility client starts at the
         invocation counter the meter expects next (read from 0.0.43.1.3.255), as a
-        head-end resynchronises. Close it (or use ``with``)."""
+        head-end resynchronises. ``timeout``: how long it waits for each answer. Close it
+        (or use ``with``)."""
         from bijli.dlms.client import Client, ClientSettings
         from bijli.tools.node.links import open_client_transport
 
@@ -180,10 +196,11 @@ class RunningMeter:
               "encryption_key": bytes.fromhex(keys["encryption_key"]),
               "authentication_key": bytes.fromhex(keys["authentication_key"])}
         if sap == 48:
-            with self.client(16, hdlc=hdlc) as public:
+            with self.client(16, hdlc=hdlc, timeout=timeout) as public:
                 kw["invocation_counter"] = public.get(1, "0.0.43.1.3.255", 2).to_python()
         target = self.endpoints.hdlc if hdlc else self.endpoints.wrapper
-        client = Client(open_client_transport(target, sap, hdlc_over_tcp=hdlc), ClientSettings.for_association(sap, **kw))
+        client = Client(open_client_transport(target, sap, hdlc_over_tcp=hdlc, timeout=timeout),
+                        ClientSettings.for_association(sap, **kw))
         try:
             client.associate()
         except BaseException:

@@ -16,7 +16,8 @@ from bijli.tools.testing.meter import RunningFleet, RunningMeter
 def bijli_meter_factory(tmp_path_factory):
     """``start(**options) -> RunningMeter``: as many meters as the test wants, each on its
     own state directory unless ``state=`` names one (a restart on the same memory).
-    Options are :meth:`RunningMeter.start`'s."""
+    Options are :meth:`RunningMeter.start`'s; ``chaos=SEED`` (with ``chaos_kinds=``,
+    ``chaos_rate=``) gives a hostile meter to test a head-end against."""
     started: list[RunningMeter] = []
 
     def start(state=None, **options) -> RunningMeter:
