@@ -61,8 +61,8 @@ class _HostileServer:
         self._server = server
         self._chaos = chaos
 
-    def new_session(self, sap: int):
-        return self._server.new_session(sap)
+    def new_session(self, sap: int, peer: str = ""):
+        return self._server.new_session(sap, peer)
 
     def handle(self, session, apdu: bytes, now: float) -> list[bytes]:
         answer = self._chaos.answer
