@@ -81,7 +81,7 @@ class Session:
     ``ctx.association``."""
 
     __slots__ = ("client_sap", "server_max_pdu", "association", "outbound", "inbound", "gbt_in", "gbt_out",
-                 "after_response", "_server")
+                 "after_response", "_server", "_rights", "_rights_for", "object_context")
 
     def __init__(self, client_sap: int, server_max_pdu: int = 1024, server: "Server | None" = None):
         self.client_sap = client_sap
@@ -93,6 +93,11 @@ class Session:
         self.gbt_out: gbt.GbtSender | None = None  # an answer leaving in general-block-transfer
         self.after_response: list[Callable[[], object]] = []  # run once the current answer is built
         self._server = server
+        # each object's rights under this association, as its policy's rule gave them: the
+        # rule is asked once per object per association (see Server._lookup)
+        self._rights: dict[CosemObject, object] = {}
+        self._rights_for: AssociationContext | None = None
+        self.object_context = Context(client_sap, self)  # what every object this session asks sees
 
     # --- what the association negotiated ----------------------------------------------
     @property
@@ -566,7 +571,7 @@ class Server:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
             if association.context.conformance & required != required:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
-        ctx = Context(session.client_sap, session)
+        ctx = session.object_context
         if kind is apdu.GetRequestNormal:
             return self._get_normal(session, req, ctx, room)
         if kind is apdu.GetRequestNext:
@@ -612,8 +617,19 @@ class Server:
         obj = self.objects.get(desc.instance)
         if obj is None or obj.CLASS_ID != desc.class_id:
             return None, None
-        policy = session.association.context.policy
-        rights = policy.rights(obj) if policy else None
+        context = session.association.context
+        cache = session._rights
+        if session._rights_for is not context:
+            # a new association (or its HLS completed, or it was released): the context is a
+            # new value at every transition, so rights kept from the old one are dropped
+            cache.clear()
+            session._rights_for = context
+        try:
+            return obj, cache[obj]
+        except KeyError:
+            pass
+        policy = context.policy
+        rights = cache[obj] = policy.rights(obj) if policy else None
         return obj, rights
 
     def _get_value(self, session, desc, selection, ctx):
