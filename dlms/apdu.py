@@ -895,14 +895,26 @@ _SERVICE_DECODERS = {
 Apdu = _Apdu
 
 
+_DESCRIPTORS: dict[bytes, AttributeDescriptor] = {}
+_DESCRIPTORS_KEPT = 1024
+
+
 def decode(buf: bytes):
     """Decode one xDLMS APDU (not ACSE: see :mod:`dlms.acse`). Raises only ApduError/AxdrError."""
     if not buf:
         raise ApduError("empty APDU")
-    # hot path: a get-request-normal without selective access
+    # hot path: a get-request-normal without selective access; a head-end reads the same
+    # few attributes over and over, so their descriptors (frozen values) are kept
     if len(buf) == 13 and buf[0] == 0xC0 and buf[1] == 1 and buf[12] == 0:
-        class_id, ln, attr = _DESC.unpack_from(buf, 3)
-        return GetRequestNormal(buf[2], AttributeDescriptor(class_id, Obis(*ln), attr), None)
+        key = bytes(buf[3:12])
+        desc = _DESCRIPTORS.get(key)
+        if desc is None:
+            class_id, ln, attr = _DESC.unpack_from(buf, 3)
+            desc = AttributeDescriptor(class_id, Obis(*ln), attr)
+            if len(_DESCRIPTORS) >= _DESCRIPTORS_KEPT:
+                _DESCRIPTORS.clear()  # a peer walking every OBIS code cannot grow it without bound
+            _DESCRIPTORS[key] = desc
+        return GetRequestNormal(buf[2], desc, None)
     rd = _Reader(buf, 1)
     tag = buf[0]
     fn = _SERVICE_DECODERS.get(tag)

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from bijli.dlms import apdu, security
+from bijli.dlms import apdu, axdr, security
 from bijli.dlms.apdu import KeyInfo, KeyInfoKind, Tag
 from bijli.dlms.errors import DlmsError, SecurityError
 from bijli.dlms.security import SecurityHeader
@@ -45,6 +45,8 @@ class Container(Enum):
 # every tag that opens a ciphered APDU
 PROTECTED_TAGS = frozenset(apdu.GLO_TAGS | apdu.DED_TAGS
                            | {Tag.GENERAL_GLO_CIPHERING, Tag.GENERAL_DED_CIPHERING, Tag.GENERAL_CIPHERING})
+
+_GLO_OR_DED = apdu.GLO_TAGS | apdu.DED_TAGS
 
 # general-ciphering key-id values (Identified-Key)
 KEY_ID_GLOBAL_UNICAST = 0
@@ -85,10 +87,32 @@ def is_protected(tag: int) -> bool:
     return tag in PROTECTED_TAGS
 
 
+# a service-specific container's Protection depends only on glo/ded and the control byte
+_SERVICE_SPECIFIC: dict[tuple[bool, int], Protection] = {}
+
+
 def read(data: bytes) -> Sealed:
     """Take a ciphered APDU apart; SecurityError for anything malformed."""
     if not data or data[0] not in PROTECTED_TAGS:
         raise SecurityError("not a ciphered APDU")
+    tag = data[0]
+    if tag in _GLO_OR_DED:
+        # the commonest container, every request of a ciphered association: the tag and
+        # one octet string, read here without building the CipheredApdu first
+        try:
+            length, start = axdr.decode_length(data, 1)
+        except DlmsError as exc:
+            raise SecurityError(f"malformed ciphered APDU: {exc}") from None
+        if start + length != len(data):
+            raise SecurityError(f"malformed ciphered APDU: {len(data) - start} octets where the length says {length}")
+        content = bytes(data[start:])
+        header = security.read_header(content)
+        dedicated = tag in apdu.DED_TAGS
+        protection = _SERVICE_SPECIFIC.get((dedicated, header.control))
+        if protection is None:  # at most 2 x 256 of them
+            protection = _SERVICE_SPECIFIC[(dedicated, header.control)] = Protection(
+                Container.SERVICE_SPECIFIC, dedicated, header.control)
+        return Sealed(protection, tag, None, None, content, header)
     try:
         container = apdu.decode(data)
     except DlmsError as exc:
@@ -156,7 +180,7 @@ def seal(plain: bytes, protection: Protection, *, system_title: bytes, invocatio
     if container is Container.SERVICE_SPECIFIC:
         tag = (apdu.DED_OF_PLAIN if protection.dedicated else apdu.GLO_OF_PLAIN).get(plain[0])
         if tag is not None:
-            return apdu.CipheredApdu(tag, content).encode()
+            return bytes((tag,)) + axdr.encode_length(len(content)) + content  # CipheredApdu(tag, content).encode()
         container = Container.GENERAL_GLO_DED
     if container is Container.GENERAL_GLO_DED:
         tag = Tag.GENERAL_DED_CIPHERING if protection.dedicated else Tag.GENERAL_GLO_CIPHERING

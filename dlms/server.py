@@ -85,7 +85,7 @@ class Session:
     ``ctx.association``."""
 
     __slots__ = ("client_sap", "server_max_pdu", "association", "outbound", "inbound", "gbt_in", "gbt_out",
-                 "after_response", "_server", "peer")
+                 "after_response", "_server", "peer", "_rights", "_rights_for", "object_context")
 
     def __init__(self, client_sap: int, server_max_pdu: int = 1024, server: "Server | None" = None, peer: str = ""):
         self.client_sap = client_sap
@@ -98,6 +98,11 @@ class Session:
         self.gbt_out: gbt.GbtSender | None = None  # an answer leaving in general-block-transfer
         self.after_response: list[Callable[[], object]] = []  # run once the current answer is built
         self._server = server
+        # each object's rights under this association, as its policy's rule gave them: the
+        # rule is asked once per object per association (see Server._lookup)
+        self._rights: dict[CosemObject, object] = {}
+        self._rights_for: AssociationContext | None = None
+        self.object_context = Context(client_sap, self)  # what every object this session asks sees
 
     # --- what the association negotiated ----------------------------------------------
     @property
@@ -162,6 +167,12 @@ _REQUIRED = {
     apdu.ActionRequestNextPblock: C.ACTION | C.BLOCK_TRANSFER_WITH_ACTION,
 }
 del C
+# plain ints for the per-request checks: ``IntFlag & IntFlag`` runs Python code (about
+# 3 us each on this machine, several per request); ``int & int`` does not
+_REQUIRED_BITS = {kind: int(bits) for kind, bits in _REQUIRED.items()}
+_GBT = int(Conformance.GENERAL_BLOCK_TRANSFER)
+_SELECTIVE_ACCESS = int(Conformance.SELECTIVE_ACCESS)
+_BROADCAST_KEY = int(SecurityControl.BROADCAST_KEY)
 GBT_WINDOW = 8  # the window we advertise for requests the client streams to us
 
 
@@ -233,7 +244,7 @@ class Server:
                     return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE),)
                 return self._general_block_transfer(session, request, now)
             context = session.association.context
-            if not context.conformance & Conformance.GENERAL_BLOCK_TRANSFER:
+            if not int(context.conformance) & _GBT:
                 response = self._answer(session, request, now, context.room)
                 return NOTHING if response is None else (response,)
             # general-block-transfer negotiated: a long answer goes in GBT, not in
@@ -320,8 +331,8 @@ class Server:
             raise SecurityError("general ciphering from another system title")
         if sealed.recipient and sealed.recipient != sec.system_title:
             raise SecurityError("general ciphering addressed to another system")
-        control, required = sealed.header.control, sec.required_control
-        if control & required != required or control & SecurityControl.BROADCAST_KEY:
+        control, required = sealed.header.control, int(sec.required_control)
+        if control & required != required or control & _BROADCAST_KEY:
             raise SecurityError(f"security control 0x{control:02x} weaker than required 0x{required:02x}")
         key = protection.key_for(sealed.protection, encryption_key=sec.encryption_key, dedicated_key=dedicated_key,
                                  master_key=sec.master_key)
@@ -577,12 +588,12 @@ class Server:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE)
         else:
             try:
-                required = _REQUIRED[kind]
+                required = _REQUIRED_BITS[kind]
             except KeyError:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
-            if association.context.conformance & required != required:
+            if int(association.context.conformance) & required != required:
                 return _exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.SERVICE_NOT_SUPPORTED)
-        ctx = Context(session.client_sap, session)
+        ctx = session.object_context
         if kind is apdu.GetRequestNormal:
             return self._get_normal(session, req, ctx, room)
         if kind is apdu.GetRequestNext:
@@ -628,8 +639,19 @@ class Server:
         obj = self.objects.get(desc.instance)
         if obj is None or obj.CLASS_ID != desc.class_id:
             return None, None
-        policy = session.association.context.policy
-        rights = policy.rights(obj) if policy else None
+        context = session.association.context
+        cache = session._rights
+        if session._rights_for is not context:
+            # a new association (or its HLS completed, or it was released): the context is a
+            # new value at every transition, so rights kept from the old one are dropped
+            cache.clear()
+            session._rights_for = context
+        try:
+            return obj, cache[obj]
+        except KeyError:
+            pass
+        policy = context.policy
+        rights = cache[obj] = policy.rights(obj) if policy else None
         return obj, rights
 
     def _get_value(self, session, desc, selection, ctx):
@@ -638,7 +660,7 @@ class Server:
             return DataAccessResult.OBJECT_UNDEFINED
         if not rights.attribute(desc.attribute).readable:
             return DataAccessResult.READ_WRITE_DENIED
-        if selection is not None and not session.association.context.conformance & Conformance.SELECTIVE_ACCESS:
+        if selection is not None and not int(session.association.context.conformance) & _SELECTIVE_ACCESS:
             return DataAccessResult.SCOPE_OF_ACCESS_VIOLATED
         try:
             return obj.get(desc.attribute, selection, ctx)

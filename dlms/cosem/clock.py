@@ -54,6 +54,10 @@ class Clock(CosemObject):
         self._status = status
         self._set_time_zone = set_time_zone
         self._preset: tuple[datetime, datetime, datetime] | None = None
+        # the last time attribute sent, by what it was made of: the meter's time moves on
+        # at its metering ticks, so most reads between two ticks send the same 12 octets
+        self._sent_key: tuple | None = None
+        self._sent: axdr.OctetString | None = None
 
     def _apply(self, t: datetime) -> None:
         if self._set_time is None:
@@ -61,10 +65,14 @@ class Clock(CosemObject):
         self._set_time(t)
 
     def get_time(self, ctx):
-        dt = CosemDateTime.from_datetime(self._now().replace(tzinfo=None),
-                                         deviation=self.time_zone if self.send_deviation else None,
-                                         clock_status=self._status())
-        return axdr.OctetString(dt.encode())
+        now = self._now()
+        # the zone too: two aware times of one instant are equal, yet read differently
+        key = (now, now.tzinfo, self.time_zone if self.send_deviation else None, self._status())
+        if key != self._sent_key:
+            dt = CosemDateTime.from_datetime(now.replace(tzinfo=None), deviation=key[2], clock_status=key[3])
+            self._sent = axdr.OctetString(dt.encode())
+            self._sent_key = key
+        return self._sent
 
     def set_time(self, value, ctx):
         t = parse_date_time(value)  # TYPE_UNMATCHED for anything but a whole date-time

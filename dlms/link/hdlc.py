@@ -41,6 +41,7 @@ from bijli.dlms.link.hdlc_frame import (
     LLC_REQUEST,
     LLC_RESPONSE,
     MAX_INFO_FIELD,
+    POLL_FINAL,
     Frame,
     FrameReader,
     FrameType,
@@ -51,6 +52,7 @@ from bijli.dlms.link.hdlc_frame import (
     decode_parameters,
     encode_frame,
     encode_parameters,
+    frame_bytes,
 )
 
 _client_addr = client_address  # the constructor's keyword of the same name shadows it
@@ -144,12 +146,20 @@ class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
 
+    # members are singletons: hashing by identity is the same relation as Enum's hash of
+    # the name, without a Python call for every lookup in the state tables
+    __hash__ = object.__hash__
+
 
 class State(enum.Enum):
     NDM = "normal disconnected mode"
     AWAIT_UA = "SNRM sent"  # client only
     NRM = "normal response mode"
     AWAIT_DISC_UA = "DISC sent"  # client only
+
+    # members are singletons: hashing by identity is the same relation as Enum's hash of
+    # the name, without a Python call for every lookup in the state tables
+    __hash__ = object.__hash__
 
 
 class HdlcTrigger(enum.Enum):
@@ -173,6 +183,10 @@ class HdlcTrigger(enum.Enum):
     # server only: frames that are not the link's own business
     BAD_SNRM = "SNRM with unreadable parameters"
     STRANGER_POLL = "I/RR/RNR/DISC from a client the link is not with"
+
+    # members are singletons: hashing by identity is the same relation as Enum's hash of
+    # the name, without a Python call for every lookup in the state tables
+    __hash__ = object.__hash__
 
 
 # --- the connection ---------------------------------------------------------------------
@@ -242,6 +256,7 @@ class HdlcConnection:
         self._snrm_info: bytes = b""
         self._proposal = DEFAULT_PARAMETERS  # client: what our SNRM offered
         self._reply_source: HdlcAddress = server_address  # server: the address form the client used
+        self._addresses: tuple[HdlcAddress, HdlcAddress, bytes] | None = None  # the data path's, encoded
         self._reset_link()
 
     # -- public API ---------------------------------------------------------------------
@@ -544,6 +559,13 @@ class HdlcConnection:
             self._got_turn()
 
     def _take_segment(self, info: bytes, segmented: bool) -> None:
+        if not segmented and not self._rx_parts and not self._rx_discarding:
+            # the common case, a whole APDU in one frame: nothing to join
+            if len(info) > self.max_apdu_length + len(LLC_REQUEST):
+                self._events.append(FrameDropped(f"APDU longer than {self.max_apdu_length} bytes"))
+                return
+            self._deliver(info)
+            return
         if not self._rx_discarding:
             self._rx_parts.append(info)
             self._rx_length += len(info)
@@ -559,6 +581,10 @@ class HdlcConnection:
         self._rx_discarding = False
         if discarding:
             return
+        self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
+        """A whole reassembled information field: the APDU behind its LLC header."""
         if data[:3] not in (LLC_REQUEST, LLC_RESPONSE):
             self._events.append(FrameDropped(f"I frame without the LLC header: {data[:3].hex()}"))
             return
@@ -596,12 +622,19 @@ class HdlcConnection:
             dest, src = self.server_address, self.own_client
         else:
             dest, src = client_address(self.peer_client), self._reply_source
+        addresses = self._addresses
+        if addresses is None or addresses[0] is not dest or addresses[1] is not src:
+            addresses = self._addresses = (dest, src, dest.encode() + src.encode())
+        # the same bytes encode_frame(Frame(...)) gives, without a Frame per frame: the
+        # control field is N(R) | P/F | N(S) << 1 for I, N(R) | P/F | 01 for RR (clause 6.4.3.4)
+        head = addresses[2]
+        nr = self._vr << 5
         if not frames:
-            self._out += encode_frame(Frame(FrameType.RR, dest, src, b"", True, 0, self._vr))
+            self._out += frame_bytes(head, nr | POLL_FINAL | 0x01, b"")
         else:
             last = len(frames) - 1
             for n, (ns, info, seg) in enumerate(frames):
-                self._out += encode_frame(Frame(FrameType.I, dest, src, info, n == last, ns, self._vr, seg))
+                self._out += frame_bytes(head, nr | (POLL_FINAL if n == last else 0) | (ns << 1), info, seg)
         self._turn = False
         self._want_poll = False
         if client:

@@ -46,6 +46,10 @@ class FrameType(enum.Enum):
     FRMR = "FRMR"
     UI = "UI"
 
+    # members are singletons: hashing by identity is the same relation as Enum's hash of
+    # the name, without a Python call for every dict and set lookup on the frame path
+    __hash__ = object.__hash__
+
 
 # control field of U frames with the P/F bit clear (ISO/IEC 13239 table 6)
 _U_CODES = {
@@ -112,7 +116,14 @@ class HdlcAddress:
 
 def client_address(sap: int) -> HdlcAddress:
     """The 1-byte client address for a client SAP (16 public, 32 reader, 48 utility)."""
-    return HdlcAddress(sap, None, 1)
+    address = _CLIENT_ADDRESSES.get(sap)
+    if address is None:
+        address = HdlcAddress(sap, None, 1)  # validates: at most 0x7F such values are kept
+        _CLIENT_ADDRESSES[sap] = address
+    return address
+
+
+_CLIENT_ADDRESSES: dict[int, HdlcAddress] = {}
 
 
 @dataclass(frozen=True)
@@ -231,15 +242,21 @@ class Frame:
 
 def encode_frame(frame: Frame) -> bytes:
     """The frame with its flags, HCS and FCS, ready for the line."""
-    head = frame.destination.encode() + frame.source.encode()
-    info = frame.info
-    length = 2 + len(head) + 1 + 2 + (len(info) + 2 if info else 0)
+    return frame_bytes(frame.destination.encode() + frame.source.encode(), frame.control, frame.info,
+                       frame.segmented)
+
+
+def frame_bytes(addresses: bytes, control: int, info: bytes, segmented: bool = False) -> bytes:
+    """A frame from its encoded addresses (destination then source) and control byte:
+    what :func:`encode_frame` does once the addresses are known, for a link that sends
+    many frames between the same two stations without building a :class:`Frame` each."""
+    length = 2 + len(addresses) + 1 + 2 + (len(info) + 2 if info else 0)
     if length > MAX_FRAME_LENGTH:
         raise HdlcError(f"frame of {length} bytes exceeds the 11-bit length field")
-    fmt = (FORMAT_TYPE_3 << 12) | (SEGMENTATION_BIT if frame.segmented else 0) | length
+    fmt = (FORMAT_TYPE_3 << 12) | (SEGMENTATION_BIT if segmented else 0) | length
     body = bytearray(fmt.to_bytes(2, "big"))
-    body += head
-    body.append(frame.control)
+    body += addresses
+    body.append(control)
     if info:
         body += fcs16(body).to_bytes(2, "little")
         body += info
@@ -263,15 +280,28 @@ def _decode_address(b, p: int, end: int) -> tuple[HdlcAddress, int]:
         if p - start >= 4:
             raise FrameError("address longer than 4 bytes")
     p += 1
-    raw = b[start:p]
+    raw = bytes(b[start:p])
+    address = _ADDRESSES.get(raw)
+    if address is not None:
+        return address, p
     n = len(raw)
     if n == 1:
-        return HdlcAddress(raw[0] >> 1, None, 1), p
-    if n == 2:
-        return HdlcAddress(raw[0] >> 1, raw[1] >> 1, 2), p
-    if n == 4:
-        return HdlcAddress(((raw[0] >> 1) << 7) | (raw[1] >> 1), ((raw[2] >> 1) << 7) | (raw[3] >> 1), 4), p
-    raise FrameError(f"address of {n} bytes (only 1, 2 or 4 are allowed)")
+        address = HdlcAddress(raw[0] >> 1, None, 1)
+    elif n == 2:
+        address = HdlcAddress(raw[0] >> 1, raw[1] >> 1, 2)
+    elif n == 4:
+        address = HdlcAddress(((raw[0] >> 1) << 7) | (raw[1] >> 1), ((raw[2] >> 1) << 7) | (raw[3] >> 1), 4)
+    else:
+        raise FrameError(f"address of {n} bytes (only 1, 2 or 4 are allowed)")
+    if len(_ADDRESSES) >= _ADDRESSES_KEPT:
+        _ADDRESSES.clear()  # a line full of strangers cannot grow it without bound
+    _ADDRESSES[raw] = address
+    return address, p
+
+
+# every frame names the same two stations: their decoded addresses (frozen values) are kept
+_ADDRESSES: dict[bytes, HdlcAddress] = {}
+_ADDRESSES_KEPT = 256
 
 
 def _decode_control(c: int) -> tuple[FrameType, int, int, bool]:
@@ -300,8 +330,9 @@ def _header_end(b, end: int) -> int:
     return p + 1
 
 
-def _decode_body(b: bytes) -> Frame:
-    """The bytes between the flags: format field through FCS."""
+def _decode_body(b: bytes, hcs_checked: bool = False) -> Frame:
+    """The bytes between the flags: format field through FCS (``hcs_checked``: the
+    reader has already checked the HCS of this very header)."""
     n = len(b)
     if n < 7:
         raise FrameError(f"frame body of {n} bytes is shorter than the minimum 7")
@@ -320,7 +351,7 @@ def _decode_body(b: bytes) -> Frame:
     if n == p + 2:
         info = b""
     elif n >= p + 5:
-        if fcs16(b[:p]) != b[p] | (b[p + 1] << 8):
+        if not hcs_checked and fcs16(b[:p]) != b[p] | (b[p + 1] << 8):
             raise FrameError("bad HCS")
         info = bytes(b[p + 2 : n - 2])
     else:
@@ -328,7 +359,16 @@ def _decode_body(b: bytes) -> Frame:
     if fcs16(b[: n - 2]) != b[n - 2] | (b[n - 1] << 8):
         raise FrameError("bad FCS")
     kind, ns, nr, pf = _decode_control(control)
-    return Frame(kind, dest, src, info, pf, ns, nr, bool(fmt & SEGMENTATION_BIT))
+    # every field is checked above and _decode_control gives N(S) only to I frames and N(R)
+    # only to I/RR/RNR, as 3-bit fields: the frame is filled in directly instead of being
+    # validated again by __post_init__ (a frozen dataclass's __init__ is the slow part)
+    frame = _new_frame(Frame)
+    frame.__dict__.update(kind=kind, destination=dest, source=src, info=info, poll_final=pf, send_sequence=ns,
+                          receive_sequence=nr, segmented=bool(fmt & SEGMENTATION_BIT))
+    return frame
+
+
+_new_frame = object.__new__
 
 
 def decode_frame(data: bytes | bytearray | memoryview) -> Frame:
@@ -407,6 +447,6 @@ class FrameReader:
             body = bytes(buf[1 : 1 + length])
             del buf[: 1 + length]  # keep the closing flag: it may open the next frame
             try:
-                return _decode_body(body)
+                return _decode_body(body, hcs_checked=True)
             except FrameError as exc:
                 return exc

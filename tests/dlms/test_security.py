@@ -48,13 +48,22 @@ def test_hls_gmac_matches_gurux():
 
 
 @settings(max_examples=60)
-@given(st.binary(max_size=64), st.integers(0, 16 + 40))
-def test_any_tampering_is_detected(plain, flip):
-    ct = bytearray(s.encrypt(0x30, TITLE, 5, EK, AK, plain))
+@given(st.binary(max_size=64), st.integers(0, 16 + 40), st.sampled_from((0x10, 0x30)))
+def test_any_tampering_is_detected(plain, flip, control):
+    ct = bytearray(s.encrypt(control, TITLE, 5, EK, AK, plain))
     pos = flip % len(ct)
     ct[pos] ^= 0x01
     with pytest.raises(SecurityError):
         s.decrypt(bytes(ct), TITLE, EK, AK)
+
+
+@pytest.mark.parametrize("control", (0x10, 0x30))
+def test_a_wrong_key_title_or_authentication_key_fails_the_tag(control):
+    ct = s.encrypt(control, TITLE, 9, EK, AK, b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x01")
+    for title, ek, ak in ((TITLE, bytes(16), AK), (b"OTHER123", EK, AK), (TITLE, EK, bytes(16))):
+        with pytest.raises(SecurityError):
+            s.decrypt(ct, title, ek, ak)
+    assert s.decrypt(ct, TITLE, EK, AK)[1] == b"\xc4\x01\xc1\x00\x06\x00\x00\x00\x01"
 
 
 @settings(max_examples=60)

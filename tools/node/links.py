@@ -33,18 +33,36 @@ import asyncio
 import ipaddress
 import logging
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from bijli.dlms.errors import DlmsError, LinkError
 from bijli.dlms.link import hdlc, mode_e, wrapper
 from bijli.dlms.link.hdlc import HdlcAddress, HdlcConnection, Role
-from bijli.dlms.server import Server, Session
-# what the meter offers in the UA (a client proposing less gets less): the same values its
-# IEC HDLC setup object reports, from the one place they are defined
-from bijli.firmware.cosem.communication import HDLC_MAX_INFO, HDLC_WINDOW
 from bijli.hal.errors import InactivityTimeout
-from bijli.hal.serial import SerialLine
 from bijli.hal.tcp import SocketLine, parse_endpoint
+
+# The client side (bijli read, bijli dlms ..., the bench) imports this module too, and
+# needs neither the server nor the firmware nor pyserial: those are imported where the
+# meter's side (or a serial target) uses them, so a one-shot client starts light.
+if TYPE_CHECKING:  # pragma: no cover
+    from bijli.dlms.server import Server, Session
+    from bijli.hal.serial import SerialLine
+
+
+def _offered_hdlc() -> tuple[int, int]:
+    """What the meter offers in the UA (a client proposing less gets less): the same
+    values its IEC HDLC setup object reports, from the one place they are defined."""
+    from bijli.firmware.cosem.communication import HDLC_MAX_INFO, HDLC_WINDOW
+
+    return HDLC_MAX_INFO, HDLC_WINDOW
+
+
+def __getattr__(name: str) -> int:  # PEP 562: links.HDLC_MAX_INFO / HDLC_WINDOW, looked up on use
+    if name == "HDLC_MAX_INFO":
+        return _offered_hdlc()[0]
+    if name == "HDLC_WINDOW":
+        return _offered_hdlc()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = logging.getLogger("bijli.links")
 
@@ -196,10 +214,11 @@ class HdlcShell:
     def __init__(self, server: Server, write: Callable[[bytes], None], *, physical_address: int = 16,
                  inactivity_timeout: float | None = 120.0, peer: str = "") -> None:
         address = HdlcAddress(MANAGEMENT_SAP, physical_address)
+        max_info, window = _offered_hdlc()
 
         def new_link() -> HdlcConnection:
-            return HdlcConnection(Role.SERVER, server_address=address, max_info_length=HDLC_MAX_INFO,
-                                  window=HDLC_WINDOW, inactivity_timeout=inactivity_timeout)
+            return HdlcConnection(Role.SERVER, server_address=address, max_info_length=max_info,
+                                  window=window, inactivity_timeout=inactivity_timeout)
 
         self._new_link = new_link
         self.server = server
@@ -587,6 +606,8 @@ def open_client_transport(target: str, client_sap: int, *, hdlc_over_tcp: bool =
             return WrapperTransport(line, client_sap, MANAGEMENT_SAP, timeout)
         transport = HdlcTransport(line, client_sap, server_address, timeout=timeout)
     else:
+        from bijli.hal.serial import SerialLine
+
         sline = SerialLine(rest, 300 if use_mode_e else 9600, 7 if use_mode_e else 8, "E" if use_mode_e else "N")
         try:
             if use_mode_e:
