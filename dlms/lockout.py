@@ -269,7 +269,8 @@ class Lockout:
         entry = self._peers.get((peer, client_sap), CLEAR)
         if entry.state is not PeerState.WAITING:
             return 0.0
-        return max(0.0, entry.until - now)
+        # until = then + delay, so until - now can exceed the delay by a rounding step
+        return min(self.policy.max_delay, max(0.0, entry.until - now))
 
     def failed(self, peer: str, client_sap: int, now: float) -> float:
         """A judged authentication from ``peer`` failed; the wait it starts now (0: none)."""
@@ -280,7 +281,9 @@ class Lockout:
         after = transition(entry, event, LockoutStep(now, self.policy, under_attack))
         self._put(key, after)
         self._changed(now)
-        return after.until - now if event is Input.LAST_FAILURE else 0.0
+        if event is not Input.LAST_FAILURE:
+            return 0.0
+        return min(self.policy.max_delay, max(0.0, after.until - now))  # no rounding step past the cap
 
     def passed(self, peer: str, client_sap: int, now: float) -> None:
         """A judged authentication from ``peer`` passed: the peer is clear again."""

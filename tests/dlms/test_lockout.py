@@ -240,3 +240,15 @@ def test_the_pending_hls_cap_drops_the_oldest_challenge():
         c.session.parse_hls_response(c.transport.request(c.session.hls_request()))
         assert c.transport.session.associated
     assert server.lockout.pending == 0
+
+
+def test_a_wait_never_exceeds_the_cap_by_a_rounding_step():
+    """The history Hypothesis found: until = then + cap, so until - now came out as
+    120.00000000000001 after a fractional clock."""
+    policy = LockoutPolicy(allowance=2, base_delay=5.0, max_delay=120.0, forget_after=3600.0, alarm_after=4,
+                           max_peers=6, pending_per_peer=2, max_pending=16)
+    table = Lockout(policy)
+    waits = [table.failed("a", 48, 0.0) for _ in range(3)]
+    waits.append(table.failed("b", 48, 8.736130474068023))
+    assert all(0.0 <= w <= policy.max_delay for w in waits)
+    assert table.waiting("b", 48, 8.736130474068023) <= policy.max_delay
