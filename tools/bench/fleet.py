@@ -8,8 +8,15 @@ stay flat): the dormant record's size and the process's memory growth per meter,
 the time to first start and to resume a meter, the cost of one 30-minute
 profile-capture boundary across the fleet in one commit group, the start-up of the
 listeners (one per meter at its own loopback address), and idle CPU on a real clock
-with every listener open. Targets are issue 12's, per meter (8 GB / 250,000 = 32 KB;
-60 s / 250,000 for start-up; one core at idle).
+with every listener open; and, on ``BIJLI_BENCH_FLEET_STORM`` dormant meters (default
+200), associations per second (one meter-reader association with a GET and a release
+per dormant meter, one at a time: hydration, object list and server included) and the
+storm's deliveries per second (``bijli storm``'s own engine, 32 associations at once,
+vend journal and storm journal on disk), head-end and meters on one event loop in this
+one process, per CPU-second of this process (both sides on one core; other sessions'
+load on the machine does not count, pin the bench with ``taskset -c 1`` all the same). Targets are
+issue 12's, per meter (8 GB / 250,000 = 32 KB; 60 s / 250,000 for start-up; one core at
+idle; 250,000 deliveries in 10 minutes = 417/s, over the machine's two cores).
 """
 
 from __future__ import annotations
@@ -93,6 +100,41 @@ async def _listen(meters: int, state: Path) -> tuple[float, float]:
     return start, idle
 
 
+async def _storm(meters: int, state: Path) -> tuple[float, float, int]:
+    """(associations/s, deliveries/s, meters credited wrongly) on ``meters`` dormant meters."""
+    from bijli.tools.storm import vending
+    from bijli.tools.storm.delivery import MeterTarget, read_credit
+    from bijli.tools.storm.engine import Options, Storm
+    from bijli.tools.storm.journal import Journal
+
+    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "storm.db"),
+                         SimClock(START, rate=0), cache_size=CACHE)
+    try:
+        endpoints = await fleet_serve.serve(engine, host="127.0.0.1", base_port=0)
+        rows = fleet_serve.manifest(engine, endpoints)["meters"]  # every meter born, then dormant
+        targets = [MeterTarget.from_row(r, i) for i, r in enumerate(rows)]
+        c0 = time.process_time()  # CPU, not wall: other load on the machine does not count
+        for t in targets:
+            await read_credit(t, timeout=30)
+        associations = len(targets) / (time.process_time() - c0)
+        credit = vending.plan("100")
+        journal = Journal.open(state / "storm.jsonl", {"manifest": "bench", "meters": len(targets),
+                                                       "amount": str(credit.value)})
+        try:
+            journal.append_now(vending.vend(rows, credit, datetime(2024, 6, 18, 11, 30), state / "vend.json"))
+            storm = Storm(targets, journal, Options(concurrency=32, timeout=30), progress_out=None)
+            verified = await storm.run()
+            deliveries = storm.stats.done / storm.delivery_cpu
+        finally:
+            journal.close()
+        wrong = len(targets) - sum(1 for v in verified.values() if v["ok"])
+    finally:
+        for listener in engine.listeners:
+            listener.close()
+        engine.shutdown()
+    return associations, deliveries, wrong
+
+
 def bench() -> list[BenchResult]:
     meters = int(os.environ.get("BIJLI_BENCH_FLEET_METERS", "300"))
     wanted = int(os.environ.get("BIJLI_BENCH_FLEET_LISTENERS", str(meters)))
@@ -103,10 +145,17 @@ def bench() -> list[BenchResult]:
     with tempfile.TemporaryDirectory() as tmp:
         rows = engine_figures(meters, Path(tmp))
         start, idle = asyncio.run(_listen(listeners, Path(tmp)))
+        storm_meters = int(os.environ.get("BIJLI_BENCH_FLEET_STORM", "200"))
+        associations, deliveries, wrong = asyncio.run(_storm(storm_meters, Path(tmp)))
     rows += [
         BenchResult(f"fleet: start-up of {listeners} listeners at own loopback addresses", start, "s"),
         BenchResult("fleet: start-up per listener (60 s / 250,000 = 240 us)", start / listeners * 1e6, "us",
                     60 / FLEET_TARGET * 1e6, False),
         BenchResult("fleet: idle CPU on a real clock, listeners open", idle * 100, "% of one core", 100, False),
+        BenchResult(f"fleet: associations per CPU-s, dormant meters one at a time ({storm_meters} meters)", associations,
+                    "/s"),
+        BenchResult("fleet: storm deliveries per CPU-s, head-end and meters on one core", deliveries, "/s",
+                    FLEET_TARGET / 600 / 2),
+        BenchResult("fleet: storm meters not credited exactly once", wrong, "meters", 0, False),
     ]
     return rows

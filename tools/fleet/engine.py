@@ -147,13 +147,18 @@ class FleetEngine:
         node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"],
                          lazy_objects=True)
         node._load = ram["load"]
+        node.security.counters.resume(ram["counters"])
         return node
 
     def _dehydrate(self, index: int) -> None:
         node = self._hydrated.pop(index)
-        node.security.counters.flush()  # a restart of the fleet then resumes the counters exactly
+        # The invocation counters are RAM too: kept here, not flushed to the shard (a flush
+        # per eviction was a commit per association, and the next association then had to
+        # reserve again: another). The shard holds their reservations, so a crash of the
+        # fleet still never reuses one; a clean shutdown flushes them exactly.
         ram = {"meter": node.meter.volatile(), "source": node.source, "load": node._load,
-               "offset": node.clock.offset}  # type: ignore[attr-defined]
+               "offset": node.clock.offset,  # type: ignore[attr-defined]
+               "counters": node.security.counters.positions()}
         self._dormant[index] = zlib.compress(pickle.dumps(ram, protocol=pickle.HIGHEST_PROTOCOL), ZLIB_LEVEL)
         self.dehydrations += 1
 
@@ -181,6 +186,7 @@ class FleetEngine:
         with self.store.group():
             for index in list(self._dormant):
                 with self.observe(index) as node:
+                    node.security.counters.flush()
                     node.meter.save()
             for index, node in list(self._hydrated.items()):
                 node.security.counters.flush()
