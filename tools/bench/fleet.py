@@ -4,7 +4,8 @@ Runs a :class:`~tools.fleet.engine.FleetEngine` on a real shard database in a
 temporary directory with ``BIJLI_BENCH_FLEET_METERS`` meters (default 300) and
 ``BIJLI_BENCH_FLEET_LISTENERS`` listeners (default as many; capped by RLIMIT_NOFILE; the
 figures are per meter, so a small fleet gives them, and a large one checks that they
-stay flat): the dormant record's size and the process's memory growth per meter,
+stay flat): the dormant record's size, the process's memory growth per meter (all of
+it, and what one more meter adds once the cache of hydrated meters is full),
 the time to first start and to resume a meter, the cost of one 30-minute
 profile-capture boundary across the fleet in one commit group, the start-up of the
 listeners (one per meter at its own loopback address), and idle CPU on a real clock
@@ -22,6 +23,7 @@ idle; 250,000 deliveries in 10 minutes = 417/s, over the machine's two cores).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import tempfile
@@ -50,14 +52,25 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
     base = config.load(None)
     engine = FleetEngine(base, range(meters), ShardStore.open(state / "shard.db"), SimClock(START, rate=0),
                          cache_size=CACHE)
+    gc.collect()
+    gc.freeze()  # as bijli fleet --shard does once it serves (FleetEngine._collect)
     rss0 = _rss_bytes()
     t0 = time.perf_counter()
+    third = meters // 3
     with engine.store.group():
         for i in range(meters):
+            if i == third:
+                rss_third = _rss_bytes()
             with engine.observe(i) as node:
                 node.set_load(5.0 + i % 7, 0.9, True, None)
     born = (time.perf_counter() - t0) / meters
-    rss = (_rss_bytes() - rss0) / meters
+    rss_end = _rss_bytes()
+    rss = (rss_end - rss0) / meters
+    # the last two thirds of the meters only: the cache of hydrated meters (about 200 KB
+    # each) and sqlite's page cache are full by then, so this is what one more meter costs,
+    # what 250,000 meters scale by; the rest of the growth is fixed
+    marginal = (rss_end - rss_third) / max(1, meters - third)
+    fixed = max(0.0, rss_end - rss0 - marginal * meters)
     record = engine.dormant_bytes() / max(1, meters - engine.hydrated)
     t0 = time.perf_counter()
     with engine.store.group():
@@ -77,6 +90,9 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
     return [
         BenchResult(f"fleet: dormant record per meter ({meters} meters)", record, "bytes", 32 * 1024, False),
         BenchResult("fleet: process memory growth per meter (records + shard cache)", rss, "bytes", 32 * 1024, False),
+        BenchResult("fleet: memory per additional meter (last two thirds of the meters)", marginal, "bytes",
+                    32 * 1024, False),
+        BenchResult(f"fleet: fixed memory (cache of {CACHE} hydrated meters, sqlite)", fixed / 2**20, "MB"),
         BenchResult("fleet: first start of a meter (hydrate, born)", born * 1000, "ms"),
         BenchResult("fleet: resume + re-dehydrate a meter (MeterNode, objects lazy)", resumed * 1000, "ms"),
         # walked eagerly on a real clock, a boundary must be done before the next one
@@ -87,7 +103,11 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
 
 
 async def _listen(meters: int, state: Path) -> tuple[float, float]:
-    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "listen.db"), RealClock(330))
+    # meters somewhere in a large fleet, by this process's id: their loopback addresses do not
+    # collide with a bijli meter on 127.0.0.1:4059 or with a second bench run side by side
+    first = 1 + (os.getpid() % 400) * 20_000
+    engine = FleetEngine(config.load(None), range(first, first + meters), ShardStore.open(state / "listen.db"),
+                         RealClock(330))
     t0 = time.perf_counter()
     await fleet_serve.serve(engine)
     start = time.perf_counter() - t0
