@@ -28,6 +28,7 @@ import os
 import resource
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -52,8 +53,24 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
     base = config.load(None)
     engine = FleetEngine(base, range(meters), ShardStore.open(state / "shard.db"), SimClock(START, rate=0),
                          cache_size=CACHE)
+    with _frozen():
+        return _engine_figures(engine, meters, state)
+
+
+@contextmanager
+def _frozen():
+    """The start-up objects out of the cycle collector's scans, as ``bijli fleet --shard``
+    has them once it serves (:meth:`FleetEngine._collect`), then back: the bench may run
+    inside another program (a test)."""
     gc.collect()
-    gc.freeze()  # as bijli fleet --shard does once it serves (FleetEngine._collect)
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _engine_figures(engine: FleetEngine, meters: int, state: Path) -> list[BenchResult]:
     rss0 = _rss_bytes()
     t0 = time.perf_counter()
     third = meters // 3
@@ -122,36 +139,41 @@ async def _listen(meters: int, state: Path) -> tuple[float, float]:
 
 async def _storm(meters: int, state: Path) -> tuple[float, float, int]:
     """(associations/s, deliveries/s, meters credited wrongly) on ``meters`` dormant meters."""
+    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "storm.db"),
+                         SimClock(START, rate=0), cache_size=CACHE)
+    try:
+        with _frozen():
+            return await _storm_on(engine, state)
+    finally:
+        for listener in engine.listeners:
+            listener.close()
+        engine.shutdown()
+
+
+async def _storm_on(engine: FleetEngine, state: Path) -> tuple[float, float, int]:
     from bijli.tools.storm import vending
     from bijli.tools.storm.delivery import MeterTarget, read_credit
     from bijli.tools.storm.engine import Options, Storm
     from bijli.tools.storm.journal import Journal
 
-    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "storm.db"),
-                         SimClock(START, rate=0), cache_size=CACHE)
+    endpoints = await fleet_serve.serve(engine, host="127.0.0.1", base_port=0)
+    rows = fleet_serve.manifest(engine, endpoints)["meters"]  # every meter born, then dormant
+    targets = [MeterTarget.from_row(r, i) for i, r in enumerate(rows)]
+    c0 = time.process_time()  # CPU, not wall: other load on the machine does not count
+    for t in targets:
+        await read_credit(t, timeout=30)
+    associations = len(targets) / (time.process_time() - c0)
+    credit = vending.plan("100")
+    journal = Journal.open(state / "storm.jsonl", {"manifest": "bench", "meters": len(targets),
+                                                   "amount": str(credit.value)})
     try:
-        endpoints = await fleet_serve.serve(engine, host="127.0.0.1", base_port=0)
-        rows = fleet_serve.manifest(engine, endpoints)["meters"]  # every meter born, then dormant
-        targets = [MeterTarget.from_row(r, i) for i, r in enumerate(rows)]
-        c0 = time.process_time()  # CPU, not wall: other load on the machine does not count
-        for t in targets:
-            await read_credit(t, timeout=30)
-        associations = len(targets) / (time.process_time() - c0)
-        credit = vending.plan("100")
-        journal = Journal.open(state / "storm.jsonl", {"manifest": "bench", "meters": len(targets),
-                                                       "amount": str(credit.value)})
-        try:
-            journal.append_now(vending.vend(rows, credit, datetime(2024, 6, 18, 11, 30), state / "vend.json"))
-            storm = Storm(targets, journal, Options(concurrency=32, timeout=30), progress_out=None)
-            verified = await storm.run()
-            deliveries = storm.stats.done / storm.delivery_cpu
-        finally:
-            journal.close()
-        wrong = len(targets) - sum(1 for v in verified.values() if v["ok"])
+        journal.append_now(vending.vend(rows, credit, datetime(2024, 6, 18, 11, 30), state / "vend.json"))
+        storm = Storm(targets, journal, Options(concurrency=32, timeout=30), progress_out=None)
+        verified = await storm.run()
+        deliveries = storm.stats.done / storm.delivery_cpu
     finally:
-        for listener in engine.listeners:
-            listener.close()
-        engine.shutdown()
+        journal.close()
+    wrong = len(targets) - sum(1 for v in verified.values() if v["ok"])
     return associations, deliveries, wrong
 
 
