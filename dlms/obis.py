@@ -9,6 +9,7 @@ back, and turned into the 6-octet logical name the protocol carries.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from bijli.dlms.errors import ObisError
@@ -40,6 +41,10 @@ class Obis(NamedTuple):
             return cls.from_bytes(text)
         if not isinstance(text, str):
             raise ObisError(f"not an OBIS code: {text!r}")
+        return _parse_text(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> "Obis":
         m = _DOTTED.match(text)
         if m:
             groups = [int(g) for g in m.groups()]
@@ -68,3 +73,11 @@ class Obis(NamedTuple):
     def iec(self) -> str:
         """The IEC reduced form, e.g. ``1-0:1.8.0*255``."""
         return "%d-%d:%d.%d.%d*%d" % self
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Obis:
+    """Parsing is pure and an object list names the same few hundred codes every time it
+    is built (a fleet builds one per association): parse each text once. A bad text
+    raises every time (exceptions are not cached)."""
+    return Obis._parse(text)

@@ -331,6 +331,22 @@ class InvocationCounters:
         self._stored[name] = 0
         self.store.save(name, 0)
 
+    def positions(self) -> dict[str, int]:
+        """The counters' RAM: the next usable or acceptable value per name. The store holds
+        only reservations above them; a host that keeps a powered server's RAM apart (a
+        fleet's dormant meter) keeps this and hands it to :meth:`resume`."""
+        return dict(self._next)
+
+    def resume(self, positions: dict[str, int]) -> None:
+        """Carry on at ``positions`` (what :meth:`positions` returned for this store, the
+        meter powered throughout): no store write when they are within the reservations,
+        as they are unless the store was changed behind our back (then reserve again)."""
+        for name, value in positions.items():
+            if value > self._stored.get(name, 0):
+                self._advance(name, value)
+            else:
+                self._next[name] = value
+
     def flush(self) -> None:
         """Store the exact values (a clean shutdown): nothing is skipped on restart."""
         for name, value in self._next.items():

@@ -22,6 +22,18 @@ COMMIT``, on disk when :meth:`MeterMemory.transaction` returns, as with a single
 
 Values are encoded exactly as :mod:`firmware.storage` encodes them (its ``dumps`` and
 ``loads``), so money stays Decimal text on its way to disk.
+
+**A damaged shard is refused as a damaged meter.db is** (see :mod:`firmware.storage`):
+every state blob and profile row carries a CRC-32 over its meter, key and value,
+checked on every read (a record copied under another meter's key fails it too); the
+shard keeps a commit counter, one more with every transaction; and its seal
+(``<shard>.seal`` beside the database, written atomically after every commit) holds
+that counter under a SHA-256. On open, a database behind its seal (a lost write-ahead
+log, an old copy put back: tokens it credited would be taken again), a seal without its
+database, a database with commits but no seal, a damaged seal or a failing
+``quick_check`` raise :class:`~firmware.errors.StateDamaged`, and no meter of the shard
+starts on it. Unlike a meter's seal, a shard's does not copy the state blobs (that
+would be every meter's, at every commit), so a damaged shard is refused, not rebuilt.
 """
 
 from __future__ import annotations
@@ -32,10 +44,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
-from bijli.firmware.errors import StorageError
-from bijli.firmware.storage import Row, dumps, loads, row_range
+from bijli.firmware.errors import StateDamaged, StorageError
+from bijli.firmware.storage import NonVolatileMemory, Row, dumps, kv_crc, loads, read_seal, row_crc, row_range, write_seal
 
-SHARD_SCHEMA_VERSION = 1
+SHARD_SCHEMA_VERSION = 2  # 2: a CRC-32 on every record, the commit counter, the seal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +55,7 @@ CREATE TABLE IF NOT EXISTS kv (
     meter INTEGER NOT NULL,
     key   TEXT NOT NULL,
     value TEXT NOT NULL,
+    crc   INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (meter, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rows (
@@ -51,9 +64,23 @@ CREATE TABLE IF NOT EXISTS rows (
     seq     INTEGER NOT NULL,
     time    TEXT NOT NULL,
     value   TEXT NOT NULL,
+    crc     INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (meter, profile, seq)
 ) WITHOUT ROWID;
 """
+
+
+def _kv_crc(meter: int, key: str, text: str) -> int:
+    return kv_crc(f"{meter}\x00{key}", text)
+
+
+def _row_crc(meter: int, profile: str, seq: int, time_text: str, text: str) -> int:
+    return row_crc(f"{meter}\x00{profile}", seq, time_text, text)
+
+
+def seal_name(path: Path) -> str:
+    """The seal's file name beside the shard database ``path``."""
+    return path.name + ".seal"
 
 
 class MeterTransaction:
@@ -64,8 +91,9 @@ class MeterTransaction:
         self._meter = meter
 
     def put(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO kv (meter, key, value) VALUES (?, ?, ?)",
-                         (self._meter, key, dumps(value)))
+        text = dumps(value)
+        self._db.execute("INSERT OR REPLACE INTO kv (meter, key, value, crc) VALUES (?, ?, ?, ?)",
+                         (self._meter, key, text, _kv_crc(self._meter, key, text)))
 
     def delete(self, key: str) -> None:
         self._db.execute("DELETE FROM kv WHERE meter = ? AND key = ?", (self._meter, key))
@@ -77,8 +105,9 @@ class MeterTransaction:
         (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM rows WHERE meter = ? AND profile = ?",
                                    (self._meter, profile)).fetchone()
         seq = last + 1
-        self._db.execute("INSERT INTO rows (meter, profile, seq, time, value) VALUES (?, ?, ?, ?, ?)",
-                         (self._meter, profile, seq, time.isoformat(), dumps(values)))
+        t, text = time.isoformat(), dumps(values)
+        self._db.execute("INSERT INTO rows (meter, profile, seq, time, value, crc) VALUES (?, ?, ?, ?, ?, ?)",
+                         (self._meter, profile, seq, t, text, _row_crc(self._meter, profile, seq, t, text)))
         self._db.execute("DELETE FROM rows WHERE meter = ? AND profile = ? AND seq <= ?",
                          (self._meter, profile, seq - capacity))
         return seq
@@ -90,38 +119,114 @@ class MeterTransaction:
 class ShardStore:
     """One sqlite database holding the memory of every meter of a shard."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path):
+    def __init__(self, db: sqlite3.Connection, path: Path, commit: int = 0):
         self._db = db
         self.path = path
+        self.commit = commit  # transactions committed, as the seal vouches
+        self.seal_stale = False  # the last commit is on disk but the seal could not be rewritten
         self._in_tx = False  # a meter step is open
         self._in_group = False  # a commit group is open
 
     @classmethod
     def open(cls, path: str | Path) -> "ShardStore":
+        """Open (or create) the shard database ``path``; :class:`StateDamaged` when it is
+        rolled back behind its seal, missing beside its seal, unsealed or damaged."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"shard directory {path.parent}: {exc.strerror}") from exc
+        refuse = ("No meter of the shard starts on it, so that no credit is forgotten and no token "
+                  "accepted twice; put back the shard's own database (with its -wal file) or start "
+                  "the shard on a new --state.")
+        try:
+            seal = read_seal(path.parent, seal_name(path))
+        except StateDamaged as exc:
+            raise StateDamaged(f"{exc}. {refuse}") from None
+        size = path.stat().st_size if path.exists() else None
+        if seal is not None and not size:
+            raise StateDamaged(f"{path} is {'missing' if size is None else 'empty'} but its seal says "
+                               f"{seal[0]} commits were made. {refuse}")
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            check = [r[0] for r in db.execute("PRAGMA quick_check")]
+            if check != ["ok"]:
+                db.close()
+                raise StateDamaged(f"{path}: sqlite finds it damaged ({'; '.join(check[:3])}). {refuse}")
+            fresh = not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+            if fresh and seal is not None:
+                db.close()
+                raise StateDamaged(f"{path} holds no tables: it was rolled back to before it was made (a lost "
+                                   f"write-ahead log?), but its seal says {seal[0]} commits were made. {refuse}")
             db.executescript(_SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key = 'shard_schema'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta (key, value) VALUES ('shard_schema', ?)", (str(SHARD_SCHEMA_VERSION),))
-            elif int(row[0]) > SHARD_SCHEMA_VERSION:
-                raise StorageError(f"{path}: shard schema {row[0]} is newer than this firmware "
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+            schema = int(meta.get("shard_schema", SHARD_SCHEMA_VERSION if fresh else 1))
+            if schema > SHARD_SCHEMA_VERSION:
+                db.close()
+                raise StorageError(f"{path}: shard schema {schema} is newer than this firmware "
                                    f"({SHARD_SCHEMA_VERSION})")
+            if fresh:
+                db.execute("INSERT INTO meta (key, value) VALUES ('shard_schema', ?), ('commit', '0')",
+                           (str(SHARD_SCHEMA_VERSION),))
+            elif schema < SHARD_SCHEMA_VERSION:
+                _migrate(db)
+            meta = dict(db.execute("SELECT key, value FROM meta"))
+            commit = int(meta["commit"])
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{path}: not a bijli shard database ({exc})") from exc
-        return cls(db, path)
+            raise StateDamaged(f"{path}: not a bijli shard database, or one sqlite cannot read ({exc}). {refuse}") from exc
+        except (KeyError, ValueError) as exc:
+            db.close()
+            raise StateDamaged(f"{path}: its meta table is damaged ({exc}). {refuse}") from None
+        if seal is None and commit > 0 and "migrated_from" not in meta:
+            db.close()
+            raise StateDamaged(f"{path}: its seal {seal_name(path)} is missing, so it cannot be shown to be "
+                               f"the newest state of its meters. {refuse}")
+        if seal is not None and commit < seal[0]:
+            db.close()
+            raise StateDamaged(f"{path}: it was rolled back: it holds commit {commit}, its seal says {seal[0]} "
+                               f"(a lost write-ahead log, or an old copy put back). {refuse}")
+        store = cls(db, path, commit)
+        if seal is None or seal[0] != commit:  # new, migrated, or a crash between commit and seal
+            store._seal()
+            if store.seal_stale:
+                db.close()
+                raise StorageError(f"{path.parent / seal_name(path)}: cannot be written")
+        return store
 
     def close(self) -> None:
         if self._in_group or self._in_tx:
             raise StorageError(f"{self.path}: closed with a step or commit group open")
         self._db.close()
+
+    def _commit(self) -> None:
+        """COMMIT the open transaction with the counter one more, then rewrite the seal."""
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'commit'", (str(self.commit + 1),))
+        self._db.execute("COMMIT")
+        self.commit += 1
+        self._seal()
+
+    def _seal(self) -> None:
+        """As for a single meter: a seal that cannot be written (a full disk) leaves the
+        commit standing; a database ahead of its seal is accepted at the next open."""
+        try:
+            write_seal(self.path.parent, self.commit, {}, seal_name(self.path))
+            self.seal_stale = False
+        except OSError:
+            self.seal_stale = True
+
+    def verify(self) -> list[str]:
+        """Every record's CRC (the whole shard: slow for a large one); the problems found."""
+        problems = []
+        for meter, key, text, crc in self._db.execute("SELECT meter, key, value, crc FROM kv"):
+            if crc != _kv_crc(meter, key, text):
+                problems.append(f"meter {meter}: record {key!r} fails its checksum")
+        for meter, profile, seq, t, text, crc in self._db.execute(
+                "SELECT meter, profile, seq, time, value, crc FROM rows"):
+            if crc != _row_crc(meter, profile, seq, t, text):
+                problems.append(f"meter {meter}: row {seq} of {profile!r} fails its checksum")
+        return problems
 
     def memory(self, meter: int) -> "MeterMemory":
         if type(meter) is not int or meter < 0:
@@ -151,8 +256,9 @@ class ShardStore:
             raise
         self._in_group = False
         try:
-            self._db.execute("COMMIT")
+            self._commit()
         except sqlite3.DatabaseError as exc:
+            self._rollback()
             raise StorageError(f"{self.path}: {exc}") from exc
 
     @contextmanager
@@ -174,21 +280,47 @@ class ShardStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield MeterTransaction(self._db, meter)
+                    self._commit()
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    self._rollback()
                     raise
-                self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path} meter {meter}: {exc}") from exc
         finally:
             self._in_tx = False
+
+    def _rollback(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # sqlite rolled back by itself (a failed COMMIT on a full disk does)
 
     @property
     def in_step(self) -> bool:
         return self._in_tx
 
 
-class MeterMemory:
+def _migrate(db: sqlite3.Connection) -> None:
+    """Shard schema 1 (no CRCs, no counter, no seal) -> 2, in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE kv ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
+        db.execute("ALTER TABLE rows ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
+        for meter, key, text in db.execute("SELECT meter, key, value FROM kv").fetchall():
+            db.execute("UPDATE kv SET crc = ? WHERE meter = ? AND key = ?", (_kv_crc(meter, key, text), meter, key))
+        for meter, profile, seq, t, text in db.execute("SELECT meter, profile, seq, time, value FROM rows").fetchall():
+            db.execute("UPDATE rows SET crc = ? WHERE meter = ? AND profile = ? AND seq = ?",
+                       (_row_crc(meter, profile, seq, t, text), meter, profile, seq))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('shard_schema', ?), ('commit', '1'), "
+                   "('migrated_from', '1')", (str(SHARD_SCHEMA_VERSION),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+class MeterMemory(NonVolatileMemory):
     """One meter's non-volatile memory inside a shard: the API of firmware.storage.Storage."""
 
     def __init__(self, shard: ShardStore, meter: int):
@@ -216,9 +348,16 @@ class MeterMemory:
             tx.put(key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM kv WHERE meter = ? AND key = ?", (self.meter, key)).fetchone()
+        try:
+            row = self._db.execute("SELECT value, crc FROM kv WHERE meter = ? AND key = ?",
+                                   (self.meter, key)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read record {key!r} ({exc})") from exc
         if row is None:
             return default
+        if row[1] != _kv_crc(self.meter, key, row[0]):
+            raise StateDamaged(f"{self.path}: record {key!r} fails its checksum; the meter does not start on "
+                               f"damaged state")
         try:
             return loads(row[0])
         except (ValueError, TypeError) as exc:
@@ -228,9 +367,19 @@ class MeterMemory:
              from_seq: int | None = None, to_seq: int | None = None) -> list[Row]:
         """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
         where, args = row_range(from_time, to_time, from_seq, to_seq)
-        sql = f"SELECT seq, time, value FROM rows WHERE meter = ? AND profile = ?{where} ORDER BY seq"
+        sql = f"SELECT seq, time, value, crc FROM rows WHERE meter = ? AND profile = ?{where} ORDER BY seq"
         args = [self.meter, profile, *args]
-        return [Row(seq, datetime.fromisoformat(t), loads(v)) for seq, t, v in self._db.execute(sql, args)]
+        out = []
+        try:
+            for seq, t, v, crc in self._db.execute(sql, args):
+                if crc != _row_crc(self.meter, profile, seq, t, v):
+                    raise StateDamaged(f"{self.path}: row {seq} of {profile!r} fails its checksum")
+                out.append(Row(seq, datetime.fromisoformat(t), loads(v)))
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
+        except (ValueError, TypeError) as exc:
+            raise StorageError(f"{self.path}: a row of {profile!r} is corrupt ({exc})") from exc
+        return out
 
     def count(self, profile: str) -> int:
         (n,) = self._db.execute("SELECT COUNT(*) FROM rows WHERE meter = ? AND profile = ?",

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 from bijli.firmware.errors import StateDamaged, StorageError
 
@@ -192,20 +192,21 @@ def _seal_digest(commit: int, records: dict[str, str]) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def write_seal(state: Path, commit: int, records: dict[str, str]) -> None:
-    """Atomically replace the seal: a reader finds the old one or the new one, whole."""
+def write_seal(state: Path, commit: int, records: dict[str, str], name: str = SEAL_NAME) -> None:
+    """Atomically replace the seal: a reader finds the old one or the new one, whole.
+    (``name``: a fleet shard's seal sits beside its database under the shard's name.)"""
     doc = {"format": SEAL_FORMAT, "commit": commit, "records": records, "sha256": _seal_digest(commit, records)}
-    tmp = state / (SEAL_NAME + ".tmp")
+    tmp = state / (name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, sort_keys=True, separators=(",", ":"))
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, state / SEAL_NAME)
+    os.replace(tmp, state / name)
 
 
-def read_seal(state: Path) -> tuple[int, dict[str, str]] | None:
+def read_seal(state: Path, name: str = SEAL_NAME) -> tuple[int, dict[str, str]] | None:
     """(commit, records) of the seal; None when there is none; StateDamaged when it is damaged."""
-    path = state / SEAL_NAME
+    path = state / name
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -315,7 +316,30 @@ def _compare_with_seal(ex: Examination, seal: tuple[int, dict[str, str]] | None)
         ex.problems.append(f"its records {', '.join(differ)} differ from the seal's at the same commit {commit}")
 
 
-class Storage:
+class NonVolatileMemory(Protocol):
+    """What the firmware calls on a meter's non-volatile memory: :class:`Storage` (a meter's
+    own file) and :class:`firmware.shard.MeterMemory` (its part of a fleet shard) both are
+    one. A ``transaction`` is one atomic step, on disk when it returns (outside a shard's
+    commit group); ``get`` and ``rows`` verify each record's CRC-32 and raise
+    :class:`~firmware.errors.StorageError` on a damaged one."""
+
+    path: Any
+
+    def transaction(self) -> Any: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def rows(self, profile: str, *, from_time: datetime | None = None, to_time: datetime | None = None,
+             from_seq: int | None = None, to_seq: int | None = None) -> list[Row]: ...
+
+    def count(self, profile: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Storage(NonVolatileMemory):
     """The meter's non-volatile memory, one sqlite file under the state directory."""
 
     def __init__(self, db: sqlite3.Connection, path: Path, commit: int = 0, records: dict[str, str] | None = None,

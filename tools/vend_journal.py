@@ -94,6 +94,40 @@ class VendJournal:
             data["meters"][meter] = {"last_tid": first + count - 1}
             self._write(data)
 
+    @contextmanager
+    def reserve_many(self, wanted: list[tuple[str, int, int]]) -> Iterator[list[Reservation]]:
+        """:meth:`reserve` for many meters at once, ``wanted`` a list of (meter, wanted TID,
+        count): one lock, one read and one write of the journal for all of them, where a
+        reservation per meter rewrote the whole journal each time (a storm vending for
+        250,000 meters was quadratic: 250,000 rewrites of a journal of 250,000 meters).
+        A meter named twice gets consecutive TIDs. Nothing is recorded when the block
+        raises: none of the batch's tokens is good then."""
+        for meter, first_wanted, count in wanted:
+            if count < 1:
+                raise VendJournalError(f"meter {meter}: a reservation is at least one TID")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(self.path.with_name(self.path.name + ".lock"), "a")
+        except OSError as exc:
+            raise VendJournalError(f"cannot open the vend journal {self.path}: {exc}") from None
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            data = self._read()
+            meters = data["meters"]
+            last: dict[str, int | None] = {}
+            out = []
+            for meter, first_wanted, count in wanted:
+                before = last[meter] if meter in last else (meters[meter]["last_tid"] if meter in meters else None)
+                first = next_free(first_wanted, before)
+                if first + count > TID_LIMIT:
+                    raise VendJournalError(f"meter {meter}: no TID left in its base date's range (last issued {before})")
+                out.append(Reservation(meter, first_wanted, first, count, before))
+                last[meter] = first + count - 1
+            yield out
+            for meter, tid in last.items():
+                meters[meter] = {"last_tid": tid}
+            self._write(data)
+
     def last_tid(self, meter: str) -> int | None:
         entry = self._read()["meters"].get(meter)
         return None if entry is None else entry["last_tid"]

@@ -106,3 +106,21 @@ def test_counters_reserve_in_steps_and_never_repeat_across_restarts():
     c3.accept_rx(b"CLIENT01", 200)
     c3.flush()
     assert s.InvocationCounters(store).expected_rx(b"CLIENT01") == 201
+
+
+def test_counter_positions_resume_without_a_store_write_and_never_below_a_replay():
+    from bijli.dlms.security import InvocationCounters, MemoryCounterStore
+
+    store = MemoryCounterStore()
+    first = InvocationCounters(store, reserve_step=100)
+    first.accept_rx(b"CLIENT01", 5)
+    first.next_tx()
+    saves, ram = store.saves, first.positions()
+    again = InvocationCounters(store, reserve_step=100)  # the same meter, its RAM handed back
+    again.resume(ram)
+    assert store.saves == saves and again.expected_rx(b"CLIENT01") == 6
+    with pytest.raises(ReplayError):
+        again.accept_rx(b"CLIENT01", 5)
+    lost = InvocationCounters(MemoryCounterStore(), reserve_step=100)  # a store that lost its reservations
+    lost.resume(ram)
+    assert lost.store.load() == {k: v + 100 for k, v in ram.items()}  # reserved again before use

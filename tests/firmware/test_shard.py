@@ -175,3 +175,89 @@ def test_a_resumed_meter_goes_on_as_if_it_had_never_been_put_away(tmp_path):
     assert not [e for e in resumed.recent_events(50) if e.code.name.startswith("POWER")]
     restarted = Meter(cfg, Storage.open(tmp_path / "a"), meter.now)  # a restart is a power cut: logged
     assert [e.code.name for e in restarted.recent_events(2)] == ["POWER_FAIL", "POWER_RESTORED"]
+
+
+def test_a_damaged_shard_is_refused_like_a_damaged_meter_db(tmp_path):
+    """CRCs on every record (bound to its meter), the commit counter and the seal: a shard
+    rolled back behind its seal, unsealed, missing or with a damaged record is refused."""
+    import shutil
+
+    from bijli.firmware.errors import StateDamaged
+    from bijli.firmware.shard import seal_name
+
+    path = tmp_path / "s.db"
+    shard = ShardStore.open(path)
+    shard.memory(3).put("account", {"balance": "10"})
+    shard.close()
+    for name in ("s.db", "s.db-wal"):  # a copy of the shard after one commit, put back later
+        if (tmp_path / name).exists():
+            shutil.copy(tmp_path / name, tmp_path / f"old-{name}")
+    shard = ShardStore.open(path)
+    with shard.group():
+        for i in range(4):
+            shard.memory(i).put("account", {"balance": str(100 + i)})  # a token's credit: one commit
+    assert shard.commit == 2
+    shard.close()
+    seal = tmp_path / seal_name(path)
+    assert seal.exists()
+    # the old copy put back: it would forget credit and take tokens again
+    for name in ("s.db", "s.db-wal", "s.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+        if (tmp_path / f"old-{name}").exists():
+            shutil.copy(tmp_path / f"old-{name}", tmp_path / name)
+    with pytest.raises(StateDamaged, match="rolled back"):
+        ShardStore.open(path)
+    saved = seal.read_bytes()
+    seal.unlink()  # no seal beside a database with commits
+    with pytest.raises(StateDamaged, match="seal .* is missing"):
+        ShardStore.open(path)
+    seal.write_bytes(saved.replace(b'"commit":2', b'"commit":1'))  # tampered with
+    with pytest.raises(StateDamaged, match="damaged"):
+        ShardStore.open(path)
+    seal.write_bytes(saved)
+    for name in ("s.db", "s.db-wal", "s.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with pytest.raises(StateDamaged, match="missing but its seal"):
+        ShardStore.open(path)
+    assert not path.exists()  # refusing creates nothing
+    # a record changed behind the firmware's back, or moved to another meter: its CRC fails
+    fresh = tmp_path / "f" / "s.db"
+    shard = ShardStore.open(fresh)
+    shard.memory(1).put("account", {"balance": "5"})
+    shard.memory(2).put("account", {"balance": "6"})
+    shard.close()
+    db = sqlite3.connect(fresh)
+    db.execute("UPDATE kv SET value = '{\"balance\":\"5000\"}' WHERE meter = 1")
+    db.execute("UPDATE kv SET meter = 9 WHERE meter = 2")
+    db.commit()
+    db.close()
+    shard = ShardStore.open(fresh)  # sound as a database and as to its seal ...
+    for meter in (1, 9):
+        with pytest.raises(StateDamaged, match="fails its checksum"):  # ... but no meter starts on a bad record
+            shard.memory(meter).get("account")
+    assert len(shard.verify()) == 2
+    shard.close()
+
+
+def test_a_shard_of_schema_1_is_migrated_with_its_records_checked_from_then_on(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE kv (meter INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                         PRIMARY KEY (meter, key)) WITHOUT ROWID;
+        CREATE TABLE rows (meter INTEGER NOT NULL, profile TEXT NOT NULL, seq INTEGER NOT NULL,
+                           time TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (meter, profile, seq)) WITHOUT ROWID;
+        INSERT INTO meta VALUES ('shard_schema', '1');
+        INSERT INTO kv VALUES (4, 'energy', '12');
+        INSERT INTO rows VALUES (4, 'block', 1, '2024-06-14T17:30:00', '[1,2]');
+    """)
+    db.commit()
+    db.close()
+    shard = ShardStore.open(path)
+    m = shard.memory(4)
+    assert m.get("energy") == 12 and [r.values for r in m.rows("block")] == [[1, 2]]
+    assert shard.verify() == [] and shard.commit == 1
+    m.put("energy", 13)
+    shard.close()
+    assert ShardStore.open(path).commit == 2

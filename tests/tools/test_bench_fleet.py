@@ -8,6 +8,7 @@ from bijli.tools.bench import fleet as bench_fleet
 def test_bench_fleet_reports_every_figure_from_a_real_engine(monkeypatch):
     monkeypatch.setenv("BIJLI_BENCH_FLEET_METERS", str(bench_fleet.CACHE + 4))  # a few dormant meters
     monkeypatch.setenv("BIJLI_BENCH_FLEET_LISTENERS", "30")
+    monkeypatch.setenv("BIJLI_BENCH_FLEET_STORM", "6")
     rows = {r.name: r for r in bench_fleet.bench()}
     record = next(r for name, r in rows.items() if name.startswith("fleet: dormant record"))
     assert 1000 < record.value < 32 * 1024 and record.unit == "bytes"  # compressed RAM of a real meter
@@ -16,3 +17,6 @@ def test_bench_fleet_reports_every_figure_from_a_real_engine(monkeypatch):
     assert rows["fleet: shard disk per meter after its first boundary"].value > 0
     assert "fleet: start-up of 30 listeners at own loopback addresses" in rows
     assert 0 <= rows["fleet: idle CPU on a real clock, listeners open"].value < 100
+    assert rows["fleet: associations per CPU-s, dormant meters one at a time (6 meters)"].value > 0
+    assert rows["fleet: storm deliveries per CPU-s, head-end and meters on one core"].value > 0
+    assert rows["fleet: storm meters not credited exactly once"].value == 0  # a real storm, verified

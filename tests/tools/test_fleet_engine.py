@@ -177,3 +177,28 @@ def test_a_restarted_shard_is_a_power_cut_for_its_meters_and_keeps_their_credit(
         assert "POWER_FAIL" in codes and "POWER_RESTORED" in codes
         assert node.meter.now == START + timedelta(hours=2)
     again.shutdown()
+
+
+def test_marks_every_meter_has_passed_are_pruned_and_the_slowest_meter_still_catches_up(tmp_path):
+    store = ShardStore.open(tmp_path / "fleet.db")
+    engine = FleetEngine(BASE, range(3), store, SimClock(START, rate=0), cache_size=1)
+    for _ in range(4):
+        engine.step(900)
+    with engine.observe(0), engine.observe(1):
+        pass
+    assert len(engine._marks) == 4  # meter 2 was never observed: it holds every mark
+    for _ in range(3):
+        engine.step(900)
+    with engine.observe(2) as node:
+        assert node.meter.now == START + timedelta(minutes=7 * 15)
+    assert len(engine._marks) == 3 and engine._mark_base == 4  # meters 0 and 1 are at mark 4
+    with engine.observe(0), engine.observe(1):
+        pass
+    assert engine._marks == [] and engine._mark_base == 7
+    engine.step(1800)  # a capture: every meter still reaches it, each at its own observation
+    for i in range(3):
+        with engine.observe(i) as node:
+            assert node.meter.now == START + timedelta(minutes=7 * 15 + 30)
+            assert node.meter.storage.count(node.meter.profiles.block_load.name) >= 1
+    assert engine._marks == [] and engine._mark_base == 8
+    engine.shutdown()

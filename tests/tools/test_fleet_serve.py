@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import threading
+import time
 from datetime import datetime
 
 import pytest
@@ -152,5 +153,31 @@ def test_gurux_reads_meters_picked_at_random_from_a_250000_meter_fleet(tmp_path)
                     peer.release()
                 finally:
                     peer.transport.close()
+    finally:
+        shard.close()
+
+
+def test_an_evicted_meter_keeps_its_invocation_counters_in_ram_not_in_a_commit_per_association(tmp_path):
+    """A dormant meter is powered: its counters stay in its RAM record. The shard holds
+    their reservation (written once, at the first association), so a later association
+    after an eviction writes nothing, and a replayed counter is still refused."""
+    shard = ServedShard(tmp_path, [0, 1], cache_size=1)
+    try:
+        a, b = shard.manifest()["meters"]
+        dl = a["dlms"]
+        keys = {"encryption_key": bytes.fromhex(dl["encryption_key"]),
+                "authentication_key": bytes.fromhex(dl["authentication_key"])}
+        read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=1, **keys)
+        reserved = shard.engine.store.memory(0).get("dlms_counters")
+        assert reserved and all(v >= 1000 for v in reserved.values())  # reservations, not exact values
+        read(b["target"], (1, SERIAL, 2))  # meter 0 evicted: dormant
+        deadline = time.monotonic() + 10
+        while 0 in shard.engine._hydrated and time.monotonic() < deadline:  # the server sees the close late
+            time.sleep(0.01)
+        assert 0 not in shard.engine._hydrated
+        with pytest.raises(AssociationError):  # replay protection lives on in the dormant record
+            read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=1, **keys)
+        read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=20, **keys)
+        assert shard.engine.store.memory(0).get("dlms_counters") == reserved  # no commit per association
     finally:
         shard.close()

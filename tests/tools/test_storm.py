@@ -332,3 +332,27 @@ def test_a_single_meters_manifest_is_a_fleet_of_one(bijli_meter_factory, tmp_pat
     assert out["ok"] and out["meters"] == 1 and out["exact"] == 1
     with meter.client(32) as client:
         assert client.get(1, TOTAL_RECHARGED, 2).to_python() == 7500
+
+
+def test_the_manifest_carries_the_currency_crc_rule_and_the_storm_vends_by_it(tmp_path):
+    """Issue 11 made the CRC rule of currency tokens a meter setting: a meter set to
+    append-01 says so in its manifest row, and the storm's tokens for it are accepted."""
+    import copy
+    from datetime import datetime
+
+    from bijli.hal.clock import SimClock
+    from bijli.tools.node import config
+    from bijli.tools.node.meter_node import MeterNode
+    from bijli.tools.storm import vending
+
+    raw = copy.deepcopy(config.load(None).raw)
+    raw.setdefault("sts", {})["currency_crc"] = "append-01"
+    for rule, cfg in (("crc16", config.load(None)), ("append-01", config.parse(raw))):
+        node = MeterNode(cfg, tmp_path / rule, SimClock(datetime(2024, 6, 18, 11, 0), rate=0))
+        try:
+            row = node.manifest("127.0.0.1", 4059)
+            assert row["sts"]["currency_crc"] == rule and vending.sts_config(row).currency_crc.value == rule
+            (vended,) = vending.vend([row], vending.plan("50"), datetime(2024, 6, 18, 10, 0), tmp_path / "vj.json")
+            assert node.meter.enter_token(vended["token"]).accepted, rule
+        finally:
+            node.shutdown()

@@ -4,21 +4,31 @@ Runs a :class:`~tools.fleet.engine.FleetEngine` on a real shard database in a
 temporary directory with ``BIJLI_BENCH_FLEET_METERS`` meters (default 300) and
 ``BIJLI_BENCH_FLEET_LISTENERS`` listeners (default as many; capped by RLIMIT_NOFILE; the
 figures are per meter, so a small fleet gives them, and a large one checks that they
-stay flat): the dormant record's size and the process's memory growth per meter,
+stay flat): the dormant record's size, the process's memory growth per meter (all of
+it, and what one more meter adds once the cache of hydrated meters is full),
 the time to first start and to resume a meter, the cost of one 30-minute
 profile-capture boundary across the fleet in one commit group, the start-up of the
 listeners (one per meter at its own loopback address), and idle CPU on a real clock
-with every listener open. Targets are issue 12's, per meter (8 GB / 250,000 = 32 KB;
-60 s / 250,000 for start-up; one core at idle).
+with every listener open; and, on ``BIJLI_BENCH_FLEET_STORM`` dormant meters (default
+200), associations per second (one meter-reader association with a GET and a release
+per dormant meter, one at a time: hydration, object list and server included) and the
+storm's deliveries per second (``bijli storm``'s own engine, 32 associations at once,
+vend journal and storm journal on disk), head-end and meters on one event loop in this
+one process, per CPU-second of this process (both sides on one core; other sessions'
+load on the machine does not count, pin the bench with ``taskset -c 1`` all the same). Targets are
+issue 12's, per meter (8 GB / 250,000 = 32 KB; 60 s / 250,000 for start-up; one core at
+idle; 250,000 deliveries in 10 minutes = 417/s, over the machine's two cores).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -43,14 +53,41 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
     base = config.load(None)
     engine = FleetEngine(base, range(meters), ShardStore.open(state / "shard.db"), SimClock(START, rate=0),
                          cache_size=CACHE)
+    with _frozen():
+        return _engine_figures(engine, meters, state)
+
+
+@contextmanager
+def _frozen():
+    """The start-up objects out of the cycle collector's scans, as ``bijli fleet --shard``
+    has them once it serves (:meth:`FleetEngine._collect`), then back: the bench may run
+    inside another program (a test)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _engine_figures(engine: FleetEngine, meters: int, state: Path) -> list[BenchResult]:
     rss0 = _rss_bytes()
     t0 = time.perf_counter()
+    third = meters // 3
     with engine.store.group():
         for i in range(meters):
+            if i == third:
+                rss_third = _rss_bytes()
             with engine.observe(i) as node:
                 node.set_load(5.0 + i % 7, 0.9, True, None)
     born = (time.perf_counter() - t0) / meters
-    rss = (_rss_bytes() - rss0) / meters
+    rss_end = _rss_bytes()
+    rss = (rss_end - rss0) / meters
+    # the last two thirds of the meters only: the cache of hydrated meters (about 200 KB
+    # each) and sqlite's page cache are full by then, so this is what one more meter costs,
+    # what 250,000 meters scale by; the rest of the growth is fixed
+    marginal = (rss_end - rss_third) / max(1, meters - third)
+    fixed = max(0.0, rss_end - rss0 - marginal * meters)
     record = engine.dormant_bytes() / max(1, meters - engine.hydrated)
     t0 = time.perf_counter()
     with engine.store.group():
@@ -70,6 +107,9 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
     return [
         BenchResult(f"fleet: dormant record per meter ({meters} meters)", record, "bytes", 32 * 1024, False),
         BenchResult("fleet: process memory growth per meter (records + shard cache)", rss, "bytes", 32 * 1024, False),
+        BenchResult("fleet: memory per additional meter (last two thirds of the meters)", marginal, "bytes",
+                    32 * 1024, False),
+        BenchResult(f"fleet: fixed memory (cache of {CACHE} hydrated meters, sqlite)", fixed / 2**20, "MB"),
         BenchResult("fleet: first start of a meter (hydrate, born)", born * 1000, "ms"),
         BenchResult("fleet: resume + re-dehydrate a meter (MeterNode, objects lazy)", resumed * 1000, "ms"),
         # walked eagerly on a real clock, a boundary must be done before the next one
@@ -80,7 +120,11 @@ def engine_figures(meters: int, state: Path) -> list[BenchResult]:
 
 
 async def _listen(meters: int, state: Path) -> tuple[float, float]:
-    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "listen.db"), RealClock(330))
+    # meters somewhere in a large fleet, by this process's id: their loopback addresses do not
+    # collide with a bijli meter on 127.0.0.1:4059 or with a second bench run side by side
+    first = 1 + (os.getpid() % 400) * 20_000
+    engine = FleetEngine(config.load(None), range(first, first + meters), ShardStore.open(state / "listen.db"),
+                         RealClock(330))
     t0 = time.perf_counter()
     await fleet_serve.serve(engine)
     start = time.perf_counter() - t0
@@ -93,6 +137,46 @@ async def _listen(meters: int, state: Path) -> tuple[float, float]:
     return start, idle
 
 
+async def _storm(meters: int, state: Path) -> tuple[float, float, int]:
+    """(associations/s, deliveries/s, meters credited wrongly) on ``meters`` dormant meters."""
+    engine = FleetEngine(config.load(None), range(meters), ShardStore.open(state / "storm.db"),
+                         SimClock(START, rate=0), cache_size=CACHE)
+    try:
+        with _frozen():
+            return await _storm_on(engine, state)
+    finally:
+        for listener in engine.listeners:
+            listener.close()
+        engine.shutdown()
+
+
+async def _storm_on(engine: FleetEngine, state: Path) -> tuple[float, float, int]:
+    from bijli.tools.storm import vending
+    from bijli.tools.storm.delivery import MeterTarget, read_credit
+    from bijli.tools.storm.engine import Options, Storm
+    from bijli.tools.storm.journal import Journal
+
+    endpoints = await fleet_serve.serve(engine, host="127.0.0.1", base_port=0)
+    rows = fleet_serve.manifest(engine, endpoints)["meters"]  # every meter born, then dormant
+    targets = [MeterTarget.from_row(r, i) for i, r in enumerate(rows)]
+    c0 = time.process_time()  # CPU, not wall: other load on the machine does not count
+    for t in targets:
+        await read_credit(t, timeout=30)
+    associations = len(targets) / (time.process_time() - c0)
+    credit = vending.plan("100")
+    journal = Journal.open(state / "storm.jsonl", {"manifest": "bench", "meters": len(targets),
+                                                   "amount": str(credit.value)})
+    try:
+        journal.append_now(vending.vend(rows, credit, datetime(2024, 6, 18, 11, 30), state / "vend.json"))
+        storm = Storm(targets, journal, Options(concurrency=32, timeout=30), progress_out=None)
+        verified = await storm.run()
+        deliveries = storm.stats.done / storm.delivery_cpu
+    finally:
+        journal.close()
+    wrong = len(targets) - sum(1 for v in verified.values() if v["ok"])
+    return associations, deliveries, wrong
+
+
 def bench() -> list[BenchResult]:
     meters = int(os.environ.get("BIJLI_BENCH_FLEET_METERS", "300"))
     wanted = int(os.environ.get("BIJLI_BENCH_FLEET_LISTENERS", str(meters)))
@@ -103,10 +187,17 @@ def bench() -> list[BenchResult]:
     with tempfile.TemporaryDirectory() as tmp:
         rows = engine_figures(meters, Path(tmp))
         start, idle = asyncio.run(_listen(listeners, Path(tmp)))
+        storm_meters = int(os.environ.get("BIJLI_BENCH_FLEET_STORM", "200"))
+        associations, deliveries, wrong = asyncio.run(_storm(storm_meters, Path(tmp)))
     rows += [
         BenchResult(f"fleet: start-up of {listeners} listeners at own loopback addresses", start, "s"),
         BenchResult("fleet: start-up per listener (60 s / 250,000 = 240 us)", start / listeners * 1e6, "us",
                     60 / FLEET_TARGET * 1e6, False),
         BenchResult("fleet: idle CPU on a real clock, listeners open", idle * 100, "% of one core", 100, False),
+        BenchResult(f"fleet: associations per CPU-s, dormant meters one at a time ({storm_meters} meters)", associations,
+                    "/s"),
+        BenchResult("fleet: storm deliveries per CPU-s, head-end and meters on one core", deliveries, "/s",
+                    FLEET_TARGET / 600 / 2),
+        BenchResult("fleet: storm meters not credited exactly once", wrong, "meters", 0, False),
     ]
     return rows

@@ -232,6 +232,10 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
         loop.add_signal_handler(sig, stopping.set)
     try:
         endpoints = await fleet_serve.serve(engine, host=host, base_port=base_port, shards=shards)
+        import gc
+
+        gc.collect()
+        gc.freeze()  # code, configuration and listeners: out of the cycle collector's scans (FleetEngine._collect)
         first = endpoints[indices[0]] if len(indices) else None
         print(f"bijli fleet: shard {shard}/{shards}, {len(indices)} of {args.count} meters, clock "
               f"{'sim' if engine.clock.simulated else 'real'} at {engine.clock.now().isoformat(timespec='seconds')}, "

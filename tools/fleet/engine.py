@@ -6,7 +6,8 @@ firmware :class:`~firmware.meter.Meter`, object list and DLMS server as ``bijli 
 on its own :class:`~firmware.shard.MeterMemory` in the shard's database. Between
 observations it is *dormant*: its non-volatile memory is in the shard database and its
 RAM (:meth:`Meter.volatile`, the sample source's phase, the load drawn, its clock
-setting) is one compressed record in a dict. At most ``cache_size`` meters are
+setting, its invocation counters) is one compressed record in a dict
+(:mod:`tools.fleet.dormant`: the shared configuration by reference). At most ``cache_size`` meters are
 hydrated at once; the least recently observed one is dehydrated to make room (never
 one that is pinned, e.g. with an association open).
 
@@ -24,9 +25,8 @@ someone looks. A meter that has never been observed is born at the fleet's start
 from __future__ import annotations
 
 import bisect
-import pickle
-import zlib
-from collections import OrderedDict
+import gc
+from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Iterator, Sequence
@@ -34,12 +34,12 @@ from typing import Iterator, Sequence
 from bijli.firmware.errors import CommandError, ConfigError
 from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import TimeSource
+from bijli.tools.fleet import dormant
 from bijli.tools.node import config as config_mod
 from bijli.tools.node.fleet import member_config
 from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
-ZLIB_LEVEL = 1  # a dormant record is written at every eviction: fast beats small here
 
 
 class FleetEngine:
@@ -58,13 +58,18 @@ class FleetEngine:
         self.clock = clock
         self.cache_size = cache_size
         self.start = clock.now()
-        self._marks: list[datetime] = []  # shared-clock times of every step, in order
-        self._dormant: dict[int, bytes] = {}
+        self._marks: list[datetime] = []  # shared-clock times of the steps some meter has not reached
+        self._mark_base = 0  # how many marks every meter has passed (pruned from _marks)
+        self._pos: dict[int, int] = {}  # a hydrated meter's position: how many marks it has reached
+        self._at: Counter[int] = Counter({0: len(self.indices)})  # position -> meters there
+        self._dormant: dict[int, bytes] = {}  # tools.fleet.dormant records
+        self._layout = dormant.Layout()  # where the shared configuration is, found once
         self._hydrated: OrderedDict[int, MeterNode] = OrderedDict()  # least recently observed first
         self._pinned: dict[int, int] = {}
         self.listeners: list = []  # asyncio servers, once served (tools.fleet.serve)
         self.hydrations = 0
         self.dehydrations = 0
+        self.collect_every = 4 * cache_size  # evictions between collections of dead meters (see _collect)
 
     # --- time ----------------------------------------------------------------------------
     def step(self, seconds: float) -> datetime:
@@ -78,13 +83,33 @@ class FleetEngine:
         self._marks.append(self.clock.now())
         return self.clock.now()
 
-    def _catch_up(self, node: MeterNode) -> None:
+    def _catch_up(self, index: int, node: MeterNode) -> None:
         offset = node.clock.offset  # type: ignore[attr-defined]
         i = bisect.bisect_right(self._marks, node.meter.now - offset)
         for mark in self._marks[i:]:
             node.meter.advance_to(mark + offset)
         if not self.clock.simulated:
             node.tick()
+        self._reached(index, self._mark_base + len(self._marks))
+
+    def _reached(self, index: int, position: int) -> None:
+        """Meter ``index`` has applied every mark before ``position``. Marks every meter
+        has passed are dropped: a fleet stepped for a simulated month keeps only the marks
+        of the slowest meter onwards (a meter never observed holds them all: it is born
+        at the fleet's start and catches up through every one)."""
+        old = self._pos.get(index, 0)
+        self._pos[index] = position
+        if old == position:
+            return
+        self._at[position] += 1
+        self._at[old] -= 1
+        if self._at[old]:
+            return
+        del self._at[old]
+        if old == self._mark_base:  # the last meter at the slowest position moved on
+            lowest = min(self._at)
+            del self._marks[:lowest - self._mark_base]
+            self._mark_base = lowest
 
     # --- hydrate / dehydrate --------------------------------------------------------------
     @contextmanager
@@ -121,7 +146,7 @@ class FleetEngine:
             self._hydrated[index] = node
         else:
             self._hydrated.move_to_end(index)
-        self._catch_up(node)
+        self._catch_up(index, node)
         return node
 
     def _hydrate(self, index: int) -> MeterNode:
@@ -142,19 +167,25 @@ class FleetEngine:
                              lazy_objects=True)
             clock.offset = timedelta(0)
             return node
-        ram = pickle.loads(zlib.decompress(blob))
+        ram = dormant.unpack(blob, cfg.meter, index)
         clock.offset = ram["offset"]
         node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"],
                          lazy_objects=True)
         node._load = ram["load"]
+        node.security.counters.resume(ram["counters"])
+        self._pos[index] = ram["mark"]
         return node
 
     def _dehydrate(self, index: int) -> None:
         node = self._hydrated.pop(index)
-        node.security.counters.flush()  # a restart of the fleet then resumes the counters exactly
+        # The invocation counters are RAM too: kept here, not flushed to the shard (a flush
+        # per eviction was a commit per association, and the next association then had to
+        # reserve again: another). The shard holds their reservations, so a crash of the
+        # fleet still never reuses one; a clean shutdown flushes them exactly.
         ram = {"meter": node.meter.volatile(), "source": node.source, "load": node._load,
-               "offset": node.clock.offset}  # type: ignore[attr-defined]
-        self._dormant[index] = zlib.compress(pickle.dumps(ram, protocol=pickle.HIGHEST_PROTOCOL), ZLIB_LEVEL)
+               "offset": node.clock.offset,  # type: ignore[attr-defined]
+               "counters": node.security.counters.positions(), "mark": self._pos.pop(index, 0)}
+        self._dormant[index] = dormant.pack(ram, node.cfg.meter, node.source, self._layout)
         self.dehydrations += 1
 
     def _evict(self) -> None:
@@ -162,9 +193,22 @@ class FleetEngine:
             return
         for index in list(self._hydrated):
             if len(self._hydrated) <= self.cache_size:
-                return
+                break
             if index not in self._pinned:
                 self._dehydrate(index)
+                if self.dehydrations % self.collect_every == 0:
+                    self._collect()
+
+    def _collect(self) -> None:
+        """Free the dehydrated meters. A MeterNode is a web of reference cycles (the meter
+        calls back into its node, the console and the object list hold both), so only the
+        cycle collector frees it, and left to its own schedule it let hundreds of dead
+        meters (about 200 KB each) pile up: 30-40 KB of memory per meter at a few hundred
+        meters. A full collection every ``collect_every`` evictions bounds that pile; it is
+        cheap when the process froze its start-up objects (``gc.freeze()``, as ``bijli
+        fleet --shard`` does once it serves), since the dormant records themselves are
+        bytes, which the collector never scans."""
+        gc.collect()
 
     # --- figures ---------------------------------------------------------------------------
     @property
@@ -181,6 +225,7 @@ class FleetEngine:
         with self.store.group():
             for index in list(self._dormant):
                 with self.observe(index) as node:
+                    node.security.counters.flush()
                     node.meter.save()
             for index, node in list(self._hydrated.items()):
                 node.security.counters.flush()

@@ -18,6 +18,7 @@ lines; ``tools.fleet_cmd`` serves it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import dataclasses
 import json
@@ -42,6 +43,7 @@ from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples, run_
 # within a 15-minute slot, so a short block measures them as well as a long one,
 # and fifty meters on a real clock stay at a few per cent of one core.
 FLEET_BLOCK_SECONDS = 0.1
+SHUTDOWN_THREADS = 32  # members closed side by side at exit (their fsyncs overlap)
 
 
 def member_config(base: config_mod.Config, index: int) -> config_mod.Config:
@@ -298,12 +300,29 @@ class Fleet:
                 "load_profile": self.load_profile, "meters": [m.manifest() for m in self.members]}
 
     def shutdown(self) -> None:
-        """Save every member's state; one that fails does not stop the others saving."""
-        errors = []
-        for m in self.members:
+        """Save every member's state; one that fails does not stop the others saving.
+
+        Each member's close is what ``bijli meter`` does at a clean stop (its last step
+        committed and sealed, a verified backup, the write-ahead log checkpointed): a dozen
+        fsyncs on its own files, 12-100 ms a meter, so a 1,000-meter fleet took 12 s or more
+        to exit after SIGTERM, one meter after another. They run side by side on
+        :data:`SHUTDOWN_THREADS` threads instead: sqlite and fsync release the interpreter
+        lock, and the file system commits concurrent fsyncs together (one journal commit
+        for many files: the group commit a per-meter file allows). Each meter is touched by
+        one thread only; nothing a member saves is skipped."""
+        errors: list[str] = []
+
+        def close(m: Member) -> None:
             try:
                 m.node.shutdown()
             except Exception as exc:  # noqa: BLE001 - report after the others are saved
                 errors.append(f"{m.serial}: {exc}")
+
+        if len(self.members) == 1:
+            close(self.members[0])
+        else:
+            with concurrent.futures.ThreadPoolExecutor(min(SHUTDOWN_THREADS, len(self.members)),
+                                                       thread_name_prefix="bijli-fleet-close") as pool:
+                list(pool.map(close, self.members))
         if errors:
-            raise FirmwareError("; ".join(errors))
+            raise FirmwareError("; ".join(sorted(errors)))

@@ -213,7 +213,9 @@ class MeterNode:
         sec = self.security
         sts = {"vending_key": v.vk.hex().upper(), "pan": v.pan.digits, "sgc": v.sgc, "ti": v.ti, "krn": v.krn,
                "kt": v.kt, "ea": v.ea, "dkga": v.dkga, "base": v.base, "ken": v.ken,
-               "decoder_key": self.cfg.meter.sts.decoder_key.key.hex().upper()}
+               "decoder_key": self.cfg.meter.sts.decoder_key.key.hex().upper(),
+               # the CRC rule of currency tokens is a meter setting: a vending system must use the meter's
+               "currency_crc": self.cfg.meter.sts.currency_crc.value}
         vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
                      "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
                      "--base", str(v.base), "--ken", str(v.ken)]

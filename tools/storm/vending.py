@@ -23,7 +23,7 @@ from bijli.tools import vend_journal
 from bijli.tools.storm import ManifestError, StormError
 
 CURRENCY_SUBCLASS = 4  # class 0 subclass 4: electricity, currency (the demo meter keeps credit in INR)
-_STS_KEYS = ("vending_key", "pan", "sgc", "ti", "krn", "kt", "ea", "dkga", "base", "ken")
+_STS_KEYS = ("vending_key", "pan", "sgc", "ti", "krn", "kt", "ea", "dkga", "base", "ken", "currency_crc")
 
 
 def plan(amount: "str | Decimal") -> sts_vend.CreditPlan:
@@ -52,17 +52,24 @@ def sts_config(row: dict) -> StsConfig:
 def vend(rows: list[dict], credit: sts_vend.CreditPlan, when: datetime, journal_path: "str | Path") -> list[dict]:
     """A ``vended`` journal record per row: the token's digits, TID and value."""
     tids = vend_journal.VendJournal(journal_path)
-    out = []
+    plans = []
     for row in rows:
         cfg = sts_config(row)
         key = cfg.vend_key()
         meter_id = f"{cfg.vending.pan.digits}@{key.base}"  # the key ``bijli token vend`` journals under
-        try:
-            with tids.reserve(meter_id, tid_from_datetime(when, key.base), 1) as r:
-                token = sts_vend.vend_planned_credit(key, credit, time=datetime_from_tid(r.first, key.base),
-                                                     currency_crc=cfg.currency_crc)
-        except (vend_journal.VendJournalError, FirmwareError) as exc:
-            raise StormError(f"meter {row['serial']}: cannot vend: {exc}") from None
-        out.append({"kind": "vended", "meter": row["serial"], "token": token.digits, "tid": token.tid,
-                    "value_paisa": paisa(credit.value)})
+        plans.append((row, cfg, key, meter_id))
+    out = []
+    try:
+        # one reservation for the whole fleet: the journal is read and written once
+        with tids.reserve_many([(m, tid_from_datetime(when, key.base), 1) for _, _, key, m in plans]) as got:
+            for (row, cfg, key, _), r in zip(plans, got):
+                try:
+                    token = sts_vend.vend_planned_credit(key, credit, time=datetime_from_tid(r.first, key.base),
+                                                         currency_crc=cfg.currency_crc)
+                except FirmwareError as exc:
+                    raise StormError(f"meter {row['serial']}: cannot vend: {exc}") from None
+                out.append({"kind": "vended", "meter": row["serial"], "token": token.digits, "tid": token.tid,
+                            "value_paisa": paisa(credit.value)})
+    except vend_journal.VendJournalError as exc:
+        raise StormError(f"cannot vend: {exc}") from None
     return out
