@@ -316,10 +316,7 @@ class Meter:
         self.scheduler = self.profiles.scheduler()
         self.events = EventLog()
         self.event_listeners: list[Callable[[Event], None]] = []  # e.g. push on events
-        programmed = storage.get(TARIFF_PROGRAMMED_KEY)
-        if programmed is not None:  # a tariff programmed over DLMS wins over the configured one
-            self.config = replace(self.config, tariff=Tariff.from_table(programmed))
-        self._apply_billing_day(storage.get("billing_day"))
+        self._apply_programmed()
         self.last_token: TokenOutcome | None = None
         self.last_token_time: datetime | None = None
         self._remote: Trigger | None = None
@@ -373,9 +370,18 @@ class Meter:
         meter.scheduler = meter.profiles.scheduler()
         meter.events = EventLog()
         meter.event_listeners = []
-        meter._apply_billing_day(storage.get("billing_day"))
+        meter._apply_programmed()
         meter.__dict__.update(volatile)
         return meter
+
+    def _apply_programmed(self) -> None:
+        """What was programmed from outside and is kept in memory over the configuration:
+        a tariff programmed over DLMS, the billing day. A start and a fleet's resume both
+        apply it (the configuration a fleet hands back is the shared, configured one)."""
+        programmed = self.storage.get(TARIFF_PROGRAMMED_KEY)
+        if programmed is not None:  # a tariff programmed over DLMS wins over the configured one
+            self.config = replace(self.config, tariff=Tariff.from_table(programmed))
+        self._apply_billing_day(self.storage.get("billing_day"))
 
     # --- start-up ---------------------------------------------------------------------
     def _load(self, now: datetime) -> None:

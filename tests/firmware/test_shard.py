@@ -261,3 +261,19 @@ def test_a_shard_of_schema_1_is_migrated_with_its_records_checked_from_then_on(t
     m.put("energy", 13)
     shard.close()
     assert ShardStore.open(path).commit == 2
+
+
+def test_a_resumed_meter_keeps_the_tariff_programmed_over_dlms(tmp_path):
+    """A fleet hands Meter.resume the shared, configured tariff: a tariff the head-end
+    programmed into this meter (kept in its memory) must still price its energy."""
+    import pickle
+    from dataclasses import replace
+
+    cfg = MeterConfig.from_dict({})
+    storage = Storage.open(tmp_path / "a")
+    meter = Meter(cfg, storage, AT)
+    profile = replace(cfg.tariff.active, flat_rate=Decimal("9.99"))
+    meter.program_tariff(profile, AT)
+    assert meter.config.tariff.active.flat_rate == Decimal("9.99")
+    resumed = Meter.resume(cfg, storage, pickle.loads(pickle.dumps(meter.volatile())))
+    assert resumed.config.tariff == meter.config.tariff
