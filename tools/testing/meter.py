@@ -22,6 +22,7 @@ from pathlib import Path
 
 DEFAULT_START = "2024-06-14T17:00:00"  # a Friday evening in IST: friendly hours, supply on
 STARTUP_TIMEOUT = 60.0
+CONSOLE_TIMEOUT = 120.0  # seconds for one console reply
 
 
 class MeterStartError(RuntimeError):
@@ -84,27 +85,30 @@ class RunningMeter:
     endpoints: Endpoints
     manifest: dict
     simulated: bool
+    banner: tuple[str, ...] = ()  # the lines it printed at start: every listener and port it opened
     _console: object = field(default=None, repr=False)
 
     @classmethod
     def start(cls, state: "str | Path", *, config: "str | Path | None" = None, clock: str = "sim",
               start: str | None = DEFAULT_START, rate: float = 0.0, hdlc: bool = True, serial: bool = True,
-              optical: bool = True, console: bool = True, extra: tuple[str, ...] = (),
+              optical: bool = True, console: "bool | str | Path" = True, extra: tuple[str, ...] = (),
               python: str = sys.executable, env: dict | None = None,
               timeout: float = STARTUP_TIMEOUT) -> "RunningMeter":
         """Start a meter on ``state`` (created if new). ``clock="sim"`` with ``rate=0``
         (the default) is a clock that stands still until :meth:`step` or :meth:`set_time`;
         ``start`` sets it for a new state, and a state that already holds a meter resumes
-        its own clock (as ``bijli meter`` does; pass ``extra=("--reset-clock",)`` to move it)."""
+        its own clock (as ``bijli meter`` does; pass ``extra=("--reset-clock",)`` to move it).
+        ``console`` is a pty of its own, or a path: the pty is linked there, as on a rig
+        (``--console pty:LINK``). Ports opened by the config (``[hal]``) are found too."""
         state = Path(state)
-        if start and (state / "meter.db").exists():
+        if start and (state / "meter.db").exists() and "--reset-clock" not in extra:
             start = None  # a meter that has lived resumes its own clock, as `bijli meter` does
         state.mkdir(parents=True, exist_ok=True)
         manifest_path = state / "manifest.json"
         manifest_path.unlink(missing_ok=True)
         args = [python, "-m", "bijli.tools.cli", "meter", "--state", str(state), "--tcp", "127.0.0.1:0",
                 "--manifest", str(manifest_path), "--clock", clock,
-                "--console", "pty" if console else "none"]
+                "--console", (f"pty:{console}" if not isinstance(console, bool) else "pty") if console else "none"]
         if clock == "sim":
             args += ["--rate", str(rate)] + (["--start", start] if start else [])
         if hdlc:
@@ -136,15 +140,15 @@ class RunningMeter:
                     return m.group(1)
             return None
 
-        hdlc_port = find(r"DLMS HDLC listening on [\d.]+:(\d+)") if hdlc else None
+        hdlc_port = find(r"DLMS HDLC listening on [\d.]+:(\d+)")
         endpoints = Endpoints(
             wrapper=manifest["target"],
             hdlc=f"tcp://127.0.0.1:{hdlc_port}" if hdlc_port else None,
-            serial=find(r"DLMS serial on (\S+)") if serial else None,
-            optical=find(r"DLMS optical on (\S+)") if optical else None,
+            serial=find(r"DLMS serial on (\S+)"),
+            optical=find(r"DLMS optical on (\S+)"),
             console=find(r"service console on (\S+)") if console else None,
         )
-        return cls(proc, state, endpoints, manifest, clock == "sim")
+        return cls(proc, state, endpoints, manifest, clock == "sim", tuple(lines))
 
     # --- what a vending system and a head-end need ------------------------------------
     @property
@@ -198,7 +202,8 @@ class RunningMeter:
             raise RuntimeError("this meter was started without a console")
         if self._console is None:
             from bijli.tools.commands.console import ConsoleLine
-            self._console = ConsoleLine(self.endpoints.console)
+            # a step of days on a busy machine takes longer than an interactive reply
+            self._console = ConsoleLine(self.endpoints.console, timeout=CONSOLE_TIMEOUT)
         return self._console.ask(command)
 
     def status(self) -> dict:
