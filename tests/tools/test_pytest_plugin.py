@@ -91,7 +91,8 @@ import json, pathlib, os
 from hypothesis import HealthCheck, given, settings, strategies as st
 from bijli.tools.testing import strategies as bst
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_each_token_credits_once_and_near_misses_never(bijli_meter_factory, data):
     meter = bijli_meter_factory(hdlc=False, serial=False, optical=False)  # a new meter per example

@@ -29,6 +29,8 @@ from tests.peers.direct import Direct
 
 NOW = datetime(2024, 6, 14, 17, 0)
 ON_A_METER = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# a token is vended with a pure-Python cipher: slow to draw on a busy machine, not a slow test
+TOKENS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +151,7 @@ def test_the_meter_key_from_a_manifest_is_the_meters(node, key):
     assert key == node.cfg.meter.sts.decoder_key
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, **TOKENS)
 @given(st.data())
 def test_tokens_for_a_meter_are_accepted(key, data):
     token = data.draw(bst.tokens_for(key))
@@ -157,7 +159,7 @@ def test_tokens_for_a_meter_are_accepted(key, data):
     assert result.code is R.ACCEPT and result.tid == token.tid
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, **TOKENS)
 @given(st.data())
 def test_wrong_crc_and_wrong_key_tokens_are_crc_errors(key, data):
     for digits in (data.draw(bst.wrong_crc_tokens(key)), data.draw(bst.wrong_key_tokens(key))):
@@ -165,7 +167,7 @@ def test_wrong_crc_and_wrong_key_tokens_are_crc_errors(key, data):
         assert result.code is R.CRC_ERROR and state.tids == ()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, **TOKENS)
 @given(st.data())
 def test_old_tid_tokens_are_old_once_the_tid_memory_is_full(key, data):
     window = 4
@@ -181,7 +183,7 @@ def test_old_tid_tokens_are_old_once_the_tid_memory_is_full(key, data):
     assert decode(state, old.digits, NOW)[0].code is R.OLD
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, **TOKENS)
 @given(st.data())
 def test_replayed_tokens_are_used_after_their_first_entry(key, data):
     tokens = data.draw(bst.replayed_tokens(key))
