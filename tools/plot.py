@@ -31,11 +31,13 @@ class PlotUnavailable(PlotError):
 
 @dataclass(frozen=True)
 class Series:
-    """One line: a name (its legend and SVG id), a unit for the axis, and y per x."""
+    """One line: a name (its SVG id, and its legend unless ``label`` says otherwise), a unit
+    for the axis, and y per x."""
 
     name: str
     unit: str
     values: Sequence[float | None]
+    label: str | None = None
 
 
 def _pyplot():
@@ -52,6 +54,14 @@ def _check_path(path: "str | Path") -> Path:
     p = Path(path)
     if p.suffix.lower() not in FORMATS:
         raise PlotError(f"{p}: a plot is written as .png or .svg, not {p.suffix or 'no suffix'!r}")
+    return p
+
+
+def check(path: "str | Path") -> Path:
+    """Refuse early what would fail late: a file type we do not write, or no matplotlib
+    (a command checks before it spends a meter association on reading what it would plot)."""
+    p = _check_path(path)
+    _pyplot()
     return p
 
 
@@ -73,7 +83,7 @@ def time_series(path: "str | Path", times: Sequence[datetime], series: Sequence[
         for i, s in enumerate(series):
             a = axes[s.unit]
             (line,) = a.plot(list(times), [float("nan") if v is None else float(v) for v in s.values],
-                             label=s.name, color=f"C{i % 10}", linewidth=1.2)
+                             label=s.label or s.name, color=f"C{i % 10}", linewidth=1.2)
             line.set_gid(f"series-{s.name}")
         for unit, a in axes.items():
             a.set_ylabel(unit or "value")

@@ -1,8 +1,9 @@
 """Decoders never crash: random and mutated bytes raise only DlmsError, and fast.
 
 Each decoder gets (a) random bytes and (b) valid encodings mutated by bit flips,
-truncation, extension and splicing with another valid encoding. Anything but a
-DlmsError (IndexError, struct.error, ValueError, RecursionError, ...) fails, and
+truncation, extension and splicing with another valid encoding (the public
+strategies of bijli.tools.testing.strategies, the ones a user's CI fuzzes with).
+Anything but a DlmsError (IndexError, struct.error, ValueError, RecursionError, ...) fails, and
 so does an example that takes longer than its deadline; a wall-clock assertion
 bounds the slowest single decode.
 """
@@ -19,32 +20,10 @@ from bijli.dlms import acse, apdu, axdr, xdlms
 from bijli.dlms.errors import DlmsError
 from bijli.dlms.link import wrapper
 from bijli.dlms.obis import Obis
-
-from . import codec_strategies as cs
+from bijli.tools.testing import strategies as bst
 
 FUZZ = settings(max_examples=300, deadline=timedelta(milliseconds=500))
 SLOWEST_DECODE = 0.25  # seconds; real inputs decode in microseconds
-
-
-@st.composite
-def mutated(draw, valid: st.SearchStrategy):
-    raw = bytearray(draw(valid))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "truncate", "extend", "splice", "set"]))
-        if op == "flip" and raw:
-            i = draw(st.integers(0, len(raw) - 1))
-            raw[i] ^= 1 << draw(st.integers(0, 7))
-        elif op == "set" and raw:
-            raw[draw(st.integers(0, len(raw) - 1))] = draw(st.sampled_from([0x00, 0x7F, 0x80, 0x81, 0x82, 0x84, 0xFF]))
-        elif op == "truncate":
-            del raw[draw(st.integers(0, len(raw))):]
-        elif op == "extend":
-            raw += draw(st.binary(min_size=1, max_size=8))
-        elif op == "splice":
-            other = draw(valid)
-            cut = draw(st.integers(0, len(raw)))
-            raw[cut:] = other[draw(st.integers(0, len(other))):]
-    return bytes(raw)
 
 
 def _survives(decode, data: bytes) -> None:
@@ -57,11 +36,11 @@ def _survives(decode, data: bytes) -> None:
 
 
 def _inputs(valid):
-    return st.binary(max_size=64) | mutated(valid)
+    return st.binary(max_size=64) | bst.mutated(valid)
 
 
-_axdr_bytes = cs.data_values.map(axdr.encode)
-_apdu_bytes = cs.apdus.map(lambda a: a.encode())
+_axdr_bytes = bst.encoded_data
+_apdu_bytes = bst.encoded_apdus
 
 
 @FUZZ
@@ -77,38 +56,38 @@ def test_apdu_decode_never_crashes(data):
 
 
 @FUZZ
-@given(_inputs(cs.aarqs.map(lambda a: a.encode())))
+@given(_inputs(bst.aarqs.map(lambda a: a.encode())))
 def test_aarq_decode_never_crashes(data):
     _survives(acse.AARQ.decode, data)
 
 
 @FUZZ
-@given(_inputs(cs.aares.map(lambda a: a.encode())))
+@given(_inputs(bst.aares.map(lambda a: a.encode())))
 def test_aare_decode_never_crashes(data):
     _survives(acse.AARE.decode, data)
 
 
 @FUZZ
-@given(_inputs(cs.rlrqs.map(lambda a: a.encode()) | cs.rlres.map(lambda a: a.encode())))
+@given(_inputs(bst.rlrqs.map(lambda a: a.encode()) | bst.rlres.map(lambda a: a.encode())))
 def test_release_decode_never_crashes(data):
     _survives(acse.RLRQ.decode, data)
     _survives(acse.RLRE.decode, data)
 
 
 @FUZZ
-@given(_inputs(cs.initiate_requests.map(lambda a: a.encode()) | cs.initiate_responses.map(lambda a: a.encode())))
+@given(_inputs(bst.initiate_requests.map(lambda a: a.encode()) | bst.initiate_responses.map(lambda a: a.encode())))
 def test_initiate_decode_never_crashes(data):
     _survives(xdlms.InitiateRequest.decode, data)
     _survives(xdlms.InitiateResponse.decode, data)
 
 
 @FUZZ
-@given(st.text(max_size=30) | st.text("0123456789.-:*& ", max_size=30) | cs.obis_values.map(lambda o: o.iec()[:-1]))
+@given(st.text(max_size=30) | st.text("0123456789.-:*& ", max_size=30) | bst.obis_codes.map(lambda o: o.iec()[:-1]))
 def test_obis_parse_never_crashes(text):
     _survives(Obis.parse, text)
 
 
-_frames = st.builds(wrapper.encode_frame, cs.u16, cs.u16, st.binary(max_size=100))
+_frames = bst.wrapper_frames(st.binary(max_size=100))
 
 
 @FUZZ

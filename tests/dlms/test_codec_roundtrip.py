@@ -14,14 +14,13 @@ from hypothesis import strategies as st
 from bijli.dlms import acse, apdu, axdr, xdlms
 from bijli.dlms.errors import ApduError, AxdrError, DlmsError, ObisError
 from bijli.dlms.obis import Obis
-
-from . import codec_strategies as cs
+from bijli.tools.testing import strategies as bst
 
 # --- A-XDR -------------------------------------------------------------------------------
 
 
 @settings(max_examples=400)
-@given(cs.data_values)
+@given(bst.data_values)
 def test_axdr_round_trip(value):
     raw = axdr.encode(value)
     assert axdr.decode(raw) == value
@@ -29,13 +28,13 @@ def test_axdr_round_trip(value):
 
 
 @settings(max_examples=150)
-@given(cs.compact_arrays)
+@given(bst.compact_arrays)
 def test_compact_array_round_trip(value):
     assert axdr.decode(axdr.encode(value)) == value
 
 
 @settings(max_examples=150)
-@given(cs.cosem_date_times)
+@given(bst.cosem_date_times)
 def test_date_time_round_trip_with_unspecified_fields(dt):
     raw = axdr.encode(axdr.DateTime(dt))
     assert len(raw) == 13
@@ -150,7 +149,7 @@ def test_datetime_conversions():
 # --- OBIS -----------------------------------------------------------------------------------
 
 
-@given(cs.obis_values)
+@given(bst.obis_codes)
 def test_obis_round_trips(o):
     assert Obis.parse(str(o)) == o
     assert Obis.parse(o.iec()) == o
@@ -181,7 +180,7 @@ def test_obis_rejects(text):
 
 
 @settings(max_examples=500)
-@given(cs.apdus)
+@given(bst.apdus)
 def test_apdu_round_trip(value):
     raw = value.encode()
     assert raw[0] == value.tag
@@ -249,30 +248,30 @@ def test_selection_flag_must_be_0_or_1():
 
 
 @settings(max_examples=200)
-@given(cs.initiate_requests)
+@given(bst.initiate_requests)
 def test_initiate_request_round_trip(v):
     assert xdlms.InitiateRequest.decode(v.encode()) == v
 
 
 @settings(max_examples=200)
-@given(cs.initiate_responses)
+@given(bst.initiate_responses)
 def test_initiate_response_round_trip(v):
     assert xdlms.InitiateResponse.decode(v.encode()) == v
 
 
 @settings(max_examples=200)
-@given(cs.aarqs)
+@given(bst.aarqs)
 def test_aarq_round_trip(v):
     assert acse.AARQ.decode(v.encode()) == v
 
 
 @settings(max_examples=200)
-@given(cs.aares)
+@given(bst.aares)
 def test_aare_round_trip(v):
     assert acse.AARE.decode(v.encode()) == v
 
 
-@given(cs.rlrqs, cs.rlres)
+@given(bst.rlrqs, bst.rlres)
 def test_release_round_trip(q, e):
     assert acse.RLRQ.decode(q.encode()) == q
     assert acse.RLRE.decode(e.encode()) == e
@@ -312,7 +311,9 @@ def test_conformance_bit_positions():
 def test_every_apdu_class_has_a_round_trip_strategy():
     import inspect
 
-    source = inspect.getsource(cs)
+    from bijli.tools.testing.strategies import apdu as apdu_strategies
+
+    source = inspect.getsource(apdu_strategies)
     classes = {name for name, obj in vars(apdu).items()
                if isinstance(obj, type) and issubclass(obj, apdu._Apdu) and obj is not apdu._Apdu}
     missing = {name for name in classes if f"apdu.{name}," not in source and f"apdu.{name}(" not in source}

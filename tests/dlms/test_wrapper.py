@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from bijli.dlms.errors import DlmsError, LocalProtocolError, WrapperError
 from bijli.dlms.link import wrapper
+from bijli.tools.testing.strategies.link import wrapper_messages
 
-wports = st.integers(0, 0xFFFF)
-messages = st.builds(wrapper.ApduReceived, wports, wports, st.binary(max_size=300))
+messages = wrapper_messages()
 
 
 @given(messages)

@@ -11,6 +11,7 @@ SIGTERM mid-step ends the process within a second, exit 0, state consistent.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -50,9 +51,9 @@ def _refused(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def test_a_saved_meter_resumes_its_clock_and_an_earlier_start_needs_reset_clock(meter_process, tmp_path):
+def test_a_saved_meter_resumes_its_clock_and_an_earlier_start_needs_reset_clock(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    first = meter_process("--clock", "sim", "--start", START, "--rate", "0", state=state)
+    first = bijli_meter_factory(state=state, start=START)
     assert first.console("step 2h") == "2024-06-14T20:00:00"
     assert first.stop() == 0
     assert _saved(state) == datetime(2024, 6, 14, 20, 0)
@@ -63,12 +64,11 @@ def test_a_saved_meter_resumes_its_clock_and_an_earlier_start_needs_reset_clock(
     assert "already holds a meter" in r.stderr and "--reset-clock" in r.stderr, r.stderr
     assert _saved(state) == datetime(2024, 6, 14, 20, 0)  # refused before anything changed
 
-    again = meter_process("--clock", "sim", "--rate", "0", state=state)
+    again = bijli_meter_factory(state=state)  # no --start: a saved meter resumes its own clock
     assert again.console("time") == "2024-06-14T20:00:00"  # resumed, not the host's time
     assert again.stop() == 0
 
-    reset = meter_process("--clock", "sim", "--start", "2024-06-14T17:00:00", "--reset-clock", "--rate", "0",
-                          state=state)
+    reset = bijli_meter_factory(state=state, start="2024-06-14T17:00:00", extra=("--reset-clock",))
     assert reset.console("time") == "2024-06-14T17:00:00"
     assert reset.stop() == 0
     log = _transaction_log(state)
@@ -109,17 +109,19 @@ def _clock_over_dlms(port: int) -> datetime:
         return client.read_clock()
 
 
-def test_dlms_answers_during_a_long_step_and_sigterm_ends_it_within_a_second(meter_process, tmp_path):
+def test_dlms_answers_during_a_long_step_and_sigterm_ends_it_within_a_second(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    meter = meter_process("--clock", "sim", "--start", START, "--rate", "0", state=state)
+    meter = bijli_meter_factory(state=state, start=START)
     meter.console("load 5")
-    meter.proc.stdin.write("step 30000d\n")  # 82 years, hours of work (the console allows 100): it must not hold the meter
-    meter.proc.stdin.flush()
+    # 82 years, hours of work (the console allows 100): it must not hold the meter. Typed on the
+    # console line without waiting for the reply, which comes only when the step ends
+    line = os.open(meter.endpoints.console, os.O_RDWR | os.O_NOCTTY)
+    os.write(line, b"step 30000d\r")
     time.sleep(1.0)
     seen = []
     for _ in range(3):  # the clock answers, and moves on, while the step runs
         t0 = time.monotonic()
-        seen.append(_clock_over_dlms(meter.port))
+        seen.append(_clock_over_dlms(meter.endpoints.wrapper_port))
         assert time.monotonic() - t0 < 3.0
         time.sleep(0.3)
     assert seen[0] > datetime(2024, 6, 14, 18, 0) and seen[0] < seen[-1]
@@ -129,22 +131,23 @@ def test_dlms_answers_during_a_long_step_and_sigterm_ends_it_within_a_second(met
     meter.proc.send_signal(signal.SIGTERM)
     assert meter.proc.wait(5) == 0
     assert time.monotonic() - sent < 1.0, "SIGTERM mid-step took longer than a second"
+    os.close(line)
     stopped_at = _saved(state)
     assert stopped_at > seen[-1]
 
     # the state is consistent: the meter starts again where it stopped, energy and account agree
-    again = meter_process("--clock", "sim", "--rate", "0", state=state)
-    status = json.loads(again.console("status --json"))
+    again = bijli_meter_factory(state=state)
+    status = again.status()
     assert status["time"] == stopped_at.isoformat(timespec="seconds")
     assert status["energy_import_kwh"] > 0
     assert again.stop() == 0
 
 
-def test_a_short_step_still_replies_with_the_new_time(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", START, "--rate", "0")
+def test_a_short_step_still_replies_with_the_new_time(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start=START)
     assert meter.console("step 3d") == "2024-06-17T18:00:00"
-    assert meter.console("step x").startswith("error: not a duration")
-    assert meter.proc.stdout.readline().startswith("usage: step DURATION")
+    error, usage = meter.console("step x").splitlines()
+    assert error.startswith("error: not a duration") and usage.startswith("usage: step DURATION")
     assert meter.console("time") == "2024-06-17T18:00:00"
 
 
@@ -187,11 +190,11 @@ def test_a_fleet_step_keeps_every_meter_answering_and_sigterm_ends_it_within_a_s
         assert _saved(Path(m["state"])) > datetime(2024, 6, 14, 18, 0)
 
 
-def test_the_clock_object_shows_doubtful_after_a_set_back_until_time_passes_the_mark(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", START, "--rate", "0")
+def test_the_clock_object_shows_doubtful_after_a_set_back_until_time_passes_the_mark(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start=START)
 
     def status_and_time() -> tuple[int, int]:
-        client = Client(open_client_transport(f"tcp://127.0.0.1:{meter.port}", 16, timeout=5.0),
+        client = Client(open_client_transport(meter.endpoints.wrapper, 16, timeout=5.0),
                         ClientSettings.for_association(16))
         with client:
             client.associate()

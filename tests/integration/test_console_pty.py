@@ -21,21 +21,16 @@ def _read_until(port, marker: bytes, timeout: float = 10.0) -> bytes:
     return buf
 
 
-def _meter_with_pty_console(meter_process, link):
-    """A meter whose service console is the pty linked at ``link``, once the link exists.
-    --rate 0: the clock stands still between commands, so 'step 1h' lands on 19:00:00
-    exactly however long the commands take under load."""
-    meter = meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-14T18:00:00",
-                          "--rate", "0", console_line="service console on")
-    deadline = time.monotonic() + 10
-    while not link.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return meter
+def _meter_with_pty_console(bijli_meter_factory, link):
+    """A meter whose service console is the pty linked at ``link`` (it is there once the meter
+    has started). The clock stands still between commands (rate 0), so 'step 1h' lands on
+    19:00:00 exactly however long the commands take under load."""
+    return bijli_meter_factory(console=link, start="2024-06-14T18:00:00")
 
 
-def test_console_over_a_pty(meter_process, tmp_path):
+def test_console_over_a_pty(bijli_meter_factory, tmp_path):
     link = tmp_path / "console"
-    meter = _meter_with_pty_console(meter_process, link)
+    meter = _meter_with_pty_console(bijli_meter_factory, link)
     with serial.Serial(os.fspath(link), 9600, timeout=0.2) as port:
         port.write(b"\r")  # what was written before we opened the line may be gone: ask for a prompt
         _read_until(port, b"> ")
@@ -50,7 +45,7 @@ def test_console_over_a_pty(meter_process, tmp_path):
     assert meter.proc.wait(10) == 0
 
 
-def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process, tmp_path):
+def test_bijli_console_runs_commands_on_the_meters_serial_console(bijli_meter_factory, tmp_path):
     import json
     import subprocess
     import sys
@@ -58,7 +53,7 @@ def test_bijli_console_runs_commands_on_the_meters_serial_console(meter_process,
     from tests.conftest import ROOT
 
     link = tmp_path / "console"
-    meter = _meter_with_pty_console(meter_process, link)
+    meter = _meter_with_pty_console(bijli_meter_factory, link)
 
     def bijli_console(*commands: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "bijli.tools.cli", "console", "--port", str(link), *commands],
@@ -179,9 +174,9 @@ def test_large_replies_arrive_whole_on_a_terminal(tmp_path):
     assert b"Traceback" not in proc.stderr.read()
 
 
-def test_the_serial_console_answers_hostile_lines_and_quits(meter_process, tmp_path):
+def test_the_serial_console_answers_hostile_lines_and_quits(bijli_meter_factory, tmp_path):
     link = tmp_path / "console"
-    meter = _meter_with_pty_console(meter_process, link)
+    meter = _meter_with_pty_console(bijli_meter_factory, link)
     with serial.Serial(os.fspath(link), 9600, timeout=0.2) as port:
         port.write(b"\r")
         _read_until(port, b"> ")

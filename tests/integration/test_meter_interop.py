@@ -22,11 +22,10 @@ IST = timezone(timedelta(hours=5, minutes=30))
 
 @pytest.fixture(scope="module")
 def meter(tmp_path_factory):
-    from tests.conftest import MeterProcess
+    from bijli.tools.testing import RunningMeter
 
-    state = tmp_path_factory.mktemp("state")
-    m = MeterProcess(state, "--clock", "sim", "--start", START.isoformat(), "--rate", "0",
-                     "--hdlc-tcp", "127.0.0.1:0", "--optical", "pty", "--serial", "pty")
+    # every port: the wrapper, HDLC over TCP, the serial and the optical pty
+    m = RunningMeter.start(tmp_path_factory.mktemp("state"), start=START.isoformat())
     m.console("load 5")
     assert m.console("token " + _token("5000")).startswith("accepted")
     assert m.console("step 5d") == "2024-06-15T00:00:00"  # 480 quarter-hour rows of block load
@@ -55,14 +54,14 @@ def peer(meter, transport: str, sap: int) -> GuruxPeer:
         kw = {"authentication": Authentication.HIGH_GMAC, "invocation_counter": _ic["next"]}
         _ic["next"] += 10_000
     if transport == "wrapper":
-        return GuruxPeer(TcpTransport("127.0.0.1", meter.port), client_sap=sap, **kw)
+        return GuruxPeer(TcpTransport("127.0.0.1", meter.endpoints.wrapper_port), client_sap=sap, **kw)
     address = GXDLMSClient.getServerAddress(1, 16)
     if transport == "hdlc-tcp":
-        line = TcpTransport("127.0.0.1", int(meter.find(r"DLMS HDLC listening on [\d.]+:(\d+)")))
+        line = TcpTransport("127.0.0.1", int(meter.endpoints.hdlc.rsplit(":", 1)[1]))
     elif transport == "serial":
-        line = SerialTransport(meter.find(r"DLMS serial on (\S+)"))
+        line = SerialTransport(meter.endpoints.serial)
     else:
-        line = SerialTransport(meter.find(r"DLMS optical on (\S+)"), mode_e=True)
+        line = SerialTransport(meter.endpoints.optical, mode_e=True)
     return GuruxPeer(line, client_sap=sap, interface=InterfaceType.HDLC, server_address=address, **kw)
 
 
@@ -240,9 +239,9 @@ def test_our_client_reads_the_load_profile_with_gbt_window_4(meter, transport):
     from bijli.tools.node.links import open_client_transport
 
     if transport == "wrapper":
-        line = open_client_transport(f"tcp://127.0.0.1:{meter.port}", 48)
+        line = open_client_transport(meter.endpoints.wrapper, 48)
     else:
-        port = int(meter.find(r"DLMS HDLC listening on [\d.]+:(\d+)"))
+        port = int(meter.endpoints.hdlc.rsplit(":", 1)[1])
         line = open_client_transport(f"tcp://127.0.0.1:{port}", 48, hdlc_over_tcp=True)
     recording = _Recording(line)
     settings = ClientSettings.for_association(48, gbt_window=4, invocation_counter=_ic["next"],
@@ -286,7 +285,7 @@ class _CountingTcp(TcpTransport):
 def test_gurux_reads_the_load_profile_with_gbt_window_4(meter):
     from gurux_dlms.enums import Conformance as GxConformance
 
-    line = _CountingTcp("127.0.0.1", meter.port)
+    line = _CountingTcp("127.0.0.1", meter.endpoints.wrapper_port)
     p = GuruxPeer(line, client_sap=48, authentication=Authentication.HIGH_GMAC, invocation_counter=_ic["next"])
     _ic["next"] += 10_000
     p.client.proposedConformance |= GxConformance.GENERAL_BLOCK_TRANSFER

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import serial
 
 from bijli.firmware.meter import MeterConfig
 from bijli.firmware.sts.vend import vend_credit
@@ -34,7 +35,7 @@ def _status(meter) -> dict:
     return json.loads(meter.console("status --json"))
 
 
-def test_sigkill_while_entering_tokens_never_loses_or_doubles_credit(meter_process, tmp_path):
+def test_sigkill_while_entering_tokens_never_loses_or_doubles_credit(bijli_meter_factory, tmp_path):
     rng = random.Random(2024)
     state = tmp_path / "state"
     # replaying every token below is a run of "used" results: lift the keypad lockout
@@ -43,22 +44,21 @@ def test_sigkill_while_entering_tokens_never_loses_or_doubles_credit(meter_proce
     config.write_text("[sts]\nlockout_after = 0\n")
     tokens = _tokens(8 * CYCLES)
     batches = [tokens[i::CYCLES] for i in range(CYCLES)]
+
     def start():  # the first start sets the clock; a restart resumes it where it stopped
-        begin = () if (state / "meter.db").exists() else ("--start", START.isoformat())
-        return meter_process("--clock", "sim", *begin, state=state, config=config)
+        return bijli_meter_factory(state=state, start=START.isoformat(), config=config)
 
     for batch in batches:
         meter = start()
         meter.console("load 10")
-        # type the whole batch without waiting, then cut the power at a random instant
-        # while the meter is still working through it
-        meter.proc.stdin.write("".join(f"token {digits}\n" for digits, _ in batch))
-        meter.proc.stdin.flush()
-        for _ in range(rng.randrange(len(batch))):
-            meter.proc.stdout.readline()
-        time.sleep(rng.uniform(0.0, 0.004))
-        meter.proc.kill()
-        meter.proc.wait(10)
+        # type the whole batch on the console line without waiting, then cut the power at a
+        # random instant while the meter is still working through it
+        with serial.Serial(meter.endpoints.console, 9600, timeout=10) as line:
+            line.write("".join(f"token {digits}\r" for digits, _ in batch).encode())
+            for _ in range(rng.randrange(len(batch))):
+                line.readline()  # one reply a line
+            time.sleep(rng.uniform(0.0, 0.004))
+            meter.kill()
 
     meter = start()
     before = _status(meter)

@@ -44,15 +44,15 @@ def _notification(frame: wrapper.ApduReceived) -> apdu.DataNotification:
     return note
 
 
-def test_push_on_request_and_on_a_recharge(meter_process, tmp_path):
+def test_push_on_request_and_on_a_recharge(bijli_meter_factory, tmp_path):
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     config = tmp_path / "meter.toml"
     config.write_text(f'[push]\ndestination = "127.0.0.1:{port}"\non_events = true\nretries = 2\n'
                       f'repetition_delay_s = 1\n')
-    meter = meter_process("--clock", "sim", "--start", START.isoformat(), "--rate", "0", config=config)
+    meter = bijli_meter_factory(start=START.isoformat(), config=config)
 
-    transport = open_client_transport(f"tcp://127.0.0.1:{meter.port}", 48)
+    transport = open_client_transport(meter.endpoints.wrapper, 48)
     with Client(transport, ClientSettings.for_association(48, invocation_counter=1)) as client:
         client.associate()
         client.action(40, PUSH_SETUP, 1, axdr.Integer(0))

@@ -9,7 +9,6 @@ had credited is still refused as used."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -28,7 +27,6 @@ KEY = MeterConfig.from_dict({}).sts.vend_key()
 START = "2024-06-03T12:00:00"
 TOKENS = [vend_credit(KEY, Decimal(a), subclass=4, time=datetime(2024, 6, 3, 10, 0) + timedelta(minutes=i)).digits
           for i, a in enumerate((11, 13, 17))]
-SIM = ("--clock", "sim", "--start", START, "--rate", "0")
 RESUME = ("--clock", "sim", "--rate", "0")  # a lived-in state: the clock carries on where it stopped
 
 
@@ -46,12 +44,12 @@ def _start_refused(state) -> str:
 
 
 def _credit(meter) -> str:
-    return json.loads(meter.console("status --json"))["credit"]
+    return meter.status()["credit"]
 
 
-def _credit_tokens(meter_process, state, *, kill: bool) -> str:
+def _credit_tokens(bijli_meter_factory, state, *, kill: bool) -> str:
     """Three tokens credited on a fresh meter; the meter then quits or is SIGKILLed."""
-    meter = meter_process(*(RESUME if (state / "meter.db").exists() else SIM), state=state)
+    meter = bijli_meter_factory(state=state, start=START)  # a lived-in state resumes its own clock
     for digits in TOKENS:
         assert meter.console(f"token {digits}").startswith("accepted")
     credit = _credit(meter)
@@ -65,13 +63,13 @@ def _credit_tokens(meter_process, state, *, kill: bool) -> str:
     return credit
 
 
-def _recovered_with(meter_process, state, credit: str) -> None:
+def _recovered_with(bijli_meter_factory, state, credit: str) -> None:
     r = _bijli("state", "recover", "--state", str(state))
     assert r.returncode == 0, r.stderr
     assert "restored from the seal" in r.stdout and "recovered" in r.stdout
     assert any(p.name.startswith("damaged-") for p in state.iterdir())  # the evidence is kept
     assert _bijli("state", "verify", "--state", str(state)).returncode == 0
-    meter = meter_process(*RESUME, state=state)
+    meter = bijli_meter_factory(state=state)  # resumes its clock
     assert _credit(meter) == credit  # no money forgotten
     for digits in TOKENS:
         assert meter.console(f"token {digits}").split(":")[0] == "used"  # and none taken twice
@@ -79,28 +77,28 @@ def _recovered_with(meter_process, state, credit: str) -> None:
     meter.proc.wait(10)
 
 
-def test_a_deleted_database_is_refused_and_recovered(meter_process, tmp_path):
+def test_a_deleted_database_is_refused_and_recovered(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    credit = _credit_tokens(meter_process, state, kill=False)
+    credit = _credit_tokens(bijli_meter_factory, state, kill=False)
     (state / "meter.db").unlink()
     assert "meter.db is missing" in _start_refused(state)
     r = _bijli("state", "verify", "--state", str(state))
     assert r.returncode == 1 and "DAMAGED" in r.stdout
-    _recovered_with(meter_process, state, credit)
+    _recovered_with(bijli_meter_factory, state, credit)
 
 
-def test_an_emptied_database_is_refused_and_recovered(meter_process, tmp_path):
+def test_an_emptied_database_is_refused_and_recovered(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    credit = _credit_tokens(meter_process, state, kill=False)
+    credit = _credit_tokens(bijli_meter_factory, state, kill=False)
     (state / "meter.db").write_bytes(b"")
     assert "is empty (0 bytes)" in _start_refused(state)
-    _recovered_with(meter_process, state, credit)
+    _recovered_with(bijli_meter_factory, state, credit)
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "flip"])
-def test_a_lost_or_damaged_write_ahead_log_after_a_sigkill_is_a_rollback_refused(meter_process, tmp_path, damage):
+def test_a_lost_or_damaged_write_ahead_log_after_a_sigkill_is_a_rollback_refused(bijli_meter_factory, tmp_path, damage):
     state = tmp_path / "state"
-    credit = _credit_tokens(meter_process, state, kill=True)
+    credit = _credit_tokens(bijli_meter_factory, state, kill=True)
     wal = state / "meter.db-wal"
     assert wal.stat().st_size > 0  # the tokens' commits are still in the log
     if damage == "delete":
@@ -113,37 +111,37 @@ def test_a_lost_or_damaged_write_ahead_log_after_a_sigkill_is_a_rollback_refused
         raw[-100] ^= 0x01  # one bit in the last frame: sqlite drops that commit and all after it
         wal.write_bytes(bytes(raw))
     assert "rolled back" in _start_refused(state)
-    _recovered_with(meter_process, state, credit)
+    _recovered_with(bijli_meter_factory, state, credit)
 
 
-def test_bytes_overwritten_mid_file_are_refused_without_a_traceback_and_recovered(meter_process, tmp_path):
+def test_bytes_overwritten_mid_file_are_refused_without_a_traceback_and_recovered(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    credit = _credit_tokens(meter_process, state, kill=False)
+    credit = _credit_tokens(bijli_meter_factory, state, kill=False)
     db = state / "meter.db"
     size = db.stat().st_size
     with open(db, "r+b") as f:
         f.seek(size // 2)
         f.write(os.urandom(4096))
     assert "meter.db" in _start_refused(state)
-    _recovered_with(meter_process, state, credit)
+    _recovered_with(bijli_meter_factory, state, credit)
 
 
-def test_a_record_changed_behind_the_meters_back_is_refused(meter_process, tmp_path):
+def test_a_record_changed_behind_the_meters_back_is_refused(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    credit = _credit_tokens(meter_process, state, kill=False)
+    credit = _credit_tokens(bijli_meter_factory, state, kill=False)
     with sqlite3.connect(state / "meter.db") as db:
         db.execute("UPDATE kv SET value = '{}' WHERE key = 'account'")
     assert "record 'account' fails its checksum" in _start_refused(state)
-    _recovered_with(meter_process, state, credit)
+    _recovered_with(bijli_meter_factory, state, credit)
 
 
-def test_a_database_put_back_from_an_old_copy_is_refused(meter_process, tmp_path):
+def test_a_database_put_back_from_an_old_copy_is_refused(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    meter = meter_process(*SIM, state=state)
+    meter = bijli_meter_factory(state=state, start=START)
     meter.console("quit")
     meter.proc.wait(10)
     old = (state / "meter.db").read_bytes()  # before any token
-    credit = _credit_tokens(meter_process, state, kill=False)
+    credit = _credit_tokens(bijli_meter_factory, state, kill=False)
     (state / "meter.db").write_bytes(old)
     assert "rolled back" in _start_refused(state)
-    _recovered_with(meter_process, state, credit)
+    _recovered_with(bijli_meter_factory, state, credit)

@@ -18,9 +18,9 @@ def _second_meter(state) -> subprocess.CompletedProcess:
                           cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
 
 
-def test_a_second_meter_on_the_same_state_is_refused_with_the_holders_pid(meter_process, tmp_path):
+def test_a_second_meter_on_the_same_state_is_refused_with_the_holders_pid(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    first = meter_process(state=state)
+    first = bijli_meter_factory(state=state)
     second = _second_meter(state)
     assert second.returncode == 2
     assert f"state directory {state.resolve()} in use by PID {first.proc.pid}" in second.stderr
@@ -28,12 +28,12 @@ def test_a_second_meter_on_the_same_state_is_refused_with_the_holders_pid(meter_
     assert first.console("credit").startswith("credit")  # the first meter is untouched and serving
 
 
-def test_the_lock_goes_with_its_holder_even_on_sigkill(meter_process, tmp_path):
+def test_the_lock_goes_with_its_holder_even_on_sigkill(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    first = meter_process(state=state)
+    first = bijli_meter_factory(state=state)
     os.kill(first.proc.pid, signal.SIGKILL)
     first.proc.wait(10)
-    again = meter_process(state=state)  # starts: the kernel dropped the dead holder's lock
+    again = bijli_meter_factory(state=state)  # starts: the kernel dropped the dead holder's lock
     assert again.console("credit").startswith("credit")
 
 

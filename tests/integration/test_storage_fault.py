@@ -3,7 +3,8 @@
 The disk fills for real, as far as the meter can tell: the test lowers the meter
 process's file-size limit (RLIMIT_FSIZE, through prlimit(2) on its pid) to 0, so the
 kernel refuses every write the process makes to a file (EFBIG) — the database, its
-write-ahead log, the seal — while its console (a pipe) and its sockets work on.
+write-ahead log, the seal — while its console (a pty) and its sockets work on, and what it writes on stdout and
+stderr (pipes the plugin copies into files) still arrives.
 Raising the limit again is space coming back. While storage fails the meter keeps
 measuring, its clock and energy advance as read over DLMS, the relay decision goes
 on; a token it cannot commit is refused with a clear word and changes nothing; and it
@@ -26,6 +27,8 @@ from bijli.dlms.client import Client, ClientSettings
 from bijli.dlms.cosem.token_gateway import TokenStatusCode
 from bijli.tools.node.links import open_client_transport
 from tests.integration.test_token_sources import GATEWAY, START, deliver, token, utility, verdict
+
+PORTS = dict(hdlc=False, serial=False, optical=False)  # the wrapper and the console are enough here
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prlimit(2) is Linux's")
 
@@ -52,13 +55,13 @@ def public_read(port: int) -> tuple[datetime, int]:
     return clock, energy
 
 
-def test_a_console_token_that_cannot_be_committed_is_refused_and_changes_nothing(meter_process, tmp_path):
+def test_a_console_token_that_cannot_be_committed_is_refused_and_changes_nothing(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    meter = meter_process("--clock", "sim", "--rate", "0", "--start", START.isoformat(), state=state)
+    meter = bijli_meter_factory(state=state, start=START.isoformat(), **PORTS)
     assert meter.console(f"token {token(0)}").startswith("accepted")
     meter.console("load 10")
     before = status(meter)
-    _, energy_before = public_read(meter.port)
+    _, energy_before = public_read(meter.endpoints.wrapper_port)
     disk_full(meter)
     for _ in range(3):  # again and again: never "used", never a lockout
         reply = meter.console(f"token {token(1)}")
@@ -68,7 +71,7 @@ def test_a_console_token_that_cannot_be_committed_is_refused_and_changes_nothing
     assert now["storage"].startswith("failing: ") and now["token_lockouts"] == []
     # time goes on: 2.3 kW measured and charged in memory until the 10 INR run out: a cut
     assert meter.console("step 2h") == "2024-06-03T14:00:00"
-    clock, energy = public_read(meter.port)
+    clock, energy = public_read(meter.endpoints.wrapper_port)
     assert clock == datetime(2024, 6, 3, 14, 0) and energy > energy_before + 1000
     cut = status(meter)
     assert cut["relay"] != "connected" and cut["supply_reason"] == "out_of_credit"
@@ -77,15 +80,15 @@ def test_a_console_token_that_cannot_be_committed_is_refused_and_changes_nothing
     assert status(meter)["storage"] == "ok"
     assert meter.console(f"token {token(1)}") == "used"
     assert meter.stop() == 0
-    again = meter_process("--clock", "sim", state=state)
+    again = bijli_meter_factory(state=state, **PORTS)
     after = status(again)
     assert Decimal(after["total_recharged"]) == 20 and after["energy_import_kwh"] * 1000 >= energy - 1
 
 
 def test_a_gateway_token_that_cannot_be_committed_is_an_execution_failure_on_a_live_connection(
-        meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--rate", "0", "--start", START.isoformat(), state=tmp_path / "state")
-    client = utility(meter.port)  # associated before the disk fills (its counters are reserved)
+        bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(state=tmp_path / "state", start=START.isoformat(), **PORTS)
+    client = utility(meter.endpoints.wrapper_port)  # associated before the disk fills (its counters are reserved)
     try:
         deliver(client, token(0))
         assert verdict(client)[2] == "accepted"
@@ -109,16 +112,16 @@ def test_a_gateway_token_that_cannot_be_committed_is_an_execution_failure_on_a_l
     assert Decimal(status(meter)["total_recharged"]) == 20
 
 
-def test_the_metering_loop_keeps_measuring_while_storage_fails_and_recovers_by_itself(meter_process, tmp_path):
+def test_the_metering_loop_keeps_measuring_while_storage_fails_and_recovers_by_itself(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
     # a simulated clock running 10 minutes a second: the metering loop ticks it on its own
-    meter = meter_process("--clock", "sim", "--rate", "600", "--start", START.isoformat(), state=state)
+    meter = bijli_meter_factory(state=state, start=START.isoformat(), rate=600, **PORTS)
     assert meter.console(f"token {token(0)}").startswith("accepted")
     meter.console("load 10")
     disk_full(meter)
-    first = public_read(meter.port)
+    first = public_read(meter.endpoints.wrapper_port)
     time.sleep(1.5)
-    second = public_read(meter.port)
+    second = public_read(meter.endpoints.wrapper_port)
     assert second[0] - first[0] >= timedelta(minutes=10), "the clock goes on"
     assert second[1] > first[1], "so does the energy"
     assert status(meter)["storage"].startswith("failing")
@@ -127,23 +130,22 @@ def test_the_metering_loop_keeps_measuring_while_storage_fails_and_recovers_by_i
     while status(meter)["storage"] != "ok":  # no command needed: the loop commits by itself
         assert time.monotonic() < deadline, "the meter did not recover by itself"
         time.sleep(0.2)
-    third = public_read(meter.port)
+    third = public_read(meter.endpoints.wrapper_port)
     assert third[0] > second[0] and third[1] >= second[1]
-    meter.proc.kill()  # a power cut: only what was committed is there at the restart
-    meter.proc.wait(10)
-    again = meter_process("--clock", "sim", state=state)
+    meter.kill()  # a power cut: only what was committed is there at the restart
+    again = bijli_meter_factory(state=state, **PORTS)
     assert status(again)["energy_import_kwh"] * 1000 >= second[1] - 1
 
 
-def test_a_stop_while_storage_fails_says_so_and_restarts_at_the_last_commit(meter_process, tmp_path):
+def test_a_stop_while_storage_fails_says_so_and_restarts_at_the_last_commit(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    meter = meter_process("--clock", "sim", "--rate", "0", "--start", START.isoformat(), state=state)
+    meter = bijli_meter_factory(state=state, start=START.isoformat(), **PORTS)
     assert meter.console(f"token {token(0)}").startswith("accepted")
     disk_full(meter)
     assert meter.console(f"token {token(1)}").startswith("storage_error")
     assert meter.console("step 1h") == "2024-06-03T13:00:00"
     assert meter.stop() == 0
-    assert "could not save at stop, the state is as at its last commit" in meter.proc.stderr.read()
-    again = meter_process("--clock", "sim", state=state)
+    assert "could not save at stop, the state is as at its last commit" in meter.stderr()
+    again = bijli_meter_factory(state=state, **PORTS)
     assert Decimal(status(again)["total_recharged"]) == 10
     assert again.console(f"token {token(1)}").startswith("accepted")

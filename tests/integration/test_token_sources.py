@@ -1,6 +1,6 @@
 """Tokens from several sources at once, on a real `bijli meter` process (issue 14 item 1).
 
-The service console is the process's stdin/stdout; the DLMS token gateway (IC 115,
+The service console is the meter's pty (the plugin's RunningMeter); the DLMS token gateway (IC 115,
 0.0.19.40.0.255) is reached by a utility client (SAP 48, HLS GMAC, ciphered) over a
 real TCP socket, as a vending system's head-end reaches it. Each source has its own
 bad-token lockout, replays lock nothing, and each sender is told its own token's result.
@@ -68,19 +68,19 @@ def status(meter) -> dict:
     return json.loads(meter.console("status --json"))
 
 
-def start(meter_process, state):
-    begin = () if (state / "meter.db").exists() else ("--start", START.isoformat())
-    return meter_process("--clock", "sim", *begin, state=state)
+def start(bijli_meter_factory, state):
+    """The meter on ``state``, its console a pty; a state that holds a meter resumes its clock."""
+    return bijli_meter_factory(state=state, start=START.isoformat(), hdlc=False, serial=False, optical=False)
 
 
-def test_a_console_lockout_never_blocks_a_gateway_delivery_and_survives_a_restart(meter_process, tmp_path):
+def test_a_console_lockout_never_blocks_a_gateway_delivery_and_survives_a_restart(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    meter = start(meter_process, state)
+    meter = start(bijli_meter_factory, state)
     for _ in range(5):
         assert meter.console(f"token {JUNK}") == "crc_error"
     assert meter.console(f"token {token(0)}").startswith("locked_out: console locked out until")
     assert status(meter)["token_lockouts"] == ["console"]
-    client = utility(meter.port)
+    client = utility(meter.endpoints.wrapper_port)
     try:
         deliver(client, token(0))
         assert verdict(client) == (token(0).encode(), TokenStatusCode.EXECUTION_OK, "accepted")
@@ -89,9 +89,9 @@ def test_a_console_lockout_never_blocks_a_gateway_delivery_and_survives_a_restar
     assert Decimal(status(meter)["total_recharged"]) == 10
     assert meter.stop() == 0
 
-    meter = start(meter_process, state)  # the lockout is in non-volatile memory
+    meter = start(bijli_meter_factory, state)  # the lockout is in non-volatile memory
     assert meter.console(f"token {token(1)}").startswith("locked_out")
-    client = utility(meter.port)
+    client = utility(meter.endpoints.wrapper_port)
     try:
         deliver(client, token(1))
         assert verdict(client)[1:] == (TokenStatusCode.EXECUTION_OK, "accepted")
@@ -100,10 +100,10 @@ def test_a_console_lockout_never_blocks_a_gateway_delivery_and_survives_a_restar
     assert Decimal(status(meter)["total_recharged"]) == 20
 
 
-def test_replays_lock_no_source(meter_process, tmp_path):
-    meter = start(meter_process, tmp_path / "state")
+def test_replays_lock_no_source(bijli_meter_factory, tmp_path):
+    meter = start(bijli_meter_factory, tmp_path / "state")
     assert meter.console(f"token {token(0)}").startswith("accepted")
-    client = utility(meter.port)
+    client = utility(meter.endpoints.wrapper_port)
     try:
         for _ in range(12):  # far beyond the 5 bad tokens of a lockout, from both sources
             assert meter.console(f"token {token(0)}") == "used"
@@ -119,9 +119,9 @@ def test_replays_lock_no_source(meter_process, tmp_path):
 
 
 def test_a_console_token_between_a_gateway_action_and_its_get_does_not_change_what_the_head_end_reads(
-        meter_process, tmp_path):
-    meter = start(meter_process, tmp_path / "state")
-    client = utility(meter.port)
+        bijli_meter_factory, tmp_path):
+    meter = start(bijli_meter_factory, tmp_path / "state")
+    client = utility(meter.endpoints.wrapper_port)
     try:
         deliver(client, token(0))
         # the same token at the console, before the head-end reads its verdict: the console is
@@ -138,15 +138,15 @@ def test_a_console_token_between_a_gateway_action_and_its_get_does_not_change_wh
     assert Decimal(status(meter)["total_recharged"]) == 30
 
 
-def test_concurrent_console_and_gateway_tokens_each_get_their_own_result(meter_process, tmp_path):
+def test_concurrent_console_and_gateway_tokens_each_get_their_own_result(bijli_meter_factory, tmp_path):
     """The same 30 tokens sent at once through the console and the gateway: each credited
     once, and for each exactly one side is told "accepted", the other "used"."""
-    meter = start(meter_process, tmp_path / "state")
+    meter = start(bijli_meter_factory, tmp_path / "state")
     tokens = [token(i) for i in range(30)]
     console_words: dict[str, str] = {}
     gateway_words: dict[str, str] = {}
     errors: list[BaseException] = []
-    client = utility(meter.port)
+    client = utility(meter.endpoints.wrapper_port)
 
     def head_end():
         try:

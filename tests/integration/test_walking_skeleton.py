@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from gurux_dlms.objects import GXDLMSClock, GXDLMSData, GXDLMSRegister
 
 from tests.peers.gurux_client import GuruxPeer, TcpTransport
 
 
-def test_public_client_reads_clock_and_energy_that_grows_under_load(meter_process):
-    meter = meter_process("--clock", "sim", "--start", "2024-06-14T18:00:00")
-    peer = GuruxPeer(TcpTransport("127.0.0.1", meter.port), client_sap=16)
+def test_public_client_reads_clock_and_energy_that_grows_under_load(bijli_meter_factory):
+    meter = bijli_meter_factory(start="2024-06-14T18:00:00")
+    peer = GuruxPeer(TcpTransport("127.0.0.1", meter.endpoints.wrapper_port), client_sap=16)
     try:
         peer.connect()
         clock = GXDLMSClock("0.0.1.0.0.255")
@@ -30,8 +28,7 @@ def test_public_client_reads_clock_and_energy_that_grows_under_load(meter_proces
 
         assert meter.console("load 10") == "load 10 A at PF 1"
         assert meter.console("step 1h") == "2024-06-14T19:00:00"
-        status = json.loads(meter.console("status --json"))
-        assert status["power_w"] > 2000
+        assert meter.status()["power_w"] > 2000
 
         peer.read(register, 2)
         after = register.value
@@ -43,16 +40,16 @@ def test_public_client_reads_clock_and_energy_that_grows_under_load(meter_proces
     assert meter.stop() == 0
 
 
-def test_sigterm_saves_energy_and_restart_restores_it(meter_process, tmp_path):
+def test_sigterm_saves_energy_and_restart_restores_it(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    first = meter_process("--clock", "sim", "--start", "2024-01-01T00:00:00", state=state)
+    first = bijli_meter_factory(state=state, start="2024-01-01T00:00:00")
     first.console("load 20")
-    first.console("step 30m")
-    energy = json.loads(first.console("status --json"))["energy_import_kwh"]
+    first.step("30m")
+    energy = first.status()["energy_import_kwh"]
     assert energy > 2.0
     assert first.stop() == 0
 
-    second = meter_process("--clock", "sim", state=state)  # a saved meter resumes its own clock
-    status = json.loads(second.console("status --json"))
+    second = bijli_meter_factory(state=state)  # a saved meter resumes its own clock
+    status = second.status()
     assert status["energy_import_kwh"] >= energy
     assert status["time"] >= "2024-01-01T00:30:00"

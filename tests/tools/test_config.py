@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -64,13 +65,14 @@ def test_not_toml_is_refused(tmp_path):
         config.load(path)
 
 
-def test_the_optical_port_can_come_from_the_config(tmp_path, meter_process):
+def test_the_optical_port_can_come_from_the_config(tmp_path, bijli_meter_factory):
     """[hal] optical opens the optical port (mode E, then HDLC) without an --optical flag,
     which is how the flashed rig unit starts it."""
     cfg = tmp_path / "meter.toml"
     cfg.write_text('[hal]\noptical = "pty"\n')
-    meter = meter_process(config=cfg)
-    assert meter.find(r"DLMS optical on (\S+) \(mode E opening at 300 baud\)")
+    meter = bijli_meter_factory(config=cfg, optical=False)  # no --optical flag: the config opens it
+    assert any(re.search(r"DLMS optical on (\S+) \(mode E opening at 300 baud\)", line) for line in meter.banner)
+    assert meter.endpoints.optical and os.path.exists(meter.endpoints.optical)
 
 
 def test_a_bad_optical_value_names_the_key():

@@ -10,13 +10,9 @@ import time
 from tests.conftest import ROOT
 
 
-def test_a_refused_token_is_status_1(meter_process, tmp_path):
+def test_a_refused_token_is_status_1(bijli_meter_factory, tmp_path):
     link = tmp_path / "console"
-    meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-17T10:00:00",
-                  console_line="service console on")
-    deadline = time.monotonic() + 10
-    while not link.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    bijli_meter_factory(console=link, start="2024-06-17T10:00:00")  # started once the link is there
     vend = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "token", "vend", "--time", "2024-06-17T09:00",
                            "credit", "--amount", "50"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     token = vend.stdout.split()[0]
@@ -36,7 +32,7 @@ def test_a_refused_token_is_status_1(meter_process, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-def test_typed_lines_have_editing_and_history(meter_process, tmp_path):
+def test_typed_lines_have_editing_and_history(bijli_meter_factory, tmp_path):
     """On a terminal, `bijli console` reads lines with readline: a typo erased, an earlier line
     recalled with the up arrow. A real pty stands in for the engineer's terminal."""
     import os
@@ -44,11 +40,7 @@ def test_typed_lines_have_editing_and_history(meter_process, tmp_path):
     import select
 
     link = tmp_path / "console"
-    meter_process("--console", f"pty:{link}", "--clock", "sim", "--start", "2024-06-17T10:00:00",
-                  console_line="service console on")
-    deadline = time.monotonic() + 10
-    while not link.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    bijli_meter_factory(console=link, start="2024-06-17T10:00:00")  # started once the link is there
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "console", "--port", str(link)], cwd=ROOT,
                             stdin=slave, stdout=slave, stderr=slave, close_fds=True)

@@ -47,9 +47,9 @@ def test_reference_syntax():
         parse_ref("1.0.1.8.0.255")  # write/call need the index
 
 
-def test_read_objects_write_over_the_wrapper(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
-    target = f"tcp://127.0.0.1:{meter.port}"
+def test_read_objects_write_over_the_wrapper(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
+    target = meter.endpoints.wrapper
     r = bijli("read", "0.0.1.0.0.255:2", "1.0.1.8.0.255:3", "--target", target, "--json")
     assert r.returncode == 0, r.stderr
     values = json.loads(r.stdout)
@@ -72,9 +72,9 @@ def test_read_objects_write_over_the_wrapper(meter_process, tmp_path):
     assert r.returncode == 2 and "TYPE:VALUE" in r.stderr
 
 
-def test_utility_association_writes_the_clock_over_hls_gmac(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
-    target = f"tcp://127.0.0.1:{meter.port}"
+def test_utility_association_writes_the_clock_over_hls_gmac(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
+    target = meter.endpoints.wrapper
     r = bijli("write", "0.0.1.0.0.255:2", "date-time:2024-07-01T08:00", "--target", target, "--client", "48",
               env_dir=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -83,10 +83,10 @@ def test_utility_association_writes_the_clock_over_hls_gmac(meter_process, tmp_p
     assert json.loads(r.stdout).startswith("2024-07-01T08:0")
 
 
-def test_utility_association_changes_the_meter_readers_password(meter_process, tmp_path):
+def test_utility_association_changes_the_meter_readers_password(bijli_meter_factory, tmp_path):
     state = tmp_path / "state"
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00", state=state)
-    target = f"tcp://127.0.0.1:{meter.port}"
+    meter = bijli_meter_factory(state=state, start="2024-06-17T10:00:00")
+    target = meter.endpoints.wrapper
     new = b"s3cret-42"
     r = bijli("write", "0.0.40.0.2.255:7", f"octets:{new.hex()}", "--target", target, "--client", "48",
               env_dir=tmp_path)
@@ -106,8 +106,8 @@ def test_utility_association_changes_the_meter_readers_password(meter_process, t
         storage.close()
     assert EventCode.LLS_SECRET_CHANGED in codes
 
-    again = meter_process("--clock", "sim", state=state)
-    r = bijli("read", "0.0.96.1.0.255", "--target", f"tcp://127.0.0.1:{again.port}", "--client", "32",
+    again = bijli_meter_factory(state=state)  # resumes its own clock
+    r = bijli("read", "0.0.96.1.0.255", "--target", again.endpoints.wrapper, "--client", "32",
               "--password", new.decode())
     assert r.returncode == 0, r.stderr  # kept across a restart
 
@@ -121,9 +121,9 @@ def vend(time: str) -> str:
     return r.stdout.split()[0]
 
 
-def test_a_token_through_the_gateway_prints_the_meters_word(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
-    target = ("--target", f"tcp://127.0.0.1:{meter.port}", "--client", "48")
+def test_a_token_through_the_gateway_prints_the_meters_word(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
+    target = ("--target", meter.endpoints.wrapper, "--client", "48")
     first, second = vend("2024-06-17T09:00"), vend("2024-06-17T09:01")
 
     r = bijli("token", "deliver", first, *target, env_dir=tmp_path)
@@ -151,9 +151,9 @@ def test_a_token_through_the_gateway_prints_the_meters_word(meter_process, tmp_p
 # --- errors that say what to do (issue 15 item 13) ----------------------------------------------------
 
 
-def test_a_refused_association_says_why_and_what_to_do(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
-    target = ("--target", f"tcp://127.0.0.1:{meter.port}")
+def test_a_refused_association_says_why_and_what_to_do(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
+    target = ("--target", meter.endpoints.wrapper)
 
     # the utility client works, then replays an old invocation counter: stale, and how to resynchronise
     r = bijli("read", "0.0.1.0.0.255", *target, "--client", "48", env_dir=tmp_path)
@@ -178,7 +178,7 @@ def test_a_refused_association_says_why_and_what_to_do(meter_process, tmp_path):
     assert "diagnostic" not in r.stderr
 
 
-def test_upgrade_refused_for_lack_of_rights_does_not_promise_a_resume(meter_process, tmp_path):
+def test_upgrade_refused_for_lack_of_rights_does_not_promise_a_resume(bijli_meter_factory, tmp_path):
     key = tmp_path / "signing.pem"
     r = bijli("upgrade", "keygen", "-o", str(key))
     assert r.returncode == 0, r.stderr
@@ -194,8 +194,8 @@ def test_upgrade_refused_for_lack_of_rights_does_not_promise_a_resume(meter_proc
     image = tmp_path / "image.bin"
     r = bijli("upgrade", "sign", "--sign-key", str(key), str(payload), "-o", str(image))
     assert r.returncode == 0, r.stderr
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
-    r = bijli("upgrade", str(image), "--target", f"tcp://127.0.0.1:{meter.port}")  # the public client
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
+    r = bijli("upgrade", str(image), "--target", meter.endpoints.wrapper)  # the public client
     assert r.returncode == 1, r.stderr
     assert "--client 48" in r.stderr and "resume" not in r.stderr and "run again" not in r.stderr
 
@@ -203,11 +203,11 @@ def test_upgrade_refused_for_lack_of_rights_does_not_promise_a_resume(meter_proc
 # --- what engineers expect of a reading tool (issue 15 item 14) ---------------------------------------
 
 
-def test_scalers_names_and_whole_profiles(meter_process, tmp_path):
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
+def test_scalers_names_and_whole_profiles(bijli_meter_factory, tmp_path):
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
     meter.console("load 10")
     assert meter.console("step 6h").startswith("2024-06-17T16:00")
-    target = ("--target", f"tcp://127.0.0.1:{meter.port}", "--client", "32")
+    target = ("--target", meter.endpoints.wrapper, "--client", "32")
 
     raw = bijli("read", "1.0.12.7.0.255", *target, "--json")
     scaled = bijli("read", "1.0.12.7.0.255", "1.0.11.7.0.255", *target, "--scale")
@@ -245,17 +245,17 @@ def test_scalers_names_and_whole_profiles(meter_process, tmp_path):
     assert r.returncode == 2 and "inverted" in r.stderr
 
 
-def test_the_progress_bar_shows_a_total_and_clears(meter_process, tmp_path):
+def test_the_progress_bar_shows_a_total_and_clears(bijli_meter_factory, tmp_path):
     import os
     import pty
 
-    meter = meter_process("--clock", "sim", "--start", "2024-06-17T10:00:00")
+    meter = bijli_meter_factory(start="2024-06-17T10:00:00")
     meter.console("load 10")
     meter.console("step 2d")
     master, slave = pty.openpty()
     try:
         r = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "profile", "1.0.99.1.0.255", "--target",
-                            f"tcp://127.0.0.1:{meter.port}", "--client", "32", "--csv"], cwd=ROOT, stdout=subprocess.PIPE,
+                            meter.endpoints.wrapper, "--client", "32", "--csv"], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=slave, timeout=60)
         os.close(slave)
         slave = -1

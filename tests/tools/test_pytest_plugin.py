@@ -85,59 +85,29 @@ def test_my_head_end_reads_the_meter(bijli_meter):
         f.write(json.dumps({"pid": bijli_meter.proc.pid, "port": bijli_meter.endpoints.wrapper_port}) + "\\n")
 '''
 
+SAMPLE_STRATEGY_TEST = '''
+"""A vending-system developer's fuzz test: tokens drawn from bijli's public strategies."""
+import json, pathlib, os
+from hypothesis import HealthCheck, given, settings, strategies as st
+from bijli.tools.testing import strategies as bst
 
-def test_a_project_outside_our_tree_uses_the_fixture_from_the_wheel(tmp_path):
-    """A sample project with its own virtual environment, bijli installed from our wheel:
-    its test gets a meter from the plugin, passes, and leaves nothing running or bound,
-    twice in a row."""
-    import subprocess
-    import sys
-    import venv
-    from pathlib import Path
-
-    from bijli.tools.rig.wheel import build_wheel
-
-    root = Path(__file__).resolve().parents[2]
-    name, blob = build_wheel(root)
-    wheel = tmp_path / name
-    wheel.write_bytes(blob)
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    py = env_dir / "bin" / "python"
-    install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                              str(wheel), "pytest"], capture_output=True, text=True, timeout=600)
-    assert install.returncode == 0, install.stderr
-    project = tmp_path / "headend"
-    (project / "tests").mkdir(parents=True)
-    (project / "tests" / "test_meter.py").write_text(SAMPLE_TEST)
-    out = tmp_path / "seen.jsonl"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["SAMPLE_OUT"] = str(out)
-    for _ in range(2):
-        run = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=project,
-                             env=env, capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert "1 passed" in run.stdout
-    import json
-    seen = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(seen) == 2
-    for s in seen:
-        with pytest.raises(ProcessLookupError):
-            os.kill(s["pid"], 0)
-        assert _port_is_free(s["port"])
-
-
-def test_the_readme_example_runs(bijli_meter):
-    """README's "bijli in your CI" example, executed as written."""
-    from pathlib import Path
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text[text.index("## bijli in your CI"):]
-    code = section[section.index("```python\n") + 10:]
-    code = code[:code.index("```")]
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    namespace["test_my_head_end_credits_a_meter"](bijli_meter)
-
+@settings(max_examples=3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_each_token_credits_once_and_near_misses_never(bijli_meter_factory, data):
+    meter = bijli_meter_factory(hdlc=False, serial=False, optical=False)  # a new meter per example
+    key = bst.meter_key(meter.manifest)
+    seen = set()
+    for digits in data.draw(bst.replayed_tokens(key)):
+        reply = meter.console("token " + digits)
+        assert (reply == "used") if digits in seen else reply.startswith("accepted"), reply
+        seen.add(digits)
+    near = data.draw(bst.wrong_crc_tokens(key) | bst.wrong_key_tokens(key))
+    assert meter.console("token " + near) == "crc_error"
+    out = pathlib.Path(os.environ["SAMPLE_OUT"])
+    with out.open("a") as f:
+        f.write(json.dumps({"pid": meter.proc.pid, "port": meter.endpoints.wrapper_port}) + "\\n")
+'''
 
 SAMPLE_HOSTILE_TEST = '''
 """A head-end developer's test against a hostile bijli meter: every failure must be clean."""
@@ -162,29 +132,43 @@ def test_my_head_end_fails_cleanly_on_a_hostile_meter(bijli_meter_factory, kind)
 '''
 
 
-def test_a_project_outside_our_tree_uses_the_hostile_meter_from_the_wheel(tmp_path):
-    """The hostile mode as a user's CI meets it: a sample project with its own virtual
-    environment, bijli from our wheel, whose tests start hostile meters with the fixture
-    and see clean, typed failures; twice, leaving nothing running or bound."""
-    import json
+# The sample project's test files and how many tests each runs (the hostile one is
+# parametrized over four kinds); each test must record its meter's pid and port in
+# SAMPLE_OUT, so the leftovers check below covers it.
+SAMPLE_TESTS = {
+    "test_meter.py": (SAMPLE_TEST, 1),
+    "test_strategies.py": (SAMPLE_STRATEGY_TEST, 1),
+    "test_hostile.py": (SAMPLE_HOSTILE_TEST, 4),
+}
+
+
+def test_a_project_outside_our_tree_uses_the_fixture_from_the_wheel(tmp_path):
+    """A sample project with its own virtual environment, bijli installed from our wheel
+    with its [testing] extra: its tests get meters from the plugin, draw from the public
+    strategies and meet hostile meters (clean, typed failures), pass, and leave nothing
+    running or bound, twice in a row."""
     import subprocess
+    import sys
     import venv
     from pathlib import Path
 
     from bijli.tools.rig.wheel import build_wheel
 
-    name, blob = build_wheel(Path(__file__).resolve().parents[2])
+    root = Path(__file__).resolve().parents[2]
+    name, blob = build_wheel(root)
     wheel = tmp_path / name
     wheel.write_bytes(blob)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
     install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                              str(wheel), "pytest"], capture_output=True, text=True, timeout=600)
+                              f"{wheel}[testing]"], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr
     project = tmp_path / "headend"
     (project / "tests").mkdir(parents=True)
-    (project / "tests" / "test_hostile.py").write_text(SAMPLE_HOSTILE_TEST)
+    for file_name, (source, _) in SAMPLE_TESTS.items():
+        (project / "tests" / file_name).write_text(source)
+    tests = sum(count for _, count in SAMPLE_TESTS.values())
     out = tmp_path / "seen.jsonl"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["SAMPLE_OUT"] = str(out)
@@ -192,10 +176,40 @@ def test_a_project_outside_our_tree_uses_the_hostile_meter_from_the_wheel(tmp_pa
         run = subprocess.run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=project,
                              env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "4 passed" in run.stdout
+        assert f"{tests} passed" in run.stdout
+    import json
     seen = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(seen) == 8
+    assert len({s["pid"] for s in seen}) == len(seen) >= 2 * tests  # a meter per test, and per example
     for s in seen:
         with pytest.raises(ProcessLookupError):
             os.kill(s["pid"], 0)
         assert _port_is_free(s["port"])
+
+
+def test_the_readme_example_runs(bijli_meter):
+    """README's "bijli in your CI" example, executed as written."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## bijli in your CI"):]
+    code = section[section.index("```python\n") + 10:]
+    code = code[:code.index("```")]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    namespace["test_my_head_end_credits_a_meter"](bijli_meter)
+
+
+def test_the_readme_strategy_example_runs(bijli_meter):
+    """README's "bijli in your CI" strategy example, executed as written (it draws near-miss
+    tokens for the fixture's meter and enters them on its console)."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("## bijli in your CI"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    code = next(b for b in blocks if "bijli.tools.testing import strategies" in b)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    namespace["test_near_miss_tokens_never_credit"](bijli_meter)
+    status = bijli_meter.status()
+    # ten refused tokens were really entered: the console locked out after five (and credited nothing)
+    assert status["token_lockouts"] == ["console"] and status["credit"] == "0"

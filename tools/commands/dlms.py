@@ -306,6 +306,8 @@ def register(subparsers) -> None:
     p.add_argument("--entries", help="N..M entries (1-based; M empty or 0 = to the newest)")
     p.add_argument("--scale", action="store_true", help="apply each captured register's scaler and unit")
     p.add_argument("--csv", action="store_true", help="print CSV (a header of capture objects, then rows)")
+    p.add_argument("--plot", metavar="FILE", help="also draw the rows against the clock column, scaled, one panel "
+                   "per unit, to FILE.png or FILE.svg (needs matplotlib: pip install 'bijli[plot]')")
     add_association_arguments(p)
     p.set_defaults(func=_main, action="profile")
 
@@ -467,8 +469,14 @@ def _profile(args, client, out) -> int:
         columns, rows = client.profile_by_entry(obis, first, last, progress=bar)
     bar.done()
     header = [f"{c}/{ln}:{a}" for c, ln, a, _ in columns]
-    if args.scale:
+    units = None
+    if args.scale or args.plot:
         units = [scaler_unit(client, c, ln) if a == 2 else None for c, ln, a, _ in columns]
+    if args.plot:
+        _plot(args, obis, columns, rows, units, out)
+        if not (args.csv or args.json):
+            return 0
+    if args.scale:
         rows = [[apply_scaler(v, su) for v, su in zip(row, units)] for row in rows]
     if args.csv:
         w = csv.writer(out)
@@ -483,6 +491,21 @@ def _profile(args, client, out) -> int:
         for row in rows:
             out.write("  ".join(_show(v) for v in row) + "\n")
     return 0
+
+
+def _plot(args, obis, columns, rows, units, out) -> None:
+    from bijli.tools.commands.obis_names import obis_name
+    from bijli.tools.commands.profile_plot import plot_profile
+    from bijli.tools.plot import PlotError
+
+    title = f"{obis_name(obis) or 'profile'} {obis}: {len(rows)} entries"
+    try:
+        path, plotted, drawn = plot_profile(args.plot, obis, columns, rows, units, title=title)
+    except PlotError as exc:
+        raise UsageError(str(exc)) from None
+    # with --csv or --json stdout is the data; the note goes where a person reads it
+    note = sys.stderr if (args.csv or args.json) else out
+    note.write(f"{plotted} rows, {drawn} series plotted to {path}\n")
 
 
 def _write(args, client, out) -> int:
@@ -511,8 +534,16 @@ def _check_input(args) -> None:
     elif args.action == "read":
         for ref in args.ref:
             parse_ref(ref, 2)
-    elif args.action == "profile" and args.entries:
-        _entry_range(args.entries)
+    elif args.action == "profile":
+        if args.entries:
+            _entry_range(args.entries)
+        if args.plot:
+            from bijli.tools import plot
+
+            try:
+                plot.check(args.plot)  # a missing matplotlib or a .jpg costs no association
+            except plot.PlotError as exc:
+                raise UsageError(str(exc)) from None
 
 
 def _main(args) -> int:

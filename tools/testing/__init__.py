@@ -18,6 +18,11 @@ and is stopped (SIGTERM, then SIGKILL of its process group) when the test ends,
 so nothing is left running and no port stays bound; ports are picked by the
 kernel, so pytest-xdist workers never collide. Disable the plugin with
 ``-p no:bijli``.
+
+Inputs for property tests are in :mod:`bijli.tools.testing.strategies`, public
+Hypothesis strategies (A-XDR, OBIS, xDLMS APDUs, HDLC and wrapper frames, AARQs,
+STS tokens and their near-misses). They need Hypothesis (``pip install
+'bijli[testing]'``); nothing here imports it, so the fixtures work without it.
 """
 
 from bijli.tools.testing.meter import MeterStartError, RunningFleet, RunningMeter

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from pathlib import Path
 
 DEFAULT_START = "2024-06-14T17:00:00"  # a Friday evening in IST: friendly hours, supply on
 STARTUP_TIMEOUT = 60.0
+CONSOLE_TIMEOUT = 120.0  # seconds for one console reply
 
 
 class MeterStartError(RuntimeError):
@@ -43,6 +45,34 @@ class Endpoints:
         return int(self.wrapper.rsplit(":", 1)[1])
 
 
+class _Child(subprocess.Popen):
+    """The meter's process, its stdout and stderr copied into ``<name>.out`` / ``.err`` by
+    two threads of ours. Not the files themselves as its stdio: a test may make the
+    meter's own file writes fail (RLIMIT_FSIZE for a full disk) and must still see what
+    it says."""
+
+    def __init__(self, args: list[str], log: Path, env: dict | None = None) -> None:
+        super().__init__(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True, env=env)
+        files = (open(log, "wb"), open(log.with_suffix(".err"), "wb"))  # emptied before it is read
+        self.drains = [threading.Thread(target=_drain, args=(pipe, out), daemon=True)
+                       for pipe, out in zip((self.stdout, self.stderr), files)]
+        for t in self.drains:
+            t.start()
+
+    def join_output(self, timeout: float = 5.0) -> None:
+        """Wait until what the process wrote is in its files (it has exited)."""
+        for t in self.drains:
+            t.join(timeout)
+
+
+def _drain(pipe, out) -> None:
+    with pipe, out:
+        while chunk := pipe.read1(65536):
+            out.write(chunk)
+            out.flush()
+
+
 def _stop_group(proc: subprocess.Popen, grace: float) -> int:
     """SIGTERM (the meter saves its state), then SIGKILL of the whole process group."""
     if proc.poll() is None:
@@ -58,7 +88,10 @@ def _stop_group(proc: subprocess.Popen, grace: float) -> int:
         os.killpg(proc.pid, signal.SIGKILL)  # anything it left behind in its session
     except (ProcessLookupError, PermissionError):
         pass
-    return proc.wait()
+    status = proc.wait()
+    if isinstance(proc, _Child):
+        proc.join_output()
+    return status
 
 
 def _wait_for_lines(proc: subprocess.Popen, log: Path, done, timeout: float) -> list[str]:
@@ -84,13 +117,14 @@ class RunningMeter:
     endpoints: Endpoints
     manifest: dict
     simulated: bool
+    banner: tuple[str, ...] = ()  # the lines it printed at start: every listener and port it opened
     _console: object = field(default=None, repr=False)
     chaos_banner: str | None = None  # a hostile meter's first line: its seed and how to replay it
 
     @classmethod
     def start(cls, state: "str | Path", *, config: "str | Path | None" = None, clock: str = "sim",
               start: str | None = DEFAULT_START, rate: float = 0.0, hdlc: bool = True, serial: bool = True,
-              optical: bool = True, console: bool = True, extra: tuple[str, ...] = (),
+              optical: bool = True, console: "bool | str | Path" = True, extra: tuple[str, ...] = (),
               python: str = sys.executable, env: dict | None = None,
               timeout: float = STARTUP_TIMEOUT, chaos: "int | str | None" = None,
               chaos_kinds: "str | tuple[str, ...] | list[str] | None" = None,
@@ -102,16 +136,19 @@ class RunningMeter:
         ``chaos=SEED`` starts a hostile meter (``bijli meter --chaos``) showing
         ``chaos_kinds`` (names of :mod:`bijli.tools.chaos.kinds`, default all) on a share
         ``chaos_rate`` of its TCP answers; :attr:`chaos_banner` is the line it printed
-        (seed and replay options)."""
+        (seed and replay options).
+
+``console`` is a pty of its own, or a path: the pty is linked there, as on a rig
+        (``--console pty:LINK``). Ports opened by the config (``[hal]``) are found too."""
         state = Path(state)
-        if start and (state / "meter.db").exists():
+        if start and (state / "meter.db").exists() and "--reset-clock" not in extra:
             start = None  # a meter that has lived resumes its own clock, as `bijli meter` does
         state.mkdir(parents=True, exist_ok=True)
         manifest_path = state / "manifest.json"
         manifest_path.unlink(missing_ok=True)
         args = [python, "-m", "bijli.tools.cli", "meter", "--state", str(state), "--tcp", "127.0.0.1:0",
                 "--manifest", str(manifest_path), "--clock", clock,
-                "--console", "pty" if console else "none"]
+                "--console", (f"pty:{console}" if not isinstance(console, bool) else "pty") if console else "none"]
         if clock == "sim":
             args += ["--rate", str(rate)] + (["--start", start] if start else [])
         if hdlc:
@@ -130,9 +167,7 @@ class RunningMeter:
                 args += ["--chaos-rate", str(chaos_rate)]
         args += list(extra)
         log = state / "meter.out"
-        with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True, env=env)
+        proc = _Child(args, log, env)
         try:
             ready = "service console on" if console else "DLMS wrapper listening on"
             lines = _wait_for_lines(proc, log, lambda ls: any(ready in line for line in ls)
@@ -149,15 +184,15 @@ class RunningMeter:
                     return m.group(1)
             return None
 
-        hdlc_port = find(r"DLMS HDLC listening on [\d.]+:(\d+)") if hdlc else None
+        hdlc_port = find(r"DLMS HDLC listening on [\d.]+:(\d+)")
         endpoints = Endpoints(
             wrapper=manifest["target"],
             hdlc=f"tcp://127.0.0.1:{hdlc_port}" if hdlc_port else None,
-            serial=find(r"DLMS serial on (\S+)") if serial else None,
-            optical=find(r"DLMS optical on (\S+)") if optical else None,
+            serial=find(r"DLMS serial on (\S+)"),
+            optical=find(r"DLMS optical on (\S+)"),
             console=find(r"service console on (\S+)") if console else None,
         )
-        meter = cls(proc, state, endpoints, manifest, clock == "sim")
+        meter = cls(proc, state, endpoints, manifest, clock == "sim", tuple(lines))
         meter.chaos_banner = next((line for line in lines if line.startswith("HOSTILE METER")), None)
         return meter
 
@@ -215,7 +250,8 @@ class RunningMeter:
             raise RuntimeError("this meter was started without a console")
         if self._console is None:
             from bijli.tools.commands.console import ConsoleLine
-            self._console = ConsoleLine(self.endpoints.console)
+            # a step of days on a busy machine takes longer than an interactive reply
+            self._console = ConsoleLine(self.endpoints.console, timeout=CONSOLE_TIMEOUT)
         return self._console.ask(command)
 
     def status(self) -> dict:
@@ -249,6 +285,11 @@ class RunningMeter:
                 pass
             self._console = None
         return _stop_group(self.proc, grace)
+
+    def stderr(self) -> str:
+        """What the meter wrote on stderr so far (all of it once it has stopped)."""
+        err = self.state / "meter.err"
+        return err.read_text(encoding="utf-8", errors="replace") if err.exists() else ""
 
     def kill(self) -> int:
         """A power cut: SIGKILL, no chance to save (what was committed survives)."""
@@ -293,9 +334,7 @@ class RunningFleet:
             args += ["--config", str(config)]
         args += list(extra)
         log = state / "fleet.out"
-        with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True)
+        proc = _Child(args, log)
         try:
             _wait_for_lines(proc, log, lambda ls: manifest_path.exists() and any("manifest in" in line for line in ls),
                             timeout)

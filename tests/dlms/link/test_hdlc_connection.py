@@ -27,9 +27,9 @@ from bijli.dlms.link.hdlc import (
     encode_frame,
     encode_parameters,
 )
+from bijli.tools.testing.strategies.link import hdlc_frames
 
 from .test_hdlc_frame import _mutate, lay_out
-from .strategies import frames
 
 SERVER = HdlcAddress(1, 16)
 CLIENT = HdlcAddress(16)
@@ -461,7 +461,7 @@ def test_server_fed_mutated_sessions_never_raises(data, steps):
 
 
 @settings(max_examples=100)
-@given(st.lists(frames(max_info=150), max_size=12))
+@given(st.lists(hdlc_frames(max_info=150), max_size=12))
 def test_server_fed_arbitrary_well_formed_frames_never_raises(fs):
     # frames with every kind, address and sequence number, aimed at our address half the time
     chunks = [encode_frame(f) for f in fs]

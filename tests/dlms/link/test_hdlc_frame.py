@@ -19,8 +19,8 @@ from bijli.dlms.link.hdlc_frame import (
     encode_frame,
     encode_parameters,
 )
+from bijli.tools.testing.strategies.link import hdlc_addresses, hdlc_frames
 
-from .strategies import addresses, frames
 from .test_crc import bitwise_x25
 
 
@@ -127,7 +127,7 @@ def test_bad_parameter_fields(bad):
 
 # --- round trips -------------------------------------------------------------------------
 @settings(max_examples=400)
-@given(frames())
+@given(hdlc_frames())
 def test_frame_round_trip(frame):
     wire = encode_frame(frame)
     assert wire[0] == wire[-1] == 0x7E
@@ -135,7 +135,7 @@ def test_frame_round_trip(frame):
     assert decode_frame(wire) == frame
 
 
-@given(addresses)
+@given(hdlc_addresses)
 def test_address_round_trip(address):
     wire = encode_frame(Frame(FrameType.UA, address, address))
     f = decode_frame(wire)
@@ -144,7 +144,7 @@ def test_address_round_trip(address):
 
 
 @settings(max_examples=100)
-@given(st.lists(frames(max_info=100), max_size=8), st.data())
+@given(st.lists(hdlc_frames(max_info=100), max_size=8), st.data())
 def test_reader_splits_a_stream_whatever_the_chunking(fs, data):
     if data.draw(st.booleans()):
         stream = b"".join(encode_frame(f) for f in fs)
@@ -225,7 +225,7 @@ def test_decode_random_bytes_raises_only_dlms_errors(data):
 
 
 @settings(max_examples=500)
-@given(frames(max_info=200), st.data())
+@given(hdlc_frames(max_info=200), st.data())
 def test_decode_mutated_frames_raises_only_dlms_errors(frame, data):
     bad = _mutate(encode_frame(frame), data.draw)
     try:

@@ -1,118 +1,33 @@
-"""Hypothesis strategies for the DLMS codecs: A-XDR Data, OBIS, xDLMS APDUs, ACSE.
+"""Strategies for xDLMS APDUs (IEC 62056-5-3 clause 9.5) and the ACSE APDUs around them.
 
-Shared by the round-trip and the decode-never-crashes tests. Every strategy draws
-only values the encoder accepts, so ``decode(encode(v)) == v`` must hold for all.
+:data:`apdus` draws every APDU bijli's codec knows, as objects whose ``encode()``
+its ``apdu.decode`` reads back equal: GET, SET and ACTION requests and responses in
+every form (normal, next, with-list, with data blocks), exception responses and
+confirmed-service errors, data and event notifications, general-block-transfer
+(clause 9.6), and the ciphered containers (service-specific glo/ded, general-glo/ded,
+general-ciphering with each key-info kind; their contents are opaque octets here).
+:data:`encoded_apdus` is their octets; :data:`invalid_apdus` is those octets mutated
+(:mod:`.mutation`) and kept only when bijli's decoder refuses them, so a peer's
+decoder should refuse them too.
+
+The ACSE strategies (IEC 62056-5-3 clause 9.3, the AARQ/AARE/RLRQ/RLRE of ISO 8650
+as DLMS profiles them) draw any well-formed ACSE APDU, with any mechanism and any
+user-information; :mod:`.association` draws the AARQs a bijli meter accepts.
 """
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from bijli.dlms import acse, apdu, axdr, xdlms
-from bijli.dlms.axdr import DataType, TypeDescription
-from bijli.dlms.obis import Obis
-
-u8 = st.integers(0, 0xFF)
-u16 = st.integers(0, 0xFFFF)
-u32 = st.integers(0, 0xFFFFFFFF)
-small_bytes = st.binary(max_size=40)
-
-obis_values = st.builds(Obis, u8, u8, u8, u8, u8, u8)
-
-# --- date and time, with every "not specified" and wildcard value ---------------------
-
-cosem_dates = st.builds(
-    axdr.CosemDate,
-    st.none() | st.integers(0, 0xFFFE),
-    st.none() | st.integers(1, 12) | st.sampled_from([0xFD, 0xFE]),
-    st.none() | st.integers(1, 31) | st.sampled_from([0xFD, 0xFE]),
-    st.none() | st.integers(1, 7),
-)
-cosem_times = st.builds(
-    axdr.CosemTime,
-    st.none() | st.integers(0, 23),
-    st.none() | st.integers(0, 59),
-    st.none() | st.integers(0, 59),
-    st.none() | st.integers(0, 99),
-)
-cosem_date_times = st.builds(
-    axdr.CosemDateTime, cosem_dates, cosem_times, st.none() | st.integers(-720, 720), st.none() | st.integers(0, 0xFE)
-)
-
-# --- simple Data values by tag -------------------------------------------------------------
-
-_INT_STRATEGIES = {cls.tag: st.builds(cls, st.integers(cls.min, cls.max)) for cls in axdr.INTEGER_TYPES}
-
-SIMPLE: dict[int, st.SearchStrategy] = {
-    DataType.BOOLEAN: st.builds(axdr.Boolean, st.booleans()),
-    DataType.BIT_STRING: st.builds(axdr.BitString, st.text("01", max_size=70)),
-    DataType.OCTET_STRING: st.builds(axdr.OctetString, st.binary(max_size=300)),
-    DataType.VISIBLE_STRING: st.builds(axdr.VisibleString, st.text(st.characters(max_codepoint=127), max_size=30)),
-    DataType.UTF8_STRING: st.builds(axdr.Utf8String, st.text(max_size=30)),
-    DataType.BCD: st.builds(axdr.Bcd, st.integers(0, 99)),
-    DataType.FLOAT32: st.builds(axdr.Float32, st.floats(width=32, allow_nan=False)),
-    DataType.FLOAT64: st.builds(axdr.Float64, st.floats(allow_nan=False)),
-    DataType.DATE_TIME: st.builds(axdr.DateTime, cosem_date_times),
-    DataType.DATE: st.builds(axdr.Date, cosem_dates),
-    DataType.TIME: st.builds(axdr.Time, cosem_times),
-    **_INT_STRATEGIES,
-}
-_SIMPLE_TAGS = sorted(SIMPLE)
-
-simple_data = st.one_of(st.just(axdr.NullData()), st.just(axdr.DontCare()), *SIMPLE.values())
-
-
-# --- compact arrays --------------------------------------------------------------------------
-
-def _min_size(td: TypeDescription) -> int:
-    if td.tag == DataType.NULL_DATA:
-        return 0
-    if td.tag == DataType.STRUCTURE:
-        return sum(_min_size(e) for e in td.elements)
-    if td.tag == DataType.ARRAY:
-        return td.count * _min_size(td.elements[0])
-    return 1
-
-
-_leaf_tds = st.sampled_from(_SIMPLE_TAGS).map(lambda t: TypeDescription(DataType(t)))
-type_descriptions = st.recursive(
-    _leaf_tds | st.just(TypeDescription(DataType.NULL_DATA)),
-    lambda children: st.one_of(
-        st.builds(lambda n, e: TypeDescription(DataType.ARRAY, n, (e,)), st.integers(0, 3),
-                  children.filter(lambda e: _min_size(e) > 0)),
-        st.lists(children, max_size=4).map(lambda es: TypeDescription(DataType.STRUCTURE, 0, tuple(es))),
-    ),
-    max_leaves=6,
-).filter(lambda td: _min_size(td) > 0)
-
-
-def values_of(td: TypeDescription) -> st.SearchStrategy:
-    """Data values that match a compact-array type description."""
-    if td.tag == DataType.NULL_DATA:
-        return st.just(axdr.NullData())
-    if td.tag == DataType.STRUCTURE:
-        return st.tuples(*(values_of(e) for e in td.elements)).map(axdr.Structure)
-    if td.tag == DataType.ARRAY:
-        return st.tuples(*(values_of(td.elements[0]) for _ in range(td.count))).map(axdr.Array)
-    return SIMPLE[td.tag]
-
-
-compact_arrays = type_descriptions.flatmap(
-    lambda td: st.lists(values_of(td), max_size=4).map(lambda items: axdr.CompactArray(td, tuple(items)))
-)
-
-data_values = st.recursive(
-    simple_data | compact_arrays,
-    lambda children: st.one_of(
-        st.lists(children, max_size=5).map(lambda xs: axdr.Array(tuple(xs))),
-        st.lists(children, max_size=5).map(lambda xs: axdr.Structure(tuple(xs))),
-    ),
-    max_leaves=12,
-)
+from bijli.dlms import acse, apdu, xdlms
+from bijli.dlms.errors import DlmsError
+from bijli.tools.testing.strategies.axdr import cosem_date_times, data_values, small_bytes, u8, u16, u32
+from bijli.tools.testing.strategies.mutation import mutated
+from bijli.tools.testing.strategies.obis import obis_codes
 
 # --- xDLMS APDUs ------------------------------------------------------------------------------
 
-descriptors = st.builds(apdu.AttributeDescriptor, u16, obis_values, st.integers(-128, 127))
+descriptors = st.builds(apdu.AttributeDescriptor, u16, obis_codes, st.integers(-128, 127))
 selections = st.none() | st.builds(apdu.AccessSelection, u8, data_values)
 get_data_results = data_values | st.sampled_from(list(apdu.DataAccessResult))
 blocks = st.builds(apdu.DataBlockSA, st.booleans(), u32, small_bytes)
@@ -198,3 +113,20 @@ aares = st.one_of(
 )
 rlrqs = st.builds(acse.RLRQ, st.none() | st.sampled_from(list(acse.ReleaseRequestReason)), st.none() | small_bytes)
 rlres = st.builds(acse.RLRE, st.none() | st.sampled_from(list(acse.ReleaseResponseReason)), st.none() | small_bytes)
+
+
+# --- octets ---------------------------------------------------------------------------------------
+
+encoded_apdus = apdus.map(lambda a: a.encode())
+
+
+def _refused(raw: bytes) -> bool:
+    try:
+        apdu.decode(raw)
+    except DlmsError:
+        return True
+    return False
+
+
+#: mutated APDU octets that bijli's decoder refuses with a DlmsError
+invalid_apdus = mutated(encoded_apdus).filter(_refused)
