@@ -37,8 +37,8 @@ def line(rng: random.Random) -> tuple[str, bool]:
     pick = rng.random()
     if pick < 0.05:
         return "step " + rng.choice(STEPS), False
-    if pick < 0.08:
-        return "quit " + rng.choice(ARGS[1:]), False
+    if pick < 0.08:  # quit with an argument it must refuse (never blank: "quit \t" is a quit)
+        return "quit " + rng.choice([a for a in ARGS if a.strip()]), False
     if pick < 0.15:
         word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz!@%^&()_+=") for _ in range(rng.randint(1, 12)))
         if word in COMMANDS or word in ("quit", "step"):
@@ -54,9 +54,9 @@ def line(rng: random.Random) -> tuple[str, bool]:
                 raw[rng.randrange(len(raw))] = rng.choice((*EDGE_OCTETS, 0x20, 0x2D, 0x2E, 0x3A, rng.getrandbits(8)))
         text = raw.decode("utf-8", "replace")
     text = text.replace("\r", " ").replace("\n", " ")
-    first = text.split(" ", 1)[0].lower()
-    if first.startswith("quit") or first.startswith("step"):
-        text = "help " + text  # never a real quit or a long step
+    first = (text.split() or [""])[0].lower()
+    if first.startswith("quit") or first.startswith("step") or not text.strip():
+        text = "help " + text  # never a real quit, a long step, or a blank line (which asks for the prompt)
     return text, False
 
 

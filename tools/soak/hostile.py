@@ -156,6 +156,8 @@ def mutate(rng: random.Random, data: bytes, other: bytes = b"") -> bytes:
             buf = buf[:rng.randrange(n + 1)] + bytearray(other[rng.randrange(len(other)):])
         else:
             buf += rng.randbytes(rng.randint(1, 8))
+    if bytes(buf) == data and buf:  # two edits that undid each other, a byte set to its own value
+        buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
     return bytes(buf) or b"\x00"
 
 
