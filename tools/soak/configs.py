@@ -20,7 +20,6 @@ exit with status 2 and one line of error, no traceback.
 from __future__ import annotations
 
 import json
-import os
 import random
 import select
 import subprocess

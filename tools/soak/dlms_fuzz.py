@@ -341,7 +341,6 @@ class Campaign:
 
     # --- the part ---------------------------------------------------------------------
     def run(self, deadline: float, target: int) -> None:
-        rng = self.rng
         checked = time.monotonic()
         plan = [(sap, after) for sap in SAPS for after in (False, True)]
         turn = 0
@@ -354,7 +353,6 @@ class Campaign:
                 self.meter.check(self.row, f"seed {self.seed} {self.link} after input {self.row.inputs}")
                 checked = time.monotonic()
         self.meter.check(self.row, f"seed {self.seed} {self.link} at the end")
-        del rng
 
     def close(self) -> None:
         self.meter.check(self.row, f"{self.link} before stop", probe=False)
