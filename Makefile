@@ -18,8 +18,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
-# Longer Hypothesis and power-fail runs; not part of CI.
+# The attack-and-fault campaign (bijli soak, README "Reliability"), then the longer
+# Hypothesis, HDLC-loss and STS runs; not part of CI. SOAK_MINUTES bounds the campaign.
+SOAK_MINUTES ?= 120
 soak: $(STAMP)
+	nice $(BIN)/bijli soak --minutes $(SOAK_MINUTES)
 	BIJLI_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests
 
 bench: $(STAMP)

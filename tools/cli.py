@@ -50,6 +50,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("testbench", "IEC 62053-21 class 1 accuracy, starting and no-load tests on synthetic waveforms",
             _C + "testbench"),
     Command("bench", "measure the performance figures (dlms, sts, firmware)", _C + "bench"),
+    Command("soak", "the attack-and-fault campaign against real meters: one table, all failures zero",
+            _C + "soak"),
     Command("flash", "write a Raspberry Pi rig's files into its root file system", _C + "flash"),
 )
 

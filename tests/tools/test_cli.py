@@ -54,7 +54,7 @@ def test_help_loads_no_command_module_and_nothing_heavy():
 @pytest.mark.parametrize("argv", [
     ["read", "1.0.12.7.0.255"], ["objects"], ["write", "0.0.1.0.0.255:2", "u8:1"], ["call", "x:1"],
     ["profile", "1.0.99.1.0.255"], ["console", "--port", "x"], ["upgrade", "image.bin"], ["flash"],
-    ["bench"], ["fleet"],
+    ["bench"], ["fleet"], ["soak"],
 ])
 def test_a_command_parser_loads_nothing_heavy(argv):
     """The DLMS client commands, console, upgrade, flash, bench and fleet import their work when

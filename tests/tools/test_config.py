@@ -146,6 +146,19 @@ def test_arrays_nested_beyond_what_toml_can_parse_are_refused_naming_the_file(tm
         config.load(path)
 
 
+def test_bijli_meter_refuses_arrays_nested_beyond_what_toml_can_parse_in_one_line(tmp_path):
+    # found by `bijli soak` (configs part): the launcher reads the [upgrade] table before the
+    # config is loaded, and its own TOML read let tomllib's RecursionError out as a traceback
+    path = tmp_path / "meter.toml"
+    path.write_text("[hal]\ndisplay = " + "[" * 50000 + "1" + "]" * 50000 + "\n")
+    proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "meter", "--config", str(path), "--state",
+                           str(tmp_path / "state"), "--console", "none"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr
+
+
 def _nested(depth: int):
     value: object = 1
     for _ in range(depth):

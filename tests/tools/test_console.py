@@ -23,6 +23,7 @@ START = datetime(2024, 6, 14, 18, 0)
 BAD_LINES = [
     ("k x", "no key for 'x'"),
     ("k 10 -0.5", "no key for '.'"),
+    ("k", "k needs keys"),  # found by `bijli soak`: a bare k answered nothing at all
     ("lcd 1.5h", "lcd takes no arguments"),
     ("token ", "token needs the 20 digits"),
     ("get 1.0.1.8.0.255:9", "no attribute 9"),
@@ -62,6 +63,13 @@ def test_every_bad_line_gets_an_answer_naming_what_was_wrong(node, line, word):
     assert not reply.ok and not reply.quit
     assert reply.text.startswith("error: ") and word in reply.text
     assert node.execute("relay").text == "connected"  # still serving
+
+
+def test_a_key_that_changes_nothing_shown_still_gets_an_answer(node):
+    # found by `bijli soak` (console part): a backspace on an empty entry answered an empty
+    # reply, which a console client cannot tell from no reply
+    assert node.execute("k *").text == "entry empty"
+    assert node.execute("k 1").text == "1" and node.execute("k *").text == "entry empty"
 
 
 def test_a_refused_load_changes_nothing(node):

@@ -15,6 +15,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from bijli.firmware.errors import CommandError
 from bijli.firmware.events import EventCode
 from bijli.hal.display import ConsoleDisplay, Display, DisplayItem, Hd44780Display
 from bijli.hal.keypad import DisplayText, EmergencyRequested, EntryError, KeypadEntry, ScrollRequested, TokenEntered, \
@@ -98,7 +99,11 @@ class Devices:
         """Keys typed on the (console) keypad: digits, '#' enter, '*' backspace, 'e', 's'."""
         if self.keypad is None:
             return "no keypad configured"
-        return self._entry_events(feed_text(self.keypad, line, time.monotonic()))
+        if not line.strip():
+            raise CommandError("k needs keys: digits, # enter, * backspace, e emergency, s scroll")
+        # a key that changes nothing shown (a backspace on an empty entry) still gets an answer:
+        # a console client waits for one per line
+        return self._entry_events(feed_text(self.keypad, line, time.monotonic())) or "entry empty"
 
     def scan_keypad(self) -> str:
         """One scan of a GPIO matrix keypad (call every 10-30 ms): what its keys did."""

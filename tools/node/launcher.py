@@ -54,6 +54,8 @@ def upgrade_config(config_path: "str | Path | None") -> UpgradeConfig:
         raise ConfigError(str(config_path), f"cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(config_path), f"not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(str(config_path), "not valid TOML: values nested too deep") from None
     return UpgradeConfig.from_table(data.get("upgrade", {}), "upgrade")
 
 
