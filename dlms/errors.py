@@ -80,6 +80,12 @@ class ReplayError(SecurityError):
     """An invocation counter not greater than the last one accepted."""
 
 
+class CounterStoreError(DlmsError):
+    """The invocation counters could not be reserved in durable memory (the host's storage
+    fails): nothing that needs a new reservation is accepted or sent until it can be, since
+    a counter used but not kept could be used again after a restart."""
+
+
 class LockoutError(DlmsError):
     """A lockout policy or a kept lockout record that does not make sense (dlms.lockout)."""
 

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from bijli.dlms.errors import ReplayError, SecurityError
+from bijli.dlms.errors import CounterStoreError, ReplayError, SecurityError
 
 TAG_LENGTH = 12
 HEADER_LENGTH = 5
@@ -256,7 +256,9 @@ class CounterStore(Protocol):
 
     def load(self) -> dict[str, int]: ...
 
-    def save(self, name: str, value: int) -> None: ...
+    def save(self, name: str, value: int) -> None:
+        """Keep ``value`` durably before returning; :class:`CounterStoreError` if it cannot."""
+        ...
 
 
 class MemoryCounterStore:
@@ -292,11 +294,21 @@ class InvocationCounters:
         self._next = dict(self._stored)  # name -> next usable / acceptable value
 
     def _advance(self, name: str, next_value: int) -> None:
-        self._next[name] = next_value
         if next_value > self._stored.get(name, 0):
             reserved = min(next_value + self.reserve_step, IC_LIMIT + 1)
-            self.store.save(name, reserved)
+            self.store.save(name, reserved)  # CounterStoreError: nothing moved, the counter is not used
             self._stored[name] = reserved
+        self._next[name] = next_value
+
+    def reserve_ahead(self) -> None:
+        """Reserve a whole step ahead of every counter known now, in the store (a start-up,
+        which writes anyway): the ciphered APDUs after it need no write until a step is
+        used, so a meter whose storage fails later still serves the clients it knows."""
+        for name in (TX_COUNTER, *self._next):
+            value = self._next.get(name, 0)
+            if self._stored.get(name, 0) < min(value + self.reserve_step, IC_LIMIT + 1):
+                self._stored.pop(name, None)
+                self._advance(name, value)
 
     def next_tx(self) -> int:
         """A fresh IC for an APDU we send; never the same twice, even across restarts."""

@@ -45,7 +45,7 @@ from bijli.dlms.association import (Association, AssociationContext, Association
                                     HlsPassed, Opened, Released)
 from bijli.dlms.cosem.association import AssociationPolicy
 from bijli.dlms.cosem.base import AttributeAccess, Context, CosemError, CosemObject, MethodAccess  # noqa: F401
-from bijli.dlms.errors import ApduError, DlmsError, ReplayError, SecurityError
+from bijli.dlms.errors import ApduError, CounterStoreError, DlmsError, ReplayError, SecurityError
 from bijli.dlms.lockout import Lockout, LockoutPolicy
 from bijli.dlms.obis import Obis
 from bijli.dlms.protection import PROTECTED_TAGS, Container, Protection
@@ -256,6 +256,16 @@ class Server:
             if len(response) <= context.room + context.cipher_overhead:
                 return (response,)
             return self._gbt_answer(session, response, 1, 0)
+        except CounterStoreError:
+            # the host cannot keep a counter reservation (its storage fails): refuse for now,
+            # in words that say "later", and keep the connection (the host logs its storage
+            # failure once; a log line per refused request would be a flood)
+            session.after_response.clear()
+            if tag == acse.AARQ_TAG:
+                if session.association.state is not AssociationState.NON_ASSOCIATED:
+                    self._drop(session)
+                return (self._reject(AcseServiceUser.NO_REASON_GIVEN, result=AssociationResult.REJECTED_TRANSIENT),)
+            return (_exception(StateError.SERVICE_NOT_ALLOWED, ServiceErrorCode.OPERATION_NOT_POSSIBLE),)
         except DlmsError:
             # malformed: the standard answers an undecodable APDU with an exception-response
             session.after_response.clear()
@@ -492,13 +502,16 @@ class Server:
             session.after_response.append(lambda: self._fail_hls(session))
             self._auth_failed(session, context.opened_at, f"HLS-GMAC: {exc}")
             raise CosemError(ActionResult.OTHER_REASON, str(exc)) from None
+        # f(StoC) first: a counter that cannot be reserved (CounterStoreError) leaves the
+        # association pending, not open with an answer the client never got
+        answer = security.hls_gmac(sec.system_title, sec.counters.next_tx(), sec.encryption_key,
+                                   sec.authentication_key, context.client_challenge)
         association.handle(_HLS_PASSED)
         self.lockout.release_pending(session)
         self.lockout.passed(session.peer, sap, context.opened_at)
         self.on_notice(Notice(ServerEvent.ASSOCIATED, sap, context.policy.name if context.policy else "",
                               session.peer))
-        return axdr.OctetString(security.hls_gmac(sec.system_title, sec.counters.next_tx(), sec.encryption_key,
-                                                  sec.authentication_key, context.client_challenge))
+        return axdr.OctetString(answer)
 
     def _fail_hls(self, session: Session) -> None:
         self.lockout.release_pending(session)

@@ -21,7 +21,7 @@ from bijli.dlms import axdr
 from bijli.dlms.acse import Conformance, Mechanism
 from bijli.dlms.cosem.association import AssociationPolicy, full_access, only, read_only
 from bijli.dlms.cosem.data import Data
-from bijli.dlms.errors import LockoutError
+from bijli.dlms.errors import CounterStoreError, LockoutError
 from bijli.dlms.lockout import Lockout, LockoutPolicy, LockoutRecord
 from bijli.dlms.security import KeyId, SecuritySettings
 from bijli.firmware.cosem.catalogue import (PUBLIC_ASSOCIATION, PUBLIC_OBJECTS, READER_ASSOCIATION, SAP_PUBLIC,
@@ -114,7 +114,10 @@ class StoredCounters:
     def save(self, name: str, value: int) -> None:
         values = self.load()
         values[name] = int(value)
-        self.meter.keep_setting(self.KEY, values)
+        try:
+            self.meter.keep_setting(self.KEY, values)
+        except StorageError as exc:  # a full disk: the server refuses what needs the counter, for now
+            raise CounterStoreError(f"invocation counter {name} not kept: {exc}") from exc
 
 
 def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], None] | None = None

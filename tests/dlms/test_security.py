@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bijli.dlms import security as s
-from bijli.dlms.errors import ReplayError, SecurityError
+from bijli.dlms.errors import CounterStoreError, ReplayError, SecurityError
 
 EK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 AK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
@@ -124,3 +124,38 @@ def test_counter_positions_resume_without_a_store_write_and_never_below_a_replay
     lost = InvocationCounters(MemoryCounterStore(), reserve_step=100)  # a store that lost its reservations
     lost.resume(ram)
     assert lost.store.load() == {k: v + 100 for k, v in ram.items()}  # reserved again before use
+
+
+class _FullDisk(s.MemoryCounterStore):
+    """A counter store on storage that fails while ``full`` (the meter's is its sqlite file:
+    tests/integration/test_storage_fault.py fills that one for real)."""
+
+    full = False
+
+    def save(self, name: str, value: int) -> None:
+        if self.full:
+            raise CounterStoreError(f"{name}: database or disk is full")
+        super().save(name, value)
+
+
+def test_a_counter_that_cannot_be_reserved_is_not_used_and_reserve_ahead_covers_a_full_disk():
+    store = _FullDisk()
+    c = s.InvocationCounters(store, reserve_step=100)
+    store.full = True
+    with pytest.raises(CounterStoreError):
+        c.next_tx()
+    with pytest.raises(CounterStoreError):
+        c.accept_rx(b"CLIENT01", 7)
+    assert c.positions() == {} and c.expected_rx(b"CLIENT01") == 0  # nothing moved
+    store.full = False
+    c.accept_rx(b"CLIENT01", 7)
+    c.next_tx()
+    c.flush()  # a clean stop keeps exact values: a start after it has no headroom left
+    again = s.InvocationCounters(store, reserve_step=100)
+    again.reserve_ahead()  # what a start does: one step ahead of each counter it knows
+    store.full = True  # then the disk fills: the known client and the meter's own counter go on
+    assert again.next_tx() == 1
+    again.accept_rx(b"CLIENT01", 8)
+    assert again.expected_rx(b"CLIENT01") == 9
+    with pytest.raises(CounterStoreError):  # a client never seen needs a write: refused for now
+        again.accept_rx(b"CLIENT02", 1)

@@ -149,3 +149,40 @@ def test_a_stop_while_storage_fails_says_so_and_restarts_at_the_last_commit(bijl
     again = bijli_meter_factory(state=state, **PORTS)
     assert Decimal(status(again)["total_recharged"]) == 10
     assert again.console(f"token {token(1)}").startswith("accepted")
+
+
+def test_with_the_disk_full_a_known_head_end_associates_and_a_new_one_is_told_to_come_back(
+        bijli_meter_factory, tmp_path):
+    """Invocation counters must be kept before they are used. A start reserves a step
+    ahead of each counter the meter knows, so a head-end it has met associates again
+    while the disk is full (and is told storage_error for a token); a client it never met
+    needs a write, so its AARQ is refused rejected-transient (come back later) on a
+    connection that stays up, never dropped; once space is back it associates."""
+    from bijli.dlms.acse import AssociationResult
+    from bijli.dlms.errors import AssociationError
+
+    state = tmp_path / "state"
+    meter = bijli_meter_factory(state=state, start=START.isoformat(), **PORTS)
+    utility(meter.endpoints.wrapper_port).close()  # the head-end meets the meter once
+    meter.stop()
+    meter = bijli_meter_factory(state=state, **PORTS)  # a clean stop and a start: no headroom but the start's
+    disk_full(meter)
+    client = utility(meter.endpoints.wrapper_port)
+    try:
+        deliver(client, token(0))
+        assert verdict(client)[2] == "storage_error"
+    finally:
+        client.close()
+    stranger = ClientSettings.for_association(48, system_title=b"STRANGER", invocation_counter=0)
+    transport = open_client_transport(meter.endpoints.wrapper, 48)
+    newcomer = Client(transport, stranger)
+    try:
+        with pytest.raises(AssociationError) as refused:
+            newcomer.associate()
+        assert AssociationResult.REJECTED_TRANSIENT.name in str(refused.value)
+        disk_full(meter, False)
+        newcomer.associate()  # the same connection: it was kept
+        deliver(newcomer, token(0))
+        assert verdict(newcomer)[2] == "accepted"
+    finally:
+        newcomer.close()

@@ -43,7 +43,7 @@ from typing import Awaitable, Callable, Iterable, Iterator
 from bijli.dlms import axdr
 from bijli.dlms.cosem.base import Context
 from bijli.dlms.cosem.security_setup import SecuritySetup
-from bijli.dlms.errors import DlmsError
+from bijli.dlms.errors import CounterStoreError, DlmsError
 from bijli.dlms.obis import Obis
 from bijli.dlms.server import Notice, Server, ServerEvent
 from bijli.firmware.console import Console, LineAssembler, Reply, parse_duration
@@ -172,6 +172,10 @@ class MeterNode:
             self.meter = Meter.resume(cfg.meter, self.storage, resume, on_relay=self._on_relay)
             self._relay_closed = self.meter.relay.output_state
         self.security = security_settings(self.meter)
+        if resume is None and not lazy_objects:
+            # a start writes anyway: reserve the counters' next step now, so the clients the
+            # meter knows keep their ciphered associations if storage fails later
+            self.security.counters.reserve_ahead()
         self.tcp_port = 4059  # the wrapper port, once a listener is bound (the TCP-UDP setup shows it)
         self._extra_objects = list(extra_objects)
         self._objects = None
@@ -383,7 +387,7 @@ class MeterNode:
         for save in (self.security.counters.flush, self.meter.shutdown):
             try:
                 save()
-            except StorageError as exc:  # the reserved counters and the last commit stand
+            except (StorageError, CounterStoreError) as exc:  # the reserved counters and the last commit stand
                 print(f"bijli meter: could not save at stop, the state is as at its last commit: {exc}",
                       file=sys.stderr, flush=True)
         if self.devices is not None:

@@ -42,9 +42,18 @@ def _ask(meter: SoakMeter, row: SoakRow, where: str, line: str) -> str | None:
 
 
 def _gateway(meter: SoakMeter, digits: str) -> tuple[bool, str]:
+    """The head-end's delivery; a new association the meter cannot keep counters for (its
+    storage fails) is refused rejected-transient, its clear word for "not now"."""
+    from bijli.dlms.acse import AssociationResult
+    from bijli.dlms.errors import AssociationError
     from bijli.tools.commands.dlms import enter_token
 
-    client = meter.meter.client(48)
+    try:
+        client = meter.meter.client(48)
+    except AssociationError as exc:
+        if AssociationResult.REJECTED_TRANSIENT.name not in str(exc):
+            raise
+        return False, "association refused for now (rejected-transient)"
     try:
         return enter_token(client, digits.encode("ascii"))
     finally:
