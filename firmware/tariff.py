@@ -80,11 +80,20 @@ def to_decimal(value: Any, key: str = "value") -> Decimal:
     return d
 
 
+#: the largest money a meter register shows: the COSEM Account and Credit amounts are
+#: double-long (int32) in paisa (scaler -2), so 2^31 - 1 paisa; an amount beyond it in a
+#: configuration is a typo ("1e999999"), not a setting
+MAX_AMOUNT = Decimal(2**31 - 1).scaleb(-2)
+
+
 def parse_amount(value: Any, key: str, *, minimum: Decimal | None = ZERO) -> Decimal:
-    """A config amount (rate, charge, threshold): exact, not below ``minimum``."""
+    """A config amount (rate, charge, threshold): exact, not below ``minimum``, not
+    beyond what the meter's registers can show (:data:`MAX_AMOUNT`)."""
     d = to_decimal(value, key)
     if minimum is not None and d < minimum:
         raise ConfigError(key, f"must be at least {minimum}, got {d}")
+    if abs(d) > MAX_AMOUNT:
+        raise ConfigError(key, f"must be at most {MAX_AMOUNT} (what a meter register shows), got {value!r}")
     return d
 
 

@@ -368,3 +368,20 @@ def test_apply_token_has_a_function_for_every_effect_that_changes_the_meter():
     assert cleared.targets.account == targets.account and cleared.message == "tamper cleared"
     kept = apply_token(SetWaterMeterFactor(1, 1), targets, now, "water factor 1")
     assert kept.targets == targets and kept.message == "water factor 1"
+
+
+@pytest.mark.parametrize("table, key", [
+    ({"prepaid": {"max_balance": "1e999999"}}, "prepaid.max_balance"),
+    ({"prepaid": {"max_debt": "1e999999"}}, "prepaid.max_debt"),
+    ({"prepaid": {"emergency_threshold": "1e999999"}}, "prepaid.emergency_threshold"),
+    ({"prepaid": {"emergency_credit": "1e999999"}}, "prepaid.emergency_credit"),
+    ({"tariff": {"fixed_charge_per_day": "1e999999"}}, "tariff.fixed_charge_per_day"),
+    ({"tariff": {"kind": "flat", "flat_rate": "30000000"}}, "tariff.flat_rate"),
+])
+def test_an_amount_beyond_what_a_register_shows_is_a_config_error_naming_its_key(table, key):
+    """Found by the soak's config part: "1e999999" was a valid balance limit."""
+    from bijli.firmware.meter import MeterConfig
+
+    with pytest.raises(ConfigError) as err:
+        MeterConfig.from_dict(table)
+    assert key in str(err.value) and "at most 21474836.47" in str(err.value)
