@@ -187,7 +187,10 @@ class Server:
     only by policies with ``ciphered=True`` or mechanism HLS-GMAC. ``lockout`` is the
     :class:`~dlms.lockout.Lockout` table (its owner keeps and restores its record);
     without one, a fresh table with ``lockout_after`` free failures per peer and waits
-    up to ``lockout_seconds``.
+    up to ``lockout_seconds``. ``host_refusal`` maps an exception the objects' host
+    (the meter) raised from a GET, SET or ACTION to the CosemError it means (None: not
+    one of the host's refusals, a defect that is raised): a meter whose storage fails
+    answers temporary-failure on every object, not only on those that ask for it.
     """
 
     def __init__(
@@ -201,6 +204,7 @@ class Server:
         on_notice: Callable[[Notice], None] | None = None,
         security: SecuritySettings | None = None,
         lockout: Lockout | None = None,
+        host_refusal: Callable[[Exception], CosemError | None] | None = None,
     ):
         self.objects: dict[Obis, CosemObject] = {}
         for obj in objects:
@@ -209,6 +213,7 @@ class Server:
         self.max_pdu = max_pdu
         self.on_notice = on_notice or (lambda n: None)
         self.security = security
+        self.host_refusal = host_refusal or (lambda exc: None)
         self.lockout = lockout if lockout is not None else Lockout(
             LockoutPolicy(allowance=lockout_after, max_delay=lockout_seconds))
 
@@ -681,6 +686,8 @@ class Server:
             return _data_result(exc.result)
         except DlmsError:
             return DataAccessResult.OTHER_REASON
+        except Exception as exc:
+            return _data_result(self._refused_by_host(exc).result)
 
     def _get_normal(self, session: Session, req: apdu.GetRequestNormal, ctx, room: int) -> bytes:
         result = self._get_value(session, req.attribute, req.access_selection, ctx)
@@ -768,6 +775,8 @@ class Server:
             return _data_result(exc.result)
         except DlmsError:
             return DataAccessResult.OTHER_REASON
+        except Exception as exc:
+            return _data_result(self._refused_by_host(exc).result)
         return DataAccessResult.SUCCESS
 
     def _set_refused(self, session, desc) -> DataAccessResult | None:
@@ -794,7 +803,16 @@ class Server:
             return _action_result(exc.result), None
         except DlmsError:
             return ActionResult.OTHER_REASON, None
+        except Exception as exc:
+            return _action_result(self._refused_by_host(exc).result), None
         return ActionResult.SUCCESS, ret
+
+    def _refused_by_host(self, exc: Exception) -> CosemError:
+        """The host's refusal ``exc`` as its COSEM result; anything else is re-raised."""
+        refused = self.host_refusal(exc)
+        if refused is None:
+            raise exc
+        return refused
 
     def _action_response(self, session: Session, invoke_id: int, result: ActionResult, ret, room: int) -> bytes:
         if ret is None:

@@ -47,6 +47,13 @@ def refusal(exc: FirmwareError) -> CosemError:
     return CosemError(result_for(exc), str(exc))
 
 
+def host_refusal(exc: Exception) -> CosemError | None:
+    """For the DLMS server (its ``host_refusal``): a firmware error that reached it from
+    an object that did not call the meter inside :func:`cosem_result` is still the result
+    the standard names for it; any other exception is not the meter's refusal (None)."""
+    return refusal(exc) if isinstance(exc, FirmwareError) else None
+
+
 @contextmanager
 def cosem_result() -> Iterator[None]:
     """Run a call into the firmware; a FirmwareError it raises leaves as its COSEM result."""

@@ -186,3 +186,25 @@ def test_with_the_disk_full_a_known_head_end_associates_and_a_new_one_is_told_to
         assert verdict(newcomer)[2] == "accepted"
     finally:
         newcomer.close()
+
+
+def test_with_the_disk_full_any_dlms_write_is_a_temporary_failure_on_a_live_association(
+        bijli_meter_factory, tmp_path):
+    """Not only the token gateway: a clock write (and any SET or ACTION the meter cannot
+    commit) is answered temporary-failure and the association goes on, never dropped."""
+    from bijli.dlms.apdu import DataAccessResult
+    from bijli.dlms.errors import ServiceError
+
+    meter = bijli_meter_factory(state=tmp_path / "state", start=START.isoformat(), **PORTS)
+    client = utility(meter.endpoints.wrapper_port)
+    try:
+        disk_full(meter)
+        with pytest.raises(ServiceError) as refused:
+            client.write_clock(START + timedelta(hours=1))
+        assert DataAccessResult.TEMPORARY_FAILURE.name in str(refused.value)
+        assert client.read_clock() < START + timedelta(minutes=30)  # nothing changed, still associated
+        disk_full(meter, False)
+        client.write_clock(START + timedelta(hours=1))
+        assert client.read_clock() >= START + timedelta(hours=1)
+    finally:
+        client.close()

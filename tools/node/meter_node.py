@@ -53,6 +53,7 @@ from bijli.firmware.meter import Meter, saved_time
 from bijli.firmware.cosem.associations import lockout, policies, security_settings
 from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 from bijli.firmware.cosem.object_list import build_objects
+from bijli.firmware.cosem.results import host_refusal
 from bijli.firmware.storage import DB_NAME, Storage
 from bijli.hal.clock import RealClock, SimClock, TimeSource, meter_local
 from bijli.hal.samples import open_source
@@ -203,7 +204,8 @@ class MeterNode:
             dl = self.cfg.meter.dlms
             self._server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
                                   on_notice=self._on_notice, security=self.security,
-                                  lockout=lockout(self.meter, time.monotonic(), on_error=self._lockout_not_kept))
+                                  lockout=lockout(self.meter, time.monotonic(), on_error=self._lockout_not_kept),
+                                  host_refusal=host_refusal)
         return self._server
 
     def manifest(self, host: str, port: int | None) -> dict:
