@@ -42,7 +42,7 @@ from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import links
 from tests.integration.whole_meter import whole_meter
-from tests.peers.loop_thread import LoopThread
+from tests.peers.loop_thread import ServedMeter
 
 OWNER, STRANGER = "127.0.0.1", "127.0.0.2"
 
@@ -56,29 +56,8 @@ class LineFrom(SocketLine):
         self.name = f"{host}:{port} from {source}"
 
 
-class Served:
-    """A whole meter's server on the wrapper, on an asyncio loop in a thread."""
-
-    def __init__(self, node):
-        self.node = node
-
-        async def main():
-            self.listener = await tcp.serve("127.0.0.1", 0, lambda s: links.wrapper_session(s, node.server))
-            self.port = self.listener.sockets[0].getsockname()[1]
-
-        self.loop_thread = LoopThread(main)
-        self.stopped = False
-
-    def call(self, fn):
-        return self.loop_thread.call(fn)
-
-    def stop(self):
-        async def close():
-            self.listener.close()
-
-        if not self.stopped:
-            self.stopped = True
-            self.loop_thread.stop(close)
+class Served(ServedMeter):
+    """The served meter, reached from a chosen loopback address (a peer of its own)."""
 
     def transport(self, source: str, sap: int) -> links.WrapperTransport:
         return links.WrapperTransport(LineFrom(source, "127.0.0.1", self.port), sap)

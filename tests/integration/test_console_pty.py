@@ -135,33 +135,42 @@ def _pty_read_until_exit(fd: int, proc, timeout: float = 60.0) -> bytes:
     return bytes(buf)
 
 
-def test_large_replies_arrive_whole_on_a_terminal(tmp_path):
-    """stdin and stdout on one pty (a person at a terminal): a 2,880-row profile and
-    status --json come out whole, hostile lines are answered, quit still works."""
+def _typed_at_a_terminal(cmd: list[str], keys: list[bytes], *, raw: bool = True, gap: float = 0.05,
+                         timeout: float = 60.0, env: dict | None = None) -> tuple[bytes, bytes]:
+    """``cmd`` with stdin and stdout on one pty (a person at a terminal; ``raw``: no echo,
+    no CR/LF rewriting), ``keys`` typed each ``gap`` after the last while its replies are read: what it
+    wrote on the terminal and on stderr, once it has exited with status 0."""
     import tty
 
     master, slave = os.openpty()
-    tty.setraw(slave)  # no echo, no CR/LF rewriting: the bytes as the meter writes them
-    proc = subprocess.Popen(_meter_cmd(tmp_path / "state"), cwd=ROOT, stdin=slave, stdout=slave,
-                            stderr=subprocess.PIPE, close_fds=True)
+    if raw:
+        tty.setraw(slave)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE, close_fds=True,
+                            env=env)
     os.close(slave)
     try:
-        lines = ["step 30d", "get 1.0.99.1.0.255", "status --json", *HOSTILE, "quit"]
+        def type_keys():  # while the main thread reads: the replies fill the pty too
+            for k in keys:
+                time.sleep(gap)
+                os.write(master, k)
 
-        def type_lines():  # while the main thread reads: the meter's replies fill the pty too
-            for line in lines:
-                os.write(master, (line + "\n").encode())
-                time.sleep(0.05)
-
-        typist = threading.Thread(target=type_lines, daemon=True)
+        typist = threading.Thread(target=type_keys, daemon=True)
         typist.start()
-        out = _pty_read_until_exit(master, proc)
+        out = _pty_read_until_exit(master, proc, timeout)
         typist.join(5)
-        assert proc.wait(20) == 0
+        assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+    return out, proc.stderr.read()
+
+
+def test_large_replies_arrive_whole_on_a_terminal(tmp_path):
+    """stdin and stdout on one pty (a person at a terminal): a 2,880-row profile and
+    status --json come out whole, hostile lines are answered, quit still works."""
+    lines = ["step 30d", "get 1.0.99.1.0.255", "status --json", *HOSTILE, "quit"]
+    out, err = _typed_at_a_terminal(_meter_cmd(tmp_path / "state"), [(line + "\n").encode() for line in lines])
     text = out.decode("utf-8", "replace").replace("bijli> ", "")
     replies = text.splitlines()
     profile = next(line for line in replies if line.startswith("[[2024-06-01T00:15:00"))
@@ -171,7 +180,7 @@ def test_large_replies_arrive_whole_on_a_terminal(tmp_path):
     assert status["time"] == "2024-07-01T00:00:00"
     assert sum(line.startswith("error: ") for line in replies) == len(HOSTILE)
     assert "bye" in replies
-    assert b"Traceback" not in proc.stderr.read()
+    assert b"Traceback" not in err
 
 
 def test_the_serial_console_answers_hostile_lines_and_quits(bijli_meter_factory, tmp_path):
@@ -195,61 +204,26 @@ def test_a_fleets_status_arrives_whole_on_a_terminal(tmp_path):
     import tty
 
     count = 40
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--tcp",
-                             "127.0.0.1:0", "--state", str(tmp_path / "fleet"), "--clock", "sim", "--start",
-                             "2024-06-01T00:00:00", "--rate", "0", "--console", "stdio"],
-                            cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE, close_fds=True)
-    os.close(slave)
-    try:
-        def type_lines():
-            for line in ("status", "status --json", "get 1.0.1.8.0.255:9", "quit"):
-                os.write(master, (line + "\n").encode())
-                time.sleep(0.05)
-
-        typist = threading.Thread(target=type_lines, daemon=True)
-        typist.start()
-        out = _pty_read_until_exit(master, proc, timeout=120)
-        typist.join(5)
-        assert proc.wait(30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+    cmd = [sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--tcp", "127.0.0.1:0", "--state",
+           str(tmp_path / "fleet"), "--clock", "sim", "--start", "2024-06-01T00:00:00", "--rate", "0", "--console",
+           "stdio"]
+    lines = ("status", "status --json", "get 1.0.1.8.0.255:9", "quit")
+    out, err = _typed_at_a_terminal(cmd, [(line + "\n").encode() for line in lines], timeout=120)
     replies = out.decode("utf-8", "replace").replace("fleet> ", "").splitlines()
     rows = [line for line in replies if re.match(r"\s*\d+\s+BJL\d{7}\s", line)]
     assert len(rows) == count
     status = json.loads(next(line for line in replies if line.startswith("[{")))
     assert [m["serial"] for m in status] == [f"BJL{i:07d}" for i in range(1, count + 1)]
     assert any(line.startswith("error: ") for line in replies)
-    assert b"Traceback" not in proc.stderr.read()
+    assert b"Traceback" not in err
 
 
 def test_a_person_at_the_terminal_gets_line_editing_and_history(tmp_path):
     """stdin and stdout a terminal: readline edits the line (Ctrl-A goes to its start) and
     the up arrow brings back the last command, as in ``bijli console`` (issue 15 item 14)."""
-    master, slave = os.openpty()
-    env = dict(os.environ, TERM="xterm")
-    proc = subprocess.Popen(_meter_cmd(tmp_path / "state"), cwd=ROOT, stdin=slave, stdout=slave,
-                            stderr=subprocess.PIPE, close_fds=True, env=env)
-    os.close(slave)
-    try:
-        def type_keys():
-            for keys in (b"elay\x01r\r", b"\x1b[A\r", b"quit\r"):
-                time.sleep(0.5)
-                os.write(master, keys)
-
-        typist = threading.Thread(target=type_keys, daemon=True)
-        typist.start()
-        out = _pty_read_until_exit(master, proc)
-        typist.join(5)
-        assert proc.wait(20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
+    out, err = _typed_at_a_terminal(_meter_cmd(tmp_path / "state"), [b"elay\x01r\r", b"\x1b[A\r", b"quit\r"],
+                                    raw=False, gap=0.5, env=dict(os.environ, TERM="xterm"))
     replies = out.decode("utf-8", "replace").splitlines()
     assert sum(line.strip() == "connected" for line in replies) == 2, replies  # edited line, then history
     assert any(line.strip() == "bye" for line in replies)
-    assert b"Traceback" not in proc.stderr.read()
+    assert b"Traceback" not in err

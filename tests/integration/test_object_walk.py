@@ -24,41 +24,20 @@ from bijli.dlms.apdu import AccessSelection
 from bijli.dlms.cosem.profile import SELECTOR_ENTRY, SELECTOR_RANGE, ProfileGeneric
 from bijli.dlms.obis import Obis
 from bijli.firmware.cosem import catalogue
-from bijli.hal import tcp
-from bijli.tools.node import links
 from tests.integration.test_interop_gurux import _ic
 from tests.integration.whole_meter import START, client, whole_meter
 from tests.peers.gurux_client import GuruxPeer, TcpTransport
-from tests.peers.loop_thread import LoopThread
+from tests.peers.loop_thread import ServedMeter
 from gurux_dlms.enums import Authentication
 
 IST = timezone(timedelta(hours=5, minutes=30))
-
-
-class Served:
-    """A whole meter's server on the wrapper, on an asyncio loop in a thread."""
-
-    def __init__(self, node):
-        self.node = node
-
-        async def main():
-            self.listener = await tcp.serve("127.0.0.1", 0, lambda s: links.wrapper_session(s, node.server))
-            self.port = self.listener.sockets[0].getsockname()[1]
-
-        self.loop_thread = LoopThread(main)
-
-    def stop(self):
-        async def close():
-            self.listener.close()
-
-        self.loop_thread.stop(close)
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     node = whole_meter(tmp_path_factory.mktemp("walk"))
     node.meter.advance_to(START + timedelta(hours=2))  # some profile rows to read
-    s = Served(node)
+    s = ServedMeter(node)
     yield s
     s.stop()
 

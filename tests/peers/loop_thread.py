@@ -59,3 +59,33 @@ class LoopThread:
         asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout)
+
+
+class ServedMeter:
+    """A whole meter's (a MeterNode's) server on the TCP wrapper, on a loop in a thread:
+    ``port`` to connect to, :meth:`call` to run something on the meter's thread,
+    :meth:`stop` (once is enough; again does nothing)."""
+
+    def __init__(self, node):
+        from bijli.hal import tcp
+        from bijli.tools.node import links
+
+        self.node = node
+
+        async def main():
+            self.listener = await tcp.serve("127.0.0.1", 0, lambda s: links.wrapper_session(s, node.server))
+            self.port = self.listener.sockets[0].getsockname()[1]
+
+        self.loop_thread = LoopThread(main)
+        self.stopped = False
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        return self.loop_thread.call(fn)
+
+    def stop(self) -> None:
+        async def close():
+            self.listener.close()
+
+        if not self.stopped:
+            self.stopped = True
+            self.loop_thread.stop(close)
