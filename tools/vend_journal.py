@@ -74,25 +74,8 @@ class VendJournal:
         """Hold the journal, hand out ``count`` consecutive TIDs from the first free one
         at or after ``wanted``, and record them when the block ends without an error
         (tokens built inside it are only good once this returns)."""
-        if count < 1:
-            raise VendJournalError("a reservation is at least one TID")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = open(self.path.with_name(self.path.name + ".lock"), "a")
-        except OSError as exc:
-            raise VendJournalError(f"cannot open the vend journal {self.path}: {exc}") from None
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            data = self._read()
-            entry = data["meters"].get(meter)
-            last = None if entry is None else entry["last_tid"]
-            first = next_free(wanted, last)
-            if first + count > TID_LIMIT:
-                raise VendJournalError(f"meter {meter}: no TID left in its base date's range (last issued {last})")
-            reservation = Reservation(meter, wanted, first, count, last)
+        with self.reserve_many([(meter, wanted, count)]) as (reservation,):
             yield reservation
-            data["meters"][meter] = {"last_tid": first + count - 1}
-            self._write(data)
 
     @contextmanager
     def reserve_many(self, wanted: list[tuple[str, int, int]]) -> Iterator[list[Reservation]]:
