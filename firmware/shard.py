@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bijli.firmware.errors import StateDamaged, StorageError
-from bijli.firmware.storage import NonVolatileMemory, Row, dumps, kv_crc, loads, read_seal, row_crc, row_range, write_seal
+from bijli.firmware.storage import (NonVolatileMemory, Row, dumps, kv_crc, loads, read_rows, read_seal, row_crc,
+                                    row_range, write_seal)
 
 SHARD_SCHEMA_VERSION = 2  # 2: a CRC-32 on every record, the commit counter, the seal
 
@@ -368,18 +369,8 @@ class MeterMemory(NonVolatileMemory):
         """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
         where, args = row_range(from_time, to_time, from_seq, to_seq)
         sql = f"SELECT seq, time, value, crc FROM rows WHERE meter = ? AND profile = ?{where} ORDER BY seq"
-        args = [self.meter, profile, *args]
-        out = []
-        try:
-            for seq, t, v, crc in self._db.execute(sql, args):
-                if crc != _row_crc(self.meter, profile, seq, t, v):
-                    raise StateDamaged(f"{self.path}: row {seq} of {profile!r} fails its checksum")
-                out.append(Row(seq, datetime.fromisoformat(t), loads(v)))
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
-        except (ValueError, TypeError) as exc:
-            raise StorageError(f"{self.path}: a row of {profile!r} is corrupt ({exc})") from exc
-        return out
+        return read_rows(self._db, sql, [self.meter, profile, *args], self.path, profile,
+                         lambda seq, t, v: _row_crc(self.meter, profile, seq, t, v), StateDamaged)
 
     def count(self, profile: str) -> int:
         (n,) = self._db.execute("SELECT COUNT(*) FROM rows WHERE meter = ? AND profile = ?",

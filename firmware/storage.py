@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from bijli.firmware.errors import StateDamaged, StorageError
 
@@ -146,6 +146,24 @@ def kv_crc(key: str, text: str) -> int:
 
 def row_crc(profile: str, seq: int, time_text: str, text: str) -> int:
     return zlib.crc32(f"{profile}\x00{seq}\x00{time_text}\x00{text}".encode("utf-8"))
+
+
+def read_rows(db: sqlite3.Connection, sql: str, args: list, path: Any, profile: str,
+              crc_of: Callable[[int, str, str], int], damaged: type[StorageError] = StorageError) -> list[Row]:
+    """The rows ``sql`` selects (seq, time, value, crc), each checked against ``crc_of(seq,
+    time, value)`` (``damaged`` when one fails) and decoded; a read error or an undecodable
+    row is a StorageError naming ``path``. One reader for a meter's file and a shard."""
+    out = []
+    try:
+        for seq, t, v, crc in db.execute(sql, args):
+            if crc != crc_of(seq, t, v):
+                raise damaged(f"{path}: row {seq} of {profile!r} fails its checksum")
+            out.append(Row(seq, datetime.fromisoformat(t), loads(v)))
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path}: cannot read {profile!r} ({exc})") from exc
+    except (ValueError, TypeError) as exc:
+        raise StorageError(f"{path}: a row of {profile!r} is corrupt ({exc})") from exc
+    return out
 
 
 class Transaction:
@@ -532,18 +550,8 @@ class Storage(NonVolatileMemory):
         """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
         where, args = row_range(from_time, to_time, from_seq, to_seq)
         sql = f"SELECT seq, time, value, crc FROM rows WHERE profile = ?{where} ORDER BY seq"
-        args = [profile, *args]
-        out = []
-        try:
-            for seq, t, v, crc in self._db.execute(sql, args):
-                if crc != row_crc(profile, seq, t, v):
-                    raise StorageError(f"{self.path}: row {seq} of {profile!r} fails its checksum")
-                out.append(Row(seq, datetime.fromisoformat(t), loads(v)))
-        except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
-        except (ValueError, TypeError) as exc:
-            raise StorageError(f"{self.path}: a row of {profile!r} is corrupt ({exc})") from exc
-        return out
+        return read_rows(self._db, sql, [profile, *args], self.path, profile,
+                         lambda seq, t, v: row_crc(profile, seq, t, v))
 
     def count(self, profile: str) -> int:
         try:
