@@ -201,8 +201,6 @@ def test_the_serial_console_answers_hostile_lines_and_quits(bijli_meter_factory,
 
 def test_a_fleets_status_arrives_whole_on_a_terminal(tmp_path):
     """Fleet `status` (a row per meter) and `status --json` on a pty: every row, valid JSON."""
-    import tty
-
     count = 40
     cmd = [sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--tcp", "127.0.0.1:0", "--state",
            str(tmp_path / "fleet"), "--clock", "sim", "--start", "2024-06-01T00:00:00", "--rate", "0", "--console",
