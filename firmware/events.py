@@ -43,7 +43,7 @@ numbers stay readable (``RETIRED_*``) and are not written any more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any, Mapping
@@ -286,6 +286,7 @@ class _Tally:
     detail: str = ""
 
 
+@dataclass
 class SecurityEvents:
     """Aggregates the security events an unauthenticated peer can cause, so that a flood
     costs a few rows, not a row each (and one disk write each).
@@ -296,12 +297,15 @@ class SecurityEvents:
     ``now``, :meth:`close` every tally (a clean stop). A window ends ``window`` after
     its first event, or when the clock is set back before it."""
 
-    def __init__(self, window: timedelta = SECURITY_WINDOW, sources: int = SECURITY_SOURCES) -> None:
-        if window <= timedelta(0) or sources < 1:
-            raise ProfileError(f"security events: window {window} and sources {sources} must be positive")
-        self.window = window
-        self.sources = sources
-        self._open: dict[tuple[EventCode, str], _Tally] = {}
+    window: timedelta = SECURITY_WINDOW
+    sources: int = SECURITY_SOURCES
+    # a mutable record (a dataclass) so that a meter step that fails to commit puts it back
+    # whole, with the tallies that step had closed (firmware.meter's _keep)
+    _open: dict[tuple[EventCode, str], _Tally] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.window <= timedelta(0) or self.sources < 1:
+            raise ProfileError(f"security events: window {self.window} and sources {self.sources} must be positive")
 
     def take(self, code: EventCode, source: str, detail: str, now: datetime) -> list[tuple[EventCode, str]]:
         rows = self.due(now)

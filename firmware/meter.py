@@ -746,9 +746,8 @@ class Meter:
                 v = list(v)
             elif isinstance(v, dict):
                 v = dict(v)
-            elif isinstance(v, SecurityEvents) or (dataclasses.is_dataclass(v)
-                                                   and not type(v).__dataclass_params__.frozen):
-                v = copy.deepcopy(v)  # SecurityEvents: a failed commit must not lose ended tallies
+            elif dataclasses.is_dataclass(v) and not type(v).__dataclass_params__.frozen:
+                v = copy.deepcopy(v)
             kept[k] = v
         return kept
 
