@@ -293,11 +293,15 @@ class InvocationCounters:
         self._stored = {k: int(v) for k, v in self.store.load().items()}
         self._next = dict(self._stored)  # name -> next usable / acceptable value
 
+    def _reserve(self, name: str, value: int) -> None:
+        """Keep a step above ``value`` in the store (CounterStoreError: nothing changes)."""
+        reserved = min(value + self.reserve_step, IC_LIMIT + 1)
+        self.store.save(name, reserved)
+        self._stored[name] = reserved
+
     def _advance(self, name: str, next_value: int) -> None:
         if next_value > self._stored.get(name, 0):
-            reserved = min(next_value + self.reserve_step, IC_LIMIT + 1)
-            self.store.save(name, reserved)  # CounterStoreError: nothing moved, the counter is not used
-            self._stored[name] = reserved
+            self._reserve(name, next_value)  # kept before used: a failure moves nothing
         self._next[name] = next_value
 
     def reserve_ahead(self) -> None:
@@ -307,8 +311,7 @@ class InvocationCounters:
         for name in (TX_COUNTER, *self._next):
             value = self._next.get(name, 0)
             if self._stored.get(name, 0) < min(value + self.reserve_step, IC_LIMIT + 1):
-                self._stored.pop(name, None)
-                self._advance(name, value)
+                self._reserve(name, value)
 
     def next_tx(self) -> int:
         """A fresh IC for an APDU we send; never the same twice, even across restarts."""
