@@ -47,6 +47,43 @@ def test_reference_syntax():
         parse_ref("1.0.1.8.0.255")  # write/call need the index
 
 
+# What `bijli read` over the wrapper may not load, ever (issue 16: start-up is most of a
+# one-shot read's cost): the event loop, the meter's listeners and link shells, the DLMS
+# server, the firmware, HDLC and the optical opening, pyserial. Checked on a real read, not
+# on an import list, so a lazy import that a run takes is caught too.
+NOT_FOR_A_WRAPPER_READ = ("asyncio", "bijli.hal.tcp", "bijli.hal.serial", "serial", "bijli.tools.node.links",
+                          "bijli.dlms.server", "bijli.firmware", "bijli.dlms.link.hdlc", "bijli.dlms.link.mode_e",
+                          "bijli.tools.node.hdlc_transport")
+
+
+def loaded_by(argv: list[str], heavy: tuple[str, ...], env=None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the command line ``argv`` in a fresh interpreter; the ``heavy`` modules it held at the end."""
+    code = ("import json, sys\n"
+            "from bijli.tools.cli import main\n"
+            f"status = main({argv!r})\n"
+            f"heavy = {heavy!r}\n"
+            "print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy))),"
+            " file=sys.stderr)\n"
+            "sys.exit(status)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    return r, json.loads(r.stderr.strip().splitlines()[-1])
+
+
+def test_a_wrapper_read_loads_no_event_loop_no_server_and_no_meter(bijli_meter):
+    r, loaded = loaded_by(["read", "0.0.1.0.0.255", "--target", bijli_meter.endpoints.wrapper], NOT_FOR_A_WRAPPER_READ)
+    assert r.returncode == 0 and r.stdout.startswith("0.0.1.0.0.255:2 = 2024-06-14T"), r.stdout + r.stderr
+    assert loaded == []
+
+
+def test_the_guard_sees_what_a_read_loads(bijli_meter):
+    """The check above can fail: HDLC over TCP does load the HDLC link (and its transport)."""
+    r, loaded = loaded_by(["read", "0.0.1.0.0.255", "--hdlc", "--target", bijli_meter.endpoints.hdlc],
+                          NOT_FOR_A_WRAPPER_READ)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {"bijli.dlms.link.hdlc", "bijli.tools.node.hdlc_transport"} <= set(loaded)
+    assert not [m for m in loaded if m.startswith(("asyncio", "bijli.dlms.server", "bijli.tools.node.links"))]
+
+
 def test_read_objects_write_over_the_wrapper(bijli_meter_factory, tmp_path):
     meter = bijli_meter_factory(start="2024-06-17T10:00:00")
     target = meter.endpoints.wrapper
