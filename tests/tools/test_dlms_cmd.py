@@ -50,12 +50,12 @@ def test_reference_syntax():
 
 # What a public `bijli read` over the wrapper may not load, ever (issue 16: start-up is most
 # of a one-shot read's cost): the event loop, the meter's listeners and link shells, the DLMS
-# server, the firmware, HDLC and the optical opening, pyserial, and cryptography (nothing is
-# ciphered on the public association). Checked on a real read, not on an import list, so a
-# lazy import that a run takes is caught too.
+# server, the firmware, HDLC and the optical opening, pyserial, cryptography (nothing is
+# ciphered on the public association) and the SET and ACTION APDUs. Checked on a real read,
+# not on an import list, so a lazy import that a run takes is caught too.
 NOT_FOR_A_WRAPPER_READ = ("asyncio", "bijli.hal.tcp", "bijli.hal.serial", "serial", "bijli.tools.node.links",
                           "bijli.dlms.server", "bijli.firmware", "bijli.dlms.link.hdlc", "bijli.dlms.link.mode_e",
-                          "bijli.tools.node.hdlc_transport", "cryptography")
+                          "bijli.tools.node.hdlc_transport", "cryptography", "bijli.dlms.apdu_set_action")
 
 
 def loaded_by(argv: list[str], heavy: tuple[str, ...], env=None) -> tuple[subprocess.CompletedProcess, list[str]]:
