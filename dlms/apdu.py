@@ -10,6 +10,8 @@ response), exception-response, confirmed-service-error,
 event-notification-request, data-notification, general-block-transfer, and the
 ciphered APDUs (glo-, ded-, general-glo-, general-ded- and general-ciphering) as
 byte containers: what is inside them is the business of :mod:`dlms.protection`.
+The SET and ACTION classes are defined in :mod:`dlms.apdu_set_action` and named
+here too (``apdu.SetRequestNormal``), loaded on first use.
 
 The hot path (a GET-request-normal in, a GET-response-normal out) is
 hand-written because the meter answers tens of thousands of them a second.
@@ -328,7 +330,11 @@ class GetResponseWithList(_Apdu):
         return bytes((0xC4, 3, self.invoke_id)) + _seq([_encode_get_data_result(r) for r in self.results])
 
 
-# --- SET ----------------------------------------------------------------------------
+# --- SET and ACTION ---------------------------------------------------------------
+# Their blocks are here; their 20 APDU classes are in :mod:`dlms.apdu_set_action`, loaded
+# the first time one is named (module ``__getattr__`` below) or decoded: a client that
+# only reads (``bijli read``) never builds them, and building a frozen dataclass is most
+# of this module's import (issue 16: ~17 ms of a one-shot read's start-up for these).
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,258 +352,6 @@ class DataBlockSA:
     @classmethod
     def read(cls, rd: _Reader) -> "DataBlockSA":
         return cls(rd.boolean(), rd.u32(), rd.octets())
-
-
-@dataclass(frozen=True, slots=True)
-class SetRequestNormal(_Apdu):
-    invoke_id: int
-    attribute: AttributeDescriptor
-    value: Data
-    access_selection: AccessSelection | None = None
-    tag: ClassVar[int] = Tag.SET_REQUEST
-    choice: ClassVar[int] = 1
-
-    def encode(self) -> bytes:
-        return (bytes((0xC1, 1, self.invoke_id)) + self.attribute.encode() + _sel_bytes(self.access_selection)
-                + axdr.encode(self.value))
-
-
-@dataclass(frozen=True, slots=True)
-class SetRequestWithFirstDatablock(_Apdu):
-    invoke_id: int
-    attribute: AttributeDescriptor
-    access_selection: AccessSelection | None
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.SET_REQUEST
-    choice: ClassVar[int] = 2
-
-    def encode(self) -> bytes:
-        return (bytes((0xC1, 2, self.invoke_id)) + self.attribute.encode() + _sel_bytes(self.access_selection)
-                + self.block.encode())
-
-
-@dataclass(frozen=True, slots=True)
-class SetRequestWithDatablock(_Apdu):
-    invoke_id: int
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.SET_REQUEST
-    choice: ClassVar[int] = 3
-
-    def encode(self) -> bytes:
-        return bytes((0xC1, 3, self.invoke_id)) + self.block.encode()
-
-
-@dataclass(frozen=True, slots=True)
-class SetRequestWithList(_Apdu):
-    invoke_id: int
-    attributes: tuple  # of (AttributeDescriptor, AccessSelection | None)
-    values: tuple  # of Data
-    tag: ClassVar[int] = Tag.SET_REQUEST
-    choice: ClassVar[int] = 4
-
-    def encode(self) -> bytes:
-        return (bytes((0xC1, 4, self.invoke_id)) + _seq([d.encode() + _sel_bytes(s) for d, s in self.attributes])
-                + _seq([axdr.encode(v) for v in self.values]))
-
-
-@dataclass(frozen=True, slots=True)
-class SetRequestWithListAndFirstDatablock(_Apdu):
-    """The first block of a SET of several attributes whose values did not fit one APDU;
-    the blocks together carry the SEQUENCE OF Data of the values."""
-
-    invoke_id: int
-    attributes: tuple  # of (AttributeDescriptor, AccessSelection | None)
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.SET_REQUEST
-    choice: ClassVar[int] = 5
-
-    def encode(self) -> bytes:
-        return (bytes((0xC1, 5, self.invoke_id)) + _seq([d.encode() + _sel_bytes(s) for d, s in self.attributes])
-                + self.block.encode())
-
-
-@dataclass(frozen=True, slots=True)
-class SetResponseNormal(_Apdu):
-    invoke_id: int
-    result: DataAccessResult
-    tag: ClassVar[int] = Tag.SET_RESPONSE
-    choice: ClassVar[int] = 1
-
-    def encode(self) -> bytes:
-        return bytes((0xC5, 1, self.invoke_id, self.result))
-
-
-@dataclass(frozen=True, slots=True)
-class SetResponseDatablock(_Apdu):
-    invoke_id: int
-    block_number: int
-    tag: ClassVar[int] = Tag.SET_RESPONSE
-    choice: ClassVar[int] = 2
-
-    def encode(self) -> bytes:
-        return bytes((0xC5, 2, self.invoke_id)) + self.block_number.to_bytes(4, "big")
-
-
-@dataclass(frozen=True, slots=True)
-class SetResponseLastDatablock(_Apdu):
-    invoke_id: int
-    result: DataAccessResult
-    block_number: int
-    tag: ClassVar[int] = Tag.SET_RESPONSE
-    choice: ClassVar[int] = 3
-
-    def encode(self) -> bytes:
-        return bytes((0xC5, 3, self.invoke_id, self.result)) + self.block_number.to_bytes(4, "big")
-
-
-@dataclass(frozen=True, slots=True)
-class SetResponseLastDatablockWithList(_Apdu):
-    invoke_id: int
-    results: tuple  # of DataAccessResult
-    block_number: int
-    tag: ClassVar[int] = Tag.SET_RESPONSE
-    choice: ClassVar[int] = 4
-
-    def encode(self) -> bytes:
-        return (bytes((0xC5, 4, self.invoke_id)) + _seq([bytes((r,)) for r in self.results])
-                + self.block_number.to_bytes(4, "big"))
-
-
-@dataclass(frozen=True, slots=True)
-class SetResponseWithList(_Apdu):
-    invoke_id: int
-    results: tuple  # of DataAccessResult
-    tag: ClassVar[int] = Tag.SET_RESPONSE
-    choice: ClassVar[int] = 5
-
-    def encode(self) -> bytes:
-        return bytes((0xC5, 5, self.invoke_id)) + _seq([bytes((r,)) for r in self.results])
-
-
-# --- ACTION -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequestNormal(_Apdu):
-    invoke_id: int
-    method: AttributeDescriptor  # attribute field holds the method id
-    parameters: Data | None = None
-    tag: ClassVar[int] = Tag.ACTION_REQUEST
-    choice: ClassVar[int] = 1
-
-    def encode(self) -> bytes:
-        params = b"\x00" if self.parameters is None else b"\x01" + axdr.encode(self.parameters)
-        return bytes((0xC3, 1, self.invoke_id)) + self.method.encode() + params
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequestNextPblock(_Apdu):
-    invoke_id: int
-    block_number: int
-    tag: ClassVar[int] = Tag.ACTION_REQUEST
-    choice: ClassVar[int] = 2
-
-    def encode(self) -> bytes:
-        return bytes((0xC3, 2, self.invoke_id)) + self.block_number.to_bytes(4, "big")
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequestWithList(_Apdu):
-    invoke_id: int
-    methods: tuple  # of AttributeDescriptor
-    parameters: tuple  # of Data
-    tag: ClassVar[int] = Tag.ACTION_REQUEST
-    choice: ClassVar[int] = 3
-
-    def encode(self) -> bytes:
-        return (bytes((0xC3, 3, self.invoke_id)) + _seq([m.encode() for m in self.methods])
-                + _seq([axdr.encode(p) for p in self.parameters]))
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequestWithFirstPblock(_Apdu):
-    invoke_id: int
-    method: AttributeDescriptor
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.ACTION_REQUEST
-    choice: ClassVar[int] = 4
-
-    def encode(self) -> bytes:
-        return bytes((0xC3, 4, self.invoke_id)) + self.method.encode() + self.block.encode()
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequestWithListAndFirstPblock(_Apdu):
-    invoke_id: int
-    methods: tuple  # of AttributeDescriptor
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.ACTION_REQUEST
-    choice: ClassVar[int] = 5
-
-    def encode(self) -> bytes:
-        return bytes((0xC3, 5, self.invoke_id)) + _seq([m.encode() for m in self.methods]) + self.block.encode()
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequestWithPblock(_Apdu):
-    invoke_id: int
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.ACTION_REQUEST
-    choice: ClassVar[int] = 6
-
-    def encode(self) -> bytes:
-        return bytes((0xC3, 6, self.invoke_id)) + self.block.encode()
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResponseNormal(_Apdu):
-    invoke_id: int
-    result: ActionResult
-    return_parameters: GetDataResult | None = None
-    tag: ClassVar[int] = Tag.ACTION_RESPONSE
-    choice: ClassVar[int] = 1
-
-    def encode(self) -> bytes:
-        head = bytes((0xC7, 1, self.invoke_id, self.result))
-        if self.return_parameters is None:
-            return head + b"\x00"
-        return head + b"\x01" + _encode_get_data_result(self.return_parameters)
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResponseWithPblock(_Apdu):
-    invoke_id: int
-    block: DataBlockSA
-    tag: ClassVar[int] = Tag.ACTION_RESPONSE
-    choice: ClassVar[int] = 2
-
-    def encode(self) -> bytes:
-        return bytes((0xC7, 2, self.invoke_id)) + self.block.encode()
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResponseWithList(_Apdu):
-    invoke_id: int
-    results: tuple  # of (ActionResult, GetDataResult | None)
-    tag: ClassVar[int] = Tag.ACTION_RESPONSE
-    choice: ClassVar[int] = 3
-
-    def encode(self) -> bytes:
-        items = []
-        for result, ret in self.results:
-            items.append(bytes((result,)) + (b"\x00" if ret is None else b"\x01" + _encode_get_data_result(ret)))
-        return bytes((0xC7, 3, self.invoke_id)) + _seq(items)
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResponseNextPblock(_Apdu):
-    invoke_id: int
-    block_number: int
-    tag: ClassVar[int] = Tag.ACTION_RESPONSE
-    choice: ClassVar[int] = 4
-
-    def encode(self) -> bytes:
-        return bytes((0xC7, 4, self.invoke_id)) + self.block_number.to_bytes(4, "big")
 
 
 # --- errors, notifications, block transfer, ciphered containers ------------------------
@@ -806,81 +560,29 @@ def _decode_get_response(rd: _Reader, choice: int):
     raise ApduError(f"get-response choice {choice}")
 
 
+
 def _decode_set_request(rd: _Reader, choice: int):
-    iid = rd.u8()
-    if choice == 1:
-        desc = rd.descriptor()
-        sel = rd.selection()
-        return SetRequestNormal(iid, desc, rd.data(), sel)
-    if choice == 2:
-        desc = rd.descriptor()
-        sel = rd.selection()
-        return SetRequestWithFirstDatablock(iid, desc, sel, DataBlockSA.read(rd))
-    if choice == 3:
-        return SetRequestWithDatablock(iid, DataBlockSA.read(rd))
-    if choice == 4:
-        attrs = tuple((rd.descriptor(), rd.selection()) for _ in range(rd.count()))
-        return SetRequestWithList(iid, attrs, tuple(rd.data() for _ in range(rd.count())))
-    if choice == 5:
-        attrs = tuple((rd.descriptor(), rd.selection()) for _ in range(rd.count()))
-        return SetRequestWithListAndFirstDatablock(iid, attrs, DataBlockSA.read(rd))
-    raise ApduError(f"set-request choice {choice}")
+    from bijli.dlms.apdu_set_action import decode_set_request
+
+    return decode_set_request(rd, choice)
 
 
 def _decode_set_response(rd: _Reader, choice: int):
-    iid = rd.u8()
-    if choice == 1:
-        return SetResponseNormal(iid, _enum(DataAccessResult, rd.u8()))
-    if choice == 2:
-        return SetResponseDatablock(iid, rd.u32())
-    if choice == 3:
-        result = _enum(DataAccessResult, rd.u8())
-        return SetResponseLastDatablock(iid, result, rd.u32())
-    if choice == 4:
-        results = tuple(_enum(DataAccessResult, rd.u8()) for _ in range(rd.count()))
-        return SetResponseLastDatablockWithList(iid, results, rd.u32())
-    if choice == 5:
-        return SetResponseWithList(iid, tuple(_enum(DataAccessResult, rd.u8()) for _ in range(rd.count())))
-    raise ApduError(f"set-response choice {choice}")
+    from bijli.dlms.apdu_set_action import decode_set_response
+
+    return decode_set_response(rd, choice)
 
 
 def _decode_action_request(rd: _Reader, choice: int):
-    iid = rd.u8()
-    if choice == 1:
-        desc = rd.descriptor()
-        return ActionRequestNormal(iid, desc, rd.data() if rd.optional() else None)
-    if choice == 2:
-        return ActionRequestNextPblock(iid, rd.u32())
-    if choice == 3:
-        methods = tuple(rd.descriptor() for _ in range(rd.count()))
-        return ActionRequestWithList(iid, methods, tuple(rd.data() for _ in range(rd.count())))
-    if choice == 4:
-        return ActionRequestWithFirstPblock(iid, rd.descriptor(), DataBlockSA.read(rd))
-    if choice == 5:
-        methods = tuple(rd.descriptor() for _ in range(rd.count()))
-        return ActionRequestWithListAndFirstPblock(iid, methods, DataBlockSA.read(rd))
-    if choice == 6:
-        return ActionRequestWithPblock(iid, DataBlockSA.read(rd))
-    raise ApduError(f"action-request choice {choice}")
+    from bijli.dlms.apdu_set_action import decode_action_request
 
-
-def _read_action_result(rd: _Reader):
-    result = _enum(ActionResult, rd.u8())
-    ret = _read_get_data_result(rd) if rd.optional() else None
-    return result, ret
+    return decode_action_request(rd, choice)
 
 
 def _decode_action_response(rd: _Reader, choice: int):
-    iid = rd.u8()
-    if choice == 1:
-        return ActionResponseNormal(iid, *_read_action_result(rd))
-    if choice == 2:
-        return ActionResponseWithPblock(iid, DataBlockSA.read(rd))
-    if choice == 3:
-        return ActionResponseWithList(iid, tuple(_read_action_result(rd) for _ in range(rd.count())))
-    if choice == 4:
-        return ActionResponseNextPblock(iid, rd.u32())
-    raise ApduError(f"action-response choice {choice}")
+    from bijli.dlms.apdu_set_action import decode_action_response
+
+    return decode_action_response(rd, choice)
 
 
 _SERVICE_DECODERS = {
@@ -893,6 +595,41 @@ _SERVICE_DECODERS = {
 }
 
 Apdu = _Apdu
+
+#: the APDU classes defined in :mod:`dlms.apdu_set_action`, named here as ``apdu.X`` too
+SET_ACTION_APDUS = frozenset((
+    "SetRequestNormal",
+    "SetRequestWithFirstDatablock",
+    "SetRequestWithDatablock",
+    "SetRequestWithList",
+    "SetRequestWithListAndFirstDatablock",
+    "SetResponseNormal",
+    "SetResponseDatablock",
+    "SetResponseLastDatablock",
+    "SetResponseLastDatablockWithList",
+    "SetResponseWithList",
+    "ActionRequestNormal",
+    "ActionRequestNextPblock",
+    "ActionRequestWithList",
+    "ActionRequestWithFirstPblock",
+    "ActionRequestWithListAndFirstPblock",
+    "ActionRequestWithPblock",
+    "ActionResponseNormal",
+    "ActionResponseWithPblock",
+    "ActionResponseWithList",
+    "ActionResponseNextPblock",
+))
+
+
+def __getattr__(name: str):
+    """PEP 562: ``apdu.SetRequestNormal`` and the other SET/ACTION classes, loaded on first
+    use and then kept in this module's namespace, so later lookups cost nothing extra."""
+    if name in SET_ACTION_APDUS:
+        from bijli.dlms import apdu_set_action
+
+        value = globals()[name] = getattr(apdu_set_action, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _DESCRIPTORS: dict[bytes, AttributeDescriptor] = {}

@@ -11,9 +11,9 @@ GET datablocks, ACTION pblocks and general-block-transfer (with
 meter's answer a window at a time, acknowledging each window), and sending long
 SET or ACTION parameters in blocks. The transports themselves (TCP wrapper, HDLC
 over TCP or a serial line with the optional IEC 62056-21 mode E opening) do
-I/O, so they live with the other I/O shells in ``tools.node.links``; anything with
-a blocking ``request(apdu) -> apdu`` (and ``receive() -> apdu`` for streamed GBT
-windows) will do, including a server in-process.
+I/O, so they live in the tools layer (``tools.node.client_transports``); anything
+with a blocking ``request(apdu) -> apdu`` (and ``receive() -> apdu`` for streamed
+GBT windows) will do, including a server in-process.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def _raise_exception(resp) -> None:
 
 
 class Client:
-    """A blocking client over one transport (``tools.node.links.open_client_transport``)."""
+    """A blocking client over one transport (``tools.node.client_transports.open_client_transport``)."""
 
     def __init__(self, transport: ApduTransport, settings: ClientSettings | None = None):
         self.transport = transport

@@ -36,11 +36,7 @@ import hmac
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
-from typing import Callable, Protocol
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from bijli.dlms.errors import CounterStoreError, ReplayError, SecurityError
 
@@ -110,12 +106,20 @@ def overhead(general: bool = False) -> int:
 
 # --- AES-GCM -----------------------------------------------------------------------------
 
+# cryptography is imported where a key is first used, not with this module: a client of
+# the public association (``bijli read``) never ciphers, and the import is ~15 ms of its
+# start-up (issue 16). Every call after the first finds the module loaded.
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 _AEAD_CACHE: dict[bytes, AESGCM] = {}
 
 
 def _aead(key: bytes) -> AESGCM:
     aead = _AEAD_CACHE.get(key)
     if aead is None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         if len(key) != 16:
             raise SecurityError(f"suite 0 keys are 16 octets, not {len(key)}")
         if len(_AEAD_CACHE) > 64:
@@ -134,6 +138,8 @@ def _iv(system_title: bytes, ic: int) -> bytes:
 
 def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
     # GCM without its tag is CTR mode starting at counter block IV || 00000002
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     cipher = Cipher(algorithms.AES(key), modes.CTR(iv + b"\x00\x00\x00\x02"))
     enc = cipher.encryptor()
     return enc.update(data) + enc.finalize()
@@ -235,6 +241,8 @@ def verify_hls_gmac(reply: bytes, system_title: bytes, key: bytes, auth_key: byt
 
 
 def wrap_key(kek: bytes, key: bytes) -> bytes:
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
     try:
         return aes_key_wrap(kek, key)
     except ValueError as exc:
@@ -242,6 +250,8 @@ def wrap_key(kek: bytes, key: bytes) -> bytes:
 
 
 def unwrap_key(kek: bytes, wrapped: bytes) -> bytes:
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+
     try:
         return aes_key_unwrap(kek, wrapped)
     except (InvalidUnwrap, ValueError):

@@ -1,4 +1,4 @@
-"""TCP for DLMS (the IEC 62056-47 wrapper, HDLC over TCP): listeners, the push sender, a blocking line.
+"""TCP for DLMS (the IEC 62056-47 wrapper, HDLC over TCP): listeners, the push sender, an asyncio line.
 
 The hal knows sockets, not protocols. :func:`serve` accepts connections on one
 endpoint and gives each to a *handler* that the tools layer builds around a
@@ -25,9 +25,11 @@ cap is closed at once, and the condition is logged once when it starts and once
 when it has been over for a while (with the count), never per refused peer. Every error here is a
 :class:`~hal.errors.HalError`.
 
-Client side, :class:`SocketLine` is the blocking line the tools' DLMS client
-transports send over (one ``send``, a ``recv`` with a time-out), and
-:func:`send_once` delivers one frame on a fresh connection (push).
+Client side, for callers that already run the event loop: :func:`send_once`
+delivers one frame on a fresh connection (push) and :class:`AsyncLine` is the
+line of a head-end talking to many meters at once. The blocking line of a
+one-shot client and the ``HOST:PORT`` parser are in :mod:`hal.tcp_line`, which
+imports no asyncio.
 """
 
 from __future__ import annotations
@@ -47,8 +49,6 @@ __all__ = [
     "InactivityTimeout",
     "LineError",
     "Listener",
-    "SocketLine",
-    "parse_endpoint",
     "send_once",
     "serve",
 ]
@@ -316,18 +316,6 @@ def _descriptors_free() -> int | None:
     return soft - in_use - _FD_RESERVE
 
 
-def parse_endpoint(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """'HOST:PORT', ':PORT' or 'PORT' -> (host, port)."""
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"not HOST:PORT: {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"port out of range: {text!r}")
-    return (host.strip("[]") or default_host), number
-
-
 # =========================================================================================
 # client side
 # =========================================================================================
@@ -352,41 +340,6 @@ async def send_once(host: str, port: int, data: bytes, *, timeout: float = 10.0)
             await writer.wait_closed()
         except OSError:
             pass
-
-
-class SocketLine:
-    """A blocking TCP line for a client: ``send`` all, ``recv`` with a time-out.
-    Failures are :class:`~hal.errors.LineError` (a ConnectionError too)."""
-
-    def __init__(self, host: str, port: int, timeout: float = 10.0):
-        try:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
-            raise LineError(f"cannot connect to {host}:{port}: {exc}") from exc
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.name = f"{host}:{port}"
-
-    def send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError as exc:
-            raise LineError(f"{self.name}: send failed: {exc}") from exc
-
-    def recv(self, timeout: float) -> bytes | None:
-        """Bytes; None on time-out; raises LineError at end of stream."""
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return None
-        except OSError as exc:
-            raise LineError(f"{self.name}: receive failed: {exc}") from exc
-        if not data:
-            raise LineError(f"{self.name}: the peer closed the connection")
-        return data
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class AsyncLine:

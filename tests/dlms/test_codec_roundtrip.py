@@ -313,11 +313,45 @@ def test_every_apdu_class_has_a_round_trip_strategy():
 
     from bijli.tools.testing.strategies import apdu as apdu_strategies
 
+    from bijli.dlms import apdu_set_action
+
     source = inspect.getsource(apdu_strategies)
-    classes = {name for name, obj in vars(apdu).items()
+    classes = {name for module in (apdu, apdu_set_action) for name, obj in vars(module).items()
                if isinstance(obj, type) and issubclass(obj, apdu._Apdu) and obj is not apdu._Apdu}
+    assert apdu.SET_ACTION_APDUS <= classes and len(classes) > len(apdu.SET_ACTION_APDUS)
     missing = {name for name in classes if f"apdu.{name}," not in source and f"apdu.{name}(" not in source}
     assert not missing
+
+
+def test_the_set_and_action_apdus_are_named_in_apdu_and_built_only_when_used():
+    """dlms.apdu names its SET/ACTION classes (defined in dlms.apdu_set_action) and decodes
+    them, but a process that only GETs never loads that module (issue 16, start-up)."""
+    import subprocess
+    import sys
+
+    from bijli.dlms import apdu_set_action
+
+    for name in apdu.SET_ACTION_APDUS:
+        assert getattr(apdu, name) is getattr(apdu_set_action, name)
+        assert getattr(apdu_set_action, name).__module__ == "bijli.dlms.apdu_set_action"
+    assert sorted(apdu.SET_ACTION_APDUS) == sorted(
+        n for n, o in vars(apdu_set_action).items() if isinstance(o, type) and issubclass(o, apdu._Apdu)
+        and o is not apdu._Apdu)
+    with pytest.raises(AttributeError):
+        apdu.NoSuchApdu  # noqa: B018
+    code = ("import sys\n"
+            "from bijli.dlms import apdu\n"
+            "from bijli.dlms.apdu import AttributeDescriptor, GetRequestNormal\n"
+            "from bijli.dlms.obis import Obis\n"
+            "req = GetRequestNormal(1, AttributeDescriptor(8, Obis(0, 0, 1, 0, 0, 255), 2))\n"
+            "assert apdu.decode(req.encode()) == req\n"
+            "assert apdu.decode(bytes.fromhex('c401c100090c07e8061105110000ff800000')).invoke_id == 0xC1\n"
+            "print('bijli.dlms.apdu_set_action' in sys.modules)\n"
+            "print(type(apdu.decode(bytes.fromhex('c50101' '00'))).__name__)\n"
+            "print('bijli.dlms.apdu_set_action' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "SetResponseNormal", "True"]
 
 
 def test_bench_load_profile_shape_and_hot_path():

@@ -37,10 +37,12 @@ from bijli.firmware.events import EventCode, LogKind
 from bijli.firmware.shard import ShardStore
 from bijli.hal import tcp
 from bijli.hal.clock import SimClock
-from bijli.hal.tcp import SocketLine
+from bijli.hal.tcp_line import SocketLine
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import links
+from bijli.tools.node.client_transports import WrapperTransport
+from bijli.tools.node.hdlc_transport import HdlcTransport
 from tests.integration.whole_meter import whole_meter
 from tests.peers.loop_thread import ServedMeter
 
@@ -59,8 +61,8 @@ class LineFrom(SocketLine):
 class Served(ServedMeter):
     """The served meter, reached from a chosen loopback address (a peer of its own)."""
 
-    def transport(self, source: str, sap: int) -> links.WrapperTransport:
-        return links.WrapperTransport(LineFrom(source, "127.0.0.1", self.port), sap)
+    def transport(self, source: str, sap: int) -> WrapperTransport:
+        return WrapperTransport(LineFrom(source, "127.0.0.1", self.port), sap)
 
     def aare(self, source: str, sap: int, **kw) -> acse.AARE:
         """One AARQ from ``source`` on a fresh connection; the AARE."""
@@ -237,7 +239,7 @@ def test_hdlc_over_tcp_and_the_wrapper_count_the_same_peer(meter):
     try:
         port = listener.sockets[0].getsockname()[1]
         for _ in range(3):
-            transport = links.HdlcTransport(LineFrom(STRANGER, "127.0.0.1", port), 32, HdlcAddress(1, 16))
+            transport = HdlcTransport(LineFrom(STRANGER, "127.0.0.1", port), 32, HdlcAddress(1, 16))
             transport.connect()
             client = Client(transport, ClientSettings.for_association(32, password=b"guess123"))
             with pytest.raises(AssociationError):

@@ -2,7 +2,7 @@
 
 Each kind of misbehaviour is shown by a real ``bijli meter`` process started with
 ``--chaos SEED --chaos-kinds KIND --chaos-rate 1`` and met by two clients: ours
-(:class:`bijli.dlms.client.Client` over the transports of ``tools.node.links``), which
+(:class:`bijli.dlms.client.Client` over ``tools.node.client_transports``), which
 must fail with a typed error of our own (the one each kind calls for) and never hang,
 and the gurux-dlms client, which must fail too (it raises its own exceptions), each
 run bounded by its time-out. A mixed run of every kind at a lower rate checks the same

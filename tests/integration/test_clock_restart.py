@@ -24,7 +24,7 @@ from bijli.dlms.client import Client, ClientSettings
 from bijli.firmware.events import EventCode, EventLog, LogKind
 from bijli.firmware.meter import saved_time
 from bijli.firmware.storage import Storage
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 from tests.conftest import ROOT
 
 START = "2024-06-14T18:00:00"  # a Friday evening: friendly hours, supply on

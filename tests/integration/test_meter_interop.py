@@ -236,7 +236,7 @@ class _Recording:
 def test_our_client_reads_the_load_profile_with_gbt_window_4(meter, transport):
     from bijli.dlms.client import DEFAULT_CONFORMANCE, Client, ClientSettings
     from bijli.dlms.xdlms import Conformance
-    from bijli.tools.node.links import open_client_transport
+    from bijli.tools.node.client_transports import open_client_transport
 
     if transport == "wrapper":
         line = open_client_transport(meter.endpoints.wrapper, 48)

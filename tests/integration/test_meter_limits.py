@@ -16,7 +16,7 @@ import time
 
 from bijli.dlms.client import Client, ClientSettings
 from bijli.dlms.obis import Obis
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 from tests.conftest import ROOT
 
 CLOCK = Obis(0, 0, 1, 0, 0, 255)

@@ -15,7 +15,7 @@ from bijli.dlms.client import Client, ClientSettings
 from bijli.dlms.link import wrapper
 from bijli.firmware.meter import MeterConfig
 from bijli.firmware.sts.vend import vend_credit
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 
 PUSH_SETUP = "0.0.25.9.0.255"
 START = datetime(2024, 6, 10, 10, 0)

@@ -25,7 +25,7 @@ import pytest
 from bijli.dlms import axdr
 from bijli.dlms.client import Client, ClientSettings
 from bijli.dlms.cosem.token_gateway import TokenStatusCode
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 from tests.integration.test_token_sources import GATEWAY, START, deliver, token, utility, verdict
 
 PORTS = dict(hdlc=False, serial=False, optical=False)  # the wrapper and the console are enough here

@@ -18,7 +18,7 @@ from bijli.dlms.client import Client, ClientSettings
 from bijli.dlms.cosem.token_gateway import TokenStatusCode
 from bijli.firmware.meter import MeterConfig
 from bijli.firmware.sts.vend import vend_credit
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 
 GATEWAY = "0.0.19.40.0.255"
 KEY = MeterConfig.from_dict({}).sts.vend_key()

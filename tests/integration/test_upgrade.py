@@ -35,6 +35,7 @@ from bijli.firmware.upgrade.record import load_record
 from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import tcp
 from bijli.tools.node import links
+from bijli.tools.node.client_transports import open_client_transport
 from bijli.tools.rig.wheel import build_wheel
 from bijli.tools.commands.upgrade import UpgradeCommandError, send_image
 from tests.peers.loop_thread import LoopThread
@@ -66,7 +67,7 @@ class ImageMeter:
         self.loop_thread = LoopThread(main)
 
     def client(self, ic: int = 1) -> Client:
-        transport = links.open_client_transport(f"tcp://127.0.0.1:{self.port}", 48)
+        transport = open_client_transport(f"tcp://127.0.0.1:{self.port}", 48)
         client = Client(transport, ClientSettings.for_association(48, invocation_counter=ic))
         client.associate()
         return client
@@ -218,7 +219,7 @@ def test_failed_activation_rolls_back_to_the_previous_image(tmp_path, signing_ke
     try:
         port = wait_listening(proc)  # the previous (base) build serves again
         # the meter itself says so over DLMS (utility association, demo keys)
-        transport = links.open_client_transport(f"tcp://127.0.0.1:{port}", 48)
+        transport = open_client_transport(f"tcp://127.0.0.1:{port}", 48)
         with Client(transport, ClientSettings.for_association(48, invocation_counter=1)) as c:
             c.associate()
             assert int(c.get(18, "0.0.44.0.0.255", 6).value) == S.ACTIVATION_FAILED

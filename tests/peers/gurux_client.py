@@ -44,7 +44,7 @@ class SerialTransport:
 
     def __init__(self, path: str, *, mode_e: bool = False, timeout: float = 10.0):
         from bijli.hal.serial import SerialLine
-        from bijli.tools.node.links import mode_e_open
+        from bijli.tools.node.hdlc_transport import mode_e_open
 
         self.line = SerialLine(path, 300 if mode_e else 9600, 7 if mode_e else 8, "E" if mode_e else "N")
         if mode_e:

@@ -6,6 +6,7 @@ from bijli.firmware.events import EventCode, EventLog, LogKind
 from bijli.firmware.storage import Storage
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +46,53 @@ def test_reference_syntax():
     assert parse_ref("3/1-0:1.8.0*255", 2) == (3, Obis(1, 0, 1, 8, 0, 255), 2)
     with pytest.raises(UsageError):
         parse_ref("1.0.1.8.0.255")  # write/call need the index
+
+
+# What a public `bijli read` over the wrapper may not load, ever (issue 16: start-up is most
+# of a one-shot read's cost): the event loop, the meter's listeners and link shells, the DLMS
+# server, the firmware, HDLC and the optical opening, pyserial, cryptography (nothing is
+# ciphered on the public association) and the SET and ACTION APDUs. Checked on a real read,
+# not on an import list, so a lazy import that a run takes is caught too.
+NOT_FOR_A_WRAPPER_READ = ("asyncio", "bijli.hal.tcp", "bijli.hal.serial", "serial", "bijli.tools.node.links",
+                          "bijli.dlms.server", "bijli.firmware", "bijli.dlms.link.hdlc", "bijli.dlms.link.mode_e",
+                          "bijli.tools.node.hdlc_transport", "cryptography", "bijli.dlms.apdu_set_action")
+
+
+def loaded_by(argv: list[str], heavy: tuple[str, ...], env=None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the command line ``argv`` in a fresh interpreter; the ``heavy`` modules it held at the end."""
+    code = ("import json, sys\n"
+            "from bijli.tools.cli import main\n"
+            f"status = main({argv!r})\n"
+            f"heavy = {heavy!r}\n"
+            "print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy))),"
+            " file=sys.stderr)\n"
+            "sys.exit(status)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    return r, json.loads(r.stderr.strip().splitlines()[-1])
+
+
+def test_a_wrapper_read_loads_no_event_loop_no_server_and_no_meter(bijli_meter):
+    r, loaded = loaded_by(["read", "0.0.1.0.0.255", "--target", bijli_meter.endpoints.wrapper], NOT_FOR_A_WRAPPER_READ)
+    assert r.returncode == 0 and r.stdout.startswith("0.0.1.0.0.255:2 = 2024-06-14T"), r.stdout + r.stderr
+    assert loaded == []
+
+
+def test_the_guard_sees_what_a_read_loads(bijli_meter):
+    """The check above can fail: HDLC over TCP does load the HDLC link (and its transport)."""
+    r, loaded = loaded_by(["read", "0.0.1.0.0.255", "--hdlc", "--target", bijli_meter.endpoints.hdlc],
+                          NOT_FOR_A_WRAPPER_READ)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {"bijli.dlms.link.hdlc", "bijli.tools.node.hdlc_transport"} <= set(loaded)
+    assert not [m for m in loaded if m.startswith(("asyncio", "bijli.dlms.server", "bijli.tools.node.links"))]
+
+
+def test_a_ciphered_read_loads_cryptography_when_it_ciphers(bijli_meter, tmp_path):
+    """HLS-GMAC needs AES-GCM: the lazy import in dlms.security happens, and the read works."""
+    env = dict(os.environ, BIJLI_CLIENT_STATE=str(tmp_path))
+    r, loaded = loaded_by(["read", "0.0.1.0.0.255", "--client", "48", "--target", bijli_meter.endpoints.wrapper],
+                          ("cryptography", "asyncio"), env=env)
+    assert r.returncode == 0 and r.stdout.startswith("0.0.1.0.0.255:2 = 2024-06-14T"), r.stdout + r.stderr
+    assert "cryptography" in loaded and "asyncio" not in loaded
 
 
 def test_read_objects_write_over_the_wrapper(bijli_meter_factory, tmp_path):

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 from bijli.tools.node import config
 from bijli.tools.node import household
 from bijli.tools.node.fleet import Fleet, member_config
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 
 SERIAL = "0.0.96.1.0.255"
 ENERGY = "1.0.1.8.0.255"

@@ -20,7 +20,7 @@ from bijli.tools.fleet.addressing import (WRAPPER_PORT, meter_address, meter_end
                                           shard_indices)
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 
 START = datetime(2024, 6, 14, 17, 0)
 SERIAL = "0.0.96.1.0.255"

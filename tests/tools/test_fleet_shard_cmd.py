@@ -14,7 +14,7 @@ import pytest
 
 from bijli.dlms.client import Client, ClientSettings
 from bijli.tools.fleet.addressing import meter_address
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 from tests.conftest import ROOT
 
 SERIAL = "0.0.96.1.0.255"

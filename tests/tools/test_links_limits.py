@@ -23,8 +23,9 @@ from bijli.dlms.link.hdlc import HdlcAddress
 from bijli.dlms.obis import Obis
 from bijli.dlms.server import Server
 from bijli.hal import tcp
-from bijli.hal.tcp import SocketLine
+from bijli.hal.tcp_line import SocketLine
 from bijli.tools.node import links
+from bijli.tools.node.client_transports import WrapperTransport
 from tests.peers.loop_thread import LoopThread
 
 REGISTER = Obis(1, 0, 1, 8, 0, 255)
@@ -102,7 +103,7 @@ def _closed_within(sock: socket.socket, seconds: float) -> float | None:
 
 
 def _associated_client(port: int) -> Client:
-    client = Client(links.WrapperTransport(SocketLine("127.0.0.1", port), 16), ClientSettings.for_association(16))
+    client = Client(WrapperTransport(SocketLine("127.0.0.1", port), 16), ClientSettings.for_association(16))
     client.associate()
     return client
 
@@ -154,7 +155,7 @@ def test_an_associated_peer_keeps_its_connection_while_it_reads_then_idles_out(s
 
 
 def test_hdlc_over_tcp_peers_that_never_associate_are_closed(served):
-    from bijli.tools.node.links import HdlcTransport
+    from bijli.tools.node.hdlc_transport import HdlcTransport
 
     s = served(inactivity_timeout=30.0, setup_timeout=0.4)
     silent = socket.create_connection(("127.0.0.1", s.port("hdlc")))
@@ -214,7 +215,7 @@ def test_a_peer_that_does_not_read_is_not_buffered_without_bound(served):
     sock.connect(("127.0.0.1", s.port()))
     line = SocketLine.__new__(SocketLine)
     line.sock, line.name = sock, "peer"
-    client = Client(links.WrapperTransport(line, 16), ClientSettings.for_association(16))
+    client = Client(WrapperTransport(line, 16), ClientSettings.for_association(16))
     client.associate()
     frame = client.transport.conn.send(GET)
     sock.settimeout(1.0)

@@ -61,7 +61,7 @@ def test_the_fleet_fixture_lists_every_meter(bijli_fleet):
     assert len(meters) == 3 and len({m["port"] for m in meters}) == 3
     assert len({m["system_title"] for m in meters}) == 3
     from bijli.dlms.client import Client, ClientSettings
-    from bijli.tools.node.links import open_client_transport
+    from bijli.tools.node.client_transports import open_client_transport
     for row in meters:
         client = Client(open_client_transport(row["target"], 16), ClientSettings.for_association(16))
         client.associate()

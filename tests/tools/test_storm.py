@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bijli.dlms.client import Client, ClientSettings
-from bijli.tools.node.links import open_client_transport
+from bijli.tools.node.client_transports import open_client_transport
 from bijli.tools.storm import StormJournalError
 from bijli.tools.storm.engine import backoff, judge
 from bijli.tools.storm.journal import TRANSITIONS, Journal, Kind, MeterRecord, MeterState, apply

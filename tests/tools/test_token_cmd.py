@@ -375,3 +375,39 @@ def test_the_module_loads_only_the_standard_library_and_firmware_sts():
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
     code = "import sys, bijli.tools.commands.token; print([m for m in ('serial', 'construct', 'cryptography') if m in sys.modules])"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+# What a `bijli token decode` run may not load (issue 16: scripts decode in loops, and the
+# public vector run is 316 calls): the meter, the DLMS stack, the hal, the node wiring, the
+# vending side and its journal, sqlite, asyncio, cryptography, pyserial, and the TOML parser
+# when no --config is given. Checked after a real decode, so lazy imports the run takes count.
+NOT_FOR_A_DECODE = ("bijli.dlms", "bijli.hal", "bijli.tools.node", "bijli.firmware.meter", "bijli.firmware.storage",
+                    "bijli.firmware.sts.vend", "bijli.tools.vend_journal", "asyncio", "sqlite3", "cryptography",
+                    "serial", "tomllib")
+
+
+def loaded_by_decode(*argv: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    code = ("import json, sys\n"
+            "from bijli.tools.cli import main\n"
+            f"status = main({['token', 'decode', *argv]!r})\n"
+            f"heavy = {NOT_FOR_A_DECODE!r}\n"
+            "print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') for h in heavy))),"
+            " file=sys.stderr)\n"
+            "sys.exit(status)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    return r, json.loads(r.stderr.strip().splitlines()[-1])
+
+
+def test_a_decode_run_loads_no_meter_no_dlms_and_no_vending_side():
+    token = "58791654748813829602"  # the demo meter's 100 currency credit, TID 2026-11-01 10:00
+    r, loaded = loaded_by_decode(token)
+    assert r.returncode == 0 and "amount 100 currency  crc ok" in r.stdout, r.stdout + r.stderr
+    assert loaded == []
+
+
+def test_the_decode_guard_sees_a_config_file_load_the_toml_parser(tmp_path):
+    cfg = tmp_path / "meter.toml"
+    cfg.write_text("[sts]\n")
+    r, loaded = loaded_by_decode("58791654748813829602", "--config", str(cfg))
+    assert r.returncode == 0 and "crc ok" in r.stdout, r.stdout + r.stderr
+    assert "tomllib" in loaded and [m for m in loaded if not m.startswith("tomllib")] == []

@@ -80,8 +80,9 @@ def _tcp_rate(sap: int = 16, depth: int = 16, seconds: float = 1.0) -> float:
     HLS-GMAC), then ``depth`` requests are kept in flight, each ciphered with a fresh
     invocation counter when the association is ciphered."""
     from bijli.hal import tcp
-    from bijli.hal.tcp import SocketLine
-    from bijli.tools.node.links import WrapperTransport, wrapper_session
+    from bijli.hal.tcp_line import SocketLine
+    from bijli.tools.node.client_transports import WrapperTransport
+    from bijli.tools.node.links import wrapper_session
 
     server = _server()
     loop = asyncio.new_event_loop()

@@ -40,8 +40,10 @@ from bijli.dlms import apdu
 from bijli.dlms.client import Client, ClientSettings
 from bijli.dlms.link.hdlc import LLC_REQUEST, Frame, FrameType, HdlcAddress, client_address, decode_frame, encode_frame
 from bijli.dlms.obis import Obis
-from bijli.hal.tcp import SocketLine
-from bijli.tools.node.links import MANAGEMENT_SAP, HdlcTransport, WrapperTransport
+from bijli.dlms.link import MANAGEMENT_SAP
+from bijli.hal.tcp_line import SocketLine
+from bijli.tools.node.client_transports import WrapperTransport
+from bijli.tools.node.hdlc_transport import HdlcTransport
 
 STUB_SOURCE = Path(__file__).with_name("nullsrv.c")
 CLOCK = apdu.AttributeDescriptor(8, Obis(0, 0, 1, 0, 0, 255), 2)

@@ -2,7 +2,7 @@
 
 Shared by every command that talks to a meter as a client (``objects``,
 ``read``, ``write``, ``call``, ``profile``, ``token deliver``, ``upgrade``): the
-connection arguments, :func:`connect` (transport from ``tools.node.links``, a
+connection arguments, :func:`connect` (transport from ``tools.node.client_transports``, a
 :class:`dlms.client.Client`, the association of IEC 62056-5-3 clause 7.2.4), the
 invocation-counter journal a ciphered client keeps between runs, and
 :func:`explain_refusal`, which turns a refused association into the typed
@@ -90,7 +90,7 @@ def _secrets(args) -> tuple[bytes, bytes, bytes]:
 def _open(args, client_sap: int):
     """A connected transport, or ConnectionFailed saying where we could not get to."""
     from bijli.dlms.errors import LinkError
-    from bijli.tools.node.links import open_client_transport
+    from bijli.tools.node.client_transports import open_client_transport
 
     try:
         return open_client_transport(args.target, client_sap, hdlc_over_tcp=args.hdlc, use_mode_e=args.mode_e,

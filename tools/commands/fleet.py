@@ -150,12 +150,13 @@ async def _run(args, cfg: config_mod.Config) -> int:
     import signal
 
     from bijli.hal import tcp
+    from bijli.hal.tcp_line import parse_endpoint
     from bijli.tools.node import push as push_shell
     from bijli.tools.node.fleet import Fleet
     from bijli.tools.node.links import tcp_options, wrapper_session
     from bijli.tools.node.meter_node import stdio_console
 
-    host, base_port = tcp.parse_endpoint(args.tcp or DEFAULT_TCP)
+    host, base_port = parse_endpoint(args.tcp or DEFAULT_TCP)
     if base_port and base_port + args.count - 1 > 65535:
         raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
     clock, resume = _clock(args, cfg)
@@ -220,9 +221,9 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
     host = None
     base_port = 4059
     if args.tcp is not None:  # a host named: consecutive ports there; else each its own loopback address
-        from bijli.hal import tcp
+        from bijli.hal.tcp_line import parse_endpoint
 
-        host, base_port = tcp.parse_endpoint(args.tcp)
+        host, base_port = parse_endpoint(args.tcp)
     store = ShardStore.open(Path(args.state) / f"shard-{shard}-of-{shards}.db")
     clock, _ = _clock(args, cfg)  # a shard's meters resume from its shard database (the engine's start-up)
     engine = FleetEngine(cfg, indices, store, clock, cache_size=args.cache)

@@ -28,6 +28,7 @@ from bijli.firmware.cosem.upgrade import upgrade_objects
 from bijli.firmware.upgrade.store import ImageStore
 from bijli.hal import loop as hal_loop
 from bijli.hal import statelock, systemd, tcp
+from bijli.hal.tcp_line import parse_endpoint
 from bijli.hal.clock import TimeSource, RealClock, SimClock, meter_local
 from bijli.hal.serial import open_port
 from bijli.tools.errors import UsageError
@@ -243,7 +244,7 @@ async def _run(args, cfg: config_mod.Config, hostile=None) -> int:
     if hostile is not None:
         print(hostile.plan.banner(), flush=True)  # first, so a CI log holds the seed whatever follows
     transports = await start_transports(args, program.server, cfg, hostile=hostile)
-    host, port = tcp.parse_endpoint(args.tcp or "127.0.0.1:4059")
+    host, port = parse_endpoint(args.tcp or "127.0.0.1:4059")
     factory = lambda s: wrapper_session(s, program.server)  # noqa: E731
     if hostile is not None:
         factory = hostile.factory(wrapper_session, program.server)

@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import tomllib
 from datetime import datetime
 from decimal import Decimal
 
@@ -149,6 +148,8 @@ def _hex(s: str) -> int:
 def load_config(args) -> StsConfig:
     table: dict = {}
     if getattr(args, "config", None):
+        import tomllib  # only with --config: a decode with the demo's or the flags' key parses no TOML
+
         with open(args.config, "rb") as f:
             table = dict(tomllib.load(f).get("sts", {}))
     for dest, key in _KEY_FLAGS.items():

@@ -19,12 +19,9 @@ everyone else. :func:`add_transport_arguments` / :func:`start_transports` let
 ``bijli meter`` open the HDLC-over-TCP, serial and optical listeners from its
 command line, with the limits of :func:`tcp_options`.
 
-Client side (tools and tests): blocking transports with the
-:class:`dlms.client.ApduTransport` shape (one APDU out, one back) over a
-:class:`hal.tcp.SocketLine` (wrapper or HDLC) or a :class:`hal.serial.SerialLine`
-(HDLC, optionally after the IEC 62056-21 mode E opening at 300 baud);
-:func:`open_client_transport` picks one from a ``tcp://HOST:PORT`` or
-``serial://DEVICE-OR-URL`` target.
+The client side (the blocking transports of ``bijli read``, the tools and the
+tests) is :mod:`tools.node.client_transports` and :mod:`tools.node.hdlc_transport`,
+apart from this module so a one-shot client imports no asyncio and no server.
 """
 
 from __future__ import annotations
@@ -35,18 +32,13 @@ import logging
 import time
 from typing import TYPE_CHECKING, Callable
 
-from bijli.dlms.errors import DlmsError, LinkError
-from bijli.dlms.link import hdlc, mode_e, wrapper
+from bijli.dlms.errors import DlmsError
+from bijli.dlms.link import MANAGEMENT_SAP, hdlc, mode_e, wrapper
 from bijli.dlms.link.hdlc import HdlcAddress, HdlcConnection, Role
-from bijli.hal.errors import InactivityTimeout
-from bijli.hal.tcp import SocketLine, parse_endpoint
+from bijli.hal.tcp_line import parse_endpoint
 
-# The client side (bijli read, bijli dlms ..., the bench) imports this module too, and
-# needs neither the server nor the firmware nor pyserial: those are imported where the
-# meter's side (or a serial target) uses them, so a one-shot client starts light.
 if TYPE_CHECKING:  # pragma: no cover
     from bijli.dlms.server import Server, Session
-    from bijli.hal.serial import SerialLine
 
 
 def _offered_hdlc() -> tuple[int, int]:
@@ -66,7 +58,6 @@ def __getattr__(name: str) -> int:  # PEP 562: links.HDLC_MAX_INFO / HDLC_WINDOW
 
 log = logging.getLogger("bijli.links")
 
-MANAGEMENT_SAP = 1
 _TICK = 0.5  # seconds between link timer polls while a line is silent
 
 
@@ -403,7 +394,7 @@ async def start_transports(args, server: Server, cfg, *, echo: Callable[[str], N
     kw = {"physical_address": dl.hdlc_physical_address, "inactivity_timeout": dl.inactivity_timeout_s}
     running: list[RunningTransport] = []
     for spec in getattr(args, "hdlc_tcp", None) or []:
-        host, port = tcp.parse_endpoint(spec)
+        host, port = parse_endpoint(spec)
         factory = lambda s: hdlc_tcp_session(s, server, **kw)  # noqa: E731
         if hostile is not None:
             factory = hostile.factory(lambda s, srv: hdlc_tcp_session(s, srv, **kw), server, "hdlc")
@@ -439,186 +430,3 @@ async def _serve_port(port, server: Server, **kw) -> None:
             await asyncio.sleep(1.0)
         else:
             return
-
-
-# =========================================================================================
-# client side (blocking)
-# =========================================================================================
-
-
-def _name(line) -> str:
-    return getattr(line, "name", "the line")
-
-
-class WrapperTransport:
-    """Client APDUs over the TCP wrapper. Every failure is typed: a
-    :class:`~dlms.errors.DlmsError` for what the bytes say, a :class:`~hal.errors.HalError`
-    for the line (:class:`~hal.errors.InactivityTimeout`, also a TimeoutError, when
-    the meter stays silent)."""
-
-    def __init__(self, line: SocketLine, client_sap: int, server_sap: int = MANAGEMENT_SAP, timeout: float = 10.0):
-        self.line = line
-        self.conn = wrapper.WrapperConnection(client_sap, server_sap)
-        self.timeout = timeout
-
-    def request(self, data: bytes) -> bytes:
-        self.line.send(self.conn.send(data))
-        return self.receive()
-
-    def send_only(self, data: bytes) -> None:
-        self.line.send(self.conn.send(data))
-
-    def receive(self) -> bytes:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            ev = self.conn.next_event()
-            if ev is not wrapper.NEED_DATA:
-                return ev.apdu
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise InactivityTimeout(f"{_name(self.line)}: no answer from the meter within {self.timeout:g} s")
-            data = self.line.recv(left)
-            if data:
-                self.conn.receive_data(data)
-
-    def close(self) -> None:
-        self.line.close()
-
-
-class HdlcTransport:
-    """Client APDUs over HDLC (on a socket or a serial line)."""
-
-    def __init__(self, line, client_sap: int, server_address: HdlcAddress, *, max_info: int = 1024,
-                 timeout: float = 10.0):
-        self.line = line
-        self.timeout = timeout
-        self.conn = HdlcConnection(Role.CLIENT, server_address=server_address, client_address=client_sap,
-                                   max_info_length=max_info, window=1, response_timeout=3.0)
-
-    def _pump(self, until) -> object:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            out = self.conn.data_to_send()
-            if out:
-                self.line.send(out)
-            while (ev := self.conn.next_event()) is not hdlc.NEED_DATA:
-                result = until(ev)
-                if result is not None:
-                    return result
-            now = time.monotonic()
-            if now > deadline:
-                raise InactivityTimeout(f"{_name(self.line)}: no HDLC answer from the meter within {self.timeout:g} s")
-            data = self.line.recv(0.1)
-            if data:
-                self.conn.receive_data(data, time.monotonic())
-            else:
-                self.conn.poll(time.monotonic())
-
-    def connect(self) -> None:
-        self.conn.connect(now=time.monotonic())
-
-        def done(ev):
-            if isinstance(ev, hdlc.Connected):
-                return ev
-            if isinstance(ev, (hdlc.Rejected, hdlc.Disconnected)):
-                raise LinkError(f"HDLC connection refused: {ev}")
-            return None
-
-        self._pump(done)
-
-    def request(self, data: bytes) -> bytes:
-        self.conn.send_apdu(data, time.monotonic())
-        return self._receive()
-
-    def receive(self) -> bytes:
-        self.conn.await_apdu()
-        return self._receive()
-
-    def _receive(self) -> bytes:
-        def done(ev):
-            if isinstance(ev, hdlc.ApduReceived):
-                return ev.apdu
-            if isinstance(ev, hdlc.Disconnected):
-                raise LinkError(f"HDLC link lost: {ev.reason}")
-            return None
-
-        return self._pump(done)
-
-    def close(self) -> None:
-        try:
-            if self.conn.state is hdlc.State.NRM:
-                self.conn.disconnect(time.monotonic())
-                self.timeout = 2.0
-                self._pump(lambda ev: ev if isinstance(ev, hdlc.Disconnected) or ev is True else None)
-        except (DlmsError, TimeoutError, OSError):
-            pass
-        finally:
-            self.line.close()
-
-
-def mode_e_open(line: SerialLine, timeout: float = 10.0, max_baud_code: str = "5") -> mode_e.Identification:
-    """The IEC 62056-21 mode E opening from the client side; leaves the line at the new rate."""
-    client = mode_e.ModeEClient(max_baud_code=max_baud_code)
-    line.switch(mode_e.OPENING)
-    client.start(time.monotonic())
-    ident = None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = client.data_to_send()
-        if out:
-            line.send(out)
-        while (ev := client.next_event()) is not mode_e.NEED_DATA:
-            if isinstance(ev, mode_e.Identification):
-                ident = ev
-            elif isinstance(ev, mode_e.OpeningFailed):
-                raise LinkError(f"mode E opening failed: {ev.reason}")
-            elif isinstance(ev, mode_e.BaudSwitch):
-                out = client.data_to_send()
-                if out:
-                    line.send(out)
-                time.sleep(0.05)  # let the ACK leave at 300 baud before switching
-                line.switch(ev)
-                assert ident is not None
-                return ident
-        data = line.recv(0.1)
-        client.receive_data(data or b"", time.monotonic())
-    raise LinkError("mode E opening timed out")
-
-
-def parse_target(target: str) -> tuple[str, str]:
-    """'tcp://HOST:PORT' -> ('tcp', 'HOST:PORT'); 'serial://X' -> ('serial', 'X')."""
-    for scheme in ("tcp", "serial"):
-        prefix = scheme + "://"
-        if target.startswith(prefix) and len(target) > len(prefix):
-            return scheme, target[len(prefix):]
-    raise ValueError(f"target must be tcp://HOST:PORT or serial://DEVICE-OR-URL, not {target!r}")
-
-
-def open_client_transport(target: str, client_sap: int, *, hdlc_over_tcp: bool = False, use_mode_e: bool = False,
-                          physical_address: int = 16, timeout: float = 10.0):
-    """A connected transport for ``dlms.client.Client``."""
-    scheme, rest = parse_target(target)
-    server_address = HdlcAddress(MANAGEMENT_SAP, physical_address)
-    if scheme == "tcp":
-        host, port = parse_endpoint(rest)
-        line = SocketLine(host, port, timeout)
-        if not hdlc_over_tcp:
-            return WrapperTransport(line, client_sap, MANAGEMENT_SAP, timeout)
-        transport = HdlcTransport(line, client_sap, server_address, timeout=timeout)
-    else:
-        from bijli.hal.serial import SerialLine
-
-        sline = SerialLine(rest, 300 if use_mode_e else 9600, 7 if use_mode_e else 8, "E" if use_mode_e else "N")
-        try:
-            if use_mode_e:
-                mode_e_open(sline, timeout)
-        except Exception:
-            sline.close()
-            raise
-        transport = HdlcTransport(sline, client_sap, server_address, timeout=timeout)
-    try:
-        transport.connect()
-    except Exception:
-        transport.line.close()
-        raise
-    return transport

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Awaitable, Callable
 
 from bijli.dlms.errors import DlmsError
-from bijli.dlms.link import wrapper
+from bijli.dlms.link import MANAGEMENT_SAP, wrapper
 from bijli.firmware.errors import FirmwareError
 from bijli.firmware.cosem.push import attach_push, push_outbox
 from bijli.firmware.push import PushConfig, PushOutbox
@@ -29,7 +29,6 @@ from bijli.hal.errors import LineError
 
 log = logging.getLogger("bijli.push")
 
-MANAGEMENT_SAP = 1
 CONNECT_TIMEOUT = 10.0
 
 

@@ -35,7 +35,7 @@ from bijli.dlms.obis import Obis
 from bijli.dlms.protection import PROTECTED_TAGS
 from bijli.firmware.cosem.catalogue import PUBLIC_ASSOCIATION, PUBLIC_OBJECTS
 from bijli.hal.errors import HalError
-from bijli.tools.node.links import WrapperTransport, open_client_transport
+from bijli.tools.node.client_transports import WrapperTransport, open_client_transport
 from bijli.tools.soak.hostile import Corpus, aarq, mutate, references_from
 from bijli.tools.soak.report import SoakRow
 from bijli.tools.soak.subject import SoakMeter
@@ -112,7 +112,7 @@ class Campaign:
         ep = self.meter.meter.endpoints
         t = TIMEOUT[self.link]
         if self.link == "wrapper":
-            from bijli.hal.tcp import SocketLine, parse_endpoint
+            from bijli.hal.tcp_line import SocketLine, parse_endpoint
             host, port = parse_endpoint(ep.wrapper.removeprefix("tcp://"))
             return WrapperTransport(SocketLine(host, port, 5.0), sap, 1, t)
         if self.link == "hdlc":

@@ -61,7 +61,7 @@ class SoakMeter:
     def probe(self, timeout: float = PROBE_TIMEOUT) -> str | None:
         """None when a public client reads the clock; else why not."""
         from bijli.dlms.client import Client, ClientSettings
-        from bijli.tools.node.links import open_client_transport
+        from bijli.tools.node.client_transports import open_client_transport
 
         try:
             client = Client(open_client_transport(self.meter.endpoints.wrapper, 16, timeout=timeout),

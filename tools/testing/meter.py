@@ -224,7 +224,7 @@ class RunningMeter:
         head-end resynchronises. ``timeout``: how long it waits for each answer. Close it
         (or use ``with``)."""
         from bijli.dlms.client import Client, ClientSettings
-        from bijli.tools.node.links import open_client_transport
+        from bijli.tools.node.client_transports import open_client_transport
 
         keys = self.keys
         kw = {"password": keys["reader_password"].encode("latin-1"),
