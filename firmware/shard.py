@@ -23,8 +23,23 @@ COMMIT``, on disk when :meth:`MeterMemory.transaction` returns, as with a single
 Values are encoded exactly as :mod:`firmware.storage` encodes them (its ``dumps`` and
 ``loads``), so money stays Decimal text on its way to disk.
 
+**Profile pages** (schema 3). One row per profile entry is about 5 KB per meter-day,
+eight times issue 12's disk budget, so a profile's entries are kept as *pages*: one
+``pages`` row per (meter, profile, first entry) holding a run of consecutive entries
+packed by :mod:`firmware.pages` (columns of fixed-width integer deltas, zlib), with
+the range of their times for range reads. A new entry is one row of the profile's
+open *tail* (the ``rows`` table, as before); once the tail holds a page's worth
+(:func:`page_entries`: at most 48, a day of 30-minute block load, and at most 1/16 of
+the capacity) it is packed into a page, so an append never rewrites a page. Each
+profile's *head* (``heads``) holds its newest entry, the FIFO's floor (entries below
+it are gone, also from a page the floor has passed only in part) and the newest entry
+packed. :meth:`MeterMemory.rows` and ``count`` give back exactly the rows one row per
+entry gives (the same :class:`~firmware.storage.Row`), so selective access, FIFO and
+every profile object work unchanged. A shard of schema 2 opens: its rows become the
+tails, packed by the profiles' next appends.
+
 **A damaged shard is refused as a damaged meter.db is** (see :mod:`firmware.storage`):
-every state blob and profile row carries a CRC-32 over its meter, key and value,
+every state blob, profile row, page and head carries a CRC-32 over its meter, key and value,
 checked on every read (a record copied under another meter's key fails it too); the
 shard keeps a commit counter, one more with every transaction; and its seal
 (``<shard>.seal`` beside the database, written atomically after every commit) holds
@@ -39,16 +54,25 @@ would be every meter's, at every commit), so a damaged shard is refused, not reb
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
+from bijli.firmware import pages
 from bijli.firmware.errors import StateDamaged, StorageError
 from bijli.firmware.storage import (NonVolatileMemory, Row, dumps, kv_crc, loads, read_rows, read_seal, row_crc,
                                     row_range, write_seal)
 
-SHARD_SCHEMA_VERSION = 2  # 2: a CRC-32 on every record, the commit counter, the seal
+SHARD_SCHEMA_VERSION = 3  # 2: a CRC-32 on every record, the commit counter, the seal; 3: profile pages
+
+#: a page holds at most this many entries: a day of 30-minute block load
+PAGE_ENTRIES_MAX = 48
+#: and at most this share of the profile's capacity, so that the open tail page and the
+#: entries of a page the FIFO has half dropped cost at most 1/16 of the buffer each
+PAGE_FRACTION = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +92,26 @@ CREATE TABLE IF NOT EXISTS rows (
     crc     INTEGER NOT NULL DEFAULT -1,
     PRIMARY KEY (meter, profile, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pages (
+    meter   INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    first   INTEGER NOT NULL,
+    last    INTEGER NOT NULL,
+    tmin    TEXT NOT NULL,
+    tmax    TEXT NOT NULL,
+    data    BLOB NOT NULL,
+    crc     INTEGER NOT NULL,
+    PRIMARY KEY (meter, profile, first)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heads (
+    meter   INTEGER NOT NULL,
+    profile TEXT NOT NULL,
+    last    INTEGER NOT NULL,
+    floor   INTEGER NOT NULL,
+    packed  INTEGER NOT NULL,
+    crc     INTEGER NOT NULL,
+    PRIMARY KEY (meter, profile)
+) WITHOUT ROWID;
 """
 
 
@@ -79,17 +123,56 @@ def _row_crc(meter: int, profile: str, seq: int, time_text: str, text: str) -> i
     return row_crc(f"{meter}\x00{profile}", seq, time_text, text)
 
 
+def _page_crc(meter: int, profile: str, first: int, last: int, tmin: str, tmax: str, data: bytes) -> int:
+    """Over the page's meter, profile and key as well as its bytes: a page moved to another
+    meter, profile or place in the buffer fails it."""
+    return zlib.crc32(data, zlib.crc32(f"{meter}\x00{profile}\x00{first}\x00{last}\x00{tmin}\x00{tmax}\x00"
+                                       .encode("utf-8")))
+
+
+def _head_crc(meter: int, profile: str, last: int, floor: int, packed: int) -> int:
+    return zlib.crc32(f"{meter}\x00{profile}\x00{last}\x00{floor}\x00{packed}".encode("utf-8"))
+
+
+def page_entries(capacity: int) -> int:
+    """How many entries one page of a profile of ``capacity`` entries holds."""
+    return max(1, min(PAGE_ENTRIES_MAX, capacity // PAGE_FRACTION))
+
+
 def seal_name(path: Path) -> str:
     """The seal's file name beside the shard database ``path``."""
     return path.name + ".seal"
 
 
+@dataclass(frozen=True)
+class _Head:
+    """Where one meter's profile stands: its newest entry, its oldest kept (the FIFO's
+    floor: entries below it are gone, even those still inside a page), and the newest
+    entry packed into a page (the entries after it are the open tail, one row each)."""
+
+    last: int = 0
+    floor: int = 1
+    packed: int = 0
+
+
+def _head(db: sqlite3.Connection, path: Any, meter: int, profile: str) -> _Head | None:
+    row = db.execute("SELECT last, floor, packed, crc FROM heads WHERE meter = ? AND profile = ?",
+                     (meter, profile)).fetchone()
+    if row is None:
+        return None
+    if row[3] != _head_crc(meter, profile, *row[:3]):
+        raise StateDamaged(f"{path}: the head of {profile!r} fails its checksum")
+    return _Head(*row[:3])
+
+
 class MeterTransaction:
     """The writes of one meter's atomic step, inside :meth:`MeterMemory.transaction`."""
 
-    def __init__(self, db: sqlite3.Connection, meter: int):
+    def __init__(self, db: sqlite3.Connection, meter: int, packing: bool = True, path: Any = None):
         self._db = db
         self._meter = meter
+        self._packing = packing  # False: one row per entry, never a page (schema 2's layout)
+        self._path = path
 
     def put(self, key: str, value: Any) -> None:
         text = dumps(value)
@@ -100,38 +183,78 @@ class MeterTransaction:
         self._db.execute("DELETE FROM kv WHERE meter = ? AND key = ?", (self._meter, key))
 
     def append(self, profile: str, time: datetime, values: list, capacity: int) -> int:
-        """Append a row to this meter's ``profile``; beyond ``capacity`` the oldest go (FIFO)."""
+        """Append a row to this meter's ``profile``; beyond ``capacity`` the oldest go (FIFO).
+
+        The entry is one row of the open tail; once the tail holds a page's worth
+        (:func:`page_entries`) they are packed into a page, so an append writes one small
+        row and, every so many appends, one page, never a large page rewritten."""
         if capacity < 1:
             raise StorageError(f"profile {profile!r}: capacity must be at least 1")
-        (last,) = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM rows WHERE meter = ? AND profile = ?",
-                                   (self._meter, profile)).fetchone()
-        seq = last + 1
+        m = self._meter
+        head = _head(self._db, self._path, m, profile) or _Head()
+        seq = head.last + 1
         t, text = time.isoformat(), dumps(values)
         self._db.execute("INSERT INTO rows (meter, profile, seq, time, value, crc) VALUES (?, ?, ?, ?, ?, ?)",
-                         (self._meter, profile, seq, t, text, _row_crc(self._meter, profile, seq, t, text)))
-        self._db.execute("DELETE FROM rows WHERE meter = ? AND profile = ? AND seq <= ?",
-                         (self._meter, profile, seq - capacity))
+                         (m, profile, seq, t, text, _row_crc(m, profile, seq, t, text)))
+        floor = max(head.floor, seq - capacity + 1)
+        if floor > head.floor:
+            self._db.execute("DELETE FROM rows WHERE meter = ? AND profile = ? AND seq < ?", (m, profile, floor))
+            # a page the floor has passed only in part stays whole: its entries below the
+            # floor are skipped on reading and go with the page
+            self._db.execute("DELETE FROM pages WHERE meter = ? AND profile = ? AND last < ?", (m, profile, floor))
+        packed = head.packed
+        size = page_entries(capacity) if self._packing else 0
+        start = max(packed + 1, floor)  # the tail's first entry
+        while size and seq - start + 1 >= size:
+            self._pack(profile, start, start + size - 1)
+            packed = start + size - 1
+            start = packed + 1
+        self._db.execute("INSERT OR REPLACE INTO heads (meter, profile, last, floor, packed, crc) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (m, profile, seq, floor, packed,
+                                                       _head_crc(m, profile, seq, floor, packed)))
         return seq
 
+    def _pack(self, profile: str, first: int, last: int) -> None:
+        """Tail entries first..last (checked) into one page, in place of their rows."""
+        m = self._meter
+        found = read_rows(self._db, "SELECT seq, time, value, crc FROM rows WHERE meter = ? AND profile = ? "
+                          "AND seq BETWEEN ? AND ? ORDER BY seq", [m, profile, first, last], self._path, profile,
+                          lambda seq, t, v: _row_crc(m, profile, seq, t, v), StateDamaged)
+        if [r.seq for r in found] != list(range(first, last + 1)):
+            raise StateDamaged(f"{self._path}: entries of {profile!r} between {first} and {last} are missing")
+        data = pages.pack([(r.seq, r.time, r.values) for r in found])
+        texts = [r.time.isoformat() for r in found]
+        tmin, tmax = min(texts), max(texts)
+        self._db.execute("INSERT INTO pages (meter, profile, first, last, tmin, tmax, data, crc) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (m, profile, first, last, tmin, tmax, data,
+                          _page_crc(m, profile, first, last, tmin, tmax, data)))
+        self._db.execute("DELETE FROM rows WHERE meter = ? AND profile = ? AND seq BETWEEN ? AND ?",
+                         (m, profile, first, last))
+
     def clear(self, profile: str) -> None:
-        self._db.execute("DELETE FROM rows WHERE meter = ? AND profile = ?", (self._meter, profile))
+        for table in ("rows", "pages", "heads"):
+            self._db.execute(f"DELETE FROM {table} WHERE meter = ? AND profile = ?", (self._meter, profile))
 
 
 class ShardStore:
     """One sqlite database holding the memory of every meter of a shard."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path, commit: int = 0):
+    def __init__(self, db: sqlite3.Connection, path: Path, commit: int = 0, packing: bool = True):
         self._db = db
         self.path = path
+        self.packing = packing  # profile entries packed into pages (False: one row each, as schema 2)
         self.commit = commit  # transactions committed, as the seal vouches
         self.seal_stale = False  # the last commit is on disk but the seal could not be rewritten
         self._in_tx = False  # a meter step is open
         self._in_group = False  # a commit group is open
 
     @classmethod
-    def open(cls, path: str | Path) -> "ShardStore":
+    def open(cls, path: str | Path, *, packing: bool = True) -> "ShardStore":
         """Open (or create) the shard database ``path``; :class:`StateDamaged` when it is
-        rolled back behind its seal, missing beside its seal, unsealed or damaged."""
+        rolled back behind its seal, missing beside its seal, unsealed or damaged.
+        ``packing=False`` keeps every new profile entry as a row of its own (the layout
+        before pages, which ``bijli bench fleet`` compares with); both read the same."""
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +295,7 @@ class ShardStore:
                 db.execute("INSERT INTO meta (key, value) VALUES ('shard_schema', ?), ('commit', '0')",
                            (str(SHARD_SCHEMA_VERSION),))
             elif schema < SHARD_SCHEMA_VERSION:
-                _migrate(db)
+                _migrate(db, schema, path)
             meta = dict(db.execute("SELECT key, value FROM meta"))
             commit = int(meta["commit"])
         except sqlite3.DatabaseError as exc:
@@ -188,7 +311,7 @@ class ShardStore:
             db.close()
             raise StateDamaged(f"{path}: it was rolled back: it holds commit {commit}, its seal says {seal[0]} "
                                f"(a lost write-ahead log, or an old copy put back). {refuse}")
-        store = cls(db, path, commit)
+        store = cls(db, path, commit, packing)
         if seal is None or seal[0] != commit:  # new, migrated, or a crash between commit and seal
             store._seal()
             if store.seal_stale:
@@ -227,6 +350,20 @@ class ShardStore:
                 "SELECT meter, profile, seq, time, value, crc FROM rows"):
             if crc != _row_crc(meter, profile, seq, t, text):
                 problems.append(f"meter {meter}: row {seq} of {profile!r} fails its checksum")
+        for meter, profile, first, last, tmin, tmax, data, crc in self._db.execute(
+                "SELECT meter, profile, first, last, tmin, tmax, data, crc FROM pages"):
+            if crc != _page_crc(meter, profile, first, last, tmin, tmax, data):
+                problems.append(f"meter {meter}: page {first}..{last} of {profile!r} fails its checksum")
+                continue
+            try:
+                if len(pages.unpack(data, first)) != last - first + 1:
+                    problems.append(f"meter {meter}: page {first}..{last} of {profile!r} holds another count")
+            except pages.PageError as exc:
+                problems.append(f"meter {meter}: page {first}..{last} of {profile!r}: {exc}")
+        for meter, profile, last, floor, packed, crc in self._db.execute(
+                "SELECT meter, profile, last, floor, packed, crc FROM heads"):
+            if crc != _head_crc(meter, profile, last, floor, packed):
+                problems.append(f"meter {meter}: the head of {profile!r} fails its checksum")
         return problems
 
     def memory(self, meter: int) -> "MeterMemory":
@@ -271,7 +408,7 @@ class ShardStore:
             if self._in_group:
                 self._db.execute("SAVEPOINT step")
                 try:
-                    yield MeterTransaction(self._db, meter)
+                    yield MeterTransaction(self._db, meter, self.packing, f"{self.path}#meter{meter}")
                 except BaseException:
                     self._db.execute("ROLLBACK TO step")
                     self._db.execute("RELEASE step")
@@ -280,7 +417,7 @@ class ShardStore:
             else:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield MeterTransaction(self._db, meter)
+                    yield MeterTransaction(self._db, meter, self.packing, f"{self.path}#meter{meter}")
                     self._commit()
                 except BaseException:
                     self._rollback()
@@ -302,19 +439,31 @@ class ShardStore:
         return self._in_tx
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Shard schema 1 (no CRCs, no counter, no seal) -> 2, in one transaction."""
+def _migrate(db: sqlite3.Connection, schema: int, path: Path) -> None:
+    """An older shard schema -> this one, in one transaction. 1 -> 2: CRCs, the commit
+    counter. 2 -> 3: profile pages; the rows stay rows (each profile's open tail, packed
+    into pages by its next appends), and each profile gets its head (the newest entry and
+    the FIFO's floor), so the entries read back exactly as they did."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute("ALTER TABLE kv ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
-        db.execute("ALTER TABLE rows ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
-        for meter, key, text in db.execute("SELECT meter, key, value FROM kv").fetchall():
-            db.execute("UPDATE kv SET crc = ? WHERE meter = ? AND key = ?", (_kv_crc(meter, key, text), meter, key))
-        for meter, profile, seq, t, text in db.execute("SELECT meter, profile, seq, time, value FROM rows").fetchall():
-            db.execute("UPDATE rows SET crc = ? WHERE meter = ? AND profile = ? AND seq = ?",
-                       (_row_crc(meter, profile, seq, t, text), meter, profile, seq))
-        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('shard_schema', ?), ('commit', '1'), "
-                   "('migrated_from', '1')", (str(SHARD_SCHEMA_VERSION),))
+        if schema < 2:
+            db.execute("ALTER TABLE kv ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
+            db.execute("ALTER TABLE rows ADD COLUMN crc INTEGER NOT NULL DEFAULT -1")
+            for meter, key, text in db.execute("SELECT meter, key, value FROM kv").fetchall():
+                db.execute("UPDATE kv SET crc = ? WHERE meter = ? AND key = ?",
+                           (_kv_crc(meter, key, text), meter, key))
+            for meter, profile, seq, t, text in db.execute(
+                    "SELECT meter, profile, seq, time, value FROM rows").fetchall():
+                db.execute("UPDATE rows SET crc = ? WHERE meter = ? AND profile = ? AND seq = ?",
+                           (_row_crc(meter, profile, seq, t, text), meter, profile, seq))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('commit', '1'), ('migrated_from', '1')")
+        for meter, profile, low, high, n in db.execute(
+                "SELECT meter, profile, MIN(seq), MAX(seq), COUNT(*) FROM rows GROUP BY meter, profile").fetchall():
+            if n != high - low + 1:  # a FIFO buffer drops only its oldest entries
+                raise StateDamaged(f"{path}: meter {meter}'s {profile!r} misses entries between {low} and {high}")
+            db.execute("INSERT INTO heads (meter, profile, last, floor, packed, crc) VALUES (?, ?, ?, ?, ?, ?)",
+                       (meter, profile, high, low, low - 1, _head_crc(meter, profile, high, low, low - 1)))
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('shard_schema', ?)", (str(SHARD_SCHEMA_VERSION),))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -366,13 +515,52 @@ class MeterMemory(NonVolatileMemory):
 
     def rows(self, profile: str, *, from_time: datetime | None = None, to_time: datetime | None = None,
              from_seq: int | None = None, to_seq: int | None = None) -> list[Row]:
-        """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence."""
+        """Rows of ``profile`` oldest first, optionally limited by time (inclusive) or sequence:
+        the entries of its pages (past the FIFO's floor), then those of its open tail."""
+        try:
+            head = _head(self._db, self.path, self.meter, profile)
+            out = self._paged(profile, head, from_time, to_time, from_seq, to_seq) if head and head.packed else []
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
         where, args = row_range(from_time, to_time, from_seq, to_seq)
         sql = f"SELECT seq, time, value, crc FROM rows WHERE meter = ? AND profile = ?{where} ORDER BY seq"
-        return read_rows(self._db, sql, [self.meter, profile, *args], self.path, profile,
-                         lambda seq, t, v: _row_crc(self.meter, profile, seq, t, v), StateDamaged)
+        return out + read_rows(self._db, sql, [self.meter, profile, *args], self.path, profile,
+                               lambda seq, t, v: _row_crc(self.meter, profile, seq, t, v), StateDamaged)
+
+    def _paged(self, profile: str, head: _Head, from_time: datetime | None, to_time: datetime | None,
+               from_seq: int | None, to_seq: int | None) -> list[Row]:
+        lo = head.floor if from_seq is None else max(head.floor, from_seq)
+        t_lo = None if from_time is None else from_time.isoformat()
+        t_hi = None if to_time is None else to_time.isoformat()
+        sql = "SELECT first, last, tmin, tmax, data, crc FROM pages WHERE meter = ? AND profile = ? AND last >= ?"
+        args: list[Any] = [self.meter, profile, lo]
+        for clause, value in (("first <= ?", to_seq), ("tmax >= ?", t_lo), ("tmin <= ?", t_hi)):
+            if value is not None:
+                sql += f" AND {clause}"
+                args.append(value)
+        out = []
+        for first, last, tmin, tmax, data, crc in self._db.execute(sql + " ORDER BY first", args).fetchall():
+            if crc != _page_crc(self.meter, profile, first, last, tmin, tmax, data):
+                raise StateDamaged(f"{self.path}: page {first}..{last} of {profile!r} fails its checksum")
+            try:
+                entries = pages.unpack(data, first)
+            except pages.PageError as exc:
+                raise StorageError(f"{self.path}: page {first}..{last} of {profile!r} is corrupt ({exc})") from exc
+            if len(entries) != last - first + 1:
+                raise StorageError(f"{self.path}: page {first}..{last} of {profile!r} holds {len(entries)} entries")
+            for seq, t, values in entries:
+                if seq < lo or (to_seq is not None and seq > to_seq):
+                    continue
+                if t_lo is not None or t_hi is not None:
+                    text = t.isoformat()  # compared as the rows' time column is: as text
+                    if (t_lo is not None and text < t_lo) or (t_hi is not None and text > t_hi):
+                        continue
+                out.append(Row(seq, t, values))
+        return out
 
     def count(self, profile: str) -> int:
-        (n,) = self._db.execute("SELECT COUNT(*) FROM rows WHERE meter = ? AND profile = ?",
-                                (self.meter, profile)).fetchone()
-        return n
+        try:
+            head = _head(self._db, self.path, self.meter, profile)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read {profile!r} ({exc})") from exc
+        return 0 if head is None else head.last - head.floor + 1

@@ -114,8 +114,9 @@ def test_a_meter_on_shard_memory_keeps_what_it_keeps_on_its_own_file(tmp_path):
     token = vend_credit(cfg.sts.vend_key(), Decimal("100"), subclass=4, time=AT - timedelta(hours=1)).digits
     for m in meters:
         assert m.enter_token(token).accepted
-        m.advance_to(AT + timedelta(hours=7, minutes=3))
+        m.advance_to(AT + timedelta(days=2, hours=7, minutes=3))  # block load: four pages and a tail
         m.close_billing_now()
+    assert shard._db.execute("SELECT COUNT(*) FROM pages WHERE profile = 'block_load'").fetchone() == (4,)
     keys = ["energy", "tariff", "account", "sts", "relay", "limiter", "progress", "year_of_manufacture"]
     assert [own.get(k) for k in keys] == [shard.memory(5).get(k) for k in keys]
     profiles = {p for (p,) in own._db.execute("SELECT DISTINCT profile FROM rows")}
@@ -277,3 +278,198 @@ def test_a_resumed_meter_keeps_the_tariff_programmed_over_dlms(tmp_path):
     assert meter.config.tariff.active.flat_rate == Decimal("9.99")
     resumed = Meter.resume(cfg, storage, pickle.loads(pickle.dumps(meter.volatile())))
     assert resumed.config.tariff == meter.config.tariff
+
+
+# --- profile pages: the same rows as one row per entry, in a fraction of the disk ----------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from bijli.firmware.errors import StateDamaged  # noqa: E402
+from bijli.firmware.shard import page_entries  # noqa: E402
+from bijli.firmware.storage import Row, dumps, loads  # noqa: E402
+
+PROFILES = ("block", "daily", "events")
+#: capacities whose pages hold 1, 2, 4 and 6 entries, so a few dozen appends cross page edges
+CAPACITIES = (1, 5, 33, 70, 100)
+
+
+def _values(draw, profile, t):
+    if profile == "block":
+        return [t, round(230 + draw(st.integers(-500, 500)) / 100, 2), draw(st.integers(0, 4000)), 0]
+    if profile == "daily":
+        return [t, draw(st.integers(0, 10**7)), draw(st.floats(allow_nan=False))]
+    return [t, draw(st.integers(100, 300)), draw(st.text(max_size=6)), draw(st.none() | st.floats(0, 1))]
+
+
+@st.composite
+def programs(draw):
+    """A schedule of appends (clock mostly forward, now and then set back), clears,
+    capacity changes and reads by time and by entry, on a few meters and profiles."""
+    t = datetime(2024, 6, 14, 17, 0)
+    caps = {p: draw(st.sampled_from(CAPACITIES)) for p in PROFILES}
+    ops = []
+    for _ in range(draw(st.integers(1, 160))):
+        kind = draw(st.integers(0, 40))
+        meter, profile = draw(st.integers(0, 1)), draw(st.sampled_from(PROFILES))
+        if kind == 0:
+            ops.append(("clear", meter, profile))
+        elif kind == 1:
+            caps[profile] = draw(st.sampled_from(CAPACITIES))
+        elif kind <= 4:
+            lo = t - timedelta(minutes=30 * draw(st.integers(-2, 60)))
+            ops.append(("read", meter, profile, dict(
+                from_time=draw(st.none() | st.just(lo)), to_time=draw(st.none() | st.just(lo + timedelta(hours=5))),
+                from_seq=draw(st.none() | st.integers(0, 200)), to_seq=draw(st.none() | st.integers(0, 200)))))
+        else:
+            t += timedelta(minutes=draw(st.sampled_from([30, 30, 30, 15, 0, -90])))
+            ops.append(("append", meter, profile, t, _values(draw, profile, t), caps[profile]))
+    return ops
+
+
+class PerRow:
+    """The plain semantics, one row per entry, as a meter's own Storage keeps them
+    (firmware.storage.Transaction: the next seq after the newest, FIFO drop of seq <=
+    seq - capacity, times compared as ISO text): the reference the pages must match."""
+
+    def __init__(self):
+        self.rows: dict[str, list] = {}
+
+    def append(self, profile, time, values, capacity):
+        rows = self.rows.setdefault(profile, [])
+        seq = rows[-1].seq + 1 if rows else 1
+        rows.append(Row(seq, datetime.fromisoformat(time.isoformat()), loads(dumps(values))))
+        self.rows[profile] = [r for r in rows if r.seq > seq - capacity]
+
+    def read(self, profile, from_time=None, to_time=None, from_seq=None, to_seq=None):
+        return [r for r in self.rows.get(profile, [])
+                if (from_time is None or r.time.isoformat() >= from_time.isoformat())
+                and (to_time is None or r.time.isoformat() <= to_time.isoformat())
+                and (from_seq is None or r.seq >= from_seq) and (to_seq is None or r.seq <= to_seq)]
+
+
+@given(programs())
+@settings(max_examples=40, deadline=None)
+def test_pages_read_back_exactly_the_rows_of_one_row_per_entry(tmp_path_factory, program):
+    """The shard with pages and the shard without, against the plain per-row semantics:
+    every read (by range, by entry, all), count and FIFO drop agrees, across page edges,
+    capacity changes, clears and a clock set back."""
+    d = tmp_path_factory.mktemp("p")
+    paged, plain = ShardStore.open(d / "paged.db"), ShardStore.open(d / "plain.db", packing=False)
+    model = [PerRow(), PerRow()]
+    with paged.group(), plain.group():  # one commit each: the rows are what is compared
+        for kind, meter, profile, *args in program:
+            shards = [s.memory(3 + meter) for s in (paged, plain)]
+            if kind == "read":
+                expected = model[meter].read(profile, **args[0])
+                assert [m.rows(profile, **args[0]) for m in shards] == [expected, expected]
+                continue
+            for m in shards:
+                with m.transaction() as tx:
+                    tx.clear(profile) if kind == "clear" else tx.append(profile, *args)
+            if kind == "clear":
+                model[meter].rows.pop(profile, None)
+            else:
+                model[meter].append(profile, *args)
+            assert [m.count(profile) for m in shards] == [len(model[meter].read(profile))] * 2
+    for meter in (0, 1):
+        for profile in PROFILES:
+            expected = model[meter].read(profile)
+            assert [s.memory(3 + meter).rows(profile) for s in (paged, plain)] == [expected, expected]
+    assert paged.verify() == [] and not plain._db.execute("SELECT 1 FROM pages").fetchone()
+    paged.close()
+    plain.close()
+
+
+def test_a_month_of_block_load_is_pages_and_an_append_writes_one_row(tmp_path):
+    shard = ShardStore.open(tmp_path / "s.db")
+    m = shard.memory(0)
+    cap, size = 1440, page_entries(1440)
+    assert size == 48
+    with shard.group():  # 1,493 steps, one commit: the rows are what is checked
+        for i in range(31 * 48 + 5):
+            with m.transaction() as tx:
+                tx.append("block_load", AT + timedelta(minutes=30 * (i + 1)), [i, 230.0, 1000 + i], cap)
+            tail = shard._db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+            assert tail == (i + 1) % size  # the open tail only
+    assert m.count("block_load") == cap
+    rows = m.rows("block_load")
+    assert [r.seq for r in rows] == list(range(31 * 48 + 5 - cap + 1, 31 * 48 + 6))
+    assert rows[0].values == [rows[0].seq - 1, 230.0, 1000 + rows[0].seq - 1]
+    pages_left = shard._db.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+    assert pages_left == 30  # 1..48 went; 49..96, which the FIFO passed in part, stays until it is all gone
+    size_on_disk = shard._db.execute("SELECT SUM(LENGTH(data)) FROM pages").fetchone()[0]
+    assert size_on_disk / pages_left < 100
+    shard.close()
+
+
+def test_a_damaged_or_moved_page_or_head_is_refused(tmp_path):
+    import zlib
+
+    path = tmp_path / "s.db"
+    shard = ShardStore.open(path)
+    for meter, n in ((1, 40), (2, 40), (3, 20)):
+        with shard.memory(meter).transaction() as tx:
+            for i in range(n):
+                tx.append("block_load", AT + timedelta(minutes=30 * i), [i, 1.5], 64)  # pages of 4
+    assert shard.verify() == []
+    shard.close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE pages SET data = ? WHERE meter = 1 AND first = 5", (zlib.compress(b"\x01\x00\x04\x02"),))
+    db.execute("UPDATE pages SET meter = 3 WHERE meter = 2 AND first = 21")  # moved to another meter
+    db.execute("UPDATE pages SET first = 101, last = 104 WHERE meter = 2 AND first = 13")  # moved in the buffer
+    db.execute("UPDATE heads SET floor = 2 WHERE meter = 2")
+    db.commit()
+    db.close()
+    shard = ShardStore.open(path)
+    with pytest.raises(StateDamaged, match="page 5..8 of 'block_load' fails its checksum"):
+        shard.memory(1).rows("block_load")
+    assert shard.memory(1).rows("block_load", from_seq=30)[0].seq == 30  # the pages around it still read
+    with pytest.raises(StateDamaged, match="page 21..24 of 'block_load' fails its checksum"):
+        shard.memory(3).rows("block_load")
+    for call in (lambda: shard.memory(2).rows("block_load"), lambda: shard.memory(2).count("block_load")):
+        with pytest.raises(StateDamaged, match="head of 'block_load' fails its checksum"):
+            call()
+    with pytest.raises(StateDamaged):
+        with shard.memory(2).transaction() as tx:
+            tx.append("block_load", AT, [0, 0.0], 64)
+    assert len(shard.verify()) == 4
+    shard.close()
+
+
+def test_a_shard_of_schema_2_opens_and_its_rows_page_as_it_goes(tmp_path):
+    """One row per entry (schema 2) reads as it did, then packs into pages with its next
+    appends, the FIFO dropping the oldest across the old rows and the new pages."""
+    from bijli.firmware.shard import _row_crc
+
+    path = tmp_path / "v2.db"
+    plain = ShardStore.open(path, packing=False)
+    with plain.memory(5).transaction() as tx:
+        for i in range(150):
+            tx.append("block_load", AT + timedelta(minutes=30 * i), [i, 229.99], 100)
+    own = Storage.open(tmp_path / "own")
+    with own.transaction() as tx:
+        for i in range(150):
+            tx.append("block_load", AT + timedelta(minutes=30 * i), [i, 229.99], 100)
+    plain.close()
+    db = sqlite3.connect(path)  # back to what schema 2 left on disk: no pages, no heads
+    db.executescript("DROP TABLE pages; DROP TABLE heads; UPDATE meta SET value = '2' WHERE key = 'shard_schema';")
+    db.execute("INSERT INTO rows VALUES (6, 'daily', 1, '2024-06-15T00:00:00', '[1]', ?)",
+               (_row_crc(6, "daily", 1, "2024-06-15T00:00:00", "[1]"),))
+    db.commit()
+    db.close()
+    shard = ShardStore.open(path)
+    assert shard._db.execute("SELECT value FROM meta WHERE key = 'shard_schema'").fetchone() == ("3",)
+    m = shard.memory(5)
+    assert m.rows("block_load") == own.rows("block_load") and m.count("block_load") == 100
+    assert shard.memory(6).rows("daily")[0].values == [1]
+    for i in range(150, 230):
+        for s in (m, own):
+            with s.transaction() as tx:
+                tx.append("block_load", AT + timedelta(minutes=30 * i), [i, 229.99], 100)
+    assert m.rows("block_load") == own.rows("block_load")
+    assert m.rows("block_load", from_seq=140, to_seq=170) == own.rows("block_load", from_seq=140, to_seq=170)
+    assert shard._db.execute("SELECT COUNT(*) FROM pages").fetchone()[0] > 10 and shard.verify() == []
+    shard.close()
+    own.close()
+    assert ShardStore.open(path).memory(5).count("block_load") == 100

@@ -9,12 +9,17 @@ def test_bench_fleet_reports_every_figure_from_a_real_engine(monkeypatch):
     monkeypatch.setenv("BIJLI_BENCH_FLEET_METERS", str(bench_fleet.CACHE + 4))  # a few dormant meters
     monkeypatch.setenv("BIJLI_BENCH_FLEET_LISTENERS", "30")
     monkeypatch.setenv("BIJLI_BENCH_FLEET_STORM", "6")
+    monkeypatch.setenv("BIJLI_BENCH_FLEET_MONTH_METERS", "2")
+    monkeypatch.setenv("BIJLI_BENCH_FLEET_MONTH_DAYS", "2")
     rows = {r.name: r for r in bench_fleet.bench()}
     record = next(r for name, r in rows.items() if name.startswith("fleet: dormant record"))
     assert 1000 < record.value < 32 * 1024 and record.unit == "bytes"  # compressed RAM of a real meter
     assert rows["fleet: first start of a meter (hydrate, born)"].value > 0
     assert rows["fleet: 30-min capture boundary, per meter (one group)"].value > 0
     assert rows["fleet: shard disk per meter after its first boundary"].value > 0
+    paged = rows["fleet month: shard disk per meter-day, profile pages (2 meters x 2 days)"]
+    assert 0 < paged.value < rows["fleet month: shard disk per meter-day, one row per entry (before)"].value
+    assert rows["fleet month: profile entries per meter-day (block, daily, events)"].value > 48  # 30-min blocks
     assert "fleet: start-up of 30 listeners at own loopback addresses" in rows
     assert 0 <= rows["fleet: idle CPU on a real clock, listeners open"].value < 100
     assert rows["fleet: associations per CPU-s, dormant meters one at a time (6 meters)"].value > 0

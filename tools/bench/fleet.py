@@ -18,6 +18,17 @@ one process, per CPU-second of this process (both sides on one core; other sessi
 load on the machine does not count, pin the bench with ``taskset -c 1`` all the same). Targets are
 issue 12's, per meter (8 GB / 250,000 = 32 KB; 60 s / 250,000 for start-up; one core at
 idle; 250,000 deliveries in 10 minutes = 417/s, over the machine's two cores).
+
+The disk over a month: ``BIJLI_BENCH_FLEET_MONTH_METERS`` meters (default 10; disk per
+meter-day is per meter, so a few give it) with credit and a household load that changes
+every 6 hours, walked by the engine through ``BIJLI_BENCH_FLEET_MONTH_DAYS`` simulated
+days (default 30) of 30-minute block load, daily load and events, then the shard's size
+per meter-day, all included (state records, pages, tails, sqlite's own) but the few
+pages an empty shard's tables take; and *before*,
+the same records and entries copied into a shard that keeps one row per entry
+(``ShardStore.open(packing=False)``, the layout before profile pages), written in one
+go (so densely: the ratio is if anything too kind to the rows). Target: 5 GB for
+250,000 meters over 30 days = 667 bytes per meter-day.
 """
 
 from __future__ import annotations
@@ -29,10 +40,12 @@ import resource
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from bijli.firmware.shard import ShardStore
+from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.clock import RealClock, SimClock
 from bijli.tools.commands.bench import BenchResult
 from bijli.tools.fleet import serve as fleet_serve
@@ -177,6 +190,71 @@ async def _storm_on(engine: FleetEngine, state: Path) -> tuple[float, float, int
     return associations, deliveries, wrong
 
 
+MONTH_BUDGET = 5e9 / (FLEET_TARGET * 30)  # bytes per meter-day
+
+
+def _household(meter: int, slot: int) -> float:
+    """A household's current in the 6-hour ``slot`` of its day (night, morning, day,
+    evening), a little different for each meter and each day."""
+    base = (0.6, 3.2, 1.8, 5.5)[slot % 4] * (0.7 + (meter % 5) * 0.15)
+    return round(base + ((meter * 31 + slot * 17) % 10) / 10, 2)
+
+
+def month_figures(meters: int, days: int, state: Path) -> list[BenchResult]:
+    base = config.parse({"profiles": {"block_load_period": 1800}})  # issue 12's 30-minute blocks
+    path = state / "month.db"
+    engine = FleetEngine(base, range(meters), ShardStore.open(path), SimClock(START, rate=0), cache_size=meters)
+    with engine.store.group():
+        for i in range(meters):
+            with engine.observe(i) as node:
+                token = vend_credit(node.meter.config.sts.vend_key(), Decimal("20000"), subclass=4,
+                                    time=START - timedelta(hours=1)).digits
+                node.meter.enter_token(token)
+    for slot in range(days * 4):
+        with engine.store.group():
+            for i in range(meters):
+                with engine.observe(i) as node:
+                    node.set_load(_household(i, slot), 0.9, True, None)
+        engine.step(6 * 3600)
+    with engine.store.group():  # the last slot walked too
+        for i in range(meters):
+            with engine.observe(i):
+                pass
+    engine.shutdown()
+    paged = _disk(path)
+    shard, rows = ShardStore.open(path), ShardStore.open(state / "month-rows.db", packing=False)
+    entries = 0
+    with rows.group():
+        for i in shard.meters():
+            src, dst = shard.memory(i), rows.memory(i)
+            with dst.transaction() as tx:
+                for key, text in shard._db.execute("SELECT key, value FROM kv WHERE meter = ?", (i,)).fetchall():
+                    tx.put(key, src.get(key))
+                for (profile,) in shard._db.execute("SELECT profile FROM heads WHERE meter = ?", (i,)).fetchall():
+                    for r in src.rows(profile):
+                        tx.append(profile, r.time, r.values, 10**9)
+                        entries += 1
+    shard.close()
+    rows.close()
+    per_row = _disk(state / "month-rows.db")
+    empty = ShardStore.open(state / "empty.db")  # what a shard costs before its first meter (its tables)
+    empty.close()
+    paged, per_row = paged - _disk(state / "empty.db"), per_row - _disk(state / "empty.db")
+    meter_days = meters * days
+    return [
+        BenchResult(f"fleet month: shard disk per meter-day, profile pages ({meters} meters x {days} days)",
+                    paged / meter_days, "bytes", MONTH_BUDGET, False),
+        BenchResult("fleet month: shard disk per meter-day, one row per entry (before)", per_row / meter_days,
+                    "bytes", MONTH_BUDGET, False),
+        BenchResult("fleet month: profile entries per meter-day (block, daily, events)", entries / meter_days,
+                    "entries"),
+    ]
+
+
+def _disk(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if not p.name.endswith(".seal"))
+
+
 def bench() -> list[BenchResult]:
     meters = int(os.environ.get("BIJLI_BENCH_FLEET_METERS", "300"))
     wanted = int(os.environ.get("BIJLI_BENCH_FLEET_LISTENERS", str(meters)))
@@ -186,6 +264,8 @@ def bench() -> list[BenchResult]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (listeners + 200, hard))
     with tempfile.TemporaryDirectory() as tmp:
         rows = engine_figures(meters, Path(tmp))
+        rows += month_figures(int(os.environ.get("BIJLI_BENCH_FLEET_MONTH_METERS", "10")),
+                              int(os.environ.get("BIJLI_BENCH_FLEET_MONTH_DAYS", "30")), Path(tmp))
         start, idle = asyncio.run(_listen(listeners, Path(tmp)))
         storm_meters = int(os.environ.get("BIJLI_BENCH_FLEET_STORM", "200"))
         associations, deliveries, wrong = asyncio.run(_storm(storm_meters, Path(tmp)))

@@ -20,6 +20,7 @@ from bijli.dlms.server import Server
 from bijli.firmware.cosem import associations, catalogue, object_list, quantities, registers
 from bijli.firmware.cosem import profiles as cosem_profiles
 from bijli.firmware.cosem import push as cosem_push
+from bijli.firmware import profiles as fw_profiles
 from bijli.firmware.events import LogKind
 from bijli.firmware.meter import Meter, MeterConfig
 from bijli.firmware.push import PushOutbox
@@ -89,6 +90,8 @@ def test_scaler_profiles_agree_with_the_registers_and_the_profile_encoders(rig):
             reg = rig.index[Obis.parse(c.logical_name)]
             assert (reg.scaler, reg.unit) == (q.scaler, q.unit), c.name
             assert type(quantities.encode_value(c.name, 1.5, c.kind)) is type(reg.get(2, None, None)), c.name
+    for name in ("average_voltage", "average_current"):  # captured at the resolution they cross at
+        assert quantities.QUANTITIES[name].scaler == -fw_profiles.AVERAGE_DECIMALS, name
     assert quantities.QUANTITIES["voltage"].encode(230.456) == axdr.LongUnsigned(23046)
     assert quantities.QUANTITIES["power_factor"].encode(0.8) == axdr.Long(800)
 
