@@ -3,6 +3,7 @@ tells a script whether the meter took what it was given (README: status 1 on an 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -69,3 +70,27 @@ def test_typed_lines_have_editing_and_history(bijli_meter_factory, tmp_path):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_a_reply_still_in_flight_when_the_console_opens_is_not_taken_for_the_next_one(bijli_meter_factory, tmp_path):
+    """A console opened while the meter still owes an earlier line its answer (here a long
+    steps typed by someone else on the same UART) reads its own replies, not that one: the
+    opening waits for the answer to a line of its own (a nonce) before the first command.
+    Counting prompts could not tell, and a loaded machine then read ``> {...`` for JSON."""
+    from bijli.hal.serial import SerialLine
+    from bijli.tools.commands.console import ConsoleLine
+
+    link = tmp_path / "console"
+    bijli_meter_factory(console=link, start="2024-06-17T10:00:00")
+    other = SerialLine(str(link), 9600)
+    try:
+        other.send(b"step 20d\rstep 20d\r")  # two replies and their prompts still to come, one after the other
+        line = ConsoleLine(str(link), timeout=120)
+        try:
+            status = json.loads(line.ask("status --json"))  # raises if a stale reply or prompt came back
+            assert status["time"].startswith("2024-07-27T10:00"), status["time"]
+            assert line.ask("help help").startswith("help [COMMAND]")  # and each reply is its own
+        finally:
+            line.close()
+    finally:
+        other.close()

@@ -12,6 +12,7 @@ prompt (``tools/commands/meter.py``), which is how a reply's end is found here.
 
 from __future__ import annotations
 
+import secrets
 import sys
 import time
 
@@ -35,8 +36,30 @@ class ConsoleLine:
         except LineError as exc:
             raise ConnectionFailed(str(exc)) from None
         self.timeout = timeout
-        self._send(b"\r")  # an empty line asks for a prompt: we start in step
-        self._read_until(b"> ")
+        self._synchronise()
+
+    def _synchronise(self) -> None:
+        """Consume whatever the line holds before our first command.
+
+        The meter greets a freshly opened console with a banner and a prompt, which may or
+        may not still be waiting in the line when we open it. Counting prompts therefore
+        cannot tell where we stand: one prompt left unread is read later as the start of a
+        reply (a loaded machine showed ``> accepted`` and ``> {...`` where a reply was expected).
+        So we send a line whose answer is ours alone (a word no console knows, with a
+        nonce) and read until that answer and the prompt after it: every byte before it is
+        the greeting or an earlier prompt, and nothing of ours is left in flight."""
+        nonce = f"sync-{secrets.token_hex(6)}".encode("ascii")
+        self._send(nonce + b"\r")
+        buf = b""
+        deadline = time.monotonic() + self.timeout
+        while not _answered(buf, nonce):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConnectionFailed(f"no prompt from the meter within {self.timeout:g} s (got {buf[-60:]!r})")
+            try:
+                buf += self.line.recv(min(left, 0.1)) or b""
+            except self._line_error as exc:
+                raise ConnectionFailed(f"the console closed the line ({exc})") from None
 
     def _send(self, data: bytes) -> None:
         try:
@@ -70,6 +93,14 @@ class ConsoleLine:
 
     def close(self) -> None:
         self.line.close()
+
+
+def _answered(buf: bytes, nonce: bytes) -> bool:
+    """``buf`` ends with the reply line naming ``nonce`` and the prompt after it."""
+    if not buf.endswith(PROMPT):
+        return False
+    body = buf[: -len(PROMPT)]
+    return nonce in body[body.rfind(b"\n") + 1:]
 
 
 def register(subparsers) -> None:
