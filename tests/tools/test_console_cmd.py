@@ -73,8 +73,8 @@ def test_typed_lines_have_editing_and_history(bijli_meter_factory, tmp_path):
 
 
 def test_a_reply_still_in_flight_when_the_console_opens_is_not_taken_for_the_next_one(bijli_meter_factory, tmp_path):
-    """A console opened while the meter still owes an earlier line its answer (here a long
-    steps typed by someone else on the same UART) reads its own replies, not that one: the
+    """A console opened while the meter still owes earlier lines their answers (here two long
+    steps typed by someone else on the same UART) reads its own replies, not theirs: the
     opening waits for the answer to a line of its own (a nonce) before the first command.
     Counting prompts could not tell, and a loaded machine then read ``> {...`` for JSON."""
     from bijli.hal.serial import SerialLine
