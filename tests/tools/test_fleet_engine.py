@@ -202,3 +202,34 @@ def test_marks_every_meter_has_passed_are_pruned_and_the_slowest_meter_still_cat
             assert node.meter.storage.count(node.meter.profiles.block_load.name) >= 1
     assert engine._marks == [] and engine._mark_base == 8
     engine.shutdown()
+
+
+def test_a_clean_stop_saves_only_the_dormant_meters_with_something_unsaved(tmp_path):
+    engine = FleetEngine(BASE, range(40), ShardStore.open(tmp_path / "fleet.db"), SimClock(START, rate=0),
+                         cache_size=1)
+    for i in range(40):  # born at the start, committed there: nothing in RAM the shard lacks
+        with engine.observe(i):
+            pass
+    with engine.observe(7) as node:
+        node.set_load(9.0, 1.0, True, None)
+    engine.step(600)
+    with engine.observe(8):  # walked ten minutes and committed at their end (storage.save_interval_s 60)
+        pass
+    engine.step(30)  # half a minute: metered in RAM only
+    with engine.observe(7) as node:
+        kept = node.meter.energy.active_import_wh
+        assert node.meter.unsaved() and kept > 300
+    with engine.observe(8):
+        pass
+    assert engine._unsaved == {7} and engine.hydrated == 1  # meter 8 is the hydrated one; the rest committed
+    engine.shutdown()
+    later = SimClock(START + timedelta(hours=1), rate=0)
+    again = FleetEngine(BASE, range(40), ShardStore.open(tmp_path / "fleet.db"), later, cache_size=1)
+    with again.observe(7) as node:
+        assert node.meter.energy.active_import_wh == kept  # the half minute in RAM was saved at the stop
+        fail = [e.time for e in node.meter.recent_events(10) if e.code.name == "POWER_FAIL"]
+        assert fail == [START + timedelta(seconds=630)]  # it stopped where it was last observed
+    with again.observe(20) as node:  # never unsaved: its start-up commit stands, and it stopped there
+        fail = [e.time for e in node.meter.recent_events(10) if e.code.name == "POWER_FAIL"]
+        assert fail == [START]
+    again.shutdown()

@@ -31,7 +31,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Iterator, Sequence
 
+from bijli.firmware.cosem.associations import security_settings
 from bijli.firmware.errors import CommandError, ConfigError
+from bijli.firmware.meter import Meter
 from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import TimeSource
 from bijli.tools.fleet import dormant
@@ -63,6 +65,7 @@ class FleetEngine:
         self._pos: dict[int, int] = {}  # a hydrated meter's position: how many marks it has reached
         self._at: Counter[int] = Counter({0: len(self.indices)})  # position -> meters there
         self._dormant: dict[int, bytes] = {}  # tools.fleet.dormant records
+        self._unsaved: set[int] = set()  # dormant meters whose RAM holds something uncommitted (Meter.unsaved)
         self._layout = dormant.Layout()  # where the shared configuration is, found once
         self._hydrated: OrderedDict[int, MeterNode] = OrderedDict()  # least recently observed first
         self._pinned: dict[int, int] = {}
@@ -153,6 +156,7 @@ class FleetEngine:
         cfg = member_config(self.base, index)
         clock = ClockView(self.clock)
         blob = self._dormant.pop(index, None)
+        self._unsaved.discard(index)
         self.hydrations += 1
         if blob is None:
             memory = self.store.memory(index)
@@ -186,6 +190,8 @@ class FleetEngine:
                "offset": node.clock.offset,  # type: ignore[attr-defined]
                "counters": node.security.counters.positions(), "mark": self._pos.pop(index, 0)}
         self._dormant[index] = dormant.pack(ram, node.cfg.meter, node.source, self._layout)
+        if node.meter.unsaved():
+            self._unsaved.add(index)
         self.dehydrations += 1
 
     def _evict(self) -> None:
@@ -221,15 +227,33 @@ class FleetEngine:
 
     # --- end -------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Save every meter that was ever started (one commit group), then close the shard."""
-        with self.store.group():
-            for index in list(self._dormant):
-                with self.observe(index) as node:
+        """A clean stop, in one commit group, costing the meters with something unsaved.
+
+        A hydrated meter stops as ``bijli meter`` stops (counters flushed, :meth:`Meter.shutdown`).
+        A dormant meter whose RAM holds nothing its last commit lacks (:meth:`Meter.unsaved`,
+        noted when it was dehydrated) costs nothing: its last commit is its state. One that
+        does is resumed from its record with :meth:`Meter.resume` alone (no object list, no
+        DLMS server, no console) and stopped the same way. No meter is walked to now: a
+        dormant meter stops at the time it was last observed, and after a restart its power
+        failure starts there (README, "A shard's clean stop")."""
+        try:
+            with self.store.group():
+                for index in sorted(self._unsaved):
+                    self._stop_dormant(index)
+                for node in self._hydrated.values():
                     node.security.counters.flush()
-                    node.meter.save()
-            for index, node in list(self._hydrated.items()):
-                node.security.counters.flush()
-                node.meter.save()
-        self._hydrated.clear()
-        self._dormant.clear()
-        self.store.close()
+                    node.meter.shutdown()
+        finally:
+            self._hydrated.clear()
+            self._dormant.clear()
+            self._unsaved.clear()
+            self.store.close()
+
+    def _stop_dormant(self, index: int) -> None:
+        cfg = member_config(self.base, index)
+        ram = dormant.unpack(self._dormant[index], cfg.meter, index)
+        meter = Meter.resume(cfg.meter, self.store.memory(index), ram["meter"])
+        counters = security_settings(meter).counters
+        counters.resume(ram["counters"])
+        counters.flush()
+        meter.shutdown()
