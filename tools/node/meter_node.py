@@ -55,6 +55,7 @@ from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 from bijli.firmware.cosem.object_list import build_objects
 from bijli.firmware.cosem.results import host_refusal
 from bijli.firmware.storage import DB_NAME, Storage
+from bijli.firmware.sts.crc import DEFAULT_CURRENCY_CRC
 from bijli.hal.clock import RealClock, SimClock, TimeSource, meter_local
 from bijli.hal.samples import open_source
 from bijli.tools.errors import UsageError
@@ -225,6 +226,8 @@ class MeterNode:
         vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
                      "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
                      "--base", str(v.base), "--ken", str(v.ken)]
+        if self.cfg.meter.sts.currency_crc is not DEFAULT_CURRENCY_CRC:  # a vend from the manifest matches the meter
+            vend_args += ["--currency-crc", sts["currency_crc"]]
         dl = self.cfg.meter.dlms
         return {
             "serial": self.cfg.meter.identity.serial,
