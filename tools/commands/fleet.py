@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--shard", metavar="K/N",
                    help="run the fleet engine (tools.fleet): the K-th of N slices of a --count fleet, meter I "
                         "at its own loopback address 127.x.y.z:4059 (or HOST:BASEPORT+I/N when --tcp names a "
-                        "host), all shards' state in --state DIR/shard-K-of-N.db; no console (see README)")
+                        "host), all shards' state in --state DIR/shard-K-of-N.db; the same console (see README)")
     p.add_argument("--cache", type=int, default=64, help="with --shard: meters kept hydrated at once (default 64)")
     p.add_argument("--processes", type=int, metavar="P",
                    help="run the fleet engine as P shard processes on this machine (--shard 0/P .. P-1/P), "
@@ -213,7 +213,9 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
     from bijli.firmware.shard import ShardStore
     from bijli.tools.fleet import serve as fleet_serve
     from bijli.tools.fleet.addressing import parse_shard, shard_indices
+    from bijli.tools.fleet.console import ShardConsole
     from bijli.tools.fleet.engine import FleetEngine
+    from bijli.tools.node.meter_node import stdio_console
 
     shard, shards = parse_shard(args.shard)
     indices = shard_indices(args.count, shard, shards)
@@ -245,6 +247,13 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
                                            encoding="utf-8")
             print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
         print("serving", flush=True)
+        if args.console == "stdio":
+            console = ShardConsole(engine, endpoints)
+            print("fleet console on this terminal: type help", flush=True)
+            # a task of its own, cancelled with the connections below; a step or advance it runs
+            # sees `stopping` between its slices
+            asyncio.create_task(stdio_console(lambda line: console.execute_async(line, stopping), stopping,
+                                              prompt="fleet> "))
         await stopping.wait()
     finally:
         for listener in engine.listeners:
@@ -281,7 +290,7 @@ def _main(args) -> int:
         from bijli.tools.fleet.supervise import Supervisor
 
         fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
-                      "--log", args.log]
+                      "--log", args.log, "--console", "none"]  # this process's stdin is the supervisor's
         for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
                             ("--tcp", args.tcp)):
             if value is not None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ from bijli.tools.node.fleet import member_config
 from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
+ADVANCE_SLICE_S = 0.2  # real time of one commit group of a cooperative advance (a signal waits at most this)
 
 
 class FleetEngine:
@@ -85,6 +87,33 @@ class FleetEngine:
         self.clock.step(seconds)  # type: ignore[attr-defined]
         self._marks.append(self.clock.now())
         return self.clock.now()
+
+    def advance(self) -> None:
+        """Every meter of the shard walked to now, in one commit group (one fsync for a
+        fleet-wide boundary): what a bench measures, or a read-back wants before it reads."""
+        with self.store.group():
+            for index in self.indices:
+                with self.observe(index):
+                    pass
+
+    def advance_slices(self, budget: float = ADVANCE_SLICE_S) -> Iterator[float]:
+        """:meth:`advance` for a cooperative caller: one commit group per ``budget`` seconds
+        of real time, closed before each yield (the fraction of meters done), so what runs in
+        between (an association delivering a token, committed before it is acknowledged) is
+        never inside a group, and a stop between slices finds every walked meter committed.
+        A meter is walked whole once begun: its marks cannot be split (see the module text)."""
+        indices = self.indices
+        done = 0
+        while done < len(indices):
+            until = time.monotonic() + budget
+            with self.store.group():
+                while done < len(indices):
+                    with self.observe(indices[done]):
+                        pass
+                    done += 1
+                    if time.monotonic() >= until:
+                        break
+            yield done / len(indices)
 
     def _catch_up(self, index: int, node: MeterNode) -> None:
         offset = node.clock.offset  # type: ignore[attr-defined]
