@@ -9,6 +9,7 @@ status, every register read through the COSEM objects and the event log agree.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -22,7 +23,8 @@ from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.clock import SimClock
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config
-from bijli.tools.node.fleet import member_config
+from bijli.tools.fleet.console import ShardConsole
+from bijli.tools.node.fleet import Fleet, member_config
 from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 START = datetime(2024, 6, 14, 17, 0)  # Friday 14 June 2024, 17:00: the seed's Bakrid weekend begins
@@ -114,6 +116,81 @@ def test_the_seeds_evening_agrees_through_a_cut_and_a_recharge(tmp_path):
                    ("step", 5 * 3600), ("step", 5 * 3600), ("read",), ("step", 3 * 26 * 3600), ("read",),
                    ("token", "250"), ("button",), ("step", 1799), ("read",)]:
             twins.apply(op)
+    finally:
+        twins.close()
+
+
+class HouseholdTwins:
+    """Meter 0 of a per-meter-file :class:`Fleet` with a household load profile, stepped
+    slot by slot as ``bijli fleet`` steps, and meter 0 of an engine with the same profile,
+    evicted between operations, driven through their fleet consoles."""
+
+    def __init__(self, root, profile: str = "random"):
+        self.cfg = member_config(BASE, 0)
+        self.files = Fleet(BASE, 1, root / "files", SimClock(START, rate=0), load_profile=profile)
+        self.engine = FleetEngine(BASE, [0, 1], ShardStore.open(root / "shard" / "fleet.db"), SimClock(START, rate=0),
+                                  cache_size=1, load_profile=profile)
+        self.console = ShardConsole(self.engine)
+        self.tokens = 0
+
+    def observed(self) -> tuple[dict, dict]:
+        mine = observe_all(self.files.members[0].node)
+        with self.engine.observe(0) as node:
+            theirs = observe_all(node)
+        with self.engine.observe(1):
+            pass
+        return mine, theirs
+
+    def apply(self, op: tuple) -> None:
+        kind = op[0]
+        if kind == "step":
+            line = f"step {op[1]}s"
+        elif kind == "load":
+            line = f"meter 0 load {op[1]} {op[2]}"
+        elif kind == "token":
+            when = START - timedelta(hours=3) + timedelta(minutes=self.tokens)
+            self.tokens += 1
+            line = "meter 0 token " + vend_credit(self.cfg.meter.sts.vend_key(), Decimal(op[1]), subclass=4,
+                                                  time=when).digits
+        elif kind == "button":
+            line = "meter 0 relay press"
+        else:
+            line = "status --json"
+        mine, theirs = self.files.execute(line), self.console.execute(line)
+        if kind == "read":  # the fleets' tables: the same but for the port and the meters' count
+            mine = [{k: v for k, v in r.items() if k != "port"} for r in json.loads(mine.text)]
+            theirs = [{k: v for k, v in r.items() if k != "port"} for r in json.loads(theirs.text)][:1]
+        assert mine == theirs, op
+        with self.engine.observe(1):
+            pass
+        mine, theirs = self.observed()
+        assert mine == theirs, op
+
+    def close(self) -> None:
+        self.files.shutdown()
+        self.engine.shutdown()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(operation, min_size=1, max_size=6), profile=st.sampled_from(["random", "constant"]))
+def test_a_fleet_meter_draws_its_household_load_as_the_per_file_fleet_does(tmp_path_factory, ops, profile):
+    twins = HouseholdTwins(tmp_path_factory.mktemp("household"), profile)
+    try:
+        for op in ops:
+            twins.apply(op)
+    finally:
+        twins.close()
+
+
+def test_a_household_evening_agrees_slot_by_slot_through_a_cut_a_recharge_and_a_typed_load(tmp_path):
+    twins = HouseholdTwins(tmp_path)
+    try:
+        for op in [("step", 7), ("token", "40"), ("step", 3600 + 7 * 60), ("read",), ("step", 26 * 3600),
+                   ("token", "250"), ("step", 5 * 3600), ("load", 2.5, 1.0), ("step", 1799), ("read",)]:
+            twins.apply(op)
+        with twins.engine.observe(0) as node:
+            assert node.meter.energy.active_import_wh > 1000  # the household drew through the evening
+        assert twins.engine.load_profile_of(0) == "manual" and twins.engine.load_profile_of(1) == "random"
     finally:
         twins.close()
 

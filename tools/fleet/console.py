@@ -38,12 +38,13 @@ class ShardConsole(FleetCommands):
         for index in self.engine.indices:
             with self.engine.observe(index) as node:
                 out.append({"index": index, "port": self.endpoints.get(index, ("", None))[1],
-                            "load_profile": "none", **node.meter.status()})  # loads only as typed or set
+                            "load_profile": self.engine.load_profile_of(index), **node.meter.status()})
         return out
 
     def meter_reply(self, index: int, line: str) -> Reply:
         with self.engine.observe(index) as node:
-            fit_member_console(node.console, self._step)  # a hydrated meter's console is its own, made anew
+            # a hydrated meter's console is its own, made anew: fitted at each line
+            fit_member_console(node.console, self._step, lambda: self.engine.typed_load(index))
             return node.execute(line)
 
     def step_slices(self, seconds: float) -> Iterator[float]:

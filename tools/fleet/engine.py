@@ -39,6 +39,7 @@ from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import TimeSource
 from bijli.tools.fleet import dormant
 from bijli.tools.node import config as config_mod
+from bijli.tools.node import household
 from bijli.tools.node.fleet import member_config
 from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
@@ -50,7 +51,7 @@ class FleetEngine:
     """The meters ``indices`` of one fleet, on one shard database and one shared clock."""
 
     def __init__(self, base: config_mod.Config, indices: Sequence[int], store: ShardStore, clock: TimeSource, *,
-                 cache_size: int = DEFAULT_CACHE):
+                 cache_size: int = DEFAULT_CACHE, load_profile: str | None = None):
         if cache_size < 1:
             raise ConfigError("cache_size", "at least one meter must fit in the cache of hydrated meters")
         if base.hal.samples != "synthetic":
@@ -61,6 +62,11 @@ class FleetEngine:
         self.store = store
         self.clock = clock
         self.cache_size = cache_size
+        if load_profile is not None:
+            household.profile(load_profile, 0)  # ValueError: not a profile
+        self.load_profile = load_profile  # None: meters draw only what a console gives them
+        self._slot: dict[int, datetime] = {}  # the household slot whose load a meter draws (RAM)
+        self._manual: set[int] = set()  # meters whose typed load overrides the profile
         self.start = clock.now()
         self._marks: list[datetime] = []  # shared-clock times of the steps some meter has not reached
         self._mark_base = 0  # how many marks every meter has passed (pruned from _marks)
@@ -116,13 +122,59 @@ class FleetEngine:
             yield done / len(indices)
 
     def _catch_up(self, index: int, node: MeterNode) -> None:
+        """Meter ``index`` to now, through every mark it has not reached. With a load
+        profile, each step is also cut at the household slot edges of the shared clock
+        inside it and each slot's load drawn at its edge, as :meth:`Fleet.step_slices`
+        walks it: those marks are the meter's own, derived (every slot edge, the load from
+        the meter's seed), never stored."""
         offset = node.clock.offset  # type: ignore[attr-defined]
-        i = bisect.bisect_right(self._marks, node.meter.now - offset)
+        stands = node.meter.now - offset  # where the meter is on the shared clock
+        i = bisect.bisect_right(self._marks, stands)
+        profiled = self.load_profile is not None
+        if profiled:
+            self._follow(index, node)  # born, restarted or its clock set: the slot it is in now
         for mark in self._marks[i:]:
+            if profiled:
+                edge = household.next_slot(stands)
+                while edge < mark:
+                    node.meter.advance_to(edge + offset)
+                    self._follow(index, node)
+                    edge = household.next_slot(edge)
             node.meter.advance_to(mark + offset)
+            if profiled:
+                self._follow(index, node)
+            stands = mark
         if not self.clock.simulated:
+            if profiled:  # the slot edges since it was last observed, on its own clock
+                edge = household.next_slot(node.meter.now)
+                while edge < node.clock.now():
+                    node.meter.advance_to(edge)
+                    self._follow(index, node)
+                    edge = household.next_slot(edge)
             node.tick()
+            if profiled:
+                self._follow(index, node)
         self._reached(index, self._mark_base + len(self._marks))
+
+    def _follow(self, index: int, node: MeterNode) -> None:
+        """Draw the household load of the slot the meter's time is in (Member.follow_profile)."""
+        if index in self._manual:
+            return
+        slot, point = household.follow(household.profile(self.load_profile, index), self._slot.get(index),
+                                       node.meter.now)
+        self._slot[index] = slot
+        if point is not None:
+            node.draw(point.amps, point.pf, point.lagging, None)
+
+    def typed_load(self, index: int) -> None:
+        """A console gave meter ``index`` a load: it overrides the load profile from now on."""
+        self._manual.add(index)
+
+    def load_profile_of(self, index: int) -> str:
+        """What meter ``index`` draws: 'manual' (a typed load), the profile's name, or 'none'."""
+        if index in self._manual:
+            return "manual"
+        return self.load_profile or "none"
 
     def _reached(self, index: int, position: int) -> None:
         """Meter ``index`` has applied every mark before ``position``. Marks every meter

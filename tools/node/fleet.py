@@ -92,13 +92,9 @@ class Member:
         """Apply the household load of the slot the meter's time is in."""
         if self.manual:
             return
-        now = self.node.meter.now
-        slot = household.slot_start(now)
-        if slot == self.slot:
-            return
-        self.slot = slot
-        point = self.load.at(now)
-        self.node.set_load(point.amps, point.pf, point.lagging, None)
+        self.slot, point = household.follow(self.load, self.slot, self.node.meter.now)
+        if point is not None:
+            self.node.set_load(point.amps, point.pf, point.lagging, None)
 
     def manifest(self) -> dict:
         """What a head-end and a vending system need to talk to this meter and vend for it."""
@@ -138,16 +134,7 @@ class Fleet(FleetCommands):
         """A member's own console, fitted to the fleet: a step moves the shared clock
         (so all meters, through the fleet), a typed load overrides the profile, and
         quit belongs to the fleet."""
-        console = member.node.console
-        load_handler, load_usage, load_text = console.commands["load"]
-
-        def load(words: list[str]) -> str:
-            out = load_handler(words)
-            member.manual = True
-            return out
-
-        console.register("load", load, load_usage, load_text + " (overrides the fleet's load profile)")
-        fit_member_console(console, self._step)
+        fit_member_console(member.node.console, self._step, lambda: setattr(member, "manual", True))
 
     # --- time ----------------------------------------------------------------------------
     def tick(self) -> None:

@@ -30,11 +30,24 @@ from bijli.hal.clock import TimeSource
 from bijli.tools.node.meter_node import run_cooperatively
 
 MEMBER_QUIT = "error: quit stops the whole fleet: type quit at the fleet prompt"
+_OVERRIDES = " (overrides the fleet's load profile)"
 
 
-def fit_member_console(console: Console, fleet_step: Callable[[list[str]], Reply]) -> None:
+def fit_member_console(console: Console, fleet_step: Callable[[list[str]], Reply],
+                       on_load: Callable[[], None]) -> None:
     """A member's own console, fitted to its fleet: ``step`` moves the shared clock (so
-    every meter, through the fleet) and ``quit`` is refused (the fleet's own quit stops it)."""
+    every meter, through the fleet), a typed ``load`` overrides the fleet's load profile
+    (``on_load`` is told once it is drawn) and ``quit`` is refused (the fleet's own quit
+    stops it)."""
+    load_handler, load_usage, load_text = console.commands["load"]
+
+    def load(words: list[str]) -> str:
+        out = load_handler(words)
+        on_load()
+        return out
+
+    if not load_text.endswith(_OVERRIDES):  # fitted once: a hydrated meter's console may be fitted again
+        console.register("load", load, load_usage, load_text + _OVERRIDES)
     console.register("step", fleet_step, "step DURATION", "advance the shared simulated clock: every meter steps")
     console.register("quit", lambda words: Reply(MEMBER_QUIT, ok=False), "quit",
                      "(in a fleet: stop the fleet with its own quit)")

@@ -279,6 +279,12 @@ class MeterNode:
 
     def set_load(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None:
         self.tick()  # the old load's energy up to now
+        self.draw(current, pf, lagging, voltage)
+
+    def draw(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None:
+        """The consumer draws this load from the meter's own time on, metered up to there
+        already: :meth:`set_load` without its tick (a fleet engine replaying a dormant
+        meter's past applies each household slot's load at its edge, behind the clock)."""
         if not hasattr(self.source, "set_load"):
             raise FirmwareError(f"the sample source {self.cfg.hal.samples!r} has no settable load")
         if voltage is not None:
