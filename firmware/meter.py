@@ -793,6 +793,17 @@ class Meter:
         tx.put(COUNTERS_KEY, self.counters.to_dict())
         tx.put(TIERS_KEY, self.tiers.to_dict())
         tx.put(DURATIONS_KEY, self.durations.to_dict())
+        self._committed_energy = self.metrology.energy  # (put back with the rest if the commit fails)
+
+    def unsaved(self) -> bool:
+        """Whether this meter's RAM holds anything its last commit lacks: time metered since
+        it, energy measured at the same instant (a load change measures a block at once),
+        events, bills or captures deferred, security events being counted, a commit that
+        failed. A fleet's clean stop saves only the dormant meters for which this is true."""
+        return (self.now != self.progress.last_now or self.storage_fault is not None
+                or bool(self._pending_events or self._pending_bills or self._pending_rows or self._pending_control)
+                or self.security_events.counting > 0
+                or self.metrology.energy != getattr(self, "_committed_energy", None))
 
     def save(self) -> None:
         with self._step() as tx:

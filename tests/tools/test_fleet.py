@@ -265,3 +265,21 @@ def test_sigterm_ends_a_large_fleet_fast_and_every_credited_token_is_on_disk(fle
             assert storage.get("progress")["last_now"].startswith("2024-06-14T18:40")
         finally:
             storage.close()
+
+
+def test_a_vend_from_the_manifest_uses_the_fleets_currency_crc_rule(fleet_process, tmp_path):
+    """A fleet configured with the non-default CRC rule of currency tokens: the manifest's
+    vend_args carry it, so `bijli token vend` with them vends what the meters accept."""
+    toml = tmp_path / "append-01.toml"
+    toml.write_text('[sts]\ncurrency_crc = "append-01"\n')
+    fleet = fleet_process("--count", "2", "--config", str(toml))
+    meter = fleet.manifest["meters"][1]
+    assert meter["sts"]["currency_crc"] == "append-01"
+    assert meter["vend_args"][-2:] == ["--currency-crc", "append-01"]
+    token = vend(meter, "credit", "--amount", "25", "--time", "2024-06-14T17:30", "--no-journal")
+    assert fleet.console(f"meter 1 token {token}").startswith("accepted")
+    plain = [a for a in meter["vend_args"] if a not in ("--currency-crc", "append-01")]
+    other = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "token", "vend", *plain, "credit", "--amount",
+                            "25", "--time", "2024-06-14T17:31", "--no-journal"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[0]
+    assert not fleet.console(f"meter 1 token {other}").startswith("accepted")  # the plain rule: refused

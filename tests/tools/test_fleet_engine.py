@@ -9,6 +9,7 @@ status, every register read through the COSEM objects and the event log agree.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -22,7 +23,8 @@ from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.clock import SimClock
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config
-from bijli.tools.node.fleet import member_config
+from bijli.tools.fleet.console import ShardConsole
+from bijli.tools.node.fleet import Fleet, member_config
 from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 START = datetime(2024, 6, 14, 17, 0)  # Friday 14 June 2024, 17:00: the seed's Bakrid weekend begins
@@ -118,6 +120,81 @@ def test_the_seeds_evening_agrees_through_a_cut_and_a_recharge(tmp_path):
         twins.close()
 
 
+class HouseholdTwins:
+    """Meter 0 of a per-meter-file :class:`Fleet` with a household load profile, stepped
+    slot by slot as ``bijli fleet`` steps, and meter 0 of an engine with the same profile,
+    evicted between operations, driven through their fleet consoles."""
+
+    def __init__(self, root, profile: str = "random"):
+        self.cfg = member_config(BASE, 0)
+        self.files = Fleet(BASE, 1, root / "files", SimClock(START, rate=0), load_profile=profile)
+        self.engine = FleetEngine(BASE, [0, 1], ShardStore.open(root / "shard" / "fleet.db"), SimClock(START, rate=0),
+                                  cache_size=1, load_profile=profile)
+        self.console = ShardConsole(self.engine)
+        self.tokens = 0
+
+    def observed(self) -> tuple[dict, dict]:
+        mine = observe_all(self.files.members[0].node)
+        with self.engine.observe(0) as node:
+            theirs = observe_all(node)
+        with self.engine.observe(1):
+            pass
+        return mine, theirs
+
+    def apply(self, op: tuple) -> None:
+        kind = op[0]
+        if kind == "step":
+            line = f"step {op[1]}s"
+        elif kind == "load":
+            line = f"meter 0 load {op[1]} {op[2]}"
+        elif kind == "token":
+            when = START - timedelta(hours=3) + timedelta(minutes=self.tokens)
+            self.tokens += 1
+            line = "meter 0 token " + vend_credit(self.cfg.meter.sts.vend_key(), Decimal(op[1]), subclass=4,
+                                                  time=when).digits
+        elif kind == "button":
+            line = "meter 0 relay press"
+        else:
+            line = "status --json"
+        mine, theirs = self.files.execute(line), self.console.execute(line)
+        if kind == "read":  # the fleets' tables: the same but for the port and the meters' count
+            mine = [{k: v for k, v in r.items() if k != "port"} for r in json.loads(mine.text)]
+            theirs = [{k: v for k, v in r.items() if k != "port"} for r in json.loads(theirs.text)][:1]
+        assert mine == theirs, op
+        with self.engine.observe(1):
+            pass
+        mine, theirs = self.observed()
+        assert mine == theirs, op
+
+    def close(self) -> None:
+        self.files.shutdown()
+        self.engine.shutdown()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(operation, min_size=1, max_size=6), profile=st.sampled_from(["random", "constant"]))
+def test_a_fleet_meter_draws_its_household_load_as_the_per_file_fleet_does(tmp_path_factory, ops, profile):
+    twins = HouseholdTwins(tmp_path_factory.mktemp("household"), profile)
+    try:
+        for op in ops:
+            twins.apply(op)
+    finally:
+        twins.close()
+
+
+def test_a_household_evening_agrees_slot_by_slot_through_a_cut_a_recharge_and_a_typed_load(tmp_path):
+    twins = HouseholdTwins(tmp_path)
+    try:
+        for op in [("step", 7), ("token", "40"), ("step", 3600 + 7 * 60), ("read",), ("step", 26 * 3600),
+                   ("token", "250"), ("step", 5 * 3600), ("load", 2.5, 1.0), ("step", 1799), ("read",)]:
+            twins.apply(op)
+        with twins.engine.observe(0) as node:
+            assert node.meter.energy.active_import_wh > 1000  # the household drew through the evening
+        assert twins.engine.load_profile_of(0) == "manual" and twins.engine.load_profile_of(1) == "random"
+    finally:
+        twins.close()
+
+
 def test_the_cache_holds_at_most_its_size_and_never_a_pinned_meter(tmp_path):
     store = ShardStore.open(tmp_path / "fleet.db")
     engine = FleetEngine(BASE, range(5), store, SimClock(START, rate=0), cache_size=2)
@@ -202,3 +279,34 @@ def test_marks_every_meter_has_passed_are_pruned_and_the_slowest_meter_still_cat
             assert node.meter.storage.count(node.meter.profiles.block_load.name) >= 1
     assert engine._marks == [] and engine._mark_base == 8
     engine.shutdown()
+
+
+def test_a_clean_stop_saves_only_the_dormant_meters_with_something_unsaved(tmp_path):
+    engine = FleetEngine(BASE, range(40), ShardStore.open(tmp_path / "fleet.db"), SimClock(START, rate=0),
+                         cache_size=1)
+    for i in range(40):  # born at the start, committed there: nothing in RAM the shard lacks
+        with engine.observe(i):
+            pass
+    with engine.observe(7) as node:
+        node.set_load(9.0, 1.0, True, None)
+    engine.step(600)
+    with engine.observe(8):  # walked ten minutes and committed at their end (storage.save_interval_s 60)
+        pass
+    engine.step(30)  # half a minute: metered in RAM only
+    with engine.observe(7) as node:
+        kept = node.meter.energy.active_import_wh
+        assert node.meter.unsaved() and kept > 300
+    with engine.observe(8):
+        pass
+    assert engine._unsaved == {7} and engine.hydrated == 1  # meter 8 is the hydrated one; the rest committed
+    engine.shutdown()
+    later = SimClock(START + timedelta(hours=1), rate=0)
+    again = FleetEngine(BASE, range(40), ShardStore.open(tmp_path / "fleet.db"), later, cache_size=1)
+    with again.observe(7) as node:
+        assert node.meter.energy.active_import_wh == kept  # the half minute in RAM was saved at the stop
+        fail = [e.time for e in node.meter.recent_events(10) if e.code.name == "POWER_FAIL"]
+        assert fail == [START + timedelta(seconds=630)]  # it stopped where it was last observed
+    with again.observe(20) as node:  # never unsaved: its start-up commit stands, and it stopped there
+        fail = [e.time for e in node.meter.recent_events(10) if e.code.name == "POWER_FAIL"]
+        assert fail == [START]
+    again.shutdown()

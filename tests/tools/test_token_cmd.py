@@ -411,3 +411,18 @@ def test_the_decode_guard_sees_a_config_file_load_the_toml_parser(tmp_path):
     r, loaded = loaded_by_decode("58791654748813829602", "--config", str(cfg))
     assert r.returncode == 0 and "crc ok" in r.stdout, r.stdout + r.stderr
     assert "tomllib" in loaded and [m for m in loaded if not m.startswith("tomllib")] == []
+
+
+def test_the_currency_crc_flag_is_the_setting_given_on_the_command_line(capsys, tmp_path):
+    toml = tmp_path / "meter.toml"
+    toml.write_text('[sts]\ncurrency_crc = "append-01"\n')
+    common = ("--json", "--rnd", "3", "credit", "--amount", "10", "--time", "2026-11-01T10:00", "--no-journal")
+    _, from_file, _ = run("vend", "--config", str(toml), *common, capsys=capsys)
+    _, from_flag, _ = run("vend", "--currency-crc", "append-01", *common, capsys=capsys)
+    _, plain, _ = run("vend", *common, capsys=capsys)
+    assert json.loads(from_flag)["token"] == json.loads(from_file)["token"] != json.loads(plain)["token"]
+    _, back, _ = run("decode", "--currency-crc", "append-01", "--json", json.loads(from_flag)["token"], capsys=capsys)
+    assert json.loads(back)["crc_ok"] is True
+    with pytest.raises(SystemExit) as refused:  # argparse's own error: a rule the meter does not know
+        run("vend", "--currency-crc", "crc-c", *common, capsys=capsys)
+    assert refused.value.code == 2 and "append-01" in capsys.readouterr().err

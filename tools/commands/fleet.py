@@ -51,9 +51,10 @@ def register(subparsers) -> None:
                    help="with --start on a --state that already holds meters: set their clocks to --start "
                         "(each logs the adjustment); without it that is refused")
     p.add_argument("--rate", type=float, default=1.0, help="simulated clock speed, x real time (default 1)")
-    p.add_argument("--load-profile", choices=household.PROFILES, default="random",
+    p.add_argument("--load-profile", choices=household.PROFILES, default=None,
                    help="random: each meter its own household load through the day, seeded by its index; "
-                        "constant: 5 A at PF 1 on every meter (default random)")
+                        "constant: 5 A at PF 1 on every meter (default random; with --shard or --processes "
+                        "none: meters draw only the load a console gives them)")
     p.add_argument("--manifest", metavar="FILE", help="write JSON: each meter's serial, port, system title, "
                                                        "PAN/DRN and STS key parameters")
     p.add_argument("--console", choices=("stdio", "none"), default="stdio", help="the fleet console (default stdio)")
@@ -61,7 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--shard", metavar="K/N",
                    help="run the fleet engine (tools.fleet): the K-th of N slices of a --count fleet, meter I "
                         "at its own loopback address 127.x.y.z:4059 (or HOST:BASEPORT+I/N when --tcp names a "
-                        "host), all shards' state in --state DIR/shard-K-of-N.db; no console (see README)")
+                        "host), all shards' state in --state DIR/shard-K-of-N.db; the same console (see README)")
     p.add_argument("--cache", type=int, default=64, help="with --shard: meters kept hydrated at once (default 64)")
     p.add_argument("--processes", type=int, metavar="P",
                    help="run the fleet engine as P shard processes on this machine (--shard 0/P .. P-1/P), "
@@ -103,6 +104,7 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
             pass
 
 
+DEFAULT_LOAD_PROFILE = "random"  # the per-meter-file fleet's; a shard draws none unless named
 DEFAULT_TCP = "127.0.0.1:4059"  # without --shard: meter I on port 4059+I of 127.0.0.1
 FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
 FDS_PER_ENGINE_METER = 1  # the fleet engine: its listening socket (one shard database for all)
@@ -160,7 +162,8 @@ async def _run(args, cfg: config_mod.Config) -> int:
     if base_port and base_port + args.count - 1 > 65535:
         raise UsageError(f"ports {base_port}..{base_port + args.count - 1} do not fit below 65536")
     clock, resume = _clock(args, cfg)
-    fleet = Fleet(cfg, args.count, args.state, clock, load_profile=args.load_profile, resume=resume)
+    load_profile = args.load_profile or DEFAULT_LOAD_PROFILE
+    fleet = Fleet(cfg, args.count, args.state, clock, load_profile=load_profile, resume=resume)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -169,7 +172,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
     tasks: list[asyncio.Task] = []
     try:
         print(f"bijli fleet: {args.count} meters, clock {'sim' if fleet.clock.simulated else 'real'} at "
-              f"{fleet.clock.now().isoformat(timespec='seconds')}, load profile {args.load_profile}, "
+              f"{fleet.clock.now().isoformat(timespec='seconds')}, load profile {load_profile}, "
               f"state in {Path(args.state).resolve()}", flush=True)
         for m in fleet.members:
             server = m.node.server
@@ -214,7 +217,9 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
     from bijli.firmware.shard import ShardStore
     from bijli.tools.fleet import serve as fleet_serve
     from bijli.tools.fleet.addressing import parse_shard, shard_indices
+    from bijli.tools.fleet.console import ShardConsole
     from bijli.tools.fleet.engine import FleetEngine
+    from bijli.tools.node.meter_node import stdio_console
 
     shard, shards = parse_shard(args.shard)
     indices = shard_indices(args.count, shard, shards)
@@ -226,7 +231,7 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
         host, base_port = parse_endpoint(args.tcp)
     store = ShardStore.open(Path(args.state) / f"shard-{shard}-of-{shards}.db")
     clock, _ = _clock(args, cfg)  # a shard's meters resume from its shard database (the engine's start-up)
-    engine = FleetEngine(cfg, indices, store, clock, cache_size=args.cache)
+    engine = FleetEngine(cfg, indices, store, clock, cache_size=args.cache, load_profile=args.load_profile)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -246,6 +251,13 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
                                            encoding="utf-8")
             print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
         print("serving", flush=True)
+        if args.console == "stdio":
+            console = ShardConsole(engine, endpoints)
+            print("fleet console on this terminal: type help", flush=True)
+            # a task of its own, cancelled with the connections below; a step or advance it runs
+            # sees `stopping` between its slices
+            asyncio.create_task(stdio_console(lambda line: console.execute_async(line, stopping), stopping,
+                                              prompt="fleet> "))
         await stopping.wait()
     finally:
         for listener in engine.listeners:
@@ -282,9 +294,9 @@ def _main(args) -> int:
         from bijli.tools.fleet.supervise import Supervisor
 
         fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
-                      "--log", args.log]
+                      "--log", args.log, "--console", "none"]  # this process's stdin is the supervisor's
         for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
-                            ("--tcp", args.tcp)):
+                            ("--tcp", args.tcp), ("--load-profile", args.load_profile)):
             if value is not None:
                 fleet_args += [flag, value]
         fleet_args += ["--rate", repr(args.rate)]

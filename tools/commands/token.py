@@ -34,6 +34,7 @@ from decimal import Decimal
 from bijli.firmware.errors import ConfigError, FirmwareError
 from bijli.firmware.sts.errors import VendError
 from bijli.firmware.sts.config import StsConfig
+from bijli.firmware.sts.crc import DEFAULT_CURRENCY_CRC, CrcCVariant
 from bijli.firmware.sts.inspector import NAMES, amount_of, inspect_token
 from bijli.firmware.sts.keys import DecoderKey
 from bijli.firmware.sts.results import TestRequest
@@ -43,6 +44,7 @@ from bijli.firmware.sts.tid import datetime_from_tid, next_base, tid_from_dateti
 _KEY_FLAGS = {
     "vk": "vending_key", "decoder_key": "decoder_key", "pan": "pan", "sgc": "sgc", "ti": "ti",
     "krn": "krn", "kt": "kt", "ea": "ea", "dkga": "dkga", "base": "base", "ken": "ken",
+    "currency_crc": "currency_crc",
 }  # fmt: skip
 _FLAG_OF_KEY = {table: "--" + dest.replace("_", "-") for dest, table in _KEY_FLAGS.items()}
 
@@ -62,6 +64,9 @@ def _add_key_flags(p: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--dkga", choices=("02", "04"), default=d, help="decoder key generation algorithm")
     g.add_argument("--base", type=int, choices=(1993, 2014, 2035), default=d, help="TID base date")
     g.add_argument("--ken", type=int, default=d, help="key expiry number (255 = never)")
+    g.add_argument("--currency-crc", choices=[v.value for v in CrcCVariant], default=d,
+                   help="the CRC rule of currency tokens, the meter's [sts] currency_crc setting "
+                        f"(default {DEFAULT_CURRENCY_CRC.value}; see README, STS tokens)")
     p.add_argument("--json", action="store_true", default=d, help="print JSON")
 
 

@@ -26,27 +26,32 @@ from __future__ import annotations
 
 import bisect
 import gc
+import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Iterator, Sequence
 
+from bijli.firmware.cosem.associations import security_settings
 from bijli.firmware.errors import CommandError, ConfigError
+from bijli.firmware.meter import Meter
 from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import TimeSource
 from bijli.tools.fleet import dormant
 from bijli.tools.node import config as config_mod
+from bijli.tools.node import household
 from bijli.tools.node.fleet import member_config
 from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
+ADVANCE_SLICE_S = 0.2  # real time of one commit group of a cooperative advance (a signal waits at most this)
 
 
 class FleetEngine:
     """The meters ``indices`` of one fleet, on one shard database and one shared clock."""
 
     def __init__(self, base: config_mod.Config, indices: Sequence[int], store: ShardStore, clock: TimeSource, *,
-                 cache_size: int = DEFAULT_CACHE):
+                 cache_size: int = DEFAULT_CACHE, load_profile: str | None = None):
         if cache_size < 1:
             raise ConfigError("cache_size", "at least one meter must fit in the cache of hydrated meters")
         if base.hal.samples != "synthetic":
@@ -57,12 +62,18 @@ class FleetEngine:
         self.store = store
         self.clock = clock
         self.cache_size = cache_size
+        if load_profile is not None:
+            household.profile(load_profile, 0)  # ValueError: not a profile
+        self.load_profile = load_profile  # None: meters draw only what a console gives them
+        self._slot: dict[int, datetime] = {}  # the household slot whose load a meter draws (RAM)
+        self._manual: set[int] = set()  # meters whose typed load overrides the profile
         self.start = clock.now()
         self._marks: list[datetime] = []  # shared-clock times of the steps some meter has not reached
         self._mark_base = 0  # how many marks every meter has passed (pruned from _marks)
         self._pos: dict[int, int] = {}  # a hydrated meter's position: how many marks it has reached
         self._at: Counter[int] = Counter({0: len(self.indices)})  # position -> meters there
         self._dormant: dict[int, bytes] = {}  # tools.fleet.dormant records
+        self._unsaved: set[int] = set()  # dormant meters whose RAM holds something uncommitted (Meter.unsaved)
         self._layout = dormant.Layout()  # where the shared configuration is, found once
         self._hydrated: OrderedDict[int, MeterNode] = OrderedDict()  # least recently observed first
         self._pinned: dict[int, int] = {}
@@ -83,14 +94,87 @@ class FleetEngine:
         self._marks.append(self.clock.now())
         return self.clock.now()
 
+    def advance(self) -> None:
+        """Every meter of the shard walked to now, in one commit group (one fsync for a
+        fleet-wide boundary): what a bench measures, or a read-back wants before it reads."""
+        with self.store.group():
+            for index in self.indices:
+                with self.observe(index):
+                    pass
+
+    def advance_slices(self, budget: float = ADVANCE_SLICE_S) -> Iterator[float]:
+        """:meth:`advance` for a cooperative caller: one commit group per ``budget`` seconds
+        of real time, closed before each yield (the fraction of meters done), so what runs in
+        between (an association delivering a token, committed before it is acknowledged) is
+        never inside a group, and a stop between slices finds every walked meter committed.
+        A meter is walked whole once begun: its marks cannot be split (see the module text)."""
+        indices = self.indices
+        done = 0
+        while done < len(indices):
+            until = time.monotonic() + budget
+            with self.store.group():
+                while done < len(indices):
+                    with self.observe(indices[done]):
+                        pass
+                    done += 1
+                    if time.monotonic() >= until:
+                        break
+            yield done / len(indices)
+
     def _catch_up(self, index: int, node: MeterNode) -> None:
+        """Meter ``index`` to now, through every mark it has not reached. With a load
+        profile, each step is also cut at the household slot edges of the shared clock
+        inside it and each slot's load drawn at its edge, as :meth:`Fleet.step_slices`
+        walks it: those marks are the meter's own, derived (every slot edge, the load from
+        the meter's seed), never stored."""
         offset = node.clock.offset  # type: ignore[attr-defined]
-        i = bisect.bisect_right(self._marks, node.meter.now - offset)
+        stands = node.meter.now - offset  # where the meter is on the shared clock
+        i = bisect.bisect_right(self._marks, stands)
+        profiled = self.load_profile is not None
+        if profiled:
+            self._follow(index, node)  # born, restarted or its clock set: the slot it is in now
         for mark in self._marks[i:]:
+            if profiled:
+                edge = household.next_slot(stands)
+                while edge < mark:
+                    node.meter.advance_to(edge + offset)
+                    self._follow(index, node)
+                    edge = household.next_slot(edge)
             node.meter.advance_to(mark + offset)
+            if profiled:
+                self._follow(index, node)
+            stands = mark
         if not self.clock.simulated:
+            if profiled:  # the slot edges since it was last observed, on its own clock
+                edge = household.next_slot(node.meter.now)
+                while edge < node.clock.now():
+                    node.meter.advance_to(edge)
+                    self._follow(index, node)
+                    edge = household.next_slot(edge)
             node.tick()
+            if profiled:
+                self._follow(index, node)
         self._reached(index, self._mark_base + len(self._marks))
+
+    def _follow(self, index: int, node: MeterNode) -> None:
+        """Draw the household load of the slot the meter's time is in (Member.follow_profile)."""
+        if index in self._manual:
+            return
+        slot, point = household.follow(household.profile(self.load_profile, index), self._slot.get(index),
+                                       node.meter.now)
+        self._slot[index] = slot
+        if point is not None:
+            node.draw(point.amps, point.pf, point.lagging, None)
+
+    def typed_load(self, index: int) -> None:
+        """A console gave meter ``index`` a load: it overrides the load profile from now on."""
+        self._manual.add(index)
+
+    def load_profile_of(self, index: int) -> str:
+        """What meter ``index`` draws: 'manual' (a typed load), the profile's name, or 'none'."""
+        if index in self._manual:
+            return "manual"
+        return self.load_profile or "none"
 
     def _reached(self, index: int, position: int) -> None:
         """Meter ``index`` has applied every mark before ``position``. Marks every meter
@@ -153,6 +237,7 @@ class FleetEngine:
         cfg = member_config(self.base, index)
         clock = ClockView(self.clock)
         blob = self._dormant.pop(index, None)
+        self._unsaved.discard(index)
         self.hydrations += 1
         if blob is None:
             memory = self.store.memory(index)
@@ -186,6 +271,8 @@ class FleetEngine:
                "offset": node.clock.offset,  # type: ignore[attr-defined]
                "counters": node.security.counters.positions(), "mark": self._pos.pop(index, 0)}
         self._dormant[index] = dormant.pack(ram, node.cfg.meter, node.source, self._layout)
+        if node.meter.unsaved():
+            self._unsaved.add(index)
         self.dehydrations += 1
 
     def _evict(self) -> None:
@@ -221,15 +308,33 @@ class FleetEngine:
 
     # --- end -------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Save every meter that was ever started (one commit group), then close the shard."""
-        with self.store.group():
-            for index in list(self._dormant):
-                with self.observe(index) as node:
+        """A clean stop, in one commit group, costing the meters with something unsaved.
+
+        A hydrated meter stops as ``bijli meter`` stops (counters flushed, :meth:`Meter.shutdown`).
+        A dormant meter whose RAM holds nothing its last commit lacks (:meth:`Meter.unsaved`,
+        noted when it was dehydrated) costs nothing: its last commit is its state. One that
+        does is resumed from its record with :meth:`Meter.resume` alone (no object list, no
+        DLMS server, no console) and stopped the same way. No meter is walked to now: a
+        dormant meter stops at the time it was last observed, and after a restart its power
+        failure starts there (README, "A shard's clean stop")."""
+        try:
+            with self.store.group():
+                for index in sorted(self._unsaved):
+                    self._stop_dormant(index)
+                for node in self._hydrated.values():
                     node.security.counters.flush()
-                    node.meter.save()
-            for index, node in list(self._hydrated.items()):
-                node.security.counters.flush()
-                node.meter.save()
-        self._hydrated.clear()
-        self._dormant.clear()
-        self.store.close()
+                    node.meter.shutdown()
+        finally:
+            self._hydrated.clear()
+            self._dormant.clear()
+            self._unsaved.clear()
+            self.store.close()
+
+    def _stop_dormant(self, index: int) -> None:
+        cfg = member_config(self.base, index)
+        ram = dormant.unpack(self._dormant[index], cfg.meter, index)
+        meter = Meter.resume(cfg.meter, self.store.memory(index), ram["meter"])
+        counters = security_settings(meter).counters
+        counters.resume(ram["counters"])
+        counters.flush()
+        meter.shutdown()

@@ -17,17 +17,14 @@ lines; ``tools.fleet_cmd`` serves it.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import copy
-import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
-from bijli.firmware.console import Reply, parse_duration
+from bijli.firmware.console import Reply
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
 from bijli.firmware.sts.keys import Pan
@@ -36,7 +33,8 @@ from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
 from bijli.tools.node.config import PIN_ROLES
 from bijli.tools.node.devices import Devices
-from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples, run_cooperatively
+from bijli.tools.node.fleet_console import FleetCommands, fit_member_console
+from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 
 # Per tick a member measures this much of its waveform and integrates the rest of
 # the gap at the same steady load: a fleet's loads are synthetic and constant
@@ -94,13 +92,9 @@ class Member:
         """Apply the household load of the slot the meter's time is in."""
         if self.manual:
             return
-        now = self.node.meter.now
-        slot = household.slot_start(now)
-        if slot == self.slot:
-            return
-        self.slot = slot
-        point = self.load.at(now)
-        self.node.set_load(point.amps, point.pf, point.lagging, None)
+        self.slot, point = household.follow(self.load, self.slot, self.node.meter.now)
+        if point is not None:
+            self.node.set_load(point.amps, point.pf, point.lagging, None)
 
     def manifest(self) -> dict:
         """What a head-end and a vending system need to talk to this meter and vend for it."""
@@ -108,8 +102,8 @@ class Member:
                 "load_profile": self.load.name}
 
 
-class Fleet:
-    """N members sharing one clock; ``execute`` is the fleet console."""
+class Fleet(FleetCommands):
+    """N members sharing one clock; ``execute`` is the fleet console (:mod:`tools.node.fleet_console`)."""
 
     def __init__(self, base: config_mod.Config, count: int, state_dir: str | Path, clock: TimeSource, *,
                  load_profile: str = "random", block_seconds: float = FLEET_BLOCK_SECONDS, resume: bool = False):
@@ -117,11 +111,10 @@ class Fleet:
             raise ConfigError("--count", "a fleet has at least one meter")
         if base.hal.samples != "synthetic":
             raise ConfigError("hal.samples", "fleet meters draw synthetic household loads; use synthetic")
-        self.clock = clock
+        super().__init__(clock)
         self.state_dir = Path(state_dir)
         self.load_profile = load_profile
         self.members: list[Member] = []
-        self._pending_step: float | None = None
         try:
             for i in range(count):
                 cfg = member_config(base, i)
@@ -136,37 +129,12 @@ class Fleet:
         except BaseException:
             self.shutdown()
             raise
-        self.commands = {
-            "help": (self._help, "help", "this list"),
-            "status": (self._status, "status [--json]", "one line per meter: serial, port, relay, credit, energy, power"),
-            "meter": (self._meter, "meter I COMMAND ...", "run a meter's console command on meter I (0-based); "
-                                                          "'meter I help' lists them"),
-            "step": (self._step, "step DURATION", "advance the shared simulated clock for all meters (90s, 15m, 6h, 3d)"),
-            "time": (self._time, "time", "the shared clock"),
-            "quit": (self._quit, "quit", "stop every meter (state is saved)"),
-        }
 
     def _wire_console(self, member: Member) -> None:
         """A member's own console, fitted to the fleet: a step moves the shared clock
         (so all meters, through the fleet), a typed load overrides the profile, and
         quit belongs to the fleet."""
-        console = member.node.console
-        load_handler, load_usage, load_text = console.commands["load"]
-
-        def load(words: list[str]) -> str:
-            out = load_handler(words)
-            member.manual = True
-            return out
-
-        def step(words: list[str]) -> Reply:
-            return self._step(words)
-
-        def quit_(words: list[str]) -> Reply:
-            return Reply("error: quit stops the whole fleet: type quit at the fleet prompt", ok=False)
-
-        console.register("load", load, load_usage, load_text + " (overrides the fleet's load profile)")
-        console.register("step", step, "step DURATION", "advance the shared simulated clock: every meter steps")
-        console.register("quit", quit_, "quit", "(in a fleet: stop the fleet with its own quit)")
+        fit_member_console(member.node.console, self._step, lambda: setattr(member, "manual", True))
 
     # --- time ----------------------------------------------------------------------------
     def tick(self) -> None:
@@ -176,11 +144,6 @@ class Fleet:
             m.node.tick()
             m.follow_profile()
             m.node.devices.tick()
-
-    def step(self, seconds: float) -> None:
-        """Advance the shared simulated clock, all of it at once."""
-        for _ in self.step_slices(seconds):
-            pass
 
     def step_slices(self, seconds: float) -> Iterator[float]:
         """Advance the shared simulated clock; meters walk it slot by slot, so each
@@ -204,48 +167,7 @@ class Fleet:
                 yield ((now - start).total_seconds() * len(self.members) + part.total_seconds() * (i + 1)) / total
             self.clock.step(part.total_seconds())  # type: ignore[attr-defined]
 
-    # --- console -------------------------------------------------------------------------
-    def execute(self, line: str) -> Reply:
-        """One fleet console line; a step runs whole."""
-        reply = self._execute(line)
-        seconds, self._pending_step = self._pending_step, None
-        if seconds is None:
-            return reply
-        self.step(seconds)
-        return Reply(self.clock.now().isoformat(timespec="seconds"))
-
-    async def execute_async(self, line: str, stopping: asyncio.Event) -> Reply:
-        """One fleet console line; a step lets every meter's DLMS in between its slices and
-        ends early when ``stopping`` is set."""
-        reply = self._execute(line)
-        seconds, self._pending_step = self._pending_step, None
-        if seconds is None:
-            return reply
-        label = f"fleet step {line.split()[-1]}"
-        if not await run_cooperatively(self.step_slices(seconds), stopping, label, self.clock.now):
-            return Reply(f"{label} stopped at {self.clock.now().isoformat(timespec='seconds')}", ok=False)
-        return Reply(self.clock.now().isoformat(timespec="seconds"))
-
-    def _execute(self, line: str) -> Reply:
-        words = line.split()
-        if not words:
-            return Reply("")
-        entry = self.commands.get(words[0].lower())
-        if entry is None:
-            return Reply(f"error: unknown command {words[0]!r}; type help", ok=False)
-        handler, usage, _ = entry
-        # 'meter I ...' hands the rest of the line on as typed (its quoting included)
-        args = line.strip().split(None, 2)[1:] if handler == self._meter else words[1:]
-        try:
-            out = handler(args)
-        except (FirmwareError, ValueError) as exc:
-            return Reply(f"error: {exc}\nusage: {usage}", ok=False)
-        return out if isinstance(out, Reply) else Reply(out)
-
-    def _help(self, words: list[str]) -> str:
-        width = max(len(u) for _, u, _ in self.commands.values())
-        return "\n".join(f"{usage:<{width}}  {text}" for _, usage, text in self.commands.values())
-
+    # --- console (the words are tools.node.fleet_console's) --------------------------------
     def rows(self) -> list[dict]:
         out = []
         for m in self.members:
@@ -254,45 +176,10 @@ class Fleet:
             out.append({"index": m.index, "port": m.port, "load_profile": "manual" if m.manual else m.load.name, **s})
         return out
 
-    def _status(self, words: list[str]) -> str:
-        if words == ["--json"]:
-            return json.dumps(self.rows(), sort_keys=True)
-        if words:
-            raise CommandError("status takes only --json")
-        lines = [f"{'#':>3}  {'serial':<12} {'port':>5}  {'relay':<12} {'credit':>10} {'kWh':>10} "
-                 f"{'W':>8} {'A':>7}  load"]
-        for r in self.rows():
-            lines.append(f"{r['index']:>3}  {r['serial']:<12} {r['port'] or '-':>5}  {r['relay']:<12} "
-                         f"{r['credit']:>10} {r['energy_import_kwh']:>10.3f} {r['power_w']:>8.1f} "
-                         f"{r['current']:>7.2f}  {r['load_profile']}")
-        return "\n".join(lines)
-
-    def _meter(self, words: list[str]) -> Reply:
-        if len(words) != 2:
-            raise CommandError("meter needs an index and a command")
-        try:
-            index = int(words[0])
-        except ValueError:
-            raise CommandError(f"not a meter index: {words[0]!r}") from None
+    def meter_reply(self, index: int, line: str) -> Reply:
         if not 0 <= index < len(self.members):
             raise CommandError(f"no meter {index}: the fleet has 0..{len(self.members) - 1}")
-        reply = self.members[index].node.execute(words[1])
-        return dataclasses.replace(reply, quit=False)
-
-    def _step(self, words: list[str]) -> str:
-        """Checked here, run by :meth:`execute` or :meth:`execute_async` after the line."""
-        if len(words) != 1:
-            raise CommandError("step needs one DURATION")
-        if not self.clock.simulated:
-            raise CommandError("step needs the simulated clock (--clock sim)")
-        self._pending_step = parse_duration(words[0])
-        return ""
-
-    def _time(self, words: list[str]) -> str:
-        return self.clock.now().isoformat(timespec="seconds")
-
-    def _quit(self, words: list[str]) -> Reply:
-        return Reply("stopping the fleet", quit=True)
+        return self.members[index].node.execute(line)
 
     # --- end -----------------------------------------------------------------------------
     def manifest(self) -> dict:

@@ -43,6 +43,14 @@ def next_slot(t: datetime) -> datetime:
     return slot_start(t) + SLOT
 
 
+def follow(load: "HouseholdLoad | ConstantLoad", applied: datetime | None,
+           now: datetime) -> tuple[datetime, LoadPoint | None]:
+    """The slot ``now`` is in, and the load to draw from ``now`` on if that is not the
+    slot ``applied`` (None when the load of ``now``'s slot is already drawn)."""
+    slot = slot_start(now)
+    return slot, (None if slot == applied else load.at(now))
+
+
 @dataclass(frozen=True)
 class ConstantLoad:
     amps: float = 5.0

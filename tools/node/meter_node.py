@@ -55,6 +55,7 @@ from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 from bijli.firmware.cosem.object_list import build_objects
 from bijli.firmware.cosem.results import host_refusal
 from bijli.firmware.storage import DB_NAME, Storage
+from bijli.firmware.sts.crc import DEFAULT_CURRENCY_CRC
 from bijli.hal.clock import RealClock, SimClock, TimeSource, meter_local
 from bijli.hal.samples import open_source
 from bijli.tools.errors import UsageError
@@ -225,6 +226,8 @@ class MeterNode:
         vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
                      "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
                      "--base", str(v.base), "--ken", str(v.ken)]
+        if self.cfg.meter.sts.currency_crc is not DEFAULT_CURRENCY_CRC:  # a vend from the manifest matches the meter
+            vend_args += ["--currency-crc", sts["currency_crc"]]
         dl = self.cfg.meter.dlms
         return {
             "serial": self.cfg.meter.identity.serial,
@@ -276,6 +279,12 @@ class MeterNode:
 
     def set_load(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None:
         self.tick()  # the old load's energy up to now
+        self.draw(current, pf, lagging, voltage)
+
+    def draw(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None:
+        """The consumer draws this load from the meter's own time on, metered up to there
+        already: :meth:`set_load` without its tick (a fleet engine replaying a dormant
+        meter's past applies each household slot's load at its edge, behind the clock)."""
         if not hasattr(self.source, "set_load"):
             raise FirmwareError(f"the sample source {self.cfg.hal.samples!r} has no settable load")
         if voltage is not None:
