@@ -25,7 +25,11 @@ committed step: a token's TID and its credit are committed together, and the
 consumption charged to the account always matches the energy registers.
 Energy is committed every ``storage.save_interval_s`` of meter time, at every
 profile capture and with every token: a power cut loses at most that interval's
-consumption, and it loses it from the registers and the account alike.
+consumption, and it loses it from the registers and the account alike. A jump
+(:meth:`Meter.advance_to`) is one step of the simulated clock and one commit group
+(:meth:`Storage.group`): its steps are savepoints of one transaction, on disk together
+(one fsync, one seal), so a power cut while the jump is computed leaves the meter where
+the jump began, as a cut just before it would; what the meter logs is the same.
 
 Storage failing (a full disk, a write error): memory changes only when a step's
 commit succeeds. :meth:`Meter._step` keeps what a step may change in RAM and puts it
@@ -490,7 +494,54 @@ class Meter:
     def _walk(self, until: datetime, *, integrate: bool) -> None:
         """Move meter time to ``until`` boundary by boundary, settling at each. With
         ``integrate`` the segment's energy is added at steady load (a jump); without it
-        the caller has measured the energy already (samples)."""
+        the caller has measured the energy already (samples). A jump longer than one
+        segment is one commit group (:meth:`_walk_grouped`) when storage works and no
+        group is open already (a fleet's); what the meter does is the same either way."""
+        if (integrate and until - self.now > MAX_SEGMENT and self.storage_fault is None
+                and not self.storage.in_group and self._walk_grouped(until)):
+            return
+        self._walk_steps(until, integrate=integrate, grouped=False)
+
+    def _walk_grouped(self, until: datetime) -> bool:
+        """The jump to ``until`` as one commit group: every step a savepoint of one
+        transaction, committed (one fsync, one seal) at the end; the state records are
+        written once, as the jump's last committed step left them (each step inside would
+        only overwrite the one before). A power cut during the jump leaves the meter
+        where the jump began, as if the cut came just before it: the jump is one step
+        of the simulated clock, and the clock resumes at the last committed time.
+        Events reach the listeners once the group is on disk. When storage fails
+        anywhere in the group, the meter's RAM goes back to the jump's start (energy
+        included) and the jump is walked again step by step, which meters on in memory
+        and retries as :meth:`_walk_steps` always does. Returns whether it committed."""
+        kept, metrology = self._keep(), copy.deepcopy(self.metrology)
+        relay_before = self.relay.output_state
+        outer, self._notices = self._notices, []
+        try:
+            with self.storage.group():
+                state = self._walk_steps(until, integrate=True, grouped=True)
+                if state is not None:
+                    with self.storage.transaction() as tx:
+                        self._put_state(tx, state)
+        except StorageError:
+            moved = self.relay.output_state
+            self.__dict__.update(kept)
+            self.metrology = metrology
+            self._notices = outer
+            if moved != relay_before:
+                self.on_relay(self.relay.output_state)
+            return False
+        notices, self._notices = self._notices, outer
+        for event in notices:
+            self._notify(event)
+        return True
+
+    def _walk_steps(self, until: datetime, *, integrate: bool, grouped: bool) -> tuple | None:
+        """The walk itself. ``grouped``: inside :meth:`_walk_grouped`'s commit group, each
+        committed step is a savepoint whose failure aborts the whole group, and the state
+        records of the last one are returned (:meth:`_state`) for the group to write;
+        otherwise each is its own transaction, and one that fails is kept in memory and
+        retried."""
+        state = None
         while self.now < until:
             start = self.now
             nxt = min(until, self._next_boundary(start))
@@ -506,7 +557,16 @@ class Meter:
             captures = self.scheduler.due(start, nxt)  # the captures in (start, nxt]: at nxt, or none
             due = captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s
             committed = False
-            if due and (self._retry_at is None or self.now >= self._retry_at):
+            if due and grouped:
+                with self.storage.transaction() as tx:  # a savepoint of the group
+                    self._settle(tx)
+                    for c in captures:
+                        self._capture(tx, c.profiles)
+                    self._flush_pending(tx)
+                state = self._state(copied=True)
+                committed = True
+                self._last_save = self.now
+            elif due and (self._retry_at is None or self.now >= self._retry_at):
                 try:
                     with self._step() as tx:
                         self._settle(tx)
@@ -523,6 +583,7 @@ class Meter:
                 for c in captures:
                     self._capture(None, c.profiles)
             self.high_water = max(self.high_water, nxt)
+        return state
 
     def _next_boundary(self, now: datetime) -> datetime:
         candidates = [now + MAX_SEGMENT]
@@ -764,6 +825,12 @@ class Meter:
         self._retry_at = None
 
     def _write_state(self, tx: Transaction) -> None:
+        self._flush_pending(tx)
+        self._put_state(tx, self._state(copied=False))
+
+    def _flush_pending(self, tx: Transaction) -> None:
+        """A committed step's rows: what earlier steps held for it, the security tallies
+        of windows that ended; and the time it is committed at."""
         for code, detail in self._pending_events:
             self._log(tx, code, detail)
         self._pending_events = []
@@ -781,18 +848,32 @@ class Meter:
         self._pending_rows = []
         self.progress.last_now = self.now
         self.high_water = max(self.high_water, self.now)
-        tx.put(_HIGH_WATER, self.high_water.isoformat())
-        tx.put("energy", asdict(self.metrology.energy))
-        tx.put("tariff", self.tariff_state.to_dict())
-        tx.put("account", self.account.to_dict())
-        tx.put("sts", self.sts.to_dict())
-        tx.put("relay", self.relay.to_dict())
-        tx.put("limiter", self.limiter.to_dict())
-        tx.put("progress", self.progress.to_dict())
-        tx.put("billing_progress", self.billing_progress.to_dict())
-        tx.put(COUNTERS_KEY, self.counters.to_dict())
-        tx.put(TIERS_KEY, self.tiers.to_dict())
-        tx.put(DURATIONS_KEY, self.durations.to_dict())
+
+    def _state(self, *, copied: bool) -> tuple:
+        """The state records' sources as they are now. ``copied``: the mutable records
+        copied (their fields are only ever replaced, never changed in place, so a shallow
+        copy holds them), to be written later by :meth:`_put_state`."""
+        mutable = (self.progress, self.billing_progress, self.counters, self.durations)
+        if copied:
+            mutable = tuple(copy.copy(r) for r in mutable)
+        return (self.high_water, self.metrology.energy, self.tariff_state, self.account, self.sts, self.relay,
+                self.limiter, *mutable, self.tiers)
+
+    @staticmethod
+    def _put_state(tx: Transaction, state: tuple) -> None:
+        high_water, energy, tariff, account, sts, relay, limiter, progress, billing, counters, durations, tiers = state
+        tx.put(_HIGH_WATER, high_water.isoformat())
+        tx.put("energy", asdict(energy))
+        tx.put("tariff", tariff.to_dict())
+        tx.put("account", account.to_dict())
+        tx.put("sts", sts.to_dict())
+        tx.put("relay", relay.to_dict())
+        tx.put("limiter", limiter.to_dict())
+        tx.put("progress", progress.to_dict())
+        tx.put("billing_progress", billing.to_dict())
+        tx.put(COUNTERS_KEY, counters.to_dict())
+        tx.put(TIERS_KEY, tiers.to_dict())
+        tx.put(DURATIONS_KEY, durations.to_dict())
 
     def save(self) -> None:
         with self._step() as tx:
