@@ -78,7 +78,8 @@ from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefus
                               next_friendly_boundary, supply_decision)
 from bijli.firmware.push import PushConfig
 from bijli.firmware.records import from_record, to_record
-from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Profile, ProfileConfig, ProfileSet,
+from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Capture, Profile, ProfileConfig,
+                               ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
@@ -542,9 +543,22 @@ class Meter:
         otherwise each is its own transaction, and one that fails is kept in memory and
         retried."""
         state = None
+        fresh = False  # grouped: the RAM holds the state the last committed step left
+        capture: Capture | None = None  # the next capture after the step's start
+        friendly: datetime | None = None  # the next friendly-hour edge after it
         while self.now < until:
             start = self.now
-            nxt = min(until, self._next_boundary(start))
+            # each stays the answer until it is reached (both depend on the time alone)
+            if capture is None or capture.time <= start:
+                capture = self.scheduler.next_capture(start)
+            if friendly is None or friendly <= start:
+                friendly = next_friendly_boundary(self.config.prepaid, start)
+            nxt = min(until, self._next_boundary(start, capture, friendly))
+            # the captures in (start, nxt]: the next one if it falls at nxt, or none
+            captures = [capture] if capture is not None and capture.time == nxt else []
+            due = captures or (nxt - self._last_save).total_seconds() >= self.config.storage.save_interval_s
+            if fresh and not due:  # this step is not committed: keep what the last one left
+                state, fresh = self._state(copied=True), False
             seconds = (nxt - start).total_seconds()
             meas = self._steady(self.metrology.measurements)
             if integrate:
@@ -554,8 +568,6 @@ class Meter:
             self.durations.power_on_s += seconds  # powered: the meter lives this segment
             self.durations.period_power_on_s += seconds
             self.now = nxt
-            captures = self.scheduler.due(start, nxt)  # the captures in (start, nxt]: at nxt, or none
-            due = captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s
             committed = False
             if due and grouped:
                 with self.storage.transaction() as tx:  # a savepoint of the group
@@ -563,7 +575,7 @@ class Meter:
                     for c in captures:
                         self._capture(tx, c.profiles)
                     self._flush_pending(tx)
-                state = self._state(copied=True)
+                state, fresh = None, True
                 committed = True
                 self._last_save = self.now
             elif due and (self._retry_at is None or self.now >= self._retry_at):
@@ -583,16 +595,16 @@ class Meter:
                 for c in captures:
                     self._capture(None, c.profiles)
             self.high_water = max(self.high_water, nxt)
-        return state
+        return self._state(copied=False) if fresh else state
 
-    def _next_boundary(self, now: datetime) -> datetime:
+    def _next_boundary(self, now: datetime, capture: Capture | None, friendly: datetime | None) -> datetime:
+        """The first instant after ``now`` where something may change: the longest segment,
+        the next capture, friendly-hour edge, billing time or midnight."""
         candidates = [now + MAX_SEGMENT]
-        c = self.scheduler.next_capture(now)
-        if c is not None:
-            candidates.append(c.time)
-        f = next_friendly_boundary(self.config.prepaid, now)
-        if f is not None:
-            candidates.append(f)
+        if capture is not None:
+            candidates.append(capture.time)
+        if friendly is not None:
+            candidates.append(friendly)
         b = self.config.tariff.next_billing_time(self.tariff_state)
         if b > now:
             candidates.append(b)
