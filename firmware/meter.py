@@ -531,6 +531,9 @@ class Meter:
             if moved != relay_before:
                 self.on_relay(self.relay.output_state)
             return False
+        except BaseException:
+            self._notices = outer
+            raise
         notices, self._notices = self._notices, outer
         for event in notices:
             self._notify(event)
@@ -667,9 +670,9 @@ class Meter:
 
     def _charge_consumption(self, until: datetime, events: list) -> None:
         start = self.progress.charged_until or until
-        wh = self.metrology.energy.active_import_wh - self.progress.charged_wh
+        e = self.metrology.energy
+        wh = e.active_import_wh - self.progress.charged_wh
         if until >= start:  # the energy since the last charge, into the tiers the tariff prices it in
-            e = self.metrology.energy
             self.tiers = self.tiers.add_energy(e.active_import_wh, e.apparent_import_vah,
                                                self.config.tariff.tier_shares(start, until))
         if until > start:
