@@ -25,7 +25,11 @@ committed step: a token's TID and its credit are committed together, and the
 consumption charged to the account always matches the energy registers.
 Energy is committed every ``storage.save_interval_s`` of meter time, at every
 profile capture and with every token: a power cut loses at most that interval's
-consumption, and it loses it from the registers and the account alike.
+consumption, and it loses it from the registers and the account alike. A jump
+(:meth:`Meter.advance_to`) is one step of the simulated clock and one commit group
+(:meth:`Storage.group`): its steps are savepoints of one transaction, on disk together
+(one fsync, one seal), so a power cut while the jump is computed leaves the meter where
+the jump began, as a cut just before it would; what the meter logs is the same.
 
 Storage failing (a full disk, a write error): memory changes only when a step's
 commit succeeds. :meth:`Meter._step` keeps what a step may change in RAM and puts it
@@ -74,7 +78,8 @@ from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefus
                               next_friendly_boundary, supply_decision)
 from bijli.firmware.push import PushConfig
 from bijli.firmware.records import from_record, to_record
-from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Profile, ProfileConfig, ProfileSet,
+from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAverager, Capture, Profile, ProfileConfig,
+                               ProfileSet,
                                block_load_values, cumulative_values, profile_config_from_table)
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
@@ -490,10 +495,73 @@ class Meter:
     def _walk(self, until: datetime, *, integrate: bool) -> None:
         """Move meter time to ``until`` boundary by boundary, settling at each. With
         ``integrate`` the segment's energy is added at steady load (a jump); without it
-        the caller has measured the energy already (samples)."""
+        the caller has measured the energy already (samples). A jump longer than one
+        segment is one commit group (:meth:`_walk_grouped`) when storage works and no
+        group is open already (a fleet's); what the meter does is the same either way."""
+        if (integrate and until - self.now > MAX_SEGMENT and self.storage_fault is None
+                and not self.storage.in_group and self._walk_grouped(until)):
+            return
+        self._walk_steps(until, integrate=integrate, grouped=False)
+
+    def _walk_grouped(self, until: datetime) -> bool:
+        """The jump to ``until`` as one commit group: every step a savepoint of one
+        transaction, committed (one fsync, one seal) at the end; the state records are
+        written once, as the jump's last committed step left them (each step inside would
+        only overwrite the one before). A power cut during the jump leaves the meter
+        where the jump began, as if the cut came just before it: the jump is one step
+        of the simulated clock, and the clock resumes at the last committed time.
+        Events reach the listeners once the group is on disk. When storage fails
+        anywhere in the group, the meter's RAM goes back to the jump's start (energy
+        included) and the jump is walked again step by step, which meters on in memory
+        and retries as :meth:`_walk_steps` always does. Returns whether it committed."""
+        kept, metrology = self._keep(), copy.deepcopy(self.metrology)
+        relay_before = self.relay.output_state
+        outer, self._notices = self._notices, []
+        try:
+            with self.storage.group():
+                state = self._walk_steps(until, integrate=True, grouped=True)
+                if state is not None:
+                    with self.storage.transaction() as tx:
+                        self._put_state(tx, state)
+        except StorageError:
+            moved = self.relay.output_state
+            self.__dict__.update(kept)
+            self.metrology = metrology
+            self._notices = outer
+            if moved != relay_before:
+                self.on_relay(self.relay.output_state)
+            return False
+        except BaseException:
+            self._notices = outer
+            raise
+        notices, self._notices = self._notices, outer
+        for event in notices:
+            self._notify(event)
+        return True
+
+    def _walk_steps(self, until: datetime, *, integrate: bool, grouped: bool) -> tuple | None:
+        """The walk itself. ``grouped``: inside :meth:`_walk_grouped`'s commit group, each
+        committed step is a savepoint whose failure aborts the whole group, and the state
+        records of the last one are returned (:meth:`_state`) for the group to write;
+        otherwise each is its own transaction, and one that fails is kept in memory and
+        retried."""
+        state = None
+        fresh = False  # grouped: the RAM holds the state the last committed step left
+        capture: Capture | None = None  # the next capture after the step's start
+        friendly: datetime | None = None  # the next friendly-hour edge after it
         while self.now < until:
             start = self.now
-            nxt = min(until, self._next_boundary(start))
+            # each stays the answer until it is reached (both depend on the time alone)
+            if capture is None or capture.time <= start:
+                capture = self.scheduler.next_capture(start)
+            if friendly is None or friendly <= start:
+                friendly = next_friendly_boundary(self.config.prepaid, start)
+            nxt = min(until, self._next_boundary(start, capture, friendly))
+            # the captures in (start, nxt]: the next one if it falls at nxt, or none
+            captures = [capture] if capture is not None and capture.time == nxt else []
+            due = captures or (nxt - self._last_save).total_seconds() >= self.config.storage.save_interval_s
+            if fresh and not due:  # this step is not committed: keep what the last one left
+                state, fresh = self._state(copied=True), False
             seconds = (nxt - start).total_seconds()
             meas = self._steady(self.metrology.measurements)
             if integrate:
@@ -503,10 +571,17 @@ class Meter:
             self.durations.power_on_s += seconds  # powered: the meter lives this segment
             self.durations.period_power_on_s += seconds
             self.now = nxt
-            captures = self.scheduler.due(start, nxt)  # the captures in (start, nxt]: at nxt, or none
-            due = captures or (self.now - self._last_save).total_seconds() >= self.config.storage.save_interval_s
             committed = False
-            if due and (self._retry_at is None or self.now >= self._retry_at):
+            if due and grouped:
+                with self.storage.transaction() as tx:  # a savepoint of the group
+                    self._settle(tx)
+                    for c in captures:
+                        self._capture(tx, c.profiles)
+                    self._flush_pending(tx)
+                state, fresh = None, True
+                committed = True
+                self._last_save = self.now
+            elif due and (self._retry_at is None or self.now >= self._retry_at):
                 try:
                     with self._step() as tx:
                         self._settle(tx)
@@ -523,15 +598,16 @@ class Meter:
                 for c in captures:
                     self._capture(None, c.profiles)
             self.high_water = max(self.high_water, nxt)
+        return self._state(copied=False) if fresh else state
 
-    def _next_boundary(self, now: datetime) -> datetime:
+    def _next_boundary(self, now: datetime, capture: Capture | None, friendly: datetime | None) -> datetime:
+        """The first instant after ``now`` where something may change: the longest segment,
+        the next capture, friendly-hour edge, billing time or midnight."""
         candidates = [now + MAX_SEGMENT]
-        c = self.scheduler.next_capture(now)
-        if c is not None:
-            candidates.append(c.time)
-        f = next_friendly_boundary(self.config.prepaid, now)
-        if f is not None:
-            candidates.append(f)
+        if capture is not None:
+            candidates.append(capture.time)
+        if friendly is not None:
+            candidates.append(friendly)
         b = self.config.tariff.next_billing_time(self.tariff_state)
         if b > now:
             candidates.append(b)
@@ -594,9 +670,9 @@ class Meter:
 
     def _charge_consumption(self, until: datetime, events: list) -> None:
         start = self.progress.charged_until or until
-        wh = self.metrology.energy.active_import_wh - self.progress.charged_wh
+        e = self.metrology.energy
+        wh = e.active_import_wh - self.progress.charged_wh
         if until >= start:  # the energy since the last charge, into the tiers the tariff prices it in
-            e = self.metrology.energy
             self.tiers = self.tiers.add_energy(e.active_import_wh, e.apparent_import_vah,
                                                self.config.tariff.tier_shares(start, until))
         if until > start:
@@ -764,6 +840,12 @@ class Meter:
         self._retry_at = None
 
     def _write_state(self, tx: Transaction) -> None:
+        self._flush_pending(tx)
+        self._put_state(tx, self._state(copied=False))
+
+    def _flush_pending(self, tx: Transaction) -> None:
+        """A committed step's rows: what earlier steps held for it, the security tallies
+        of windows that ended; and the time it is committed at."""
         for code, detail in self._pending_events:
             self._log(tx, code, detail)
         self._pending_events = []
@@ -781,19 +863,32 @@ class Meter:
         self._pending_rows = []
         self.progress.last_now = self.now
         self.high_water = max(self.high_water, self.now)
-        tx.put(_HIGH_WATER, self.high_water.isoformat())
-        tx.put("energy", asdict(self.metrology.energy))
-        tx.put("tariff", self.tariff_state.to_dict())
-        tx.put("account", self.account.to_dict())
-        tx.put("sts", self.sts.to_dict())
-        tx.put("relay", self.relay.to_dict())
-        tx.put("limiter", self.limiter.to_dict())
-        tx.put("progress", self.progress.to_dict())
-        tx.put("billing_progress", self.billing_progress.to_dict())
-        tx.put(COUNTERS_KEY, self.counters.to_dict())
-        tx.put(TIERS_KEY, self.tiers.to_dict())
-        tx.put(DURATIONS_KEY, self.durations.to_dict())
-        self._committed_energy = self.metrology.energy  # (put back with the rest if the commit fails)
+
+    def _state(self, *, copied: bool) -> tuple:
+        """The state records' sources as they are now. ``copied``: the mutable records
+        copied (their fields are only ever replaced, never changed in place, so a shallow
+        copy holds them), to be written later by :meth:`_put_state`."""
+        mutable = (self.progress, self.billing_progress, self.counters, self.durations)
+        if copied:
+            mutable = tuple(copy.copy(r) for r in mutable)
+        return (self.high_water, self.metrology.energy, self.tariff_state, self.account, self.sts, self.relay,
+                self.limiter, *mutable, self.tiers)
+
+    def _put_state(self, tx: Transaction, state: tuple) -> None:
+        high_water, energy, tariff, account, sts, relay, limiter, progress, billing, counters, durations, tiers = state
+        tx.put(_HIGH_WATER, high_water.isoformat())
+        tx.put("energy", asdict(energy))
+        tx.put("tariff", tariff.to_dict())
+        tx.put("account", account.to_dict())
+        tx.put("sts", sts.to_dict())
+        tx.put("relay", relay.to_dict())
+        tx.put("limiter", limiter.to_dict())
+        tx.put("progress", progress.to_dict())
+        tx.put("billing_progress", billing.to_dict())
+        tx.put(COUNTERS_KEY, counters.to_dict())
+        tx.put(TIERS_KEY, tiers.to_dict())
+        tx.put(DURATIONS_KEY, durations.to_dict())
+        self._committed_energy = energy  # (put back with the rest if the commit fails)
 
     def unsaved(self) -> bool:
         """Whether this meter's RAM holds anything its last commit lacks: time metered since

@@ -438,6 +438,10 @@ class ShardStore:
     def in_step(self) -> bool:
         return self._in_tx
 
+    @property
+    def in_group(self) -> bool:
+        return self._in_group
+
 
 def _migrate(db: sqlite3.Connection, schema: int, path: Path) -> None:
     """An older shard schema -> this one, in one transaction. 1 -> 2: CRCs, the commit
@@ -489,6 +493,15 @@ class MeterMemory(NonVolatileMemory):
     def transaction(self) -> Iterator[MeterTransaction]:
         with self.shard._step(self.meter) as tx:
             yield tx
+
+    def group(self):
+        """A commit group of the whole shard (:meth:`ShardStore.group`): this meter's jump
+        of simulated time in one transaction, when no fleet-wide group is open already."""
+        return self.shard.group()
+
+    @property
+    def in_group(self) -> bool:
+        return self.shard.in_group
 
     def put(self, key: str, value: Any) -> None:
         if self.shard.in_step:

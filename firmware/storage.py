@@ -5,7 +5,9 @@ credit it brings in one atomic step, so a power cut can neither lose the credit
 nor let the token be entered twice. Here that step is one sqlite transaction in
 WAL mode with ``synchronous=FULL``: when :meth:`Storage.transaction` returns, the
 change is on disk and survives a SIGKILL or a power cut at any later instant;
-a kill before it returns leaves the database as it was before.
+a kill before it returns leaves the database as it was before. A commit group
+(:meth:`Storage.group`) makes the steps inside it savepoints of one transaction,
+on disk together: a jump of simulated time is one, never a token.
 
 Two kinds of record live here:
 
@@ -345,6 +347,11 @@ class NonVolatileMemory(Protocol):
 
     def transaction(self) -> Any: ...
 
+    def group(self) -> Any: ...
+
+    @property
+    def in_group(self) -> bool: ...
+
     def put(self, key: str, value: Any) -> None: ...
 
     def get(self, key: str, default: Any = None) -> Any: ...
@@ -367,6 +374,7 @@ class Storage(NonVolatileMemory):
         self.state = path.parent
         self._in_tx = False
         self._changes: dict[str, str | None] = {}
+        self._group: dict[str, str | None] | None = None  # a commit group's changes while one is open
         self.commit = commit
         self._records = dict(records or {})  # the committed state blobs, for the seal
         self.seal_stale = False  # the last commit is on disk but the seal could not be rewritten
@@ -442,25 +450,77 @@ class Storage(NonVolatileMemory):
     def transaction(self) -> Iterator[Transaction]:
         """One atomic step: everything written inside commits together or not at all.
         A failed commit (a full disk) raises StorageError and leaves the database, the
-        seal and this object as they were before the step."""
+        seal and this object as they were before the step. Inside :meth:`group` the step
+        is a savepoint of the group's transaction: it is undone alone when it fails, and
+        on disk with the group."""
         if self._in_tx:
             raise StorageError("nested transaction: one firmware step is one transaction")
         self._in_tx = True
         changes: dict[str, str | None] = {}
         self._changes = changes
+        grouped = self._group is not None
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("SAVEPOINT step" if grouped else "BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._db, changes)
-                self._db.execute("UPDATE meta SET value = ? WHERE key = 'commit'", (str(self.commit + 1),))
-                self._db.execute("COMMIT")
+                if grouped:
+                    self._db.execute("RELEASE step")
+                else:
+                    self._db.execute("UPDATE meta SET value = ? WHERE key = 'commit'", (str(self.commit + 1),))
+                    self._db.execute("COMMIT")
             except BaseException:
-                self._rollback()
+                if grouped:
+                    self._db.execute("ROLLBACK TO step")
+                    self._db.execute("RELEASE step")
+                else:
+                    self._rollback()
                 raise
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{self.path}: {exc}") from exc
         finally:
             self._in_tx = False
+        if grouped:
+            self._group.update(changes)
+        else:
+            self._committed(changes)
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """One commit group: every step inside is a savepoint of one transaction, on disk
+        together (one fsync, one seal, one more commit) when the block ends, none of them
+        when it raises or the commit fails (StorageError; the database, the seal and this
+        object are then as before the group). For a jump of simulated time
+        (:meth:`firmware.meter.Meter.advance_to`): a power cut during the jump leaves the
+        meter where the jump began. Nothing that must be acknowledged (a credited token)
+        belongs in a group."""
+        if self._group is not None or self._in_tx:
+            raise StorageError("nested commit group: a group holds steps, not groups")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: {exc}") from exc
+        changes: dict[str, str | None] = {}
+        self._group = changes
+        try:
+            yield
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'commit'", (str(self.commit + 1),))
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._rollback()
+            raise StorageError(f"{self.path}: {exc}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._group = None
+        self._committed(changes)
+
+    @property
+    def in_group(self) -> bool:
+        return self._group is not None
+
+    def _committed(self, changes: dict[str, str | None]) -> None:
+        """A transaction is on disk: count it, seal it, back it up when one is due."""
         self.commit += 1
         for key, text in changes.items():
             if text is None:

@@ -233,10 +233,11 @@ class Line:
 
 def _bill_figures(lines: tuple[Line, ...]) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     """(energy, fixed, duty, total) of a bill with these lines, rounded as a bill is."""
-    energy = sum((ln.amount for ln in lines if ln.kind == "energy"), ZERO)
-    fixed = sum((ln.amount for ln in lines if ln.kind == "fixed"), ZERO)
+    amounts = [(ln, ln.amount) for ln in lines]  # each line rounded once (a meter charges at every capture)
+    energy = sum((amount for ln, amount in amounts if ln.kind == "energy"), ZERO)
+    fixed = sum((amount for ln, amount in amounts if ln.kind == "fixed"), ZERO)
     with localcontext(_CTX):
-        duty_exact = sum((ln.amount * ln.duty_percent / 100 for ln in lines), ZERO)
+        duty_exact = sum((amount * ln.duty_percent / 100 for ln, amount in amounts), ZERO)
     duty = round_paisa(duty_exact)
     return energy, fixed, duty, energy + fixed + duty
 

@@ -156,3 +156,39 @@ def test_a_token_from_an_unknown_source_is_refused_and_changes_nothing(tmp_path)
     outcome = rig.meter.enter_token(t, "keypad")
     assert outcome.source is TokenSource.KEYPAD and outcome.accepted
     assert any("via keypad" in str(e.detail) for e in rig.meter.recent_events(5))
+
+
+def _memory(storage: Storage) -> tuple[dict, list]:
+    """Everything a meter's memory holds: its state records and every profile row."""
+    kv = dict(storage._db.execute("SELECT key, value FROM kv"))
+    rows = list(storage._db.execute("SELECT profile, seq, time, value FROM rows ORDER BY profile, seq"))
+    return kv, rows
+
+
+def test_a_jump_is_one_commit_and_leaves_what_the_step_by_step_walk_leaves(tmp_path):
+    """A jump of simulated time is one commit group (one fsync, one seal); inside a group
+    opened around it already (as a fleet opens one) the meter commits each step as a
+    savepoint instead. Both must leave the same memory, rows and records alike, and the
+    same meter: the credit running out on a friendly Friday evening, the cut at 11:00 on
+    Tuesday, a jump ending 30 s after a capture (between two saves), a recharge."""
+    start = datetime(2024, 6, 14, 17, 0)
+    grouped, stepped = Rig(tmp_path / "grouped", start), Rig(tmp_path / "stepped", start)
+    first, recharge = token("20", start - timedelta(hours=1)), token("2000", datetime(2024, 6, 18, 10))
+    for rig in (grouped, stepped):
+        assert rig.meter.enter_token(first).accepted
+        rig.load(10)
+    for when in (datetime(2024, 6, 15, 12), datetime(2024, 6, 18, 11, 0, 30), datetime(2024, 6, 18, 17, 0, 30)):
+        commits = grouped.storage.commit
+        a = grouped.at(when)
+        assert grouped.storage.commit == commits + 1, "one commit for the whole jump"
+        with stepped.storage.group():
+            b = stepped.meter.advance_to(when) or stepped.meter.status()
+        assert a == b
+        assert _memory(grouped.storage) == _memory(stepped.storage)
+        assert grouped.meter.volatile().keys() == stepped.meter.volatile().keys()
+        assert grouped.meter.progress == stepped.meter.progress and grouped.meter._last_save == stepped.meter._last_save
+        if when.day == 18 and when.hour == 11:
+            assert a["relay"] != "connected"
+            for rig in (grouped, stepped):
+                assert rig.meter.enter_token(recharge).accepted
+    assert grouped.meter.status()["relay"] == "connected"

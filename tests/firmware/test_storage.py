@@ -126,3 +126,87 @@ def test_a_full_disk_fails_the_commit_cleanly_and_the_next_one_succeeds(tmp_path
     assert r.returncode == 0, r.stdout + r.stderr
     assert "refused:" in r.stdout and ("full" in r.stdout or "large" in r.stdout) and r.stdout.endswith("ok\n")
     assert Storage.open(tmp_path).get("account") == {"credit": "20"}
+
+
+def test_a_commit_group_is_one_commit_and_a_failed_step_inside_is_undone_alone(tmp_path):
+    s = Storage.open(tmp_path)
+    first = s.commit
+    with s.group():
+        assert s.in_group
+        s.put("account", {"credit": "10"})
+        with s.transaction() as tx:
+            tx.append("block_load", START, [1], capacity=10)
+            tx.put("sts", [1])
+        with pytest.raises(RuntimeError):
+            with s.transaction() as tx:  # this step alone goes: a savepoint of the group
+                tx.put("account", {"credit": "99"})
+                tx.append("block_load", START, [2], capacity=10)
+                raise RuntimeError("the step fails")
+        with pytest.raises(StorageError, match="nested"):
+            with s.group():
+                pass
+    assert not s.in_group and s.commit == first + 1
+    commit, records = read_seal(tmp_path)
+    assert commit == s.commit and records == {"account": '{"credit":"10"}', "sts": "[1]"}
+    assert [r.values for r in s.rows("block_load")] == [[1]]
+    s.close()
+    again = Storage.open(tmp_path)
+    assert again.get("account") == {"credit": "10"} and again.commit == first + 1
+    again.close()
+
+
+def test_a_commit_group_that_raises_leaves_everything_as_before(tmp_path):
+    s = Storage.open(tmp_path)
+    s.put("account", {"credit": "10"})
+    before = (s.commit, read_seal(tmp_path), s.get("account"))
+    with pytest.raises(RuntimeError):
+        with s.group():
+            s.put("account", {"credit": "20"})
+            with s.transaction() as tx:
+                tx.append("block_load", START, [1], capacity=10)
+            raise RuntimeError("power cut")
+    assert (s.commit, read_seal(tmp_path), s.get("account")) == before and s.rows("block_load") == []
+    s.put("sts", [2])  # the next step commits normally
+    assert s.commit == before[0] + 1
+    s.close()
+
+
+def test_a_commit_group_on_a_full_disk_fails_cleanly(tmp_path):
+    """A real full disk (RLIMIT_FSIZE, as above) while a group is open: StorageError, and
+    the database, the seal and the storage are as they were before the group."""
+    script = textwrap.dedent("""
+        import resource, signal, sys
+        from datetime import datetime
+        from bijli.firmware.errors import StorageError
+        from bijli.firmware.storage import Storage, read_seal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        s = Storage.open(sys.argv[1])
+        s.put("account", {"credit": "10"})
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, hard))
+        before = (s.commit, s.get("account"), read_seal(s.state))
+        try:
+            with s.group():
+                s.put("account", {"credit": "20"})
+                for i in range(200):
+                    with s.transaction() as tx:
+                        tx.append("block_load", datetime(2024, 6, 1), ["x" * 10_000], 1000)
+        except StorageError as exc:
+            print("refused:", exc)
+        else:
+            sys.exit("the group did not fail")
+        assert not s.in_group
+        assert (s.commit, s.get("account"), read_seal(s.state)) == before, "a failed group changed something"
+        assert s.rows("block_load") == []
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        with s.group():
+            s.put("account", {"credit": "20"})
+        assert s.get("account") == {"credit": "20"} and s.commit == before[0] + 1
+        s.close()
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "refused:" in r.stdout and r.stdout.endswith("ok\n")
+    assert Storage.open(tmp_path).get("account") == {"credit": "20"}

@@ -2,7 +2,7 @@
 
 Both run the real Meter on a real sqlite file in a temporary directory: the
 simulated month walks every block-load capture, midnight and friendly-hour
-boundary; each token commit is one fsync'd transaction (WAL, synchronous=FULL)
+boundary (one jump: one commit group of savepoints, one fsync); each token commit is one fsync'd transaction (WAL, synchronous=FULL)
 carrying the TID, the credit and the event row.
 """
 
