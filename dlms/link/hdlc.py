@@ -203,6 +203,13 @@ class HdlcTrigger(enum.Enum):
     __hash__ = object.__hash__
 
 
+# the members the data path compares with for every frame, looked up once: reading an
+# Enum member as a class attribute costs several times a plain attribute on Python 3.11
+_NRM = State.NRM
+_I = HdlcTrigger.I
+_SEND_APDU = HdlcTrigger.SEND_APDU
+
+
 # --- the connection ---------------------------------------------------------------------
 class HdlcConnection:
     """One end of an HDLC link.
@@ -254,6 +261,7 @@ class HdlcConnection:
         self.inter_octet_timeout = inter_octet_timeout
         self.max_apdu_length = max_apdu_length
         self._table = SERVER_TABLE if role is Role.SERVER else CLIENT_TABLE
+        self._is_client = role is Role.CLIENT
 
         self.state = State.NDM
         self.parameters = DEFAULT_PARAMETERS
@@ -338,7 +346,10 @@ class HdlcConnection:
             return False
         if n - k - 6 > self.max_apdu_length + len(LLC_REQUEST):  # the information field's length
             return False
-        action, next_state = self._table[(self.state, HdlcTrigger.I)]
+        state = self.state
+        if state is not _NRM:
+            return False
+        action, next_state = self._table[(state, _I)]
         if action is not _RECEIVE_I:
             return False
         checked = data.translate(REVERSED)
@@ -383,7 +394,7 @@ class HdlcConnection:
         """Queue an APDU (the LLC header is added here); it goes out as the turn
         and the window allow, segmented to the negotiated information field."""
         self._advance(now)
-        self._fire(HdlcTrigger.SEND_APDU, apdu if apdu.__class__ is bytes else bytes(apdu))
+        self._fire(_SEND_APDU, apdu if apdu.__class__ is bytes else bytes(apdu))
 
     def connect(self, parameters: HdlcParameters | None = None, *, with_parameters: bool = True,
                 now: float | None = None) -> None:
@@ -413,9 +424,9 @@ class HdlcConnection:
         if now is None:
             return
         self._now = now
-        if self.role is Role.SERVER:
+        if not self._is_client:
             if (
-                self.state is State.NRM
+                self.state is _NRM
                 and self.inactivity_timeout is not None
                 and now - self._last_heard >= self.inactivity_timeout
             ):
@@ -576,14 +587,15 @@ class HdlcConnection:
         self._want_poll = True
 
     def _do_queue_apdu(self, _trigger: HdlcTrigger, apdu: bytes) -> None:
-        data = (LLC_REQUEST if self.role is Role.CLIENT else LLC_RESPONSE) + apdu
+        client = self._is_client
+        data = (LLC_REQUEST if client else LLC_RESPONSE) + apdu
         size = self.parameters.max_info_tx
         if len(data) <= size:  # the common case: one frame
             self._pending.append((data, False))
         else:
             for start in range(0, len(data), size):
                 self._pending.append((data[start : start + size], start + size < len(data)))
-        if self.role is Role.CLIENT:
+        if client:
             self._outstanding += 1
 
     # -- the data path ----------------------------------------------------------------------
@@ -665,9 +677,9 @@ class HdlcConnection:
     def _transmit_turn(self) -> None:
         """Use the turn, if we hold it: go back to the oldest unacknowledged frame,
         add new ones while the window allows, and hand the turn over with P/F."""
-        if self.state is not State.NRM or not self._turn:
+        if self.state is not _NRM or not self._turn:
             return
-        client = self.role is Role.CLIENT
+        client = self._is_client
         pending, unacked = self._pending, self._unacked
         if self._peer_busy:
             frames: list[tuple[int, bytes, bool]] = []
