@@ -359,7 +359,12 @@ class HdlcConnection:
         self._last_bytes_at = self._last_heard = self._now
         self._unacked.clear()
         self._vr = (self._vr + 1) % 8
-        self._events.append(ApduReceived(self.peer_client, data[k + 6 : -3]))
+        # ApduReceived(client, apdu) without the frozen __init__'s object.__setattr__ per field
+        event = _new(ApduReceived)
+        fields = event.__dict__
+        fields["client_address"] = self.peer_client
+        fields["apdu"] = data[k + 6 : -3] if data.__class__ is bytes else bytes(data[k + 6 : -3])
+        self._events.append(event)
         if c & POLL_FINAL:
             self._turn = True
         self.state = next_state
@@ -729,6 +734,7 @@ _FRAME_TRIGGERS = {kind: HdlcTrigger[kind.name] for kind in FrameType}
 _POLLING_FRAMES = frozenset({FrameType.I, FrameType.RR, FrameType.RNR, FrameType.DISC})
 _H = HdlcConnection
 _RECEIVE_I = _H._do_receive_i  # the action _receive_whole_i stands in for
+_new = object.__new__
 _LOCAL_DEFAULTS = {
     HdlcTrigger.CONNECT: _H._do_refuse,
     HdlcTrigger.SEND_APDU: _H._do_refuse,
