@@ -192,9 +192,12 @@ def read_header(content: bytes) -> SecurityHeader:
     return SecurityHeader(control, int.from_bytes(content[1:5], "big"))
 
 
-def decrypt(content: bytes, system_title: bytes, key: bytes, auth_key: bytes) -> tuple[SecurityHeader, bytes]:
-    """The security header and plaintext of SC || IC || payload; SecurityError if the tag fails."""
-    header = read_header(content)
+def decrypt(content: bytes, system_title: bytes, key: bytes, auth_key: bytes,
+            header: SecurityHeader | None = None) -> tuple[SecurityHeader, bytes]:
+    """The security header and plaintext of SC || IC || payload; SecurityError if the tag fails.
+    ``header``: what :func:`read_header` already gave for this very ``content``."""
+    if header is None:
+        header = read_header(content)
     control = header.control
     iv = _iv(system_title, header.invocation_counter)
     body = bytes(content[HEADER_LENGTH:])
@@ -291,7 +294,18 @@ DEFAULT_RESERVE_STEP = 10_000  # invocation counters reserved per durable write 
 
 
 def rx_counter_name(system_title: bytes) -> str:
-    return "rx:" + system_title.hex()
+    if system_title.__class__ is not bytes:  # (a bytearray or view cannot be a key)
+        return "rx:" + bytes(system_title).hex()
+    name = _RX_NAMES.get(system_title)
+    if name is None:
+        if len(_RX_NAMES) >= 256:
+            _RX_NAMES.clear()  # a server has a few clients; strangers cannot grow it without bound
+        name = _RX_NAMES[system_title] = "rx:" + system_title.hex()
+    return name
+
+
+# each ciphered request looks its client's counter up twice (check, then accept)
+_RX_NAMES: dict[bytes, str] = {}
 
 
 class InvocationCounters:

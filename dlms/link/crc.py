@@ -8,6 +8,14 @@ first. :func:`fcs16` is the hot path: it runs the non-reflected CCITT CRC that
 result, which is the same function as the reflected CRC and several times faster
 than a Python table loop. :func:`fcs16_table` is the plain table-driven form,
 kept as the readable definition the tests compare the fast one against.
+
+The frame paths that run once per frame use the same CRC in two further forms,
+so that neither a check nor an append needs a slice or a second pass: the CRC
+*state* (:func:`reflected_state`, the ``crc_hqx`` register over bit-reversed
+bytes, which can be continued over more bytes), and the *residue*: the state over
+a block followed by its own FCS is always :data:`RESIDUE`, whatever the block
+(ISO/IEC 13239's "good FCS" value 0xF0B8, seen bit-reversed), so a received
+header or frame is checked by one ``crc_hqx`` over it, check bytes included.
 """
 
 from __future__ import annotations
@@ -34,6 +42,26 @@ def fcs16(data: bytes | bytearray | memoryview) -> int:
     """CRC-16/X.25 of ``data`` (the value; put it on the wire little-endian)."""
     crc = crc_hqx(bytes(data).translate(_REVERSED), 0xFFFF)
     return ((_REVERSED[crc & 0xFF] << 8) | _REVERSED[crc >> 8]) ^ 0xFFFF
+
+
+#: the reflected-state CRC of any block followed by its own two FCS bytes
+RESIDUE = 0x1D0F
+#: byte value -> the same byte with its bits in the opposite order (``bytes.translate`` table)
+REVERSED = _REVERSED
+#: one half of a final state -> its FCS byte on the line (reversed, complemented); the
+#: state's high half gives the first (low) byte
+FCS_BYTE = bytes(_REVERSED[b] ^ 0xFF for b in range(256))
+
+
+def reflected_state(data: bytes | bytearray | memoryview, state: int = 0xFFFF) -> int:
+    """The CRC register after ``data`` (continuing from ``state``): what :func:`fcs16`
+    finishes into the check value, kept open so that more bytes can follow."""
+    return crc_hqx(bytes(data).translate(_REVERSED), state)
+
+
+def fcs_from_state(state: int) -> bytes:
+    """The two check bytes, as they go on the line, for a block whose state is ``state``."""
+    return bytes((FCS_BYTE[state >> 8], FCS_BYTE[state & 0xFF]))
 
 
 def fcs16_table(data: bytes | bytearray | memoryview) -> int:

@@ -25,24 +25,39 @@ refuses raises, and the state stays). Responses to a poll are built
 lazily in :meth:`HdlcConnection.data_to_send`, so a server that answers an
 :class:`ApduReceived` with :meth:`~HdlcConnection.send_apdu` before collecting
 its output sends the answer in the same turn instead of a bare RR.
+
+The data path is written for its common case, since a meter runs it for every
+request. A server in NRM that receives exactly one whole, in-sequence I frame from
+its client (the request of a GET, a SET, an ACTION) takes it in one pass
+(:meth:`HdlcConnection._receive_whole_i`): the header is compared with the one
+the link's SNRM used, HCS and FCS are checked against the CRC residue, the table's
+(NRM, I) entry is looked up and its effect applied without building a
+:class:`Frame`; everything else takes the general path (the reader, then the
+table). Answers are framed by a per-link :class:`FrameEncoder` that keeps each
+header with its HCS, so a frame costs one CRC over its information field.
 """
 
 from __future__ import annotations
 
 import enum
+from binascii import crc_hqx
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from bijli.dlms.errors import DlmsError, FrameError, HdlcError, LocalProtocolError
 from bijli.dlms.link import NEED_DATA, NeedData
+from bijli.dlms.link.crc import RESIDUE, REVERSED
 from bijli.dlms.link.hdlc_frame import (
     DEFAULT_PARAMETERS,
+    FLAG,
     LLC_REQUEST,
     LLC_RESPONSE,
+    MAX_FRAME_LENGTH,
     MAX_INFO_FIELD,
     POLL_FINAL,
     Frame,
+    FrameEncoder,
     FrameReader,
     FrameType,
     HdlcAddress,
@@ -52,7 +67,6 @@ from bijli.dlms.link.hdlc_frame import (
     decode_parameters,
     encode_frame,
     encode_parameters,
-    frame_bytes,
 )
 
 _client_addr = client_address  # the constructor's keyword of the same name shadows it
@@ -189,6 +203,13 @@ class HdlcTrigger(enum.Enum):
     __hash__ = object.__hash__
 
 
+# the members the data path compares with for every frame, looked up once: reading an
+# Enum member as a class attribute costs several times a plain attribute on Python 3.11
+_NRM = State.NRM
+_I = HdlcTrigger.I
+_SEND_APDU = HdlcTrigger.SEND_APDU
+
+
 # --- the connection ---------------------------------------------------------------------
 class HdlcConnection:
     """One end of an HDLC link.
@@ -240,13 +261,14 @@ class HdlcConnection:
         self.inter_octet_timeout = inter_octet_timeout
         self.max_apdu_length = max_apdu_length
         self._table = SERVER_TABLE if role is Role.SERVER else CLIENT_TABLE
+        self._is_client = role is Role.CLIENT
 
         self.state = State.NDM
         self.parameters = DEFAULT_PARAMETERS
         self.peer_client: int | None = client_address  # the client SAP we talk to
         self._reader = FrameReader()
         self._events: deque[Event] = deque()
-        self._out = bytearray()
+        self._out: list[bytes] = []  # frames due on the line, in order
         self._now = 0.0
         self._last_bytes_at: float | None = None
         self._last_heard = 0.0  # last valid frame from our peer (inactivity)
@@ -256,7 +278,10 @@ class HdlcConnection:
         self._snrm_info: bytes = b""
         self._proposal = DEFAULT_PARAMETERS  # client: what our SNRM offered
         self._reply_source: HdlcAddress = server_address  # server: the address form the client used
-        self._addresses: tuple[HdlcAddress, HdlcAddress, bytes] | None = None  # the data path's, encoded
+        # the data path's frames (I, RR) to our peer: a client's are to one server from the start, a
+        # server's to the client and in the address form of the SNRM that opened the link
+        self._encoder = FrameEncoder(server_address.encode() + self.own_client.encode()) if role is Role.CLIENT else None
+        self._rx_addresses: bytes | None = None  # server in NRM: our client's frames' (see _receive_whole_i)
         self._reset_link()
 
     # -- public API ---------------------------------------------------------------------
@@ -275,6 +300,8 @@ class HdlcConnection:
         :class:`FrameDropped` events. Frames are processed at once; their events
         wait in :meth:`next_event`."""
         self._advance(now)
+        if self._rx_addresses is not None and self._reader.between_frames and self._receive_whole_i(data):
+            return
         if data and self.inter_octet_timeout is not None and self._last_bytes_at is not None:
             if self._now - self._last_bytes_at > self.inter_octet_timeout and self._reader.buffered:
                 self._reader.discard_partial()
@@ -293,6 +320,56 @@ class HdlcConnection:
             except DlmsError as exc:  # a frame we could parse but not honour
                 self._events.append(FrameDropped(f"{item.kind.value} frame: {exc}"))
 
+    def _receive_whole_i(self, data) -> bool:
+        """The server's common case in one pass: ``data`` is exactly one I frame from our
+        client, carrying a whole request (LLC header and APDU, not segmented), in sequence,
+        acknowledging every frame we sent, while no segmented request is being joined.
+        It does what the reader, :meth:`_on_frame` and the table's action for (NRM, I)
+        do with such a frame, without building a :class:`Frame`: the header is compared
+        with the one this link's SNRM used, and the HCS and FCS are each checked by one
+        CRC over the header or frame with its check bytes (:data:`~dlms.link.crc.RESIDUE`).
+        Anything else (a second frame in the chunk, a partial one, a bad check, another
+        address form) returns False and takes the general path, which says why."""
+        n = len(data)
+        addresses = self._rx_addresses  # destination and source as this link's SNRM gave them
+        k = 3 + len(addresses)  # the control byte's index
+        if n < k + 9 or n > MAX_FRAME_LENGTH + 2 or data[0] != FLAG or data[-1] != FLAG:
+            return False
+        # format type 3, not segmented, the length of exactly this chunk; then the addresses
+        if (data[1] << 8) | data[2] != 0xA000 | (n - 2) or data[3:k] != addresses:
+            return False
+        c = data[k]
+        # an I frame (bit 0 clear) with N(S) = V(R) and N(R) = V(S): every frame of ours is acknowledged
+        if c & 1 or (c >> 1) & 7 != self._vr or c >> 5 != self._vs:
+            return False
+        if data[k + 3 : k + 6] != LLC_REQUEST or self._rx_parts or self._rx_discarding:
+            return False
+        if n - k - 6 > self.max_apdu_length + len(LLC_REQUEST):  # the information field's length
+            return False
+        state = self.state
+        if state is not _NRM:
+            return False
+        action, next_state = self._table[(state, _I)]
+        if action is not _RECEIVE_I:
+            return False
+        checked = data.translate(REVERSED)
+        if crc_hqx(checked[1 : k + 3], 0xFFFF) != RESIDUE or crc_hqx(checked[1:-1], 0xFFFF) != RESIDUE:
+            return False
+        # the frame is good: what _on_frame and _do_receive_i would have done with it
+        self._last_bytes_at = self._last_heard = self._now
+        self._unacked.clear()
+        self._vr = (self._vr + 1) % 8
+        # ApduReceived(client, apdu) without the frozen __init__'s object.__setattr__ per field
+        event = _new(ApduReceived)
+        fields = event.__dict__
+        fields["client_address"] = self.peer_client
+        fields["apdu"] = data[k + 6 : -3] if data.__class__ is bytes else bytes(data[k + 6 : -3])
+        self._events.append(event)
+        if c & POLL_FINAL:
+            self._turn = True
+        self.state = next_state
+        return True
+
     def next_event(self) -> Event | NeedData:
         if self._events:
             return self._events.popleft()
@@ -302,9 +379,11 @@ class HdlcConnection:
         """Everything due on the line now: answers already queued, then (if it is
         our turn) the I frames the window allows, or an RR."""
         self._transmit_turn()
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def poll(self, now: float) -> None:
         """Let time pass: server inactivity time-out, client resend and retries."""
@@ -320,7 +399,7 @@ class HdlcConnection:
         """Queue an APDU (the LLC header is added here); it goes out as the turn
         and the window allow, segmented to the negotiated information field."""
         self._advance(now)
-        self._fire(HdlcTrigger.SEND_APDU, bytes(apdu))
+        self._fire(_SEND_APDU, apdu if apdu.__class__ is bytes else bytes(apdu))
 
     def connect(self, parameters: HdlcParameters | None = None, *, with_parameters: bool = True,
                 now: float | None = None) -> None:
@@ -350,9 +429,9 @@ class HdlcConnection:
         if now is None:
             return
         self._now = now
-        if self.role is Role.SERVER:
+        if not self._is_client:
             if (
-                self.state is State.NRM
+                self.state is _NRM
                 and self.inactivity_timeout is not None
                 and now - self._last_heard >= self.inactivity_timeout
             ):
@@ -411,9 +490,10 @@ class HdlcConnection:
         self._want_poll = False
         self._outstanding = 0  # client: APDUs sent that have no answer yet
         self._deadline = None
+        self._rx_addresses = None  # no link, no fast path (set again by an accepted SNRM)
 
     def _queue(self, kind: FrameType, dest: HdlcAddress, src: HdlcAddress, info: bytes = b"", pf: bool = True) -> None:
-        self._out += encode_frame(Frame(kind, dest, src, info, pf))
+        self._out.append(encode_frame(Frame(kind, dest, src, info, pf)))
 
     def _to_client(self, kind: FrameType, info: bytes = b"", pf: bool = True) -> None:
         assert self.peer_client is not None
@@ -447,6 +527,8 @@ class HdlcConnection:
         self.peer_client = f.source.logical
         self._reply_source = f.destination
         self._reset_link()
+        self._rx_addresses = f.destination.encode() + f.source.encode()  # what the client's frames will carry
+        self._encoder = FrameEncoder(f.source.encode() + f.destination.encode())
         self._last_heard = self._now
         self._to_client(FrameType.UA, encode_parameters(ours), f.poll_final)
         self._events.append(Connected(self.peer_client, ours))
@@ -510,11 +592,15 @@ class HdlcConnection:
         self._want_poll = True
 
     def _do_queue_apdu(self, _trigger: HdlcTrigger, apdu: bytes) -> None:
-        data = (LLC_REQUEST if self.role is Role.CLIENT else LLC_RESPONSE) + apdu
+        client = self._is_client
+        data = (LLC_REQUEST if client else LLC_RESPONSE) + apdu
         size = self.parameters.max_info_tx
-        for start in range(0, len(data), size):
-            self._pending.append((data[start : start + size], start + size < len(data)))
-        if self.role is Role.CLIENT:
+        if len(data) <= size:  # the common case: one frame
+            self._pending.append((data, False))
+        else:
+            for start in range(0, len(data), size):
+                self._pending.append((data[start : start + size], start + size < len(data)))
+        if client:
             self._outstanding += 1
 
     # -- the data path ----------------------------------------------------------------------
@@ -596,17 +682,20 @@ class HdlcConnection:
     def _transmit_turn(self) -> None:
         """Use the turn, if we hold it: go back to the oldest unacknowledged frame,
         add new ones while the window allows, and hand the turn over with P/F."""
-        if self.state is not State.NRM or not self._turn:
+        if self.state is not _NRM or not self._turn:
             return
-        client = self.role is Role.CLIENT
-        frames: list[tuple[int, bytes, bool]] = []
-        if not self._peer_busy:
-            frames.extend(self._unacked)
-            while self._pending and len(self._unacked) < self.parameters.window_tx:
-                info, seg = self._pending.popleft()
+        client = self._is_client
+        pending, unacked = self._pending, self._unacked
+        if self._peer_busy:
+            frames: list[tuple[int, bytes, bool]] = []
+        else:
+            frames = unacked[:]  # go back to the oldest unacknowledged, then new ones
+            window = self.parameters.window_tx
+            while pending and len(unacked) < window:
+                info, seg = pending.popleft()
                 entry = (self._vs, info, seg)
                 self._vs = (self._vs + 1) % 8
-                self._unacked.append(entry)
+                unacked.append(entry)
                 frames.append(entry)
         if client and not frames:
             if not self._want_poll and (self._peer_busy or (self._outstanding and not self._rx_parts)):
@@ -618,23 +707,20 @@ class HdlcConnection:
                 return
             if not (self._want_poll or self._rx_parts):
                 return  # nothing to say; keep the turn
-        if client:
-            dest, src = self.server_address, self.own_client
-        else:
-            dest, src = client_address(self.peer_client), self._reply_source
-        addresses = self._addresses
-        if addresses is None or addresses[0] is not dest or addresses[1] is not src:
-            addresses = self._addresses = (dest, src, dest.encode() + src.encode())
         # the same bytes encode_frame(Frame(...)) gives, without a Frame per frame: the
         # control field is N(R) | P/F | N(S) << 1 for I, N(R) | P/F | 01 for RR (clause 6.4.3.4)
-        head = addresses[2]
+        encode = self._encoder.encode
         nr = self._vr << 5
+        out = self._out
         if not frames:
-            self._out += frame_bytes(head, nr | POLL_FINAL | 0x01, b"")
+            out.append(encode(nr | POLL_FINAL | 0x01, b""))
+        elif len(frames) == 1:
+            ns, info, seg = frames[0]
+            out.append(encode(nr | POLL_FINAL | (ns << 1), info, seg))
         else:
             last = len(frames) - 1
             for n, (ns, info, seg) in enumerate(frames):
-                self._out += frame_bytes(head, nr | (POLL_FINAL if n == last else 0) | (ns << 1), info, seg)
+                out.append(encode(nr | (POLL_FINAL if n == last else 0) | (ns << 1), info, seg))
         self._turn = False
         self._want_poll = False
         if client:
@@ -647,6 +733,8 @@ _FRAME_TRIGGERS = {kind: HdlcTrigger[kind.name] for kind in FrameType}
 #: frames a secondary must answer (DM) when they come from a client the link is not with
 _POLLING_FRAMES = frozenset({FrameType.I, FrameType.RR, FrameType.RNR, FrameType.DISC})
 _H = HdlcConnection
+_RECEIVE_I = _H._do_receive_i  # the action _receive_whole_i stands in for
+_new = object.__new__
 _LOCAL_DEFAULTS = {
     HdlcTrigger.CONNECT: _H._do_refuse,
     HdlcTrigger.SEND_APDU: _H._do_refuse,

@@ -16,10 +16,11 @@ resynchronises on the next flag after a bad one. Decoding raises only
 from __future__ import annotations
 
 import enum
+from binascii import crc_hqx
 from dataclasses import dataclass
 
 from bijli.dlms.errors import FrameError, HdlcError
-from bijli.dlms.link.crc import fcs16
+from bijli.dlms.link.crc import FCS_BYTE, REVERSED, fcs16, fcs_from_state, reflected_state
 
 FLAG = 0x7E
 FORMAT_TYPE_3 = 0xA
@@ -264,6 +265,53 @@ def frame_bytes(addresses: bytes, control: int, info: bytes, segmented: bool = F
     return b"\x7e" + bytes(body) + b"\x7e"
 
 
+class FrameEncoder:
+    """Frames between one pair of stations: what :func:`frame_bytes` gives, with the
+    header of each (format, addresses, control, HCS) made once and kept.
+
+    A link sends the same few headers again and again (the information length and
+    N(S)/N(R) vary, the addresses do not), so the header bytes and the CRC state
+    after them are kept per (format, control) value; a frame then costs one CRC over
+    its information field, continued from that state, and one join. At most
+    ``KEPT`` headers are kept (a link with many lengths starts the cache again).
+    """
+
+    KEPT = 64
+
+    __slots__ = ("addresses", "_headers")
+
+    def __init__(self, addresses: bytes) -> None:
+        self.addresses = bytes(addresses)  # destination then source, encoded
+        self._headers: dict[int, tuple[bytes, int]] = {}
+
+    def encode(self, control: int, info: bytes, segmented: bool = False) -> bytes:
+        length = 2 + len(self.addresses) + 1 + 2 + (len(info) + 2 if info else 0)
+        if length > MAX_FRAME_LENGTH:
+            raise HdlcError(f"frame of {length} bytes exceeds the 11-bit length field")
+        key = (((FORMAT_TYPE_3 << 12) | (SEGMENTATION_BIT if segmented else 0) | length) << 8) | control
+        cached = self._headers.get(key)
+        if cached is None:
+            cached = self._header(key, bool(info))
+        head, state = cached
+        if info:
+            # reflected_state(info, state) and fcs_from_state, inline: this runs once per frame
+            state = crc_hqx(info.translate(REVERSED), state)
+            return b"".join((head, info, bytes((FCS_BYTE[state >> 8], FCS_BYTE[state & 0xFF], FLAG))))
+        return head  # a frame without information field is all header, and kept whole
+
+    def _header(self, key: int, with_info: bool) -> tuple[bytes, int]:
+        body = (key >> 8).to_bytes(2, "big") + self.addresses + bytes((key & 0xFF,))
+        body += fcs_from_state(reflected_state(body))  # the HCS, or the FCS of a frame without information
+        if len(self._headers) >= self.KEPT:
+            self._headers.clear()
+        if with_info:  # the FCS goes on over the HCS and the information field
+            entry = (b"\x7e" + body, reflected_state(body))
+        else:
+            entry = (b"\x7e" + body + b"\x7e", 0)
+        self._headers[key] = entry
+        return entry
+
+
 class _Truncated(FrameError):
     """The header runs past the bytes at hand: bad in a whole frame, but in a
     stream it may only mean that the rest has not arrived yet."""
@@ -403,6 +451,14 @@ class FrameReader:
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    @property
+    def between_frames(self) -> bool:
+        """Nothing of a frame is held: the buffer is empty or only the flag that closed
+        the last frame (kept in case it opens the next one, which a frame that brings
+        its own opening flag makes redundant)."""
+        buf = self._buf
+        return not buf or (len(buf) == 1 and buf[0] == FLAG)
 
     def next(self) -> Frame | FrameError | None:
         buf = self._buf

@@ -12,6 +12,11 @@ socket read returned (partial headers, several APDUs at once) with
 :meth:`~WrapperConnection.send`. A bad header is a :class:`~dlms.errors.WrapperError`
 and leaves the connection unusable, because after a bad length there is no
 way to find the next frame boundary on a byte stream.
+
+A meter reads one request per socket read almost always, so the connection keeps
+that chunk as it came (no copy into a buffer) until a partial frame makes a
+buffer necessary, and builds its events without the frozen dataclass's
+``__init__``: the fields are already checked values.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ class ApduReceived:
     source_wport: int
     destination_wport: int
     apdu: bytes
+
+
+_new = object.__new__
 
 
 def encode_frame(source_wport: int, destination_wport: int, apdu: bytes) -> bytes:
@@ -63,16 +71,25 @@ class WrapperConnection:
         self.local_wport = local_wport
         self.remote_wport = remote_wport
         self.max_apdu = max_apdu
-        self._buf = bytearray()
+        # unread bytes from _pos on: the chunk received as it came (bytes) while it is all
+        # there is, a bytearray once bytes have to be kept for the next chunk
+        self._buf: bytes | bytearray = b""
         self._pos = 0  # start of the first unread frame; consumed bytes are dropped lazily
         self._error: WrapperError | None = None
 
     def receive_data(self, data: bytes) -> None:
-        if self._pos and self._pos * 2 >= len(self._buf):
-            # drop what was read in one go, so a read holding many small frames costs O(n)
-            del self._buf[: self._pos]
+        buf = self._buf
+        if self._pos >= len(buf):  # everything read: the chunk itself is the buffer
+            self._buf = data if data.__class__ is bytes else bytes(data)
             self._pos = 0
-        self._buf += data
+            return
+        if buf.__class__ is bytes:
+            self._buf = buf = bytearray(buf)
+        if self._pos and self._pos * 2 >= len(buf):
+            # drop what was read in one go, so a read holding many small frames costs O(n)
+            del buf[: self._pos]
+            self._pos = 0
+        buf += data
 
     @property
     def buffered(self) -> int:
@@ -97,9 +114,15 @@ class WrapperConnection:
         end = start + length
         if len(buf) < end:
             return NEED_DATA
-        apdu = bytes(buf[start:end])
+        apdu = buf[start:end]
         self._pos = end
-        return ApduReceived(src, dst, apdu)
+        # ApduReceived(src, dst, apdu), without the frozen __init__'s three object.__setattr__
+        event = _new(ApduReceived)
+        fields = event.__dict__
+        fields["source_wport"] = src
+        fields["destination_wport"] = dst
+        fields["apdu"] = apdu if apdu.__class__ is bytes else bytes(apdu)
+        return event
 
     def send(self, apdu: bytes, *, destination_wport: int | None = None) -> bytes:
         dst = self.remote_wport if destination_wport is None else destination_wport

@@ -159,3 +159,13 @@ def test_a_counter_that_cannot_be_reserved_is_not_used_and_reserve_ahead_covers_
     assert again.expected_rx(b"CLIENT01") == 9
     with pytest.raises(CounterStoreError):  # a client never seen needs a write: refused for now
         again.accept_rx(b"CLIENT02", 1)
+
+
+def test_decrypt_with_the_header_already_read_gives_the_same():
+    ct = s.encrypt(0x30, TITLE, 7, EK, AK, b"\xc0\x01\xc1\x00\x08")
+    assert s.decrypt(ct, TITLE, EK, AK, s.read_header(ct)) == s.decrypt(ct, TITLE, EK, AK)
+
+
+def test_the_counter_name_of_a_client_is_the_same_whatever_its_title_comes_in():
+    for _ in range(2):  # the second time from the names kept
+        assert s.rx_counter_name(TITLE) == s.rx_counter_name(bytearray(TITLE)) == "rx:" + TITLE.hex()

@@ -1,8 +1,10 @@
 """What the server and the Clock keep between requests stays true to what they would compute afresh.
 
 The GET path keeps a few things instead of rebuilding them per request (issue 16):
-each object's access rights for the life of one association, and the Clock's last
-encoded time for as long as the meter's time, status and zone stay what they were.
+each object's access rights for the life of one association, the Clock's last
+encoded time for as long as the meter's time, status and zone stay what they were,
+and the server the A-XDR of the last octet-string value it sent, for as long as an
+object hands back that very value.
 These tests drive the real server with our client and check that every change
 that should show (a new association, a replaced policy, the time moving on, the
 status or the zone changing) does show, at once.
@@ -141,3 +143,26 @@ def test_the_clock_reads_two_aware_times_of_one_instant_by_their_own_wall_time()
     assert _time(c).to_datetime() == datetime(2024, 6, 10, 4, 30)
     meter.now = utc.astimezone(timezone(timedelta(minutes=330)))  # equal, but 10:00 on the wall
     assert _time(c).to_datetime() == datetime(2024, 6, 10, 10, 0)
+
+
+def test_the_server_encodes_afresh_every_value_that_is_not_the_one_it_kept():
+    # the server keeps the A-XDR of the last octet string by identity: objects whose value
+    # changes, or is equal but another object, or is not an octet string, must still be
+    # answered with their own encoding, in any order
+    meter = Meter()
+    values = [axdr.OctetString(b"one"), axdr.OctetString(b"two"), axdr.OctetString(bytearray(b"three")),
+              axdr.VisibleString("four"), axdr.OctetString(b"one"), axdr.Unsigned(5)]
+    state = {"i": 0}
+    changing = Data(Obis(0, 0, 96, 1, 1, 255), lambda: values[state["i"]])
+    server, _ = _server(meter, read_only)
+    server.add(changing)
+    c = _client(server)
+    for order in (range(len(values)), reversed(range(len(values))), [0, 0, 1, 1, 0, 4, 0]):
+        for i in order:
+            state["i"] = i
+            assert c.get(1, changing.logical_name, 2) == values[i]
+    # and the kept value is the Clock's own while the time stands still
+    first = c.get(8, CLOCK, 2)
+    assert c.get(8, CLOCK, 2) == first
+    meter.now += timedelta(seconds=1)
+    assert c.get(8, CLOCK, 2) != first

@@ -31,14 +31,19 @@ def chunked_stream(draw):
 
 
 @settings(max_examples=300)
-@given(chunked_stream())
-def test_any_chunking_of_a_stream_yields_the_same_apdus(case):
+@given(chunked_stream(), st.lists(st.sampled_from([bytes, bytearray, memoryview]), min_size=13, max_size=13))
+def test_any_chunking_of_a_stream_yields_the_same_apdus(case, kinds):
+    # a chunk is kept as it came while it is all there is: whatever buffer type a caller
+    # hands over (and reuses afterwards), the APDUs come out as bytes of their own
     msgs, chunks = case
     conn = wrapper.WrapperConnection(1, 16)
     got = []
-    for chunk in chunks:
-        conn.receive_data(chunk)
+    for chunk, kind in zip(chunks, kinds):
+        given_buffer = bytearray(chunk)
+        conn.receive_data(kind(given_buffer) if kind is not bytes else chunk)
+        given_buffer[:] = b"\xff" * len(given_buffer)  # the caller reuses its buffer
         while (ev := conn.next_event()) is not wrapper.NEED_DATA:
+            assert type(ev.apdu) is bytes
             got.append(ev)
     assert got == msgs
     assert conn.buffered == 0

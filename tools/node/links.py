@@ -226,23 +226,26 @@ class HdlcShell:
         else:
             link.poll(now)
         associated = False
-        while (ev := link.next_event()) is not hdlc.NEED_DATA:
-            if isinstance(ev, hdlc.ApduReceived):
+        ev = link.next_event()
+        while ev is not hdlc.NEED_DATA:
+            kind = ev.__class__  # the link's events are final classes: no isinstance chain per request
+            if kind is hdlc.ApduReceived:
                 session = self.sessions.get(ev.client_address)
                 responses = self.server.handle(session, ev.apdu, now)  # a GBT window is several
                 if session.associated:
                     associated = True
                 for response in responses:
                     try:
-                        link.send_apdu(response, now)
+                        link.send_apdu(response)  # the link has seen ``now`` already
                     except DlmsError as exc:
                         log.info("cannot send: %s", exc)
                         break
-            elif isinstance(ev, hdlc.Connected):
+            elif kind is hdlc.Connected:
                 self.sessions.clear()  # a new link: whatever association was above it is gone
-            elif isinstance(ev, hdlc.Disconnected):
+            elif kind is hdlc.Disconnected:
                 self.sessions.clear()
                 self.disconnected = True
+            ev = link.next_event()
         out = link.data_to_send()
         if out:
             self.write(out)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from bijli.dlms.errors import DlmsError, FrameError, HdlcError
 from bijli.dlms.link.hdlc_frame import (
     Frame,
+    FrameEncoder,
     FrameReader,
     FrameType,
     HdlcAddress,
@@ -239,3 +240,35 @@ def test_decode_mutated_frames_raises_only_dlms_errors(frame, data):
             break
     else:
         pytest.fail("the reader did not come to rest")
+
+
+# --- the per-link encoder -------------------------------------------------------------------
+@settings(max_examples=150)
+@given(st.lists(hdlc_frames(max_info=300), min_size=1, max_size=30))
+def test_frame_encoder_gives_the_bytes_encode_frame_gives(frames):
+    # one encoder per pair of stations, used again and again as a link does: the kept
+    # headers must never leak from one frame into another
+    encoders = {}
+    for f in frames + frames[::-1]:
+        addresses = f.destination.encode() + f.source.encode()
+        encoder = encoders.setdefault(addresses, FrameEncoder(addresses))
+        wire = encoder.encode(f.control, f.info, f.segmented)
+        assert wire == encode_frame(f)
+        assert decode_frame(wire) == f
+
+
+def test_frame_encoder_starts_again_when_its_headers_are_many():
+    addresses = HdlcAddress(1, 16).encode() + HdlcAddress(16).encode()
+    encoder = FrameEncoder(addresses)
+    for round_ in range(2):
+        for n in range(FrameEncoder.KEPT * 2):
+            f = Frame(FrameType.I, HdlcAddress(1, 16), HdlcAddress(16), bytes(range(n % 200)) * (1 + n // 200), True,
+                      n % 8, (n + round_) % 8)
+            assert encoder.encode(f.control, f.info, f.segmented) == encode_frame(f)
+            assert len(encoder._headers) <= FrameEncoder.KEPT
+
+
+def test_frame_encoder_refuses_a_frame_too_long_for_the_length_field():
+    encoder = FrameEncoder(HdlcAddress(1, 16).encode() + HdlcAddress(16).encode())
+    with pytest.raises(HdlcError):
+        encoder.encode(0x10, bytes(2040))
