@@ -1071,6 +1071,8 @@ class Meter:
             "energy_export_kwh": round(e.active_export_wh / 1000.0, 3),
             "voltage": round(m.phases[0].v_rms, 2),
             "current": round(m.phases[0].i_rms, 3) if self.relay.output_state else 0.0,
+            "neutral_current": (None if m.neutral_i_rms is None else
+                                round(m.neutral_i_rms, 3) if self.relay.output_state else 0.0),
             "power_w": round(m.total.p, 1) if self.relay.output_state else 0.0,
             "power_factor": round(m.total.pf, 3),
             "frequency": round(m.frequency, 2),
