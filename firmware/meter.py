@@ -65,6 +65,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
+from bijli.firmware.earth_loading import EarthLoading
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import Event, EventCode, EventLog, LogKind, SecurityEvents
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
@@ -237,6 +238,7 @@ class _Counters:
 COUNTERS_KEY = "event_counters"
 TIERS_KEY = "tier_registers"  # the time-of-day registers (firmware.tiers)
 DURATIONS_KEY = "durations"
+EARTH_LOADING_KEY = "earth_loading"  # firmware.earth_loading: a state of its own, so older states load
 
 #: the events IS 15959's cumulative tamper count (0.0.94.91.0.255) counts: the occurrences
 #: of the tamper conditions of its voltage, current, other and non-rollover logs
@@ -426,6 +428,8 @@ class Meter:
                       else TierRegisters.starting_at(e.active_import_wh, e.apparent_import_vah))
         durations = s.get(DURATIONS_KEY)
         self.durations = _Durations.from_dict(durations) if durations else _Durations()
+        earth = s.get(EARTH_LOADING_KEY)
+        self.earth_loading = EarthLoading.from_dict(earth) if earth else EarthLoading()
         with self._step() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
@@ -558,6 +562,11 @@ class Meter:
             events.append((EventCode.OVERLOAD, f"{self.metrology.measurements.total.p:.0f} W"))
         elif action is LimiterAction.UNDER_THRESHOLD:
             events.append((EventCode.OVERLOAD_RESTORED, ""))
+        # the phase current the neutral does not bring back (IS 15959 earth loading)
+        meas = self.metrology.measurements
+        self.earth_loading, earth_event = self.earth_loading.update(meas, self.config.metrology.basic_current)
+        if earth_event is not None:
+            events.append((earth_event, EarthLoading.detail(meas)))
         decision = supply_decision(self.config.prepaid, self.account, now)
         allowed = decision.allowed
         if self.progress.cut_for_credit:
@@ -793,6 +802,7 @@ class Meter:
         tx.put(COUNTERS_KEY, self.counters.to_dict())
         tx.put(TIERS_KEY, self.tiers.to_dict())
         tx.put(DURATIONS_KEY, self.durations.to_dict())
+        tx.put(EARTH_LOADING_KEY, self.earth_loading.to_dict())
 
     def save(self) -> None:
         with self._step() as tx:

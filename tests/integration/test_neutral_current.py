@@ -128,3 +128,36 @@ def test_gurux_reads_the_neutral_current(tmp_path, sap):
     finally:
         served.stop()
         node.shutdown()
+
+
+def _earth_events(node) -> list[tuple[int, str]]:
+    from bijli.firmware.events import LogKind
+
+    return [(int(e.code), e.detail) for e in node.meter.events.events(node.storage, LogKind.CURRENT)]
+
+
+def test_earth_leakage_is_logged_as_earth_loading_once_and_restored_across_a_restart(tmp_path):
+    node = whole_meter(tmp_path)
+    try:
+        assert node.execute("load 10").ok and node.execute("earth 3").ok
+        node.execute("step 2m")  # the meter settles: the mismatch is judged
+        assert _earth_events(node) == [(69, "phase 10.00 A, neutral 7.00 A")]
+        c = client(node, 32)
+        assert c.get(1, catalogue.TAMPER_COUNT, 2) == axdr.DoubleLongUnsigned(1)
+        assert c.get(1, "0.0.96.11.1.255", 2) == axdr.LongUnsigned(69)  # the current log's last event
+        node.execute("step 30m")
+        assert len(_earth_events(node)) == 1  # one occurrence while it lasts
+    finally:
+        node.shutdown()
+    node = whole_meter(tmp_path)  # a restart with the fault still there: not a second occurrence
+    try:
+        assert node.meter.earth_loading.active
+        assert node.execute("load 10").ok and node.execute("earth 3").ok
+        node.execute("step 2m")
+        assert [code for code, _ in _earth_events(node)] == [69]
+        assert node.execute("earth 0.5").ok  # 5 %: below the restoration threshold
+        node.execute("step 2m")
+        assert _earth_events(node)[-1] == (70, "phase 10.00 A, neutral 9.50 A")
+        assert client(node, 32).get(1, catalogue.TAMPER_COUNT, 2) == axdr.DoubleLongUnsigned(1)  # restorations do not count
+    finally:
+        node.shutdown()
