@@ -5,8 +5,8 @@ Every source has one shape: ``sample_rate``, ``phases`` and ``read_block(n) ->``
 volts and amps, that also carries ``neutral``: the neutral conductor's current over the
 same instants. A real single-phase meter measures both conductors (a shunt or CT in the
 phase, a CT in the neutral), so that current which does not come back through the
-neutral shows; every source therefore gives the neutral a channel of its own. Three backends, chosen by a config string through
-:func:`open_source`:
+neutral shows; every source therefore gives the neutral a channel of its own. Three
+backends, chosen by a config string through :func:`open_source`:
 
 - ``synthetic``: a mains waveform generator (harmonics, noise, ADC quantisation) whose
   true powers are known analytically, for tests, the accuracy test bench
@@ -126,6 +126,8 @@ class SyntheticSource:
     CT). The neutral has noise and quantisation of its own, as the current channels do.
     """
 
+    earth_current = 0.0  # A rms of phase 1's load returning by earth (set_earth_current)
+
     def __init__(self, sample_rate: int = 4096, frequency: float = 50.0, phases: int = 1,
                  voltage: float = 230.0, current: float = 0.0, pf: float | None = None,
                  phase_angle_deg: float = 0.0, harmonics: Iterable[Any] = (),
@@ -151,7 +153,7 @@ class SyntheticSource:
         self._noise: array | None = None
         self._cycles = 0.0  # phase of the next sample, in cycles of the fundamental, [0, 1)
         self._tables: dict[tuple[int, int], tuple[array, array]] = {}
-        self.earth_current = 0.0  # A rms of phase 1's load returning by earth, not the neutral
+        self.earth_current = 0.0
         self.samples_read = 0
 
     def __getstate__(self) -> dict:

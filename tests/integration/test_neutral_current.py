@@ -116,7 +116,8 @@ def test_gurux_reads_the_neutral_current(tmp_path, sap):
         peer = GuruxPeer(TcpTransport("127.0.0.1", served.port), client_sap=sap, **kw)
         peer.connect()
         try:
-            neutral, phase = GXDLMSRegister(str(catalogue.NEUTRAL_CURRENT)), GXDLMSRegister(str(catalogue.PHASE_CURRENT))
+            neutral = GXDLMSRegister(str(catalogue.NEUTRAL_CURRENT))
+            phase = GXDLMSRegister(str(catalogue.PHASE_CURRENT))
             for reg in (neutral, phase):
                 peer.read(reg, 3)
                 peer.read(reg, 2)
@@ -158,6 +159,7 @@ def test_earth_leakage_is_logged_as_earth_loading_once_and_restored_across_a_res
         assert node.execute("earth 0.5").ok  # 5 %: below the restoration threshold
         node.execute("step 2m")
         assert _earth_events(node)[-1] == (70, "phase 10.00 A, neutral 9.50 A")
-        assert client(node, 32).get(1, catalogue.TAMPER_COUNT, 2) == axdr.DoubleLongUnsigned(1)  # restorations do not count
+        # restorations do not count
+        assert client(node, 32).get(1, catalogue.TAMPER_COUNT, 2) == axdr.DoubleLongUnsigned(1)
     finally:
         node.shutdown()
