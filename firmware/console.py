@@ -47,6 +47,7 @@ class Host(Protocol):
     """What the console needs from the program it runs in."""
 
     def set_load(self, current: float, pf: float, lagging: bool, voltage: float | None) -> None: ...
+    def set_earth_current(self, amps: float) -> None: ...
     def step(self, seconds: float) -> None: ...
     def set_time(self, when: datetime) -> None: ...
     def get(self, obis: str, attribute: int) -> str: ...
@@ -133,6 +134,9 @@ class Console:
             "help": (self._help, "help [COMMAND]", "list commands, or explain one"),
             "status": (self._status, "status [--json]", "time, energy, voltage, current, power"),
             "load": (self._load, "load AMPS [PF] [VOLTS]", "set the synthetic load; PF as 1.0, 0.5L or 0.8C"),
+            "earth": (self._earth, "earth AMPS",
+                      "emulate earth leakage: AMPS of the load return by earth, not the neutral "
+                      "(0 heals; negative: the neutral carries more than the phase)"),
             "time": (self._time, "time [set ISO-8601]", "show or set the meter clock"),
             "step": (self._step, "step DURATION", "advance simulated time (90s, 15m, 6h, 3d)"),
             "get": (self._get, "get OBIS[:ATTR]", "read a COSEM attribute as the utility association would"),
@@ -214,6 +218,22 @@ class Console:
         self.host.set_load(amps, pf, lagging, volts)
         kind = "" if pf == 1.0 else (" lagging" if lagging else " leading")
         return f"load {amps:g} A at PF {pf:g}{kind}" + (f", {volts:g} V" if volts is not None else "")
+
+    def _earth(self, args: list[str]) -> str:
+        """The synthetic installation's earth current: the neutral CT then reads the phase
+        current less AMPS (earth leakage, a load wired phase to earth, a partial neutral
+        bypass), a negative AMPS more than it (a phase CT bypass)."""
+        if len(args) != 1:
+            raise CommandError("earth needs AMPS")
+        amps = parse_number(args[0], "AMPS")
+        top = self.meter.config.metrology.max_current
+        if abs(amps) > top:
+            raise CommandError(f"AMPS {amps:g} is beyond the meter's maximum current of {top:g} A")
+        self.host.set_earth_current(amps)
+        if amps == 0:
+            return "earth current 0 A: the neutral carries the phase current"
+        way = "less" if amps > 0 else "more"
+        return f"earth current {amps:g} A: the neutral carries {abs(amps):g} A {way} than the phase"
 
     def _time(self, args: list[str]) -> str:
         if not args:

@@ -19,8 +19,8 @@ codes    log                    OBIS                 event code obj
 351-400  security (bijli)       0.0.99.98.7.255      0.0.96.11.7.255
 =======  =====================  ===================  ==============
 
-Codes seen in field use (power fail 101/102, magnet 201/202, neutral
-disturbance 203/204, cover open 251, load switch 301/302, configuration
+Codes seen in field use (power fail 101/102, earth loading 69/70 (raised by
+:mod:`firmware.earth_loading`), magnet 201/202, neutral disturbance 203/204, cover open 251, load switch 301/302, configuration
 changes 151-166) keep their numbers. The prepaid events IS 15959 does not
 number -- token accepted/rejected, recharge, credit thresholds, firmware images (171-185), the IEC 62056
 clock-adjusted old/new pair (186/187) -- are **bijli's own**, chosen inside the right block

@@ -69,6 +69,7 @@ from decimal import Decimal
 from typing import Any, Callable, Iterator, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
+from bijli.firmware.earth_loading import EarthLoading
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import Event, EventCode, EventLog, LogKind, SecurityEvents
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
@@ -242,6 +243,7 @@ class _Counters:
 COUNTERS_KEY = "event_counters"
 TIERS_KEY = "tier_registers"  # the time-of-day registers (firmware.tiers)
 DURATIONS_KEY = "durations"
+EARTH_LOADING_KEY = "earth_loading"  # firmware.earth_loading: a state of its own, so older states load
 
 #: the events IS 15959's cumulative tamper count (0.0.94.91.0.255) counts: the occurrences
 #: of the tamper conditions of its voltage, current, other and non-rollover logs
@@ -431,6 +433,8 @@ class Meter:
                       else TierRegisters.starting_at(e.active_import_wh, e.apparent_import_vah))
         durations = s.get(DURATIONS_KEY)
         self.durations = _Durations.from_dict(durations) if durations else _Durations()
+        earth = s.get(EARTH_LOADING_KEY)
+        self.earth_loading = EarthLoading.from_dict(earth) if earth else EarthLoading()
         with self._step() as tx:
             if s.get("year_of_manufacture") is None:  # the first start of a meter is its manufacture
                 tx.put("year_of_manufacture", now.year)
@@ -634,6 +638,11 @@ class Meter:
             events.append((EventCode.OVERLOAD, f"{self.metrology.measurements.total.p:.0f} W"))
         elif action is LimiterAction.UNDER_THRESHOLD:
             events.append((EventCode.OVERLOAD_RESTORED, ""))
+        # the phase current the neutral does not bring back (IS 15959 earth loading)
+        meas = self.metrology.measurements
+        self.earth_loading, earth_event = self.earth_loading.update(meas, self.config.metrology.basic_current)
+        if earth_event is not None:
+            events.append((earth_event, EarthLoading.detail(meas)))
         decision = supply_decision(self.config.prepaid, self.account, now)
         allowed = decision.allowed
         if self.progress.cut_for_credit:
@@ -872,10 +881,11 @@ class Meter:
         if copied:
             mutable = tuple(copy.copy(r) for r in mutable)
         return (self.high_water, self.metrology.energy, self.tariff_state, self.account, self.sts, self.relay,
-                self.limiter, *mutable, self.tiers)
+                self.limiter, *mutable, self.tiers, self.earth_loading)
 
     def _put_state(self, tx: Transaction, state: tuple) -> None:
-        high_water, energy, tariff, account, sts, relay, limiter, progress, billing, counters, durations, tiers = state
+        (high_water, energy, tariff, account, sts, relay, limiter, progress, billing, counters, durations, tiers,
+         earth_loading) = state
         tx.put(_HIGH_WATER, high_water.isoformat())
         tx.put("energy", asdict(energy))
         tx.put("tariff", tariff.to_dict())
@@ -888,6 +898,7 @@ class Meter:
         tx.put(COUNTERS_KEY, counters.to_dict())
         tx.put(TIERS_KEY, tiers.to_dict())
         tx.put(DURATIONS_KEY, durations.to_dict())
+        tx.put(EARTH_LOADING_KEY, earth_loading.to_dict())
         self._committed_energy = energy  # (put back with the rest if the commit fails)
 
     def unsaved(self) -> bool:
@@ -1177,6 +1188,8 @@ class Meter:
             "energy_export_kwh": round(e.active_export_wh / 1000.0, 3),
             "voltage": round(m.phases[0].v_rms, 2),
             "current": round(m.phases[0].i_rms, 3) if self.relay.output_state else 0.0,
+            "neutral_current": (None if m.neutral_i_rms is None else
+                                round(m.neutral_i_rms, 3) if self.relay.output_state else 0.0),
             "power_w": round(m.total.p, 1) if self.relay.output_state else 0.0,
             "power_factor": round(m.total.pf, 3),
             "frequency": round(m.frequency, 2),

@@ -31,6 +31,15 @@ pass per sample in Python; IEC 62053-23/24 define reactive energy for sinusoidal
 fundamental) quantities, and with harmonics present this Q is the fundamental's plus a
 harmonic term of order V_h I_h.
 
+The neutral current is measured over the very same windows as the phase currents:
+a block's ``neutral`` samples (the second current channel a single-phase meter has, its
+neutral CT, as the sample sources deliver it) wait with the phases' part cycle, and their RMS
+is taken over the same interpolated whole cycles, offset removed and scaled by
+``neutral_gain``. A phase current the neutral does not match is current returning
+another way (earth leakage, a bypass): the two are reported side by side, never one
+copied for the other. A block without a neutral channel (``neutral`` absent or None)
+makes the window's neutral current None: not measured.
+
 Signs: P > 0 is import. Q > 0 is inductive (current lagging voltage). PF = P / S, so its
 sign follows P (IEC convention); lag or lead is read from the quadrant (or the sign of
 Q): quadrant I (+P +Q) import lagging, II (-P +Q) export leading, III (-P -Q) export
@@ -110,6 +119,7 @@ class MetrologyConfig:
     """What the metering core needs to know about the meter and its sampling.
 
     ``calibration`` is empty (all phases uncalibrated) or one entry per phase.
+    ``neutral_gain`` multiplies the measured neutral current (its CT's calibration).
     ``starting_current_ratio`` is Ist / Ib (IEC 62053-21 class 1 direct: 0.004).
     Below ``creep_ratio`` * Ist a phase registers nothing (anti-creep); the margin
     below 1 keeps a meter at exactly Ist registering despite measurement error.
@@ -125,6 +135,7 @@ class MetrologyConfig:
     calibration: tuple[PhaseCalibration, ...] = ()
     starting_current_ratio: float = 0.004
     creep_ratio: float = 0.75
+    neutral_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.calibration, list):
@@ -145,6 +156,7 @@ class MetrologyConfig:
         _number(k("nominal_voltage"), self.nominal_voltage, lo=0.0, hi=1e6, lo_open=True)
         _number(k("starting_current_ratio"), self.starting_current_ratio, lo=0.0, hi=1.0, lo_open=True)
         _number(k("creep_ratio"), self.creep_ratio, lo=0.0, hi=1.0)
+        _number(k("neutral_gain"), self.neutral_gain, lo=0.0, hi=10.0, lo_open=True)
         if not isinstance(self.calibration, tuple) or len(self.calibration) not in (0, self.phases):
             raise ConfigError(k("calibration"), f"must hold one entry per phase ({self.phases})")
         for n, cal in enumerate(self.calibration):
@@ -270,21 +282,25 @@ class TotalMeasurement(_ReactiveSense):
 
 @dataclass(frozen=True)
 class Measurements:
-    """One measurement window: per phase, the total, the frequency (0.0 when no voltage)
-    and the seconds of signal the window covered (0.0 before the first window)."""
+    """One measurement window: per phase, the total, the frequency (0.0 when no voltage),
+    the seconds of signal the window covered (0.0 before the first window) and the
+    neutral current's RMS over the same window (None: the samples had no neutral channel)."""
 
     phases: tuple[PhaseMeasurement, ...]
     total: TotalMeasurement
     frequency: float
     duration: float
+    neutral_i_rms: float | None = 0.0
 
     @classmethod
-    def of(cls, phases: Sequence[PhaseMeasurement], frequency: float, duration: float) -> "Measurements":
+    def of(cls, phases: Sequence[PhaseMeasurement], frequency: float, duration: float,
+           neutral_i_rms: float | None = 0.0) -> "Measurements":
         p = sum(ph.p for ph in phases)
         q = sum(ph.q for ph in phases)
         s = sum(ph.s for ph in phases)
         s = max(s, abs(p))
-        return cls(tuple(phases), TotalMeasurement(p, q, s, _pf(p, s), Quadrant.of(p, q)), frequency, duration)
+        return cls(tuple(phases), TotalMeasurement(p, q, s, _pf(p, s), Quadrant.of(p, q)), frequency, duration,
+                   neutral_i_rms)
 
     @classmethod
     def zero(cls, phases: int) -> "Measurements":
@@ -383,6 +399,9 @@ class Metrology:
         n = c.phases
         self._pv = [array("d") for _ in range(n)]
         self._pi = [array("d") for _ in range(n)]
+        self._pn = array("d")  # the neutral's pending samples, cut with the phases'
+        # the pending samples before this index came in blocks without a neutral channel
+        self._pn_missing = 0
         self._hist = [array("d") for _ in range(n)]
         self._ov = [0.0] * n
         self._oi = [0.0] * n
@@ -449,13 +468,19 @@ class Metrology:
         self._regs = regs
 
     def process(self, block: Sequence[tuple[Sequence[float], Sequence[float]]]) -> Measurements:
-        """Measure a block (one ``(v, i)`` pair of sample sequences per phase) and
+        """Measure a block (one ``(v, i)`` pair of sample sequences per phase, and its
+        ``neutral`` samples, as the sample sources' blocks carry them) and
         register its energy. Returns the latest window's measurements; a block that
         completes no window (shorter than a cycle) returns the previous ones."""
-        arrays = self._check_block(block)
+        arrays, neutral = self._check_block(block)
         for ph, (v, i) in enumerate(arrays):
             self._pv[ph].extend(v)
             self._pi[ph].extend(i)
+        if neutral is None:  # no neutral channel: the window it falls in has no neutral reading
+            self._pn.frombytes(bytes(8 * len(arrays[0][0])))
+            self._pn_missing = len(self._pn)
+        else:
+            self._pn.extend(neutral)
         window = self._find_window()
         if window is None:
             return self._last
@@ -463,6 +488,8 @@ class Metrology:
         try:
             phases = [self._measure(ph, start, end, frequency, t_start, t_end)
                       for ph in range(self.config.phases)]
+            i_neutral = (None if self._pn_missing > start
+                         else self._measure_neutral(start, end, frequency, t_start, t_end))
         except MetrologyError:
             self._drop(len(self._pv[0]))
             self._aligned = False
@@ -470,7 +497,7 @@ class Metrology:
             raise
         self._drop(end)
         self._t0 = t_end - end
-        meas = Measurements.of(phases, frequency, duration / self._fs)
+        meas = Measurements.of(phases, frequency, duration / self._fs, i_neutral)
         self._register([(ph.i_rms, ph.p, ph.q, ph.s) for ph in meas.phases], meas.duration)
         self._last = meas
         return meas
@@ -511,7 +538,8 @@ class Metrology:
 
     # ---- windows
 
-    def _check_block(self, block: Any) -> list[tuple[array, array]]:
+    def _check_block(self, block: Any) -> tuple[list[tuple[array, array]], array | None]:
+        neutral = getattr(block, "neutral", None)
         try:
             pairs = list(block)
         except TypeError as exc:
@@ -531,7 +559,14 @@ class Metrology:
                 raise MetrologyError(f"phase {ph + 1}: channels of unequal length")
             length = len(v)
             out.append((v, i))
-        return out
+        if neutral is not None:
+            try:
+                neutral = neutral if isinstance(neutral, array) and neutral.typecode == "d" else array("d", neutral)
+            except (TypeError, ValueError) as exc:
+                raise MetrologyError(f"neutral: not a sequence of floats: {exc}") from None
+            if len(neutral) != length:
+                raise MetrologyError("neutral: channel of unequal length")
+        return out, neutral
 
     def _reference_phase(self) -> int | None:
         for ph, v in enumerate(self._pv):
@@ -605,6 +640,8 @@ class Metrology:
                 self._hist[ph] = (self._hist[ph] + pv[:end])[-h:]
             del pv[:end]
             del self._pi[ph][:end]
+        del self._pn[:end]
+        self._pn_missing = max(0, self._pn_missing - end)
 
     def _measure(self, ph: int, start: int, end: int, frequency: float,
                  t_start: float, t_end: float) -> PhaseMeasurement:
@@ -659,6 +696,26 @@ class Metrology:
         # of a distorted waveform can rotate P a hair past it.
         s = max(v_rms * i_rms, abs(p))
         return PhaseMeasurement(v_rms, i_rms, p, q, s, _pf(p, s), Quadrant.of(p, q))
+
+    def _measure_neutral(self, start: int, end: int, frequency: float, t_start: float, t_end: float) -> float:
+        """The neutral current's RMS over the window's whole cycles, as :meth:`_measure`
+        takes a phase current's (the same edge correction at the interpolated crossings)."""
+        pn = self._pn
+        x = pn[start:end]
+        sx = sum(x)
+        xx = sum(map(_mul, x, x))
+        if not math.isfinite(sx + xx):
+            raise MetrologyError("neutral: samples not finite or too large")
+        n: float = end - start
+        if frequency and end < len(pn):
+            n = t_end - t_start
+            edge = (end - t_end) - (start - t_start)
+            a = t_end - (end - 1)
+            x_c = pn[end - 1] + a * (pn[end] - pn[end - 1])
+            sx -= edge * x_c
+            xx -= edge * x_c * x_c
+        mean = sx / n
+        return self.config.neutral_gain * math.sqrt(max(0.0, xx / n - mean * mean))
 
     def _finish(self, ph: int, n: float, sv: float, si: float, vv: float, ii: float, vi: float,
                 sd: float, rd: float, f: float) -> tuple[float, float, float, float]:

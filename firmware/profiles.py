@@ -361,11 +361,15 @@ def _reg(name: str, obis: str, attr: int = 2, class_id: int = 3, kind: ColumnKin
 
 
 def instantaneous_profile() -> Profile:
-    """1.0.94.91.0.255: a snapshot captured on demand (one entry kept)."""
+    """1.0.94.91.0.255: a snapshot captured on demand (one entry kept). The neutral
+    current follows the phase current, where IS 15959-2's single-phase instantaneous
+    profile has it (voltage, phase current, neutral current, ... in the public head-end
+    sources that decode it, README "The object list")."""
     cols = (
         CLOCK,
         _reg("voltage", "1.0.12.7.0.255"),
         _reg("current", "1.0.11.7.0.255"),
+        _reg("neutral_current", "1.0.91.7.0.255"),
         _reg("active_power", "1.0.1.7.0.255"),
         _reg("apparent_power", "1.0.9.7.0.255"),
         _reg("power_factor", "1.0.13.7.0.255"),

@@ -1,14 +1,22 @@
 """Sample sources: where the meter's voltage and current samples come from.
 
-Every source has one shape: ``sample_rate``, ``phases`` and ``read_block(n) -> tuple of
-(v_samples, i_samples)`` per phase, each an ``array('d')`` in volts and amps. Three
+Every source has one shape: ``sample_rate``, ``phases`` and ``read_block(n) ->``
+:class:`Block`, a tuple of ``(v_samples, i_samples)`` per phase, each an ``array('d')`` in
+volts and amps, that also carries ``neutral``: the neutral conductor's current over the
+same instants. A real single-phase meter measures both conductors (a shunt or CT in the
+phase, a CT in the neutral), so that current which does not come back through the
+neutral shows; every source therefore gives the neutral a channel of its own. Three
 backends, chosen by a config string through :func:`open_source`:
 
 - ``synthetic``: a mains waveform generator (harmonics, noise, ADC quantisation) whose
   true powers are known analytically, for tests, the accuracy test bench
-  (IEC 62053-21 load points) and the emulated meter;
-- ``csv:PATH``: a recorded CSV file (``t,v1,i1[,v2,i2,v3,i3]``) replayed sample by sample;
-- ``spi:BUS.DEV``: an MCP3208-class 12-bit SAR ADC on a Raspberry Pi rig via ``spidev``.
+  (IEC 62053-21 load points) and the emulated meter. Its neutral carries the sum of the
+  phase currents (in a healthy single-phase installation the phase current itself) less
+  an *earth current* that can be set (:meth:`SyntheticSource.set_earth_current`) to
+  emulate earth leakage or a partial neutral bypass;
+- ``csv:PATH``: a recorded CSV file (``t,v1,i1[,v2,i2,v3,i3],in``) replayed sample by sample;
+- ``spi:BUS.DEV``: an MCP3208-class 12-bit SAR ADC on a Raspberry Pi rig via ``spidev``,
+  the neutral CT on a channel of its own.
 
 This module knows nothing of the firmware: the metering core consumes these blocks by
 their shape alone.
@@ -39,7 +47,37 @@ class SampleFormatError(HalError):
     """A recorded sample file that is not the documented CSV layout."""
 
 
-Block = tuple[tuple[array, array], ...]
+class Block(tuple):
+    """One block of samples: a tuple of each phase's ``(v, i)`` pair, and ``neutral``, the
+    neutral current samples at the same instants (``None``: the source has no neutral
+    channel, e.g. a CSV recorded without one).
+
+    The phases are the tuple and the neutral an attribute beyond it (as
+    ``os.stat_result`` keeps fields beyond its tuple), so code that reads a block's phases
+    (``(v, i), = block``) reads it unchanged; equality compares the neutral as well."""
+
+    neutral: array | None
+
+    def __new__(cls, phases: Iterable[tuple[array, array]], neutral: array | None = None) -> "Block":
+        self = super().__new__(cls, phases)
+        self.neutral = neutral
+        return self
+
+    def __getnewargs__(self) -> tuple:  # pickled with its neutral
+        return tuple(self), self.neutral
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Block) and self.neutral != other.neutral:
+            return False
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Block({tuple.__repr__(self)}, neutral={self.neutral!r})"
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -76,7 +114,19 @@ class SyntheticSource:
     ``noise_rms`` is (volts, amps) of white Gaussian noise (a single float applies to
     both); ``adc_bits`` quantises each channel to a bipolar ADC of that many bits over
     +-``adc_range`` (peak volts, peak amps), clipping beyond it.
+
+    The neutral channel carries what returns through the neutral conductor: the sum of
+    the phase currents (a single phase: its current) less the *earth current*
+    (:meth:`set_earth_current`), the part of phase 1's load current that returns by earth
+    rather than the neutral, so the neutral CT does not see it (earth leakage, a load
+    wired phase to earth, a partial bypass of the neutral). It is a sinusoid of the
+    fundamental in phase with phase 1's load current: with a sinusoidal load of I amps
+    the neutral carries ``|I - earth|``. A negative earth current is the other way round:
+    the neutral carries more than the phase CT (part of the load is fed round the phase
+    CT). The neutral has noise and quantisation of its own, as the current channels do.
     """
+
+    earth_current = 0.0  # A rms of phase 1's load returning by earth (set_earth_current)
 
     def __init__(self, sample_rate: int = 4096, frequency: float = 50.0, phases: int = 1,
                  voltage: float = 230.0, current: float = 0.0, pf: float | None = None,
@@ -103,6 +153,7 @@ class SyntheticSource:
         self._noise: array | None = None
         self._cycles = 0.0  # phase of the next sample, in cycles of the fundamental, [0, 1)
         self._tables: dict[tuple[int, int], tuple[array, array]] = {}
+        self.earth_current = 0.0
         self.samples_read = 0
 
     def __getstate__(self) -> dict:
@@ -126,6 +177,14 @@ class SyntheticSource:
             load.angle = angle
             if voltage is not None:
                 load.voltage = float(voltage)
+
+    def set_earth_current(self, amps: float) -> None:
+        """How much of phase 1's load current (A rms, in phase with it) returns by earth
+        instead of the neutral: 0 is a healthy installation, where the neutral carries
+        the phase current; negative, the neutral carries more than the phase."""
+        if isinstance(amps, bool) or not (isinstance(amps, (int, float)) and math.isfinite(amps)):
+            raise HalError(f"earth current must be a finite number of amps, not {amps!r}")
+        self.earth_current = float(amps)
 
     def set_voltage(self, voltage: float, phase: int | None = None) -> None:
         for k in self._phase_indices(phase):
@@ -223,6 +282,8 @@ class SyntheticSource:
             gauss = random.Random(self._rng.getrandbits(64)).gauss
             self._noise = array("d", (gauss(0.0, 1.0) for _ in range(_NOISE_TABLE)))
             self._noise_pos = [self._rng.randrange(_NOISE_TABLE) for _ in range(2 * self.phases)]
+        if channel >= len(self._noise_pos):  # the neutral's start, drawn after the phases' own
+            self._noise_pos.append(self._rng.randrange(_NOISE_TABLE))
         table = self._noise
         pos = self._noise_pos[channel]
         out = array("d")
@@ -246,6 +307,7 @@ class SyntheticSource:
             raise HalError(f"block size must be >= 0, not {n_samples!r}")
         a0 = _TWO_PI * self._cycles
         out = []
+        neutral: array | None = None  # the phase currents' sum, before each channel's noise
         for k, ld in enumerate(self._loads):
             shift = -_TWO_PI * k / 3.0
             base = a0 + shift
@@ -258,6 +320,11 @@ class SyntheticSource:
                 i_terms.append((h.order, ia * h.i_fraction, h.order * base - math.radians(h.phase_deg)))
             v = self._wave(n, v_terms)
             i = self._wave(n, i_terms)
+            neutral = array("d", i) if neutral is None else array("d", map(_add, neutral, i))
+            if k == 0 and self.earth_current:
+                # the earth current returns outside the neutral: a fundamental in phase with the load
+                earth = self._wave(n, [(1, _SQRT2 * self.earth_current, base - ld.angle)])
+                neutral = array("d", map(operator.sub, neutral, earth))
             if self.noise_rms[0]:
                 v = array("d", map(_add, v, self._noise_block(2 * k, n, self.noise_rms[0])))
             if self.noise_rms[1]:
@@ -266,9 +333,15 @@ class SyntheticSource:
                 v = self._quantise(v, self.adc_range[0])
                 i = self._quantise(i, self.adc_range[1])
             out.append((v, i))
+        if neutral is None:
+            neutral = array("d", bytes(8 * n))
+        if self.noise_rms[1]:
+            neutral = array("d", map(_add, neutral, self._noise_block(2 * self.phases, n, self.noise_rms[1])))
+        if self.adc_bits is not None:
+            neutral = self._quantise(neutral, self.adc_range[1])
         self._cycles = math.fmod(self._cycles + n * self.frequency / self.sample_rate, 1.0)
         self.samples_read += n
-        return tuple(out)
+        return Block(out, neutral)
 
 
 def _check_pf(pf: float) -> float:
@@ -281,10 +354,14 @@ def _check_pf(pf: float) -> float:
 
 
 class CsvReplaySource:
-    """Replays a CSV of samples: header ``t,v1,i1[,v2,i2,v3,i3]``, one row per sample.
+    """Replays a CSV of samples: header ``t,v1,i1[,v2,i2,v3,i3],in``, one row per sample,
+    ``in`` the neutral current.
 
     The sample rate is read from the ``t`` column (or given). ``read_block`` returns
     fewer samples at the end of the file and empty arrays after it, unless ``loop``.
+    A file recorded without the ``in`` column (before sources had a neutral channel) is
+    still read; its blocks say they have no neutral (``neutral`` None) rather than
+    inventing one.
     """
 
     def __init__(self, path: str, sample_rate: int | None = None, loop: bool = False):
@@ -300,10 +377,12 @@ class CsvReplaySource:
         if not rows:
             raise SampleFormatError(f"{self.path}: empty file (expected header t,v1,i1...)")
         header = [h.strip() for h in rows[0]]
-        layouts = {3: ["t", "v1", "i1"], 7: ["t", "v1", "i1", "v2", "i2", "v3", "i3"]}
-        if layouts.get(len(header)) != header:
-            raise SampleFormatError(f"{self.path}: header must be t,v1,i1 or t,v1,i1,v2,i2,v3,i3, not {','.join(header)}")
-        self.phases = (len(header) - 1) // 2
+        one, three = ["t", "v1", "i1"], ["t", "v1", "i1", "v2", "i2", "v3", "i3"]
+        if header not in (one + ["in"], three + ["in"], one, three):
+            raise SampleFormatError(f"{self.path}: header must be t,v1,i1,in or t,v1,i1,v2,i2,v3,i3,in "
+                                    f"(without in: no neutral channel), not {','.join(header)}")
+        self.has_neutral = header[-1] == "in"
+        self.phases = (len(header) - 1 - self.has_neutral) // 2
         cols = [array("d") for _ in header]
         for line, row in enumerate(rows[1:], start=2):
             if len(row) != len(header):
@@ -348,25 +427,37 @@ class CsvReplaySource:
             s, e = self._pos, min(total, self._pos + max(0, n))
             self._pos = e
             cols = [col[s:e] for col in self._cols]
-        return tuple((cols[2 * k], cols[2 * k + 1]) for k in range(self.phases))
+        return Block(((cols[2 * k], cols[2 * k + 1]) for k in range(self.phases)),
+                     cols[-1] if self.has_neutral else None)
 
 
 def record_csv(source: Any, path: str, seconds: float, block: int = 1024) -> int:
-    """Record ``seconds`` of ``source`` to a CSV replayable by :class:`CsvReplaySource`.
+    """Record ``seconds`` of ``source`` to a CSV replayable by :class:`CsvReplaySource`,
+    its neutral channel too when it has one (the ``in`` column).
 
     Values are written with ``repr`` so a replay gives back the very same floats.
     Returns the number of rows written."""
     fs = source.sample_rate
     total = int(round(seconds * fs))
     header = ["t"] + [f"{c}{k + 1}" for k in range(source.phases) for c in ("v", "i")]
+    with_neutral = None
     written = 0
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(header)
+        if not total:
+            w.writerow(header + ["in"])
         while written < total:
             n = min(block, total - written)
             blk = source.read_block(n)
             chans = [ch for pair in blk for ch in pair]
+            neutral = getattr(blk, "neutral", None)
+            if with_neutral is None:  # the first block says whether the source has a neutral
+                with_neutral = neutral is not None
+                w.writerow(header + ["in"] * with_neutral)
+            if with_neutral != (neutral is not None):
+                raise HalError("the source's neutral channel came and went while recording")
+            if with_neutral:
+                chans.append(neutral)
             ts = (repr((written + k) / fs) for k in range(n))
             w.writerows(zip(ts, *(map(repr, ch) for ch in chans)))
             written += n
@@ -399,16 +490,18 @@ def counts_to_value(count: int, per_count: float, mid_rail: float = 2048.0) -> f
 class SpiAdcSource:
     """Samples from an MCP3208-class 12-bit ADC over SPI (``spidev``), for a Pi rig.
 
-    ``channels`` maps each phase to its (voltage channel, current channel). Each sample
-    instant reads every channel with one ``xfer2`` apiece, then waits for the next
+    ``channels`` maps each phase to its (voltage channel, current channel), and
+    ``neutral_channel`` is the neutral CT's (by default the channel after the phases':
+    2 for one phase, 6 for three; ``amps_per_count`` scales it as the phase currents).
+    Each sample instant reads every channel with one ``xfer2`` apiece, then waits for the next
     instant on ``time.perf_counter``; if the bus falls behind the schedule restarts
     from now rather than bursting (the measured rate is in ``achieved_rate``). A Pi
-    manages roughly 10-20k transfers per second from Python, enough for one phase at
-    4096 Hz; use a lower sample rate for three phases.
+    manages roughly 10-20k transfers per second from Python, enough for one phase and its
+    neutral at 4096 Hz; use a lower sample rate for three phases.
     """
 
     def __init__(self, bus: int = 0, device: int = 0, sample_rate: int = 4096, phases: int = 1,
-                 channels: Sequence[tuple[int, int]] | None = None,
+                 channels: Sequence[tuple[int, int]] | None = None, neutral_channel: int | None = None,
                  volts_per_count: float = 0.25, amps_per_count: float = 0.05,
                  mid_rail: float = 2048.0, speed_hz: int = 1_000_000):
         if phases not in (1, 3):
@@ -417,7 +510,13 @@ class SpiAdcSource:
             channels = [(2 * k, 2 * k + 1) for k in range(phases)]
         if len(channels) != phases:
             raise HalError(f"channels must map each of {phases} phases to (v, i)")
+        if neutral_channel is None:
+            neutral_channel = 2 * phases
+        used = [c for pair in channels for c in pair]
+        if neutral_channel in used or len(set(used)) != len(used):
+            raise HalError(f"each ADC channel reads one signal: phases {list(channels)}, neutral {neutral_channel}")
         self.commands = [(mcp3208_command(vc), mcp3208_command(ic)) for vc, ic in channels]
+        self.neutral_command = mcp3208_command(neutral_channel)
         self.sample_rate = int(sample_rate)
         self.phases = phases
         self.volts_per_count = float(volts_per_count)
@@ -441,12 +540,15 @@ class SpiAdcSource:
         xfer = self._spi.xfer2
         period = 1.0 / self.sample_rate
         raw = [(array("d"), array("d")) for _ in range(self.phases)]
+        raw_neutral = array("d")
+        ncmd = self.neutral_command
         clock = time.perf_counter
         t0 = next_t = clock()
         for _ in range(int(n_samples)):
             for (vcmd, icmd), (va, ia) in zip(self.commands, raw):
                 va.append(mcp3208_decode(xfer(list(vcmd))))
                 ia.append(mcp3208_decode(xfer(list(icmd))))
+            raw_neutral.append(mcp3208_decode(xfer(list(ncmd))))
             next_t += period
             now = clock()
             if next_t > now:
@@ -457,10 +559,12 @@ class SpiAdcSource:
         elapsed = clock() - t0
         self.achieved_rate = n_samples / elapsed if elapsed > 0 else 0.0
         out = []
+        amps = lambda counts: array("d", map(counts_to_value, counts, repeat(self.amps_per_count),  # noqa: E731
+                                             repeat(self.mid_rail)))
         for va, ia in raw:
             out.append((array("d", map(counts_to_value, va, repeat(self.volts_per_count), repeat(self.mid_rail))),
-                        array("d", map(counts_to_value, ia, repeat(self.amps_per_count), repeat(self.mid_rail)))))
-        return tuple(out)
+                        amps(ia)))
+        return Block(out, amps(raw_neutral))
 
     def close(self) -> None:
         self._spi.close()

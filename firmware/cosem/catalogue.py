@@ -24,6 +24,9 @@ REACTIVE_Q = [Obis(1, 0, c, 8, 0, 255) for c in (5, 6, 7, 8)]
 # IEC 62056-6-1 (C = 12, 11), as IS 15959-2 lists them, not L1's (C = 32, 31)
 VOLTAGE = Obis(1, 0, 12, 7, 0, 255)
 PHASE_CURRENT = Obis(1, 0, 11, 7, 0, 255)
+# IEC 62056-6-1 C = 91: the neutral current, measured by the meter's neutral CT (IS 15959-2
+# single phase; public head-end sources read it as "Neutral Current", README)
+NEUTRAL_CURRENT = Obis(1, 0, 91, 7, 0, 255)
 ACTIVE_POWER = Obis(1, 0, 1, 7, 0, 255)
 APPARENT_POWER = Obis(1, 0, 9, 7, 0, 255)
 POWER_FACTOR = Obis(1, 0, 13, 7, 0, 255)

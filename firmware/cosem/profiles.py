@@ -176,7 +176,8 @@ def instantaneous_row(meter: "Meter") -> dict:
     m = meter.measurements
     e = meter.energy
     return {
-        "voltage": m.phases[0].v_rms, "current": m.phases[0].i_rms, "active_power": round(m.total.p),
+        "voltage": m.phases[0].v_rms, "current": m.phases[0].i_rms, "neutral_current": m.neutral_i_rms,
+        "active_power": round(m.total.p),
         "apparent_power": round(m.total.s), "power_factor": m.total.pf, "frequency": m.frequency,
         "active_import": round(e.active_import_wh), "active_export": round(e.active_export_wh),
         "apparent_import": round(e.apparent_import_vah), "md_active_import": round(meter.progress.md_w),

@@ -60,6 +60,7 @@ QUANTITIES: dict[str, Quantity] = {
     "voltage": _q(axdr.LongUnsigned, -2, Unit.VOLT),
     "average_voltage": _q(axdr.LongUnsigned, -2, Unit.VOLT),
     "current": _q(axdr.DoubleLong, -2, Unit.AMPERE),
+    "neutral_current": _q(axdr.DoubleLong, -2, Unit.AMPERE),  # as the phase current
     "average_current": _q(axdr.DoubleLong, -2, Unit.AMPERE),
     "power_factor": _q(axdr.Long, -3, Unit.COUNT),
     "average_power_factor": _q(axdr.Long, -3, Unit.COUNT),

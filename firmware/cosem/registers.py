@@ -2,7 +2,8 @@
 
 Register and Extended register (IC 3, 4) for every measured quantity, each with the
 scaler, unit and A-XDR type of its :data:`.quantities.QUANTITIES` entry and read
-from the meter at GET time, the time-of-day registers of tariff zones 1..8 among
+from the meter at GET time (the neutral current 1.0.91.7.0.255 is the neutral CT's own
+measurement, beside the phase current, not a copy of it), the time-of-day registers of tariff zones 1..8 among
 them (:mod:`bijli.firmware.tiers`), and IS 15959's durations (0.0.94.91.8/13/14, whole
 minutes) and tamper count (0.0.94.91.0); the IS 15959-2 name plate Data objects; the last event
 code of each event log (IS 15959 0.0.96.11.x.255) and bijli's detail text beside it
@@ -30,7 +31,8 @@ from bijli.firmware import profiles as fw_profiles
 from bijli.firmware.cosem.catalogue import (ACTIVE_POWER, APPARENT_POWER, AVERAGE_CURRENT, AVERAGE_VOLTAGE,
                                             AVAILABLE_BILLING_PERIODS, BILLING_COUNT, BILLING_DATE, BILLING_POWER_FACTOR,
                                             BLOCK_LOAD_CAPTURE_PERIOD, CURRENT_RATING, DAILY_LOAD_CAPTURE_PERIOD,
-                                            DEMAND_INTEGRATION_PERIOD, PHASE_CURRENT, POWER_FAILURES, PROGRAMMING_COUNT,
+                                            DEMAND_INTEGRATION_PERIOD, NEUTRAL_CURRENT, PHASE_CURRENT, POWER_FAILURES,
+                                            PROGRAMMING_COUNT,
                                             FIRMWARE_VERSION, FREQUENCY, MANUFACTURER_NAME, MD_ACTIVE_IMPORT,
                                             MD_APPARENT_IMPORT, METER_CATEGORY, METER_TYPE, POWER_FACTOR, REACTIVE_Q,
                                             SERIAL_NUMBER, VOLTAGE, YEAR_OF_MANUFACTURE, ACTIVE_IMPORT_TIERS,
@@ -56,9 +58,15 @@ _REACTIVE_Q23 = (("reactive_q2", REACTIVE_Q[1]), ("reactive_q3", REACTIVE_Q[2]))
 
 def register(obis: Obis, name: str, read: Callable[[], Any], cls: type[Register] = Register, **kw) -> Register:
     """A register showing quantity ``name`` (scaler, unit and type from QUANTITIES);
-    ``read`` returns the physical value at GET time."""
+    ``read`` returns the physical value at GET time, or None when the meter has none
+    (null-data, the Blue Book's value for "no value")."""
     q = QUANTITIES[name]
-    return cls(obis, lambda: q.encode(read()), q.scaler, q.unit, **kw)
+
+    def value() -> axdr.Data:
+        physical = read()
+        return axdr.NullData() if physical is None else q.encode(physical)
+
+    return cls(obis, value, q.scaler, q.unit, **kw)
 
 
 def measured_registers(meter: "Meter") -> list[CosemObject]:
@@ -73,6 +81,8 @@ def measured_registers(meter: "Meter") -> list[CosemObject]:
     out: list[CosemObject] = [
         register(VOLTAGE, "voltage", lambda: m().phases[0].v_rms),
         register(PHASE_CURRENT, "current", lambda: m().phases[0].i_rms),
+        # the neutral CT's own measurement over the same window (None: a source without one)
+        register(NEUTRAL_CURRENT, "neutral_current", lambda: m().neutral_i_rms),
         register(ACTIVE_POWER, "active_power", lambda: m().total.p),
         register(APPARENT_POWER, "apparent_power", lambda: m().total.s),
         register(POWER_FACTOR, "power_factor", lambda: m().total.pf),

@@ -11,6 +11,7 @@ import pytest
 
 from bijli.hal.errors import BackendError, HalError
 from bijli.hal.samples import (
+    Block,
     CsvReplaySource,
     SampleFormatError,
     SpiAdcSource,
@@ -116,15 +117,17 @@ def test_csv_round_trip_is_exact(tmp_path):
     rec = SyntheticSource(phases=3, current=4.0, noise_rms=0.3, seed=1)
     ref = SyntheticSource(phases=3, current=4.0, noise_rms=0.3, seed=1)
     assert record_csv(rec, path, 0.5, block=300) == 2048
-    assert path.read_text().splitlines()[0] == "t,v1,i1,v2,i2,v3,i3"
+    assert path.read_text().splitlines()[0] == "t,v1,i1,v2,i2,v3,i3,in"
     replay = CsvReplaySource(path)
     assert replay.sample_rate == 4096 and replay.phases == 3 and len(replay) == 2048
     chunks = [ref.read_block(n) for n in (300,) * 6 + (248,)]  # as record_csv read them
     want = [[array("d") for _ in range(2)] for _ in range(3)]
+    want_neutral = array("d")
     for blk in chunks:
         for ph in range(3):
             for ch in range(2):
                 want[ph][ch].extend(blk[ph][ch])
+        want_neutral.extend(blk.neutral)
     got1 = replay.read_block(2000)
     got2 = replay.read_block(2000)
     assert len(got2[0][0]) == 48
@@ -132,6 +135,7 @@ def test_csv_round_trip_is_exact(tmp_path):
     for ph in range(3):
         for ch in range(2):
             assert got1[ph][ch] + got2[ph][ch] == want[ph][ch]
+    assert got1.neutral + got2.neutral == want_neutral  # the neutral channel replays exactly too
 
 
 def test_csv_loop_wraps_around(tmp_path):
@@ -194,3 +198,95 @@ def test_open_source_specs(tmp_path):
     for bad in ("spi:zero", "spi:0", "bogus", "csv:", "synthetic:x"):
         with pytest.raises(BackendError):
             open_source(bad)
+
+
+# ---------------------------------------------------------------- the neutral channel
+
+
+def test_a_healthy_single_phase_neutral_carries_the_phase_current():
+    src = SyntheticSource(current=8.0, pf=0.8, harmonics=[(3, 0.02, 0.3, 10.0)])
+    block = src.read_block(4096)
+    (v, i), = block
+    assert isinstance(block, Block) and len(block.neutral) == len(i)
+    assert block.neutral == i  # the same samples: nothing returns other than by the neutral
+
+
+def test_the_earth_current_returns_outside_the_neutral():
+    src = SyntheticSource(current=10.0, pf=0.8)
+    src.set_earth_current(3.0)  # 3 A of the load goes back by earth
+    block = src.read_block(4096)
+    (v, i), = block
+    assert rms(i) == pytest.approx(10.0, rel=1e-9)  # the phase CT still sees the whole load
+    assert rms(block.neutral) == pytest.approx(7.0, rel=1e-9)
+    # in phase with the load current: the neutral is the load current scaled by 7/10
+    assert max(abs(n - 0.7 * x) for n, x in zip(block.neutral, i)) < 1e-9
+    src.set_earth_current(-2.5)  # the neutral carries more than the phase (phase CT bypassed)
+    assert rms(src.read_block(4096).neutral) == pytest.approx(12.5, rel=1e-9)
+    src.set_earth_current(0)
+    block = src.read_block(4096)
+    assert block.neutral == block[0][1]
+    for bad in (float("nan"), float("inf"), "1", True, None):
+        with pytest.raises(HalError):
+            src.set_earth_current(bad)
+    assert src.earth_current == 0.0  # refused: nothing changed
+
+
+def test_a_balanced_three_phase_neutral_carries_only_what_does_not_cancel():
+    src = SyntheticSource(phases=3, current=10.0, harmonics=[(3, 0.0, 0.2)])
+    block = src.read_block(4096)
+    # the fundamentals cancel; the third harmonics of the three phases add up in the neutral
+    assert rms(block.neutral) == pytest.approx(3 * 2.0, rel=1e-6)
+    src.set_harmonics([])
+    src.set_load(5.0, phase=2)  # an unbalanced load
+    block = src.read_block(4096)
+    total = [x + y + z for x, y, z in zip(block[0][1], block[1][1], block[2][1])]
+    assert max(abs(n - t) for n, t in zip(block.neutral, total)) < 1e-9
+    assert rms(block.neutral) == pytest.approx(5.0, rel=1e-6)
+
+
+def test_the_neutral_has_noise_and_quantisation_of_its_own():
+    src = SyntheticSource(current=5.0, noise_rms=(0.0, 0.05), seed=9)
+    block = src.read_block(8192)
+    (_, i), = block
+    diff = [n - x for n, x in zip(block.neutral, i)]
+    assert statistics.pstdev(diff) == pytest.approx(0.05 * math.sqrt(2), rel=0.1)  # independent noise
+    lsb = 100.0 / 128
+    quantised = SyntheticSource(current=5.0, adc_bits=8).read_block(512).neutral
+    assert all(abs(x / lsb - round(x / lsb)) < 1e-9 for x in quantised)
+
+
+def test_the_phase_channels_noise_is_as_before_the_neutral_had_noise():
+    # the neutral's noise start is drawn after the phases' own: their noise did not move
+    src = SyntheticSource(voltage=0.0, noise_rms=(2.0, 0.1), seed=42)
+    again = SyntheticSource(voltage=0.0, noise_rms=(2.0, 0.1), seed=42)
+    assert src.read_block(1000)[0] == again.read_block(1000)[0]
+
+
+def test_a_block_compares_and_pickles_with_its_neutral():
+    import pickle
+
+    a = Block([(array("d", [1.0]), array("d", [2.0]))], array("d", [2.0]))
+    b = Block([(array("d", [1.0]), array("d", [2.0]))], array("d", [1.5]))
+    assert a != b and not a == b and a == Block(list(a), array("d", [2.0]))
+    assert pickle.loads(pickle.dumps(a)) == a and pickle.loads(pickle.dumps(a)).neutral == a.neutral
+    ((v, i),) = a  # unpacks as the phases it holds
+    assert v == array("d", [1.0])
+
+
+def test_a_csv_without_a_neutral_column_replays_with_no_neutral(tmp_path):
+    path = tmp_path / "old.csv"
+    path.write_text("t,v1,i1\n0,1,2\n0.5,3,4\n")
+    block = CsvReplaySource(path).read_block(2)
+    assert block.neutral is None and block[0] == (array("d", [1.0, 3.0]), array("d", [2.0, 4.0]))
+    path.write_text("t,v1,i1,in\n0,1,2,1.5\n0.5,3,4,3.5\n")
+    assert CsvReplaySource(path).read_block(2).neutral == array("d", [1.5, 3.5])
+    path.write_text("t,v1,in,i1\n0,1,2,1.5\n0.5,3,4,3.5\n")
+    with pytest.raises(SampleFormatError, match="header"):
+        CsvReplaySource(path)
+
+
+def test_spi_source_refuses_a_neutral_channel_another_signal_uses():
+    with pytest.raises(HalError, match="one signal"):
+        SpiAdcSource(0, 0, neutral_channel=1)
+    with pytest.raises(HalError, match="one signal"):
+        SpiAdcSource(0, 0, phases=1, channels=[(3, 3)])

@@ -36,6 +36,10 @@ BAD_LINES = [
     ("load 1000", "above the meter's maximum current of 60 A"),
     ("load 5 0.9L 1e9", "above 460 V"),
     ("load 5 2.0", "power factor must be within -1..1"),
+    ("earth", "earth needs AMPS"),
+    ("earth x", "AMPS must be a number, not 'x'"),
+    ("earth inf", "AMPS must be a finite number"),
+    ("earth 100", "beyond the meter's maximum current of 60 A"),
     ("events x", "N must be a whole number"),
     ("events 0", "N must be 1..10000"),
     ("step nan", "not a duration"),
@@ -84,7 +88,7 @@ def test_a_refused_load_changes_nothing(node):
 # words the fuzz puts together: every command (step only with short durations: a long
 # step is slow, not wrong), their argument shapes, and junk
 _WORDS = st.sampled_from([
-    "help", "status", "--json", "load", "time", "set", "get", "token", "credit", "emergency", "relay",
+    "help", "status", "--json", "load", "earth", "time", "set", "get", "token", "credit", "emergency", "relay",
     "press", "events", "k", "lcd", "1.0.1.8.0.255", "0.0.1.0.0.255:2", "1.0.99.1.0.255:7", ":", "#", "*",
     "0.5L", "0.8C", "1e9", "-1", "nan", "inf", "12345678901234567890", "2024-06-14T19:00:00", "'", '"', "\\",
     "\x00", "é", "1.5h", "90s",

@@ -9,6 +9,8 @@ import random
 import zlib
 from datetime import datetime
 
+import pytest
+
 from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import SimClock
 from bijli.tools.fleet import dormant
@@ -20,7 +22,7 @@ START = datetime(2024, 6, 14, 17, 0)
 
 
 def _ram(node):
-    return {"meter": node.meter.volatile(), "source": node.source, "load": node._load,
+    return {"meter": node.meter.volatile(), "source": node.source, "load": node._load, "earth": node._earth,
             "offset": node.clock.offset, "counters": node.security.counters.positions()}
 
 
@@ -30,6 +32,7 @@ def test_a_meters_ram_round_trips_with_its_configuration_by_reference(tmp_path):
     try:
         with engine.observe(7) as node:
             node.set_load(7.5, 0.9, True, None)
+            node.set_earth_current(1.25)  # a leaking installation: its neutral is RAM too
             ram = _ram(node)
             layout = dormant.Layout()
             blob = dormant.pack(ram, node.cfg.meter, node.source, layout)
@@ -43,7 +46,12 @@ def test_a_meters_ram_round_trips_with_its_configuration_by_reference(tmp_path):
             assert b["metrology"].config is again.meter.metrology
             assert b["progress"] == m["progress"] and b["relay"] == m["relay"] and b["sts"] == m["sts"]
             assert b["metrology"].energy == m["metrology"].energy
-            assert back["counters"] == ram["counters"] and back["load"] == ram["load"]
+            assert back["counters"] == ram["counters"] and back["load"] == ram["load"] and back["earth"] == 1.25
+            # the metering core's neutral, with its part cycle, and the source's earth current
+            assert b["metrology"].measurements == m["metrology"].measurements
+            assert b["metrology"].measurements.neutral_i_rms == pytest.approx(7.5 - 1.25, abs=0.01)
+            assert b["metrology"]._pn == m["metrology"]._pn and len(b["metrology"]._pn) == len(b["metrology"]._pv[0])
+            assert back["source"].earth_current == 1.25
             # the generator drew nothing: it comes back as Random(seed), the very same state
             assert back["source"]._rng.getstate() == random.Random(7).getstate() == ram["source"]._rng.getstate()
             # a second pack, with the layout found once, is the same record

@@ -30,13 +30,15 @@ from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
 START = datetime(2024, 6, 14, 17, 0)  # Friday 14 June 2024, 17:00: the seed's Bakrid weekend begins
 BASE = config.load(None)
 
-# what a head-end reads: energy, credit, relay state, clock, the last block-load row count
+# what a head-end reads: energy, credit, relay state, clock, the last block-load row count, the
+# phase and neutral currents
 READS = [("1.0.1.8.0.255", 2), ("0.0.19.10.0.255", 2), ("0.0.96.3.10.255", 2), ("0.0.1.0.0.255", 2),
-         ("1.0.99.1.0.255", 7), ("0.0.99.98.2.255", 7)]
+         ("1.0.99.1.0.255", 7), ("0.0.99.98.2.255", 7), ("1.0.11.7.0.255", 2), ("1.0.91.7.0.255", 2)]
 
 operation = st.one_of(
     st.tuples(st.just("load"), st.sampled_from([0.0, 0.4, 2.5, 7.0, 31.0]), st.sampled_from([1.0, 0.85, -0.9])),
     st.tuples(st.just("token"), st.sampled_from(["1", "12.5", "40", "250"])),
+    st.tuples(st.just("earth"), st.sampled_from([0.0, 0.3, 1.5, -2.0])),
     st.tuples(st.just("step"), st.sampled_from([7, 60, 600, 900, 1799, 3600, 5 * 3600, 26 * 3600])),
     st.tuples(st.just("read")),
     st.tuples(st.just("button")),
@@ -84,6 +86,8 @@ class Twins:
             self.tokens += 1
             digits = vend_credit(self.cfg.meter.sts.vend_key(), Decimal(op[1]), subclass=4, time=when).digits
             act = lambda node: node.execute(f"token {digits}").text  # noqa: E731
+        elif kind == "earth":
+            act = lambda node: node.execute(f"earth {op[1]}").text  # noqa: E731
         elif kind == "button":
             act = lambda node: node.meter.press_button()  # noqa: E731
         else:

@@ -5,7 +5,7 @@ a token, a bench read), a full :class:`~tools.node.meter_node.MeterNode`: the sa
 firmware :class:`~firmware.meter.Meter`, object list and DLMS server as ``bijli meter``,
 on its own :class:`~firmware.shard.MeterMemory` in the shard's database. Between
 observations it is *dormant*: its non-volatile memory is in the shard database and its
-RAM (:meth:`Meter.volatile`, the sample source's phase, the load drawn, its clock
+RAM (:meth:`Meter.volatile`, the sample source's phase, the load drawn and its earth current, its clock
 setting, its invocation counters) is one compressed record in a dict
 (:mod:`tools.fleet.dormant`: the shared configuration by reference). At most ``cache_size`` meters are
 hydrated at once; the least recently observed one is dehydrated to make room (never
@@ -257,6 +257,7 @@ class FleetEngine:
         node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"],
                          lazy_objects=True)
         node._load = ram["load"]
+        node._earth = ram.get("earth", 0.0)  # a record of before the earth current: a healthy neutral
         node.security.counters.resume(ram["counters"])
         self._pos[index] = ram["mark"]
         return node
@@ -267,7 +268,7 @@ class FleetEngine:
         # per eviction was a commit per association, and the next association then had to
         # reserve again: another). The shard holds their reservations, so a crash of the
         # fleet still never reuses one; a clean shutdown flushes them exactly.
-        ram = {"meter": node.meter.volatile(), "source": node.source, "load": node._load,
+        ram = {"meter": node.meter.volatile(), "source": node.source, "load": node._load, "earth": node._earth,
                "offset": node.clock.offset,  # type: ignore[attr-defined]
                "counters": node.security.counters.positions(), "mark": self._pos.pop(index, 0)}
         self._dormant[index] = dormant.pack(ram, node.cfg.meter, node.source, self._layout)

@@ -166,6 +166,7 @@ class MeterNode:
         self._pending_step: float | None = None
         self.source = source if source is not None else open_samples(cfg)
         self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
+        self._earth = 0.0  # A of that load returning by earth, not the neutral (behind the relay too)
         self._relay_closed = True
         self.devices = None
         if resume is None:
@@ -292,6 +293,21 @@ class MeterNode:
         self._load = (current, abs(pf), lagging if pf >= 0 else not lagging)
         self._apply_load()
 
+    @property
+    def earth_current(self) -> float:
+        """A of the load that returns by earth rather than the neutral (0: healthy)."""
+        return self._earth
+
+    def set_earth_current(self, amps: float) -> None:
+        """Host.set_earth_current: emulate earth leakage or a partial neutral bypass in the
+        consumer's wiring (behind the relay, as the load is: an open relay carries none)."""
+        self.tick()  # the old neutral's measurement up to now
+        if not hasattr(self.source, "set_earth_current"):
+            raise FirmwareError(f"the sample source {self.cfg.hal.samples!r} measures a real neutral: "
+                                "its earth current cannot be set")
+        self._earth = float(amps)
+        self._apply_load()
+
     def _on_relay(self, closed: bool) -> None:
         """The relay opened or closed: the consumer's load is behind it."""
         self._relay_closed = closed
@@ -305,6 +321,8 @@ class MeterNode:
             return
         current, pf, lagging = self._load
         self.source.set_load(current if self._relay_closed else 0.0, pf=pf, lagging=lagging)
+        if hasattr(self.source, "set_earth_current"):
+            self.source.set_earth_current(self._earth if self._relay_closed else 0.0)
         # Measure the new load at once, so status and a following 'step' see it without
         # waiting for a tick. Two short blocks: the first window still holds the part
         # cycle sampled before the change; the second is the new load alone, and it is
