@@ -158,8 +158,12 @@ class HouseholdTwins:
                                                   time=when).digits
         elif kind == "button":
             line = "meter 0 relay press"
-        else:
+        elif kind == "earth":
+            line = f"meter 0 earth {op[1]}"
+        elif kind == "read":
             line = "status --json"
+        else:
+            raise AssertionError(f"no console line for the operation {op!r}")
         mine, theirs = self.files.execute(line), self.console.execute(line)
         if kind == "read":  # the fleets' tables: the same but for the port and the meters' count
             mine = [{k: v for k, v in r.items() if k != "port"} for r in json.loads(mine.text)]
