@@ -52,7 +52,7 @@ from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, saved_time
 from bijli.firmware.cosem.associations import lockout, policies, security_settings
 from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
-from bijli.firmware.cosem.object_list import build_objects
+from bijli.firmware.cosem.object_list import ObjectList
 from bijli.firmware.cosem.results import host_refusal
 from bijli.firmware.storage import DB_NAME, Storage
 from bijli.hal.clock import RealClock, SimClock, TimeSource, meter_local
@@ -191,18 +191,23 @@ class MeterNode:
     def objects(self):
         """The COSEM object list (built on first use when the node is ``lazy_objects``: a
         fleet meter advanced at a boundary or given a console line needs the firmware only)."""
+        return self._object_list().all()
+
+    def _object_list(self) -> ObjectList:
+        """The objects by name, each part built when first looked up: an association that
+        reads a few objects (a storm's token delivery) builds only theirs."""
         if self._objects is None:
-            self._objects = build_objects(self.meter, set_clock=self.set_time,
-                                          extra=[SecuritySetup(UTILITY_SECURITY_SETUP, self.security), *self._extra_objects],
-                                          tcp_port=lambda: self.tcp_port,
-                                          on_policy_change=lambda policy: self.server.replace_policy(policy))
+            self._objects = ObjectList(self.meter, set_clock=self.set_time,
+                                       extra=[SecuritySetup(UTILITY_SECURITY_SETUP, self.security), *self._extra_objects],
+                                       tcp_port=lambda: self.tcp_port,
+                                       on_policy_change=lambda policy: self.server.replace_policy(policy))
         return self._objects
 
     @property
     def server(self) -> Server:
         if self._server is None:
             dl = self.cfg.meter.dlms
-            self._server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
+            self._server = Server(self._object_list(), policies(self.meter), max_pdu=dl.max_pdu,
                                   on_notice=self._on_notice, security=self.security,
                                   lockout=lockout(self.meter, time.monotonic(), on_error=self._lockout_not_kept),
                                   host_refusal=host_refusal)
