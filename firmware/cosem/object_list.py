@@ -1,8 +1,10 @@
 """The meter's object list: every COSEM object, bound to one Meter (IS 15959-2).
 
-:func:`build_objects` is the one place the list is assembled, in the order a
-head-end sees it in the Association LN object_list (IEC 62056-6-2 class 15
-attribute 2). The objects read the meter through closures, so every GET sees the
+:func:`_parts` is the one place the list is assembled, in the order a head-end
+sees it in the Association LN object_list (IEC 62056-6-2 class 15 attribute 2):
+:func:`build_objects` returns it whole, :class:`ObjectList` serves it by logical
+name and builds each part when it is first looked up (a fleet meter hydrated for one
+association reads a handful of its objects). The objects read the meter through closures, so every GET sees the
 live value and no copy of meter state lives in the protocol stack; writes and
 methods call the Meter's own inputs (``enter_token``, ``remote_relay``, ...), so a
 DLMS command goes through exactly the same decisions and the same transaction as a
