@@ -108,6 +108,11 @@ class ObjectList(Mapping[Obis, CosemObject]):
                     self._index.setdefault(o.logical_name, o)
         return built
 
+    @property
+    def whole(self) -> bool:
+        """Whether every part is built (then a plain index of :meth:`all` serves as well)."""
+        return self._whole is not None
+
     def all(self) -> list[CosemObject]:
         """Every object, in object-list order (what build_objects returns)."""
         if self._whole is None:

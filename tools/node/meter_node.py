@@ -182,7 +182,10 @@ class MeterNode:
         self._objects = None
         self._server: Server | None = None
         if not lazy_objects:
-            self.server  # noqa: B018 - built now: bijli meter serves at once
+            # built now, whole: bijli meter serves at once, and its first association or
+            # console line should not pay for the objects (only a fleet builds them by part)
+            self._object_list().all()
+            self.server  # noqa: B018
         self.console = Console(self.meter, self)
         _, usage, text = self.console.commands["step"]
         self.console.register("step", self._step_command, usage, text)
@@ -207,7 +210,10 @@ class MeterNode:
     def server(self) -> Server:
         if self._server is None:
             dl = self.cfg.meter.dlms
-            self._server = Server(self._object_list(), policies(self.meter), max_pdu=dl.max_pdu,
+            objects = self._object_list()
+            # a whole list is indexed by the server as before; a fleet meter's parts on lookup
+            self._server = Server(objects.all() if objects.whole else objects, policies(self.meter),
+                                  max_pdu=dl.max_pdu,
                                   on_notice=self._on_notice, security=self.security,
                                   lockout=lockout(self.meter, time.monotonic(), on_error=self._lockout_not_kept),
                                   host_refusal=host_refusal)
