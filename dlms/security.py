@@ -273,6 +273,11 @@ class CounterStore(Protocol):
         """Keep ``value`` durably before returning; :class:`CounterStoreError` if it cannot."""
         ...
 
+    def save_many(self, values: dict[str, int]) -> None:
+        """Keep every one of ``values`` durably before returning, all or none (one write
+        where the store can: a meter's is one transaction); :class:`CounterStoreError`."""
+        ...
+
 
 class MemoryCounterStore:
     """A CounterStore in a dict: tests, tools, and meters without persistence."""
@@ -287,6 +292,10 @@ class MemoryCounterStore:
     def save(self, name: str, value: int) -> None:
         self.values[name] = value
         self.saves += 1
+
+    def save_many(self, values: dict[str, int]) -> None:
+        for name, value in values.items():  # a dict cannot fail half way: one save each
+            self.save(name, value)
 
 
 TX_COUNTER = "tx"
@@ -318,10 +327,18 @@ class InvocationCounters:
         self._next = dict(self._stored)  # name -> next usable / acceptable value
 
     def _reserve(self, name: str, value: int) -> None:
-        """Keep a step above ``value`` in the store (CounterStoreError: nothing changes)."""
-        reserved = min(value + self.reserve_step, IC_LIMIT + 1)
-        self.store.save(name, reserved)
-        self._stored[name] = reserved
+        """Keep a step above ``value`` in the store (CounterStoreError: nothing changes).
+        The same write tops up every other counter with less than half a step left (the
+        server's own among them, known or not): a client's first ciphered association
+        needs its own counter and the server's reserved, and that is one durable write
+        (one fsync'd commit of the meter's memory), not one per counter."""
+        wanted = {name: min(value + self.reserve_step, IC_LIMIT + 1)}
+        for other in (TX_COUNTER, *self._next):
+            position = self._next.get(other, 0)
+            if other not in wanted and self._stored.get(other, 0) < position + self.reserve_step // 2:
+                wanted[other] = min(position + self.reserve_step, IC_LIMIT + 1)
+        self.store.save_many(wanted)
+        self._stored.update(wanted)
 
     def _advance(self, name: str, next_value: int) -> None:
         if next_value > self._stored.get(name, 0):
@@ -379,12 +396,17 @@ class InvocationCounters:
     def resume(self, positions: dict[str, int]) -> None:
         """Carry on at ``positions`` (what :meth:`positions` returned for this store, the
         meter powered throughout): no store write when they are within the reservations,
-        as they are unless the store was changed behind our back (then reserve again)."""
-        for name, value in positions.items():
-            if value > self._stored.get(name, 0):
-                self._advance(name, value)
-            else:
-                self._next[name] = value
+        as they are unless the store was changed behind our back (then reserve again, all
+        in one write: the positions are in place first, so it tops up every short one)."""
+        before = dict(self._next)
+        self._next.update(positions)
+        try:
+            for name, value in positions.items():
+                if value > self._stored.get(name, 0):
+                    self._reserve(name, value)
+        except BaseException:
+            self._next = before  # nothing reserved, nothing moved
+            raise
 
     def flush(self) -> None:
         """Store the exact values (a clean shutdown): nothing is skipped on restart."""

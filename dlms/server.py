@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, MutableMapping
 
 from bijli.dlms import acse, apdu, axdr, blocks, gbt, protection, security, xdlms
 from bijli.dlms.acse import AARE, AARQ, RLRE, RLRQ, AcseServiceUser, ApplicationContext, AssociationResult, Mechanism
@@ -201,7 +201,7 @@ class Server:
 
     def __init__(
         self,
-        objects: Iterable[CosemObject],
+        objects: "Iterable[CosemObject] | MutableMapping[Obis, CosemObject]",
         policies: Iterable[AssociationPolicy],
         *,
         max_pdu: int = 1024,
@@ -212,9 +212,15 @@ class Server:
         lockout: Lockout | None = None,
         host_refusal: Callable[[Exception], CosemError | None] | None = None,
     ):
-        self.objects: dict[Obis, CosemObject] = {}
-        for obj in objects:
-            self.add(obj)
+        self.objects: MutableMapping[Obis, CosemObject]
+        if isinstance(objects, Mapping):
+            # an index the owner keeps (a meter's object list builds its objects when first
+            # looked up): the server only ever looks names up in it, and adds to it
+            self.objects = objects  # type: ignore[assignment]
+        else:
+            self.objects = {}
+            for obj in objects:
+                self.add(obj)
         self.policies = {p.client_sap: p for p in policies}
         self.max_pdu = max_pdu
         self.on_notice = on_notice or (lambda n: None)

@@ -46,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any, Mapping
 
 from bijli.firmware.profiles import CLOCK, CaptureObject, ColumnKind, Profile, ProfileError
@@ -212,7 +213,10 @@ DEFAULT_CAPACITIES: dict[LogKind, int] = {
 }
 
 
+@lru_cache(maxsize=64)
 def event_log_profile(kind: LogKind, capacity: int) -> Profile:
+    """One event log's buffer definition: frozen, so built once per (log, capacity) and
+    shared by every meter (the rows are in each meter's storage)."""
     e = int(kind)
     cols = (
         CLOCK,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, time, timedelta
 from enum import Enum
 from typing import Any, Mapping, Protocol, Sequence
@@ -479,13 +480,10 @@ class ProfileSet:
 
     @classmethod
     def standard(cls, config: ProfileConfig = ProfileConfig()) -> "ProfileSet":
-        return cls(
-            instantaneous_profile(),
-            block_load_profile(config.block_load_period, config.block_load_days),
-            daily_load_profile(config.daily_load_days),
-            billing_profile(config.billing_months),
-            MonthlySchedule(config.billing_day, config.billing_time),
-        )
+        """The IS 15959 set for ``config``. Built once per configuration and shared by every
+        meter built with it (a fleet hydrates a meter per association): a set and all it
+        holds are frozen definitions, the rows are in each meter's own storage."""
+        return _standard_set(cls, config)
 
     @property
     def all(self) -> tuple[Profile, ...]:
@@ -584,4 +582,15 @@ def profile_config_from_table(table: Mapping, prefix: str = "profiles", billing_
         daily_load_days=t.int("daily_load_days", 60, 1, 3660),
         billing_months=t.int("billing_months", 13, 1, 120),
         billing_day=billing_day,
+    )
+
+
+@lru_cache(maxsize=16)
+def _standard_set(cls: type, config: ProfileConfig) -> ProfileSet:
+    return cls(
+        instantaneous_profile(),
+        block_load_profile(config.block_load_period, config.block_load_days),
+        daily_load_profile(config.daily_load_days),
+        billing_profile(config.billing_months),
+        MonthlySchedule(config.billing_day, config.billing_time),
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import types
 import typing
 from decimal import Decimal, InvalidOperation
@@ -33,12 +34,24 @@ T = TypeVar("T")
 
 
 def stored_fields(cls: type) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("stored", True)]
+    return list(_stored_fields(cls))
+
+
+# A class's fields and type hints do not change while the program runs, and every
+# committed step converts a dozen records: found once per class, not per record.
+@functools.lru_cache(maxsize=None)
+def _stored_fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    return tuple(f for f in dataclasses.fields(cls) if f.metadata.get("stored", True))
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def to_record(obj: Any) -> dict[str, Any]:
     """The JSON-ready record of dataclass ``obj`` (its stored fields, by name)."""
-    return {f.name: _out(getattr(obj, f.name)) for f in stored_fields(type(obj))}
+    return {f.name: _out(getattr(obj, f.name)) for f in _stored_fields(type(obj))}
 
 
 def _out(value: Any) -> Any:
@@ -73,9 +86,9 @@ def from_record(cls: type[T], record: Mapping[str, Any], **given: Any) -> T:
 def _build(cls: type[T], record: Any, given: Mapping[str, Any]) -> T:
     if not isinstance(record, Mapping):
         raise TypeError(f"{cls.__name__}: expected a mapping, got {record!r}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     values = dict(given)
-    for f in stored_fields(cls):  # a record as written holds every stored field
+    for f in _stored_fields(cls):  # a record as written holds every stored field
         if f.name not in record:
             raise KeyError(f"{cls.__name__}.{f.name}")
         values[f.name] = _in(hints[f.name], record[f.name])

@@ -29,6 +29,18 @@ from bijli.dlms.cosem.values import Codec, getter, mismatch, no_parameter
 NO_PARAMETER = None  # PARAMS entry for ``data ::= integer (0)``
 
 
+_WITHOUT_HOOK: dict[type, tuple[str, ...]] = {}
+
+
+def _without_hook(cls: type) -> tuple[str, ...]:
+    """The typed attributes of ``cls`` that have no explicit ``get_`` hook in the class:
+    a class's table, found once (a fleet builds a meter's objects at every association)."""
+    names = _WITHOUT_HOOK.get(cls)
+    if names is None:
+        names = _WITHOUT_HOOK[cls] = tuple(n for n in cls.TYPES if getattr(cls, f"get_{n}", None) is None)
+    return names
+
+
 class BoundObject(CosemObject):
     #: attribute name -> type of its value (attribute 1 is handled by CosemObject)
     TYPES: ClassVar[dict[str, Codec]] = {}
@@ -53,8 +65,8 @@ class BoundObject(CosemObject):
                 self._getters[key] = getter(value)
             else:
                 raise TypeError(f"{type(self).__name__} has no attribute or method binding {key!r}")
-        for name in self.TYPES:
-            if name not in self._getters and getattr(type(self), f"get_{name}", None) is None:
+        for name in _without_hook(type(self)):
+            if name not in self._getters:
                 if name not in self.DEFAULTS:
                     raise TypeError(f"{type(self).__name__} needs a binding for {name!r}")
                 self._getters[name] = getter(self.DEFAULTS[name])

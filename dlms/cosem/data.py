@@ -45,6 +45,9 @@ class Data(_ValueAttribute, CosemObject):
         self._bind_value(value, setter)
 
 
+_SCALER_UNITS: dict[tuple[int, Unit], axdr.Structure] = {}  # (scaler, unit) -> scaler_unit, see Register
+
+
 class Register(_ValueAttribute, CosemObject):
     CLASS_ID = 3
     VERSION = 0
@@ -57,9 +60,15 @@ class Register(_ValueAttribute, CosemObject):
         self._bind_value(value, setter)
         self._reset = reset
         self.scaler = scaler
-        self.unit = Unit(unit)
-        # constant for the object's life; encode once
-        self._scaler_unit = axdr.Structure((axdr.Integer(scaler), axdr.Enum(int(self.unit))))
+        self.unit = unit if type(unit) is Unit else Unit(unit)
+        # constant for the object's life, and the same for every register of that scaler and
+        # unit (A-XDR values are frozen): encoded once per process, not per register, since
+        # a fleet builds a meter's few dozen registers at every association
+        key = (scaler, self.unit)
+        scaler_unit = _SCALER_UNITS.get(key)
+        if scaler_unit is None:
+            scaler_unit = _SCALER_UNITS[key] = axdr.Structure((axdr.Integer(scaler), axdr.Enum(int(self.unit))))
+        self._scaler_unit = scaler_unit
 
     def get_scaler_unit(self, ctx) -> AxdrData:
         return self._scaler_unit

@@ -112,12 +112,16 @@ class StoredCounters:
         return {str(k): int(v) for k, v in (self.meter.storage.get(self.KEY) or {}).items()}
 
     def save(self, name: str, value: int) -> None:
-        values = self.load()
-        values[name] = int(value)
+        self.save_many({name: value})
+
+    def save_many(self, values: dict[str, int]) -> None:
+        """Every counter in ``values`` in one meter transaction."""
+        kept = self.load()
+        kept.update((name, int(value)) for name, value in values.items())
         try:
-            self.meter.keep_setting(self.KEY, values)
+            self.meter.keep_setting(self.KEY, kept)
         except StorageError as exc:  # a full disk: the server refuses what needs the counter, for now
-            raise CounterStoreError(f"invocation counter {name} not kept: {exc}") from exc
+            raise CounterStoreError(f"invocation counters {', '.join(values)} not kept: {exc}") from exc
 
 
 def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], None] | None = None

@@ -29,6 +29,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from bijli.firmware.meter import Meter
 
 
+# Each profile's capture object definitions, by the profile's identity: the profile
+# definitions are frozen and shared by every meter of a configuration
+# (ProfileSet.standard), so a fleet building an object list per association converts
+# them once, not per meter. Bounded: a profile built afresh (a test) only adds an entry.
+_DEFINITIONS: dict[int, tuple[fw_profiles.Profile, tuple[CaptureObjectDefinition, ...]]] = {}
+_SCALERS: dict[int, tuple[fw_profiles.Profile, tuple[CaptureObjectDefinition, ...]]] = {}
+_CACHED_PROFILES = 256
+
+
+def _cached(cache: dict, profile: fw_profiles.Profile, build: Callable[[fw_profiles.Profile], list]) -> tuple:
+    entry = cache.get(id(profile))
+    if entry is None or entry[0] is not profile:
+        if len(cache) >= _CACHED_PROFILES:
+            cache.clear()
+        entry = cache[id(profile)] = (profile, tuple(build(profile)))
+    return entry[1]
+
+
+def _definitions(profile: fw_profiles.Profile) -> tuple[CaptureObjectDefinition, ...]:
+    return _cached(_DEFINITIONS, profile, lambda p: [
+        CaptureObjectDefinition(c.class_id, Obis.parse(c.logical_name), c.attribute_index, c.data_index)
+        for c in p.capture_objects])
+
+
 class StoredProfile:
     """A firmware profile (rows in sqlite) as the ProfileSource a Profile generic reads."""
 
@@ -38,8 +62,7 @@ class StoredProfile:
         self.profile = profile
         self._live_row = live_row  # the instantaneous profile: a fresh snapshot, not a stored row
         self._on_capture = on_capture  # the billing profile: capture is the billing reset
-        self._columns = [CaptureObjectDefinition(c.class_id, Obis.parse(c.logical_name), c.attribute_index,
-                                                 c.data_index) for c in profile.capture_objects]
+        self._columns = _definitions(profile)
 
     def capture_objects(self) -> list[CaptureObjectDefinition]:
         return list(self._columns)
@@ -147,6 +170,10 @@ _SCALER_UNIT_ATTRIBUTE = {3: 3, 4: 3, 5: 4}
 
 def scaler_columns(profile: fw_profiles.Profile) -> list[CaptureObjectDefinition]:
     """The scaler profile columns of ``profile``: the scaler_unit of each register it captures."""
+    return list(_cached(_SCALERS, profile, _scaler_columns))
+
+
+def _scaler_columns(profile: fw_profiles.Profile) -> list[CaptureObjectDefinition]:
     out: list[CaptureObjectDefinition] = []
     for c in profile.capture_objects:
         attr = _SCALER_UNIT_ATTRIBUTE.get(c.class_id)

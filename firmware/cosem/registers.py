@@ -172,7 +172,9 @@ def name_plate_data(meter: "Meter") -> list[CosemObject]:
         Data(METER_TYPE, axdr.Unsigned(6 if three_phase else 5)),
         Data(METER_CATEGORY, text("C" if three_phase else "D2")),
         Data(CURRENT_RATING, text(rating)),
-        Data(YEAR_OF_MANUFACTURE, axdr.LongUnsigned(meter.year_of_manufacture)),
+        # read when read (a row of the meter's memory, written once at its first start), not
+        # at every build of the object list: a fleet builds one per association
+        Data(YEAR_OF_MANUFACTURE, lambda: axdr.LongUnsigned(meter.year_of_manufacture)),
     ]
 
 

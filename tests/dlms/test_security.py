@@ -169,3 +169,30 @@ def test_decrypt_with_the_header_already_read_gives_the_same():
 def test_the_counter_name_of_a_client_is_the_same_whatever_its_title_comes_in():
     for _ in range(2):  # the second time from the names kept
         assert s.rx_counter_name(TITLE) == s.rx_counter_name(bytearray(TITLE)) == "rx:" + TITLE.hex()
+
+
+def test_a_new_clients_first_counter_and_the_servers_are_reserved_in_one_write():
+    """A client's first ciphered association needs its counter and the server's reserved:
+    one durable write (a meter's is an fsync'd commit), which also tops up any counter
+    with less than half a step left."""
+
+    class Writes(s.MemoryCounterStore):
+        writes = 0
+
+        def save_many(self, values: dict[str, int]) -> None:
+            self.writes += 1
+            super().save_many(values)
+
+    store = Writes()
+    c = s.InvocationCounters(store, reserve_step=100)
+    c.accept_rx(b"CLIENT01", 0)
+    assert c.next_tx() == 0 and store.writes == 1
+    assert store.load() == {s.rx_counter_name(b"CLIENT01"): 101, s.TX_COUNTER: 100}
+    for _ in range(59):
+        c.next_tx()  # 60 used: less than half a step left
+    c.accept_rx(b"CLIENT02", 7)
+    assert store.writes == 2
+    assert store.load() == {s.rx_counter_name(b"CLIENT01"): 101, s.rx_counter_name(b"CLIENT02"): 108,
+                            s.TX_COUNTER: 160}
+    c.accept_rx(b"CLIENT01", 1)  # within its reservation: no write
+    assert store.writes == 2

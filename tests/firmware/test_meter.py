@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, MeterConfig
 from bijli.firmware.storage import Storage
 from bijli.firmware.sts.vend import vend_credit
@@ -192,3 +193,35 @@ def test_a_jump_is_one_commit_and_leaves_what_the_step_by_step_walk_leaves(tmp_p
             for rig in (grouped, stepped):
                 assert rig.meter.enter_token(recharge).accepted
     assert grouped.meter.status()["relay"] == "connected"
+
+
+def test_a_steps_copy_of_the_meters_records_is_a_deep_copy(tmp_path):
+    """Meter._keep copies the mutable records with _copy_record, not copy.deepcopy: the
+    copy must equal deepcopy's and share no mutable object with the meter's RAM."""
+    import copy
+    import dataclasses
+
+    from bijli.firmware.meter import _copy_record
+
+    rig = Rig(tmp_path, datetime(2024, 6, 14, 17, 0))
+    rig.load(12.0)
+    rig.meter.enter_token(token("20", datetime(2024, 6, 14, 16, 0)))
+    rig.at(datetime(2024, 6, 15, 9, 7))  # captures, a midnight, a running block
+    rig.meter.log_security(EventCode.AUTHENTICATION_FAILURE, "bad AARQ", "client SAP 48")
+
+    def mutable_ids(v, seen):
+        if isinstance(v, (list, dict)) or (dataclasses.is_dataclass(v) and not v.__dataclass_params__.frozen):
+            seen.add(id(v))
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else (
+            vars(v).values() if dataclasses.is_dataclass(v) else ())
+        for x in items:
+            mutable_ids(x, seen)
+        return seen
+
+    records = [v for v in vars(rig.meter).values()
+               if dataclasses.is_dataclass(v) and not type(v).__dataclass_params__.frozen]
+    assert len(records) >= 5  # progress, counters, durations, billing progress, security events
+    for v in records:
+        kept = _copy_record(v)
+        assert kept == copy.deepcopy(v) and kept is not v
+        assert not mutable_ids(kept, set()) & mutable_ids(v, set())

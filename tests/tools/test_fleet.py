@@ -173,6 +173,25 @@ def test_member_identities_are_derived_from_the_base_config_and_differ():
     assert all(c.hal.pins == {} for c in cfgs)  # no two meters drive the same GPIO
 
 
+@pytest.mark.parametrize("doc", [
+    {},
+    {"meter": {"serial": "BJL0000041", "logical_device_name": "ONE-FOR-ALL"},
+     "tariff": {"billing_day": 15}, "dlms": {"reader_password": "abcdefgh"}},
+])
+def test_a_members_config_is_the_parse_of_its_own_document(doc):
+    """member_config shares the sections members have in common; what it returns must be
+    exactly what parsing the member's whole document gives."""
+    from bijli.tools.node.fleet import member_raw
+
+    base = config.parse(doc)
+    for i in (0, 1, 7, 4242):
+        fast, whole = member_config(base, i), config.parse(member_raw(base, i))
+        assert fast == whole and fast.raw == whole.raw
+    a, b = member_config(base, 1), member_config(base, 2)
+    assert a.meter.tariff is b.meter.tariff  # shared, frozen
+    assert a.meter.identity != b.meter.identity and a.meter.sts != b.meter.sts
+
+
 def test_a_base_config_with_a_decoder_key_cannot_make_a_fleet():
     base = config.parse({"sts": {"decoder_key": "00112233445566778899AABBCCDDEEFF"}})
     with pytest.raises(ConfigError) as err:

@@ -4,6 +4,7 @@ random generator by its seed, and everything else by value."""
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import random
 import zlib
@@ -70,7 +71,10 @@ def test_a_used_generator_and_changed_configuration_go_by_value(tmp_path):
     source.set_noise((0.5, 0.01))
     source.set_load(5.0)
     source.read_block(32)  # draws noise: the generator is no longer Random(seed)
-    other = member_config(base, 4).meter.prepaid  # equal in value, but not this meter's object
+    # equal in value, but not this meter's object (members share their common sections,
+    # so another member's would be this very object)
+    other = dataclasses.replace(member_config(base, 4).meter.prepaid)
+    assert other is not cfg.meter.prepaid
     ram = {"source": source, "prepaid": other, "tariff": cfg.meter.tariff}
     back = dormant.unpack(dormant.pack(ram, cfg.meter, source), member_config(base, 3).meter, 3)
     assert back["source"]._rng.getstate() == source._rng.getstate() != random.Random(3).getstate()

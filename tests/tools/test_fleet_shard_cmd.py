@@ -207,3 +207,57 @@ def test_a_shard_stops_in_the_time_of_its_unsaved_meters_and_restarts_with_every
         assert after["energy_import_kwh"] == kept["energy_import_kwh"] and after["time"] == "2024-06-14T18:00:00"
     finally:
         again.stop()
+
+
+def test_a_storm_over_engine_shards_one_killed_midway_credits_every_meter_exactly_once(tmp_path):
+    """The recharge storm against two `bijli fleet --shard` processes (the fleet engine, one
+    hydrated meter at a time, so every association resumes a dormant meter); shard 1 is
+    SIGKILLed while the storm runs (its meters' RAM lost, a power cut) and started again on
+    the same state and ports; the storm still ends with every meter credited exactly once,
+    checked here again in the meter-reader association."""
+    from tests.tools.test_storm import credits, free_port_run, journal_kinds, storm_process
+
+    def shard(k: int, base: int) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "6", "--shard", f"{k}/2",
+             "--tcp", f"127.0.0.1:{base}", "--state", str(tmp_path / "state"), "--clock", "sim",
+             "--start", "2024-06-14T17:00:00", "--rate", "0", "--manifest", str(tmp_path / f"shard-{k}.json"),
+             "--cache", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        lines: list[str] = []
+        while "serving" not in lines:
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, (lines, proc.stderr.read() if not line else "")
+            lines.append(line.strip())
+        return proc
+
+    base = free_port_run(6)
+    bases = (base, base + 3)  # three ports per shard (meter I at base + I // 2), kept over a restart
+    shards = [shard(0, bases[0]), shard(1, bases[1])]
+    try:
+        meters = sorted((m for k in (0, 1) for m in json.loads((tmp_path / f"shard-{k}.json").read_text())["meters"]),
+                        key=lambda m: m["index"])
+        assert [m["index"] for m in meters] == list(range(6))
+        manifest = tmp_path / "fleet.json"
+        manifest.write_text(json.dumps({"count": 6, "clock": "sim", "meters": meters}), encoding="utf-8")
+        journal = tmp_path / "j.jsonl"
+        proc = storm_process(manifest, journal, "--amount", "30", "--concurrency", "1", "--retries", "40",
+                             "--timeout", "5")
+        deadline = time.monotonic() + 120
+        while journal_kinds(journal).count("delivered") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        shards[1].kill()  # SIGKILL: shard 1 (meters 1, 3, 5) loses its RAM
+        shards[1].communicate(timeout=30)
+        assert journal_kinds(journal).count("delivered") < 6  # midway: some meters still to deliver
+        shards[1] = shard(1, bases[1])
+        stdout, stderr = proc.communicate(timeout=240)
+        out = json.loads(stdout)
+        assert out["ok"], (out, stderr)
+        assert out["exact"] == 6 and out["delivered_now"] == 6
+        assert all(total == 3000 for total, _ in credits(meters).values())
+    finally:
+        for p in shards:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.communicate(timeout=120)

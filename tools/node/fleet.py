@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
 from bijli.firmware.console import Reply
+from bijli.firmware.config import Identity
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
+from bijli.firmware.sts import StsConfig
 from bijli.firmware.sts.keys import Pan
 from bijli.hal.clock import TimeSource
 from bijli.tools.node import config as config_mod
@@ -46,7 +49,35 @@ SHUTDOWN_THREADS = 32  # members closed side by side at exit (their fsyncs overl
 
 def member_config(base: config_mod.Config, index: int) -> config_mod.Config:
     """The configuration of member ``index``: the base one with its own serial, PAN
-    and pin-less devices."""
+    and pin-less devices.
+
+    Only the ``[meter]`` identity and ``[sts]`` (the PAN, hence the decoder key) differ
+    between members, so every other section is parsed once per base and shared by
+    every member (frozen values: a fleet engine derives a meter's configuration at
+    each hydration, and parsing it whole was a third of a hydration). What it returns
+    equals ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
+    raw = member_raw(base, index)
+    template = _template(base)
+    meter = dataclasses.replace(template.meter, identity=Identity.from_table(raw["meter"], "meter"),
+                                sts=StsConfig.from_table(raw["sts"], "sts"))
+    return config_mod.Config(meter, template.hal, template.upgrade, raw)
+
+
+# base id -> (base, the parse of its member 0): the sections all members share
+_TEMPLATES: dict[int, tuple[config_mod.Config, config_mod.Config]] = {}
+
+
+def _template(base: config_mod.Config) -> config_mod.Config:
+    entry = _TEMPLATES.get(id(base))
+    if entry is None or entry[0] is not base:
+        if len(_TEMPLATES) >= 16:
+            _TEMPLATES.clear()
+        entry = _TEMPLATES[id(base)] = (base, config_mod.parse(member_raw(base, 0)))
+    return entry[1]
+
+
+def member_raw(base: config_mod.Config, index: int) -> dict:
+    """The configuration document of member ``index`` (its serial and PAN, no pins)."""
     raw = copy.deepcopy(base.raw)
     ident = base.meter.identity
     digits = "".join(ch for ch in ident.serial if ch.isdigit())
@@ -69,7 +100,7 @@ def member_config(base: config_mod.Config, index: int) -> config_mod.Config:
     hal.update({role: "none" for role in PIN_ROLES})
     hal["display"] = "none"
     hal["console"] = "none"
-    return config_mod.parse(raw)
+    return raw
 
 
 @dataclass

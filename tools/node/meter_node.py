@@ -52,7 +52,7 @@ from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, saved_time
 from bijli.firmware.cosem.associations import lockout, policies, security_settings
 from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
-from bijli.firmware.cosem.object_list import build_objects
+from bijli.firmware.cosem.object_list import ObjectList
 from bijli.firmware.cosem.results import host_refusal
 from bijli.firmware.storage import DB_NAME, Storage
 from bijli.firmware.sts.crc import DEFAULT_CURRENCY_CRC
@@ -184,7 +184,10 @@ class MeterNode:
         self._objects = None
         self._server: Server | None = None
         if not lazy_objects:
-            self.server  # noqa: B018 - built now: bijli meter serves at once
+            # built now, whole: bijli meter serves at once, and its first association or
+            # console line should not pay for the objects (only a fleet builds them by part)
+            self._object_list().all()
+            self.server  # noqa: B018
         self.console = Console(self.meter, self)
         _, usage, text = self.console.commands["step"]
         self.console.register("step", self._step_command, usage, text)
@@ -193,18 +196,26 @@ class MeterNode:
     def objects(self):
         """The COSEM object list (built on first use when the node is ``lazy_objects``: a
         fleet meter advanced at a boundary or given a console line needs the firmware only)."""
+        return self._object_list().all()
+
+    def _object_list(self) -> ObjectList:
+        """The objects by name, each part built when first looked up: an association that
+        reads a few objects (a storm's token delivery) builds only theirs."""
         if self._objects is None:
-            self._objects = build_objects(self.meter, set_clock=self.set_time,
-                                          extra=[SecuritySetup(UTILITY_SECURITY_SETUP, self.security), *self._extra_objects],
-                                          tcp_port=lambda: self.tcp_port,
-                                          on_policy_change=lambda policy: self.server.replace_policy(policy))
+            self._objects = ObjectList(self.meter, set_clock=self.set_time,
+                                       extra=[SecuritySetup(UTILITY_SECURITY_SETUP, self.security), *self._extra_objects],
+                                       tcp_port=lambda: self.tcp_port,
+                                       on_policy_change=lambda policy: self.server.replace_policy(policy))
         return self._objects
 
     @property
     def server(self) -> Server:
         if self._server is None:
             dl = self.cfg.meter.dlms
-            self._server = Server(self.objects, policies(self.meter), max_pdu=dl.max_pdu,
+            objects = self._object_list()
+            # a whole list is indexed by the server as before; a fleet meter's parts on lookup
+            self._server = Server(objects.all() if objects.whole else objects, policies(self.meter),
+                                  max_pdu=dl.max_pdu,
                                   on_notice=self._on_notice, security=self.security,
                                   lockout=lockout(self.meter, time.monotonic(), on_error=self._lockout_not_kept),
                                   host_refusal=host_refusal)

@@ -352,3 +352,42 @@ def test_every_firmware_state_has_its_cosem_value():
                           (supply.CONTROL_STATES, RelayState)):
         assert set(table) == set(domain) and len(set(table.values())) == len(domain)
     assert set(token_gateway._DELIVERY) == set(TokenSource)
+
+
+def test_the_lazy_object_list_builds_only_the_parts_an_association_reads_and_is_the_same_list(tmp_path):
+    """ObjectList: a second meter of the same configuration sections builds, for a token
+    delivery's reads, only the parts holding them; what it serves is what build_objects
+    builds, object for object, in the same order, with the same values."""
+    cfg = MeterConfig.from_dict({"push": {"destination": "127.0.0.1:4060", "ciphered": False}, "tariff": TOD_PASSIVE})
+
+    def meter(name):
+        m = Meter(cfg, Storage.open(tmp_path / name), START)
+        sec = associations.security_settings(m)
+        return m, sec
+
+    first, sec1 = meter("a")
+    whole = object_list.ObjectList(first, None, security=sec1)
+    assert [o.logical_name for o in whole.all()] == [
+        o.logical_name for o in object_list.build_objects(first, None, security=sec1)]
+    second, sec2 = meter("b")
+    lazy = object_list.ObjectList(second, None, security=sec2)
+    server = Server(lazy, associations.policies(second), security=sec2)
+    wanted = [catalogue.CURRENT_ASSOCIATION, catalogue.UTILITY_INVOCATION_COUNTER, Obis.parse("0.0.19.40.0.255"),
+              Obis.parse("0.0.94.96.23.255"), Obis.parse("0.0.96.3.10.255")]
+    got = [server.objects.get(name) for name in wanted]
+    assert all(o is not None and o.logical_name == name for o, name in zip(got, wanted))
+    built = sum(1 for part in lazy._built if part is not None)
+    assert built <= 6 < len(lazy._built) / 2  # a handful of the parts, not the list
+    assert server.objects.get(Obis.parse("9.9.9.9.9.9")) is None  # a name not there: everything built
+    assert all(part is not None for part in lazy._built)
+    everything = lazy.all()
+    assert [o.logical_name for o in everything] == [o.logical_name for o in whole.all()]
+    assert all(any(o is x for x in everything) for o in got)  # the objects looked up are the list's own
+    ctx = Context(48)
+    compared = 0
+    for o, w in zip(everything, whole.all()):  # two meters in the same state: the same values
+        assert type(o) is type(w)
+        if o.CLASS_ID in (1, 3, 4):
+            assert o.get(2, None, ctx) == w.get(2, None, ctx)
+            compared += 1
+    assert compared > 50
