@@ -381,10 +381,13 @@ class MeterNode:
             return Reply(f"{label} stopped at {self.meter.now.isoformat(timespec='seconds')}", ok=False)
         return Reply(self.meter.now.isoformat(timespec="seconds"))
 
-    def shutdown(self) -> None:
-        """Save and close. With storage failing the last save fails too: what the meter
-        did since its last commit is lost, as at a power cut, and said so on stderr; the
-        rest still closes (the committed state is whole)."""
+    def stop(self) -> None:
+        """Everything a stop must keep, leaving the memory open: metering up to now, the
+        invocation counters' exact values, and the last step committed and sealed (on
+        disk when this returns: a power cut after it loses nothing); the devices released.
+        With storage failing the last save fails too: what the meter did since its last
+        commit is lost, as at a power cut, and said so on stderr (the committed state is
+        whole)."""
         self.tick()
         for save in (self.security.counters.flush, self.meter.shutdown):
             try:
@@ -394,6 +397,11 @@ class MeterNode:
                       file=sys.stderr, flush=True)
         if self.devices is not None:
             self.devices.close()
+
+    def shutdown(self) -> None:
+        """:meth:`stop`, then close the memory (a file of its own: a verified backup of it
+        taken, its write-ahead log checkpointed)."""
+        self.stop()
         self.storage.close()
 
 
