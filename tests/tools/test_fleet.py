@@ -318,3 +318,33 @@ def test_after_a_fast_fleet_stop_recover_restores_every_committed_token(fleet_pr
     finally:
         node.shutdown()
 
+
+def test_a_stop_is_one_commit_with_the_invocation_counters_exact_after_a_restart(tmp_path):
+    """A restarted meter holds only reservations for its invocation counters (a start
+    reserves a step ahead), so its stop used to write each counter's exact value in a
+    commit of its own, then the last step in another: a restarted fleet's stop cost twice
+    a fresh one's. The counters go in the stop's one commit now, exact: a client goes on
+    with its next counter after the next start."""
+    from bijli.tools.node.meter_node import MeterNode
+
+    cfg = member_config(config.parse({}), 0)
+    title = b"HEADEND1"
+
+    def node() -> MeterNode:
+        return MeterNode(cfg, tmp_path, SimClock(datetime(2024, 6, 14, 18), rate=0), resume_clock=True)
+
+    first = node()
+    first.security.counters.accept_rx(title, 41)
+    assert first.security.counters.next_tx() == 0
+    first.shutdown()
+    for run in range(2):
+        meter = node()
+        counters = meter.security.counters
+        assert counters.expected_rx(title) == 42 + run and counters.next_tx() == 1 + run  # exact, not a step on
+        counters.accept_rx(title, 42 + run)
+        meter.meter.advance_to(datetime(2024, 6, 14, 18, 10 + run))  # progress of its own to save
+        before = meter.storage.commit
+        meter.stop()
+        assert meter.storage.commit == before + 1  # the counters and the last step: one commit
+        assert counters.unflushed() == {}
+        meter.storage.close()
