@@ -11,7 +11,7 @@ a step, and a signal ends it within a second) and reaches any one meter's own co
 As for ``bijli meter``, meters already in ``--state`` resume their simulated clocks
 where they stopped, and ``--start`` there is refused unless ``--reset-clock``.
 A stop (SIGINT, SIGTERM, ``quit``) commits and seals every meter, then ends the
-process at once (:func:`end_process`: about a second for 1,000 meters).
+process at once (:func:`end_process`: 1.4-1.7 s for 1,000 meters, measured).
 """
 
 from __future__ import annotations
