@@ -408,12 +408,21 @@ class InvocationCounters:
             self._next = before  # nothing reserved, nothing moved
             raise
 
+    def unflushed(self) -> dict[str, int]:
+        """The exact values the store holds only reservations for (what :meth:`flush` writes)."""
+        return {name: value for name, value in self._next.items() if self._stored.get(name) != value}
+
+    def flushed(self, values: dict[str, int]) -> None:
+        """``values`` (from :meth:`unflushed`) were kept by the store's owner in a write of
+        its own: a meter's stop commits them with its last step, one commit, not one per
+        counter."""
+        self._stored.update(values)
+
     def flush(self) -> None:
         """Store the exact values (a clean shutdown): nothing is skipped on restart."""
-        for name, value in self._next.items():
-            if self._stored.get(name) != value:
-                self.store.save(name, value)
-                self._stored[name] = value
+        for name, value in self.unflushed().items():
+            self.store.save(name, value)
+            self._stored[name] = value
 
 
 # --- the server's security settings -------------------------------------------------------

@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from bijli.firmware.config import DlmsSettings, Identity, StorageSettings, Table
 from bijli.firmware.earth_loading import EarthLoading
@@ -947,9 +947,13 @@ class Meter:
             self._write_state(tx)
         self._last_save = self.now
 
-    def shutdown(self) -> None:
-        """A clean stop: the state saved, and the security events still being counted logged."""
+    def shutdown(self, settings: Mapping[str, Any] | None = None) -> None:
+        """A clean stop: the state saved, and the security events still being counted logged;
+        ``settings`` (kept as :meth:`keep_setting` keeps one: the invocation counters' exact
+        values) in the same transaction, so a stop is one commit."""
         with self.storage.transaction() as tx:
+            for key, value in (settings or {}).items():
+                tx.put(key, value)
             for code, detail in self.security_events.close():
                 self._log(tx, code, detail)
             self._settle(tx)

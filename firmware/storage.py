@@ -30,8 +30,11 @@ last tokens and take them again. Three things kept beside the database catch it:
   apart from the database: the counter, a copy of every state blob (the prepaid
   account, the STS decoder state with its used TIDs, ...) and a SHA-256 over both;
 * a **verified backup** (``meter.bak``), a copy by sqlite's online backup API taken
-  every :data:`BACKUP_INTERVAL_S` and at every clean close, checked before it
-  replaces the previous one.
+  every :data:`BACKUP_INTERVAL_S` and at every :meth:`Storage.close`, checked before it
+  replaces the previous one. (``bijli fleet`` ends without closing its meters' files:
+  their backups stay as the schedule took them, which costs no money at a recovery,
+  since the seal holds every state blob of the last commit; only profile and event rows
+  newer than the backup are lost then, as after a crash.)
 
 Every state blob and profile row also carries a CRC-32 over its key and value. On
 open the database must pass sqlite's ``quick_check``, every record its CRC, and its

@@ -10,6 +10,8 @@ steps its simulated clock (cooperatively: every meter keeps answering DLMS durin
 a step, and a signal ends it within a second) and reaches any one meter's own console.
 As for ``bijli meter``, meters already in ``--state`` resume their simulated clocks
 where they stopped, and ``--start`` there is refused unless ``--reset-clock``.
+A stop (SIGINT, SIGTERM, ``quit``) commits and seals every meter, then ends the
+process at once (:func:`end_process`: 1.4-1.7 s for 1,000 meters, measured).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bijli.tools.errors import UsageError
 from bijli.tools.node import household  # light: the load profiles' names, for --load-profile
@@ -149,6 +151,7 @@ def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER) -> None:
 
 async def _run(args, cfg: config_mod.Config) -> int:
     import asyncio
+    import gc
     import signal
 
     from bijli.hal import tcp
@@ -170,6 +173,7 @@ async def _run(args, cfg: config_mod.Config) -> int:
         loop.add_signal_handler(sig, stopping.set)
     listeners: list[asyncio.Server] = []
     tasks: list[asyncio.Task] = []
+    stopped = False  # stopped by a signal or quit, not by an error
     try:
         print(f"bijli fleet: {args.count} meters, clock {'sim' if fleet.clock.simulated else 'real'} at "
               f"{fleet.clock.now().isoformat(timespec='seconds')}, load profile {load_profile}, "
@@ -198,15 +202,45 @@ async def _run(args, cfg: config_mod.Config) -> int:
             tasks.append(asyncio.create_task(stdio_console(lambda line: fleet.execute_async(line, stopping), stopping,
                                                            prompt="fleet> ")))
         await stopping.wait()
+        stopped = True
     finally:
         for listener in listeners:
             listener.close()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        fleet.shutdown()
+        if stopped:
+            # the process ends after the stop: the cycle collector need not scan every meter's
+            # objects again each time the stop's records trigger a full collection
+            gc.freeze()
+            fleet.stop()  # FirmwareError when a meter could not save: then the usual way out, with it
+        else:
+            fleet.shutdown()
     print("fleet stopped, state saved", flush=True)
-    return 0
+    end_process(0)
+
+
+def end_process(code: int) -> NoReturn:
+    """End ``bijli fleet`` once every meter's state is committed and sealed, without the
+    interpreter's teardown. That teardown closed each meter's sqlite connection, which
+    checkpoints its write-ahead log into meter.db (a copy and an fsync), and freed every
+    meter's objects one by one: 1.7 s and 4.5 s of a 1,000-meter fleet's 12 s exit. Neither
+    keeps anything: with ``synchronous=FULL`` every commit is on disk in the WAL when it
+    returns, and sqlite reads the WAL at the next open as after a power cut. (The verified
+    backup ``Storage.close`` would take is left to the meters' schedule, every
+    :data:`~bijli.firmware.storage.BACKUP_INTERVAL_S` of running: ``bijli state recover``
+    restores credit, debt and used TIDs from the seal, whatever the backup's age.) Output
+    and the log are flushed first; the kernel releases the state locks and sockets."""
+    import os
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone away: nothing more to tell it
+            pass
+    os._exit(code)
 
 
 async def _run_shard(args, cfg: config_mod.Config) -> int:

@@ -23,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from bijli.firmware.console import Reply
 from bijli.firmware.config import Identity
@@ -217,30 +217,40 @@ class Fleet(FleetCommands):
         return {"count": len(self.members), "clock": "sim" if self.clock.simulated else "real",
                 "load_profile": self.load_profile, "meters": [m.manifest() for m in self.members]}
 
-    def shutdown(self) -> None:
-        """Save every member's state; one that fails does not stop the others saving.
+    def stop(self) -> None:
+        """Save every member's state (:meth:`MeterNode.stop`: metering up to now, the
+        invocation counters, the last step committed and sealed), leaving each meter's
+        memory open; one that fails does not stop the others saving.
 
-        Each member's close is what ``bijli meter`` does at a clean stop (its last step
-        committed and sealed, a verified backup, the write-ahead log checkpointed): a dozen
-        fsyncs on its own files, 12-100 ms a meter, so a 1,000-meter fleet took 12 s or more
-        to exit after SIGTERM, one meter after another. They run side by side on
-        :data:`SHUTDOWN_THREADS` threads instead: sqlite and fsync release the interpreter
-        lock, and the file system commits concurrent fsyncs together (one journal commit
-        for many files: the group commit a per-meter file allows). Each meter is touched by
-        one thread only; nothing a member saves is skipped."""
+        What a stop must write is a commit and a seal per meter (two fsyncs). They run side
+        by side on :data:`SHUTDOWN_THREADS` threads: sqlite and fsync release the
+        interpreter lock, and the file system commits concurrent fsyncs together (one
+        journal commit for many files: the group commit a per-meter file allows); past 8
+        threads the stop is bound by the interpreter's own work (about 1 ms a meter). Each
+        meter is touched by one thread only. ``bijli fleet`` ends the process after this
+        (see :mod:`bijli.tools.commands.fleet`); :meth:`shutdown` also closes the files."""
+        self._each(lambda node: node.stop())
+
+    def shutdown(self) -> None:
+        """:meth:`stop`, then close every meter's memory as ``bijli meter`` does at a clean
+        stop (a verified backup taken, the write-ahead log checkpointed): a fleet used in
+        a process that goes on (a test, a tool) releases its files."""
+        self._each(lambda node: node.shutdown())
+
+    def _each(self, close: Callable[[MeterNode], None]) -> None:
         errors: list[str] = []
 
-        def close(m: Member) -> None:
+        def one(m: Member) -> None:
             try:
-                m.node.shutdown()
+                close(m.node)
             except Exception as exc:  # noqa: BLE001 - report after the others are saved
                 errors.append(f"{m.serial}: {exc}")
 
         if len(self.members) == 1:
-            close(self.members[0])
+            one(self.members[0])
         else:
             with concurrent.futures.ThreadPoolExecutor(min(SHUTDOWN_THREADS, len(self.members)),
                                                        thread_name_prefix="bijli-fleet-close") as pool:
-                list(pool.map(close, self.members))
+                list(pool.map(one, self.members))
         if errors:
             raise FirmwareError("; ".join(sorted(errors)))

@@ -50,7 +50,7 @@ from bijli.firmware.console import Console, LineAssembler, Reply, parse_duration
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import EventCode
 from bijli.firmware.meter import Meter, saved_time
-from bijli.firmware.cosem.associations import lockout, policies, security_settings
+from bijli.firmware.cosem.associations import StoredCounters, lockout, policies, security_settings
 from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 from bijli.firmware.cosem.object_list import ObjectList
 from bijli.firmware.cosem.results import host_refusal
@@ -419,19 +419,29 @@ class MeterNode:
             return Reply(f"{label} stopped at {self.meter.now.isoformat(timespec='seconds')}", ok=False)
         return Reply(self.meter.now.isoformat(timespec="seconds"))
 
-    def shutdown(self) -> None:
-        """Save and close. With storage failing the last save fails too: what the meter
-        did since its last commit is lost, as at a power cut, and said so on stderr; the
-        rest still closes (the committed state is whole)."""
+    def stop(self) -> None:
+        """Everything a stop must keep, leaving the memory open: metering up to now, the
+        invocation counters' exact values, and the last step committed and sealed (on
+        disk when this returns: a power cut after it loses nothing); the devices released.
+        With storage failing the last save fails too: what the meter did since its last
+        commit is lost, as at a power cut, and said so on stderr (the committed state is
+        whole)."""
         self.tick()
-        for save in (self.security.counters.flush, self.meter.shutdown):
-            try:
-                save()
-            except (StorageError, CounterStoreError) as exc:  # the reserved counters and the last commit stand
-                print(f"bijli meter: could not save at stop, the state is as at its last commit: {exc}",
-                      file=sys.stderr, flush=True)
+        counters = self.security.counters
+        exact = counters.unflushed()  # committed with the last step: one commit for the whole stop
+        try:
+            self.meter.shutdown({StoredCounters.KEY: counters.store.record(exact)} if exact else None)
+            counters.flushed(exact)
+        except (StorageError, CounterStoreError) as exc:  # the reserved counters and the last commit stand
+            print(f"bijli meter: could not save at stop, the state is as at its last commit: {exc}",
+                  file=sys.stderr, flush=True)
         if self.devices is not None:
             self.devices.close()
+
+    def shutdown(self) -> None:
+        """:meth:`stop`, then close the memory (a file of its own: a verified backup of it
+        taken, its write-ahead log checkpointed)."""
+        self.stop()
         self.storage.close()
 
 
