@@ -426,3 +426,17 @@ def test_the_currency_crc_flag_is_the_setting_given_on_the_command_line(capsys, 
     with pytest.raises(SystemExit) as refused:  # argparse's own error: a rule the meter does not know
         run("vend", "--currency-crc", "crc-c", *common, capsys=capsys)
     assert refused.value.code == 2 and "append-01" in capsys.readouterr().err
+
+
+def test_a_config_file_that_is_not_toml_is_a_clear_error_with_status_2(tmp_path):
+    """The TOML parser loads only with --config; the error path that names a file that is not
+    TOML must not need it loaded before (it once raised NameError: name 'tomllib')."""
+    bad = tmp_path / "meter.toml"
+    bad.write_text("[sts\nx=")
+    for command in ("decode", "vend"):
+        args = [command, "--config", str(bad)] + (["58791654748813829602"] if command == "decode" else
+                                                  ["credit", "--amount", "10", "--no-journal"])
+        r = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "token", *args], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith(f"bijli token: cannot read {bad}: Expected ']'"), r.stderr

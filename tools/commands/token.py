@@ -380,7 +380,7 @@ def _main(args) -> int:
     except ConfigError as exc:
         print(f"bijli token: {_explain(exc, args)}", file=sys.stderr)
         return 2
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError (tomllib loads only with --config)
         print(f"bijli token: cannot read {args.config}: {exc}", file=sys.stderr)
         return 2
     if args.token_command == "decode":
