@@ -24,6 +24,7 @@ be starved). Without ``cc`` the figures are skipped with a note.
 from __future__ import annotations
 
 import os
+import math
 import resource
 import selectors
 import shutil
@@ -48,7 +49,9 @@ from bijli.tools.node.hdlc_transport import HdlcTransport
 STUB_SOURCE = Path(__file__).with_name("nullsrv.c")
 CLOCK = apdu.AttributeDescriptor(8, Obis(0, 0, 1, 0, 0, 255), 2)
 PHYSICAL_ADDRESS = 16
-_CIPHERED_REQUESTS = 15_000  # pre-encoded per ciphered association: more than the rounds use
+_CIPHERED_REQUESTS = 15_000  # pre-encoded per ciphered association, at least: more than 5 rounds of 0.3 s use
+_CIPHERED_RATE_BOUND = 25_000  # ciphered GETs per second the meter and client do at most on one pinned core
+_STUB_RATE_BOUND = 60_000  # the stub's round reads on from where the meter's stopped (it may end early: a rate still)
 
 
 @dataclass(frozen=True)
@@ -212,15 +215,24 @@ def _raise_fd_limit(need: int) -> None:
 
 def _one_peer(name: str, port: int, stub_bin: str, cpu: int, *, hdlc: bool, sap: int, seconds: float,
               rounds: int) -> Cost:
-    peer = _Peer(port, hdlc=hdlc, sap=sap, count=_CIPHERED_REQUESTS)
+    # a ciphered request cannot be sent twice (the meter refuses a counter it has seen), so
+    # there must be enough for every round: longer or more rounds need more of them
+    count = max(_CIPHERED_REQUESTS, math.ceil(seconds * (rounds * _CIPHERED_RATE_BOUND + _STUB_RATE_BOUND)))
+    peer = _Peer(port, hdlc=hdlc, sap=sap, count=count)
     stub = _Stub(stub_bin, cpu, hdlc, peer.reply)
     stub_sock = stub.connect()
     ours, floor = [], []
     try:
         for _ in range(rounds):
             n, dt = peer.loop(seconds)
+            if n == 0:
+                raise RuntimeError(f"{name}: the pre-encoded ciphered requests ran out ({count}); "
+                                   f"raise _CIPHERED_RATE_BOUND and _STUB_RATE_BOUND")
             ours.append(n / dt)
             n, dt = peer.loop(seconds, stub_sock)
+            if n == 0:
+                raise RuntimeError(f"{name}: no pre-encoded ciphered request left for the stub ({count}); "
+                                   f"raise _STUB_RATE_BOUND")
             floor.append(n / dt)
     finally:
         stub_sock.close()
@@ -372,7 +384,7 @@ def bench() -> list:
     from bijli.hal.loop import loop_name
     from bijli.tools.commands.bench import BenchResult
 
-    rows = measure(seconds=0.3, rounds=5, peers=1000)  # medians of 5: the machine is shared
+    rows = measure(seconds=0.5, rounds=9, peers=1000)  # medians of 9: on a shared machine 5 short rounds swung 2x
     if not rows:
         return []
     by = {r.name: r for r in rows}
