@@ -28,6 +28,7 @@ from bijli.dlms.link.hdlc import (
     encode_frame,
     encode_parameters,
 )
+from tests.dlms.link.test_hdlc_connection import split_frames
 
 SERVER = HdlcAddress(1, 16)
 LLC_REQ = b"\xe6\xe6\x00"
@@ -139,7 +140,7 @@ def test_the_one_pass_path_does_what_the_general_path_does(data):
             assert (fast.state, fast.send_sequence, fast.receive_sequence) == (
                 general.state, general.send_sequence, general.receive_sequence)
             # the client takes the answer: its N(R) follows our I frames (the last one's N(S) + 1)
-            for f in _frames(out):
+            for f in split_frames(out):
                 if f.kind is FrameType.I:
                     vr = (f.send_sequence + 1) % 8
     assert general.taken == 0
@@ -156,18 +157,6 @@ def test_the_one_pass_path_serves_the_common_case():
                        1.0 + n)
         assert drain(s) == [ApduReceived(16, bytes([n]))]
         s.send_apdu(b"\xc4" + bytes([n]), 1.0 + n)
-        (answer,) = _frames(s.data_to_send())
+        (answer,) = split_frames(s.data_to_send())
         assert (answer.kind, answer.send_sequence, answer.receive_sequence) == (FrameType.I, n % 8, (n + 1) % 8)
     assert s.taken == 20
-
-
-def _frames(wire: bytes) -> list[Frame]:
-    from bijli.dlms.link.hdlc import FrameReader
-
-    reader = FrameReader()
-    reader.feed(wire)
-    out = []
-    while (f := reader.next()) is not None:
-        assert isinstance(f, Frame)
-        out.append(f)
-    return out
