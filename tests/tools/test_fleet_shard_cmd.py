@@ -215,7 +215,7 @@ def test_a_storm_over_engine_shards_one_killed_midway_credits_every_meter_exactl
     SIGKILLed while the storm runs (its meters' RAM lost, a power cut) and started again on
     the same state and ports; the storm still ends with every meter credited exactly once,
     checked here again in the meter-reader association."""
-    from tests.tools.test_storm import credits, free_port_run, journal_kinds, storm_process
+    from tests.tools.test_storm import credits, free_port_run, journal_kinds, storm_process, wait_for_deliveries
 
     def shard(k: int, base: int) -> subprocess.Popen:
         proc = subprocess.Popen(
@@ -243,10 +243,7 @@ def test_a_storm_over_engine_shards_one_killed_midway_credits_every_meter_exactl
         journal = tmp_path / "j.jsonl"
         proc = storm_process(manifest, journal, "--amount", "30", "--concurrency", "1", "--retries", "40",
                              "--timeout", "5")
-        deadline = time.monotonic() + 120
-        while journal_kinds(journal).count("delivered") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.005)
+        wait_for_deliveries(proc, journal, 2)
         shards[1].kill()  # SIGKILL: shard 1 (meters 1, 3, 5) loses its RAM
         shards[1].communicate(timeout=30)
         assert journal_kinds(journal).count("delivered") < 6  # midway: some meters still to deliver

@@ -130,6 +130,14 @@ def write_manifest(fleet: RunningFleet, path: Path) -> Path:
     return path
 
 
+def wait_for_deliveries(proc: subprocess.Popen, journal: Path, count: int, timeout: float = 120.0) -> None:
+    """Until the storm's journal holds ``count`` deliveries (the storm still running)."""
+    deadline = time.monotonic() + timeout
+    while journal_kinds(journal).count("delivered") < count:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.005)
+
+
 def journal_kinds(path: Path) -> list[str]:
     kinds = []
     if not path.exists():
@@ -181,10 +189,7 @@ def test_a_storm_killed_midway_resumes_from_its_journal_with_nothing_lost_or_dou
     manifest = write_manifest(fleet, tmp_path / "fleet.json")
     journal = tmp_path / "j.jsonl"
     proc = storm_process(manifest, journal, "--amount", "40", "--concurrency", "1")
-    deadline = time.monotonic() + 120
-    while journal_kinds(journal).count("delivered") < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
-        time.sleep(0.01)
+    wait_for_deliveries(proc, journal, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = journal_kinds(journal).count("delivered")
@@ -222,10 +227,7 @@ def test_a_fleet_process_killed_and_restarted_during_the_storm_loses_and_doubles
         journal = tmp_path / "j.jsonl"
         proc = storm_process(manifest, journal, "--amount", "30", "--concurrency", "1", "--retries", "40",
                              "--timeout", "5")
-        deadline = time.monotonic() + 120
-        while journal_kinds(journal).count("delivered") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.005)
+        wait_for_deliveries(proc, journal, 2)
         os.killpg(fleet.proc.pid, signal.SIGKILL)  # a power cut of the whole fleet process
         fleet.proc.wait()
         fleet = RunningFleet.start(state, 6, extra=("--tcp", f"127.0.0.1:{base}"))  # same state, same ports
