@@ -110,13 +110,6 @@ def peer_for(live: LiveMeter, transport: str, sap: int, **kw) -> GuruxPeer:
     return GuruxPeer(t, client_sap=sap, interface=interface, server_address=address, **kw)
 
 
-def close(peer: GuruxPeer) -> None:
-    try:
-        peer.release()
-    finally:
-        peer.transport.close()
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("sap", (16, 32, 48))
 def test_gurux_reads_clock_register_and_object_list(live, transport, sap):
@@ -144,7 +137,7 @@ def test_gurux_reads_clock_register_and_object_list(live, transport, sap):
             peer.read(voltage, 3)
             assert voltage.scaler == pytest.approx(0.01) and int(voltage.unit) == 35  # V, 10^-2
     finally:
-        close(peer)
+        peer.close()
 
 
 @pytest.mark.parametrize("transport", ("wrapper", "hdlc-tcp"))
@@ -170,7 +163,7 @@ def test_gurux_with_service_specific_glo_ciphering_writes_the_clock(live, transp
             clock.time = GXDateTime(START)
             peer.write(clock, 2)
         finally:
-            close(peer)
+            peer.close()
 
 
 def test_public_client_cannot_write_the_clock(live):
@@ -186,7 +179,7 @@ def test_public_client_cannot_write_the_clock(live):
             StateError.SERVICE_NOT_ALLOWED, ExceptionServiceError.SERVICE_NOT_SUPPORTED)
         peer.read(clock, 2)  # and the association goes on
     finally:
-        close(peer)
+        peer.close()
 
 
 def test_wrong_password_is_refused_and_the_meter_keeps_serving(live):
@@ -202,7 +195,7 @@ def test_wrong_password_is_refused_and_the_meter_keeps_serving(live):
         good.read(data, 2)
         assert str(data.value) == "BJL0000001"
     finally:
-        close(good)
+        good.close()
 
 
 def test_wrong_keys_fail_hls_and_count_towards_lockout(live):
@@ -217,7 +210,7 @@ def test_wrong_keys_fail_hls_and_count_towards_lockout(live):
     try:
         ok.connect()  # one failure is below the lockout count: the right keys still get in
     finally:
-        close(ok)
+        ok.close()
 
 
 def test_replayed_ciphered_request_is_refused_and_the_meter_keeps_serving(live):
@@ -241,7 +234,7 @@ def test_replayed_ciphered_request_is_refused_and_the_meter_keeps_serving(live):
         peer.read(clock, 2)  # a fresh IC is served as before
         assert clock.time.value.year == 2024
     finally:
-        close(peer)
+        peer.close()
 
 
 def test_load_profile_by_range_and_entry(live):
@@ -257,7 +250,7 @@ def test_load_profile_by_range_and_entry(live):
         reply = peer.exchange(peer.client.readRowsByRange(profile, datetime(2024, 1, 1), datetime(2025, 1, 1)))
         peer.client.updateValue(profile, 2, reply.value)
     finally:
-        close(peer)
+        peer.close()
 
 
 def test_disconnect_control(live):
@@ -275,7 +268,7 @@ def test_disconnect_control(live):
         peer.read(relay, 3)
         assert int(relay.controlState) == 2  # mode 6: ready for reconnection
     finally:
-        close(peer)
+        peer.close()
 
 
 def test_invocation_counters_are_persisted_in_steps(live):

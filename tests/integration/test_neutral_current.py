@@ -124,8 +124,7 @@ def test_gurux_reads_the_neutral_current(tmp_path, sap):
             assert neutral.scaler == phase.scaler == pytest.approx(0.01) and int(neutral.unit) == 33
             assert phase.value == pytest.approx(12.0, abs=0.02) and neutral.value == pytest.approx(8.0, abs=0.02)
         finally:
-            peer.release()
-            peer.transport.close()
+            peer.close()
     finally:
         served.stop()
         node.shutdown()

@@ -79,8 +79,7 @@ def test_gurux_reads_every_attribute_of_every_object_in_every_association(served
         assert not failures, "\n".join(failures)
         assert reads > (10 if sap == 16 else 400)
     finally:
-        peer.release()
-        peer.transport.close()
+        peer.close()
 
 
 @pytest.mark.parametrize("sap", (16, 32, 48))
@@ -96,8 +95,7 @@ def test_gurux_reads_association_ln_user_list_and_current_user(served, sap):
                     reply = peer.exchange(peer.client.read(obj, index))
                     assert not reply.error, (obj.logicalName, index, reply.error)
     finally:
-        peer.release()
-        peer.transport.close()
+        peer.close()
 
 
 def test_gurux_converting_the_clock_with_attribute_3_lands_on_the_meters_instant(served):
@@ -112,8 +110,7 @@ def test_gurux_converting_the_clock_with_attribute_3_lands_on_the_meters_instant
         utc = (local + timedelta(minutes=clock.timeZone)).replace(tzinfo=timezone.utc)
         assert utc == served.node.meter.now.replace(tzinfo=IST).astimezone(timezone.utc)
     finally:
-        peer.release()
-        peer.transport.close()
+        peer.close()
 
 
 @pytest.mark.parametrize("sap", (32, 48))
@@ -140,8 +137,7 @@ def test_gurux_reads_every_profile_by_range_and_by_entry(served, sap):
             checked += 1
         assert checked == len(profiles)
     finally:
-        peer.release()
-        peer.transport.close()
+        peer.close()
 
 
 def _raw_object_list(c) -> list[tuple[int, Obis, list]]:

@@ -35,8 +35,7 @@ def test_public_client_reads_clock_and_energy_that_grows_under_load(bijli_meter_
         # 230 V x 10 A for one hour is 2300 Wh (class 1: within 1 %)
         assert 2277 <= after - before <= 2323
     finally:
-        peer.release()
-        peer.transport.close()
+        peer.close()
     assert meter.stop() == 0
 
 

@@ -143,6 +143,13 @@ class GuruxPeer:
     def method(self, obj, index: int, value, data_type):
         return self.exchange(self.client.method(obj, index, value, data_type))
 
+    def close(self) -> None:
+        """Release the association and close the line, the line even when the release fails."""
+        try:
+            self.release()
+        finally:
+            self.transport.close()
+
     def release(self) -> None:
         try:
             self.exchange(self.client.releaseRequest())

@@ -48,9 +48,6 @@ def test_gurux_reads_a_fleet_meters_block_load_across_its_pages_by_range_and_by_
             got = peer.client.updateValue(pg, 2, reply.value)
             assert [r[0].value.replace(tzinfo=None) for r in got] == [r[0] for r in everything[40:101]]
         finally:
-            try:
-                peer.release()
-            finally:
-                peer.transport.close()
+            peer.close()
     finally:
         shard.close()

@@ -149,10 +149,7 @@ def test_gurux_reads_meters_picked_at_random_from_a_250000_meter_fleet(tmp_path)
                 peer.read(energy, 2)
                 assert energy.value == 0
             finally:
-                try:
-                    peer.release()
-                finally:
-                    peer.transport.close()
+                peer.close()
     finally:
         shard.close()
 
