@@ -262,3 +262,31 @@ def test_a_manifest_file_has_one_meter_per_line_and_shards_merge_by_index(tmp_pa
     assert json.loads(path.read_text(encoding="utf-8")) == {"count": 0, "clock": "real", "meters": []}
     with pytest.raises(UsageError, match="overlap"):
         merge_manifests(parts + parts[1:])
+
+
+def test_shards_manifest_files_merge_line_by_line_as_parsed_ones_do(tmp_path):
+    """The supervisor merges its shards' files without parsing them (250,000 rows: 1.5 s
+    instead of 10-20 s): the same bytes as parsing, merging and writing them, and an
+    indented or miscounted part is parsed whole instead; an overlap is refused."""
+    from bijli.tools.fleet.manifest import merge_files, merge_manifests, write_manifest
+
+    def part(indices):
+        rows = [{"index": i, "serial": f"BJL{i:07d}", "keys": {"a": [i, "x,y"]}} for i in indices]
+        return {"count": len(rows), "clock": "real", "meters": rows}
+    parts = [part(range(k, 40, 3)) for k in range(3)] + [part([])]
+    paths = []
+    for k, p in enumerate(parts):
+        paths.append(tmp_path / f"p{k}.json")
+        write_manifest(paths[-1], p)
+    write_manifest(tmp_path / "parsed.json", merge_manifests(parts))
+    assert merge_files(paths, tmp_path / "lines.json") == 40
+    assert (tmp_path / "lines.json").read_bytes() == (tmp_path / "parsed.json").read_bytes()
+    paths[1].write_text(json.dumps(parts[1], indent=1), encoding="utf-8")  # by hand, indented
+    assert merge_files(paths, tmp_path / "fallback.json") == 40
+    assert (tmp_path / "fallback.json").read_bytes() == (tmp_path / "parsed.json").read_bytes()
+    write_manifest(paths[1], {**parts[1], "count": 99})  # a count that is not its rows
+    assert merge_files(paths, tmp_path / "recount.json") == 40
+    assert json.loads((tmp_path / "recount.json").read_text(encoding="utf-8"))["count"] == 40
+    write_manifest(paths[1], parts[0])
+    with pytest.raises(UsageError, match="overlap"):
+        merge_files(paths, tmp_path / "overlap.json")

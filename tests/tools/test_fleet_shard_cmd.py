@@ -305,4 +305,5 @@ def test_a_shard_raises_its_descriptor_limits_or_refuses_at_start_with_what_it_n
     assert r.returncode == 2, r.stderr
     assert f"{count:,} meters need about {count + 1024:,} open files" in r.stderr
     assert f"fs.nr_open = {nr_open:,}" in r.stderr and "ulimit -n" in r.stderr and "more shards" in r.stderr
+    assert "meters fit in one process under the hard limit" in r.stderr
     assert not (tmp_path / "state").exists()  # refused before anything was built

@@ -159,6 +159,8 @@ def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER, headroom:
         except (ValueError, OSError):
             pass
     ceiling = f"; the kernel allows at most fs.nr_open = {nr_open:,} per process" if nr_open else ""
+    fits = max(0, (hard if hard != unlimited else need) - headroom) // per_meter
+    ceiling += f"; {fits:,} meters fit in one process under the hard limit" if raise_hard else ""
     raise UsageError(f"{count:,} meters need about {need:,} open files (about {per_meter} each and {headroom} more) "
                      f"but this process may open {soft:,} (hard limit {hard:,}, which only a process with "
                      f"CAP_SYS_RESOURCE may raise){ceiling}: raise the limit (`ulimit -n {need}` in the shell, "

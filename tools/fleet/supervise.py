@@ -12,7 +12,6 @@ use an orchestrator instead (:mod:`tools.fleet.deploy`).
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 from bijli.tools.errors import UsageError
-from bijli.tools.fleet.manifest import merge_manifests, write_manifest
+from bijli.tools.fleet.manifest import merge_files, merge_manifests
 
 __all__ = ["RESTART_BACKOFF_S", "Supervisor", "merge_manifests"]
 
@@ -81,8 +80,8 @@ class Supervisor:
     def write_manifest(self) -> None:
         if self.manifest is None:
             return
-        parts = [json.loads(self.part_manifest(k).read_text(encoding="utf-8")) for k in range(self.processes)]
-        write_manifest(self.manifest, merge_manifests(parts))  # a reader never sees half a manifest
+        # line by line, no JSON parsed again (tools.fleet.manifest); a reader never sees half a manifest
+        merge_files([self.part_manifest(k) for k in range(self.processes)], self.manifest)
 
     def run(self) -> int:
         self.state.mkdir(parents=True, exist_ok=True)
