@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bijli.firmware.console import Reply
-from bijli.firmware.config import Identity
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
-from bijli.firmware.sts import StsConfig
 from bijli.firmware.sts.keys import Pan
 from bijli.hal.clock import TimeSource
 from bijli.tools.node import config as config_mod
@@ -51,16 +49,24 @@ def member_config(base: config_mod.Config, index: int) -> config_mod.Config:
     """The configuration of member ``index``: the base one with its own serial, PAN
     and pin-less devices.
 
-    Only the ``[meter]`` identity and ``[sts]`` (the PAN, hence the decoder key) differ
-    between members, so every other section is parsed once per base and shared by
-    every member (frozen values: a fleet engine derives a meter's configuration at
-    each hydration, and parsing it whole was a third of a hydration). What it returns
-    equals ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
-    raw = member_raw(base, index)
+    Only the ``[meter]`` identity's serial and the ``[sts]`` PAN (hence the decoder key)
+    differ between members (:func:`member_identity`), so every other section is parsed
+    once per base and shared by every member (frozen values: a fleet engine derives a
+    meter's configuration at each hydration, and parsing it whole was a third of a
+    hydration), and the member's identity and STS settings are member 0's with its own
+    serial and PAN put in, its decoder key derived (a fleet's manifest derives 125,000 at
+    start-up: parsing the two tables again was a third of this function's time). What it
+    returns equals ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
+    serial, pan = member_identity(base, index)
     template = _template(base)
-    meter = dataclasses.replace(template.meter, identity=Identity.from_table(raw["meter"], "meter"),
-                                sts=StsConfig.from_table(raw["sts"], "sts"))
-    return config_mod.Config(meter, template.hal, template.upgrade, raw)
+    vending = dataclasses.replace(template.meter.sts.vending, pan=pan)
+    try:
+        key = vending.decoder_key()
+    except KeyMaterialError as exc:  # as StsConfig.from_table names it
+        raise ConfigError("sts.vending_key", str(exc)) from None
+    meter = dataclasses.replace(template.meter, identity=dataclasses.replace(template.meter.identity, serial=serial),
+                                sts=dataclasses.replace(template.meter.sts, decoder_key=key, vending=vending))
+    return config_mod.Config(meter, template.hal, template.upgrade, _member_raw(base, serial, pan))
 
 
 # base id -> (base, the parse of its member 0): the sections all members share
@@ -76,17 +82,16 @@ def _template(base: config_mod.Config) -> config_mod.Config:
     return entry[1]
 
 
-def member_raw(base: config_mod.Config, index: int) -> dict:
-    """The configuration document of member ``index`` (its serial and PAN, no pins)."""
-    raw = copy.deepcopy(base.raw)
+def member_identity(base: config_mod.Config, index: int) -> tuple[str, Pan]:
+    """What differs between members: the serial (the base serial's number plus ``index``)
+    and the PAN (IIN and manufacturer code of the base PAN, that number as the 8-digit
+    meter number, Luhn digits computed). The one definition :func:`member_raw` and
+    :func:`member_config` use."""
     ident = base.meter.identity
     digits = "".join(ch for ch in ident.serial if ch.isdigit())
     number = (int(digits) if digits else 1) + index
     if number >= 10**7:
         raise ConfigError("meter.serial", f"fleet serial numbers are 7 digits; {ident.serial} + {index} is too large")
-    meter = raw.setdefault("meter", {})
-    meter["serial"] = f"{ident.manufacturer}{number:07d}"
-    meter.pop("logical_device_name", None)  # one per meter: derived from the serial
     vending = base.meter.sts.vending
     if vending is None:
         raise ConfigError("sts.decoder_key", "a fleet derives each meter's decoder key from [sts] vending_key and "
@@ -95,6 +100,19 @@ def member_raw(base: config_mod.Config, index: int) -> dict:
         pan = Pan.build(vending.pan.iain[:-9], f"{number:08d}", vending.pan.iin)
     except KeyMaterialError as exc:
         raise ConfigError("sts.pan", str(exc)) from None
+    return f"{ident.manufacturer}{number:07d}", pan
+
+
+def member_raw(base: config_mod.Config, index: int) -> dict:
+    """The configuration document of member ``index`` (its serial and PAN, no pins)."""
+    return _member_raw(base, *member_identity(base, index))
+
+
+def _member_raw(base: config_mod.Config, serial: str, pan: Pan) -> dict:
+    raw = copy.deepcopy(base.raw)
+    meter = raw.setdefault("meter", {})
+    meter["serial"] = serial
+    meter.pop("logical_device_name", None)  # one per meter: derived from the serial
     raw.setdefault("sts", {})["pan"] = pan.digits
     hal = raw.setdefault("hal", {})
     hal.update({role: "none" for role in PIN_ROLES})
