@@ -307,3 +307,16 @@ def test_a_shard_raises_its_descriptor_limits_or_refuses_at_start_with_what_it_n
     assert f"fs.nr_open = {nr_open:,}" in r.stderr and "ulimit -n" in r.stderr and "more shards" in r.stderr
     assert "meters fit in one process under the hard limit" in r.stderr
     assert not (tmp_path / "state").exists()  # refused before anything was built
+
+
+def test_processes_that_cannot_hold_their_listeners_are_refused_with_how_many_would(tmp_path):
+    """`--processes P` checks once, before starting any shard, and names the number of
+    processes that fit under this hard limit (here 1,000 meters each)."""
+    with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+        count = 2 * int(f.read()) + 20  # beyond the kernel's ceiling in each of two shards: refused everywhere
+    r = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--processes", "2",
+                        "--state", str(tmp_path / "state")], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       preexec_fn=_limited(2024, 2024))
+    assert r.returncode == 2, r.stderr
+    assert f"--processes {-(-count // 1000)} (or --shard K/{-(-count // 1000)})" in r.stderr
+    assert "did not start" not in r.stderr + r.stdout and not (tmp_path / "state").exists()

@@ -168,6 +168,22 @@ def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER, headroom:
                      f"--processes, --shard K/N)")
 
 
+def shard_descriptors(count: int, shards: int) -> None:
+    """:func:`check_file_descriptors` for the largest of ``shards`` engine shards of a
+    ``count``-meter fleet; refused with the number of shards that would fit too."""
+    import resource
+
+    try:
+        check_file_descriptors(-(-count // shards), FDS_PER_ENGINE_METER, ENGINE_FD_HEADROOM, raise_hard=True)
+    except UsageError as exc:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        fits = (hard - ENGINE_FD_HEADROOM) // FDS_PER_ENGINE_METER if hard != resource.RLIM_INFINITY else 0
+        if fits <= 0:
+            raise
+        raise UsageError(f"{exc}; for {count:,} meters under this limit: --processes {-(-count // fits)} (or "
+                         f"--shard K/{-(-count // fits)})") from None
+
+
 def _nr_open() -> int | None:
     """The most descriptors the kernel lets one process have (Linux fs.nr_open), or None."""
     try:
@@ -355,6 +371,9 @@ def _main(args) -> int:
             raise UsageError("--processes runs every shard itself: give --processes or --shard, not both")
         from bijli.tools.fleet.supervise import Supervisor
 
+        if args.processes >= 1:  # refused here, once, with the number of processes that fit (not by every shard)
+            shard_descriptors(args.count, args.processes)
+
         fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
                       "--log", args.log, "--console", "none"]  # this process's stdin is the supervisor's
         for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
@@ -368,7 +387,7 @@ def _main(args) -> int:
         from bijli.tools.fleet.addressing import parse_shard
 
         _, shards = parse_shard(args.shard)
-        check_file_descriptors(-(-args.count // shards), FDS_PER_ENGINE_METER, ENGINE_FD_HEADROOM, raise_hard=True)
+        shard_descriptors(args.count, shards)
         cfg = config_mod.load(args.config)
         return hal_loop.run(_run_shard(args, cfg))
     check_file_descriptors(args.count)
