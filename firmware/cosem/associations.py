@@ -148,8 +148,9 @@ def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], No
 def utility_security(config: "MeterConfig", storage: "NonVolatileMemory | None") -> SecuritySettings:
     """The utility association's security as a meter's memory holds it, for a meter that is
     not running (a fleet's manifest): the same keys :func:`security_settings` gives its
-    server, with no counter store and nothing kept. ``storage`` None: a meter with no
-    memory yet, hence its configured keys."""
+    server, with no counter store and nothing kept. ``config``: the meter's settings (its
+    ``identity`` and ``dlms`` are read); ``storage`` None: a meter with no memory yet,
+    hence its configured keys."""
     return SecuritySettings(**_utility_keys(config, storage))
 
 

@@ -17,7 +17,7 @@ from bijli.firmware.cosem.associations import utility_security
 from bijli.hal import tcp
 from bijli.tools.fleet.addressing import WRAPPER_PORT, meter_endpoint
 from bijli.tools.fleet.engine import FleetEngine
-from bijli.tools.node.fleet import member_config
+from bijli.tools.node.fleet import member_settings
 from bijli.tools.node.links import tcp_options, wrapper_session
 from bijli.tools.node.meter_node import manifest_row
 
@@ -66,7 +66,8 @@ async def serve(engine: FleetEngine, *, host: str | None = None, base_port: int 
 def manifest(engine: FleetEngine, endpoints: dict[int, tuple[str, int]]) -> dict:
     """One row per meter, with its index, without hydrating it: the row ``bijli meter
     --manifest`` writes (:func:`~tools.node.meter_node.manifest_row`) of the meter's
-    member configuration and the security its memory holds. Only a meter with memory in
+    member settings (:func:`~tools.node.fleet.member_settings`: those of its member
+    configuration a row reads) and the security its memory holds. Only a meter with memory in
     the shard can hold keys a head-end changed over DLMS (key_transfer, kept in its
     memory as it happens): its stored keys are read; every other meter has its
     configured ones."""
@@ -74,7 +75,7 @@ def manifest(engine: FleetEngine, endpoints: dict[int, tuple[str, int]]) -> dict
     rows = []
     for index in engine.indices:
         host, port = endpoints[index]
-        cfg = member_config(engine.base, index)
-        security = utility_security(cfg.meter, engine.store.memory(index) if index in stored else None)
-        rows.append({"index": index, **manifest_row(cfg, security, host, port)})
+        settings = member_settings(engine.base, index)
+        security = utility_security(settings, engine.store.memory(index) if index in stored else None)
+        rows.append({"index": index, **manifest_row(settings, security, host, port)})
     return {"count": len(rows), "clock": "sim" if engine.clock.simulated else "real", "meters": rows}

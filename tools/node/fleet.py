@@ -23,11 +23,13 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
+from bijli.firmware.config import DlmsSettings, Identity
 from bijli.firmware.console import Reply
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
+from bijli.firmware.sts import StsConfig
 from bijli.firmware.sts.keys import Pan
 from bijli.hal.clock import TimeSource
 from bijli.tools.node import config as config_mod
@@ -54,19 +56,40 @@ def member_config(base: config_mod.Config, index: int) -> config_mod.Config:
     once per base and shared by every member (frozen values: a fleet engine derives a
     meter's configuration at each hydration, and parsing it whole was a third of a
     hydration), and the member's identity and STS settings are member 0's with its own
-    serial and PAN put in, its decoder key derived (a fleet's manifest derives 125,000 at
-    start-up: parsing the two tables again was a third of this function's time). What it
-    returns equals ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
-    serial, pan = member_identity(base, index)
+    serial and PAN put in (:func:`member_settings`). What it returns equals
+    ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
+    settings = member_settings(base, index)
     template = _template(base)
-    vending = dataclasses.replace(template.meter.sts.vending, pan=pan)
+    meter = dataclasses.replace(template.meter, identity=settings.identity, sts=settings.sts)
+    return config_mod.Config(meter, template.hal, template.upgrade,
+                             _member_raw(base, settings.identity.serial, settings.sts.vending.pan))
+
+
+class MemberSettings(NamedTuple):
+    """The settings of a member that a manifest row reads (``identity``, ``sts``, ``dlms``,
+    as a :class:`~firmware.meter.MeterConfig` has them), without the member's whole
+    configuration: a fleet's manifest derives 125,000 per shard at start-up, and building
+    each member's ``MeterConfig`` (``dataclasses.replace`` over all its fields) and
+    configuration document was a third of that."""
+
+    identity: Identity
+    sts: StsConfig
+    dlms: DlmsSettings
+
+
+def member_settings(base: config_mod.Config, index: int) -> MemberSettings:
+    """Member ``index``'s identity and STS settings (member 0's, with its own serial and PAN
+    put in and its decoder key derived, as ``StsConfig.from_table`` derives it) and the
+    shared DLMS settings. :func:`member_config` is built on it."""
+    serial, pan = member_identity(base, index)
+    template = _template(base).meter
+    vending = dataclasses.replace(template.sts.vending, pan=pan)
     try:
         key = vending.decoder_key()
     except KeyMaterialError as exc:  # as StsConfig.from_table names it
         raise ConfigError("sts.vending_key", str(exc)) from None
-    meter = dataclasses.replace(template.meter, identity=dataclasses.replace(template.meter.identity, serial=serial),
-                                sts=dataclasses.replace(template.meter.sts, decoder_key=key, vending=vending))
-    return config_mod.Config(meter, template.hal, template.upgrade, _member_raw(base, serial, pan))
+    return MemberSettings(dataclasses.replace(template.identity, serial=serial),
+                          dataclasses.replace(template.sts, decoder_key=key, vending=vending), template.dlms)
 
 
 # base id -> (base, the parse of its member 0): the sections all members share

@@ -226,7 +226,7 @@ class MeterNode:
         """What a head-end and a vending system need to talk to this meter and vend for it
         (:func:`manifest_row` of its configuration and its security now). ``bijli meter
         --manifest`` writes it; ``bijli fleet`` writes one per meter."""
-        return manifest_row(self.cfg, self.security, host, port)
+        return manifest_row(self.cfg.meter, self.security, host, port)
 
     def attach_devices(self, devices) -> None:
         """Pins, LCD and keypad (:class:`tools.node.devices.Devices`): the relay drives the
@@ -595,30 +595,32 @@ def _write_all(stream, text: str) -> None:
         data = data[n:]
 
 
-def manifest_row(cfg, security: SecuritySettings, host: str, port: int | None) -> dict:
+def manifest_row(settings, security: SecuritySettings, host: str, port: int | None) -> dict:
     """A meter's manifest row: its address, identity, DLMS secrets (the utility
     association's keys as ``security`` holds them: changed over DLMS or configured), STS
     key parameters and ``vend_args`` (the flags that make ``bijli token vend`` vend for
-    it). One implementation for :meth:`MeterNode.manifest` (a running meter) and a fleet's
-    manifest (:func:`tools.fleet.serve.manifest`: a meter's member configuration and
-    stored security, no meter built)."""
-    v = cfg.meter.sts.vending
+    it). ``settings``: the meter's ``identity``, ``sts`` and ``dlms`` settings, a
+    :class:`~firmware.meter.MeterConfig` or a fleet member's
+    :class:`~tools.node.fleet.MemberSettings`. One implementation for
+    :meth:`MeterNode.manifest` (a running meter) and a fleet's manifest
+    (:func:`tools.fleet.serve.manifest`: no meter built)."""
+    v = settings.sts.vending
     if v is None:
         raise FirmwareError("this meter's config has no vending key: no manifest can be written")
     sts = {"vending_key": v.vk.hex().upper(), "pan": v.pan.digits, "sgc": v.sgc, "ti": v.ti, "krn": v.krn,
            "kt": v.kt, "ea": v.ea, "dkga": v.dkga, "base": v.base, "ken": v.ken,
-           "decoder_key": cfg.meter.sts.decoder_key.key.hex().upper(),
+           "decoder_key": settings.sts.decoder_key.key.hex().upper(),
            # the CRC rule of currency tokens is a meter setting: a vending system must use the meter's
-           "currency_crc": cfg.meter.sts.currency_crc.value}
+           "currency_crc": settings.sts.currency_crc.value}
     vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
                  "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
                  "--base", str(v.base), "--ken", str(v.ken)]
-    if cfg.meter.sts.currency_crc is not DEFAULT_CURRENCY_CRC:  # a vend from the manifest matches the meter
+    if settings.sts.currency_crc is not DEFAULT_CURRENCY_CRC:  # a vend from the manifest matches the meter
         vend_args += ["--currency-crc", sts["currency_crc"]]
-    dl = cfg.meter.dlms
+    dl = settings.dlms
     return {
-        "serial": cfg.meter.identity.serial,
-        "logical_device_name": cfg.meter.identity.ldn,
+        "serial": settings.identity.serial,
+        "logical_device_name": settings.identity.ldn,
         "host": host,
         "port": port,
         "target": f"tcp://{host}:{port}",
