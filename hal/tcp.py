@@ -360,7 +360,7 @@ async def serve(host: str, port: int, factory: HandlerFactory, *, inactivity_tim
 
 def listen(endpoints: Iterable[tuple[str, int, HandlerFactory]], *, inactivity_timeout: float | None = 120.0,
            setup_timeout: float | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> list[Listener]:
-    """Listen on every ``(host, port, factory)`` of ``endpoints`` (numeric IPv4 hosts), with
+    """Listen on every ``(host, port, factory)`` of ``endpoints`` (numeric IPv4 or IPv6 hosts), with
     the limits of :func:`serve`; returns the listeners in order. Each is a plain socket
     with one reader callback on the running loop (see the module text). If one endpoint
     cannot be opened (address in use, out of descriptors), those already opened are
@@ -371,7 +371,7 @@ def listen(endpoints: Iterable[tuple[str, int, HandlerFactory]], *, inactivity_t
         for host, port, factory in endpoints:
             listener = Listener(factory, name="", inactivity_timeout=inactivity_timeout,
                                 setup_timeout=setup_timeout, max_connections=max_connections)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
             listener._sock = sock
             listeners.append(listener)  # closed with the others if what follows fails
             try:

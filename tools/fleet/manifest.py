@@ -1,7 +1,9 @@
 """A fleet's manifest file: every meter's row, written one meter per line, merged by index.
 
 A manifest is one JSON document, ``{"count": N, "clock": ..., "meters": [row, ...]}``
-with the rows of :func:`tools.node.meter_node.manifest_row` plus each meter's index.
+with the rows of :func:`tools.node.meter_node.manifest_row` plus each meter's index:
+what a head-end needs to reach each meter (its IEC 62056-47 wrapper endpoint, DLMS
+security suite 0 keys) and a vending system to vend for it (IEC 62055-41 key parameters).
 A shard writes its own; ``bijli fleet --processes`` merges its shards' (rows by meter
 index, as shards on many machines merge). At 250,000 meters a manifest is about
 240 MB: it is written row by row with the C JSON encoder, one meter per line (what a
