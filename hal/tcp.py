@@ -20,6 +20,16 @@ mark (a peer that sends requests but does not read the answers) does the
 connection stop reading from that peer until the buffer drains: real
 back-pressure, and a bound on what one peer can make the meter hold.
 
+Two ways to listen, one connection path. :func:`serve` is an asyncio server for one
+endpoint (``bijli meter``: a host name may resolve to several addresses). :func:`listen`
+opens many endpoints at once for a fleet (a meter at each of 250,000 loopback
+addresses): each is a plain non-blocking socket (``socket``, ``bind``, ``listen``, as
+POSIX describes them) registered with the event loop by one reader callback, with no
+server object, no coroutine and no look-up of the open descriptors per endpoint
+(an asyncio server cost about 560 us each; measured in README's fleet table). Both
+hand every accepted connection to the same :class:`Connection` through
+``loop.connect_accepted_socket``, so what a peer sees is the same.
+
 Each endpoint caps its concurrent connections (configurable): a peer over the
 cap is closed at once, and the condition is logged once when it starts and once
 when it has been over for a while (with the count), never per refused peer. Every error here is a
@@ -35,10 +45,11 @@ imports no asyncio.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from bijli.hal.errors import HalError, InactivityTimeout, LineError
 
@@ -49,6 +60,7 @@ __all__ = [
     "InactivityTimeout",
     "LineError",
     "Listener",
+    "listen",
     "send_once",
     "serve",
 ]
@@ -58,6 +70,10 @@ log = logging.getLogger("bijli.hal.tcp")
 DEFAULT_MAX_CONNECTIONS = 128  # per endpoint; well under a Raspberry Pi's default fd limit of 1024
 WRITE_HIGH_WATER = 64 * 1024  # bytes queued for a peer before we stop reading its requests
 CAP_QUIET_S = 10.0  # seconds without a refused peer before the cap condition counts as over
+BACKLOG = 256  # pending connections the kernel queues per endpoint
+ACCEPT_RETRY_S = 1.0  # out of descriptors: accept again after this long (asyncio's own delay)
+# accept() failing for lack of resources: the endpoint pauses rather than spinning
+_ACCEPT_SHORTAGE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class Handler(Protocol):
@@ -224,12 +240,51 @@ class Listener:
         self._at_cap = False
         self._last_refused = 0.0
         self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None  # a plain listening socket (listen), not a server
+        self.closed = False
 
     @property
     def sockets(self):
+        if self._sock is not None:
+            return (self._sock,)
         return self._server.sockets if self._server is not None else ()
 
+    # ---- a plain listening socket (listen) ---------------------------------------------------
+    def _start_accepting(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self._sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        """The socket is readable: accept what is pending (at most a backlog's worth per
+        callback, as asyncio's servers do, so one busy endpoint cannot starve the others)."""
+        for _ in range(BACKLOG):
+            try:
+                conn, _addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_SHORTAGE:
+                    # out of descriptors: stop reading this endpoint for a while instead of
+                    # being woken again at once for the same pending peer
+                    log.warning("%s: cannot accept (%s); trying again in %.0f s", self.name, exc.strerror,
+                                ACCEPT_RETRY_S)
+                    self.loop.remove_reader(self._sock.fileno())
+                    self.loop.call_later(ACCEPT_RETRY_S, self._start_accepting)
+                # else a peer that reset before we accepted it: its error, not the endpoint's
+                return
+            conn.setblocking(False)
+            self.loop.create_task(self._connect(conn))
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: Connection(self), conn)
+        except Exception as exc:  # one peer's failure (reset at once, out of memory) ends only that peer
+            log.debug("%s: accepted peer lost before its connection was made: %s", self.name, exc)
+            conn.close()
+
     def _admit(self, conn: Connection) -> bool:
+        if self.closed:  # accepted just before close(): refused as a closed endpoint would
+            return False
         if len(self.connections) >= self.max_connections:
             self._last_refused = self.loop.time()
             if not self._at_cap:
@@ -260,8 +315,12 @@ class Listener:
 
     def close(self) -> None:
         """Stop listening and close every connection (shutdown): no task is left to cancel."""
+        self.closed = True
         if self._server is not None:
             self._server.close()
+        if self._sock is not None and self._sock.fileno() >= 0:
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
         for conn in list(self.connections):
             conn.abort()
 
@@ -297,6 +356,46 @@ async def serve(host: str, port: int, factory: HandlerFactory, *, inactivity_tim
         bound = listener.sockets[0].getsockname()
         listener.name = f"tcp {bound[0]}:{bound[1]}"
     return listener
+
+
+def listen(endpoints: Iterable[tuple[str, int, HandlerFactory]], *, inactivity_timeout: float | None = 120.0,
+           setup_timeout: float | None = None, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> list[Listener]:
+    """Listen on every ``(host, port, factory)`` of ``endpoints`` (numeric IPv4 or IPv6 hosts), with
+    the limits of :func:`serve`; returns the listeners in order. Each is a plain socket
+    with one reader callback on the running loop (see the module text). If one endpoint
+    cannot be opened (address in use, out of descriptors), those already opened are
+    closed and a :class:`HalError` names it: all of them or none."""
+    loop = asyncio.get_running_loop()
+    listeners: list[Listener] = []
+    try:
+        for host, port, factory in endpoints:
+            listener = Listener(factory, name="", inactivity_timeout=inactivity_timeout,
+                                setup_timeout=setup_timeout, max_connections=max_connections)
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            listener._sock = sock
+            listeners.append(listener)  # closed with the others if what follows fails
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setblocking(False)
+                sock.bind((host, port))
+                sock.listen(BACKLOG)
+            except OSError as exc:
+                raise HalError(f"cannot listen on {host}:{port}: {exc}") from exc
+            bound = sock.getsockname()
+            listener.name = f"tcp {bound[0]}:{bound[1]}"
+            loop.add_reader(sock.fileno(), listener._accept)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    room = _descriptors_free()  # once for all of them, not once per endpoint
+    if room is not None and room < max_connections:
+        for listener in listeners:
+            listener.max_connections = max(1, room)
+        if listeners:
+            log.warning("%d endpoints: connection cap %d lowered to %d by the open-file limit", len(listeners),
+                        max_connections, max(1, room))
+    return listeners
 
 
 _FD_RESERVE = 32  # descriptors kept for the state database, logs, ptys and the next listener

@@ -31,7 +31,8 @@ from bijli.firmware.events import EventCode
 from bijli.firmware.records import from_record, to_record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bijli.firmware.meter import Meter
+    from bijli.firmware.meter import Meter, MeterConfig
+    from bijli.firmware.storage import NonVolatileMemory
 
 _BASE_CONFORMANCE = (Conformance.GET | Conformance.SELECTIVE_ACCESS | Conformance.BLOCK_TRANSFER_WITH_GET_OR_READ
                      | Conformance.MULTIPLE_REFERENCES)
@@ -133,9 +134,6 @@ def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], No
                       ) -> SecuritySettings:
     """Security suite 0 settings for the utility association. Keys changed over DLMS
     (key_transfer) are kept in non-volatile memory and win over the configured ones."""
-    dl = meter.config.dlms
-    stored = {KeyId[name]: bytes.fromhex(value) for name, value in (meter.storage.get(KEYS_KEY) or {}).items()}
-
     def keep(key_id: KeyId, key: bytes) -> None:
         keys = dict(meter.storage.get(KEYS_KEY) or {})
         keys[KeyId(key_id).name] = key.hex()
@@ -143,14 +141,27 @@ def security_settings(meter: "Meter", on_key_change: Callable[[KeyId, bytes], No
         if on_key_change is not None:
             on_key_change(key_id, key)
 
-    return SecuritySettings(
-        system_title=meter.config.identity.system_title,
-        encryption_key=stored.get(KeyId.GLOBAL_UNICAST_ENCRYPTION, dl.encryption_key),
-        authentication_key=stored.get(KeyId.AUTHENTICATION, dl.authentication_key),
-        master_key=stored.get(KeyId.MASTER, dl.master_key),
-        counter_store=StoredCounters(meter),
-        on_key_change=keep,
-    )
+    return SecuritySettings(**_utility_keys(meter.config, meter.storage), counter_store=StoredCounters(meter),
+                            on_key_change=keep)
+
+
+def utility_security(config: "MeterConfig", storage: "NonVolatileMemory | None") -> SecuritySettings:
+    """The utility association's security as a meter's memory holds it, for a meter that is
+    not running (a fleet's manifest): the same keys :func:`security_settings` gives its
+    server, with no counter store and nothing kept. ``config``: the meter's settings (its
+    ``identity`` and ``dlms`` are read); ``storage`` None: a meter with no memory yet,
+    hence its configured keys."""
+    return SecuritySettings(**_utility_keys(config, storage))
+
+
+def _utility_keys(config: "MeterConfig", storage: "NonVolatileMemory | None") -> dict:
+    dl = config.dlms
+    record = storage.get(KEYS_KEY) if storage is not None else None
+    stored = {KeyId[name]: bytes.fromhex(value) for name, value in (record or {}).items()}
+    return {"system_title": config.identity.system_title,
+            "encryption_key": stored.get(KeyId.GLOBAL_UNICAST_ENCRYPTION, dl.encryption_key),
+            "authentication_key": stored.get(KeyId.AUTHENTICATION, dl.authentication_key),
+            "master_key": stored.get(KeyId.MASTER, dl.master_key)}
 
 
 class InvocationCounter(Data):

@@ -180,6 +180,9 @@ def test_member_identities_are_derived_from_the_base_config_and_differ():
     {},
     {"meter": {"serial": "BJL0000041", "logical_device_name": "ONE-FOR-ALL"},
      "tariff": {"billing_day": 15}, "dlms": {"reader_password": "abcdefgh"}},
+    # another key derivation and cipher, a key revision and a currency CRC rule: all shared
+    {"meter": {"serial": "XYZ0001000", "manufacturer": "XYZ"},
+     "sts": {"dkga": "02", "ea": "07", "vending_key": "0123456789ABCDEF", "krn": 2, "ken": 7}},
 ])
 def test_a_members_config_is_the_parse_of_its_own_document(doc):
     """member_config shares the sections members have in common; what it returns must be

@@ -258,3 +258,65 @@ def test_a_storm_over_engine_shards_one_killed_midway_credits_every_meter_exactl
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.communicate(timeout=120)
+
+
+def _limited(soft: int, hard: int):
+    def preexec():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return preexec
+
+
+def _may_raise_hard_limit() -> bool:
+    """Whether this machine lets a process raise its hard RLIMIT_NOFILE (CAP_SYS_RESOURCE:
+    root, unless a container withholds the capability, as here)."""
+    code = ("import resource\ns, h = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (h + 1, h + 1))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                          preexec_fn=_limited(100, 200)).returncode == 0
+
+
+def test_a_shard_raises_its_descriptor_limits_or_refuses_at_start_with_what_it_needs(tmp_path):
+    """Issue 12: a shard needs a descriptor per listener. It raises its soft limit, and its
+    hard one when it may (CAP_SYS_RESOURCE, up to fs.nr_open); what it cannot get is a
+    UsageError at start (status 2, nothing built), never EMFILE half way through its listeners."""
+    code = ("import resource\nfrom bijli.tools.commands.fleet import check_file_descriptors\n"
+            "check_file_descriptors(3000, 1, 1024, raise_hard=True)\n"
+            "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       preexec_fn=_limited(100, 10_000))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["4024", "10000"]  # the soft limit, to what it needs
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       preexec_fn=_limited(100, 200))
+    if _may_raise_hard_limit():
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["4024", "4024"]
+    else:
+        assert "UsageError: 3,000 meters need about 4,024 open files" in r.stderr
+        assert "hard limit 200, which only a process with CAP_SYS_RESOURCE may raise" in r.stderr
+    with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+        nr_open = int(f.read())
+    count = nr_open + 10  # more listeners than the kernel lets one process have, even as root
+    r = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--shard", "0/1",
+                        "--state", str(tmp_path / "state"), "--console", "none"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"{count:,} meters need about {count + 1024:,} open files" in r.stderr
+    assert f"fs.nr_open = {nr_open:,}" in r.stderr and "ulimit -n" in r.stderr and "more shards" in r.stderr
+    assert "meters fit in one process under the hard limit" in r.stderr
+    assert not (tmp_path / "state").exists()  # refused before anything was built
+
+
+def test_processes_that_cannot_hold_their_listeners_are_refused_with_how_many_would(tmp_path):
+    """`--processes P` checks once, before starting any shard, and names the number of
+    processes that fit under this hard limit (here 1,000 meters each)."""
+    with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+        count = 2 * int(f.read()) + 20  # beyond the kernel's ceiling in each of two shards: refused everywhere
+    r = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--processes", "2",
+                        "--state", str(tmp_path / "state")], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       preexec_fn=_limited(2024, 2024))
+    assert r.returncode == 2, r.stderr
+    assert f"--processes {-(-count // 1000)} (or --shard K/{-(-count // 1000)})" in r.stderr
+    assert "did not start" not in r.stderr + r.stdout and not (tmp_path / "state").exists()

@@ -1,7 +1,7 @@
 """The TCP shells under hostile peers (issue 14 items 6 and 7), on real sockets on 127.0.0.1.
 
 A real dlms Server (one register, the public and utility associations) is served by
-hal.tcp.serve with the tools.node.links shells, on an event loop in a thread; the
+hal.tcp.serve, and again by hal.tcp.listen (a fleet's plain sockets), with the tools.node.links shells, on an event loop in a thread; the
 peers are plain blocking sockets that behave badly: they never associate, trickle
 bytes, name thousands of source wPorts, flood the endpoint, or never read.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 
 import pytest
@@ -39,9 +40,11 @@ def _server() -> Server:
 
 
 class Served:
-    """Listeners on a loop in a thread; ``shells`` holds every handler made."""
+    """Listeners on a loop in a thread; ``shells`` holds every handler made. ``kind``:
+    ``serve`` (an asyncio server per endpoint, ``bijli meter``) or ``listen`` (plain
+    sockets, a fleet's): the same connection path, so the same answers to every peer."""
 
-    def __init__(self, **options):
+    def __init__(self, kind: str = "serve", **options):
         self.server = _server()
         self.shells: list = []
         self.listeners: dict[str, tcp.Listener] = {}
@@ -51,10 +54,16 @@ class Served:
             self.shells.append(shell)
             return shell
 
+        def hdlc(conn):
+            return links.hdlc_tcp_session(conn, self.server)
+
         async def main():
+            if kind == "listen":
+                self.listeners["wrapper"], self.listeners["hdlc"] = tcp.listen(
+                    [("127.0.0.1", 0, wrap), ("127.0.0.1", 0, hdlc)], **options)
+                return
             self.listeners["wrapper"] = await tcp.serve("127.0.0.1", 0, wrap, **options)
-            self.listeners["hdlc"] = await tcp.serve("127.0.0.1", 0, lambda c: links.hdlc_tcp_session(c, self.server),
-                                                     **options)
+            self.listeners["hdlc"] = await tcp.serve("127.0.0.1", 0, hdlc, **options)
 
         self.loop_thread = LoopThread(main, timeout=5)
 
@@ -73,12 +82,12 @@ class Served:
         self.loop_thread.stop(close)
 
 
-@pytest.fixture
+@pytest.fixture(params=["serve", "listen"])
 def served(request):
     started = []
 
     def start(**options) -> Served:
-        s = Served(**options)
+        s = Served(request.param, **options)
         started.append(s)
         return s
 
@@ -231,3 +240,37 @@ def test_a_peer_that_does_not_read_is_not_buffered_without_bound(served):
     held = s.call(lambda: max(c._transport.get_write_buffer_size() for c in listener.connections))
     assert held <= tcp.WRITE_HIGH_WATER + 128 * 1024  # the high-water mark plus one chunk's answers
     sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_closed_plain_listener_refuses_and_a_peer_that_resets_harms_no_other():
+    """hal.tcp.listen: peers that reset at once end only themselves; closing one endpoint
+    stops it accepting and leaves the other, and its open connection, serving; an endpoint
+    that cannot be opened fails the call with nothing left open."""
+    s = Served("listen")
+    try:
+        for _ in range(20):  # RST right after the handshake, before or after the accept
+            rude = socket.socket()
+            rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            rude.connect(("127.0.0.1", s.port()))
+            rude.close()
+        client = _associated_client(s.port())
+        assert client.get(3, REGISTER, 2) is not None
+        hdlc_port = s.port("hdlc")
+        s.call(lambda: s.listeners["hdlc"].close())
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", hdlc_port), timeout=2)
+        assert client.get(3, REGISTER, 2) is not None
+        client.close()
+        free, taken = _free_port(), s.port()
+        with pytest.raises(tcp.HalError, match=f"127.0.0.1:{taken}"):
+            s.call(lambda: tcp.listen([("127.0.0.1", free, lambda c: None), ("127.0.0.1", taken, lambda c: None)]))
+        with socket.socket() as again:  # the first endpoint of the failed call was closed
+            again.bind(("127.0.0.1", free))
+    finally:
+        s.stop()

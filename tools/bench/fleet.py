@@ -2,14 +2,17 @@
 
 Runs a :class:`~tools.fleet.engine.FleetEngine` on a real shard database in a
 temporary directory with ``BIJLI_BENCH_FLEET_METERS`` meters (default 300) and
-``BIJLI_BENCH_FLEET_LISTENERS`` listeners (default as many; capped by RLIMIT_NOFILE; the
-figures are per meter, so a small fleet gives them, and a large one checks that they
-stay flat): the dormant record's size, the process's memory growth per meter (all of
+``BIJLI_BENCH_FLEET_LISTENERS`` listeners (default as many; capped by RLIMIT_NOFILE, which
+the bench raises as a shard does; the figures are per meter, so a small fleet gives them,
+and a large one checks that they stay flat): the dormant record's size, the process's memory growth per meter (all of
 it, and what one more meter adds once the cache of hydrated meters is full),
 the time to first start and to resume a meter, the cost of one 30-minute
 profile-capture boundary across the fleet in one commit group, the start-up of the
-listeners (one per meter at its own loopback address), and idle CPU on a real clock
-with every listener open; and, on ``BIJLI_BENCH_FLEET_STORM`` dormant meters (default
+listeners (one plain socket per meter at its own loopback address) with, side by side in
+the same run, ``BIJLI_BENCH_FLEET_LISTENERS_BEFORE`` asyncio servers (default 1,000 or
+the listeners' count: the way before, opened while the first listeners are still open),
+idle CPU on a real clock with every listener open, and the CPU of a manifest row without
+hydration beside one of a hydrated meter (the way before); and, on ``BIJLI_BENCH_FLEET_STORM`` dormant meters (default
 200), associations per second (one meter-reader association with a GET and a release
 per dormant meter, one at a time: hydration, object list and server included) and the
 storm's deliveries per second (``bijli storm``'s own engine, 32 associations at once,
@@ -29,6 +32,10 @@ the same records and entries copied into a shard that keeps one row per entry
 (``ShardStore.open(packing=False)``, the layout before profile pages), written in one
 go (so densely: the ratio is if anything too kind to the rows). Target: 5 GB for
 250,000 meters over 30 days = 667 bytes per meter-day.
+
+``BIJLI_BENCH_FLEET_PARTS`` (comma-separated: engine, month, listen, storm; default all)
+runs only those parts, e.g. ``BIJLI_BENCH_FLEET_PARTS=listen BIJLI_BENCH_FLEET_LISTENERS=18000``
+for one large shard's start-up.
 """
 
 from __future__ import annotations
@@ -46,11 +53,15 @@ from pathlib import Path
 
 from bijli.firmware.shard import ShardStore
 from bijli.firmware.sts.vend import vend_credit
+from bijli.hal import tcp
 from bijli.hal.clock import RealClock, SimClock
 from bijli.tools.commands.bench import BenchResult
+from bijli.tools.errors import UsageError
 from bijli.tools.fleet import serve as fleet_serve
+from bijli.tools.fleet.addressing import meter_endpoint
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config
+from bijli.tools.node.links import tcp_options
 
 START = datetime(2024, 6, 14, 17, 0)
 FLEET_TARGET = 250_000
@@ -126,22 +137,58 @@ def _engine_figures(engine: FleetEngine, meters: int, state: Path) -> list[Bench
     ]
 
 
-async def _listen(meters: int, state: Path) -> tuple[float, float]:
-    # meters somewhere in a large fleet, by this process's id: their loopback addresses do not
-    # collide with a bijli meter on 127.0.0.1:4059 or with a second bench run side by side
-    first = 1 + (os.getpid() % 400) * 20_000
+def _first_address(part: int) -> int:
+    """The first meter index of a bench's listeners: beyond a 250,000-meter fleet (one may be
+    running on this machine), by this process's id and ``part``, so that they collide
+    neither with the other part nor with a second bench run side by side."""
+    return FLEET_TARGET + (os.getpid() % 200) * 40_000 + part * 20_000
+
+
+async def _listen(meters: int, state: Path, before: int) -> dict[str, float]:
+    """Start-up of ``meters`` listeners as a shard opens them (plain sockets,
+    :func:`hal.tcp.listen`), and idle CPU on a real clock with them open; the manifest per
+    meter without hydration; then, side by side in this run on the same core, the way
+    before (an asyncio server per meter, :func:`hal.tcp.serve`: ``before`` of them, at as
+    many open descriptors as the first part had) and a manifest row of a hydrated meter."""
+    first = _first_address(0)
     engine = FleetEngine(config.load(None), range(first, first + meters), ShardStore.open(state / "listen.db"),
                          RealClock(330))
-    t0 = time.perf_counter()
-    await fleet_serve.serve(engine)
-    start = time.perf_counter() - t0
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await asyncio.sleep(2.0)
-    idle = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
-    for listener in engine.listeners:
-        listener.close()
-    engine.shutdown()
-    return start, idle
+    figures: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        endpoints = await fleet_serve.serve(engine)
+        figures["start"] = time.perf_counter() - t0
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(2.0)
+        figures["idle"] = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+        t0 = time.process_time()
+        fleet_serve.manifest(engine, endpoints)
+        figures["manifest"] = (time.process_time() - t0) / meters
+        # before: an asyncio server per meter, with every listener above still open (the
+        # descriptors a shard holds when it opens its last ones)
+        base = _first_address(1)
+        options = tcp_options(engine.base.meter.dlms)
+        servers = []
+        t0 = time.perf_counter()
+        try:
+            for index in range(base, base + before):
+                host, port = meter_endpoint(index)
+                servers.append(await tcp.serve(host, port, lambda conn: None, **options))
+            figures["start_before"] = (time.perf_counter() - t0) / max(1, before)
+        finally:
+            for server in servers:
+                server.close()
+        sample = engine.indices[:min(20, meters)]
+        t0 = time.process_time()
+        for index in sample:
+            with engine.observe(index) as node:
+                node.manifest(*endpoints[index])
+        figures["manifest_before"] = (time.process_time() - t0) / len(sample)
+    finally:
+        for listener in engine.listeners:
+            listener.close()
+        engine.shutdown()
+    return figures
 
 
 async def _storm(meters: int, state: Path) -> tuple[float, float, int]:
@@ -249,29 +296,55 @@ def _disk(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if not p.name.endswith(".seal"))
 
 
+PARTS = ("engine", "month", "listen", "storm")
+
+
 def bench() -> list[BenchResult]:
+    """Every part, or those ``BIJLI_BENCH_FLEET_PARTS`` names (comma-separated, of PARTS:
+    e.g. ``listen`` alone for the start-up figures of a large shard)."""
+    parts = [p.strip() for p in os.environ.get("BIJLI_BENCH_FLEET_PARTS", ",".join(PARTS)).split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise UsageError(f"BIJLI_BENCH_FLEET_PARTS: no part {', '.join(unknown)} (parts: {', '.join(PARTS)})")
     meters = int(os.environ.get("BIJLI_BENCH_FLEET_METERS", "300"))
     wanted = int(os.environ.get("BIJLI_BENCH_FLEET_LISTENERS", str(meters)))
+    wanted_before = int(os.environ.get("BIJLI_BENCH_FLEET_LISTENERS_BEFORE", str(min(wanted, 1000))))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    listeners = max(1, min(wanted, (hard if hard != resource.RLIM_INFINITY else 10**6) - 200))
-    if soft < listeners + 200:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (listeners + 200, hard))
+    room = (hard if hard != resource.RLIM_INFINITY else 10**6) - 200  # both kinds open at once, and the rest
+    before = max(1, min(wanted_before, wanted, room // 2))
+    listeners = max(1, min(wanted, room - before))
+    if soft < listeners + before + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (listeners + before + 200, hard))
+    rows: list[BenchResult] = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = engine_figures(meters, Path(tmp))
-        rows += month_figures(int(os.environ.get("BIJLI_BENCH_FLEET_MONTH_METERS", "10")),
-                              int(os.environ.get("BIJLI_BENCH_FLEET_MONTH_DAYS", "30")), Path(tmp))
-        start, idle = asyncio.run(_listen(listeners, Path(tmp)))
-        storm_meters = int(os.environ.get("BIJLI_BENCH_FLEET_STORM", "200"))
-        associations, deliveries, wrong = asyncio.run(_storm(storm_meters, Path(tmp)))
-    rows += [
-        BenchResult(f"fleet: start-up of {listeners} listeners at own loopback addresses", start, "s"),
-        BenchResult("fleet: start-up per listener (60 s / 250,000 = 240 us)", start / listeners * 1e6, "us",
-                    60 / FLEET_TARGET * 1e6, False),
-        BenchResult("fleet: idle CPU on a real clock, listeners open", idle * 100, "% of one core", 100, False),
-        BenchResult(f"fleet: associations per CPU-s, dormant meters one at a time ({storm_meters} meters)", associations,
-                    "/s"),
-        BenchResult("fleet: storm deliveries per CPU-s, head-end and meters on one core", deliveries, "/s",
-                    FLEET_TARGET / 600 / 2),
-        BenchResult("fleet: storm meters not credited exactly once", wrong, "meters", 0, False),
-    ]
+        if "engine" in parts:
+            rows += engine_figures(meters, Path(tmp))
+        if "month" in parts:
+            rows += month_figures(int(os.environ.get("BIJLI_BENCH_FLEET_MONTH_METERS", "10")),
+                                  int(os.environ.get("BIJLI_BENCH_FLEET_MONTH_DAYS", "30")), Path(tmp))
+        if "listen" in parts:
+            listen = asyncio.run(_listen(listeners, Path(tmp), before))
+            rows += [
+                BenchResult(f"fleet: start-up of {listeners} listeners at own loopback addresses", listen["start"],
+                            "s"),
+                BenchResult("fleet: start-up per listener (60 s / 250,000 = 240 us)",
+                            listen["start"] / listeners * 1e6, "us", 60 / FLEET_TARGET * 1e6, False),
+                BenchResult(f"fleet: start-up per listener, an asyncio server each (before, same run, {before})",
+                            listen["start_before"] * 1e6, "us"),
+                BenchResult("fleet: idle CPU on a real clock, listeners open", listen["idle"] * 100, "% of one core",
+                            100, False),
+                BenchResult("fleet: manifest row per meter, no hydration (CPU)", listen["manifest"] * 1e6, "us"),
+                BenchResult("fleet: manifest row per meter, hydrating it (before, same run; CPU)",
+                            listen["manifest_before"] * 1e6, "us"),
+            ]
+        if "storm" in parts:
+            storm_meters = int(os.environ.get("BIJLI_BENCH_FLEET_STORM", "200"))
+            associations, deliveries, wrong = asyncio.run(_storm(storm_meters, Path(tmp)))
+            rows += [
+                BenchResult(f"fleet: associations per CPU-s, dormant meters one at a time ({storm_meters} meters)",
+                            associations, "/s"),
+                BenchResult("fleet: storm deliveries per CPU-s, head-end and meters on one core", deliveries, "/s",
+                            FLEET_TARGET / 600 / 2),
+                BenchResult("fleet: storm meters not credited exactly once", wrong, "meters", 0, False),
+            ]
     return rows

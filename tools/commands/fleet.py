@@ -111,6 +111,9 @@ DEFAULT_TCP = "127.0.0.1:4059"  # without --shard: meter I on port 4059+I of 127
 FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
 FDS_PER_ENGINE_METER = 1  # the fleet engine: its listening socket (one shard database for all)
 FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
+# a shard: the interpreter, its database, and the connections of a storm (each endpoint's
+# cap is lowered to what is left, see hal.tcp.listen)
+ENGINE_FD_HEADROOM = 1024
 
 
 def port_ranges(ports: list[int]) -> str:
@@ -127,13 +130,17 @@ def port_ranges(ports: list[int]) -> str:
     return ",".join(out)
 
 
-def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER) -> None:
-    """A fleet needs about FDS_PER_METER descriptors per meter. Raise the soft limit towards the
-    hard one when that is enough; otherwise refuse to start, before any meter is built, with
-    what to do, instead of failing with EMFILE half way through."""
+def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER, headroom: int = FD_SLACK, *,
+                           raise_hard: bool = False) -> None:
+    """A fleet needs about ``per_meter`` descriptors per meter and ``headroom`` more. Raise
+    the soft limit towards the hard one when that is enough; with ``raise_hard`` (a fleet
+    engine shard: a listener per meter, 125,000 on one core) raise the hard limit too when
+    the process may (as root, up to ``fs.nr_open``); otherwise refuse to start, before any
+    meter is built, with how many are needed and how to get them, instead of failing with
+    EMFILE half way through."""
     import resource
 
-    need = count * per_meter + FD_SLACK
+    need = count * per_meter + headroom
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     unlimited = resource.RLIM_INFINITY
     if soft == unlimited or soft >= need:
@@ -144,9 +151,46 @@ def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER) -> None:
             return
         except (ValueError, OSError):
             pass
-    raise UsageError(f"{count} meters need about {need:,} open files (about {per_meter} each) but this "
-                     f"process may open {soft:,}: raise the limit (`ulimit -n {need}` in the shell, LimitNOFILE={need} "
-                     f"in a systemd unit) or run fewer meters")
+    nr_open = _nr_open()
+    if raise_hard and (nr_open is None or need <= nr_open):
+        try:  # only a process with CAP_SYS_RESOURCE (root, unless a container withholds it) may raise its hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
+            return
+        except (ValueError, OSError):
+            pass
+    ceiling = f"; the kernel allows at most fs.nr_open = {nr_open:,} per process" if nr_open else ""
+    fits = max(0, (hard if hard != unlimited else need) - headroom) // per_meter
+    ceiling += f"; {fits:,} meters fit in one process under the hard limit" if raise_hard else ""
+    raise UsageError(f"{count:,} meters need about {need:,} open files (about {per_meter} each and {headroom} more) "
+                     f"but this process may open {soft:,} (hard limit {hard:,}, which only a process with "
+                     f"CAP_SYS_RESOURCE may raise){ceiling}: raise the limit (`ulimit -n {need}` in the shell, "
+                     f"LimitNOFILE={need} in a systemd unit) or run fewer meters per process (more shards: "
+                     f"--processes, --shard K/N)")
+
+
+def shard_descriptors(count: int, shards: int) -> None:
+    """:func:`check_file_descriptors` for the largest of ``shards`` engine shards of a
+    ``count``-meter fleet; refused with the number of shards that would fit too."""
+    import resource
+
+    try:
+        check_file_descriptors(-(-count // shards), FDS_PER_ENGINE_METER, ENGINE_FD_HEADROOM, raise_hard=True)
+    except UsageError as exc:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        fits = (hard - ENGINE_FD_HEADROOM) // FDS_PER_ENGINE_METER if hard != resource.RLIM_INFINITY else 0
+        if fits <= 0:
+            raise
+        raise UsageError(f"{exc}; for {count:,} meters under this limit: --processes {-(-count // fits)} (or "
+                         f"--shard K/{-(-count // fits)})") from None
+
+
+def _nr_open() -> int | None:
+    """The most descriptors the kernel lets one process have (Linux fs.nr_open), or None."""
+    try:
+        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 async def _run(args, cfg: config_mod.Config) -> int:
@@ -253,6 +297,7 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
     from bijli.tools.fleet.addressing import parse_shard, shard_indices
     from bijli.tools.fleet.console import ShardConsole
     from bijli.tools.fleet.engine import FleetEngine
+    from bijli.tools.fleet.manifest import write_manifest
     from bijli.tools.node.meter_node import stdio_console
 
     shard, shards = parse_shard(args.shard)
@@ -281,8 +326,7 @@ async def _run_shard(args, cfg: config_mod.Config) -> int:
               f"{'sim' if engine.clock.simulated else 'real'} at {engine.clock.now().isoformat(timespec='seconds')}, "
               f"meter {indices[0]} at {first[0]}:{first[1]}, state in {store.path.resolve()}", flush=True)
         if args.manifest:
-            Path(args.manifest).write_text(json.dumps(fleet_serve.manifest(engine, endpoints), indent=1) + "\n",
-                                           encoding="utf-8")
+            write_manifest(Path(args.manifest), fleet_serve.manifest(engine, endpoints))
             print(f"manifest in {Path(args.manifest).resolve()}", flush=True)
         print("serving", flush=True)
         if args.console == "stdio":
@@ -327,6 +371,9 @@ def _main(args) -> int:
             raise UsageError("--processes runs every shard itself: give --processes or --shard, not both")
         from bijli.tools.fleet.supervise import Supervisor
 
+        if args.processes >= 1:  # refused here, once, with the number of processes that fit (not by every shard)
+            shard_descriptors(args.count, args.processes)
+
         fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
                       "--log", args.log, "--console", "none"]  # this process's stdin is the supervisor's
         for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
@@ -340,7 +387,7 @@ def _main(args) -> int:
         from bijli.tools.fleet.addressing import parse_shard
 
         _, shards = parse_shard(args.shard)
-        check_file_descriptors(-(-args.count // shards), FDS_PER_ENGINE_METER)
+        shard_descriptors(args.count, shards)
         cfg = config_mod.load(args.config)
         return hal_loop.run(_run_shard(args, cfg))
     check_file_descriptors(args.count)

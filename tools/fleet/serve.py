@@ -6,15 +6,20 @@ named), serving the IEC 62056-47 TCP wrapper through the same shell as ``bijli m
 (:func:`tools.node.links.wrapper_session`). A connection pins its meter in the
 engine's cache (hydrated and advanced to now on connect, never evicted while the
 association may be open) and releases it when the connection closes. An idle
-listener costs a file descriptor and no Python object per connection.
+listener costs a file descriptor, a socket object and a reader callback on the event
+loop (:func:`hal.tcp.listen`), no server object and nothing per connection. The
+manifest is written without hydrating any meter (:func:`manifest`).
 """
 
 from __future__ import annotations
 
+from bijli.firmware.cosem.associations import utility_security
 from bijli.hal import tcp
 from bijli.tools.fleet.addressing import WRAPPER_PORT, meter_endpoint
 from bijli.tools.fleet.engine import FleetEngine
+from bijli.tools.node.fleet import member_settings
 from bijli.tools.node.links import tcp_options, wrapper_session
+from bijli.tools.node.meter_node import manifest_row
 
 
 class _PinnedShell:
@@ -46,30 +51,31 @@ def _session(engine: FleetEngine, index: int, port: int):
 async def serve(engine: FleetEngine, *, host: str | None = None, base_port: int = WRAPPER_PORT,
                 shards: int = 1) -> dict[int, tuple[str, int]]:
     """Listen for every meter of ``engine``; returns each meter's (host, port). The
-    listeners are kept on ``engine.listeners`` (close them to stop)."""
+    listeners (:func:`hal.tcp.listen`: a plain socket each, no server object) are kept
+    on ``engine.listeners`` (close them to stop)."""
     options = tcp_options(engine.base.meter.dlms)
-    endpoints: dict[int, tuple[str, int]] = {}
-    listeners: list[tcp.Listener] = []
+    endpoints: list[tuple[str, int, object]] = []
+    for index in engine.indices:
+        h, p = meter_endpoint(index, host, base_port, shards)
+        endpoints.append((h, p, _session(engine, index, p)))
+    listeners = tcp.listen(endpoints, **options)
     engine.listeners = listeners
-    try:
-        for index in engine.indices:
-            h, p = meter_endpoint(index, host, base_port, shards)
-            listener = await tcp.serve(h, p, _session(engine, index, p), **options)
-            listeners.append(listener)
-            endpoints[index] = listener.sockets[0].getsockname()[:2]
-    except BaseException:
-        for listener in listeners:
-            listener.close()
-        raise
-    return endpoints
+    return {index: listener.sockets[0].getsockname()[:2] for index, listener in zip(engine.indices, listeners)}
 
 
 def manifest(engine: FleetEngine, endpoints: dict[int, tuple[str, int]]) -> dict:
-    """One row per meter, built by MeterNode.manifest (the same row ``bijli meter --manifest``
-    writes), plus its index. Each meter is hydrated for its row: O(meters) hydrations."""
+    """One row per meter, with its index, without hydrating it: the row ``bijli meter
+    --manifest`` writes (:func:`~tools.node.meter_node.manifest_row`) of the meter's
+    member settings (:func:`~tools.node.fleet.member_settings`: those of its member
+    configuration a row reads) and the security its memory holds. Only a meter with memory in
+    the shard can hold keys a head-end changed over DLMS (key_transfer, kept in its
+    memory as it happens): its stored keys are read; every other meter has its
+    configured ones."""
+    stored = set(engine.store.meters())
     rows = []
     for index in engine.indices:
         host, port = endpoints[index]
-        with engine.observe(index) as node:
-            rows.append({"index": index, **node.manifest(host, port)})
+        settings = member_settings(engine.base, index)
+        security = utility_security(settings, engine.store.memory(index) if index in stored else None)
+        rows.append({"index": index, **manifest_row(settings, security, host, port)})
     return {"count": len(rows), "clock": "sim" if engine.clock.simulated else "real", "meters": rows}

@@ -2,7 +2,7 @@
 
 One process per core is how a fleet uses a machine (the firmware step is Python, one
 core per process). The supervisor starts ``bijli fleet --shard K/P`` for K = 0..P-1 with
-the same fleet arguments, waits until each serves, merges their manifests into one
+the same fleet arguments, all at once, waits until each serves, merges their manifests into one
 (rows by meter index, as shards on many machines merge), restarts a shard that dies
 (a SIGKILL is a power cut of its meters: they come back from the shard database, as a
 single meter does) with a short back-off, rewriting the merged manifest, and on SIGTERM
@@ -12,7 +12,6 @@ use an orchestrator instead (:mod:`tools.fleet.deploy`).
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -21,16 +20,11 @@ import time
 from pathlib import Path
 
 from bijli.tools.errors import UsageError
+from bijli.tools.fleet.manifest import merge_files, merge_manifests
+
+__all__ = ["RESTART_BACKOFF_S", "Supervisor", "merge_manifests"]
 
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # after the 1st, 2nd, 3rd, later deaths in a row
-
-
-def merge_manifests(parts: list[dict]) -> dict:
-    rows = sorted((row for part in parts for row in part["meters"]), key=lambda r: r["index"])
-    indices = [r["index"] for r in rows]
-    if len(set(indices)) != len(indices):
-        raise UsageError("the shards' manifests overlap: two shards hold the same meter")
-    return {"count": len(rows), "clock": parts[0]["clock"] if parts else "sim", "meters": rows}
 
 
 class Supervisor:
@@ -48,11 +42,14 @@ class Supervisor:
     def part_manifest(self, k: int) -> Path:
         return self.state / f"manifest-shard-{k}-of-{self.processes}.json"
 
-    def start(self, k: int) -> None:
+    def spawn(self, k: int) -> subprocess.Popen:
         args = [sys.executable, "-m", "bijli.tools.cli", "fleet", *self.fleet_args,
                 "--shard", f"{k}/{self.processes}", "--manifest", str(self.part_manifest(k))]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        for line in proc.stdout:  # until it serves (or dies trying)
+        return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+
+    def serving(self, k: int, proc: subprocess.Popen) -> None:
+        """Wait until shard ``k`` says it serves (or dies trying: UsageError)."""
+        for line in proc.stdout:
             if line.strip() == "serving":
                 break
         else:
@@ -63,21 +60,35 @@ class Supervisor:
         self.children[k] = proc
         print(f"shard {k}/{self.processes} serving, pid {proc.pid}", flush=True)
 
+    def start(self, k: int) -> None:
+        self.serving(k, self.spawn(k))
+
+    def start_all(self) -> None:
+        """Every shard started at once (each is one core's work: opening its listeners and
+        writing its manifest), then each awaited in turn: the fleet serves when the slowest
+        shard does, not after the sum of them. If one fails, the others are stopped by
+        :meth:`run`'s end (they are children from the start)."""
+        procs = {k: self.spawn(k) for k in range(self.processes)}
+        try:
+            for k, proc in procs.items():
+                self.serving(k, proc)
+        except BaseException:
+            for k, proc in procs.items():
+                self.children.setdefault(k, proc)
+            raise
+
     def write_manifest(self) -> None:
         if self.manifest is None:
             return
-        parts = [json.loads(self.part_manifest(k).read_text(encoding="utf-8")) for k in range(self.processes)]
-        tmp = self.manifest.with_name(self.manifest.name + ".tmp")
-        tmp.write_text(json.dumps(merge_manifests(parts), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(self.manifest)  # a reader never sees half a manifest
+        # line by line, no JSON parsed again (tools.fleet.manifest); a reader never sees half a manifest
+        merge_files([self.part_manifest(k) for k in range(self.processes)], self.manifest)
 
     def run(self) -> int:
         self.state.mkdir(parents=True, exist_ok=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stopping.set())
         try:
-            for k in range(self.processes):
-                self.start(k)
+            self.start_all()
             self.write_manifest()
             print(f"bijli fleet: {self.processes} shard processes serving"
                   + (f", manifest in {self.manifest.resolve()}" if self.manifest else ""), flush=True)

@@ -23,10 +23,10 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
+from bijli.firmware.config import DlmsSettings, Identity
 from bijli.firmware.console import Reply
-from bijli.firmware.config import Identity
 from bijli.firmware.errors import CommandError, ConfigError, FirmwareError
 from bijli.firmware.sts.errors import KeyMaterialError
 from bijli.firmware.sts import StsConfig
@@ -51,16 +51,45 @@ def member_config(base: config_mod.Config, index: int) -> config_mod.Config:
     """The configuration of member ``index``: the base one with its own serial, PAN
     and pin-less devices.
 
-    Only the ``[meter]`` identity and ``[sts]`` (the PAN, hence the decoder key) differ
-    between members, so every other section is parsed once per base and shared by
-    every member (frozen values: a fleet engine derives a meter's configuration at
-    each hydration, and parsing it whole was a third of a hydration). What it returns
-    equals ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
-    raw = member_raw(base, index)
+    Only the ``[meter]`` identity's serial and the ``[sts]`` PAN (hence the decoder key)
+    differ between members (:func:`member_identity`), so every other section is parsed
+    once per base and shared by every member (frozen values: a fleet engine derives a
+    meter's configuration at each hydration, and parsing it whole was a third of a
+    hydration), and the member's identity and STS settings are member 0's with its own
+    serial and PAN put in (:func:`member_settings`). What it returns equals
+    ``config.parse`` of :func:`member_raw` (tests/tools/test_fleet.py checks)."""
+    settings = member_settings(base, index)
     template = _template(base)
-    meter = dataclasses.replace(template.meter, identity=Identity.from_table(raw["meter"], "meter"),
-                                sts=StsConfig.from_table(raw["sts"], "sts"))
-    return config_mod.Config(meter, template.hal, template.upgrade, raw)
+    meter = dataclasses.replace(template.meter, identity=settings.identity, sts=settings.sts)
+    return config_mod.Config(meter, template.hal, template.upgrade,
+                             _member_raw(base, settings.identity.serial, settings.sts.vending.pan))
+
+
+class MemberSettings(NamedTuple):
+    """The settings of a member that a manifest row reads (``identity``, ``sts``, ``dlms``,
+    as a :class:`~firmware.meter.MeterConfig` has them), without the member's whole
+    configuration: a fleet's manifest derives 125,000 per shard at start-up, and building
+    each member's ``MeterConfig`` (``dataclasses.replace`` over all its fields) and
+    configuration document was a third of that."""
+
+    identity: Identity
+    sts: StsConfig
+    dlms: DlmsSettings
+
+
+def member_settings(base: config_mod.Config, index: int) -> MemberSettings:
+    """Member ``index``'s identity and STS settings (member 0's, with its own serial and PAN
+    put in and its decoder key derived, as ``StsConfig.from_table`` derives it) and the
+    shared DLMS settings. :func:`member_config` is built on it."""
+    serial, pan = member_identity(base, index)
+    template = _template(base).meter
+    vending = dataclasses.replace(template.sts.vending, pan=pan)
+    try:
+        key = vending.decoder_key()
+    except KeyMaterialError as exc:  # as StsConfig.from_table names it
+        raise ConfigError("sts.vending_key", str(exc)) from None
+    return MemberSettings(dataclasses.replace(template.identity, serial=serial),
+                          dataclasses.replace(template.sts, decoder_key=key, vending=vending), template.dlms)
 
 
 # base id -> (base, the parse of its member 0): the sections all members share
@@ -76,17 +105,16 @@ def _template(base: config_mod.Config) -> config_mod.Config:
     return entry[1]
 
 
-def member_raw(base: config_mod.Config, index: int) -> dict:
-    """The configuration document of member ``index`` (its serial and PAN, no pins)."""
-    raw = copy.deepcopy(base.raw)
+def member_identity(base: config_mod.Config, index: int) -> tuple[str, Pan]:
+    """What differs between members: the serial (the base serial's number plus ``index``)
+    and the PAN (IIN and manufacturer code of the base PAN, that number as the 8-digit
+    meter number, Luhn digits computed). The one definition :func:`member_raw` and
+    :func:`member_config` use."""
     ident = base.meter.identity
     digits = "".join(ch for ch in ident.serial if ch.isdigit())
     number = (int(digits) if digits else 1) + index
     if number >= 10**7:
         raise ConfigError("meter.serial", f"fleet serial numbers are 7 digits; {ident.serial} + {index} is too large")
-    meter = raw.setdefault("meter", {})
-    meter["serial"] = f"{ident.manufacturer}{number:07d}"
-    meter.pop("logical_device_name", None)  # one per meter: derived from the serial
     vending = base.meter.sts.vending
     if vending is None:
         raise ConfigError("sts.decoder_key", "a fleet derives each meter's decoder key from [sts] vending_key and "
@@ -95,6 +123,19 @@ def member_raw(base: config_mod.Config, index: int) -> dict:
         pan = Pan.build(vending.pan.iain[:-9], f"{number:08d}", vending.pan.iin)
     except KeyMaterialError as exc:
         raise ConfigError("sts.pan", str(exc)) from None
+    return f"{ident.manufacturer}{number:07d}", pan
+
+
+def member_raw(base: config_mod.Config, index: int) -> dict:
+    """The configuration document of member ``index`` (its serial and PAN, no pins)."""
+    return _member_raw(base, *member_identity(base, index))
+
+
+def _member_raw(base: config_mod.Config, serial: str, pan: Pan) -> dict:
+    raw = copy.deepcopy(base.raw)
+    meter = raw.setdefault("meter", {})
+    meter["serial"] = serial
+    meter.pop("logical_device_name", None)  # one per meter: derived from the serial
     raw.setdefault("sts", {})["pan"] = pan.digits
     hal = raw.setdefault("hal", {})
     hal.update({role: "none" for role in PIN_ROLES})

@@ -45,6 +45,7 @@ from bijli.dlms.cosem.base import Context
 from bijli.dlms.cosem.security_setup import SecuritySetup
 from bijli.dlms.errors import CounterStoreError, DlmsError
 from bijli.dlms.obis import Obis
+from bijli.dlms.security import SecuritySettings
 from bijli.dlms.server import Notice, Server, ServerEvent
 from bijli.firmware.console import Console, LineAssembler, Reply, parse_duration
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
@@ -222,41 +223,10 @@ class MeterNode:
         return self._server
 
     def manifest(self, host: str, port: int | None) -> dict:
-        """What a head-end and a vending system need to talk to this meter and vend for it:
-        its address, identity, DLMS secrets, STS key parameters and ``vend_args`` (the flags
-        that make ``bijli token vend`` vend for it). ``bijli meter --manifest`` writes it;
-        ``bijli fleet`` writes one per meter."""
-        v = self.cfg.meter.sts.vending
-        if v is None:
-            raise FirmwareError("this meter's config has no vending key: no manifest can be written")
-        sec = self.security
-        sts = {"vending_key": v.vk.hex().upper(), "pan": v.pan.digits, "sgc": v.sgc, "ti": v.ti, "krn": v.krn,
-               "kt": v.kt, "ea": v.ea, "dkga": v.dkga, "base": v.base, "ken": v.ken,
-               "decoder_key": self.cfg.meter.sts.decoder_key.key.hex().upper(),
-               # the CRC rule of currency tokens is a meter setting: a vending system must use the meter's
-               "currency_crc": self.cfg.meter.sts.currency_crc.value}
-        vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
-                     "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
-                     "--base", str(v.base), "--ken", str(v.ken)]
-        if self.cfg.meter.sts.currency_crc is not DEFAULT_CURRENCY_CRC:  # a vend from the manifest matches the meter
-            vend_args += ["--currency-crc", sts["currency_crc"]]
-        dl = self.cfg.meter.dlms
-        return {
-            "serial": self.cfg.meter.identity.serial,
-            "logical_device_name": self.cfg.meter.identity.ldn,
-            "host": host,
-            "port": port,
-            "target": f"tcp://{host}:{port}",
-            "system_title": sec.system_title.hex().upper(),
-            "pan": v.pan.digits,
-            "drn": v.pan.iain,
-            "sts": sts,
-            "vend_args": vend_args,
-            "dlms": {"server_sap": 1, "hdlc_physical_address": dl.hdlc_physical_address,
-                     "reader_password": dl.reader_password.decode("latin-1"),
-                     "encryption_key": sec.encryption_key.hex().upper(),
-                     "authentication_key": sec.authentication_key.hex().upper()},
-        }
+        """What a head-end and a vending system need to talk to this meter and vend for it
+        (:func:`manifest_row` of its configuration and its security now). ``bijli meter
+        --manifest`` writes it; ``bijli fleet`` writes one per meter."""
+        return manifest_row(self.cfg.meter, self.security, host, port)
 
     def attach_devices(self, devices) -> None:
         """Pins, LCD and keypad (:class:`tools.node.devices.Devices`): the relay drives the
@@ -623,3 +593,44 @@ def _write_all(stream, text: str) -> None:
             select.select([], [fd], [], 1.0)
             continue
         data = data[n:]
+
+
+def manifest_row(settings, security: SecuritySettings, host: str, port: int | None) -> dict:
+    """A meter's manifest row: its address, identity, DLMS secrets (the utility
+    association's keys as ``security`` holds them: changed over DLMS or configured), STS
+    key parameters and ``vend_args`` (the flags that make ``bijli token vend`` vend for
+    it). ``settings``: the meter's ``identity``, ``sts`` and ``dlms`` settings, a
+    :class:`~firmware.meter.MeterConfig` or a fleet member's
+    :class:`~tools.node.fleet.MemberSettings`. One implementation for
+    :meth:`MeterNode.manifest` (a running meter) and a fleet's manifest
+    (:func:`tools.fleet.serve.manifest`: no meter built)."""
+    v = settings.sts.vending
+    if v is None:
+        raise FirmwareError("this meter's config has no vending key: no manifest can be written")
+    sts = {"vending_key": v.vk.hex().upper(), "pan": v.pan.digits, "sgc": v.sgc, "ti": v.ti, "krn": v.krn,
+           "kt": v.kt, "ea": v.ea, "dkga": v.dkga, "base": v.base, "ken": v.ken,
+           "decoder_key": settings.sts.decoder_key.key.hex().upper(),
+           # the CRC rule of currency tokens is a meter setting: a vending system must use the meter's
+           "currency_crc": settings.sts.currency_crc.value}
+    vend_args = ["--vk", sts["vending_key"], "--pan", v.pan.digits, "--sgc", v.sgc, "--ti", v.ti,
+                 "--krn", str(v.krn), "--kt", str(v.kt), "--ea", v.ea, "--dkga", v.dkga,
+                 "--base", str(v.base), "--ken", str(v.ken)]
+    if settings.sts.currency_crc is not DEFAULT_CURRENCY_CRC:  # a vend from the manifest matches the meter
+        vend_args += ["--currency-crc", sts["currency_crc"]]
+    dl = settings.dlms
+    return {
+        "serial": settings.identity.serial,
+        "logical_device_name": settings.identity.ldn,
+        "host": host,
+        "port": port,
+        "target": f"tcp://{host}:{port}",
+        "system_title": security.system_title.hex().upper(),
+        "pan": v.pan.digits,
+        "drn": v.pan.iain,
+        "sts": sts,
+        "vend_args": vend_args,
+        "dlms": {"server_sap": 1, "hdlc_physical_address": dl.hdlc_physical_address,
+                 "reader_password": dl.reader_password.decode("latin-1"),
+                 "encryption_key": security.encryption_key.hex().upper(),
+                 "authentication_key": security.authentication_key.hex().upper()},
+    }
