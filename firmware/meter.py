@@ -18,6 +18,20 @@ lets the relay's transition table decide. Where the relay decides is
 :func:`firmware.relay.settle`; where a token is checked is
 :func:`firmware.sts.decode`.
 
+A walk settles only where something can change (README "Fleet engine", the walk): at
+its end, at every edge where time alone changes what the settle decides (friendly
+hours, billing, midnight, a time-of-day or tariff activation edge), after the load or
+an input changed, while a limiter timer runs, and at the first step whose energy could
+bring the credit to a threshold (low credit 1 and 2, zero, the emergency credit, the
+debt limit) at the dearest rate; a capture between them writes its rows from the
+registers alone. That this changes nothing is because the account is charged from
+whole mWh of the cumulative register (not from each interval's float difference) and
+the tariff's bill is cumulative and rounded once, and no charged interval straddles a
+price edge: one charge for a day is its 96, to the paisa. Only *when* the account last
+took a charge, and how much that charge was, depend on how often it settled
+(tests/firmware/test_meter_settle.py walks a meter beside one that settles at every
+step and compares everything else).
+
 Non-volatile memory: one firmware step is one sqlite transaction carrying every
 piece of state (energy, tariff, account, STS decoder, relay, limiter) together
 with the rows it logs, so after a power cut the meter is exactly at the last
@@ -62,6 +76,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -103,6 +118,7 @@ log = logging.getLogger("bijli.meter")
 CLOCK_STATUS_OK = 0x00
 CLOCK_STATUS_DOUBTFUL = 0x02
 _HIGH_WATER = "clock_high_water"  # storage key: the latest meter time ever reached
+_ZERO, _ONE, _PAISA = Decimal(0), Decimal(1), Decimal("0.01")
 
 # the account events that go to the transaction log, with bijli's codes for them
 _ACCOUNT_EVENT_CODES = {
@@ -328,6 +344,18 @@ class _BillingProgress:
         return from_record(cls, d)
 
 
+def _mwh(wh: float) -> int:
+    """The whole mWh of a cumulative energy register (its floor): what the account is
+    charged from, so an unsettled fraction of a mWh waits in the register, not lost."""
+    return math.floor(wh * 1000) if wh > 0 else 0
+
+
+def _mwh_charged(charged_wh: float) -> int:
+    """The whole mWh already charged (the record keeps them as Wh, the float nearest
+    mWh / 1000; a record from before whole-mWh charging rounds to its nearest mWh)."""
+    return round(charged_wh * 1000)
+
+
 def _hold(pending: list, item: Any) -> None:
     """Keep ``item`` for the next commit, the oldest dropped beyond :data:`MAX_PENDING`."""
     pending.append(item)
@@ -368,6 +396,8 @@ class Meter:
         self._notices: list[Event] | None = None  # events of the step in progress, told once it commits
         self.storage_fault: str | None = None  # why the last commit failed, until one succeeds
         self._retry_at: datetime | None = None
+        # what the last settle saw and how much energy may go uncharged (see _settle_due)
+        self._settled: tuple | None = None
         try:
             self._load(now)
         except StorageError as exc:
@@ -533,7 +563,7 @@ class Meter:
         segment is one commit group (:meth:`_walk_grouped`) when storage works and no
         group is open already (a fleet's); what the meter does is the same either way."""
         if (integrate and until - self.now > MAX_SEGMENT and self.storage_fault is None
-                and not self.storage.in_group and self._walk_grouped(until)):
+                and self._walk_grouped(until)):
             return
         self._walk_steps(until, integrate=integrate, grouped=False)
 
@@ -547,16 +577,27 @@ class Meter:
         Events reach the listeners once the group is on disk. When storage fails
         anywhere in the group, the meter's RAM goes back to the jump's start (energy
         included) and the jump is walked again step by step, which meters on in memory
-        and retries as :meth:`_walk_steps` always does. Returns whether it committed."""
+        and retries as :meth:`_walk_steps` always does. Returns whether it committed.
+
+        Inside a commit group someone else opened (a fleet's, around many meters) the jump
+        is one step of that group instead, one savepoint: its captures and the state
+        records once at the end, rolled back together if any of it fails (then walked
+        again step by step, as above); it is on disk when that group commits."""
         kept, metrology = self._keep(), copy.deepcopy(self.metrology)
         relay_before = self.relay.output_state
         outer, self._notices = self._notices, []
         try:
-            with self.storage.group():
-                state = self._walk_steps(until, integrate=True, grouped=True)
-                if state is not None:
-                    with self.storage.transaction() as tx:
+            if self.storage.in_group:
+                with self.storage.transaction() as tx:  # one savepoint of the open group
+                    state = self._walk_steps(until, integrate=True, grouped=True, tx=tx)
+                    if state is not None:
                         self._put_state(tx, state)
+            else:
+                with self.storage.group():
+                    state = self._walk_steps(until, integrate=True, grouped=True)
+                    if state is not None:
+                        with self.storage.transaction() as tx:
+                            self._put_state(tx, state)
         except StorageError:
             moved = self.relay.output_state
             self.__dict__.update(kept)
@@ -573,24 +614,34 @@ class Meter:
             self._notify(event)
         return True
 
-    def _walk_steps(self, until: datetime, *, integrate: bool, grouped: bool) -> tuple | None:
+    def _walk_steps(self, until: datetime, *, integrate: bool, grouped: bool,
+                    tx: Transaction | None = None) -> tuple | None:
         """The walk itself. ``grouped``: inside :meth:`_walk_grouped`'s commit group, each
-        committed step is a savepoint whose failure aborts the whole group, and the state
-        records of the last one are returned (:meth:`_state`) for the group to write;
-        otherwise each is its own transaction, and one that fails is kept in memory and
-        retried."""
+        committed step is a savepoint whose failure aborts the whole group (or, given the
+        jump's one transaction ``tx``, a part of it), and the state records of the last one
+        are returned (:meth:`_state`) for the group to write; otherwise each is its own
+        transaction, and one that fails is kept in memory and retried."""
+        jump = tx
         state = None
         fresh = False  # grouped: the RAM holds the state the last committed step left
         capture: Capture | None = None  # the next capture after the step's start
         friendly: datetime | None = None  # the next friendly-hour edge after it
+        price: datetime | None = None  # the next time-of-day or tariff activation edge after it
         while self.now < until:
             start = self.now
-            # each stays the answer until it is reached (both depend on the time alone)
+            # each stays the answer until it is reached (they depend on the time alone; a
+            # tariff programmed meanwhile is a step of its own, after which a walk begins anew)
             if capture is None or capture.time <= start:
                 capture = self.scheduler.next_capture(start)
             if friendly is None or friendly <= start:
                 friendly = next_friendly_boundary(self.config.prepaid, start)
-            nxt = min(until, self._next_boundary(start, capture, friendly))
+            if price is None or price <= start:
+                price = self.config.tariff.next_price_change(start)
+            edge = self._next_edge(start, friendly, price)
+            soft = start + MAX_SEGMENT
+            if capture is not None and capture.time < soft:
+                soft = capture.time
+            nxt = min(until, soft, edge)
             # the captures in (start, nxt]: the next one if it falls at nxt, or none
             captures = [capture] if capture is not None and capture.time == nxt else []
             due = captures or (nxt - self._last_save).total_seconds() >= self.config.storage.save_interval_s
@@ -605,10 +656,15 @@ class Meter:
             self.durations.power_on_s += seconds  # powered: the meter lives this segment
             self.durations.period_power_on_s += seconds
             self.now = nxt
+            # a capture or the longest segment alone changes nothing the settle decides
+            # unless the load, an input or the credit says so (see _settle_due: asked once
+            # the step's energy is in the registers)
+            settling = nxt == until or nxt == edge or self._settle_due(nxt)
             committed = False
             if due and grouped:
-                with self.storage.transaction() as tx:  # a savepoint of the group
-                    self._settle(tx)
+                with self._part(jump) as tx:  # a savepoint of the group, or a part of the jump's
+                    if settling:
+                        self._settle(tx)
                     for c in captures:
                         self._capture(tx, c.profiles)
                     self._flush_pending(tx)
@@ -618,7 +674,8 @@ class Meter:
             elif due and (self._retry_at is None or self.now >= self._retry_at):
                 try:
                     with self._step() as tx:
-                        self._settle(tx)
+                        if settling:
+                            self._settle(tx)
                         for c in captures:
                             self._capture(tx, c.profiles)
                         self._write_state(tx)
@@ -628,26 +685,89 @@ class Meter:
                     committed = True
                     self._last_save = self.now
             if not committed:  # between saves, or storage failing: on in memory, committed later
-                self._settle(None)
+                if settling:
+                    self._settle(None)
                 for c in captures:
                     self._capture(None, c.profiles)
             self.high_water = max(self.high_water, nxt)
         return self._state(copied=False) if fresh else state
 
-    def _next_boundary(self, now: datetime, capture: Capture | None, friendly: datetime | None) -> datetime:
-        """The first instant after ``now`` where something may change: the longest segment,
-        the next capture, friendly-hour edge, billing time or midnight."""
-        candidates = [now + MAX_SEGMENT]
-        if capture is not None:
-            candidates.append(capture.time)
-        if friendly is not None:
-            candidates.append(friendly)
+    @contextmanager
+    def _part(self, jump: Transaction | None) -> Iterator[Transaction]:
+        """A committed step of a grouped walk: its own savepoint, or a part of the jump's
+        one transaction when the jump is a single step of someone else's group."""
+        if jump is not None:
+            yield jump
+        else:
+            with self.storage.transaction() as tx:
+                yield tx
+
+    def _next_edge(self, now: datetime, friendly: datetime | None, price: datetime | None) -> datetime:
+        """The first instant after ``now`` where the settle always runs, because time alone
+        changes what it decides there: a friendly-hour edge (supply may be cut or held), the
+        billing time (the period closes), midnight (a day's fixed charge, the daily profile)
+        or a price edge (a time-of-day action or a tariff's activation: an interval the
+        account is charged for never straddles one, so its tiers and prices are whole)."""
+        edge = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())  # midnight
+        if friendly is not None and friendly < edge:
+            edge = friendly
+        if price is not None and price < edge:
+            edge = price
         b = self.config.tariff.next_billing_time(self.tariff_state)
-        if b > now:
-            candidates.append(b)
-        midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time())
-        candidates.append(midnight)
-        return min(candidates)
+        if now < b < edge:
+            edge = b
+        return edge
+
+    #: settle at every step of a walk, as before settles were skipped: the reference the
+    #: firmware tests walk beside the meter that skips them (a subclass sets it)
+    SETTLE_EVERY_STEP = False
+
+    def _settle_due(self, at: datetime) -> bool:
+        """Whether a step of the walk ending at ``at`` (a capture or the longest segment,
+        not an edge) must settle. It need not when the settle could change nothing: the
+        last settle saw this very load, account, limiter, relay and tariff state (the
+        record :meth:`_settle` leaves, compared by identity: every change replaces them),
+        no limiter timer runs and no emergency window opens or closes, no remote command
+        waits, and the energy not charged yet costs less than the credit left above the
+        next threshold (low credit 1 and 2, zero, the emergency credit, the debt limit),
+        priced at the dearest rate. The step where it might cross is settled, so a cut for
+        credit lands on the same grid of steps as when every step settled."""
+        seen = self.__dict__.get("_settled")  # absent: RAM from before it was kept
+        if seen is None or self.SETTLE_EVERY_STEP or self._remote is not None:
+            return True
+        meas, limiter, account, relay, tariff_state, flags, headroom_mwh = seen
+        if (meas is not self.metrology.measurements or limiter is not self.limiter or account is not self.account
+                or relay is not self.relay or tariff_state is not self.tariff_state
+                or flags != (self.progress.tamper, self.progress.cut_for_credit)):
+            return True
+        if limiter.since is not None or limiter.emergency_applies(at) != limiter.emergency_profile_active:
+            return True
+        pending = _mwh(self.metrology.energy.active_import_wh) - _mwh_charged(self.progress.charged_wh)
+        return pending >= headroom_mwh
+
+    def _headroom_mwh(self) -> float:
+        """The energy (whole mWh) that can be charged, at the dearest rate, before the
+        available credit could reach the next threshold the account or the supply decision
+        looks at; ``inf`` when none lies below it. The margin covers the bill's roundings
+        (each line and the duty rounded to the paisa, a line or two more than now)."""
+        acct, cfg = self.account, self.config.prepaid
+        available = acct.available_credit
+        thresholds = [cfg.low_credit_1, cfg.low_credit_2, _ZERO, acct.emergency_limit]
+        if cfg.max_debt is not None:
+            thresholds.append(-cfg.max_debt)
+        gaps = [available - t for t in thresholds if t <= available]
+        if not gaps:
+            return math.inf
+        if cfg.unit == "kWh":  # charged the energy itself, exactly
+            money, rate = min(gaps), _ONE
+        else:
+            money = min(gaps) - _PAISA * 2 * (len(self.tariff_state.lines) + 6)
+            rate = self.config.tariff.highest_rate()
+        if money <= 0:
+            return 0
+        if rate <= 0:
+            return math.inf
+        return int(money / rate * 1_000_000)  # kWh -> mWh, rounded down
 
     # --- the decision step ---------------------------------------------------------------
     def _settle(self, tx: Transaction | None, *, button: bool = False) -> list:
@@ -655,6 +775,10 @@ class Meter:
         Returns the relay steps taken. Events need ``tx``; without one they are deferred to
         the next committed step (only harmless, re-derivable state changes happen then)."""
         now = self.now
+        # what this settle decides on, for _settle_due: the measurements it reads and the
+        # relay it starts from (a relay that moves, or a load that the move changes, makes
+        # the next step settle again)
+        seen_meas, seen_relay = self.metrology.measurements, self.relay
         events: list[tuple[EventCode, Any]] = []
         # billing date first: consumption before it belongs to the closing period
         bill_at = self.config.tariff.next_billing_time(self.tariff_state)
@@ -705,26 +829,36 @@ class Meter:
                     _hold(self._pending_control, ev)
         if self.relay.output_state != before:
             self.on_relay(self.relay.output_state)
+        self._settled = (seen_meas, self.limiter, self.account, seen_relay, self.tariff_state,
+                         (self.progress.tamper, self.progress.cut_for_credit), self._headroom_mwh())
         return list(steps)
 
     def _charge_consumption(self, until: datetime, events: list) -> None:
+        """Charge the energy since the last charge. The account is charged whole mWh of
+        the cumulative register (its floor), never a float difference: what is charged up
+        to an instant is then the same whether the walk settled once or at every capture
+        on the way (the tariff's bill is cumulative too, and rounded once to the paisa)."""
         start = self.progress.charged_until or until
         e = self.metrology.energy
-        wh = e.active_import_wh - self.progress.charged_wh
+        mwh = _mwh(e.active_import_wh) - _mwh_charged(self.progress.charged_wh)
+        wh = Decimal(mwh).scaleb(-3)  # exact: mWh / 1000
         if until >= start:  # the energy since the last charge, into the tiers the tariff prices it in
             self.tiers = self.tiers.add_energy(e.active_import_wh, e.apparent_import_vah,
                                                self.config.tariff.tier_shares(start, until))
-        if until > start:
-            cost, self.tariff_state = self.config.tariff.charge_fixed(self.tariff_state, until)
-            if cost:
-                self._charge(cost, until, events)
         if wh > 0 and until >= start:
             # the tariff keeps its bill (and slab position) either way; a kWh account is
             # charged the energy itself rather than its price
             cost, self.tariff_state = self.config.tariff.charge_energy(self.tariff_state, wh, start, max(until, start))
             if self.config.prepaid.unit == "kWh":
-                cost = Decimal(repr(wh)) / 1000
-            self.progress.charged_wh += wh
+                cost = wh.scaleb(-3)
+            # kept as the float nearest mWh / 1000: _mwh_charged gives the whole mWh back exactly
+            self.progress.charged_wh = (_mwh_charged(self.progress.charged_wh) + mwh) / 1000
+            if cost:
+                self._charge(cost, until, events)
+        if until > start:
+            # the days that ended, after their energy: a bill's lines then first appear in
+            # the order time reached them, however often the walk settled on the way
+            cost, self.tariff_state = self.config.tariff.charge_fixed(self.tariff_state, until)
             if cost:
                 self._charge(cost, until, events)
         self.progress.charged_until = max(until, start)
@@ -1098,6 +1232,7 @@ class Meter:
             tariff = tariff.activated(self.now)  # due now: the passive takes over at once
             tx.put(TARIFF_PROGRAMMED_KEY, tariff.to_table())
             self.config = replace(self.config, tariff=tariff)
+            self._settled = None  # new prices: the next step settles and bounds them again
             when = "now" if tariff.passive is None else activation_time.isoformat(timespec="seconds")
             self._log(tx, EventCode.ACTIVITY_CALENDAR_SET, f"{profile.kind.value} from {when}")
             self._write_state(tx)
@@ -1109,6 +1244,7 @@ class Meter:
                               profiles=replace(self.config.profiles, billing_day=day))
         self.profiles = replace(self.profiles, billing_schedule=replace(self.profiles.billing_schedule, day=day))
         self.scheduler = self.profiles.scheduler()
+        self._settled = None  # another billing date: the next step settles
 
     def set_control_mode(self, mode: int) -> None:
         self.relay = self.relay.with_mode(mode)

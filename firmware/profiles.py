@@ -317,12 +317,22 @@ class ProfileScheduler:
 
     def __init__(self, schedules: Mapping[str, Schedule]):
         self.schedules = dict(schedules)
+        # per schedule, the last answer (asked at, next capture): a walk asks at every step,
+        # and a schedule has no capture in between, so any time in [asked, next) has it too
+        self._known: dict[str, tuple[datetime, datetime]] = {}
 
     def next_capture(self, now: datetime) -> Capture | None:
         """The earliest capture strictly after ``now`` and every profile due then."""
         if not self.schedules:
             return None
-        nexts = {name: s.next_after(now) for name, s in self.schedules.items()}
+        nexts = {}
+        for name, s in self.schedules.items():
+            known = self._known.get(name)
+            if known is not None and known[0] <= now < known[1]:
+                nexts[name] = known[1]
+            else:
+                nexts[name] = t = s.next_after(now)
+                self._known[name] = (now, t)
         when = min(nexts.values())
         return Capture(when, tuple(n for n, t in nexts.items() if t == when))
 

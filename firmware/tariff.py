@@ -196,6 +196,22 @@ class TariffProfile:
         """The time-of-day tiers (see :meth:`TouCalendar.tier_names`); none without time of day."""
         return self.tod.tier_names() if self.kind is EnergyKind.TOD and self.tod is not None else ()
 
+    @property
+    def highest_rate(self) -> Decimal:
+        """The dearest a kWh of this profile can be, duty included: what bounds the cost
+        of energy not charged yet (the meter's walk, which settles only where something can
+        change, uses it to know how far credit cannot cross a threshold)."""
+        if self.kind is EnergyKind.FLAT:
+            rates = [self.flat_rate]
+        elif self.kind is EnergyKind.SLABS:
+            rates = [s.rate for s in self.slabs]
+        else:
+            rates = [a.rate for _, actions in self.tod.days for a in actions] if self.tod is not None else []
+        if not rates:
+            return ZERO
+        with localcontext(_CTX):
+            return max(rates) * (1 + self.duty_percent / 100)
+
     def tier_of(self, action: DayAction | None) -> int:
         """The tier number (1..MAX_TIERS) energy priced by ``action`` counts in. A tariff
         without time of day has one zone: everything counts in tier 1."""
@@ -454,6 +470,27 @@ class Tariff:
             day += dt.timedelta(days=1)
         new_state = replace(state, lines=tuple(lines.values()), fixed_from=now.date())
         return self._settle(state, new_state)
+
+    def next_price_change(self, t: dt.datetime) -> dt.datetime | None:
+        """The first instant after ``t`` at which a kWh may be priced differently or count
+        in another time-of-day tier: the next day-profile action of the profile in force
+        (IC 20), or the passive profile's activation (IC 113); None if that never comes.
+        An interval that ends no later than this is priced and split into tiers in one
+        piece, so charging it whole or in parts gives the same lines."""
+        candidates = []
+        profile = self.profile_at(t)
+        if profile.kind is EnergyKind.TOD and profile.tod is not None:
+            candidates.append(profile.tod.action_at(t)[1])
+        if self.activation_time is not None and self.passive is not None and self.activation_time > t:
+            candidates.append(self.activation_time)
+        return min(candidates) if candidates else None
+
+    def highest_rate(self) -> Decimal:
+        """The dearest a kWh can be under this tariff, active or passive, duty included."""
+        rates = [self.active.highest_rate]
+        if self.passive is not None:
+            rates.append(self.passive.highest_rate)
+        return max(rates)
 
     def tier_shares(self, start: dt.datetime, end: dt.datetime) -> list[tuple[int, float]]:
         """How energy consumed evenly over ``[start, end)`` falls into the time-of-day tiers:

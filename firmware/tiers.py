@@ -86,6 +86,8 @@ class TierRegisters:
         """One block's demand (average W and VA), in ``tier``: a new maximum replaces the old."""
         _check_tier(tier)
         i = tier - 1
+        if watts <= self.md_w[i] and va <= self.md_va[i]:  # no new maximum: most blocks
+            return self
         md_w, md_w_time = list(self.md_w), list(self.md_w_time)
         md_va, md_va_time = list(self.md_va), list(self.md_va_time)
         if watts > md_w[i]:

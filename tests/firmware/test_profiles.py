@@ -278,6 +278,17 @@ def test_next_capture_examples():
     assert PeriodicSchedule(7 * 60).next_after(datetime(2024, 1, 1, 23, 55)) == datetime(2024, 1, 2)
 
 
+@given(st.sampled_from([900, 1800]), st.lists(moments, min_size=1, max_size=30))
+def test_a_scheduler_that_remembers_its_answers_answers_as_a_fresh_one(period, asked):
+    """ProfileScheduler keeps each schedule's last answer for the walk's next question: any
+    order of questions (forward, on a boundary, time set back) must get what a scheduler
+    asked for the first time answers."""
+    config = ProfileConfig(block_load_period=period)
+    kept = ProfileSet.standard(config).scheduler()
+    for now in sorted(asked)[: len(asked) // 2] + asked:  # a walk forward, then at random
+        assert kept.next_capture(now) == ProfileSet.standard(config).scheduler().next_capture(now)
+
+
 @given(st.integers(1, 31), st.integers(0, 23), moments)
 def test_billing_on_the_configured_date(day, hour, now):
     s = MonthlySchedule(day, time(hour))

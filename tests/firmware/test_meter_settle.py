@@ -1,0 +1,159 @@
+"""The walk settles only where something can change (firmware/meter.py ``_settle_due``):
+a meter that skips the settle at captures must do exactly what one that settles at every
+step does, and the account must be charged the same whether it is charged once or 96 times.
+
+The reference is the same firmware with ``Meter.SETTLE_EVERY_STEP`` set (every step of a
+walk settles, as before settles were skipped); Hypothesis drives both with one random
+schedule of loads, tokens, load limits, emergency credit, button presses and jumps of
+simulated time across friendly hours, a holiday, billing and time-of-day edges, and every
+status, event and profile row must agree. What may differ, and is left out on purpose:
+*when* the account last took a charge and how much that one was (``balance_time``, the
+last collection time and amount): settling less often takes fewer, larger charges of the
+same total.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+
+from bijli.firmware.meter import Meter, MeterConfig, _mwh
+from bijli.firmware.storage import Storage
+from bijli.firmware.sts.vend import vend_credit
+from bijli.hal.samples import SyntheticSource
+
+
+class EverySettle(Meter):
+    """The reference walk: a settle at every step."""
+
+    SETTLE_EVERY_STEP = True
+
+
+class Counted(Meter):
+    """The meter as it is, noting the meter time of every settle."""
+
+    def _settle(self, tx, **kw):
+        self.__dict__.setdefault("settles", []).append(self.now)
+        return super()._settle(tx, **kw)
+
+
+CONFIGS = {
+    "demo slabs": {},
+    "tod, emergency auto, debt limit": {
+        "tariff": {"kind": "tod"},
+        "prepaid": {"emergency_auto": True, "max_debt": "40", "low_credit_1": "60", "low_credit_2": "30"},
+        "profiles": {"block_load_period": 1800}},
+    "flat, postpaid": {"tariff": {"kind": "flat"}, "prepaid": {"payment_mode": "postpaid"}},
+    "kWh account": {"prepaid": {"unit": "kWh"}},
+}
+START = datetime(2024, 6, 14, 16, 0)  # a Friday before the Bakrid weekend (Monday 17 June a holiday)
+
+
+class Rig:
+    def __init__(self, cls: type[Meter], state, config: MeterConfig):
+        self.source = SyntheticSource(sample_rate=config.metrology.sample_rate)
+        self.amps = 0.0
+        self.storage = Storage.open(state)
+        self.meter = cls(config, self.storage, START, on_relay=self._relay)
+
+    def _relay(self, closed: bool) -> None:
+        self.source.set_load(self.amps if closed else 0.0)
+        if hasattr(self, "meter"):
+            self.meter.on_samples(self.source.read_block(self.source.sample_rate // 10), self.meter.now)
+
+    def load(self, amps: float) -> None:
+        self.amps = amps
+        self._relay(self.meter.relay.output_state)
+
+
+def _seen(rig: Rig) -> dict:
+    """What the two walks must agree on after every operation."""
+    m = rig.meter
+    a = m.account
+    rows = {p.name: [list(r) for r in p.rows(rig.storage)] for p in m.profiles.all if p.name != "instantaneous"}
+    return {
+        "status": m.status(),
+        "account": (a.balance, a.total_charged, a.emergency_invoked, a.low_credit_1, a.low_credit_2,
+                    a.out_of_credit, a.max_debt_exceeded),
+        "relay": m.relay,
+        "limiter": m.limiter,
+        "tariff": m.tariff_state,
+        "tiers": [round(x, 3) for x in m.tiers.active_wh],
+        "charged": m.progress.charged_wh,
+        "rows": rows,
+        "recent": [(e.code, e.time, e.detail) for e in m.recent_events(10_000)],
+    }
+
+
+OPS = st.one_of(
+    st.tuples(st.just("load"), st.sampled_from([0.0, 0.4, 3.0, 10.0, 24.0])),
+    st.tuples(st.just("advance"), st.integers(1, 36 * 60)),  # minutes
+    st.tuples(st.just("token"), st.sampled_from(["5", "20", "150"])),
+    st.tuples(st.just("limit"), st.sampled_from([None, 1500.0, 4000.0])),
+    st.tuples(st.just("emergency"), st.none()),
+    st.tuples(st.just("button"), st.none()),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.sampled_from(sorted(CONFIGS)), ops=st.lists(OPS, min_size=1, max_size=8))
+# low credit 2 crossed inside the last whole segment before a short walk's end: the step's
+# own energy must count in whether it settles
+@example(config="tod, emergency auto, debt limit", ops=[("load", 24.0), ("advance", 46)])
+# the limiter opens the relay, which changes the load: the next step settles on the new one
+@example(config="demo slabs", ops=[("emergency", None), ("load", 10.0), ("limit", 1500.0), ("advance", 31)])
+def test_a_walk_that_skips_settles_does_what_one_that_settles_every_step_does(tmp_path_factory, config, ops):
+    cfg = MeterConfig.from_dict(CONFIGS[config])
+    key = cfg.sts.vend_key()
+    root = tmp_path_factory.mktemp("settle")
+    lean, every = Rig(Meter, root / "lean", cfg), Rig(EverySettle, root / "every", cfg)
+    vended = 0
+    for op, arg in ops:
+        if op == "token":  # one token, entered into both
+            digits = vend_credit(key, Decimal(arg), subclass=0 if cfg.prepaid.unit == "kWh" else 4,
+                                 time=START - timedelta(days=1) + timedelta(minutes=vended)).digits
+            vended += 1
+        for rig in (lean, every):
+            if op == "load":
+                rig.load(arg)
+            elif op == "advance":
+                rig.meter.advance_to(rig.meter.now + timedelta(minutes=arg))
+            elif op == "token":
+                rig.meter.enter_token(digits)
+            elif op == "limit":
+                rig.meter.set_load_limit(arg)
+            elif op == "emergency":
+                rig.meter.invoke_emergency()
+            else:
+                rig.meter.press_button()
+        assert _seen(lean) == _seen(every), (op, arg)
+    lean.storage.close()
+    every.storage.close()
+
+
+def test_a_day_charged_once_is_a_day_charged_at_every_capture(tmp_path):
+    """The account is charged whole mWh of the cumulative register, so one charge for a
+    day is the 96 charges of its captures to the paisa, and the mWh the register holds
+    beyond the last whole one wait for the next charge (none is lost or charged twice)."""
+    cfg = MeterConfig.from_dict({})
+    lean, every = Rig(Counted, tmp_path / "lean", cfg), Rig(EverySettle, tmp_path / "every", cfg)
+    monday = datetime(2024, 6, 3, 12, 0)  # a working day: friendly only from 17:30 to 11:00
+    for rig in (lean, every):
+        rig.meter.set_time(monday)
+        assert rig.meter.enter_token(vend_credit(cfg.sts.vend_key(), Decimal(5000), subclass=4,
+                                                 time=monday - timedelta(hours=1)).digits).accepted
+        rig.load(7.3)
+    lean.meter.settles = []
+    lean.meter.advance_to(monday + timedelta(days=1))
+    every.meter.advance_to(monday + timedelta(days=1))
+    # the first step after the load changed, the friendly evening's start and the next
+    # morning's end, midnight, the walk's end: 5 settles for 96 captures
+    assert lean.meter.settles == [monday + timedelta(minutes=15), datetime(2024, 6, 3, 17, 30),
+                                  datetime(2024, 6, 4), datetime(2024, 6, 4, 11), monday + timedelta(days=1)]
+    assert lean.meter.account.balance == every.meter.account.balance
+    assert lean.meter.account.total_charged == every.meter.account.total_charged > 0
+    assert lean.meter.tariff_state.lines == every.meter.tariff_state.lines
+    e = lean.meter.metrology.energy.active_import_wh
+    assert lean.meter.progress.charged_wh == _mwh(e) / 1000 and 0 <= e - lean.meter.progress.charged_wh < 0.001
