@@ -157,3 +157,16 @@ def test_a_scenario_work_directory_that_holds_something_else_is_refused(tmp_path
                            "--work", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "holds no earlier Bakrid week" in proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_scenario_whose_shards_cannot_start_says_so_and_where_to_look(tmp_path):
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "bijli.tools.cli", "storm", "--scenario", "bakrid", "--count", "2",
+                               "--work", str(tmp_path / "w"), *extra], capture_output=True, text=True, timeout=120)
+
+    proc = run("--processes", "0")
+    assert proc.returncode == 2 and "--processes and --cache must be at least 1" in proc.stderr
+    assert not (tmp_path / "w").exists()  # refused before anything was made
+    proc = run("--processes", "2", "--tcp", "no-such-host.invalid:0")
+    assert proc.returncode == 2 and "did not start: see" in proc.stderr and "shard-" in proc.stderr
+    assert not list((tmp_path / "w").glob("fleet.json"))  # no merged manifest of a fleet that never served
