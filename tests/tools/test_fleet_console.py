@@ -29,9 +29,10 @@ def test_a_shard_answers_the_words_of_the_per_file_fleet_and_one_of_its_own(tmp_
     console = shard(tmp_path)
     fleet = Fleet(BASE, 1, tmp_path / "files", SimClock(START, rate=0), load_profile="constant")
     try:
-        assert list(console.commands) == [*(w for w in fleet.commands if w != "quit"), "advance", "quit"]
+        assert list(console.commands) == [*(w for w in fleet.commands if w != "quit"), "advance", "summary", "quit"]
         assert {w: u for w, (_, u, _) in fleet.commands.items()} == \
-            {w: u for w, (_, u, _) in console.commands.items() if w != "advance"}  # one table, the same usage
+            {w: u for w, (_, u, _) in console.commands.items()
+             if w not in ("advance", "summary")}  # one table, the same usage
     finally:
         fleet.shutdown()
         console.engine.shutdown()

@@ -6,8 +6,8 @@ the utility association, with at most ``--concurrency`` associations at once, re
 with jittered exponential back-off, a live progress line, and at the end a read-back
 of every meter's credit: any meter not credited exactly once is named and the exit
 status is 1. A journal (``--journal``) makes the storm resumable after a crash: run the
-same command again. ``--scenario bakrid`` replays the Bakrid week on a fleet it starts
-itself (:mod:`bijli.tools.storm.scenario`).
+same command again. ``--scenario bakrid`` replays the Bakrid week on a fleet engine it
+starts itself, ``--processes`` shard processes (:mod:`bijli.tools.storm.scenario`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ def register(subparsers) -> None:
     s.add_argument("--work", metavar="DIR", default="./storm-bakrid",
                    help="the scenario's fleet state, manifests and journals (default ./storm-bakrid)")
     s.add_argument("--small-credit", default="20", help="INR each meter holds on Friday (default 20)")
+    s.add_argument("--processes", type=int, metavar="P",
+                   help="shard processes of the scenario's fleet engine (bijli fleet --shard K/P; default: one "
+                        "per core, at most one per meter)")
+    s.add_argument("--tcp", metavar="HOST:BASEPORT",
+                   help="the shards' --tcp (default: each meter at its own loopback address 127.x.y.z:4059; "
+                        "HOST:0 lets each pick a free port)")
+    s.add_argument("--cache", type=int, metavar="N", help="meters each shard keeps hydrated (bijli fleet --cache)")
     p.set_defaults(func=_main)
 
 
@@ -71,9 +78,12 @@ def _main(args) -> int:
         if args.scenario:
             from bijli.tools.storm import scenario
 
+            if args.processes is not None and args.processes < 1 or args.cache is not None and args.cache < 1:
+                raise StormError("--processes and --cache must be at least 1")
             result = scenario.bakrid(Path(args.work), args.count, opts, amount=args.amount,
                                      small_credit=args.small_credit, plot=args.plot,
-                                     progress_every=args.progress_every)
+                                     progress_every=args.progress_every, processes=args.processes,
+                                     tcp=args.tcp, cache=args.cache)
             print(json.dumps(result, indent=1) if args.json else scenario.text(result))
             return 0 if result["ok"] else 1
         if not args.manifest:

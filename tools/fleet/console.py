@@ -10,15 +10,21 @@ observed). One word is the shard's own: ``advance``, every meter of the shard wa
 to now, for a bench or a head-end's read-back that wants every meter's registers,
 profiles and relay at the same instant without observing them one by one; it runs in
 commit groups (:meth:`FleetEngine.advance_slices`) and stops within a second of a signal.
+``summary [SINCE]`` is ``advance`` that also reads each meter in the same pass and answers
+one JSON line for the whole shard (:mod:`tools.fleet.summary`: supply, debt, load-switch
+events after SINCE by time): a fleet-wide check without a console line per meter.
 """
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Iterator
 
 from bijli.firmware.console import Reply
 from bijli.firmware.errors import CommandError
 from bijli.tools.fleet.engine import FleetEngine
+from bijli.tools.fleet.summary import ShardSummary
 from bijli.tools.node.fleet_console import FleetCommands, fit_member_console
 
 
@@ -32,6 +38,9 @@ class ShardConsole(FleetCommands):
         self.add_command("advance", self._advance, "advance",
                          "walk every meter of the shard to now (commit groups; what `step` leaves to each "
                          "meter's next observation)")
+        self.add_command("summary", self._summary, "summary [SINCE]",
+                         "advance, and one JSON line for the shard: supply, debt, load-switch events after "
+                         "SINCE (ISO time) by time")
 
     def rows(self) -> list[dict]:
         out = []
@@ -57,3 +66,19 @@ class ShardConsole(FleetCommands):
         count = len(self.engine.indices)
         return self.run_later("fleet advance", self.engine.advance_slices,
                               lambda: f"{count} meters at {self.clock.now().isoformat(timespec='seconds')}")
+
+    def _summary(self, words: list[str]) -> Reply:
+        if len(words) > 1:
+            raise CommandError("summary takes at most one SINCE (an ISO time)")
+        since = None
+        if words:
+            try:
+                since = datetime.fromisoformat(words[0])
+            except ValueError:
+                raise CommandError(f"not an ISO time: {words[0]!r}") from None
+            if since.tzinfo is not None:
+                raise CommandError("SINCE is the meters' local time, without a UTC offset")
+        summary = ShardSummary(since)
+        return self.run_later("fleet summary", lambda: self.engine.advance_slices(visit=summary.visit),
+                              lambda: json.dumps({"time": self.clock.now().isoformat(timespec="seconds"),
+                                                  **summary.as_dict()}, sort_keys=True))

@@ -30,7 +30,7 @@ import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from bijli.firmware.cosem.associations import security_settings
 from bijli.firmware.errors import CommandError, ConfigError
@@ -102,20 +102,24 @@ class FleetEngine:
                 with self.observe(index):
                     pass
 
-    def advance_slices(self, budget: float = ADVANCE_SLICE_S) -> Iterator[float]:
+    def advance_slices(self, budget: float = ADVANCE_SLICE_S,
+                       visit: Callable[[int, MeterNode], None] | None = None) -> Iterator[float]:
         """:meth:`advance` for a cooperative caller: one commit group per ``budget`` seconds
         of real time, closed before each yield (the fraction of meters done), so what runs in
         between (an association delivering a token, committed before it is acknowledged) is
         never inside a group, and a stop between slices finds every walked meter committed.
-        A meter is walked whole once begun: its marks cannot be split (see the module text)."""
+        A meter is walked whole once begun: its marks cannot be split (see the module text).
+        ``visit(index, node)``, if given, is called with each meter once it is walked, while
+        it is still hydrated: a fleet-wide read in the same pass as the walk, not a second one."""
         indices = self.indices
         done = 0
         while done < len(indices):
             until = time.monotonic() + budget
             with self.store.group():
                 while done < len(indices):
-                    with self.observe(indices[done]):
-                        pass
+                    with self.observe(indices[done]) as node:
+                        if visit is not None:
+                            visit(indices[done], node)
                     done += 1
                     if time.monotonic() >= until:
                         break

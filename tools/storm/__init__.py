@@ -9,7 +9,8 @@ place that calls into :mod:`bijli.dlms`; :mod:`.link` is the asyncio I/O shell;
 :mod:`.delivery` is one meter's conversation; :mod:`.journal` the crash-safe
 record of what was sold and sent; :mod:`.engine` the scheduler with bounded
 concurrency, retries and progress; :mod:`.vending` sells tokens from a manifest;
-:mod:`.scenario` replays the Bakrid week; :mod:`.report` summarises and plots.
+:mod:`.scenario` replays the Bakrid week on shard processes it drives through their
+consoles (:mod:`.shards`); :mod:`.report` summarises and plots.
 """
 
 from __future__ import annotations
