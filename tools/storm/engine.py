@@ -128,6 +128,7 @@ class Storm:
         self.on_delivered = on_delivered
         self.wall_started = time.time()
         self.mono_started = time.monotonic()
+        self.delivery_cpu = self.verify_cpu = 0.0
 
     async def run(self) -> dict[str, dict]:
         """Deliver what is pending, then verify; per meter its verification record."""
@@ -147,7 +148,12 @@ class Storm:
             await shown
         self.delivered_at = time.monotonic()
         self.delivery_cpu = time.process_time() - cpu  # this process (head-end + journal), delivery phase only
-        return await self.verify() if self.options.verify else {}
+        if not self.options.verify:
+            return {}
+        cpu = time.process_time()
+        verified = await self.verify()
+        self.verify_cpu = time.process_time() - cpu  # the read-back phase, likewise
+        return verified
 
     async def _worker(self, queue: "asyncio.Queue[MeterTarget]") -> None:
         while True:
