@@ -27,17 +27,7 @@ def tlv(tag: int, value: bytes) -> bytes:
 
 def read_tlvs(buf: bytes) -> list[tuple[int, bytes]]:
     """Split ``buf`` into consecutive (tag, value) pairs; the whole buffer must be used."""
-    out = []
-    rd = Reader(buf, 0, BerError)
-    while rd.remaining:
-        tag = rd.u8()
-        if tag & 0x1F == 0x1F:
-            raise BerError(f"multi-byte BER tag 0x{tag:02x} not used by ACSE")
-        size = rd.ber_length()
-        if size > rd.remaining:
-            raise BerError(f"BER value of tag 0x{tag:02x} claims {size} bytes, {rd.remaining} left")
-        out.append((tag, rd.take(size)))
-    return out
+    return Reader(buf, 0, BerError).ber_tlvs()
 
 
 def read_one(buf: bytes, expected_tag: int) -> bytes:

@@ -441,56 +441,124 @@ async def send_once(host: str, port: int, data: bytes, *, timeout: float = 10.0)
             pass
 
 
+class _LineProtocol(asyncio.Protocol):
+    """The receiving end of an :class:`AsyncLine`: chunks as the kernel delivers them, and
+    one waiter (the line's pending ``recv``) woken by the first chunk or the end."""
+
+    __slots__ = ("transport", "chunks", "waiter", "lost", "closed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: list[bytes] = []
+        self.waiter: asyncio.Future | None = None
+        self.lost: BaseException | bool = False  # True (end of stream) or the OSError that ended it
+        self.closed = loop.create_future()  # done at connection_lost: what close() waits for
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.lost = self.lost or True
+        self._wake()
+        return False  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc if exc is not None else (self.lost or True)
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class AsyncLine:
     """An asyncio TCP line for a client that talks to many meters at once (a head-end's
     storm): ``await connect``, ``write`` (no drain round trip: the kernel buffers a
     request), ``await recv`` with a time-out, ``await close``. Failures are
-    :class:`~hal.errors.LineError`; a time-out is :class:`~hal.errors.InactivityTimeout`."""
+    :class:`~hal.errors.LineError`; a time-out is :class:`~hal.errors.InactivityTimeout`.
+
+    Built on a bare :class:`asyncio.Protocol`, not on streams: a storm makes a few
+    hundred thousand reads, and a ``StreamReader`` read inside ``asyncio.timeout`` costs
+    a reader future, a timeout context with its handle and the stream's own buffer
+    copies per read; here a read that finds data waiting costs no future at all, and
+    one that waits costs one future and one timer handle."""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
         self.name = f"{host}:{port}"
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._proto: _LineProtocol | None = None
 
     async def connect(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        proto = _LineProtocol(loop)
         try:
             async with asyncio.timeout(timeout):
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                await loop.create_connection(lambda: proto, self.host, self.port)
         except TimeoutError:
             raise InactivityTimeout(f"connect to {self.name}: timed out") from None
         except OSError as exc:
             raise LineError(f"connect to {self.name}: {exc.strerror or exc}") from None
+        self._proto = proto
 
     def write(self, data: bytes) -> None:
-        if self._writer is None:
+        proto = self._proto
+        if proto is None or proto.transport is None:
             raise LineError(f"{self.name}: not connected")
-        try:
-            self._writer.write(data)
-        except OSError as exc:
-            raise LineError(f"{self.name}: {exc.strerror or exc}") from None
+        if proto.lost:
+            raise LineError(f"{self.name}: {_why(proto.lost)}")
+        proto.transport.write(data)  # a failed send comes back as connection_lost, seen by recv
 
     async def recv(self, timeout: float) -> bytes:
-        """The next bytes from the peer; LineError at end of stream."""
-        if self._reader is None:
+        """The next bytes from the peer (all that arrived since the last call); LineError at
+        end of stream."""
+        proto = self._proto
+        if proto is None:
             raise LineError(f"{self.name}: not connected")
-        try:
-            async with asyncio.timeout(timeout):  # no task per read, unlike wait_for
-                data = await self._reader.read(65536)
-        except TimeoutError:
-            raise InactivityTimeout(f"{self.name}: no answer within {timeout:g} s") from None
-        except OSError as exc:
-            raise LineError(f"{self.name}: {exc.strerror or exc}") from None
-        if not data:
-            raise LineError(f"{self.name}: the peer closed the connection")
-        return data
+        if not proto.chunks and not proto.lost:
+            loop = asyncio.get_running_loop()
+            waiter = proto.waiter = loop.create_future()
+            timer = loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            except TimeoutError:
+                raise InactivityTimeout(f"{self.name}: no answer within {timeout:g} s") from None
+            finally:
+                timer.cancel()
+                proto.waiter = None
+        chunks = proto.chunks
+        if chunks:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            return data
+        raise LineError(f"{self.name}: {_why(proto.lost)}")
 
     async def close(self, timeout: float) -> None:
-        if self._writer is None:
+        proto = self._proto
+        if proto is None or proto.transport is None:
             return
-        self._writer.close()
+        proto.transport.close()
         try:
             async with asyncio.timeout(timeout):
-                await self._writer.wait_closed()
+                await proto.closed
         except OSError:  # TimeoutError among them: the connection is ours to drop either way
             pass
+
+
+def _why(lost: BaseException | bool) -> str:
+    if isinstance(lost, OSError):
+        return lost.strerror or str(lost)
+    return "the peer closed the connection"

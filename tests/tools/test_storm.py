@@ -95,6 +95,44 @@ def test_a_torn_last_line_is_ignored_a_damaged_one_refused_another_storms_journa
         Journal.open(path, header)
 
 
+def test_a_verdict_waits_for_no_fsync_rides_the_next_group_and_a_crash_before_it_leaves_the_meter_in_doubt(tmp_path):
+    """``before`` is on disk when its commit returns; a deferred ``delivered`` is applied at
+    once, on disk only with the next durable group (or sync/close), and if the storm dies
+    first the journal reopens with the meter in doubt: the state a resend of the same token
+    is made for."""
+    import asyncio
+
+    path = tmp_path / "j.jsonl"
+    header = {"manifest": "abc", "meters": 2, "amount": "100.00"}
+    j = Journal.open(path, header)
+    j.append_now([{"kind": "vended", "meter": m, **RECORDS[Kind.VENDED]} for m in ("M1", "M2")])
+
+    def on_disk() -> list[str]:
+        return journal_kinds(path)
+
+    async def storm_of_two() -> None:
+        await j.commit({"kind": "before", "meter": "M1", **RECORDS[Kind.BEFORE]})
+        assert on_disk().count("before") == 1
+        await j.commit({"kind": "delivered", "meter": "M1", **RECORDS[Kind.DELIVERED]}, durable=False)
+        assert j.meter("M1").state is MeterState.DELIVERED and "delivered" not in on_disk()
+        with pytest.raises(StormJournalError):  # a pair the table lacks is refused before anything is kept
+            await j.commit({"kind": "delivered", "meter": "M1", **RECORDS[Kind.DELIVERED]}, durable=False)
+        crashed = Journal.open(path, header)  # what a storm killed now would find
+        assert crashed.meter("M1").state is MeterState.IN_DOUBT and crashed.meter("M1").before == 500
+        crashed.close()
+        await j.commit({"kind": "before", "meter": "M2", **RECORDS[Kind.BEFORE]})  # the next group carries it
+        assert on_disk().count("delivered") == 1
+        await j.commit({"kind": "delivered", "meter": "M2", **RECORDS[Kind.DELIVERED]}, durable=False)
+        await j.sync()
+        assert on_disk().count("delivered") == 2
+
+    asyncio.run(storm_of_two())
+    j.close()
+    again = Journal.open(path, header)
+    assert [again.meter(m).state for m in ("M1", "M2")] == [MeterState.DELIVERED] * 2
+    again.close()
+
+
 # --- storms against real fleets ---------------------------------------------------------------
 
 

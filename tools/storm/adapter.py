@@ -126,11 +126,11 @@ class ClientAssociation:
     def get_list(self, items: list[tuple[int, str, int]]) -> bytes:
         """GET with list (or a normal GET for one item), protected when the association is ciphered."""
         iid = self._session.next_invoke_id()
-        descs = [AttributeDescriptor(c, Obis.parse(o), a) for c, o, a in items]
+        descs = _descriptors(items)
         if len(descs) == 1:
-            plain = apdu.GetRequestNormal(iid, descs[0], None).encode()
+            plain = apdu.GetRequestNormal(iid, descs[0][0], None).encode()
         else:
-            plain = apdu.GetRequestWithList(iid, tuple((d, None) for d in descs)).encode()
+            plain = apdu.GetRequestWithList(iid, descs).encode()
         return self._session.protect(plain)
 
     def parse_get(self, data: bytes, count: int) -> list:
@@ -174,6 +174,21 @@ class ClientAssociation:
         if isinstance(resp, apdu.ConfirmedServiceError):
             raise DeliveryError(f"confirmed-service-error {resp.service}/{resp.error_class}/{resp.error_value}")
         return resp
+
+
+_DESCRIPTORS: dict[tuple, tuple] = {}
+
+
+def _descriptors(items: list[tuple[int, str, int]]) -> tuple:
+    """((descriptor, no selection), ...) for the storm's few fixed lists, built once each:
+    a storm asks the same four questions of every meter."""
+    key = tuple(items)
+    descs = _DESCRIPTORS.get(key)
+    if descs is None:
+        if len(_DESCRIPTORS) > 32:
+            _DESCRIPTORS.clear()
+        descs = _DESCRIPTORS[key] = tuple((AttributeDescriptor(c, Obis.parse(o), a), None) for c, o, a in items)
+    return descs
 
 
 def is_refused(value: object) -> bool:

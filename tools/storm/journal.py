@@ -1,11 +1,26 @@
 """The storm journal: what was sold to which meter and what became of it, crash-safe.
 
-One JSON object per line, appended and fsync'd before the storm acts on it, so a
-storm killed at any instant resumes from what it wrote. Lines written together by
-concurrent deliveries share one fsync (group commit), which is what keeps a
-thousand deliveries a second affordable on a disk that fsyncs a few thousand times
-a second. A crash can tear only the last line; that line is ignored on reading (its
-record never took effect: nothing acts on a record before its fsync returns).
+One JSON object per line, appended and fsync'd, so a storm killed at any instant
+resumes from what it wrote. Lines written together by concurrent deliveries share
+one fsync (group commit), which is what keeps a thousand deliveries a second
+affordable on a disk that fsyncs a few thousand times a second. Every write is
+followed by its fsync before the next write starts, so a crash can tear only the
+last line; that line is ignored on reading.
+
+Only one record must be on disk before the storm acts on it: ``before`` (the credit
+read before the token is first sent) is awaited to its fsync before the ACTION goes
+out, because a resumed storm that lost it would read the credit again *after* a
+delivery that may have landed, and judge against the wrong total. The records after
+the ACTION (``delivered``, ``refused``) and the read-back (``verify``) are *deferred*
+(``commit(record, durable=False)``): applied in memory at once, written and fsync'd
+with the next group of ``before`` records or at the end of the phase
+(:meth:`Journal.sync`, and :meth:`Journal.close`), so a delivery waits for no fsync
+of its own after its token. Losing one to a crash is safe by construction: the meter
+is then still ``in_doubt`` in the journal, a resumed storm sends the *same* token
+again, the meter answers ``used`` (its own record of the TID, committed before it
+acknowledged the first ACTION) and the credit-before journaled earlier still judges
+it: never credited twice, never skipped. A lost ``verify`` record is only read back
+again.
 
 Per meter the delivery is a state machine, a table in the h2 style
 ``(state, record kind) -> (apply, next state)``:
@@ -193,9 +208,16 @@ class Journal:
                 self._apply_record(r)
         self.lines += len(records)
 
-    async def commit(self, record: dict) -> None:
+    async def commit(self, record: dict, *, durable: bool = True) -> None:
         """Append ``record``; return once it is on disk (fsync'd), sharing the fsync with
-        every record committed meanwhile. Applied to the in-memory state on return."""
+        every record committed meanwhile. Applied to the in-memory state on return.
+
+        ``durable=False``: a deferred record (see the module): applied now, written with
+        the next durable group or by :meth:`sync`; nothing is awaited."""
+        if not durable:
+            self._apply_record(record)  # a pair the table lacks raises here, before anything is written
+            self._pending.append((record, None))
+            return
         fut = asyncio.get_running_loop().create_future()
         self._pending.append((record, fut))
         if not self._flushing:
@@ -203,20 +225,33 @@ class Journal:
             self._flusher = asyncio.ensure_future(self._flush())
         await fut
 
+    async def sync(self) -> None:
+        """Every record committed so far on disk (the deferred ones too)."""
+        if self._pending or self._flushing:
+            await self.commit(None)  # type: ignore[arg-type]  # an empty marker: rides the group, writes nothing
+
     async def _flush(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
+                data = b"".join(_line(r) for r, _ in batch if r is not None)
                 try:
-                    await asyncio.to_thread(self._write, b"".join(_line(r) for r, _ in batch))
+                    if data:
+                        await asyncio.to_thread(self._write, data)
                 except StormJournalError as exc:
                     for _, fut in batch:
-                        fut.set_exception(exc)
+                        if fut is not None:
+                            fut.set_exception(exc)
                     continue
                 for r, fut in batch:
+                    if r is None:  # sync()'s marker
+                        fut.set_result(None)
+                        continue
+                    self.lines += 1
+                    if fut is None:  # deferred: applied when it was committed
+                        continue
                     try:
                         self._apply_record(r)
-                        self.lines += 1
                     except StormJournalError as exc:
                         fut.set_exception(exc)
                         continue
@@ -225,9 +260,17 @@ class Journal:
             self._flushing = False
 
     def close(self) -> None:
+        """Write what is deferred (blocking, fsync'd), then close."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            left = [r for r, fut in self._pending if fut is None and r is not None]
+            self._pending = []
+            try:
+                if left:
+                    self._write(b"".join(_line(r) for r in left))
+                    self.lines += len(left)
+            finally:
+                self._file.close()
+                self._file = None
 
 
 def _line(record: dict) -> bytes:

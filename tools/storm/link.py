@@ -1,5 +1,14 @@
 """The asyncio I/O shell of the storm's head-end: one TCP connection to one meter's
-IEC 62056-47 wrapper endpoint, one APDU out and the next APDU back.
+IEC 62056-47 wrapper endpoint; a few request APDUs out in one write, their answers back.
+
+A storm's conversation is a handful of requests per meter, each of which the next
+one depends on only in part: :meth:`WrapperLink.exchange` sends several requests
+in one write and returns their answers in order (each wrapper frame is one APDU,
+and a DLMS server on a TCP connection serves its requests one after the other, in
+the order they arrive: the connection is a FIFO and the server a single state
+machine per client SAP). That is one wake-up of the event loop and one ``send`` per
+round instead of per request, on the meter's side too (``bijli meter`` answers all
+the whole frames of one read in one write).
 
 Thin by design: framing is :class:`~bijli.tools.storm.adapter.Framer`'s, the
 protocol is :mod:`~bijli.tools.storm.delivery`'s. Every wait is bounded by the
@@ -46,12 +55,23 @@ class WrapperLink:
         await self._line.close(self.timeout)
 
     async def request(self, sap: int, data: bytes) -> bytes:
+        (answer,) = await self.exchange(((sap, data),))
+        return answer
+
+    async def exchange(self, requests: "tuple[tuple[int, bytes], ...] | list[tuple[int, bytes]]") -> list[bytes]:
+        """Send every (client SAP, APDU) of ``requests`` in one write; their answers, in order.
+        Each answer may be waited for up to the link's timeout."""
+        framer = self._framer
+        answers: list[bytes] = []
         try:
-            self._line.write(Framer.frame(sap, data))
+            self._line.write(b"".join(Framer.frame(sap, data) for sap, data in requests))
             while True:
-                got = self._framer.next_apdu()
-                if got is not None:
-                    return got[1]
-                self._framer.feed(await self._line.recv(self.timeout))
+                got = framer.next_apdu()
+                while got is not None:
+                    answers.append(got[1])
+                    if len(answers) == len(requests):
+                        return answers
+                    got = framer.next_apdu()
+                framer.feed(await self._line.recv(self.timeout))
         except HalError as exc:
             raise DeliveryError(str(exc).replace("the peer closed", "the meter closed")) from None

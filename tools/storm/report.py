@@ -46,6 +46,7 @@ def summary(storm: Storm, verified: dict[str, dict], elapsed: float) -> dict:
         "elapsed_s": round(elapsed, 3),
         "journal_fsyncs": storm.journal.fsyncs,
         "client_cpu_s": round(storm.delivery_cpu, 3),
+        "client_verify_cpu_s": round(storm.verify_cpu, 3),
         "verified": len(verified),
         "exact": sum(1 for v in verified.values() if v.get("ok")),
         "problems": problems,
