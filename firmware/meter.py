@@ -356,6 +356,43 @@ def _mwh_charged(charged_wh: float) -> int:
     return round(charged_wh * 1000)
 
 
+#: the state records, in the order of :meth:`Meter._state`
+_STATE_KEYS = (_HIGH_WATER, "energy", "tariff", "account", "sts", "relay", "limiter", "progress",
+               "billing_progress", COUNTERS_KEY, DURATIONS_KEY, TIERS_KEY, EARTH_LOADING_KEY)
+#: the records a step changes field by field rather than replaces (see :meth:`Meter._state`)
+_MUTABLE_RECORDS = (_Progress, _BillingProgress, _Counters, _Durations)
+_NOTHING = object()  # no record written yet
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` would be stored as the very same text: the same object, or of
+    the same type and equal in every part in a way their text cannot tell apart (a Decimal
+    by its digits and exponent, since 1.0 and 1.00 are equal but written differently; a
+    float with its sign, for -0.0; a date-time with the same zone object). Anything this
+    does not know is not the same (it is then written)."""
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is float:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if t is int or t is str or t is bool:
+        return a == b
+    if t is Decimal:
+        return a.as_tuple() == b.as_tuple()
+    if t is datetime:
+        return a == b and a.tzinfo is b.tzinfo
+    if t is tuple or t is list:
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if t is dict:
+        return a.keys() == b.keys() and all(_same_value(x, b[k]) for k, x in a.items())
+    if dataclasses.is_dataclass(t) and hasattr(a, "__dict__"):
+        va, vb = vars(a), vars(b)
+        return va.keys() == vb.keys() and all(_same_value(x, vb[k]) for k, x in va.items())
+    return False
+
+
 def _hold(pending: list, item: Any) -> None:
     """Keep ``item`` for the next commit, the oldest dropped beyond :data:`MAX_PENDING`."""
     pending.append(item)
@@ -398,6 +435,11 @@ class Meter:
         self._retry_at: datetime | None = None
         # what the last settle saw and how much energy may go uncharged (see _settle_due)
         self._settled: tuple | None = None
+        # key -> what this meter last wrote as that state record (RAM, kept with the rest;
+        # a restart writes every record once): a step writes only the records that changed
+        self._written: dict[str, Any] = {}
+        self._written_epoch = storage.rollbacks  # NonVolatileMemory.rollbacks when _written was noted
+        self._committed_energy: EnergyRegisters | None = None  # the energy of the last commit
         try:
             self._load(now)
         except StorageError as exc:
@@ -1048,22 +1090,39 @@ class Meter:
                 self.limiter, *mutable, self.tiers, self.earth_loading)
 
     def _put_state(self, tx: Transaction, state: tuple) -> None:
-        (high_water, energy, tariff, account, sts, relay, limiter, progress, billing, counters, durations, tiers,
-         earth_loading) = state
-        tx.put(_HIGH_WATER, high_water.isoformat())
-        tx.put("energy", asdict(energy))
-        tx.put("tariff", tariff.to_dict())
-        tx.put("account", account.to_dict())
-        tx.put("sts", sts.to_dict())
-        tx.put("relay", relay.to_dict())
-        tx.put("limiter", limiter.to_dict())
-        tx.put("progress", progress.to_dict())
-        tx.put("billing_progress", billing.to_dict())
-        tx.put(COUNTERS_KEY, counters.to_dict())
-        tx.put(TIERS_KEY, tiers.to_dict())
-        tx.put(DURATIONS_KEY, durations.to_dict())
-        tx.put(EARTH_LOADING_KEY, earth_loading.to_dict())
-        self._committed_energy = energy  # (put back with the rest if the commit fails)
+        """Write the state records of ``state`` (:meth:`_state`) that differ from what this
+        meter last wrote (:attr:`_written`); the others already hold their values. A token
+        changes three or four of the thirteen, and writing all of them (each converted,
+        encoded, checksummed and written) was a third of a fleet token's commit. Unchanged
+        means stored as the very same text (:func:`_same_value`, part by part, which is much
+        cheaper than converting and encoding): what is kept of a record written is the
+        record itself (they are frozen, replaced on change) or, for the mutable ones, a
+        shallow copy (their fields are only ever replaced, never changed in place: see
+        :meth:`_state`). Anything else is written."""
+        if self._written_epoch != self.storage.rollbacks:
+            # a commit group failed after this meter wrote in it (a fleet's): what it noted
+            # as written may not be on disk, so every record is written again
+            self._written, self._written_epoch = {}, self.storage.rollbacks
+        written = self._written
+        for key, value in zip(_STATE_KEYS, state):
+            last = written.get(key, _NOTHING)
+            if last is not _NOTHING and _same_value(last, value):
+                continue
+            if key is _HIGH_WATER:
+                text = value.isoformat()
+                if last is not _NOTHING and last == text:
+                    continue
+                tx.put(key, text)
+                written[key] = text
+                continue
+            tx.put(key, asdict(value) if key == "energy" else value.to_dict())
+            written[key] = copy.copy(value) if type(value) in _MUTABLE_RECORDS else value
+        self._committed_energy = state[1]  # (put back with the rest if the commit fails)
+
+    def _put_record(self, tx: Transaction, key: str, record: Any) -> None:
+        """Write one mutable state record now (an event's counter), noted as written."""
+        tx.put(key, record.to_dict())
+        self._written[key] = copy.copy(record)
 
     def unsaved(self) -> bool:
         """Whether this meter's RAM holds anything its last commit lacks: time metered since
@@ -1073,7 +1132,7 @@ class Meter:
         return (self.now != self.progress.last_now or self.storage_fault is not None
                 or bool(self._pending_events or self._pending_bills or self._pending_rows or self._pending_control)
                 or self.security_events.counting > 0
-                or self.metrology.energy != getattr(self, "_committed_energy", None))
+                or self.metrology.energy != self._committed_energy)
 
     def save(self) -> None:
         with self._step() as tx:
@@ -1085,13 +1144,17 @@ class Meter:
         """A clean stop: the state saved, and the security events still being counted logged;
         ``settings`` (kept as :meth:`keep_setting` keeps one: the invocation counters' exact
         values) in the same transaction, so a stop is one commit."""
-        with self.storage.transaction() as tx:
-            for key, value in (settings or {}).items():
-                tx.put(key, value)
-            for code, detail in self.security_events.close():
-                self._log(tx, code, detail)
-            self._settle(tx)
-            self._write_state(tx)
+        try:
+            with self.storage.transaction() as tx:
+                for key, value in (settings or {}).items():
+                    tx.put(key, value)
+                for code, detail in self.security_events.close():
+                    self._log(tx, code, detail)
+                self._settle(tx)
+                self._write_state(tx)
+        except BaseException:
+            self._written = {}  # not a step (nothing is put back): what it noted is not on disk
+            raise
         self._last_save = self.now
 
     def _snapshot(self) -> dict:
@@ -1102,11 +1165,13 @@ class Meter:
     def _log(self, tx: Transaction, code: EventCode, detail: Any = "", when: datetime | None = None) -> None:
         event = Event(code, when or self.now, detail)
         self.events.record(tx, event, self._snapshot(), self.storage)
+        counted = vars(self.counters).copy()
         self.counters.count(event.code)
-        tx.put(COUNTERS_KEY, self.counters.to_dict())
+        if vars(self.counters) != counted:  # most events count nothing: the record stands
+            self._put_record(tx, COUNTERS_KEY, self.counters)
         if event.code in _TAMPERS:
             self.durations.tampers += 1
-            tx.put(DURATIONS_KEY, self.durations.to_dict())
+            self._put_record(tx, DURATIONS_KEY, self.durations)
         self._notify(event)
 
     def _notify(self, event: Event) -> None:

@@ -42,8 +42,20 @@ tails, packed by the profiles' next appends.
 every state blob, profile row, page and head carries a CRC-32 over its meter, key and value,
 checked on every read (a record copied under another meter's key fails it too); the
 shard keeps a commit counter, one more with every transaction; and its seal
-(``<shard>.seal`` beside the database, written atomically after every commit) holds
-that counter under a SHA-256. On open, a database behind its seal (a lost write-ahead
+(``<shard>.seal`` beside the database) holds that counter under a SHA-256.
+
+*The seal's cost.* Rewritten by a temporary file, fsync and rename after every commit,
+the seal cost more than the commit (444 us of CPU, 2.8 ms of wall time). It is now two
+slots in different disk sectors, and a commit rewrites the slot of its parity in place
+(one ``pwrite``), forced to disk (``fdatasync``) at most every :data:`SEAL_SYNC_S` and at
+a clean close. What it vouches for: after a process crash (SIGKILL) the newest slot is
+there (the page cache holds it once ``pwrite`` returns), so a database behind it is
+refused exactly as before; a slot torn by a power cut leaves the other, one commit older,
+and a database one ahead of its seal is accepted (a crash between commit and seal). A
+power cut may cost the seal the slots of its last second; the renamed seal could lose its
+last renames too (its directory was never synced), and the database's commits are
+durable either way (WAL, ``synchronous=FULL``), so a rollback is still caught unless it
+comes together with a power cut within that second. On open, a database behind its seal (a lost write-ahead
 log, an old copy put back: tokens it credited would be taken again), a seal without its
 database, a database with commits but no seal, a damaged seal or a failing
 ``quick_check`` raise :class:`~firmware.errors.StateDamaged`, and no meter of the shard
@@ -53,7 +65,11 @@ would be every meter's, at every commit), so a damaged shard is refused, not reb
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
+import struct
+import time
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,8 +79,7 @@ from typing import Any, Iterator
 
 from bijli.firmware import pages
 from bijli.firmware.errors import StateDamaged, StorageError
-from bijli.firmware.storage import (NonVolatileMemory, Row, dumps, kv_crc, loads, read_rows, read_seal, row_crc,
-                                    row_range, write_seal)
+from bijli.firmware.storage import NonVolatileMemory, Row, dumps, kv_crc, loads, read_rows, read_seal, row_crc, row_range
 
 SHARD_SCHEMA_VERSION = 3  # 2: a CRC-32 on every record, the commit counter, the seal; 3: profile pages
 
@@ -142,6 +157,64 @@ def page_entries(capacity: int) -> int:
 def seal_name(path: Path) -> str:
     """The seal's file name beside the shard database ``path``."""
     return path.name + ".seal"
+
+
+# --- the shard's seal: two slots rewritten in place ----------------------------------------
+#: a slot: this tag, the commit counter (big-endian), a SHA-256 over both
+SEAL_TAG = b"bijli shard seal"
+_SLOT = struct.Struct(">16sQ32s")
+#: the slots lie in different 512-byte sectors, so a write torn by a power cut spoils one at most
+SLOT_SPACING = 512
+#: the seal is forced to disk (fdatasync) at the first commit this long after it last was
+SEAL_SYNC_S = 1.0
+
+
+def seal_slot(commit: int) -> bytes:
+    """The slot that vouches for ``commit``."""
+    body = SEAL_TAG + commit.to_bytes(8, "big")
+    return _SLOT.pack(SEAL_TAG, commit, hashlib.sha256(body).digest())
+
+
+def read_shard_seal(path: Path) -> tuple[int, bool] | None:
+    """The commit the shard seal at ``path`` vouches for: the newest of its sound slots (a
+    slot torn by a power cut leaves the other, one commit older), and whether it is in
+    slots. None: no seal. A seal with no sound slot is :class:`StateDamaged`. A seal of
+    the earlier format (a JSON document rewritten by rename,
+    :func:`firmware.storage.write_seal`) is read as well, and replaced at the open."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateDamaged(f"{path}: cannot read the seal ({exc.strerror})") from None
+    if raw[:1] == b"{":
+        return read_seal(path.parent, path.name)[0], False  # type: ignore[index]
+    commits = []
+    for offset in (0, SLOT_SPACING):
+        chunk = raw[offset:offset + _SLOT.size]
+        if len(chunk) == _SLOT.size:
+            tag, commit, digest = _SLOT.unpack(chunk)
+            if tag == SEAL_TAG and digest == hashlib.sha256(chunk[:24]).digest():
+                commits.append(commit)
+    if not commits:
+        raise StateDamaged(f"{path}: the seal is damaged (its checksum does not match)")
+    return max(commits), True
+
+
+def _write_seal_file(path: Path, commit: int) -> None:
+    """A new seal vouching for ``commit`` in both slots, put in place atomically and on
+    disk (the file, then the directory entry) before it is used."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(seal_slot(commit).ljust(SLOT_SPACING, b"\0") + seal_slot(commit))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -246,6 +319,9 @@ class ShardStore:
         self.packing = packing  # profile entries packed into pages (False: one row each, as schema 2)
         self.commit = commit  # transactions committed, as the seal vouches
         self.seal_stale = False  # the last commit is on disk but the seal could not be rewritten
+        self.rollbacks = 0  # commit groups that failed (firmware.storage.NonVolatileMemory.rollbacks)
+        self._seal_fd: int | None = None  # the seal, open for its slots to be rewritten in place
+        self._seal_synced = time.monotonic()  # when the seal was last forced to disk
         self._in_tx = False  # a meter step is open
         self._in_group = False  # a commit group is open
 
@@ -264,13 +340,14 @@ class ShardStore:
                   "accepted twice; put back the shard's own database (with its -wal file) or start "
                   "the shard on a new --state.")
         try:
-            seal = read_seal(path.parent, seal_name(path))
+            sealed = read_shard_seal(path.parent / seal_name(path))
         except StateDamaged as exc:
             raise StateDamaged(f"{exc}. {refuse}") from None
+        seal = None if sealed is None else sealed[0]
         size = path.stat().st_size if path.exists() else None
         if seal is not None and not size:
             raise StateDamaged(f"{path} is {'missing' if size is None else 'empty'} but its seal says "
-                               f"{seal[0]} commits were made. {refuse}")
+                               f"{seal} commits were made. {refuse}")
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -283,7 +360,7 @@ class ShardStore:
             if fresh and seal is not None:
                 db.close()
                 raise StateDamaged(f"{path} holds no tables: it was rolled back to before it was made (a lost "
-                                   f"write-ahead log?), but its seal says {seal[0]} commits were made. {refuse}")
+                                   f"write-ahead log?), but its seal says {seal} commits were made. {refuse}")
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta"))
             schema = int(meta.get("shard_schema", SHARD_SCHEMA_VERSION if fresh else 1))
@@ -307,22 +384,32 @@ class ShardStore:
             db.close()
             raise StateDamaged(f"{path}: its seal {seal_name(path)} is missing, so it cannot be shown to be "
                                f"the newest state of its meters. {refuse}")
-        if seal is not None and commit < seal[0]:
+        if seal is not None and commit < seal:
             db.close()
-            raise StateDamaged(f"{path}: it was rolled back: it holds commit {commit}, its seal says {seal[0]} "
+            raise StateDamaged(f"{path}: it was rolled back: it holds commit {commit}, its seal says {seal} "
                                f"(a lost write-ahead log, or an old copy put back). {refuse}")
         store = cls(db, path, commit, packing)
-        if seal is None or seal[0] != commit:  # new, migrated, or a crash between commit and seal
-            store._seal()
-            if store.seal_stale:
-                db.close()
-                raise StorageError(f"{path.parent / seal_name(path)}: cannot be written")
+        try:
+            if sealed is None or not sealed[1] or seal != commit:  # new, migrated, earlier format, or a crash
+                # between a commit and its seal
+                _write_seal_file(path.parent / seal_name(path), commit)
+            store._seal_fd = os.open(path.parent / seal_name(path), os.O_RDWR)
+        except OSError as exc:
+            db.close()
+            raise StorageError(f"{path.parent / seal_name(path)}: cannot be written ({exc.strerror})") from None
         return store
 
     def close(self) -> None:
         if self._in_group or self._in_tx:
             raise StorageError(f"{self.path}: closed with a step or commit group open")
         self._db.close()
+        if self._seal_fd is not None:
+            try:
+                os.fdatasync(self._seal_fd)  # the newest slot on disk at a clean stop
+            except OSError:
+                pass  # the database holds every commit; the seal is at most behind it
+            os.close(self._seal_fd)
+            self._seal_fd = None
 
     def _commit(self) -> None:
         """COMMIT the open transaction with the counter one more, then rewrite the seal."""
@@ -332,10 +419,19 @@ class ShardStore:
         self._seal()
 
     def _seal(self) -> None:
-        """As for a single meter: a seal that cannot be written (a full disk) leaves the
-        commit standing; a database ahead of its seal is accepted at the next open."""
+        """The seal vouches for the commit just made: its slot (the commit's parity) is
+        rewritten in place, one ``pwrite`` of 56 bytes, and forced to disk at most every
+        :data:`SEAL_SYNC_S` (module docstring, *The seal's cost*). As for a single meter, a
+        seal that cannot be written leaves the commit standing; a database ahead of its
+        seal is accepted at the next open."""
+        if self._seal_fd is None:
+            return
         try:
-            write_seal(self.path.parent, self.commit, {}, seal_name(self.path))
+            os.pwrite(self._seal_fd, seal_slot(self.commit), (self.commit % 2) * SLOT_SPACING)
+            now = time.monotonic()
+            if now - self._seal_synced >= SEAL_SYNC_S:
+                os.fdatasync(self._seal_fd)
+                self._seal_synced = now
             self.seal_stale = False
         except OSError:
             self.seal_stale = True
@@ -390,6 +486,7 @@ class ShardStore:
             yield
         except BaseException:
             self._in_group = False
+            self.rollbacks += 1
             self._db.execute("ROLLBACK")
             raise
         self._in_group = False
@@ -397,6 +494,7 @@ class ShardStore:
             self._commit()
         except sqlite3.DatabaseError as exc:
             self._rollback()
+            self.rollbacks += 1
             raise StorageError(f"{self.path}: {exc}") from exc
 
     @contextmanager
@@ -502,6 +600,10 @@ class MeterMemory(NonVolatileMemory):
     @property
     def in_group(self) -> bool:
         return self.shard.in_group
+
+    @property
+    def rollbacks(self) -> int:
+        return self.shard.rollbacks
 
     def put(self, key: str, value: Any) -> None:
         if self.shard.in_step:

@@ -347,6 +347,9 @@ class NonVolatileMemory(Protocol):
     :class:`~firmware.errors.StorageError` on a damaged one."""
 
     path: Any
+    #: commit groups that failed after steps inside them had been released: what a meter
+    #: noted as written since may not be on disk (it then writes every record again)
+    rollbacks: int
 
     def transaction(self) -> Any: ...
 
@@ -378,6 +381,7 @@ class Storage(NonVolatileMemory):
         self._in_tx = False
         self._changes: dict[str, str | None] = {}
         self._group: dict[str, str | None] | None = None  # a commit group's changes while one is open
+        self.rollbacks = 0  # commit groups that failed (NonVolatileMemory.rollbacks)
         self.commit = commit
         self._records = dict(records or {})  # the committed state blobs, for the seal
         self.seal_stale = False  # the last commit is on disk but the seal could not be rewritten
@@ -510,9 +514,11 @@ class Storage(NonVolatileMemory):
             self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._rollback()
+            self.rollbacks += 1
             raise StorageError(f"{self.path}: {exc}") from exc
         except BaseException:
             self._rollback()
+            self.rollbacks += 1
             raise
         finally:
             self._group = None

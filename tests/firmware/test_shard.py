@@ -184,7 +184,7 @@ def test_a_damaged_shard_is_refused_like_a_damaged_meter_db(tmp_path):
     import shutil
 
     from bijli.firmware.errors import StateDamaged
-    from bijli.firmware.shard import seal_name
+    from bijli.firmware.shard import SLOT_SPACING, seal_name
 
     path = tmp_path / "s.db"
     shard = ShardStore.open(path)
@@ -212,8 +212,11 @@ def test_a_damaged_shard_is_refused_like_a_damaged_meter_db(tmp_path):
     seal.unlink()  # no seal beside a database with commits
     with pytest.raises(StateDamaged, match="seal .* is missing"):
         ShardStore.open(path)
-    seal.write_bytes(saved.replace(b'"commit":2', b'"commit":1'))  # tampered with
-    with pytest.raises(StateDamaged, match="damaged"):
+    tampered = bytearray(saved)
+    for slot in (0, SLOT_SPACING):  # both slots' counters (2 and 1) set back, their digests left
+        tampered[slot + 16:slot + 24] = (0).to_bytes(8, "big")
+    seal.write_bytes(bytes(tampered))  # tampered with
+    with pytest.raises(StateDamaged, match="the seal is damaged"):
         ShardStore.open(path)
     seal.write_bytes(saved)
     for name in ("s.db", "s.db-wal", "s.db-shm"):
@@ -238,6 +241,57 @@ def test_a_damaged_shard_is_refused_like_a_damaged_meter_db(tmp_path):
             shard.memory(meter).get("account")
     assert len(shard.verify()) == 2
     shard.close()
+
+
+def test_the_seal_vouches_for_every_commit_in_its_two_slots_and_a_torn_slot_costs_one(tmp_path):
+    """The seal is rewritten in place after every commit (one slot, alternately): read at
+    any moment it holds the last commit. A slot torn by a power cut leaves the other,
+    one commit older, which the database is then ahead of (accepted); a database one
+    commit behind a sound seal is still refused, and so is a seal with no sound slot."""
+    import shutil
+
+    from bijli.firmware.shard import SLOT_SPACING, read_shard_seal, seal_name
+
+    path = tmp_path / "s.db"
+    seal = tmp_path / seal_name(path)
+    shard = ShardStore.open(path)
+    for n in range(1, 6):
+        shard.memory(n).put("account", {"balance": str(n)})
+        assert read_shard_seal(seal) == (shard.commit, True) == (n, True)  # no close needed: a SIGKILL keeps it
+    shutil.copy(path, tmp_path / "old.db")
+    shard.close()
+    torn = bytearray(seal.read_bytes())
+    newest = (5 % 2) * SLOT_SPACING
+    torn[newest + 30] ^= 0xFF
+    seal.write_bytes(bytes(torn))
+    assert read_shard_seal(seal) == (4, True)
+    shard = ShardStore.open(path)  # ahead of its seal by one: a crash between commit and seal
+    assert shard.commit == 5 and read_shard_seal(seal) == (5, True)  # sealed again at the open
+    assert shard.memory(5).get("account") == {"balance": "5"}
+    shard.close()
+    torn[SLOT_SPACING - newest + 30] ^= 0xFF  # the other slot too: nothing vouches
+    seal.write_bytes(bytes(torn))
+    with pytest.raises(StateDamaged, match="the seal is damaged"):
+        ShardStore.open(path)
+
+
+def test_a_shard_sealed_in_the_earlier_format_opens_and_is_sealed_in_slots(tmp_path):
+    from bijli.firmware.shard import read_shard_seal, seal_name
+    from bijli.firmware.storage import write_seal
+
+    path = tmp_path / "s.db"
+    shard = ShardStore.open(path)
+    shard.memory(1).put("account", {"balance": "1"})
+    shard.memory(1).put("account", {"balance": "2"})
+    shard.close()
+    write_seal(tmp_path, 2, {}, seal_name(path))  # the JSON seal an earlier bijli wrote
+    assert read_shard_seal(tmp_path / seal_name(path)) == (2, False)
+    shard = ShardStore.open(path)
+    assert read_shard_seal(tmp_path / seal_name(path)) == (2, True)
+    shard.close()
+    write_seal(tmp_path, 3, {}, seal_name(path))  # one ahead of the database: rolled back
+    with pytest.raises(StateDamaged, match="rolled back"):
+        ShardStore.open(path)
 
 
 def test_a_shard_of_schema_1_is_migrated_with_its_records_checked_from_then_on(tmp_path):

@@ -10,6 +10,7 @@ status, every register read through the COSEM objects and the event log agree.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from bijli.firmware.errors import CommandError, ConfigError
 from bijli.firmware.shard import ShardStore
+from bijli.firmware.tariff import EnergyKind
 from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.clock import SimClock
 from bijli.tools.fleet.engine import FleetEngine
@@ -43,6 +45,9 @@ operation = st.one_of(
     st.tuples(st.just("read")),
     st.tuples(st.just("button")),
 )
+# a head-end programs a flat tariff (IC 20's passive calendar, activated now or later): the
+# fleet meter must keep pricing at it after every eviction (Meter.resume applies it)
+programming = st.tuples(st.just("tariff"), st.sampled_from(["2.75", "9.50"]), st.sampled_from([0, 1200, 4 * 3600]))
 
 
 def observe_all(node: MeterNode) -> dict:
@@ -90,6 +95,12 @@ class Twins:
             act = lambda node: node.execute(f"earth {op[1]}").text  # noqa: E731
         elif kind == "button":
             act = lambda node: node.meter.press_button()  # noqa: E731
+        elif kind == "tariff":
+            def act(node):
+                meter = node.meter
+                flat = replace(meter.config.tariff.active, kind=EnergyKind.FLAT, flat_rate=Decimal(op[1]))
+                meter.program_tariff(flat, meter.now + timedelta(seconds=op[2]))
+                return meter.config.tariff
         else:
             act = observe_all
         assert act(self.single) == self.fleet(act), op
@@ -101,7 +112,7 @@ class Twins:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(operation, min_size=1, max_size=8))
+@given(ops=st.lists(st.one_of(operation, programming), min_size=1, max_size=8))
 def test_a_fleet_meter_is_observably_the_single_meter(tmp_path_factory, ops):
     twins = Twins(tmp_path_factory.mktemp("twins"))
     try:
@@ -120,6 +131,23 @@ def test_the_seeds_evening_agrees_through_a_cut_and_a_recharge(tmp_path):
                    ("step", 5 * 3600), ("step", 5 * 3600), ("read",), ("step", 3 * 26 * 3600), ("read",),
                    ("token", "250"), ("button",), ("step", 1799), ("read",)]:
             twins.apply(op)
+    finally:
+        twins.close()
+
+
+def test_a_tariff_programmed_into_a_fleet_meter_prices_its_energy_after_every_eviction(tmp_path):
+    """A tariff the head-end programmed (later, then at once) is the meter's own: an evicted
+    fleet meter resumed on the shared configuration still prices at it, as the single one
+    does, and the credit shows it."""
+    twins = Twins(tmp_path)
+    try:
+        for op in [("token", "250"), ("load", 7.0, 1.0), ("tariff", "9.50", 1200), ("step", 600), ("read",),
+                   ("step", 3600), ("read",), ("step", 26 * 3600), ("tariff", "2.75", 0), ("step", 5 * 3600),
+                   ("read",)]:
+            twins.apply(op)
+        with twins.engine.observe(0) as node:
+            assert node.meter.config.tariff.active.flat_rate == Decimal("2.75")
+            assert node.meter.config.tariff.active.kind is EnergyKind.FLAT
     finally:
         twins.close()
 

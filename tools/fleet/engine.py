@@ -41,10 +41,11 @@ from bijli.tools.fleet import dormant
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
 from bijli.tools.node.fleet import member_config
-from bijli.tools.node.meter_node import ClockView, MeterNode, open_samples
+from bijli.tools.node.meter_node import STEP_SLICE_S, ClockView, MeterNode, open_samples
 
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
 ADVANCE_SLICE_S = 0.2  # real time of one commit group of a cooperative advance (a signal waits at most this)
+_SLICE = timedelta(seconds=STEP_SLICE_S)  # a single meter's console step walks in slices of this
 
 
 class FleetEngine:
@@ -129,8 +130,12 @@ class FleetEngine:
         """Meter ``index`` to now, through every mark it has not reached. With a load
         profile, each step is also cut at the household slot edges of the shared clock
         inside it and each slot's load drawn at its edge, as :meth:`Fleet.step_slices`
-        walks it: those marks are the meter's own, derived (every slot edge, the load from
-        the meter's seed), never stored."""
+        walks it; without one, into the slices of :data:`STEP_SLICE_S` from the step's
+        start in which a single meter's console step walks (:meth:`MeterNode.step_slices`):
+        a settle lands at each slice's end, and a low-credit event or a cut lands on the
+        first settle after the credit crosses, so one walk over a long step would put them
+        up to a slice later. Those marks are the meter's own, derived (every slot edge or
+        slice end, the load from the meter's seed), never stored."""
         offset = node.clock.offset  # type: ignore[attr-defined]
         stands = node.meter.now - offset  # where the meter is on the shared clock
         i = bisect.bisect_right(self._marks, stands)
@@ -144,6 +149,11 @@ class FleetEngine:
                     node.meter.advance_to(edge + offset)
                     self._follow(index, node)
                     edge = household.next_slot(edge)
+            else:
+                cut = stands + _SLICE
+                while cut < mark:
+                    node.meter.advance_to(cut + offset)
+                    cut += _SLICE
             node.meter.advance_to(mark + offset)
             if profiled:
                 self._follow(index, node)
