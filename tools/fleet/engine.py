@@ -40,9 +40,14 @@ from bijli.hal.clock import TimeSource
 from bijli.tools.fleet import dormant
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import household
-from bijli.tools.node.fleet import member_config
+from bijli.tools.node.fleet import FLEET_BLOCK_SECONDS, member_config
 from bijli.tools.node.meter_node import STEP_SLICE_S, ClockView, MeterNode, open_samples
 
+# On a real clock an observed meter meters the gap since it was last seen as a block of
+# samples plus the rest at steady load (MeterNode.tick). A fleet meter measures a block as
+# short as a per-file fleet member's: its synthetic load is constant within a slot, and a
+# whole second of waveform per observation was a third of a shard's CPU in a storm.
+_NODE = {"lazy_objects": True, "max_block_seconds": FLEET_BLOCK_SECONDS}
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
 ADVANCE_SLICE_S = 0.2  # real time of one commit group of a cooperative advance (a signal waits at most this)
 _SLICE = timedelta(seconds=STEP_SLICE_S)  # a single meter's console step walks in slices of this
@@ -258,18 +263,16 @@ class FleetEngine:
             if memory.get("progress") is not None:
                 # in the shard but not in RAM: this process restarted, for the meter a power cut
                 # (it logs the failure from its last committed step to now, as a single meter does)
-                return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory,
-                                 lazy_objects=True)
+                return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory, **_NODE)
             # never started: its first start is at the fleet's start, whenever it is first observed
             clock.offset = self.start - self.clock.now()
-            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory,
-                             lazy_objects=True)
+            node = MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory, **_NODE)
             clock.offset = timedelta(0)
             return node
         ram = dormant.unpack(blob, cfg.meter, index)
         clock.offset = ram["offset"]
         node = MeterNode(cfg, None, clock, ram["source"], storage=self.store.memory(index), resume=ram["meter"],
-                         lazy_objects=True)
+                         **_NODE)
         node._load = ram["load"]
         node._earth = ram.get("earth", 0.0)  # a record of before the earth current: a healthy neutral
         node.security.counters.resume(ram["counters"])
