@@ -79,7 +79,8 @@ from typing import Any, Iterator
 
 from bijli.firmware import pages
 from bijli.firmware.errors import StateDamaged, StorageError
-from bijli.firmware.storage import NonVolatileMemory, Row, dumps, kv_crc, loads, read_rows, read_seal, row_crc, row_range
+from bijli.firmware.storage import (NonVolatileMemory, Row, dumps, kv_crc, loads, read_rows, read_seal, read_seal_bytes,
+                                    row_crc, row_range)
 
 SHARD_SCHEMA_VERSION = 3  # 2: a CRC-32 on every record, the commit counter, the seal; 3: profile pages
 
@@ -181,12 +182,9 @@ def read_shard_seal(path: Path) -> tuple[int, bool] | None:
     slots. None: no seal. A seal with no sound slot is :class:`StateDamaged`. A seal of
     the earlier format (a JSON document rewritten by rename,
     :func:`firmware.storage.write_seal`) is read as well, and replaced at the open."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = read_seal_bytes(path)
+    if raw is None:
         return None
-    except OSError as exc:
-        raise StateDamaged(f"{path}: cannot read the seal ({exc.strerror})") from None
     if raw[:1] == b"{":
         return read_seal(path.parent, path.name)[0], False  # type: ignore[index]
     commits = []

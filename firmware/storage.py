@@ -227,15 +227,23 @@ def write_seal(state: Path, commit: int, records: dict[str, str], name: str = SE
     os.replace(tmp, state / name)
 
 
-def read_seal(state: Path, name: str = SEAL_NAME) -> tuple[int, dict[str, str]] | None:
-    """(commit, records) of the seal; None when there is none; StateDamaged when it is damaged."""
-    path = state / name
+def read_seal_bytes(path: Path) -> bytes | None:
+    """The bytes of the seal file at ``path`` (a meter's or a shard's); None when there is
+    none; StateDamaged when it cannot be read."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StateDamaged(f"{path}: cannot read the seal ({exc.strerror})") from None
+
+
+def read_seal(state: Path, name: str = SEAL_NAME) -> tuple[int, dict[str, str]] | None:
+    """(commit, records) of the seal; None when there is none; StateDamaged when it is damaged."""
+    path = state / name
+    raw = read_seal_bytes(path)
+    if raw is None:
+        return None
     try:
         doc = json.loads(raw.decode("utf-8"))
         commit, records, digest = doc["commit"], doc["records"], doc["sha256"]
