@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bijli.firmware.events import EventCode
+from bijli.firmware.sts.decoder import TokenResultCode
 from bijli.hal.samples import SyntheticSource
 from bijli.firmware.meter import _STATE_KEYS, Meter
 from bijli.firmware.shard import ShardStore
@@ -148,3 +149,33 @@ def test_a_failed_commit_group_makes_its_meters_write_every_record_again(tmp_pat
     assert meter.enter_token(token("5", START - timedelta(minutes=30))).accepted
     assert on_disk(meter) == in_ram(meter)
     shard.close()
+
+
+def test_a_step_failing_inside_a_commit_group_forgets_what_it_noted_as_written(tmp_path):
+    """A step inside a fleet's commit group is a savepoint: when one of its writes fails
+    (here sqlite refuses the decoder record a token writes after the account, as a full disk would), the
+    savepoint is rolled back alone and the meter's RAM is put back, its note of what it
+    has written (``Meter._written``) with it. Were the note kept, the same token entered
+    again would leave the same account and the step would skip writing it: memory would
+    keep the account from before the token that the meter answered as credited."""
+    shard = ShardStore.open(tmp_path / "s.db")
+    meter, other = Meter(CONFIG, shard.memory(3), START), Meter(CONFIG, shard.memory(4), START)
+    credit = token("50", START - timedelta(hours=1))
+    with shard.group():
+        assert other.enter_token(token("20", START - timedelta(hours=1))).accepted
+        shard._db.execute("CREATE TEMP TRIGGER full BEFORE INSERT ON main.kv "
+                          "WHEN NEW.meter = 3 AND NEW.key = 'sts' "
+                          "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        refused = meter.enter_token(credit)  # the account written in the savepoint, then the decoder refused
+        assert refused.code is TokenResultCode.STORAGE_ERROR and meter.storage_fault is not None
+        shard._db.execute("DROP TRIGGER temp.full")
+        assert on_disk(meter) == in_ram(meter)  # nothing of the token, in RAM or on disk
+        assert meter.enter_token(credit).accepted
+        assert on_disk(meter) == in_ram(meter)
+    shard.close()
+    shard = ShardStore.open(tmp_path / "s.db")
+    try:  # both meters' steps of the group committed, the other one's untouched by the failure
+        assert Meter(CONFIG, shard.memory(3), START).account.total_recharged == Decimal("50")
+        assert Meter(CONFIG, shard.memory(4), START).account.total_recharged == Decimal("20")
+    finally:
+        shard.close()

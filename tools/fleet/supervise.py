@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from bijli.tools.errors import UsageError
-from bijli.tools.fleet.manifest import merge_files, merge_manifests
+from bijli.tools.fleet.manifest import merge_files
 
-__all__ = ["RESTART_BACKOFF_S", "Supervisor", "merge_manifests"]
+__all__ = ["RESTART_BACKOFF_S", "Supervisor"]
 
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # after the 1st, 2nd, 3rd, later deaths in a row
 

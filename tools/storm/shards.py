@@ -2,7 +2,7 @@
 
 A scenario (:mod:`tools.storm.scenario`) needs what ``bijli fleet --processes P`` gives a
 head-end (one process per core, the meters at their own loopback addresses 127.x.y.z:4059,
-the shards' manifests merged by index: :func:`tools.fleet.supervise.merge_manifests`) and
+the shards' manifests merged by index: :func:`tools.fleet.manifest.merge_manifests`) and
 also each shard's console, which the supervisor keeps to itself. So it starts the P
 shards itself, with their consoles on pipes and their stderr (where a long console line
 reports its progress) in a file each, and sends a line to every shard at once: the shards
@@ -172,7 +172,7 @@ class Shards:
     def start(self) -> dict:
         """Start the shards and wait until every one serves; the merged manifest (written
         to ``fleet.json``)."""
-        from bijli.tools.fleet.supervise import merge_manifests
+        from bijli.tools.fleet.manifest import merge_manifests
 
         for k in range(self.processes):
             self.members.append(ShardProcess(self.work, k, self.processes, self.fleet_args))
