@@ -248,7 +248,7 @@ def test_a_fleet_larger_than_the_open_file_limit_is_refused_with_what_to_do(tmp_
     assert not (tmp_path / "state").exists()  # refused before any meter was built
 
     # a soft limit below the need but a hard one above it: raised, and the fleet goes on
-    code = ("import resource\nfrom bijli.tools.commands.fleet import check_file_descriptors\n"
+    code = ("import resource\nfrom bijli.tools.fleet.descriptors import check_file_descriptors\n"
             "check_file_descriptors(100)\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (100, 4096)))

@@ -139,6 +139,57 @@ def test_processes_supervises_the_shards_and_restarts_one_killed(tmp_path):
     assert "state saved" in out
 
 
+def _free_ports(n: int) -> int:
+    """A base port with ``n`` consecutive free ports on 127.0.0.1 (bound and released)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    pytest.skip("no block of free ports on loopback")
+
+
+def test_processes_on_one_host_give_each_shard_its_own_block_of_ports(tmp_path):
+    """`--processes P --tcp HOST:BASEPORT`: shard K of P puts meter I on BASEPORT + I // P (a
+    shard per host), so on one host every shard would want the same ports; the supervisor
+    gives shard K the K-th block instead, and every meter answers at its own port."""
+    base = _free_ports(6)
+    manifest = tmp_path / "fleet.json"
+    proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "5", "--processes", "2",
+                             "--tcp", f"127.0.0.1:{base}", "--state", str(tmp_path / "state"), "--clock", "sim",
+                             "--start", "2024-06-14T17:00:00", "--rate", "0", "--manifest", str(manifest)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while (line := proc.stdout.readline()).strip() != "serving":
+            assert line and time.monotonic() < deadline, proc.stderr.read() if not line else line
+        meters = json.loads(manifest.read_text())["meters"]
+        ports = {m["index"]: int(m["target"].rsplit(":", 1)[1]) for m in meters}
+        # shard 0 (meters 0, 2, 4) on base..base+2, shard 1 (meters 1, 3) on base+3, base+4
+        assert ports == {0: base, 2: base + 1, 4: base + 2, 1: base + 3, 3: base + 4}
+        for m in meters:
+            client = Client(open_client_transport(m["target"], 16), ClientSettings.for_association(16))
+            with client:
+                client.associate()
+                assert client.get(1, SERIAL, 2).to_python()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+
 class ShardProcess:
     """`bijli fleet --shard` with its console on a pipe."""
 
@@ -281,7 +332,7 @@ def test_a_shard_raises_its_descriptor_limits_or_refuses_at_start_with_what_it_n
     """Issue 12: a shard needs a descriptor per listener. It raises its soft limit, and its
     hard one when it may (CAP_SYS_RESOURCE, up to fs.nr_open); what it cannot get is a
     UsageError at start (status 2, nothing built), never EMFILE half way through its listeners."""
-    code = ("import resource\nfrom bijli.tools.commands.fleet import check_file_descriptors\n"
+    code = ("import resource\nfrom bijli.tools.fleet.descriptors import check_file_descriptors\n"
             "check_file_descriptors(3000, 1, 1024, raise_hard=True)\n"
             "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
@@ -320,3 +371,14 @@ def test_processes_that_cannot_hold_their_listeners_are_refused_with_how_many_wo
     assert r.returncode == 2, r.stderr
     assert f"--processes {-(-count // 1000)} (or --shard K/{-(-count // 1000)})" in r.stderr
     assert "did not start" not in r.stderr + r.stdout and not (tmp_path / "state").exists()
+
+
+def test_the_fewest_shards_that_fit_under_the_hard_open_file_limit():
+    """The Bakrid scenario's default --processes: one per core unless the shards' meters
+    would not fit under the hard limit a child inherits (refused at start otherwise)."""
+    code = ("import resource\nfrom bijli.tools.fleet.descriptors import ENGINE_FD_HEADROOM, shards_that_fit\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (2024, 2024))\n"
+            "print(shards_that_fit(500, 2), shards_that_fit(1000, 1), shards_that_fit(1001, 1), "
+            "shards_that_fit(10_000, 2))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["2", "1", "2", "10"]  # 1,000 meters a shard under 2,024 (1,024 headroom)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from bijli.tools.errors import UsageError
+from bijli.tools.fleet.descriptors import check_file_descriptors, shard_descriptors
 from bijli.tools.node import household  # light: the load profiles' names, for --load-profile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,12 +109,6 @@ async def metering_loop(fleet: Fleet, stopping: asyncio.Event) -> None:
 
 DEFAULT_LOAD_PROFILE = "random"  # the per-meter-file fleet's; a shard draws none unless named
 DEFAULT_TCP = "127.0.0.1:4059"  # without --shard: meter I on port 4059+I of 127.0.0.1
-FDS_PER_METER = 4  # its listening socket, its state database with journal and WAL, one head-end connection
-FDS_PER_ENGINE_METER = 1  # the fleet engine: its listening socket (one shard database for all)
-FD_SLACK = 64  # the interpreter, the console, the manifest, a few more connections
-# a shard: the interpreter, its database, and the connections of a storm (each endpoint's
-# cap is lowered to what is left, see hal.tcp.listen)
-ENGINE_FD_HEADROOM = 1024
 
 
 def port_ranges(ports: list[int]) -> str:
@@ -130,67 +125,27 @@ def port_ranges(ports: list[int]) -> str:
     return ",".join(out)
 
 
-def check_file_descriptors(count: int, per_meter: int = FDS_PER_METER, headroom: int = FD_SLACK, *,
-                           raise_hard: bool = False) -> None:
-    """A fleet needs about ``per_meter`` descriptors per meter and ``headroom`` more. Raise
-    the soft limit towards the hard one when that is enough; with ``raise_hard`` (a fleet
-    engine shard: a listener per meter, 125,000 on one core) raise the hard limit too when
-    the process may (as root, up to ``fs.nr_open``); otherwise refuse to start, before any
-    meter is built, with how many are needed and how to get them, instead of failing with
-    EMFILE half way through."""
-    import resource
-
-    need = count * per_meter + headroom
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    unlimited = resource.RLIM_INFINITY
-    if soft == unlimited or soft >= need:
-        return
-    if hard == unlimited or hard >= need:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
-            return
-        except (ValueError, OSError):
-            pass
-    nr_open = _nr_open()
-    if raise_hard and (nr_open is None or need <= nr_open):
-        try:  # only a process with CAP_SYS_RESOURCE (root, unless a container withholds it) may raise its hard limit
-            resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))
-            return
-        except (ValueError, OSError):
-            pass
-    ceiling = f"; the kernel allows at most fs.nr_open = {nr_open:,} per process" if nr_open else ""
-    fits = max(0, (hard if hard != unlimited else need) - headroom) // per_meter
-    ceiling += f"; {fits:,} meters fit in one process under the hard limit" if raise_hard else ""
-    raise UsageError(f"{count:,} meters need about {need:,} open files (about {per_meter} each and {headroom} more) "
-                     f"but this process may open {soft:,} (hard limit {hard:,}, which only a process with "
-                     f"CAP_SYS_RESOURCE may raise){ceiling}: raise the limit (`ulimit -n {need}` in the shell, "
-                     f"LimitNOFILE={need} in a systemd unit) or run fewer meters per process (more shards: "
-                     f"--processes, --shard K/N)")
-
-
-def shard_descriptors(count: int, shards: int) -> None:
-    """:func:`check_file_descriptors` for the largest of ``shards`` engine shards of a
-    ``count``-meter fleet; refused with the number of shards that would fit too."""
-    import resource
+def _one_host_ports(tcp: str | None, count: int, processes: int):
+    """Each shard's --tcp when all of them run on this host. Shard K of N puts meter I on
+    BASEPORT + I // N (tools.fleet.addressing: a shard per host, the same ports on each);
+    on one host that would be N meters on every port, so shard K is given the K-th block
+    of ceil(count / N) consecutive ports instead: meter I of shard K on
+    BASEPORT + K * ceil(count / N) + I // N, every port of the fleet its own."""
+    if tcp is None:
+        return None  # each meter at its own loopback address: nothing is shared
+    from bijli.hal.tcp_line import parse_endpoint
 
     try:
-        check_file_descriptors(-(-count // shards), FDS_PER_ENGINE_METER, ENGINE_FD_HEADROOM, raise_hard=True)
-    except UsageError as exc:
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        fits = (hard - ENGINE_FD_HEADROOM) // FDS_PER_ENGINE_METER if hard != resource.RLIM_INFINITY else 0
-        if fits <= 0:
-            raise
-        raise UsageError(f"{exc}; for {count:,} meters under this limit: --processes {-(-count // fits)} (or "
-                         f"--shard K/{-(-count // fits)})") from None
-
-
-def _nr_open() -> int | None:
-    """The most descriptors the kernel lets one process have (Linux fs.nr_open), or None."""
-    try:
-        with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
+        host, base = parse_endpoint(tcp)
+    except ValueError as exc:
+        raise UsageError(f"--tcp: {exc}") from None
+    if base == 0:
+        return lambda k: ["--tcp", tcp]  # each listener picks a free port
+    span = -(-count // processes)
+    if base + processes * span - 1 > 65535:
+        raise UsageError(f"--tcp {tcp}: {count:,} meters need ports {base}-{base + processes * span - 1}, "
+                         "beyond 65535; use each meter's own loopback address (no --tcp) or a lower base port")
+    return lambda k: ["--tcp", f"{host}:{base + k * span}"]
 
 
 async def _run(args, cfg: config_mod.Config) -> int:
@@ -377,12 +332,12 @@ def _main(args) -> int:
         fleet_args = ["--count", str(args.count), "--state", args.state, "--cache", str(args.cache),
                       "--log", args.log, "--console", "none"]  # this process's stdin is the supervisor's
         for flag, value in (("--config", args.config), ("--clock", args.clock), ("--start", args.start),
-                            ("--tcp", args.tcp), ("--load-profile", args.load_profile)):
+                            ("--load-profile", args.load_profile)):
             if value is not None:
                 fleet_args += [flag, value]
         fleet_args += ["--rate", repr(args.rate)]
         return Supervisor(fleet_args, args.processes, Path(args.manifest) if args.manifest else None,
-                          Path(args.state)).run()
+                          Path(args.state), shard_args=_one_host_ports(args.tcp, args.count, args.processes)).run()
     if args.shard is not None:
         from bijli.tools.fleet.addressing import parse_shard
 

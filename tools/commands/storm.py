@@ -49,7 +49,8 @@ def register(subparsers) -> None:
     s.add_argument("--small-credit", default="20", help="INR each meter holds on Friday (default 20)")
     s.add_argument("--processes", type=int, metavar="P",
                    help="shard processes of the scenario's fleet engine (bijli fleet --shard K/P; default: one "
-                        "per core, at most one per meter)")
+                        "per core, or more when a shard's meters would not fit under the open-file limit; "
+                        "at most one per meter)")
     s.add_argument("--tcp", metavar="HOST:BASEPORT",
                    help="the shards' --tcp (default: each meter at its own loopback address 127.x.y.z:4059; "
                         "HOST:0 lets each pick a free port)")

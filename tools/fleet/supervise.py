@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bijli.tools.errors import UsageError
@@ -28,10 +29,12 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # after the 1st, 2nd, 3rd, later death
 
 
 class Supervisor:
-    def __init__(self, fleet_args: list[str], processes: int, manifest: Path | None, state: Path):
+    def __init__(self, fleet_args: list[str], processes: int, manifest: Path | None, state: Path,
+                 shard_args: Callable[[int], list[str]] | None = None):
         if processes < 1:
             raise UsageError("--processes must be at least 1")
         self.fleet_args = fleet_args
+        self.shard_args = shard_args or (lambda k: [])  # what differs by shard beyond --shard K/P
         self.processes = processes
         self.manifest = manifest
         self.state = state
@@ -43,7 +46,7 @@ class Supervisor:
         return self.state / f"manifest-shard-{k}-of-{self.processes}.json"
 
     def spawn(self, k: int) -> subprocess.Popen:
-        args = [sys.executable, "-m", "bijli.tools.cli", "fleet", *self.fleet_args,
+        args = [sys.executable, "-m", "bijli.tools.cli", "fleet", *self.fleet_args, *self.shard_args(k),
                 "--shard", f"{k}/{self.processes}", "--manifest", str(self.part_manifest(k))]
         return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 

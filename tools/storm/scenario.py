@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bijli.firmware.prepaid import PrepaidConfig
+from bijli.tools.fleet.descriptors import shards_that_fit
 from bijli.tools.storm import DeliveryError, ScenarioError
 from bijli.tools.storm.delivery import CreditReading, MeterTarget, read_credit
 from bijli.tools.storm.engine import Options
@@ -150,7 +151,9 @@ def bakrid(work: Path, count: int, opts: Options, *, amount: str = "100", small_
     """Run the week; a summary whose ``ok`` holds the scenario's three promises."""
     if count < 1:
         raise ScenarioError("--count must be at least 1")
-    processes = min(count, processes if processes is not None else (os.cpu_count() or 1))
+    if processes is None:  # one per core, or as many more as the open-file limit needs
+        processes = shards_that_fit(count, at_least=os.cpu_count() or 1)
+    processes = min(count, processes)
     if processes < 1:
         raise ScenarioError("--processes must be at least 1")
     every = progress_every if progress_every is not None else 5.0
