@@ -19,6 +19,11 @@ A fleet-wide boundary (the 30-minute block-load capture of 250,000 meters) is on
 group, not 250,000 fsyncs. Nothing that must be acknowledged (a credited token) may
 be inside a group: outside a group every step is its own ``BEGIN IMMEDIATE ...
 COMMIT``, on disk when :meth:`MeterMemory.transaction` returns, as with a single meter.
+The one exception is a *batch* (:meth:`ShardStore.begin_batch`), a group left open across
+the callbacks of one event-loop round whose opener holds back every acknowledgement of
+its steps until it has committed (the fleet engine's DLMS connections: a token's reply
+leaves only once its credit is on disk, with the other requests of that round in one
+fsync); anything else that needs the store first ends the batch.
 
 Values are encoded exactly as :mod:`firmware.storage` encodes them (its ``dumps`` and
 ``loads``), so money stays Decimal text on its way to disk.
@@ -75,7 +80,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from bijli.firmware import pages
 from bijli.firmware.errors import StateDamaged, StorageError
@@ -322,6 +327,8 @@ class ShardStore:
         self._seal_synced = time.monotonic()  # when the seal was last forced to disk
         self._in_tx = False  # a meter step is open
         self._in_group = False  # a commit group is open
+        self._batch_end: Callable[[], None] | None = None  # a batch is open: what ends it (begin_batch)
+        self._batch_begun = False  # the open batch's transaction has begun (it has had a step)
 
     @classmethod
     def open(cls, path: str | Path, *, packing: bool = True) -> "ShardStore":
@@ -398,6 +405,7 @@ class ShardStore:
         return store
 
     def close(self) -> None:
+        self._end_batch()
         if self._in_group or self._in_tx:
             raise StorageError(f"{self.path}: closed with a step or commit group open")
         self._db.close()
@@ -469,10 +477,59 @@ class ShardStore:
         """The meters that have any memory in this shard."""
         return [m for (m,) in self._db.execute("SELECT DISTINCT meter FROM kv ORDER BY meter")]
 
+    # --- batches: a commit group left open across event-loop callbacks -----------------
+    def begin_batch(self, end: Callable[[], None]) -> None:
+        """Open a *batch*: a commit group that stays open after this call returns, so that
+        the steps of several meters' requests (an event loop's round of connections) are
+        savepoints of one transaction and one fsync. Whoever opens it holds back every
+        acknowledgement of those steps until :meth:`commit_batch` has returned. ``end`` is
+        the opener's way to commit it and release what it held: anything that needs the
+        store outside a batch (:meth:`group`, :meth:`close`) calls it first, so a batch
+        never nests and never swallows a step that must be on disk when it returns."""
+        if self._in_group or self._in_tx:
+            raise StorageError("a batch opens only outside a step or a commit group")
+        self._in_group = True
+        self._batch_end = end
+        self._batch_begun = False  # its transaction begins with its first step: a round of reads commits nothing
+
+    @property
+    def in_batch(self) -> bool:
+        return self._batch_end is not None
+
+    def commit_batch(self) -> None:
+        """Commit the open batch (one fsync, one seal; nothing when none of its calls made a
+        step: a round of reads writes nothing, as outside a batch). When the commit fails it is rolled
+        back, :attr:`rollbacks` counts it and :class:`StorageError` is raised: none of its
+        steps is on disk, and the opener must treat its meters as powered off."""
+        if self._batch_end is None:
+            raise StorageError("no batch is open")
+        if self._in_tx:
+            raise StorageError("a batch commits between steps, not inside one")
+        self._batch_end = None
+        self._in_group = False
+        if not self._batch_begun:
+            return
+        self._batch_begun = False
+        try:
+            self._commit()
+        except sqlite3.DatabaseError as exc:
+            self._rollback()
+            self.rollbacks += 1
+            raise StorageError(f"{self.path}: {exc}") from exc
+
+    def _end_batch(self) -> None:
+        end = self._batch_end
+        if end is not None:
+            end()
+            if self._batch_end is not None:  # the opener did not commit it: never leave it open here
+                self.commit_batch()
+
     @contextmanager
     def group(self) -> Iterator[None]:
         """One commit group: every meter step inside is a savepoint of one transaction,
-        on disk together when the block ends (none of them when it raises)."""
+        on disk together when the block ends (none of them when it raises). An open batch
+        is ended first (:meth:`begin_batch`)."""
+        self._end_batch()
         if self._in_group or self._in_tx:
             raise StorageError("nested commit group: a group holds steps, not groups")
         try:
@@ -502,6 +559,9 @@ class ShardStore:
         self._in_tx = True
         try:
             if self._in_group:
+                if self._batch_end is not None and not self._batch_begun:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._batch_begun = True
                 self._db.execute("SAVEPOINT step")
                 try:
                     yield MeterTransaction(self._db, meter, self.packing, f"{self.path}#meter{meter}")

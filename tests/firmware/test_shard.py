@@ -93,6 +93,74 @@ def test_a_commit_group_is_one_transaction_and_a_failed_step_in_it_only_undoes_i
     shard.close()
 
 
+def test_a_batch_stays_open_across_calls_until_its_opener_commits_it_or_a_group_needs_the_store(tmp_path):
+    """A batch (the fleet engine's round of DLMS requests) is a commit group left open:
+    its steps are savepoints, on disk only at commit_batch. Anything that needs the store
+    outside a batch (a group, a close) has the opener end it first."""
+    shard = ShardStore.open(tmp_path / "s.db")
+    ended = []
+
+    def end():
+        ended.append(shard.commit)
+        shard.commit_batch()
+
+    shard.begin_batch(end)
+    assert shard.in_batch and shard.in_group
+    for i in range(3):
+        with shard.memory(i).transaction() as tx:
+            tx.put("energy", i)
+    with pytest.raises(StorageError, match="batch opens only"):
+        shard.begin_batch(end)
+    assert other_connection(tmp_path / "s.db").execute("SELECT COUNT(*) FROM kv").fetchone() == (0,)
+    before = shard.commit
+    shard.commit_batch()  # one commit for the three steps
+    assert shard.commit == before + 1 and not shard.in_batch and not shard.in_group
+    assert other_connection(tmp_path / "s.db").execute("SELECT COUNT(*) FROM kv").fetchone() == (3,)
+    with pytest.raises(StorageError, match="no batch"):
+        shard.commit_batch()
+    shard.begin_batch(end)
+    assert shard.memory(0).get("energy") == 0  # reads only: the batch commits nothing
+    shard.commit_batch()
+    assert shard.commit == before + 1
+    shard.begin_batch(end)
+    shard.memory(5).put("energy", 5)
+    with shard.group():  # the batch is ended (committed) first, then the group opens
+        assert ended == [before + 1] and not shard.in_batch
+        shard.memory(6).put("energy", 6)
+    assert other_connection(tmp_path / "s.db").execute("SELECT COUNT(*) FROM kv").fetchone() == (5,)
+    shard.begin_batch(end)
+    with shard.memory(7).transaction() as tx:
+        tx.put("energy", 7)
+        with pytest.raises(StorageError, match="inside one"):
+            shard.commit_batch()  # never in the middle of a step
+    shard.close()  # a close ends it too
+    assert len(ended) == 2
+    reopened = ShardStore.open(tmp_path / "s.db")
+    assert [reopened.memory(i).get("energy") for i in (0, 1, 2, 5, 6, 7)] == [0, 1, 2, 5, 6, 7]
+    reopened.close()
+
+
+def test_a_batch_that_cannot_commit_leaves_none_of_its_steps(tmp_path):
+    shard = ShardStore.open(tmp_path / "s.db")
+    shard.memory(0).put("energy", 1)
+    shard.begin_batch(shard.commit_batch)
+    shard.memory(0).put("energy", 2)
+    shard.memory(1).put("energy", 2)
+    # a real refusal at COMMIT time (sqlite raises it, as it would a full disk), made inside
+    # the batch's own transaction so that the rollback removes it again
+    shard._db.execute("CREATE TEMP TRIGGER refuse BEFORE UPDATE ON meta BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    rollbacks = shard.rollbacks
+    with pytest.raises(StorageError, match="refused"):
+        shard.commit_batch()
+    assert shard.rollbacks == rollbacks + 1 and not shard.in_batch and not shard.in_group
+    assert shard.memory(0).get("energy") == 1 and shard.memory(1).get("energy") is None
+    shard.memory(1).put("energy", 3)  # the store goes on
+    shard.close()
+    reopened = ShardStore.open(tmp_path / "s.db")
+    assert reopened.memory(0).get("energy") == 1 and reopened.memory(1).get("energy") == 3
+    reopened.close()
+
+
 def test_bad_keys_and_foreign_files_are_refused(tmp_path):
     shard = ShardStore.open(tmp_path / "s.db")
     for bad in (-1, "7", 1.0, True):

@@ -81,3 +81,27 @@ def test_a_used_generator_and_changed_configuration_go_by_value(tmp_path):
     assert back["source"].read_block(16) == source.read_block(16)
     assert back["prepaid"] == other
     assert back["tariff"] == cfg.meter.tariff
+
+
+def test_a_layout_reuses_the_shared_sections_and_resolves_what_differs_exactly_as_a_fresh_walk():
+    """The layout's table for member after member equals a fresh walk of each (same
+    paths, same objects); a member whose section is another object (its own tariff) has
+    that section resolved again, not the last member's reused."""
+    base = config.load(None)
+    layout = dormant.Layout()
+
+    def same(table, cfg):
+        fresh = dormant.Layout().table(cfg)
+        return {i: (path, id(obj)) for i, (path, obj) in table.items()} == \
+            {i: (path, id(obj)) for i, (path, obj) in fresh.items()}
+
+    for index in (0, 7, 7, 250_000 - 1):
+        cfg = member_config(base, index).meter
+        assert same(layout.table(cfg), cfg)
+    assert "prepaid" in layout._reuse and "tariff" in layout._reuse
+    cfg = member_config(base, 3).meter
+    own = dataclasses.replace(cfg, tariff=dataclasses.replace(cfg.tariff))
+    table = layout.table(own)
+    assert same(table, own)
+    assert id(own.tariff) in table and id(cfg.tariff) not in table
+    assert same(layout.table(cfg), cfg)  # and back

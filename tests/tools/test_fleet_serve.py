@@ -6,9 +6,11 @@ import asyncio
 import ipaddress
 import json
 import os
+import sqlite3
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -23,6 +25,10 @@ from bijli.tools.fleet.addressing import (WRAPPER_PORT, meter_address, meter_end
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config
 from bijli.tools.node.client_transports import open_client_transport
+from bijli.tools.node.fleet import member_config
+from bijli.firmware.sts.vend import vend_credit
+from bijli.tools.storm import DeliveryError
+from bijli.tools.storm.delivery import MeterTarget, deliver, read_credit
 
 START = datetime(2024, 6, 14, 17, 0)
 SERIAL = "0.0.96.1.0.255"
@@ -178,6 +184,114 @@ def test_an_evicted_meter_keeps_its_invocation_counters_in_ram_not_in_a_commit_p
             read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=1, **keys)
         read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=20, **keys)
         assert shard.engine.store.memory(0).get("dlms_counters") == reserved  # no commit per association
+    finally:
+        shard.close()
+
+
+def token_for(engine: FleetEngine, index: int, amount: str, minutes: int) -> str:
+    cfg = member_config(engine.base, index)
+    return vend_credit(cfg.meter.sts.vend_key(), Decimal(amount), subclass=4,
+                       time=START - timedelta(hours=2) + timedelta(minutes=minutes)).digits
+
+
+def recharged_on_disk(path, index: int) -> Decimal:
+    """The meter's total recharged as a second reader of the shard file sees it: committed."""
+    with sqlite3.connect(path) as db:
+        (text,) = db.execute("SELECT value FROM kv WHERE meter = ? AND key = 'account'", (index,)).fetchone()
+    return Decimal(json.loads(text)["total_recharged"])
+
+
+def test_a_round_of_deliveries_shares_its_commits_and_each_credit_is_on_disk_before_its_answer(tmp_path):
+    """Three meters delivered at once (connect, public association, utility association,
+    token): their requests run in the engine's batches, one commit per round of the event
+    loop for all three, not three commits per meter (first start, counter reservation,
+    token); and when a meter's verdict arrives its credit is already on disk."""
+    served = ServedShard(tmp_path, [0, 1, 2], cache_size=1)
+    engine = served.engine
+    shard = engine.store
+    try:
+        rows = served.manifest()["meters"]
+        before = shard.commit
+
+        async def one(i, row):
+            verdict = await deliver(MeterTarget.from_row(row, i), token_for(engine, i, "40", i), timeout=20,
+                                    on_before=None)
+            return verdict, recharged_on_disk(tmp_path / "s.db", i)  # read as soon as the verdict is in
+
+        async def all_three():
+            return await asyncio.gather(*(one(i, row) for i, row in enumerate(rows)))
+
+        results = asyncio.run(all_three())
+        assert [v.status for v, _ in results] == [3, 3, 3]  # execution OK
+        assert [on_disk for _, on_disk in results] == [Decimal("40")] * 3
+        assert shard.commit - before <= engine.batches and engine.batch_failures == 0
+        readings = asyncio.run(read_credit(MeterTarget.from_row(rows[1], 1), timeout=20))
+        assert readings.total_recharged == 4000
+    finally:
+        served.close()
+
+
+def test_the_steps_of_one_round_are_one_commit_made_at_the_rounds_end(tmp_path):
+    """Two meters' steps in one event-loop round: nothing on disk while the round runs,
+    one commit for both once the loop has turned; a round of reads commits nothing."""
+    served = ServedShard(tmp_path, [0, 1], cache_size=2)
+    engine = served.engine
+    path = tmp_path / "s.db"
+
+    def on_disk():
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT COUNT(*) FROM kv WHERE key = 'note'").fetchone()[0]
+
+    async def one_round():
+        before = engine.store.commit
+        for index in (0, 1):
+            engine.batched(index)
+            with engine.store.memory(index).transaction() as tx:
+                tx.put("note", index)
+        during = (engine.store.commit - before, on_disk())
+        await asyncio.sleep(0)  # the loop turns: the round's end
+        await asyncio.sleep(0)
+        after = (engine.store.commit - before, on_disk())
+        engine.batched(0)
+        assert engine.store.memory(0).get("note") == 0
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return during, after, engine.store.commit - before
+
+    try:
+        during, after, reads = served.call(one_round())
+        assert during == (0, 0) and after == (1, 2) and reads == 1
+    finally:
+        served.close()
+
+
+def test_a_round_that_cannot_commit_powers_its_meters_off_and_sends_none_of_its_answers(tmp_path):
+    """A batch whose commit fails (a real sqlite refusal at COMMIT, as a full disk gives):
+    its answers are never sent (the connection is aborted), its meter restarts from its
+    memory, and the same token delivered again is credited, once."""
+    shard = ServedShard(tmp_path, [0], cache_size=4)
+    engine = shard.engine
+    try:
+        (row,) = shard.manifest()["meters"]
+        target = MeterTarget.from_row(row, 0)
+        first, second = token_for(engine, 0, "30", 0), token_for(engine, 0, "20", 1)
+        assert asyncio.run(deliver(target, first, timeout=20, on_before=None)).status == 3
+
+        async def refuse(on):
+            if on:
+                engine.store._db.execute("CREATE TEMP TRIGGER refuse BEFORE UPDATE ON meta "
+                                         "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            else:
+                engine.store._db.execute("DROP TRIGGER refuse")
+
+        shard.call(refuse(True))
+        with pytest.raises((DeliveryError, ConnectionError)):  # the connection ends with no verdict
+            asyncio.run(deliver(target, second, timeout=20, on_before=None))
+        assert engine.batch_failures == 1 and 0 not in engine._hydrated
+        shard.call(refuse(False))
+        assert recharged_on_disk(tmp_path / "s.db", 0) == Decimal("30")
+        assert asyncio.run(deliver(target, second, timeout=20, on_before=None)).status == 3
+        assert asyncio.run(read_credit(target, timeout=20)).total_recharged == 5000
     finally:
         shard.close()
 

@@ -82,29 +82,62 @@ class Layout:
     configuration is the fleet's base with another identity, so the paths are found once
     (walking the configuration's dataclasses is slow: half a millisecond) and each
     record's configuration is only looked up along them, each object checked to be of
-    the type found there (a configuration of another shape is walked afresh)."""
+    the type found there (a configuration of another shape is walked afresh).
+
+    The paths are grouped by the configuration's field they start from. A member's
+    configuration shares every section but its identity and STS settings with the others
+    (:func:`tools.node.fleet.member_config`), so a group whose section is the very object
+    the last table found there, a frozen dataclass with only frozen dataclasses below it
+    (nothing in it can be replaced), holds the same objects again: its entries are reused
+    rather than resolved path by path (42 lookups a record, a third of a dormant record's
+    writing)."""
 
     def __init__(self) -> None:
         self._paths: list[tuple[tuple, type]] | None = None
+        self._groups: list[tuple[str | None, list[tuple[tuple, type]]]] = []  # first field -> its paths
+        self._reuse: dict[str, tuple[Any, list[tuple[int, tuple, Any]]]] = {}  # field -> (section, entries)
 
     def table(self, config: Any) -> dict[int, tuple[tuple, Any]]:
         """id -> (path, object) of the shared objects of ``config``."""
         if self._paths is not None:
             out: dict[int, tuple[tuple, Any]] = {}
             try:
-                for path, kind in self._paths:
-                    obj = _resolve(config, path)
-                    if type(obj) is not kind:
-                        break
-                    out.setdefault(id(obj), (path, obj))
-                else:
-                    return out
+                for field, paths in self._groups:
+                    if field is not None:
+                        section = getattr(config, field)
+                        kept = self._reuse.get(field)
+                        if kept is not None and kept[0] is section:
+                            for i, path, obj in kept[1]:
+                                out.setdefault(i, (path, obj))
+                            continue
+                    entries = []
+                    for path, kind in paths:
+                        obj = _resolve(config, path)
+                        if type(obj) is not kind:
+                            raise TypeError(path)
+                        entries.append((id(obj), path, obj))
+                        out.setdefault(id(obj), (path, obj))
+                    if field is not None and _frozen_all(entries):
+                        self._reuse[field] = (section, entries)
+                return out
             except (AttributeError, IndexError, TypeError):
                 pass
         paths = shared_paths(config)
         objects = _objects(config)
         self._paths = [(path, type(objects[i])) for i, path in paths.items()]
+        self._groups = []
+        for path, kind in self._paths:
+            field = path[0] if path else None
+            if self._groups and self._groups[-1][0] == field and field is not None:
+                self._groups[-1][1].append((path, kind))
+            else:
+                self._groups.append((field, [(path, kind)]))
+        self._reuse = {}
         return {i: (path, objects[i]) for i, path in paths.items()}
+
+
+def _frozen_all(entries: list[tuple[int, tuple, Any]]) -> bool:
+    return all(dataclasses.is_dataclass(obj) and type(obj).__dataclass_params__.frozen for _, _, obj in entries)
 
 
 def _pickler(buf: io.BytesIO, config: Any, source: Any, layout: Layout) -> pickle.Pickler:

@@ -24,8 +24,10 @@ someone looks. A meter that has never been observed is born at the fleet's start
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import gc
+import logging
 import time
 from collections import Counter, OrderedDict
 from contextlib import contextmanager
@@ -33,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterator, Sequence
 
 from bijli.firmware.cosem.associations import security_settings
-from bijli.firmware.errors import CommandError, ConfigError
+from bijli.firmware.errors import CommandError, ConfigError, StorageError
 from bijli.firmware.meter import Meter
 from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import TimeSource
@@ -51,6 +53,19 @@ _NODE = {"lazy_objects": True, "max_block_seconds": FLEET_BLOCK_SECONDS}
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
 ADVANCE_SLICE_S = 0.2  # real time of one commit group of a cooperative advance (a signal waits at most this)
 _SLICE = timedelta(seconds=STEP_SLICE_S)  # a single meter's console step walks in slices of this
+
+log = logging.getLogger(__name__)
+
+
+class _Batch:
+    """The open batch of an event-loop round (:meth:`FleetEngine.batched`): the meters whose
+    requests stepped in it and the output held back until it commits, in order."""
+
+    __slots__ = ("meters", "held")
+
+    def __init__(self) -> None:
+        self.meters: set[int] = set()
+        self.held: list[tuple[object, bytes | None]] = []  # (connection, bytes to write, or None: close it)
 
 
 class FleetEngine:
@@ -87,6 +102,10 @@ class FleetEngine:
         self.hydrations = 0
         self.dehydrations = 0
         self.collect_every = 4 * cache_size  # evictions between collections of dead meters (see _collect)
+        self._batch: _Batch | None = None  # the open batch of DLMS requests (batched)
+        self.sessions: dict[int, set] = {}  # meter -> its open connections' shells (tools.fleet.serve)
+        self.batches = 0  # batches committed or failed
+        self.batch_failures = 0
 
     # --- time ----------------------------------------------------------------------------
     def step(self, seconds: float) -> datetime:
@@ -214,10 +233,92 @@ class FleetEngine:
             del self._marks[:lowest - self._mark_base]
             self._mark_base = lowest
 
+    # --- batches: one commit for a round of DLMS requests ----------------------------------
+    def batched(self, index: int) -> None:
+        """A connection to meter ``index`` is about to run its requests (connect, data,
+        close): they run in the open *batch*, opened now if none is. A batch is one commit
+        group of the shard (:meth:`ShardStore.begin_batch`) for every request of one round
+        of the event loop: committed, with one fsync, by a callback scheduled for the
+        round's end (or sooner, by anything that needs the store outside a group), and
+        every byte the requests answer is held (:meth:`send`) until it has committed. So a
+        token's reply still leaves only once its credit is on disk, a frame's invocation
+        counter reservation is on disk before anything ciphered under it leaves, and a
+        SIGKILL before the commit loses requests none of whose answers was sent; but the
+        three commits a delivery's meter made (its first start, its counter reservation,
+        its token), each an fsync that stopped the whole shard, are shared by every
+        meter of the round."""
+        if self._batch is None:
+            if self.store.in_group or self.store.in_step:  # inside a walk's own group: no batch, nothing held
+                return
+            self.store.begin_batch(self.flush)
+            self._batch = _Batch()
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._batch.meters.add(index)
+
+    def send(self, conn, data: bytes) -> None:
+        """Write ``data`` to ``conn`` once the open batch has committed (now if none is)."""
+        if self._batch is None:
+            conn.write(data)
+        else:
+            self._batch.held.append((conn, data))
+
+    def close_after(self, conn) -> None:
+        """Close ``conn`` after what is held for it (now if no batch is open)."""
+        if self._batch is None:
+            conn.close()
+        else:
+            self._batch.held.append((conn, None))
+
+    def flush(self) -> None:
+        """Commit the open batch, then release what it held. A batch that cannot commit
+        (a full disk) is rolled back: its meters are powered off as a SIGKILL would, their
+        connections aborted and nothing it held sent (see :meth:`_batch_failed`)."""
+        batch = self._batch
+        if batch is None:
+            return
+        self._batch = None
+        self.batches += 1
+        try:
+            self.store.commit_batch()
+        except StorageError as exc:
+            self._batch_failed(batch, exc)
+            return
+        for conn, data in batch.held:
+            if data is None:
+                conn.close()
+            else:
+                conn.write(data)
+
+    def _batch_failed(self, batch: _Batch, exc: StorageError) -> None:
+        """Nothing of the batch is on disk, but its meters' RAM moved on with it: each is
+        powered off (RAM dropped, next observed it restarts from its last commit, as after a
+        crash) and every connection of theirs is aborted, so no answer of the batch and no
+        later one from the lost RAM reaches anyone."""
+        self.batch_failures += 1
+        log.warning("%s: a batch of %d meters could not commit, they restart from their memory: %s",
+                    self.store.path, len(batch.meters), exc)
+        for conn, _ in batch.held:
+            conn.abort()
+        for index in batch.meters:
+            for shell in list(self.sessions.get(index, ())):
+                shell.abort()
+            self._power_off(index)
+
+    def _power_off(self, index: int) -> None:
+        """Meter ``index`` loses its RAM: hydrated or dormant, it is next built from the shard."""
+        node = self._hydrated.pop(index, None)
+        blob = self._dormant.pop(index, None)
+        if node is None and blob is not None:  # its position among the marks is in the record
+            self._pos[index] = dormant.unpack(blob, member_config(self.base, index).meter, index)["mark"]
+        self._unsaved.discard(index)
+
     # --- hydrate / dehydrate --------------------------------------------------------------
     @contextmanager
     def observe(self, index: int) -> Iterator[MeterNode]:
-        """Meter ``index`` hydrated and advanced to now, held in the cache while in use."""
+        """Meter ``index`` hydrated and advanced to now, held in the cache while in use.
+        An open batch is committed first: what an observer does (a console's token) is
+        acknowledged when it returns, so it runs outside any batch."""
+        self.flush()
         node = self._node(index)
         self._pinned[index] = self._pinned.get(index, 0) + 1
         try:
@@ -335,6 +436,7 @@ class FleetEngine:
         DLMS server, no console) and stopped the same way. No meter is walked to now: a
         dormant meter stops at the time it was last observed, and after a restart its power
         failure starts there (README, "A shard's clean stop")."""
+        self.flush()
         try:
             with self.store.group():
                 for index in sorted(self._unsaved):

@@ -5,7 +5,10 @@ Every meter of the shard gets a listening socket at its own endpoint
 named), serving the IEC 62056-47 TCP wrapper through the same shell as ``bijli meter``
 (:func:`tools.node.links.wrapper_session`). A connection pins its meter in the
 engine's cache (hydrated and advanced to now on connect, never evicted while the
-association may be open) and releases it when the connection closes. An idle
+association may be open) and releases it when the connection closes. Its requests run
+in the engine's batch of the event-loop round (one commit for every connection served
+in that round) and their answers are held until it has committed
+(:meth:`~tools.fleet.engine.FleetEngine.batched`). An idle
 listener costs a file descriptor, a socket object and a reader callback on the event
 loop (:func:`hal.tcp.listen`), no server object and nothing per connection. The
 manifest is written without hydrating any meter (:func:`manifest`).
@@ -22,26 +25,72 @@ from bijli.tools.node.links import tcp_options, wrapper_session
 from bijli.tools.node.meter_node import manifest_row
 
 
+class _HeldLine:
+    """The hal connection as the wrapper shell sees it, with its output held back while the
+    engine's batch is open (:meth:`FleetEngine.batched`): what a request answers leaves
+    only once the steps it made are on disk. The rest is the connection's own."""
+
+    __slots__ = ("conn", "engine")
+
+    def __init__(self, engine: FleetEngine, conn) -> None:
+        self.engine, self.conn = engine, conn
+
+    @property
+    def peer(self):
+        return self.conn.peer
+
+    @property
+    def established(self) -> bool:
+        return self.conn.established
+
+    def write(self, data: bytes) -> None:
+        self.engine.send(self.conn, data)
+
+    def close(self) -> None:
+        self.engine.close_after(self.conn)
+
+    def touch(self) -> None:
+        self.conn.touch()
+
+    def set_established(self, established: bool) -> None:
+        self.conn.set_established(established)
+
+
 class _PinnedShell:
     """The wrapper shell of ``bijli meter``, for one connection to one fleet meter: the
-    meter is pinned in the engine's cache from connect to close."""
+    meter is pinned in the engine's cache from connect to close, and every callback runs
+    in the engine's batch of the event-loop round."""
 
-    __slots__ = ("engine", "index", "shell")
+    __slots__ = ("engine", "index", "shell", "conn")
 
     def __init__(self, engine: FleetEngine, index: int, port: int, conn) -> None:
+        engine.batched(index)
         node = engine.pin(index)
         node.tcp_port = port
-        self.engine, self.index = engine, index
-        self.shell = wrapper_session(conn, node.server)
+        self.engine, self.index, self.conn = engine, index, conn
+        self.shell = wrapper_session(_HeldLine(engine, conn), node.server)
+        engine.sessions.setdefault(index, set()).add(self)
 
     def data_received(self, data: bytes) -> None:
+        self.engine.batched(self.index)
         self.shell.data_received(data)
 
+    def abort(self) -> None:
+        """The meter lost its RAM (a batch that could not commit): this connection ends now."""
+        self.conn.abort()
+
     def connection_lost(self) -> None:
+        engine = self.engine
         try:
+            engine.batched(self.index)
             self.shell.connection_lost()
         finally:
-            self.engine.unpin(self.index)
+            shells = engine.sessions.get(self.index)
+            if shells is not None:
+                shells.discard(self)
+                if not shells:
+                    del engine.sessions[self.index]
+            engine.unpin(self.index)
 
 
 def _session(engine: FleetEngine, index: int, port: int):
