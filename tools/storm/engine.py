@@ -44,9 +44,9 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     return min(cap, base * 2 ** (attempt - 1)) * (0.5 + rng.random() / 2)
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
-    """One meter's delivery in this run, for the summary and the plot."""
+    """One meter's delivery in this run, for the summary and the plot (one per meter: slots)."""
 
     serial: str
     word: str | None = None
