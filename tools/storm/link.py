@@ -34,9 +34,10 @@ _PLAIN_TARGET = re.compile(r"tcp://([^:/?#@\[\]%\\\s]+):([0-9]{1,5})")
 def parse_target(target: str) -> tuple[str, int]:
     """``tcp://HOST:PORT`` (a manifest's ``target``) -> (host, port).
 
-    The common form (a name or an IPv4 address, a port, nothing else) is split by hand:
-    ``urlsplit`` cost 9 us a row, 2 s of a 250,000-meter storm's start. Anything else (an
-    IPv6 literal in brackets, a path, a user) goes through ``urlsplit`` as before."""
+    The common form (a name or an IPv4 address, a port, nothing else) is read by one regular
+    expression (``urlsplit`` cost 9.7 us a row against 2.8, 2 s of a 250,000-meter storm's
+    start). Anything else (an IPv6 literal in brackets, a path, a user) goes through
+    ``urlsplit`` as before."""
     m = _PLAIN_TARGET.fullmatch(target) if isinstance(target, str) else None
     if m is not None and 0 < int(m[2]) <= 65535:
         return m[1].lower(), int(m[2])
