@@ -112,3 +112,64 @@ def test_close_returns_within_its_time_when_the_peer_keeps_the_connection_open()
         server.close()
 
     asyncio.run(go())
+
+
+def test_a_write_larger_than_the_socket_buffer_arrives_whole_and_in_order():
+    """The kernel takes what fits at once; the rest waits for writability, behind which a
+    second write queues, so the peer reads both, whole, in the order written."""
+    first = bytes(range(256)) * 98304  # 24 MB: more than a loopback socket and its peer buffer at once
+    second = b"-the-end"
+
+    async def go():
+        got = bytearray()
+        done = asyncio.Event()
+
+        async def handler(reader, writer):
+            await asyncio.sleep(0.2)  # let the client's writes back up first
+            while len(got) < len(first) + len(second):
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                got.extend(chunk)
+            writer.write(b"ok")
+            await writer.drain()
+            done.set()
+            await reader.read()
+
+        server, port = await _server(handler)
+        line = AsyncLine("127.0.0.1", port)
+        await line.connect(5)
+        line.write(first)
+        line.write(second)
+        assert await line.recv(10) == b"ok"
+        await done.wait()
+        assert bytes(got) == first + second
+        await line.close(5)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(go())
+
+
+def test_a_host_name_is_resolved_and_a_reset_is_a_line_error():
+    async def go():
+        async def handler(reader, writer):
+            await reader.readexactly(1)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            writer.transport.abort()  # linger 0: an RST, not a FIN
+
+        server, port = await _server(handler)
+        line = AsyncLine("localhost", port)
+        await line.connect(5)
+        line.write(b"x")
+        with pytest.raises(LineError):
+            await line.recv(5)
+        with pytest.raises(LineError):
+            line.write(b"more")
+        await line.close(5)
+        await line.close(5)  # twice: nothing left to close
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(go())

@@ -319,6 +319,66 @@ def test_progress_is_one_line_rewritten_on_a_terminal_and_plain_lines_on_a_pipe(
     assert "\r" not in pipe.getvalue() and pipe.getvalue().endswith("\n")
 
 
+@given(st.sampled_from(["tcp", "udp", "TCP", ""]),
+       st.sampled_from(["127.0.0.2", "LocalHost", "[::1]", "a@h", "h h", "", "h:1", "[x", "h%1", "h\\x", "h\t"]),
+       st.sampled_from(["4059", "0", "65535", "65536", "", "١٢", "00080", "123456"]),
+       st.sampled_from(["", "/", "/x", "?q", "#f"]))
+def test_a_manifest_target_is_read_as_urlsplit_reads_it(scheme, host, port, tail):
+    """parse_target splits the plain form by hand; it must agree with urlsplit on every form."""
+    from urllib.parse import urlsplit
+
+    from bijli.tools.storm import DeliveryError
+    from bijli.tools.storm.link import parse_target
+
+    target = f"{scheme}://{host}:{port}{tail}"
+
+    def outcome(fn):
+        try:
+            return fn()
+        except DeliveryError:
+            return "refused"
+        except ValueError:
+            return "ValueError"
+
+    def reference():
+        parts = urlsplit(target)
+        if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+            raise DeliveryError("not a TCP wrapper target", retry=False)
+        return parts.hostname, parts.port
+
+    assert outcome(lambda: parse_target(target)) == outcome(reference)
+
+
+def test_meters_with_the_same_keys_share_one_keys_object():
+    from bijli.tools.storm.delivery import MeterTarget
+
+    dlms = {"encryption_key": "00" * 16, "authentication_key": "11" * 16, "reader_password": "12345678"}
+    a = MeterTarget.from_row({"serial": "A", "target": "tcp://127.0.0.2:4059", "dlms": dict(dlms)}, 0)
+    b = MeterTarget.from_row({"serial": "B", "target": "tcp://127.0.0.3:4059", "dlms": dict(dlms)}, 1)
+    c = MeterTarget.from_row({"serial": "C", "target": "tcp://127.0.0.4:4059",
+                              "dlms": dict(dlms, encryption_key="22" * 16)}, 2)
+    assert a.keys is b.keys and a.keys is not c.keys
+    assert c.keys.encryption_key == bytes([0x22]) * 16 and a.keys.reader_password == b"12345678"
+    assert (a.host, a.port, b.host, c.index) == ("127.0.0.2", 4059, "127.0.0.3", 2)
+
+
+@given(st.lists(st.lists(st.floats(0, 60, allow_nan=False), max_size=20), max_size=12),
+       st.sampled_from([0.0, 0.5, 0.9, 0.99, 1.0]))
+def test_the_progress_quantiles_are_those_of_every_latency_so_far(batches, q):
+    """The stats keep a sorted copy merged as latencies come in; every quantile asked between
+    batches is the one a fresh sort of all latencies so far gives."""
+    from bijli.tools.storm.engine import Stats
+
+    stats = Stats(1000)
+    assert stats.quantile(q) is None
+    for batch in batches:
+        stats.latencies.extend(batch)
+        xs = sorted(stats.latencies)
+        assert stats.quantile(q) == (xs[min(len(xs) - 1, int(q * len(xs)))] if xs else None)
+    stats.latencies = stats.latencies[:1]  # replaced by a shorter list: sorted again from it
+    assert stats.quantile(q) == (stats.latencies[0] if stats.latencies else None)
+
+
 def test_a_meter_that_never_answers_is_retried_then_named_while_the_others_are_delivered(bijli_fleet_factory, tmp_path):
     fleet = bijli_fleet_factory(2)
     silent = socket.socket()  # a meter that accepts the connection and then says nothing

@@ -73,8 +73,19 @@ class Keys:
 
     @classmethod
     def from_manifest(cls, dlms: dict) -> "Keys":
-        return cls(bytes.fromhex(dlms["encryption_key"]), bytes.fromhex(dlms["authentication_key"]),
-                   str(dlms.get("reader_password", "")).encode("latin-1"))
+        """The row's keys; rows with the same keys share one object (a fleet's meters often
+        do: 250,000 rows are then one ``Keys``, not 250,000)."""
+        text = (dlms["encryption_key"], dlms["authentication_key"], str(dlms.get("reader_password", "")))
+        keys = _KEYS.get(text)
+        if keys is None:
+            keys = cls(bytes.fromhex(text[0]), bytes.fromhex(text[1]), text[2].encode("latin-1"))
+            if len(_KEYS) >= 4096:  # every meter its own keys: keep the table small
+                _KEYS.clear()
+            _KEYS[text] = keys
+        return keys
+
+
+_KEYS: dict[tuple[str, str, str], Keys] = {}
 
 
 class ClientAssociation:

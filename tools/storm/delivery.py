@@ -59,9 +59,9 @@ FINAL_REFUSALS = frozenset({"crc_error", "format_error", "old", "key_expired", "
                             "overflow", "range_error", "function_error"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeterTarget:
-    """A manifest row as the head-end needs it."""
+    """A manifest row as the head-end needs it (a storm holds one per meter: slots)."""
 
     index: int
     serial: str

@@ -64,9 +64,9 @@ class Kind(enum.Enum):
     REFUSED = "refused"
 
 
-@dataclass
+@dataclass(slots=True)
 class MeterRecord:
-    """Everything the journal knows of one meter."""
+    """Everything the journal knows of one meter (one per meter of the manifest: slots)."""
 
     serial: str
     state: MeterState = MeterState.NEW
