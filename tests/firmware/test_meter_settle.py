@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from bijli.firmware.meter import Meter, MeterConfig, _mwh
+from bijli.firmware.meter import Meter, MeterConfig, Stops, _mwh
 from bijli.firmware.storage import Storage
 from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.samples import SyntheticSource
@@ -157,3 +157,64 @@ def test_a_day_charged_once_is_a_day_charged_at_every_capture(tmp_path):
     assert lean.meter.tariff_state.lines == every.meter.tariff_state.lines
     e = lean.meter.metrology.energy.active_import_wh
     assert lean.meter.progress.charged_wh == _mwh(e) / 1000 and 0 <= e - lean.meter.progress.charged_wh < 0.001
+
+
+class SlotLoads(Stops):
+    """A household's slot schedule handed to one jump: at each stop the rig draws the next
+    load, as a caller walking to each stop and drawing there does."""
+
+    def __init__(self, rig: Rig, stops: list[tuple[datetime, float]]):
+        self.rig, self.stops = rig, stops
+        self.reached_at: list[datetime] = []
+
+    def next_stop(self, after):
+        return next((t for t, _ in self.stops if t > after), None)
+
+    def reached(self, at):
+        self.reached_at.append(at)
+        self.rig.load(dict(self.stops)[at])
+
+
+JUMPS = st.lists(st.tuples(st.lists(st.tuples(st.integers(1, 4 * 60), st.sampled_from([0.0, 0.4, 3.0, 10.0, 24.0])),
+                                    max_size=6),
+                           st.integers(1, 4 * 60), st.sampled_from([None, "5", "20"])),
+                 min_size=1, max_size=4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.sampled_from(sorted(CONFIGS)), jumps=JUMPS)
+# a 15-minute household day across the friendly evening: every slot a stop of one jump
+@example(config="demo slabs", jumps=[([(15, 3.0), (15, 10.0), (15, 0.4), (15, 24.0)], 15, "20")])
+def test_a_jump_with_load_stops_is_the_walks_to_each_stop(tmp_path_factory, config, jumps):
+    """One jump handed a load schedule (``advance_to(end, stops)``: the fleet engine's
+    household catch-up) does what walking to each stop and drawing its load there does
+    (a single meter stepped slot by slot): every status, event, profile row and the
+    account whole, the last charge included (the same settles, at the same instants)."""
+    cfg = MeterConfig.from_dict(CONFIGS[config])
+    key = cfg.sts.vend_key()
+    root = tmp_path_factory.mktemp("stops")
+    walks, jump = Rig(Meter, root / "walks", cfg), Rig(Meter, root / "jump", cfg)
+    for n, (loads, tail, token) in enumerate(jumps):
+        if token is not None:
+            digits = vend_credit(key, Decimal(token), subclass=0 if cfg.prepaid.unit == "kWh" else 4,
+                                 time=START - timedelta(days=1) + timedelta(minutes=n)).digits
+            for rig in (walks, jump):
+                rig.meter.enter_token(digits)
+        at, stops = walks.meter.now, []
+        for minutes, amps in loads:
+            at += timedelta(minutes=minutes)
+            stops.append((at, amps))
+        end = at + timedelta(minutes=tail)
+        for t, amps in stops:
+            walks.meter.advance_to(t)
+            walks.load(amps)
+        walks.meter.advance_to(end)
+        schedule = SlotLoads(jump, stops)
+        jump.meter.advance_to(end, schedule)
+        assert schedule.reached_at == [t for t, _ in stops]
+        assert _seen(jump) == _seen(walks)
+        assert jump.meter.account == walks.meter.account
+        assert jump.meter.billing_progress == walks.meter.billing_progress
+        assert jump.meter.progress == walks.meter.progress
+    walks.storage.close()
+    jump.storage.close()

@@ -274,6 +274,21 @@ class MeterNode:
         self._load = (current, abs(pf), lagging if pf >= 0 else not lagging)
         self._apply_load()
 
+    def load_state(self) -> tuple:
+        """What :meth:`draw` and :meth:`set_earth_current` change besides the meter's RAM:
+        kept by a jump that draws loads on the way (:class:`~firmware.meter.Stops`)."""
+        return self._load, self._earth
+
+    def restore_load_state(self, state: tuple) -> None:
+        """Put back :meth:`load_state`: the load and earth current the consumer draws, set on
+        the source again without measuring (the meter puts its own measurements back)."""
+        self._load, self._earth = state
+        if hasattr(self.source, "set_load"):
+            current, pf, lagging = self._load
+            self.source.set_load(current if self._relay_closed else 0.0, pf=pf, lagging=lagging)
+            if hasattr(self.source, "set_earth_current"):
+                self.source.set_earth_current(self._earth if self._relay_closed else 0.0)
+
     @property
     def earth_current(self) -> float:
         """A of the load that returns by earth rather than the neutral (0: healthy)."""
