@@ -5,10 +5,14 @@ Everything a meter does happens in a few calls, all with time passed in:
 * :meth:`Meter.on_samples` with a block of samples from the hal source, in
   normal running (the block's energy is measured, any gap is integrated at the
   block's measurements);
+* :meth:`Meter.on_steady` with a steady load measured apart (a simulated load
+  change: :class:`~firmware.metrology.SteadyLoad`, the same for every meter drawing it);
 * :meth:`Meter.advance_to` when simulated time jumps (``step 3d``): the load is
   held steady and the meter walks from one boundary to the next (a block-load
   capture, midnight, the billing date, the start or end of friendly hours), so
-  a month runs in seconds yet every boundary is met exactly as in real time;
+  a month runs in seconds yet every boundary is met exactly as in real time; given
+  :class:`Stops` (a household's slot edges), it changes the load at each on the way,
+  one jump that settles at every stop as walks ending there would;
 * :meth:`Meter.enter_token`, :meth:`Meter.press_button`,
   :meth:`Meter.remote_relay`, :meth:`Meter.invoke_emergency`: the inputs.
 
@@ -89,7 +93,7 @@ from bijli.firmware.earth_loading import EarthLoading
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import Event, EventCode, EventLog, LogKind, SecurityEvents
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
-                                PhaseMeasurement, Quadrant)
+                                PhaseMeasurement, Quadrant, SteadyLoad)
 from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefused, PrepaidConfig, SupplyReason,
                               TokenTargets, apply_token, is_friendly,
                               next_friendly_boundary, supply_decision)
@@ -589,6 +593,14 @@ class Meter:
         if now > self.now:
             self._walk(now, integrate=False)
         return meas
+
+    def on_steady(self, steady: SteadyLoad) -> None:
+        """A new steady load, measured apart (a simulated load change: the same load always
+        measures the same, :class:`~firmware.metrology.SteadyLoad`): its measurements held
+        from now on, its energy integrated by the time that passes, none now. A copy, so
+        that the next step sees a change (:meth:`_settle_due` compares the measurements it
+        settled on by identity) even when the same load comes back."""
+        self.metrology.hold(copy.copy(steady.measurements), steady.pipeline)
 
     def advance_to(self, now: datetime, stops: Stops | None = None) -> None:
         """Jump to ``now`` with the load held steady at the latest measurements, or, given
