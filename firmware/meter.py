@@ -5,10 +5,14 @@ Everything a meter does happens in a few calls, all with time passed in:
 * :meth:`Meter.on_samples` with a block of samples from the hal source, in
   normal running (the block's energy is measured, any gap is integrated at the
   block's measurements);
+* :meth:`Meter.on_steady` with a steady load measured apart (a simulated load
+  change: :class:`~firmware.metrology.SteadyLoad`, the same for every meter drawing it);
 * :meth:`Meter.advance_to` when simulated time jumps (``step 3d``): the load is
   held steady and the meter walks from one boundary to the next (a block-load
   capture, midnight, the billing date, the start or end of friendly hours), so
-  a month runs in seconds yet every boundary is met exactly as in real time;
+  a month runs in seconds yet every boundary is met exactly as in real time; given
+  :class:`Stops` (a household's slot edges), it changes the load at each on the way,
+  one jump that settles at every stop as walks ending there would;
 * :meth:`Meter.enter_token`, :meth:`Meter.press_button`,
   :meth:`Meter.remote_relay`, :meth:`Meter.invoke_emergency`: the inputs.
 
@@ -89,7 +93,7 @@ from bijli.firmware.earth_loading import EarthLoading
 from bijli.firmware.errors import CommandError, FirmwareError, StorageError
 from bijli.firmware.events import Event, EventCode, EventLog, LogKind, SecurityEvents
 from bijli.firmware.metrology import (EnergyRegisters, Measurements, Metrology, MetrologyConfig, MetrologyError,
-                                PhaseMeasurement, Quadrant)
+                                PhaseMeasurement, Quadrant, SteadyLoad)
 from bijli.firmware.prepaid import (PrepaidAccount, AccountEvent, EmergencyRefused, PrepaidConfig, SupplyReason,
                               TokenTargets, apply_token, is_friendly,
                               next_friendly_boundary, supply_decision)
@@ -406,6 +410,33 @@ def _open_circuit(meas: Measurements) -> Measurements:
     return Measurements.of(phases, meas.frequency, meas.duration)
 
 
+class Stops:
+    """Where a caller's jump changes what the meter draws (a household's slot edges, the
+    steps of a shared clock): the walk ends a step at each stop and settles there, as a
+    walk ending there would, then tells the caller (:meth:`reached`), which draws the next
+    load (a new steady measurement), and walks on from it. So ``advance_to(b, stops)`` is
+    ``advance_to(s1)``, draw, ``advance_to(s2)``, draw, ... ``advance_to(b)`` step for step,
+    settle for settle, capture for capture, but one jump: one commit group (or one
+    savepoint of a fleet's), the state records written once. The firmware knows no load:
+    this is the caller's (``tools.fleet.engine``'s slot schedule)."""
+
+    def next_stop(self, after: datetime) -> datetime | None:
+        """The first stop after ``after`` (None: no more)."""
+        raise NotImplementedError
+
+    def reached(self, at: datetime) -> None:
+        """The walk stands at the stop ``at``, settled: draw what is drawn from there on."""
+        raise NotImplementedError
+
+    def keep(self) -> Any:
+        """What :meth:`reached` changes, kept before a grouped jump: a jump whose commit
+        fails is walked again from its start, its loads drawn again (:meth:`restore`)."""
+        return None
+
+    def restore(self, kept: Any) -> None:
+        """Put back what :meth:`keep` returned."""
+
+
 class Meter:
     def __init__(self, config: MeterConfig, storage: Storage, now: datetime,
                  on_relay: Callable[[bool], None] | None = None):
@@ -563,11 +594,22 @@ class Meter:
             self._walk(now, integrate=False)
         return meas
 
-    def advance_to(self, now: datetime) -> None:
-        """Jump to ``now`` with the load held steady at the latest measurements."""
+    def on_steady(self, steady: SteadyLoad) -> None:
+        """A new steady load, measured apart (a simulated load change: the same load always
+        measures the same, :class:`~firmware.metrology.SteadyLoad`): its measurements held
+        from now on, its energy integrated by the time that passes, none now. A copy, so
+        that the next step sees a change (:meth:`_settle_due` compares the measurements it
+        settled on by identity) even when the same load comes back."""
+        self.metrology.hold(copy.copy(steady.measurements), steady.pipeline)
+
+    def advance_to(self, now: datetime, stops: Stops | None = None) -> None:
+        """Jump to ``now`` with the load held steady at the latest measurements, or, given
+        ``stops``, changed at each of its stops on the way (a household's slot loads): one
+        jump that ends a step and settles at every stop, as consecutive ``advance_to`` calls
+        to each stop would (see :class:`Stops`), but one commit group, not one per stop."""
         if now <= self.now:
             return
-        self._walk(now, integrate=True)
+        self._walk(now, integrate=True, stops=stops)
 
     def set_time(self, when: datetime) -> None:
         """The clock was set (console, DLMS): no energy is integrated across the jump.
@@ -598,18 +640,18 @@ class Meter:
     def _steady(self, meas: Measurements) -> Measurements:
         return meas if self.relay.output_state else _open_circuit(meas)
 
-    def _walk(self, until: datetime, *, integrate: bool) -> None:
+    def _walk(self, until: datetime, *, integrate: bool, stops: Stops | None = None) -> None:
         """Move meter time to ``until`` boundary by boundary, settling at each. With
         ``integrate`` the segment's energy is added at steady load (a jump); without it
         the caller has measured the energy already (samples). A jump longer than one
         segment is one commit group (:meth:`_walk_grouped`) when storage works and no
         group is open already (a fleet's); what the meter does is the same either way."""
         if (integrate and until - self.now > MAX_SEGMENT and self.storage_fault is None
-                and self._walk_grouped(until)):
+                and self._walk_grouped(until, stops)):
             return
-        self._walk_steps(until, integrate=integrate, grouped=False)
+        self._walk_steps(until, integrate=integrate, grouped=False, stops=stops)
 
-    def _walk_grouped(self, until: datetime) -> bool:
+    def _walk_grouped(self, until: datetime, stops: Stops | None = None) -> bool:
         """The jump to ``until`` as one commit group: every step a savepoint of one
         transaction, committed (one fsync, one seal) at the end; the state records are
         written once, as the jump's last committed step left them (each step inside would
@@ -626,17 +668,18 @@ class Meter:
         records once at the end, rolled back together if any of it fails (then walked
         again step by step, as above); it is on disk when that group commits."""
         kept, metrology = self._keep(), copy.deepcopy(self.metrology)
+        kept_stops = stops.keep() if stops is not None else None
         relay_before = self.relay.output_state
         outer, self._notices = self._notices, []
         try:
             if self.storage.in_group:
                 with self.storage.transaction() as tx:  # one savepoint of the open group
-                    state = self._walk_steps(until, integrate=True, grouped=True, tx=tx)
+                    state = self._walk_steps(until, integrate=True, grouped=True, tx=tx, stops=stops)
                     if state is not None:
                         self._put_state(tx, state)
             else:
                 with self.storage.group():
-                    state = self._walk_steps(until, integrate=True, grouped=True)
+                    state = self._walk_steps(until, integrate=True, grouped=True, stops=stops)
                     if state is not None:
                         with self.storage.transaction() as tx:
                             self._put_state(tx, state)
@@ -644,6 +687,8 @@ class Meter:
             moved = self.relay.output_state
             self.__dict__.update(kept)
             self.metrology = metrology
+            if stops is not None:  # the loads drawn on the way go back with the rest
+                stops.restore(kept_stops)
             self._notices = outer
             if moved != relay_before:
                 self.on_relay(self.relay.output_state)
@@ -657,18 +702,24 @@ class Meter:
         return True
 
     def _walk_steps(self, until: datetime, *, integrate: bool, grouped: bool,
-                    tx: Transaction | None = None) -> tuple | None:
+                    tx: Transaction | None = None, stops: Stops | None = None) -> tuple | None:
         """The walk itself. ``grouped``: inside :meth:`_walk_grouped`'s commit group, each
         committed step is a savepoint whose failure aborts the whole group (or, given the
         jump's one transaction ``tx``, a part of it), and the state records of the last one
         are returned (:meth:`_state`) for the group to write; otherwise each is its own
-        transaction, and one that fails is kept in memory and retried."""
+        transaction, and one that fails is kept in memory and retried. ``stops``: each of
+        its stops before ``until`` ends a step that settles, as a walk's end does, and is
+        then :meth:`Stops.reached` (where the caller draws the next load), as if the walk
+        had ended there and the next had begun: the steps after it are cut from it."""
         jump = tx
         state = None
         fresh = False  # grouped: the RAM holds the state the last committed step left
         capture: Capture | None = None  # the next capture after the step's start
         friendly: datetime | None = None  # the next friendly-hour edge after it
         price: datetime | None = None  # the next time-of-day or tariff activation edge after it
+        stop = until if stops is None else stops.next_stop(self.now)  # the next stop of the caller's
+        if stop is None or stop > until:
+            stop = until
         while self.now < until:
             start = self.now
             # each stays the answer until it is reached (they depend on the time alone; a
@@ -683,7 +734,7 @@ class Meter:
             soft = start + MAX_SEGMENT
             if capture is not None and capture.time < soft:
                 soft = capture.time
-            nxt = min(until, soft, edge)
+            nxt = min(stop, soft, edge)
             # the captures in (start, nxt]: the next one if it falls at nxt, or none
             captures = [capture] if capture is not None and capture.time == nxt else []
             due = captures or (nxt - self._last_save).total_seconds() >= self.config.storage.save_interval_s
@@ -701,7 +752,7 @@ class Meter:
             # a capture or the longest segment alone changes nothing the settle decides
             # unless the load, an input or the credit says so (see _settle_due: asked once
             # the step's energy is in the registers)
-            settling = nxt == until or nxt == edge or self._settle_due(nxt)
+            settling = nxt == stop or nxt == edge or self._settle_due(nxt)
             committed = False
             if due and grouped:
                 with self._part(jump) as tx:  # a savepoint of the group, or a part of the jump's
@@ -732,6 +783,11 @@ class Meter:
                 for c in captures:
                     self._capture(None, c.profiles)
             self.high_water = max(self.high_water, nxt)
+            if nxt == stop and stop < until:  # a walk would have ended here: the caller's turn
+                stops.reached(nxt)  # type: ignore[union-attr]
+                stop = stops.next_stop(nxt)  # type: ignore[union-attr]
+                if stop is None or stop > until:
+                    stop = until
         return self._state(copied=False) if fresh else state
 
     @contextmanager

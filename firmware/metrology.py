@@ -45,6 +45,13 @@ sign follows P (IEC convention); lag or lead is read from the quadrant (or the s
 Q): quadrant I (+P +Q) import lagging, II (-P +Q) export leading, III (-P -Q) export
 lagging, IV (+P -Q) import leading. S = Vrms * Irms (arithmetic apparent power).
 
+A steady load measured apart (:class:`SteadyLoad`): what a just-started meter measures
+over one block of that load, from the waveform's rising zero, and the pipeline the block
+leaves. It is a pure function of the configuration and the samples, so a simulated load
+change takes it on (:meth:`Metrology.hold`, no energy: no time passes) instead of
+measuring blocks of its own, and the blocks after it measure on from it without a seam
+(the sample source restarts its waveform there).
+
 Energy registers keep whole units as Python ints and the sub-unit remainder as a float
 in [0, 1), so a month of one-second blocks loses nothing to rounding. The pulse output
 (the "test LED") counts the absolute active energy at the meter constant.
@@ -52,6 +59,7 @@ in [0, 1), so a month of one-second blocks loses nothing to rounding. The pulse 
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from array import array
@@ -502,6 +510,30 @@ class Metrology:
         self._last = meas
         return meas
 
+    #: what the sample pipeline carries from one block to the next (the pending part cycle,
+    #: the delay line's history, the offsets, the alignment on the reference crossing)
+    _PIPELINE = ("_pv", "_pi", "_pn", "_pn_missing", "_hist", "_ov", "_oi", "_ref", "_aligned", "_start_t", "_t0")
+
+    def pipeline(self) -> tuple:
+        """The sample pipeline as it stands (copied): :meth:`hold` takes it on."""
+        return tuple(_copied(getattr(self, name)) for name in self._PIPELINE)
+
+    def hold(self, meas: Measurements, pipeline: tuple) -> None:
+        """Take ``meas`` as the latest measurements and ``pipeline`` (:meth:`pipeline`) as
+        the samples pending, registering no energy (no time passes): a steady load measured
+        apart (:class:`SteadyLoad`), which a jump of simulated time then holds and the next
+        block measures on from, as if this meter had measured that block itself."""
+        if not isinstance(meas, Measurements) or len(meas.phases) != self.config.phases:
+            raise MetrologyError(f"not {self.config.phases}-phase measurements: {meas!r}")
+        pv, pi, pn, self._pn_missing, hist, ov, oi, self._ref, self._aligned, self._start_t, self._t0 = pipeline
+        # the arrays are changed in place by the blocks that follow: this meter's own copies
+        self._pv = [array("d", a) for a in pv]
+        self._pi = [array("d", a) for a in pi]
+        self._pn = array("d", pn)
+        self._hist = [array("d", a) for a in hist]
+        self._ov, self._oi = list(ov), list(oi)
+        self._last = meas
+
     def accumulate(self, meas: Measurements, seconds: float) -> None:
         """Register ``seconds`` of energy at the steady measurements ``meas``."""
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= 0):
@@ -732,3 +764,55 @@ class Metrology:
         g = gv * gi
         return (g * (p * cth - q * sth), g * (q * cth + p * sth),
                 gv * math.sqrt(var_v), gi * math.sqrt(var_i))
+
+
+
+def _copied(value: Any) -> Any:
+    """A pipeline part copied: its arrays and lists of arrays are changed in place."""
+    if isinstance(value, array):
+        return array("d", value)
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
+
+
+_PRISTINE: dict[MetrologyConfig, Metrology] = {}  # a just-built metrology per configuration
+
+
+def _fresh(config: MetrologyConfig) -> Metrology:
+    """``Metrology(config)``, from a pristine one built once: its derived constants shared,
+    what blocks change in place (the pipeline's arrays, offsets and registers) new. A
+    steady load's block is measured by a fresh metrology, and building one was a quarter
+    of that."""
+    pristine = _PRISTINE.get(config)
+    if pristine is None:
+        pristine = _PRISTINE[config] = Metrology(config)
+    m = copy.copy(pristine)
+    n = config.phases
+    m._pv, m._pi, m._hist = [array("d") for _ in range(n)], [array("d") for _ in range(n)], [array("d") for _ in range(n)]
+    m._pn, m._ov, m._oi = array("d"), [0.0] * n, [0.0] * n
+    m._regs = {name: _Register() for name in _REGISTERS}
+    m._pulse_reg = _Register()
+    return m
+
+
+@dataclass(frozen=True)
+class SteadyLoad:
+    """What a meter that has just started measures over one block of a steady load (its
+    first whole-cycle window, nothing before it): the measurements and the pipeline the
+    block leaves. A pure function of the configuration and the samples, so a steady
+    load's block is measured once and every change to that load takes it on
+    (:meth:`Metrology.hold`): the simulated meters' household slots."""
+
+    measurements: Measurements
+    pipeline: tuple
+
+    @classmethod
+    def measure(cls, config: MetrologyConfig,
+                block: Sequence[tuple[Sequence[float], Sequence[float]]]) -> "SteadyLoad":
+        metrology = _fresh(config)
+        meas = metrology.process(block)
+        if not meas.duration:
+            raise MetrologyError("the block holds no whole cycle to measure")
+        # the metrology is this block's alone: its pipeline is taken, not copied
+        return cls(meas, tuple(getattr(metrology, name) for name in Metrology._PIPELINE))

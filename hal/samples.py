@@ -301,6 +301,35 @@ class SyntheticSource:
         clipped = map(min, map(max, codes, repeat(-half)), repeat(half - 1))
         return array("d", map(_mul, clipped, repeat(lsb)))
 
+    def steady_key(self) -> tuple | None:
+        """What :meth:`steady_block` is a pure function of (hashable): the rate, the
+        frequency, every phase's voltage, current and angle, the earth current, the
+        harmonics and the ADC. None when the source is noisy: its blocks then depend on
+        where its noise tables stand, not on its settings alone."""
+        if self.noise_rms[0] or self.noise_rms[1]:
+            return None
+        return (self.sample_rate, self.frequency, tuple((ld.voltage, ld.current, ld.angle) for ld in self._loads),
+                self.earth_current, self.harmonics, self.adc_bits, self.adc_range)
+
+    def steady_block(self, n_samples: int) -> Block:
+        """The block of ``n_samples`` this source's settings give from phase 0 (the
+        waveform's rising zero of phase 1), without moving this source: what a meter
+        measures of a steady load as a pure function of that load (:meth:`steady_key`),
+        wherever the running waveform stands."""
+        cycles, read = self._cycles, self.samples_read
+        self._cycles = 0.0
+        try:
+            return self.read_block(n_samples)
+        finally:
+            self._cycles, self.samples_read = cycles, read
+
+    def restart(self, n_samples: int) -> None:
+        """The waveform as if :meth:`steady_block` had just been read from it: it restarts
+        at phase 0 at a load change and runs on from there, so the meter, which took that
+        block's measurements and pipeline, measures on without a seam."""
+        self._cycles = math.fmod(n_samples * self.frequency / self.sample_rate, 1.0)
+        self.samples_read += n_samples
+
     def read_block(self, n_samples: int) -> Block:
         n = int(n_samples)
         if n < 0:

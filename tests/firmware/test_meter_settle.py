@@ -19,7 +19,9 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from bijli.firmware.meter import Meter, MeterConfig, _mwh
+from bijli.firmware.meter import Meter, MeterConfig, Stops, _mwh
+from bijli.firmware.metrology import SteadyLoad
+from bijli.firmware.shard import ShardStore
 from bijli.firmware.storage import Storage
 from bijli.firmware.sts.vend import vend_credit
 from bijli.hal.samples import SyntheticSource
@@ -157,3 +159,133 @@ def test_a_day_charged_once_is_a_day_charged_at_every_capture(tmp_path):
     assert lean.meter.tariff_state.lines == every.meter.tariff_state.lines
     e = lean.meter.metrology.energy.active_import_wh
     assert lean.meter.progress.charged_wh == _mwh(e) / 1000 and 0 <= e - lean.meter.progress.charged_wh < 0.001
+
+
+class SlotLoads(Stops):
+    """A household's slot schedule handed to one jump: at each stop the rig draws the next
+    load, as a caller walking to each stop and drawing there does."""
+
+    def __init__(self, rig: Rig, stops: list[tuple[datetime, float]]):
+        self.rig, self.stops = rig, stops
+        self.reached_at: list[datetime] = []
+
+    def next_stop(self, after):
+        return next((t for t, _ in self.stops if t > after), None)
+
+    def reached(self, at):
+        self.reached_at.append(at)
+        self.rig.load(dict(self.stops)[at])
+
+
+JUMPS = st.lists(st.tuples(st.lists(st.tuples(st.integers(1, 4 * 60), st.sampled_from([0.0, 0.4, 3.0, 10.0, 24.0])),
+                                    max_size=6),
+                           st.integers(1, 4 * 60), st.sampled_from([None, "5", "20"])),
+                 min_size=1, max_size=4)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=st.sampled_from(sorted(CONFIGS)), jumps=JUMPS)
+# a 15-minute household day across the friendly evening: every slot a stop of one jump
+@example(config="demo slabs", jumps=[([(15, 3.0), (15, 10.0), (15, 0.4), (15, 24.0)], 15, "20")])
+def test_a_jump_with_load_stops_is_the_walks_to_each_stop(tmp_path_factory, config, jumps):
+    """One jump handed a load schedule (``advance_to(end, stops)``: the fleet engine's
+    household catch-up) does what walking to each stop and drawing its load there does
+    (a single meter stepped slot by slot): every status, event, profile row and the
+    account whole, the last charge included (the same settles, at the same instants)."""
+    cfg = MeterConfig.from_dict(CONFIGS[config])
+    key = cfg.sts.vend_key()
+    root = tmp_path_factory.mktemp("stops")
+    walks, jump = Rig(Meter, root / "walks", cfg), Rig(Meter, root / "jump", cfg)
+    for n, (loads, tail, token) in enumerate(jumps):
+        if token is not None:
+            digits = vend_credit(key, Decimal(token), subclass=0 if cfg.prepaid.unit == "kWh" else 4,
+                                 time=START - timedelta(days=1) + timedelta(minutes=n)).digits
+            for rig in (walks, jump):
+                rig.meter.enter_token(digits)
+        at, stops = walks.meter.now, []
+        for minutes, amps in loads:
+            at += timedelta(minutes=minutes)
+            stops.append((at, amps))
+        end = at + timedelta(minutes=tail)
+        for t, amps in stops:
+            walks.meter.advance_to(t)
+            walks.load(amps)
+        walks.meter.advance_to(end)
+        schedule = SlotLoads(jump, stops)
+        jump.meter.advance_to(end, schedule)
+        assert schedule.reached_at == [t for t, _ in stops]
+        assert _seen(jump) == _seen(walks)
+        assert jump.meter.account == walks.meter.account
+        assert jump.meter.billing_progress == walks.meter.billing_progress
+        assert jump.meter.progress == walks.meter.progress
+    walks.storage.close()
+    jump.storage.close()
+
+
+class ShardRig(Rig):
+    """A rig whose meter lives on a fleet's shard database (meter ``index`` of it) and
+    takes each load on as a steady block measured apart, as a fleet's MeterNode does
+    (a relay put back by a failed jump then draws the very measurement it had)."""
+
+    def __init__(self, cls: type[Meter], shard: ShardStore, index: int, config: MeterConfig):
+        self.source = SyntheticSource(sample_rate=config.metrology.sample_rate)
+        self.amps = 0.0
+        self.storage = shard.memory(index)
+        self.meter = cls(config, self.storage, START, on_relay=self._relay)
+
+    def _relay(self, closed: bool) -> None:
+        self.source.set_load(self.amps if closed else 0.0)
+        if hasattr(self, "meter"):
+            n = self.source.sample_rate // 10
+            self.meter.on_steady(SteadyLoad.measure(self.meter.config.metrology, self.source.steady_block(n)))
+            self.source.restart(n)
+
+
+class FailingOnce(SlotLoads):
+    """Slot loads whose jump fails to commit once (sqlite refuses the meter's state record,
+    as a full disk would), the trigger dropped when the jump puts the loads back."""
+
+    def __init__(self, rig: Rig, stops, shard: ShardStore):
+        super().__init__(rig, stops)
+        self.shard, self.restored = shard, 0
+
+    def keep(self):
+        return self.rig.amps
+
+    def restore(self, kept) -> None:
+        self.restored += 1
+        self.rig.amps = kept
+        self.rig.source.set_load(kept if self.rig.meter.relay.output_state else 0.0)
+        self.shard._db.execute("DROP TRIGGER temp.full")
+
+
+def test_a_jump_with_stops_whose_commit_fails_is_walked_again_from_its_loads(tmp_path):
+    """Inside a fleet's commit group, a jump with load stops whose savepoint fails is put
+    back whole, the loads drawn on the way with it (Stops.restore), and walked again: it
+    ends where walking to each stop ends."""
+    cfg = MeterConfig.from_dict({})
+    shard = ShardStore.open(tmp_path / "s.db")
+    walks, jump = ShardRig(Meter, shard, 4, cfg), ShardRig(Meter, shard, 3, cfg)
+    at, stops = START, []
+    for minutes, amps in [(15, 3.0), (15, 10.0), (20, 0.4), (15, 24.0)]:
+        at += timedelta(minutes=minutes)
+        stops.append((at, amps))
+    end = at + timedelta(minutes=15)
+    with shard.group():
+        for rig in (walks, jump):
+            rig.load(5.0)
+        for t, amps in stops:
+            walks.meter.advance_to(t)
+            walks.load(amps)
+        walks.meter.advance_to(end)
+        shard._db.execute("CREATE TEMP TRIGGER full BEFORE INSERT ON main.kv "
+                          "WHEN NEW.meter = 3 AND NEW.key = 'progress' "
+                          "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        schedule = FailingOnce(jump, stops, shard)
+        jump.meter.advance_to(end, schedule)
+        assert schedule.restored == 1
+        assert schedule.reached_at == [t for t, _ in stops] * 2  # walked once, put back, walked again
+    assert jump.meter.storage_fault is None
+    assert _seen(jump) == _seen(walks)
+    assert jump.meter.account == walks.meter.account and jump.meter.progress == walks.meter.progress
+    shard.close()

@@ -20,6 +20,7 @@ from bijli.firmware.metrology import (
     MetrologyError,
     PhaseCalibration,
     Quadrant,
+    SteadyLoad,
 )
 from bijli.hal.samples import CsvReplaySource, SyntheticSource, record_csv
 
@@ -426,3 +427,64 @@ def test_random_blocks_never_crash(phases, data):
         assert meas.total.s >= abs(meas.total.p)
     for value in vars(meter.energy).values():
         assert value >= 0 and math.isfinite(value)
+
+
+# --- a steady load measured apart (a simulated load change) ---------------------------------
+
+def _state(m: Metrology) -> tuple:
+    """Everything a later block's measurement depends on, and what it read."""
+    return m.pipeline(), m.measurements, m.energy, m.integrated_seconds
+
+
+@settings(max_examples=25, deadline=None)
+@given(phases=st.sampled_from([1, 3]), current=st.sampled_from([0.0, 0.4, 5.0, 31.0]),
+       pf=st.sampled_from([1.0, 0.86, -0.9]), earth=st.sampled_from([0.0, 1.5]),
+       before=st.integers(0, 3000), after=st.lists(st.integers(1, 1500), min_size=1, max_size=4))
+def test_a_held_steady_load_measures_on_as_if_its_block_had_been_measured(phases, current, pf, earth, before, after):
+    """A meter that takes a SteadyLoad on (hold, the source restarted) measures every later
+    block exactly as a meter that measured that very block from phase 0 itself, wherever
+    its waveform and pipeline stood before: the load change is then a pure function of the
+    load, measured once for all meters that draw it."""
+    cfg = MetrologyConfig(phases=phases)
+    src = SyntheticSource(phases=phases)
+    live = Metrology(cfg)
+    if before:
+        live.process(src.read_block(before))  # some other load, some phase, a part cycle pending
+    src.set_load(current, pf=abs(pf), lagging=pf >= 0)
+    src.set_earth_current(earth)
+    key = src.steady_key()
+    n = FS // 10
+    block = src.steady_block(n)
+    assert src.steady_key() == key  # reading the steady block moves nothing
+    steady = SteadyLoad.measure(cfg, block)
+    registers = live.energy
+    live.hold(steady.measurements, steady.pipeline)
+    src.restart(n)
+    assert live.measurements is steady.measurements and live.energy == registers  # no time passed
+    reference, ref_src = Metrology(cfg), SyntheticSource(phases=phases)
+    ref_src.set_load(current, pf=abs(pf), lagging=pf >= 0)
+    ref_src.set_earth_current(earth)
+    reference.process(ref_src.read_block(n))
+    assert reference.pipeline() == steady.pipeline and reference.measurements == steady.measurements
+    live_from, reference_from = live.integrated_seconds, reference.integrated_seconds
+    for k in after:
+        a, b = live.process(src.read_block(k)), reference.process(ref_src.read_block(k))
+        assert a == b
+        assert reference.pipeline() == live.pipeline()
+    # the later blocks register the same time (and so the same energy) in both
+    assert live.integrated_seconds - live_from == pytest.approx(reference.integrated_seconds - reference_from, abs=1e-12)
+
+
+def test_a_steady_load_is_the_same_at_every_waveform_phase_and_refuses_a_noisy_source():
+    cfg = MetrologyConfig()
+    a, b = SyntheticSource(current=7.0, pf=0.9), SyntheticSource(current=7.0, pf=0.9)
+    b.read_block(1234)  # another phase
+    assert a.steady_key() == b.steady_key()
+    assert SteadyLoad.measure(cfg, a.steady_block(409)) == SteadyLoad.measure(cfg, b.steady_block(409))
+    m = SteadyLoad.measure(cfg, a.steady_block(409)).measurements
+    assert m.phases[0].i_rms == pytest.approx(7.0, rel=1e-4) and m.total.p == pytest.approx(230 * 7.0 * 0.9, rel=1e-4)
+    assert SyntheticSource(noise_rms=0.01).steady_key() is None  # its blocks depend on its noise tables
+    with pytest.raises(MetrologyError):
+        SteadyLoad.measure(cfg, a.steady_block(10))  # not a whole cycle
+    with pytest.raises(MetrologyError):
+        Metrology(MetrologyConfig(phases=3)).hold(m, Metrology(MetrologyConfig(phases=3)).pipeline())

@@ -36,7 +36,7 @@ from typing import Callable, Iterator, Sequence
 
 from bijli.firmware.cosem.associations import security_settings
 from bijli.firmware.errors import CommandError, ConfigError, StorageError
-from bijli.firmware.meter import Meter
+from bijli.firmware.meter import Meter, Stops
 from bijli.firmware.shard import ShardStore
 from bijli.hal.clock import TimeSource
 from bijli.tools.fleet import dormant
@@ -66,6 +66,35 @@ class _Batch:
     def __init__(self) -> None:
         self.meters: set[int] = set()
         self.held: list[tuple[object, bytes | None]] = []  # (connection, bytes to write, or None: close it)
+
+
+class _Schedule(Stops):
+    """A catch-up's stops (:meth:`FleetEngine._catch_up`): each mark, slot edge or slice end
+    before the last mark, on the meter's clock; at each, with a load profile, the slot's
+    load is drawn (:meth:`FleetEngine._follow`)."""
+
+    def __init__(self, engine: "FleetEngine", index: int, node: MeterNode, stops: list[datetime],
+                 profiled: bool):
+        self.engine, self.index, self.node, self.stops, self.profiled = engine, index, node, stops, profiled
+
+    def next_stop(self, after: datetime) -> datetime | None:
+        i = bisect.bisect_right(self.stops, after)
+        return self.stops[i] if i < len(self.stops) else None
+
+    def reached(self, at: datetime) -> None:
+        if self.profiled:
+            self.engine._follow(self.index, self.node)
+
+    def keep(self):
+        return self.engine._slot.get(self.index), self.node.load_state()
+
+    def restore(self, kept) -> None:
+        slot, load = kept
+        if slot is None:
+            self.engine._slot.pop(self.index, None)
+        else:
+            self.engine._slot[self.index] = slot
+        self.node.restore_load_state(load)
 
 
 class FleetEngine:
@@ -151,37 +180,45 @@ class FleetEngine:
             yield done / len(indices)
 
     def _catch_up(self, index: int, node: MeterNode) -> None:
-        """Meter ``index`` to now, through every mark it has not reached. With a load
-        profile, each step is also cut at the household slot edges of the shared clock
-        inside it and each slot's load drawn at its edge, as :meth:`Fleet.step_slices`
-        walks it; without one, into the slices of :data:`STEP_SLICE_S` from the step's
-        start in which a single meter's console step walks (:meth:`MeterNode.step_slices`):
-        a settle lands at each slice's end, and a low-credit event or a cut lands on the
-        first settle after the credit crosses, so one walk over a long step would put them
-        up to a slice later. Those marks are the meter's own, derived (every slot edge or
-        slice end, the load from the meter's seed), never stored."""
+        """Meter ``index`` to now, through every mark it has not reached, in ONE jump
+        (:meth:`Meter.advance_to` with :class:`_Schedule`'s stops): the jump stops at each
+        mark and, with a load profile, at each household slot edge of the shared clock
+        inside a step, where it draws the slot's load, as :meth:`Fleet.step_slices` walks it
+        slot by slot; without one, at the ends of the slices of :data:`STEP_SLICE_S` from
+        each step's start in which a single meter's console step walks
+        (:meth:`MeterNode.step_slices`): a settle lands at each slice's end, and a
+        low-credit event or a cut lands on the first settle after the credit crosses, so
+        one walk over a long step would put them up to a slice later. A stop is where one
+        of the walks the meter would otherwise get (one per mark, slot edge or slice) ends:
+        the jump settles there and walks on from it, step for step as those walks would,
+        but it is one commit group (one savepoint inside a fleet's), its state records
+        written once. Those stops are the meter's own, derived (every slot edge or slice
+        end, the load from the meter's seed), never stored."""
         offset = node.clock.offset  # type: ignore[attr-defined]
         stands = node.meter.now - offset  # where the meter is on the shared clock
         i = bisect.bisect_right(self._marks, stands)
         profiled = self.load_profile is not None
         if profiled:
             self._follow(index, node)  # born, restarted or its clock set: the slot it is in now
-        for mark in self._marks[i:]:
-            if profiled:
-                edge = household.next_slot(stands)
-                while edge < mark:
-                    node.meter.advance_to(edge + offset)
-                    self._follow(index, node)
-                    edge = household.next_slot(edge)
-            else:
-                cut = stands + _SLICE
-                while cut < mark:
-                    node.meter.advance_to(cut + offset)
-                    cut += _SLICE
-            node.meter.advance_to(mark + offset)
+        if i < len(self._marks):
+            stops: list[datetime] = []  # on the meter's clock
+            for mark in self._marks[i:]:
+                if profiled:
+                    edge = household.next_slot(stands)
+                    while edge < mark:
+                        stops.append(edge + offset)
+                        edge = household.next_slot(edge)
+                else:
+                    cut = stands + _SLICE
+                    while cut < mark:
+                        stops.append(cut + offset)
+                        cut += _SLICE
+                stops.append(mark + offset)
+                stands = mark
+            until = stops.pop()
+            node.meter.advance_to(until, _Schedule(self, index, node, stops, profiled))
             if profiled:
                 self._follow(index, node)
-            stands = mark
         if not self.clock.simulated:
             if profiled:  # the slot edges since it was last observed, on its own clock
                 edge = household.next_slot(node.meter.now)

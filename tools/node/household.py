@@ -13,6 +13,7 @@ what it drew before). :class:`ConstantLoad` is the same for every meter.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,6 +63,17 @@ class ConstantLoad:
         return LoadPoint(self.amps, self.pf)
 
 
+@functools.lru_cache(maxsize=4096)
+def _home(seed: int) -> tuple[float, float, float]:
+    """The home's size, habits and power factor, drawn from its seed (kept for the homes
+    drawn lately: a catch-up asks for every slot of one home in a row)."""
+    rng = random.Random(f"home:{seed}")
+    peak = rng.uniform(3.0, 14.0)  # amps at the evening peak: a flat to a house with AC
+    shift = rng.uniform(-1.0, 1.0)  # hours earlier or later than the average home
+    pf = rng.uniform(0.86, 0.99)
+    return peak, shift, pf
+
+
 @dataclass(frozen=True)
 class HouseholdLoad:
     """One home's load, seeded: its size, habits and power factor are drawn once from
@@ -72,11 +84,7 @@ class HouseholdLoad:
 
     @property
     def _home(self) -> tuple[float, float, float]:
-        rng = random.Random(f"home:{self.seed}")
-        peak = rng.uniform(3.0, 14.0)  # amps at the evening peak: a flat to a house with AC
-        shift = rng.uniform(-1.0, 1.0)  # hours earlier or later than the average home
-        pf = rng.uniform(0.86, 0.99)
-        return peak, shift, pf
+        return _home(self.seed)
 
     def at(self, t: datetime) -> LoadPoint:
         peak, shift, pf = self._home
