@@ -22,7 +22,7 @@ from bijli.firmware.errors import CommandError, ConfigError
 from bijli.firmware.shard import ShardStore
 from bijli.firmware.tariff import EnergyKind
 from bijli.firmware.sts.vend import vend_credit
-from bijli.hal.clock import SimClock
+from bijli.hal.clock import RealClock, SimClock
 from bijli.tools.fleet.engine import FleetEngine
 from bijli.tools.node import config
 from bijli.tools.fleet.console import ShardConsole
@@ -346,3 +346,34 @@ def test_a_clean_stop_saves_only_the_dormant_meters_with_something_unsaved(tmp_p
         fail = [e.time for e in node.meter.recent_events(10) if e.code.name == "POWER_FAIL"]
         assert fail == [START]
     again.shutdown()
+
+
+def test_on_a_real_clock_a_dormant_meter_catches_up_in_one_jump(tmp_path):
+    """A storm's read-back finds each meter an hour or more after its delivery, on the real
+    clock. The catch-up is one jump to the last block, then that block measured: a meter
+    left two hours reads what one stepped two hours on the simulated clock reads (here its
+    credit runs out in the gap and it is cut there, at 575 Wh; a tick over the whole gap
+    metered it all at the load first, 4,600 Wh, and cut it only at the end), and the
+    catch-up is one commit (it was a commit per step of the walk, about one a capture)."""
+    wall = [START - timedelta(minutes=330)]  # the host's UTC, whose IST is START
+    real = FleetEngine(BASE, [0, 1], ShardStore.open(tmp_path / "real.db"),
+                       RealClock(330, source=lambda: wall[0]), cache_size=1)
+    sim = FleetEngine(BASE, [0, 1], ShardStore.open(tmp_path / "sim.db"), SimClock(START, rate=0), cache_size=1)
+    for engine in (real, sim):
+        with engine.observe(0) as node:
+            node.set_load(10.0, 1.0, True, None)
+        with engine.observe(1):  # meter 0 goes dormant
+            pass
+    commits = real.store.commit
+    wall[0] += timedelta(hours=2)
+    sim.step(2 * 3600)
+    with real.observe(0) as a, sim.observe(0) as b:
+        assert a.meter.now == b.meter.now == START + timedelta(hours=2)
+        energy = [float(n.get("1.0.1.8.0.255", 2).split()[0]) for n in (a, b)]
+        assert energy[0] > 0 and abs(energy[0] - energy[1]) <= 1, energy  # Wh: the last 0.1 s block
+        assert a.get("0.0.19.10.0.255", 2) == b.get("0.0.19.10.0.255", 2)
+        assert a.meter.status()["relay"] == b.meter.status()["relay"]
+        assert len(a.meter.recent_events(50)) == len(b.meter.recent_events(50))
+    assert real.store.commit - commits <= 2
+    real.shutdown()
+    sim.shutdown()

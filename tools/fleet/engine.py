@@ -220,12 +220,23 @@ class FleetEngine:
             if profiled:
                 self._follow(index, node)
         if not self.clock.simulated:
-            if profiled:  # the slot edges since it was last observed, on its own clock
-                edge = household.next_slot(node.meter.now)
-                while edge < node.clock.now():
-                    node.meter.advance_to(edge)
+            # The time since it was last observed, on its own clock, as one jump too: with a
+            # load profile stopping at each slot edge, then the last block measured by a
+            # tick. A tick alone over the gap would walk it step by step, a commit (or, in a
+            # round's batch, a savepoint and every state record) per step: a storm's read-back
+            # of a meter delivered an hour before was an hour of steps each.
+            now = node.clock.now()
+            until = now - timedelta(seconds=node.max_block_seconds)
+            if until > node.meter.now:
+                edges: list[datetime] = []
+                if profiled:
+                    edge = household.next_slot(node.meter.now)
+                    while edge < until:
+                        edges.append(edge)
+                        edge = household.next_slot(edge)
+                node.meter.advance_to(until, _Schedule(self, index, node, edges, profiled) if edges else None)
+                if profiled:
                     self._follow(index, node)
-                    edge = household.next_slot(edge)
             node.tick()
             if profiled:
                 self._follow(index, node)
