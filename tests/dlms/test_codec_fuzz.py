@@ -23,16 +23,16 @@ from bijli.dlms.obis import Obis
 from bijli.tools.testing import strategies as bst
 
 FUZZ = settings(max_examples=300, deadline=timedelta(milliseconds=500))
-SLOWEST_DECODE = 0.25  # seconds; real inputs decode in microseconds
+SLOWEST_DECODE = 0.25  # CPU seconds of this thread (a busy machine does not count); real inputs decode in microseconds
 
 
 def _survives(decode, data: bytes) -> None:
-    start = time.perf_counter()
+    start = time.thread_time()
     try:
         decode(data)
     except DlmsError:
         pass
-    assert time.perf_counter() - start < SLOWEST_DECODE
+    assert time.thread_time() - start < SLOWEST_DECODE
 
 
 def _inputs(valid):
@@ -100,7 +100,7 @@ def test_wrapper_decode_frame_never_crashes(data):
 @given(st.lists(_inputs(_frames), max_size=5))
 def test_wrapper_connection_never_crashes(chunks):
     conn = wrapper.WrapperConnection(1, 16)
-    start = time.perf_counter()
+    start = time.thread_time()
     try:
         for c in chunks:
             conn.receive_data(c)
@@ -108,7 +108,7 @@ def test_wrapper_connection_never_crashes(chunks):
                 pass
     except DlmsError:
         pass
-    assert time.perf_counter() - start < SLOWEST_DECODE
+    assert time.thread_time() - start < SLOWEST_DECODE
 
 
 def test_worst_case_inputs_are_bounded():

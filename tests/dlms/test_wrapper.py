@@ -101,9 +101,9 @@ def test_many_small_frames_in_one_read_is_linear():
     frame = wrapper.encode_frame(16, 1, b"\xc0\x01\xc1")
     conn = wrapper.WrapperConnection(1, 16)
     conn.receive_data(frame * 50_000)
-    start = time.perf_counter()
+    start = time.thread_time()
     n = 0
     while conn.next_event() is not wrapper.NEED_DATA:
         n += 1
     assert n == 50_000
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0

@@ -217,12 +217,12 @@ def _mutate(data: bytes, draw) -> bytes:
 @given(st.binary(max_size=400))
 def test_decode_random_bytes_raises_only_dlms_errors(data):
     for candidate in (data, b"\x7e" + data + b"\x7e", b"\x7e\xa0" + data + b"\x7e"):
-        start = time.perf_counter()
+        start = time.thread_time()  # CPU time: a busy machine does not make a decode slow
         try:
             decode_frame(candidate)
         except DlmsError:
             pass
-        assert time.perf_counter() - start < 0.05
+        assert time.thread_time() - start < 0.05
 
 
 @settings(max_examples=500)
