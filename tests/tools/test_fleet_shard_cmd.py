@@ -16,6 +16,7 @@ from bijli.dlms.client import Client, ClientSettings
 from bijli.tools.fleet.addressing import meter_address
 from bijli.tools.node.client_transports import open_client_transport
 from tests.conftest import ROOT
+from tests.tools.test_storm import free_port_run
 
 SERIAL = "0.0.96.1.0.255"
 
@@ -139,33 +140,11 @@ def test_processes_supervises_the_shards_and_restarts_one_killed(tmp_path):
     assert "state saved" in out
 
 
-def _free_ports(n: int) -> int:
-    """A base port with ``n`` consecutive free ports on 127.0.0.1 (bound and released)."""
-    import random
-    import socket
-
-    for _ in range(200):
-        base = random.randrange(20000, 60000)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    pytest.skip("no block of free ports on loopback")
-
-
 def test_processes_on_one_host_give_each_shard_its_own_block_of_ports(tmp_path):
     """`--processes P --tcp HOST:BASEPORT`: shard K of P puts meter I on BASEPORT + I // P (a
     shard per host), so on one host every shard would want the same ports; the supervisor
     gives shard K the K-th block instead, and every meter answers at its own port."""
-    base = _free_ports(6)
+    base = free_port_run(6)
     manifest = tmp_path / "fleet.json"
     proc = subprocess.Popen([sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "5", "--processes", "2",
                              "--tcp", f"127.0.0.1:{base}", "--state", str(tmp_path / "state"), "--clock", "sim",

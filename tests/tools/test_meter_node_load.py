@@ -4,7 +4,7 @@ change is a pure function of the load, whatever its waveform's phase or its hist
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bijli.hal.clock import SimClock
 from bijli.hal.samples import SyntheticSource
