@@ -510,12 +510,7 @@ class ShardStore:
         if not self._batch_begun:
             return
         self._batch_begun = False
-        try:
-            self._commit()
-        except sqlite3.DatabaseError as exc:
-            self._rollback()
-            self.rollbacks += 1
-            raise StorageError(f"{self.path}: {exc}") from exc
+        self._commit_group()
 
     def _end_batch(self) -> None:
         end = self._batch_end
@@ -545,6 +540,11 @@ class ShardStore:
             self._db.execute("ROLLBACK")
             raise
         self._in_group = False
+        self._commit_group()
+
+    def _commit_group(self) -> None:
+        """Commit a group's or a batch's transaction; when that fails, roll it back and count
+        it (:attr:`rollbacks`: its meters write every record again) before raising."""
         try:
             self._commit()
         except sqlite3.DatabaseError as exc:
