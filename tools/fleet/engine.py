@@ -204,10 +204,7 @@ class FleetEngine:
             stops: list[datetime] = []  # on the meter's clock
             for mark in self._marks[i:]:
                 if profiled:
-                    edge = household.next_slot(stands)
-                    while edge < mark:
-                        stops.append(edge + offset)
-                        edge = household.next_slot(edge)
+                    stops.extend(edge + offset for edge in household.slot_edges(stands, mark))
                 else:
                     cut = stands + _SLICE
                     while cut < mark:
@@ -228,12 +225,7 @@ class FleetEngine:
             now = node.clock.now()
             until = now - timedelta(seconds=node.max_block_seconds)
             if until > node.meter.now:
-                edges: list[datetime] = []
-                if profiled:
-                    edge = household.next_slot(node.meter.now)
-                    while edge < until:
-                        edges.append(edge)
-                        edge = household.next_slot(edge)
+                edges = list(household.slot_edges(node.meter.now, until)) if profiled else []
                 node.meter.advance_to(until, _Schedule(self, index, node, edges, profiled) if edges else None)
                 if profiled:
                     self._follow(index, node)

@@ -17,6 +17,7 @@ import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Iterator
 
 SLOT = timedelta(minutes=15)
 PROFILES = ("random", "constant")
@@ -42,6 +43,14 @@ def slot_start(t: datetime) -> datetime:
 def next_slot(t: datetime) -> datetime:
     """The first slot boundary after ``t``."""
     return slot_start(t) + SLOT
+
+
+def slot_edges(after: datetime, before: datetime) -> Iterator[datetime]:
+    """Every slot boundary strictly between ``after`` and ``before``, in order."""
+    edge = next_slot(after)
+    while edge < before:
+        yield edge
+        edge += SLOT
 
 
 def follow(load: "HouseholdLoad | ConstantLoad", applied: datetime | None,
