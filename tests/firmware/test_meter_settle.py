@@ -54,10 +54,10 @@ START = datetime(2024, 6, 14, 16, 0)  # a Friday before the Bakrid weekend (Mond
 
 
 class Rig:
-    def __init__(self, cls: type[Meter], state, config: MeterConfig):
+    def __init__(self, cls: type[Meter], state, config: MeterConfig, storage=None):
         self.source = SyntheticSource(sample_rate=config.metrology.sample_rate)
         self.amps = 0.0
-        self.storage = Storage.open(state)
+        self.storage = storage if storage is not None else Storage.open(state)
         self.meter = cls(config, self.storage, START, on_relay=self._relay)
 
     def _relay(self, closed: bool) -> None:
@@ -228,10 +228,7 @@ class ShardRig(Rig):
     (a relay put back by a failed jump then draws the very measurement it had)."""
 
     def __init__(self, cls: type[Meter], shard: ShardStore, index: int, config: MeterConfig):
-        self.source = SyntheticSource(sample_rate=config.metrology.sample_rate)
-        self.amps = 0.0
-        self.storage = shard.memory(index)
-        self.meter = cls(config, self.storage, START, on_relay=self._relay)
+        super().__init__(cls, None, config, storage=shard.memory(index))
 
     def _relay(self, closed: bool) -> None:
         self.source.set_load(self.amps if closed else 0.0)
