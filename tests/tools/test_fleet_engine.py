@@ -348,6 +348,28 @@ def test_a_clean_stop_saves_only_the_dormant_meters_with_something_unsaved(tmp_p
     again.shutdown()
 
 
+def test_on_a_real_clock_a_dormant_meter_at_a_measured_load_reads_no_samples(tmp_path):
+    """What the meter last measured is kept in its dormant record (the settings of the source
+    its measurements are of), so a storm's read-back, observing a meter whose load has not
+    changed since its delivery, integrates the gap at the held measurements instead of
+    measuring a block of samples (a tenth of a shard's CPU)."""
+    wall = [START + timedelta(hours=1) - timedelta(minutes=330)]  # 18:00 IST: friendly hours, the supply held
+    real = FleetEngine(BASE, [0, 1], ShardStore.open(tmp_path / "real.db"),
+                       RealClock(330, source=lambda: wall[0]), cache_size=1)
+    with real.observe(0) as node:
+        node.set_load(10.0, 1.0, True, None)
+        read, energy = node.source.samples_read, node.meter.energy.active_import_wh
+    with real.observe(1):  # meter 0 goes dormant
+        pass
+    wall[0] += timedelta(minutes=3)
+    with real.observe(0) as node:
+        assert node.meter.relay.output_state  # no load change on the way (the relay's is measured)
+        assert node.source.samples_read == read
+        grown = node.meter.energy.active_import_wh - energy
+        assert abs(grown - 230 * 10.0 * 3 / 60) < 230 * 10.0 * 3 / 60 * 0.01
+    real.shutdown()
+
+
 def test_on_a_real_clock_a_dormant_meter_catches_up_in_one_jump(tmp_path):
     """A storm's read-back finds each meter an hour or more after its delivery, on the real
     clock. The catch-up is one jump to the last block, then that block measured: a meter

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bijli.hal.clock import SimClock
+from bijli.firmware.metrology import Metrology
 from bijli.hal.samples import SyntheticSource
 from bijli.tools.node import config as config_mod
 from bijli.tools.node import meter_node
@@ -45,10 +46,12 @@ def test_the_same_load_reads_the_same_after_any_history_and_is_measured_once(tmp
 
 def test_the_next_block_measures_on_from_the_held_load(tmp_path):
     """On a running clock the blocks after a load change continue its steady block: the first
-    live window is the new load's, not a start-up's or a blend with the old load's."""
+    live window is the new load's, not a start-up's or a blend with the old load's. (A
+    steady source is not measured again, see below: here it turns noisy, measured live.)"""
     a = node(tmp_path / "a")
     a.draw(12.0, 1.0, True, None)
     a.draw(5.0, 1.0, True, None)
+    a.source.set_noise(1e-9)
     for _ in range(3):
         a.clock.shared.step(0.25)  # type: ignore[attr-defined]
         a.tick()
@@ -65,3 +68,43 @@ def test_a_noisy_source_measures_its_load_change_live(tmp_path):
     assert len(meter_node._STEADY) == cached
     assert noisy.samples_read == read + 2 * (CFG.meter.metrology.sample_rate // 10)  # two live blocks
     assert abs(n.meter.measurements.phases[0].i_rms - 6.0) < 0.05
+
+
+def test_a_steady_load_is_not_measured_again_on_a_running_clock(tmp_path):
+    """A noise-free source gives the same block for the same settings: ticks read no samples
+    and integrate at the held measurements (a fleet meter observed on a real clock measured
+    a block each time). Settings not yet measured (a fresh meter's first tick, a change made
+    on the source itself) are measured as a load change is, once; a noisy source is always
+    measured live."""
+    rate = CFG.meter.metrology.sample_rate
+    n = rate // 10
+    fresh = node(tmp_path / "fresh")
+    fresh.clock.shared.step(0.25)  # type: ignore[attr-defined]
+    fresh.tick()
+    live = Metrology(CFG.meter.metrology).process(open_samples(CFG, seed=0).read_block(n))
+    assert fresh.meter.measurements == live  # what its first live block measures, bit for bit
+    a = node(tmp_path / "a")
+    a.draw(5.0, 1.0, True, None)
+    read, before = a.source.samples_read, a.meter.energy.active_import_wh
+    for _ in range(4):
+        a.clock.shared.step(0.25)  # type: ignore[attr-defined]
+        a.tick()
+    assert a.source.samples_read == read
+    assert abs(a.meter.energy.active_import_wh - before - 230 * 5.0 / 3600) < 230 * 5.0 / 3600 * 0.01
+    a.source.set_harmonics([(3, 0.0, 0.2)])  # on the source, not through a load change
+    reads = []
+    for _ in range(3):
+        a.clock.shared.step(0.25)  # type: ignore[attr-defined]
+        a.tick()
+        reads.append(a.source.samples_read)
+    assert reads == [read + n] * 3  # measured once, as a load change is
+    assert abs(a.meter.measurements.phases[0].i_rms - 5.0 * (1 + 0.2 ** 2) ** 0.5) < 0.01  # the harmonic's
+    noisy = SyntheticSource(sample_rate=rate, noise_rms=(0.2, 0.01), seed=3)
+    noisy.set_voltage(230.0)
+    b = node(tmp_path / "noisy", noisy)
+    b.draw(6.0, 1.0, True, None)
+    for _ in range(3):
+        read = noisy.samples_read
+        b.clock.shared.step(0.25)  # type: ignore[attr-defined]
+        b.tick()
+        assert noisy.samples_read == read + rate // 4

@@ -416,6 +416,7 @@ class FleetEngine:
                          **_NODE)
         node._load = ram["load"]
         node._earth = ram.get("earth", 0.0)  # a record of before the earth current: a healthy neutral
+        node._held = ram.get("held")  # what its measurements are of (a record of before: measure again)
         node.security.counters.resume(ram["counters"])
         self._pos[index] = ram["mark"]
         return node
@@ -428,6 +429,7 @@ class FleetEngine:
         # fleet still never reuses one; a clean shutdown flushes them exactly.
         ram = {"meter": node.meter.volatile(), "source": node.source, "load": node._load, "earth": node._earth,
                "offset": node.clock.offset,  # type: ignore[attr-defined]
+               "held": node._held,
                "counters": node.security.counters.positions(), "mark": self._pos.pop(index, 0)}
         self._dormant[index] = dormant.pack(ram, node.cfg.meter, node.source, self._layout)
         if node.meter.unsaved():

@@ -173,6 +173,9 @@ class MeterNode:
         self.source = source if source is not None else open_samples(cfg)
         self._load = (0.0, 1.0, True)  # the load the consumer draws (behind the relay)
         self._earth = 0.0  # A of that load returning by earth, not the neutral (behind the relay too)
+        # the steady source's settings (SyntheticSource.steady_key) the meter's measurements are
+        # of (see tick): RAM, kept by a fleet's dormant record
+        self._held: tuple | None = None
         self._relay_closed = True
         self.devices = None
         if resume is None:
@@ -282,12 +285,12 @@ class MeterNode:
     def load_state(self) -> tuple:
         """What :meth:`draw` and :meth:`set_earth_current` change besides the meter's RAM:
         kept by a jump that draws loads on the way (:class:`~firmware.meter.Stops`)."""
-        return self._load, self._earth
+        return self._load, self._earth, self._held
 
     def restore_load_state(self, state: tuple) -> None:
         """Put back :meth:`load_state`: the load and earth current the consumer draws, set on
         the source again without measuring (the meter puts its own measurements back)."""
-        self._load, self._earth = state
+        self._load, self._earth, self._held = state
         if hasattr(self.source, "set_load"):
             current, pf, lagging = self._load
             self.source.set_load(current if self._relay_closed else 0.0, pf=pf, lagging=lagging)
@@ -334,21 +337,29 @@ class MeterNode:
         # fifth of its meter-day). A noisy source measures live, two blocks: the first
         # window still holds the part cycle sampled before the change, the second is the
         # new load alone.
-        metrology = self.cfg.meter.metrology
-        n = metrology.sample_rate // 10
         key = self.source.steady_key() if hasattr(self.source, "steady_key") else None
         if key is None:
+            n = self.cfg.meter.metrology.sample_rate // 10
+            self._held = None
             for _ in range(2):
                 self.meter.on_samples(self.source.read_block(n), self.meter.now)
             return
-        key = (metrology, n, key)
-        steady = _STEADY.get(key)
+        self._take_steady(key)
+
+    def _take_steady(self, key: tuple) -> None:
+        """The meter takes on the measurements of the steady source's settings ``key`` (its
+        :meth:`SyntheticSource.steady_key`), measured apart once per process and shared."""
+        metrology = self.cfg.meter.metrology
+        n = metrology.sample_rate // 10
+        cached = (metrology, n, key)
+        steady = _STEADY.get(cached)
         if steady is None:
             if len(_STEADY) >= STEADY_CACHE:
                 _STEADY.clear()
-            steady = _STEADY[key] = SteadyLoad.measure(metrology, self.source.steady_block(n))
+            steady = _STEADY[cached] = SteadyLoad.measure(metrology, self.source.steady_block(n))
         self.source.restart(n)
         self.meter.on_steady(steady)
+        self._held = key
 
     def step(self, seconds: float) -> None:
         """Host.step: the whole step at once (a synchronous caller)."""
@@ -395,10 +406,25 @@ class MeterNode:
     # --- time passing --------------------------------------------------------------------
     def tick(self) -> None:
         """Meter the time since the last tick: one block of samples, at most
-        ``max_block_seconds`` long, the rest of the gap at the same steady load."""
+        ``max_block_seconds`` long, the rest of the gap at the same steady load.
+
+        A steady source (noise-free: :meth:`SyntheticSource.steady_key` is not None) gives
+        the same block for the same settings, so none is read: the gap is integrated at the
+        measurements held, as a simulated step integrates it, and settings the meter has
+        not measured yet (its first tick, a harmonic set on the source) are measured as a
+        load change measures them (:meth:`_apply_load`: a just-started meter's block of
+        them, measured once per process). A fleet meter observed on a real clock measured
+        a live block at every observation: a tenth of a shard's CPU in a storm. A noisy
+        source is measured live."""
         now = self.clock.now()
         seconds = (now - self.meter.now).total_seconds()
         if seconds <= 0:
+            return
+        key = self.source.steady_key() if hasattr(self.source, "steady_key") else None
+        if key is not None:
+            if key != self._held:
+                self._take_steady(key)
+            self.meter.on_samples((), now)
             return
         rate = self.cfg.meter.metrology.sample_rate
         n = int(min(seconds, self.max_block_seconds) * rate)
