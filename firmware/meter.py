@@ -667,7 +667,7 @@ class Meter:
         is one step of that group instead, one savepoint: its captures and the state
         records once at the end, rolled back together if any of it fails (then walked
         again step by step, as above); it is on disk when that group commits."""
-        kept, metrology = self._keep(), copy.deepcopy(self.metrology)
+        kept, metrology = self._keep(), self.metrology.copy()
         kept_stops = stops.keep() if stops is not None else None
         relay_before = self.relay.output_state
         outer, self._notices = self._notices, []

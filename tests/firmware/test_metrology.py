@@ -5,6 +5,7 @@ Signals come from hal.samples.SyntheticSource, whose true powers are known analy
 
 from __future__ import annotations
 
+import copy
 import math
 from array import array
 
@@ -488,3 +489,28 @@ def test_a_steady_load_is_the_same_at_every_waveform_phase_and_refuses_a_noisy_s
         SteadyLoad.measure(cfg, a.steady_block(10))  # not a whole cycle
     with pytest.raises(MetrologyError):
         Metrology(MetrologyConfig(phases=3)).hold(m, Metrology(MetrologyConfig(phases=3)).pipeline())
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(phases=st.sampled_from([1, 3]), current=st.floats(0.0, 60.0), angle=st.floats(-90.0, 90.0),
+       first=st.integers(0, 2500), second=st.integers(1, 2500))
+def test_a_copy_measures_on_as_a_deep_copy_and_leaves_the_original_alone(phases, current, angle, first, second):
+    """Metrology.copy (a jump's undo) is copy.deepcopy's equal in all it does next, and
+    shares nothing a block or a register changes in place."""
+    cfg = MetrologyConfig(phases=phases)
+    src = SyntheticSource(sample_rate=cfg.sample_rate, phases=phases, seed=5)
+    src.set_load(current, pf=math.cos(math.radians(angle)), lagging=angle >= 0)
+    m = Metrology(cfg)
+    m.process(src.read_block(first + 1))
+    m.accumulate(m.measurements, 1.5)
+    fast, deep = m.copy(), copy.deepcopy(m)
+    for name, value in vars(m).items():
+        if isinstance(value, (list, dict, array)) or type(value).__name__ == "_Register":
+            assert vars(fast)[name] is not value, name  # a part changed in place is the copy's own
+    energy, pending = m.energy, [array("d", a) for a in m._pv]
+    block = src.read_block(second)
+    assert fast.process(block) == deep.process(block)
+    fast.accumulate(fast.measurements, 2.0)
+    deep.accumulate(deep.measurements, 2.0)
+    assert fast.energy == deep.energy and fast.pulses == deep.pulses
+    assert m.energy == energy and m._pv == pending  # the original is as it was
