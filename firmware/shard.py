@@ -329,6 +329,7 @@ class ShardStore:
         self._in_group = False  # a commit group is open
         self._batch_end: Callable[[], None] | None = None  # a batch is open: what ends it (begin_batch)
         self._batch_begun = False  # the open batch's transaction has begun (it has had a step)
+        self._blank: set[int] = set()  # meters found to have no memory at all, and not written since (blank)
 
     @classmethod
     def open(cls, path: str | Path, *, packing: bool = True) -> "ShardStore":
@@ -473,6 +474,21 @@ class ShardStore:
             raise StorageError(f"a meter's key in a shard is its index, a whole number >= 0, not {meter!r}")
         return MeterMemory(self, meter)
 
+    def blank(self, meter: int) -> bool:
+        """Whether ``meter`` has no memory at all in this shard (no record, no profile): a
+        meter never started. Remembered until anything is written for it, so a first start's
+        reads of its every record (nineteen queries that all find nothing) cost nothing."""
+        if meter in self._blank:
+            return True
+        try:
+            found = self._db.execute("SELECT 1 FROM kv WHERE meter = ? UNION ALL SELECT 1 FROM heads WHERE meter = ? "
+                                     "LIMIT 1", (meter, meter)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{self.path}: cannot read meter {meter} ({exc})") from exc
+        if found is None:
+            self._blank.add(meter)
+        return found is None
+
     def meters(self) -> list[int]:
         """The meters that have any memory in this shard."""
         return [m for (m,) in self._db.execute("SELECT DISTINCT meter FROM kv ORDER BY meter")]
@@ -557,6 +573,7 @@ class ShardStore:
         if self._in_tx:
             raise StorageError("nested transaction: one firmware step is one transaction")
         self._in_tx = True
+        self._blank.discard(meter)
         try:
             if self._in_group:
                 if self._batch_end is not None and not self._batch_begun:
@@ -665,12 +682,15 @@ class MeterMemory(NonVolatileMemory):
 
     def put(self, key: str, value: Any) -> None:
         if self.shard.in_step:
+            self.shard._blank.discard(self.meter)
             MeterTransaction(self._db, self.meter).put(key, value)
             return
         with self.transaction() as tx:
             tx.put(key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
+        if self.meter in self.shard._blank:  # nothing written for it yet (ShardStore.blank)
+            return default
         try:
             row = self._db.execute("SELECT value, crc FROM kv WHERE meter = ? AND key = ?",
                                    (self.meter, key)).fetchone()

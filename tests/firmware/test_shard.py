@@ -50,6 +50,28 @@ def test_each_meter_sees_only_its_own_records_and_rows(tmp_path):
     shard.close()
 
 
+def test_a_blank_meter_is_read_without_a_query_until_anything_is_written_for_it(tmp_path):
+    """A never-started meter's first start reads every record it could have, and finds none:
+    once the shard has found the meter blank, those reads are answered without sqlite."""
+    store = ShardStore.open(tmp_path / "s.db")
+    with store.memory(1).transaction() as tx:
+        tx.put("account", {"balance": "5"})
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert not store.blank(1) and store.blank(2)
+    a, b = store.memory(2), store.memory(2)
+    statements.clear()
+    assert a.get("account") is None and a.get("relay", "none") == "none" and statements == []
+    with b.transaction() as tx:  # another view of the same meter writes: every view reads it
+        tx.put("account", {"balance": "7"})
+    assert not store.blank(2) and a.get("account") == {"balance": "7"}
+    store._db.set_trace_callback(None)
+    store.close()
+    again = ShardStore.open(tmp_path / "s.db")  # a new process finds what is on disk
+    assert not again.blank(2) and again.blank(3) and again.memory(2).get("account") == {"balance": "7"}
+    again.close()
+
+
 def test_a_step_is_on_disk_when_it_returns_and_a_failed_step_leaves_nothing(tmp_path):
     shard = ShardStore.open(tmp_path / "s.db")
     m = shard.memory(3)

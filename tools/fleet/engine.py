@@ -401,7 +401,7 @@ class FleetEngine:
         self.hydrations += 1
         if blob is None:
             memory = self.store.memory(index)
-            if memory.get("progress") is not None:
+            if not self.store.blank(index) and memory.get("progress") is not None:
                 # in the shard but not in RAM: this process restarted, for the meter a power cut
                 # (it logs the failure from its last committed step to now, as a single meter does)
                 return MeterNode(cfg, None, clock, open_samples(cfg, seed=index), storage=memory, **_NODE)
