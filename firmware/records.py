@@ -49,12 +49,33 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@functools.lru_cache(maxsize=None)
+def _stored_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in _stored_fields(cls))
+
+
 def to_record(obj: Any) -> dict[str, Any]:
     """The JSON-ready record of dataclass ``obj`` (its stored fields, by name)."""
-    return {f.name: _out(getattr(obj, f.name)) for f in _stored_fields(type(obj))}
+    return {name: _out(getattr(obj, name)) for name in _stored_names(type(obj))}
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: what the values of exactly these types become, found by type first: every committed step
+#: converts a dozen records of mostly numbers and text, and the chain of isinstance checks
+#: below (an enum first, since an IntEnum is also an int) was most of it. A subclass (an
+#: enum, a bool) is not in here by its own type and takes the chain, which decides as before.
+_OUT_BY_TYPE: dict[type, Any] = {type(None): _same, bool: _same, int: _same, float: _same, str: _same,
+                                 Decimal: lambda v: format(v, "f"), dt.datetime: dt.datetime.isoformat,
+                                 dt.date: dt.date.isoformat}
 
 
 def _out(value: Any) -> Any:
+    convert = _OUT_BY_TYPE.get(type(value))
+    if convert is not None:
+        return convert(value)
     if isinstance(value, enum.Enum):  # before int and str: an IntEnum is also an int
         return value.value
     if value is None or isinstance(value, (bool, int, float, str)):
