@@ -45,10 +45,11 @@ from bijli.tools.node import household
 from bijli.tools.node.fleet import FLEET_BLOCK_SECONDS, member_config
 from bijli.tools.node.meter_node import STEP_SLICE_S, ClockView, MeterNode, open_samples
 
-# On a real clock an observed meter meters the gap since it was last seen as a block of
-# samples plus the rest at steady load (MeterNode.tick). A fleet meter measures a block as
-# short as a per-file fleet member's: its synthetic load is constant within a slot, and a
-# whole second of waveform per observation was a third of a shard's CPU in a storm.
+# On a real clock an observed meter meters the gap since it was last seen at steady load
+# (MeterNode.tick: a fleet's synthetic sources are noise-free, and a load it has measured is
+# not measured again). A block, when one is measured (a noisy source), is as short as a
+# per-file fleet member's: a whole second of waveform per observation was a third of a
+# shard's CPU in a storm.
 _NODE = {"lazy_objects": True, "max_block_seconds": FLEET_BLOCK_SECONDS}
 DEFAULT_CACHE = 64  # hydrated meters at most (~0.5 MB each): the rest are dormant records
 ADVANCE_SLICE_S = 0.2  # real time of one commit group of a cooperative advance (a signal waits at most this)
