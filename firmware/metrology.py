@@ -522,8 +522,8 @@ class Metrology:
         walk copied the frozen configuration and measurements too, field by field: a fifth
         of a fleet meter's catch-up."""
         new = copy.copy(self)
-        new._pv, new._pi, new._hist = _copied(self._pv), _copied(self._pi), _copied(self._hist)
-        new._pn, new._ov, new._oi = array("d", self._pn), list(self._ov), list(self._oi)
+        for name in self._PIPELINE:  # what blocks change in place, copied as pipeline() copies it
+            setattr(new, name, _copied(getattr(self, name)))
         new._cal = list(self._cal)
         new._regs = {name: reg.copy() for name, reg in self._regs.items()}
         new._pulse_reg = self._pulse_reg.copy()
