@@ -337,7 +337,7 @@ class MeterNode:
         # fifth of its meter-day). A noisy source measures live, two blocks: the first
         # window still holds the part cycle sampled before the change, the second is the
         # new load alone.
-        key = self.source.steady_key() if hasattr(self.source, "steady_key") else None
+        key = self._steady_key()
         if key is None:
             n = self.cfg.meter.metrology.sample_rate // 10
             self._held = None
@@ -345,6 +345,11 @@ class MeterNode:
                 self.meter.on_samples(self.source.read_block(n), self.meter.now)
             return
         self._take_steady(key)
+
+    def _steady_key(self) -> tuple | None:
+        """The source's :meth:`SyntheticSource.steady_key`; None for a noisy source or one of
+        another kind (a CSV replay, an ADC): those are measured live."""
+        return self.source.steady_key() if hasattr(self.source, "steady_key") else None
 
     def _take_steady(self, key: tuple) -> None:
         """The meter takes on the measurements of the steady source's settings ``key`` (its
@@ -420,7 +425,7 @@ class MeterNode:
         seconds = (now - self.meter.now).total_seconds()
         if seconds <= 0:
             return
-        key = self.source.steady_key() if hasattr(self.source, "steady_key") else None
+        key = self._steady_key()
         if key is not None:
             if key != self._held:
                 self._take_steady(key)
