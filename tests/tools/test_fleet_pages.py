@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 from bijli.firmware.profiles import EntryRange
 from tests.tools.test_fleet_serve import ServedShard
@@ -17,19 +17,20 @@ def test_gurux_reads_a_fleet_meters_block_load_across_its_pages_by_range_and_by_
     from tests.peers.gurux_client import GuruxPeer, TcpTransport
 
     shard = ServedShard(tmp_path, [7, 8], cache_size=1)
+    meter = shard.indices[0]
     try:
         async def two_days():
             for _ in range(4):
                 shard.engine.step(12 * 3600)
-            with shard.engine.observe(7) as node:  # meter 7 walks the two days; 8 stays dormant
+            with shard.engine.observe(meter) as node:  # the first walks the two days; the second stays dormant
                 profile = node.meter.profiles.block_load
                 return profile.rows(node.meter.storage), profile.rows(node.meter.storage, EntryRange(50, 150))
         everything, by_entry = shard.call(two_days())
         assert len(everything) == 2 * 96
         (pages,) = shard.engine.store._db.execute(
-            "SELECT COUNT(*) FROM pages WHERE meter = 7 AND profile = 'block_load'").fetchone()
+            "SELECT COUNT(*) FROM pages WHERE meter = ? AND profile = 'block_load'", (meter,)).fetchone()
         assert pages == 4  # 48 entries each: what gurux reads below comes out of pages
-        row = next(m for m in shard.manifest()["meters"] if m["index"] == 7)
+        row = next(m for m in shard.manifest()["meters"] if m["index"] == meter)
         peer = GuruxPeer(TcpTransport(row["host"], row["port"]), client_sap=48, authentication=Authentication.HIGH_GMAC,
                          block_cipher_key=bytes.fromhex(row["dlms"]["encryption_key"]),
                          authentication_key=bytes.fromhex(row["dlms"]["authentication_key"]), invocation_counter=1)

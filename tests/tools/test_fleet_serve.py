@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -29,6 +28,7 @@ from bijli.tools.node.fleet import member_config
 from bijli.firmware.sts.vend import vend_credit
 from bijli.tools.storm import DeliveryError
 from bijli.tools.storm.delivery import MeterTarget, deliver, read_credit
+from tests.peers.addresses import SEED_FLEET, clear_indices
 
 START = datetime(2024, 6, 14, 17, 0)
 SERIAL = "0.0.96.1.0.255"
@@ -60,11 +60,44 @@ def test_shards_partition_the_fleet_by_index_alone():
             parse_shard(bad)
 
 
-class ServedShard:
-    """A shard of a fleet served on an event loop in a thread; the test thread is the head-end."""
+def test_a_tests_meters_are_clear_of_a_fleet_serving_on_this_machine():
+    """A test's meters go above a seed-sized fleet, and past endpoints someone holds:
+    a fleet already serving there does not fail the test with 'address in use'."""
+    import socket
 
-    def __init__(self, tmp_path, indices, cache_size=1):
-        self.engine = FleetEngine(config.load(None), indices, ShardStore.open(tmp_path / "s.db"),
+    from tests.peers.addresses import clear_offset, clear_shard, endpoints_free
+
+    indices = clear_indices([0, 1, 5], modulus=4)
+    assert all(i >= SEED_FLEET for i in indices) and [i - indices[0] for i in indices] == [0, 1, 5]
+    assert indices[0] % 4 == 0 and endpoints_free(indices)
+    held = []
+    try:
+        for i in indices:  # a fleet takes them
+            s = socket.socket()
+            held.append(s)
+            s.bind(meter_endpoint(i))
+            s.listen(1)
+        assert not endpoints_free(indices)
+        again = clear_indices([0, 1, 5], modulus=4)
+        assert again != indices and endpoints_free(again) and again[0] % 4 == 0
+        k = clear_shard(4_000_000, 3)
+        assert SEED_FLEET <= k < 4_000_000 and endpoints_free(k + j * 4_000_000 for j in range(3))
+        with pytest.raises(ValueError):
+            clear_offset([2**24])  # does not fit on loopback
+    finally:
+        for s in held:
+            s.close()
+
+
+class ServedShard:
+    """A shard of a fleet served on an event loop in a thread; the test thread is the head-end.
+    Its meters are at their own loopback addresses: ``indices`` are moved above any fleet
+    serving on this machine (:func:`tests.peers.addresses.clear_indices`; ``modulus``, a
+    shard's N, keeps each in its shard), and :attr:`indices` says where they are."""
+
+    def __init__(self, tmp_path, indices, cache_size=1, modulus=1):
+        self.indices = clear_indices(indices, modulus)
+        self.engine = FleetEngine(config.load(None), self.indices, ShardStore.open(tmp_path / "s.db"),
                                   SimClock(START, rate=0), cache_size=cache_size)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -101,11 +134,12 @@ def read(target: str, *items, sap=16, **kw):
 
 
 def test_a_stock_client_reads_each_meter_at_its_own_address_through_the_cache(tmp_path):
-    # meters far into a 5,000-meter fleet, shard 1,234 of 1,500: their addresses are not 127.0.0.1
-    shard = ServedShard(tmp_path, shard_indices(5000, 1234, 1500))
+    # shard 1,234 of 1,500 of a fleet, moved past any fleet on this machine: not 127.0.0.1
+    shard = ServedShard(tmp_path, shard_indices(5000, 1234, 1500), modulus=1500)
     try:
         man = shard.manifest()
-        assert [m["index"] for m in man["meters"]] == [1234, 2734, 4234]
+        assert [m["index"] for m in man["meters"]] == shard.indices
+        assert all(i % 1500 == 1234 and i >= SEED_FLEET for i in shard.indices)
         for m in man["meters"]:
             assert m["host"] == meter_address(m["index"]) and m["port"] == WRAPPER_PORT
             assert m["target"] == f"tcp://{meter_address(m['index'])}:4059"
@@ -128,7 +162,8 @@ def test_a_stock_client_reads_each_meter_at_its_own_address_through_the_cache(tm
 
 def test_gurux_reads_meters_picked_at_random_from_a_250000_meter_fleet(tmp_path):
     """gurux, a client we did not write, with nothing but the manifest row: a shard of a
-    250,000-meter fleet whose five meters are spread over the whole index range."""
+    250,000-meter fleet whose five meters are spread over the whole index range (the
+    fleet's indices moved past any fleet on this machine, a whole fleet's size at a time)."""
     import random
 
     from gurux_dlms.enums import Authentication
@@ -137,10 +172,11 @@ def test_gurux_reads_meters_picked_at_random_from_a_250000_meter_fleet(tmp_path)
     from tests.peers.gurux_client import GuruxPeer, TcpTransport
 
     k = random.Random(12).randrange(50_000)
-    shard = ServedShard(tmp_path, shard_indices(250_000, k, 50_000), cache_size=2)
+    shard = ServedShard(tmp_path, shard_indices(250_000, k, 50_000), cache_size=2, modulus=250_000)
+    offset = shard.indices[0] - k  # whole fleets: each meter keeps its place in its fleet
     try:
         rows = shard.manifest()["meters"]
-        assert len(rows) == 5 and rows[-1]["index"] >= 200_000
+        assert len(rows) == 5 and offset % 250_000 == 0 and rows[-1]["index"] - offset >= 200_000
         for row in rows:
             peer = GuruxPeer(TcpTransport(row["host"], row["port"]), client_sap=48,
                              authentication=Authentication.HIGH_GMAC,
@@ -167,23 +203,24 @@ def test_an_evicted_meter_keeps_its_invocation_counters_in_ram_not_in_a_commit_p
     their reservation (written once, at the first association), so a later association
     after an eviction writes nothing, and a replayed counter is still refused."""
     shard = ServedShard(tmp_path, [0, 1], cache_size=1)
+    first = shard.indices[0]
     try:
         a, b = shard.manifest()["meters"]
         dl = a["dlms"]
         keys = {"encryption_key": bytes.fromhex(dl["encryption_key"]),
                 "authentication_key": bytes.fromhex(dl["authentication_key"])}
         read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=1, **keys)
-        reserved = shard.engine.store.memory(0).get("dlms_counters")
+        reserved = shard.engine.store.memory(first).get("dlms_counters")
         assert reserved and all(v >= 1000 for v in reserved.values())  # reservations, not exact values
-        read(b["target"], (1, SERIAL, 2))  # meter 0 evicted: dormant
+        read(b["target"], (1, SERIAL, 2))  # the first meter evicted: dormant
         deadline = time.monotonic() + 10
-        while 0 in shard.engine._hydrated and time.monotonic() < deadline:  # the server sees the close late
+        while first in shard.engine._hydrated and time.monotonic() < deadline:  # the server sees the close late
             time.sleep(0.01)
-        assert 0 not in shard.engine._hydrated
+        assert first not in shard.engine._hydrated
         with pytest.raises(AssociationError):  # replay protection lives on in the dormant record
             read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=1, **keys)
         read(a["target"], (111, "0.0.19.0.0.255", 2), sap=48, invocation_counter=20, **keys)
-        assert shard.engine.store.memory(0).get("dlms_counters") == reserved  # no commit per association
+        assert shard.engine.store.memory(first).get("dlms_counters") == reserved  # no commit per association
     finally:
         shard.close()
 
@@ -213,13 +250,14 @@ def test_a_round_of_deliveries_shares_its_commits_and_each_credit_is_on_disk_bef
         rows = served.manifest()["meters"]
         before = shard.commit
 
-        async def one(i, row):
-            verdict = await deliver(MeterTarget.from_row(row, i), token_for(engine, i, "40", i), timeout=20,
+        async def one(n, row):
+            i = row["index"]
+            verdict = await deliver(MeterTarget.from_row(row, n), token_for(engine, i, "40", n), timeout=20,
                                     on_before=None)
             return verdict, recharged_on_disk(tmp_path / "s.db", i)  # read as soon as the verdict is in
 
         async def all_three():
-            return await asyncio.gather(*(one(i, row) for i, row in enumerate(rows)))
+            return await asyncio.gather(*(one(n, row) for n, row in enumerate(rows)))
 
         results = asyncio.run(all_three())
         assert [v.status for v, _ in results] == [3, 3, 3]  # execution OK
@@ -237,6 +275,7 @@ def test_the_steps_of_one_round_are_one_commit_made_at_the_rounds_end(tmp_path):
     served = ServedShard(tmp_path, [0, 1], cache_size=2)
     engine = served.engine
     path = tmp_path / "s.db"
+    a, b = served.indices
 
     def on_disk():
         with sqlite3.connect(path) as db:
@@ -244,16 +283,16 @@ def test_the_steps_of_one_round_are_one_commit_made_at_the_rounds_end(tmp_path):
 
     async def one_round():
         before = engine.store.commit
-        for index in (0, 1):
+        for n, index in enumerate((a, b)):
             engine.batched(index)
             with engine.store.memory(index).transaction() as tx:
-                tx.put("note", index)
+                tx.put("note", n)
         during = (engine.store.commit - before, on_disk())
         await asyncio.sleep(0)  # the loop turns: the round's end
         await asyncio.sleep(0)
         after = (engine.store.commit - before, on_disk())
-        engine.batched(0)
-        assert engine.store.memory(0).get("note") == 0
+        engine.batched(a)
+        assert engine.store.memory(a).get("note") == 0
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         return during, after, engine.store.commit - before
@@ -271,10 +310,11 @@ def test_a_round_that_cannot_commit_powers_its_meters_off_and_sends_none_of_its_
     memory, and the same token delivered again is credited, once."""
     shard = ServedShard(tmp_path, [0], cache_size=4)
     engine = shard.engine
+    (index,) = shard.indices
     try:
         (row,) = shard.manifest()["meters"]
         target = MeterTarget.from_row(row, 0)
-        first, second = token_for(engine, 0, "30", 0), token_for(engine, 0, "20", 1)
+        first, second = token_for(engine, index, "30", 0), token_for(engine, index, "20", 1)
         assert asyncio.run(deliver(target, first, timeout=20, on_before=None)).status == 3
 
         async def refuse(on):
@@ -287,9 +327,9 @@ def test_a_round_that_cannot_commit_powers_its_meters_off_and_sends_none_of_its_
         shard.call(refuse(True))
         with pytest.raises((DeliveryError, ConnectionError)):  # the connection ends with no verdict
             asyncio.run(deliver(target, second, timeout=20, on_before=None))
-        assert engine.batch_failures == 1 and 0 not in engine._hydrated
+        assert engine.batch_failures == 1 and index not in engine._hydrated
         shard.call(refuse(False))
-        assert recharged_on_disk(tmp_path / "s.db", 0) == Decimal("30")
+        assert recharged_on_disk(tmp_path / "s.db", index) == Decimal("30")
         assert asyncio.run(deliver(target, second, timeout=20, on_before=None)).status == 3
         assert asyncio.run(read_credit(target, timeout=20)).total_recharged == 5000
     finally:
@@ -306,9 +346,8 @@ def test_the_manifest_is_written_without_hydrating_and_equals_each_meters_own_ro
     from bijli.dlms.security import KeyId, wrap_key
     from bijli.firmware.cosem.catalogue import UTILITY_SECURITY_SETUP
 
-    # meters deep in a large fleet, by this process's id: not 127.0.0.1:4059, nor a second run's
-    first = 300_000 + (os.getpid() % 5_000) * 16
-    shard = ServedShard(tmp_path, [first, first + 5, first + 9, first + 15], cache_size=1)
+    shard = ServedShard(tmp_path, [0, 5, 9, 15], cache_size=1)
+    first = shard.indices[0]
     changed_index = first + 9
     try:
         before = shard.manifest()

@@ -16,6 +16,7 @@ from bijli.dlms.client import Client, ClientSettings
 from bijli.tools.fleet.addressing import meter_address
 from bijli.tools.node.client_transports import open_client_transport
 from tests.conftest import ROOT
+from tests.peers.addresses import clear_shard
 from tests.tools.test_storm import free_port_run
 
 SERIAL = "0.0.96.1.0.255"
@@ -23,8 +24,12 @@ SERIAL = "0.0.96.1.0.255"
 
 def test_a_shard_serves_its_meters_at_their_own_addresses_and_saves_them(tmp_path):
     manifest = tmp_path / "shard.json"
-    # shard 1,777 of 2,000 in a 6,000-meter fleet: meters 1777, 3777, 5777 (away from 127.0.0.1)
-    args = [sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", "6000", "--shard", "1777/2000",
+    # three meters of one shard spread over a fleet of over two million, all above any fleet
+    # serving on this machine (tests/peers/addresses.py): K, K + N and K + 2N of shard K/N
+    n = 4_000_000
+    k = clear_shard(n, 3)
+    count = k + 2 * n + 1
+    args = [sys.executable, "-m", "bijli.tools.cli", "fleet", "--count", str(count), "--shard", f"{k}/{n}",
             "--state", str(tmp_path / "state"), "--clock", "sim", "--start", "2024-06-14T17:00:00", "--rate", "0",
             "--manifest", str(manifest), "--cache", "1"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -35,9 +40,9 @@ def test_a_shard_serves_its_meters_at_their_own_addresses_and_saves_them(tmp_pat
             line = proc.stdout.readline()
             assert line and time.monotonic() < deadline, (lines, proc.stderr.read())
             lines.append(line.strip())
-        assert "shard 1777/2000, 3 of 6000 meters" in lines[0]
+        assert f"shard {k}/{n}, 3 of {count} meters" in lines[0]
         meters = json.loads(manifest.read_text())["meters"]
-        assert [m["index"] for m in meters] == [1777, 3777, 5777]
+        assert [m["index"] for m in meters] == [k, k + n, k + 2 * n]
         for m in meters:
             assert m["target"] == f"tcp://{meter_address(m['index'])}:4059"
             client = Client(open_client_transport(m["target"], 16), ClientSettings.for_association(16))
@@ -51,7 +56,7 @@ def test_a_shard_serves_its_meters_at_their_own_addresses_and_saves_them(tmp_pat
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "state saved" in out
-    assert (tmp_path / "state" / "shard-1777-of-2000.db").exists()
+    assert (tmp_path / "state" / f"shard-{k}-of-{n}.db").exists()
 
 
 def run_fleet(*args: str) -> subprocess.CompletedProcess:
