@@ -83,7 +83,7 @@ import logging
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -104,7 +104,7 @@ from bijli.firmware.profiles import (BILLING, BLOCK_LOAD, DAILY_LOAD, BlockAvera
                                block_load_values, cumulative_values, profile_config_from_table)
 from bijli.firmware.relay import (Cause, RelayState, RelayControl, LoadLimiter, LimiterAction, Refusal, RelayConfig,
                             RelayInputs, Trigger, control_event, settle)
-from bijli.firmware.storage import Storage, Transaction
+from bijli.firmware.storage import Encoded, Storage, Transaction, dumps
 from bijli.firmware.sts import (DecoderState, StsConfig, TokenResult, TokenResultCode, TokenSource, decode,
                                 note_bad_token)
 from bijli.firmware.sts.results import ClearCredit, KeyChanged
@@ -366,13 +366,20 @@ _STATE_KEYS = (_HIGH_WATER, "energy", "tariff", "account", "sts", "relay", "limi
 #: the records a step changes field by field rather than replaces (see :meth:`Meter._state`)
 _MUTABLE_RECORDS = (_Progress, _BillingProgress, _Counters, _Durations)
 _NOTHING = object()  # no record written yet
+#: the texts of state records lately written first (a meter's first write of a key in its
+#: RAM: its first start, a restart) by any meter of the process, a few per key. A fleet's
+#: meters are born alike (one configuration, one start time), and encoding the thirteen
+#: records of each first start again was two fifths of it.
+_FIRST_TEXTS: dict[str, list[tuple[Any, str]]] = {}
+_FIRST_TEXTS_PER_KEY = 4
 
 
 def _same_value(a: Any, b: Any) -> bool:
     """Whether ``a`` and ``b`` would be stored as the very same text: the same object, or of
     the same type and equal in every part in a way their text cannot tell apart (a Decimal
     by its digits and exponent, since 1.0 and 1.00 are equal but written differently; a
-    float with its sign, for -0.0; a date-time with the same zone object). Anything this
+    float with its sign, for -0.0; a date-time with the same zone object; a date, bytes
+    by value). Anything this
     does not know is not the same (it is then written)."""
     if a is b:
         return True
@@ -387,6 +394,8 @@ def _same_value(a: Any, b: Any) -> bool:
         return a.as_tuple() == b.as_tuple()
     if t is datetime:
         return a == b and a.tzinfo is b.tzinfo
+    if t is date or t is bytes:
+        return a == b
     if t is tuple or t is list:
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
     if t is dict:
@@ -395,6 +404,21 @@ def _same_value(a: Any, b: Any) -> bool:
         va, vb = vars(a), vars(b)
         return va.keys() == vb.keys() and all(_same_value(x, vb[k]) for k, x in va.items())
     return False
+
+
+def _first_text(key: str, value: Any) -> Encoded:
+    """The text of state record ``key`` holding ``value`` (kept: a copy of a mutable one):
+    one another meter of this process wrote first, if it is the very same text
+    (:func:`_same_value`), else encoded now and remembered for the next meter."""
+    known = _FIRST_TEXTS.setdefault(key, [])
+    for seen, text in known:
+        if _same_value(seen, value):
+            return Encoded(text)
+    text = Encoded(dumps(asdict(value) if key == "energy" else value.to_dict()))
+    known.append((value, text))
+    if len(known) > _FIRST_TEXTS_PER_KEY:
+        del known[0]
+    return text
 
 
 def _hold(pending: list, item: Any) -> None:
@@ -1171,8 +1195,12 @@ class Meter:
                 tx.put(key, text)
                 written[key] = text
                 continue
-            tx.put(key, asdict(value) if key == "energy" else value.to_dict())
-            written[key] = copy.copy(value) if type(value) in _MUTABLE_RECORDS else value
+            kept = copy.copy(value) if type(value) in _MUTABLE_RECORDS else value
+            if last is _NOTHING:
+                tx.put(key, _first_text(key, kept))
+            else:
+                tx.put(key, asdict(value) if key == "energy" else value.to_dict())
+            written[key] = kept
         self._committed_energy = state[1]  # (put back with the rest if the commit fails)
 
     def _put_record(self, tx: Transaction, key: str, record: Any) -> None:

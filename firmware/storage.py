@@ -115,7 +115,16 @@ def _decode(obj: dict) -> Any:
     return obj
 
 
+class Encoded(str):
+    """A record already encoded by :func:`dumps`, to be stored as this very text (a
+    transaction's ``put`` of it writes it without encoding it again)."""
+
+    __slots__ = ()
+
+
 def dumps(value: Any) -> str:
+    if type(value) is Encoded:
+        return value
     return json.dumps(value, default=_encode, separators=(",", ":"))
 
 

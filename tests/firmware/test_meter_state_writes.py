@@ -179,3 +179,56 @@ def test_a_step_failing_inside_a_commit_group_forgets_what_it_noted_as_written(t
         assert Meter(CONFIG, shard.memory(4), START).account.total_recharged == Decimal("20")
     finally:
         shard.close()
+
+
+def stored_texts(shard: ShardStore, index: int) -> dict:
+    rows = shard._db.execute("SELECT key, value FROM kv WHERE meter = ?", (index,)).fetchall()
+    return {key: text for key, text in rows if key in _STATE_KEYS}
+
+
+def test_meters_born_alike_write_their_first_records_as_their_own_text(tmp_path):
+    """A first start writes thirteen records, most of them the very texts the meter born
+    before it wrote (meter._first_text reuses those). What is stored is still, to the
+    character, the meter's own records encoded: for meters born alike, for one born at
+    another time, and after a token."""
+    shard = ShardStore.open(tmp_path / "s.db")
+    later = START + timedelta(hours=5, minutes=7)
+    meters = {i: Meter(CONFIG, shard.memory(i), START if i < 3 else later) for i in range(4)}
+    assert meters[1].enter_token(token("25", START - timedelta(hours=1))).accepted
+    for i, meter in meters.items():
+        own = {}
+        for key, value in zip(_STATE_KEYS, meter._state(copied=False)):
+            if key == "clock_high_water":
+                own[key] = dumps(value.isoformat())
+            else:
+                own[key] = dumps(asdict(value) if key == "energy" else value.to_dict())
+        assert stored_texts(shard, i) == own, i
+    assert stored_texts(shard, 0) == stored_texts(shard, 2) != stored_texts(shard, 3)
+
+
+def test_a_record_equal_to_one_written_before_but_written_differently_keeps_its_own_text():
+    """1.0 and 1.00 are equal Decimals with different texts: the reused text is only
+    ever one that is the very same (meter._same_value), never one merely equal."""
+    from dataclasses import dataclass
+
+    from bijli.firmware import meter as meter_mod
+
+    @dataclass(frozen=True)
+    class Record:
+        amount: Decimal
+        day: object
+
+        def to_dict(self):
+            return {"amount": self.amount, "day": self.day}
+
+    key = "test-first-text"
+    try:
+        one = meter_mod._first_text(key, Record(Decimal("1.0"), START.date()))
+        same = meter_mod._first_text(key, Record(Decimal("1.0"), START.date()))
+        finer = meter_mod._first_text(key, Record(Decimal("1.00"), START.date()))
+        as_time = meter_mod._first_text(key, Record(Decimal("1.0"), START))
+        assert one == same == dumps({"amount": Decimal("1.0"), "day": START.date()})
+        assert finer == dumps({"amount": Decimal("1.00"), "day": START.date()}) != one
+        assert as_time == dumps({"amount": Decimal("1.0"), "day": START}) != one
+    finally:
+        meter_mod._FIRST_TEXTS.pop(key, None)
