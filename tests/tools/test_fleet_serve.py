@@ -440,6 +440,12 @@ def test_shards_manifest_files_merge_line_by_line_as_parsed_ones_do(tmp_path):
     write_manifest(paths[1], {**parts[1], "count": 99})  # a count that is not its rows
     assert merge_files(paths, tmp_path / "recount.json") == 40
     assert json.loads((tmp_path / "recount.json").read_text(encoding="utf-8"))["count"] == 40
+    sharded = {"shards": 3, "host_cores": 2}  # what the supervisor adds: where its meters are served
+    for name in ("head.json", "head-fallback.json"):
+        assert merge_files(paths, tmp_path / name, sharded) == 40
+        merged = json.loads((tmp_path / name).read_text(encoding="utf-8"))
+        assert {k: merged[k] for k in sharded} == sharded and len(merged["meters"]) == 40
+        paths[1].write_text(json.dumps(parts[1], indent=1), encoding="utf-8")  # the second time parsed whole
     write_manifest(paths[1], parts[0])
     with pytest.raises(UsageError, match="overlap"):
         merge_files(paths, tmp_path / "overlap.json")

@@ -133,6 +133,8 @@ def test_processes_supervises_the_shards_and_restarts_one_killed(tmp_path):
         assert sorted(pids) == [0, 1]
         first = serials()
         assert sorted(first) == [0, 1, 2, 3] and len(set(first.values())) == 4
+        head = json.loads(manifest.read_text())
+        assert (head["shards"], head["host_cores"]) == (2, os.cpu_count())  # one host serves both shards
         os.kill(pids[1], signal.SIGKILL)  # shard 1 (meters 1 and 3) dies as in a power cut
         restarted = until(lambda line: "serving, pid" in line)
         assert any("exited" in line for line in restarted)

@@ -432,3 +432,44 @@ def test_the_manifest_carries_the_currency_crc_rule_and_the_storm_vends_by_it(tm
             assert node.meter.enter_token(vended["token"]).accepted, rule
         finally:
             node.shutdown()
+
+
+@given(st.integers(2, 20), st.data())
+def test_waves_take_a_few_shards_meters_at_a_time_and_every_meter_once(shards, data):
+    """A storm against shards that share a host takes the meters of ``at_once`` shards at a
+    time (spread over all 14 on two cores, a meter cost a shard almost twice the CPU)."""
+    from bijli.tools.storm.delivery import MeterTarget
+    from bijli.tools.storm.engine import in_waves
+
+    at_once = data.draw(st.integers(1, shards + 2))
+    indices = data.draw(st.lists(st.integers(0, 5_000), unique=True, max_size=200))
+    targets = [MeterTarget(i, f"S{i}", "127.0.0.1", 4059, None) for i in indices]
+    out = in_waves(targets, shards, at_once)
+    assert sorted(t.index for t in out) == sorted(indices)  # every meter, once
+    if at_once >= shards:
+        assert out == targets  # every shard at once: the manifest's order
+        return
+    waves = [(t.index % shards) // at_once for t in out]
+    assert waves == sorted(waves)  # one wave after the other
+    for w in set(waves):
+        members = [t.index for t in out if (t.index % shards) // at_once == w]
+        assert members == sorted(members) and len({i % shards for i in members}) <= at_once
+    assert in_waves(targets, 1, at_once) == targets and in_waves(targets, shards, None) == targets
+
+
+def test_a_manifest_says_how_its_meters_are_sharded_or_the_storm_takes_them_as_listed(tmp_path):
+    from bijli.tools.storm.run import load_fleet_manifest, waves
+
+    assert waves({"shards": 14, "host_cores": 2}, None) == {"shards": 14, "shards_at_once": 2}
+    assert waves({"shards": 14, "host_cores": 2}, 5) == {"shards": 14, "shards_at_once": 5}
+    assert waves({"shards": 14}, None) == {"shards": 14, "shards_at_once": None}  # shards on many hosts: all at once
+    for head in ({}, {"shards": 1, "host_cores": 2}, {"shards": "14"}, {"shards": True}):
+        assert waves(head, None) == {}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"count": 1, "clock": "sim", "meters": [{"index": 0, "serial": "A"}]}))
+    assert load_fleet_manifest(path) == ([{"index": 0, "serial": "A"}], {"count": 1, "clock": "sim"})
+    proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "storm", "--manifest", str(path),
+                           "--shards-at-once", "2", "--journal", str(tmp_path / "j.jsonl"),
+                           "--vend-journal", str(tmp_path / "vj.json")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "does not say which shard serves each meter" in proc.stderr
+    assert not (tmp_path / "j.jsonl").exists()  # nothing vended, nothing sent

@@ -12,6 +12,7 @@ starts itself, ``--processes`` shard processes (:mod:`bijli.tools.storm.scenario
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import datetime
@@ -26,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--manifest", metavar="FILE", help="fleet or meter manifest (JSON)")
     p.add_argument("--amount", default="100", help="INR per meter (default 100; a token carries the largest amount not above it)")
     p.add_argument("--concurrency", type=int, default=32, help="associations at once (default 32)")
+    p.add_argument("--shards-at-once", type=int, metavar="K",
+                   help="take the meters of K shard processes at a time (default: one per core of the host, when "
+                        "the manifest says its shards share one; all of them otherwise)")
     p.add_argument("--retries", type=int, default=5, help="retries per meter on refusal or timeout (default 5)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     p.add_argument("--journal", metavar="FILE",
@@ -64,15 +68,17 @@ def options(args):
 
     if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
         raise StormError("--concurrency must be at least 1, --retries at least 0, --timeout above 0")
+    if args.shards_at_once is not None and args.shards_at_once < 1:
+        raise StormError("--shards-at-once must be at least 1")
     return Options(concurrency=args.concurrency, retries=args.retries, timeout=args.timeout,
-                   verify=not args.no_verify)
+                   verify=not args.no_verify, shards_at_once=args.shards_at_once)
 
 
 def _main(args) -> int:
     from bijli.tools import vend_journal
     from bijli.tools.plot import PlotError
     from bijli.tools.storm import report
-    from bijli.tools.storm.run import default_journal, load_manifest, run_storm
+    from bijli.tools.storm.run import default_journal, load_fleet_manifest, run_storm, waves
 
     try:
         opts = options(args)
@@ -89,7 +95,12 @@ def _main(args) -> int:
             return 0 if result["ok"] else 1
         if not args.manifest:
             raise StormError("give --manifest FILE (or --scenario bakrid)")
-        rows = load_manifest(args.manifest)
+        rows, head = load_fleet_manifest(args.manifest)
+        wave = waves(head, args.shards_at_once)
+        if args.shards_at_once is not None and not wave:
+            raise StormError(f"--shards-at-once: {args.manifest} does not say which shard serves each meter "
+                             "(a manifest of 'bijli fleet --processes' does)")
+        opts = dataclasses.replace(opts, **wave)
         when = (datetime.fromisoformat(args.vend_time).replace(tzinfo=None, second=0, microsecond=0)
                 if args.vend_time else datetime.now().replace(second=0, microsecond=0))
         out = run_storm(rows, args.amount, args.journal or default_journal(args.manifest, args.amount), opts,

@@ -13,6 +13,13 @@ sees half of one). Because every row is one line that begins with its index, and
 shard writes its rows in index order, the supervisor merges its shards' files line by
 line (:func:`merge_files`: a heap merge on the index, no JSON parsed or encoded again);
 parsing and re-encoding 250,000 rows took 10-20 s of its start-up here.
+
+The supervisor's merged manifest also says where its meters are served: ``shards`` (N:
+meter ``i`` is served by shard ``i % N``) and ``host_cores`` (the cores of the one host
+its N shard processes share). A head-end may use them to keep its concurrent
+associations on a few shard processes at a time (``bijli storm``: spread over 14
+processes on two cores, a meter cost a shard almost twice the CPU); a manifest merged
+from shards on many hosts has no ``host_cores``.
 """
 
 from __future__ import annotations
@@ -48,10 +55,11 @@ def _write(path: Path, head: dict, rows: Iterator[str]) -> None:
     tmp.replace(path)
 
 
-def merge_files(parts: list[Path], path: Path) -> int:
+def merge_files(parts: list[Path], path: Path, head: dict | None = None) -> int:
     """Merge the shards' manifest files ``parts`` (as :func:`write_manifest` writes them,
-    each in index order) into ``path``, as :func:`merge_manifests` would; returns the
-    number of meters. A file in another form (hand-edited, indented) is parsed whole."""
+    each in index order) into ``path``, as :func:`merge_manifests` would, with the fields
+    of ``head`` added to its own; returns the number of meters. A file in another form
+    (hand-edited, indented) is parsed whole."""
     streams = []
     try:
         heads = []
@@ -60,7 +68,7 @@ def merge_files(parts: list[Path], path: Path) -> int:
             streams.append(f)
             line = f.readline().rstrip()
             if not line.endswith(_ROWS_OPEN):
-                return _merge_parsed(parts, path)
+                return _merge_parsed(parts, path, head)
             heads.append(json.loads(line + "]}"))
         expected = sum(h.get("count", 0) for h in heads)
 
@@ -76,9 +84,10 @@ def merge_files(parts: list[Path], path: Path) -> int:
                 raise _NotLines(parts)
         try:
             merged = heapq.merge(*(_rows(f, part) for f, part in zip(streams, parts)))
-            _write(path, {"count": expected, "clock": heads[0]["clock"] if heads else "sim"}, checked(merged))
+            _write(path, {"count": expected, "clock": heads[0]["clock"] if heads else "sim", **(head or {})},
+                   checked(merged))
         except _NotLines:
-            return _merge_parsed(parts, path)
+            return _merge_parsed(parts, path, head)
         return expected
     finally:
         for f in streams:
@@ -110,9 +119,9 @@ def _rows(f, part: Path) -> Iterator[tuple[int, str]]:
     raise _NotLines(part)  # no closing line: a file cut short
 
 
-def _merge_parsed(parts: list[Path], path: Path) -> int:
+def _merge_parsed(parts: list[Path], path: Path, head: dict | None) -> int:
     merged = merge_manifests([json.loads(part.read_text(encoding="utf-8")) for part in parts])
-    write_manifest(path, merged)
+    write_manifest(path, {**merged, **(head or {})})
     return merged["count"]
 
 

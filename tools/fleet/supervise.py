@@ -12,6 +12,7 @@ use an orchestrator instead (:mod:`tools.fleet.deploy`).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -85,7 +86,8 @@ class Supervisor:
         if self.manifest is None:
             return
         # line by line, no JSON parsed again (tools.fleet.manifest); a reader never sees half a manifest
-        merge_files([self.part_manifest(k) for k in range(self.processes)], self.manifest)
+        merge_files([self.part_manifest(k) for k in range(self.processes)], self.manifest,
+                    {"shards": self.processes, "host_cores": os.cpu_count() or 1})  # one host serves them all
 
     def _stopped(self, k: int, proc: subprocess.Popen) -> int:
         """Shard ``k``'s exit status once it has stopped. A shard stops by saving its meters,

@@ -10,6 +10,14 @@ tries again, up to ``retries`` more times; a meter still undelivered stays in do
 the journal and the next run resumes it. After the deliveries, every meter with a
 token is read back (:func:`~bijli.tools.storm.delivery.read_credit`): its total
 recharged must be exactly the total before plus the token's value.
+
+Both phases take the meters in *waves* when the manifest says its shards share one
+host (``shards`` and ``host_cores``, :mod:`tools.fleet.manifest`): the meters of
+``shards_at_once`` shard processes (by default one per core of that host) first, then
+the next few, so that the concurrent associations keep a few processes busy rather
+than every one of them. Spread over 14 shard processes on two cores, each process woke
+for one request at a time with its caches cold: a meter cost a shard 12.8 ms of CPU
+where, taken shard by shard, it cost 6.9 (28,000 meters, the same storm, side by side).
 """
 
 from __future__ import annotations
@@ -37,6 +45,17 @@ class Options:
     backoff_base: float = BACKOFF_BASE
     backoff_cap: float = BACKOFF_CAP
     verify: bool = True
+    shards: int = 1  # the fleet's N: meter i is served by shard i % N
+    shards_at_once: int | None = None  # the shards whose meters are taken at a time (None: all of them)
+
+
+def in_waves(targets: list[MeterTarget], shards: int, at_once: int | None) -> list[MeterTarget]:
+    """``targets`` in the order the storm takes them: the meters of shards 0..at_once-1,
+    interleaved by index, then those of the next ``at_once`` shards, and so on (shard
+    ``index % shards``); as they are when every shard is taken at once."""
+    if shards <= 1 or at_once is None or at_once >= shards:
+        return list(targets)
+    return sorted(targets, key=lambda t: ((t.index % shards) // at_once, t.index))
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -134,7 +153,8 @@ class Storm:
         self.options = options
         self.rng = rng or random.Random()
         self.deliveries: dict[str, Delivery] = {}
-        pending = [t for t in targets if journal.meter(t.serial).state in (MeterState.VENDED, MeterState.IN_DOUBT)]
+        pending = [t for t in in_waves(targets, options.shards, options.shards_at_once)
+                   if journal.meter(t.serial).state in (MeterState.VENDED, MeterState.IN_DOUBT)]
         self.stats = Stats(len(pending))
         self._pending = pending
         self.progress = Progress(self.stats, progress_out, progress_every)
@@ -230,7 +250,7 @@ class Storm:
         """Read every meter with a token back; exact means total == before + value."""
         results: dict[str, dict] = {}
         queue: asyncio.Queue[MeterTarget] = asyncio.Queue()
-        for t in self.targets:
+        for t in in_waves(self.targets, self.options.shards, self.options.shards_at_once):
             if self.journal.meter(t.serial).token is not None:
                 queue.put_nowait(t)
 

@@ -19,17 +19,37 @@ from bijli.tools.storm.engine import Options
 
 def load_manifest(path: "str | Path") -> list[dict]:
     """The meter rows of a fleet manifest (``meters``) or a single meter's manifest (one row)."""
+    return load_fleet_manifest(path)[0]
+
+
+def load_fleet_manifest(path: "str | Path") -> tuple[list[dict], dict]:
+    """The meter rows of a manifest, and its other fields (a fleet's ``shards`` and
+    ``host_cores``; nothing for a single meter's)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ManifestError(f"cannot read the manifest {path}: {exc}") from None
-    rows = data.get("meters") if isinstance(data, dict) and "meters" in data else [data]
+    fleet = isinstance(data, dict) and "meters" in data
+    rows = data.get("meters") if fleet else [data]
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         raise ManifestError(f"{path}: no meters in the manifest")
     serials = [r.get("serial") for r in rows]
     if len(set(serials)) != len(serials):
         raise ManifestError(f"{path}: a serial appears twice")
-    return rows
+    return rows, ({k: v for k, v in data.items() if k != "meters"} if fleet else {})
+
+
+def waves(head: dict, at_once: int | None) -> dict:
+    """The :class:`Options` fields that take a fleet's meters in waves of shards
+    (:func:`~bijli.tools.storm.engine.in_waves`): ``at_once`` shards at a time when given,
+    else one per core of the host its shards share, if the manifest says they share one."""
+    shards = head.get("shards")
+    if type(shards) is not int or shards < 2:
+        return {}
+    cores = head.get("host_cores")
+    if at_once is None:
+        at_once = cores if type(cores) is int and cores >= 1 else None
+    return {"shards": shards, "shards_at_once": at_once}
 
 
 def run_storm(rows: list[dict], amount: str, journal_path: "str | Path", opts: Options, *, vend_time: datetime,

@@ -51,7 +51,7 @@ from bijli.firmware.prepaid import PrepaidConfig
 from bijli.tools.fleet.descriptors import shards_that_fit
 from bijli.tools.storm import DeliveryError, ScenarioError
 from bijli.tools.storm.delivery import CreditReading, MeterTarget, read_credit
-from bijli.tools.storm.engine import Options
+from bijli.tools.storm.engine import Options, in_waves
 from bijli.tools.storm.run import run_storm
 from bijli.tools.storm.shards import Shards
 
@@ -94,7 +94,7 @@ async def _read_all(targets: list[MeterTarget], opts: Options, say, every: float
     """Every meter's credit and relay over DLMS: ``concurrency`` workers on one queue (a
     task per worker, not per meter), each meter retried up to ``retries`` times."""
     queue: asyncio.Queue[MeterTarget] = asyncio.Queue()
-    for t in targets:
+    for t in in_waves(targets, opts.shards, opts.shards_at_once):
         queue.put_nowait(t)
     out: dict[str, CreditReading] = {}
 
@@ -157,10 +157,14 @@ def bakrid(work: Path, count: int, opts: Options, *, amount: str = "100", small_
     if processes < 1:
         raise ScenarioError("--processes must be at least 1")
     every = progress_every if progress_every is not None else 5.0
+    # the shards share this host: the storms and reads take their meters a core's worth of
+    # shards at a time (tools.storm.engine.in_waves), unless told how many
+    opts = dataclasses.replace(opts, shards=processes,
+                               shards_at_once=opts.shards_at_once or os.cpu_count() or 1)
     config = _prepare(work)
     friendly = PrepaidConfig.from_table(PREPAID).friendly
     shards = Shards(work, processes, fleet_args(work, count, config, tcp, cache), progress_out=progress_out,
-                    progress_every=every)
+                    progress_every=every, walks_at_once=opts.shards_at_once)
     say = shards.say
     try:
         say(f"{count} meters on {processes} shard processes, state in {work / 'meters'}")
