@@ -120,7 +120,8 @@ def test_the_bakrid_week_cuts_no_one_in_friendly_time_every_debtor_at_tuesday_11
     plot = tmp_path / "storm.svg"
     proc = subprocess.run([sys.executable, "-m", "bijli.tools.cli", "storm", "--scenario", "bakrid", "--count", "3",
                            "--processes", "2", "--tcp", "127.0.0.1:0", "--work", str(work), "--amount", "300",
-                           "--json", "--plot", str(plot), "--progress-every", "1"],
+                           "--json", "--plot", str(plot), "--progress-every", "1",
+                           "--shards-at-once", "1"],  # storms, reads and walks a shard at a time
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     r = json.loads(proc.stdout)

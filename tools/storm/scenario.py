@@ -15,9 +15,9 @@ the meter's special-days table 0.0.11.0.0.255 shows it). Then:
 1. Friday 14 June 2024 17:00 IST: a storm gives every meter a small credit;
 2. every shard's clock is stepped through Saturday, Sunday and Monday to Tuesday 10:59,
    then 11:00; at each checkpoint every shard's console ``summary`` walks its meters to
-   the checkpoint (one commit group per slice, all shards in parallel) and reads, in the
-   same pass, each meter's supply, debt and control event log (one pass per meter, one
-   JSON line per shard: :mod:`tools.fleet.summary`). Supply and debt per checkpoint come
+   the checkpoint (one commit group per slice; as many shards at once as the host has
+   cores) and reads, in the same pass, each meter's supply, debt and control event log
+   (one pass per meter, one JSON line per shard: :mod:`tools.fleet.summary`). Supply and debt per checkpoint come
    from it, and so do the load-switch disconnections by time since Friday 17:00, each
    judged by the meter against its own friendly calendar; none may fall in friendly time;
 3. Tuesday 11:00: every meter's relay and balance are read over DLMS in the meter-reader
