@@ -406,6 +406,11 @@ def _same_value(a: Any, b: Any) -> bool:
     return False
 
 
+def _stored(key: str, value: Any) -> Any:
+    """State record ``key`` holding ``value`` as it is stored (encoded by ``dumps``)."""
+    return asdict(value) if key == "energy" else value.to_dict()
+
+
 def _first_text(key: str, value: Any) -> Encoded:
     """The text of state record ``key`` holding ``value`` (kept: a copy of a mutable one):
     one another meter of this process wrote first, if it is the very same text
@@ -414,7 +419,7 @@ def _first_text(key: str, value: Any) -> Encoded:
     for seen, text in known:
         if _same_value(seen, value):
             return Encoded(text)
-    text = Encoded(dumps(asdict(value) if key == "energy" else value.to_dict()))
+    text = Encoded(dumps(_stored(key, value)))
     known.append((value, text))
     if len(known) > _FIRST_TEXTS_PER_KEY:
         del known[0]
@@ -1196,10 +1201,7 @@ class Meter:
                 written[key] = text
                 continue
             kept = copy.copy(value) if type(value) in _MUTABLE_RECORDS else value
-            if last is _NOTHING:
-                tx.put(key, _first_text(key, kept))
-            else:
-                tx.put(key, asdict(value) if key == "energy" else value.to_dict())
+            tx.put(key, _first_text(key, kept) if last is _NOTHING else _stored(key, value))
             written[key] = kept
         self._committed_energy = state[1]  # (put back with the rest if the commit fails)
 
