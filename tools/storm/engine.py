@@ -153,8 +153,8 @@ class Storm:
         self.options = options
         self.rng = rng or random.Random()
         self.deliveries: dict[str, Delivery] = {}
-        pending = [t for t in in_waves(targets, options.shards, options.shards_at_once)
-                   if journal.meter(t.serial).state in (MeterState.VENDED, MeterState.IN_DOUBT)]
+        self._order = in_waves(targets, options.shards, options.shards_at_once)  # both phases take them so
+        pending = [t for t in self._order if journal.meter(t.serial).state in (MeterState.VENDED, MeterState.IN_DOUBT)]
         self.stats = Stats(len(pending))
         self._pending = pending
         self.progress = Progress(self.stats, progress_out, progress_every)
@@ -250,7 +250,7 @@ class Storm:
         """Read every meter with a token back; exact means total == before + value."""
         results: dict[str, dict] = {}
         queue: asyncio.Queue[MeterTarget] = asyncio.Queue()
-        for t in in_waves(self.targets, self.options.shards, self.options.shards_at_once):
+        for t in self._order:
             if self.journal.meter(t.serial).token is not None:
                 queue.put_nowait(t)
 

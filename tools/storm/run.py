@@ -17,14 +17,10 @@ from bijli.tools.storm import ManifestError
 from bijli.tools.storm.engine import Options
 
 
-def load_manifest(path: "str | Path") -> list[dict]:
-    """The meter rows of a fleet manifest (``meters``) or a single meter's manifest (one row)."""
-    return load_fleet_manifest(path)[0]
-
-
 def load_fleet_manifest(path: "str | Path") -> tuple[list[dict], dict]:
-    """The meter rows of a manifest, and its other fields (a fleet's ``shards`` and
-    ``host_cores``; nothing for a single meter's)."""
+    """The meter rows of a fleet manifest (``meters``) or a single meter's manifest (one
+    row), and its other fields (a fleet's ``shards`` and ``host_cores``; none for a
+    single meter's)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -17,8 +17,8 @@ the meter's special-days table 0.0.11.0.0.255 shows it). Then:
    then 11:00; at each checkpoint every shard's console ``summary`` walks its meters to
    the checkpoint (one commit group per slice; as many shards at once as the host has
    cores) and reads, in the same pass, each meter's supply, debt and control event log
-   (one pass per meter, one JSON line per shard: :mod:`tools.fleet.summary`). Supply and debt per checkpoint come
-   from it, and so do the load-switch disconnections by time since Friday 17:00, each
+   (one pass per meter, one JSON line per shard: :mod:`tools.fleet.summary`). Supply and
+   debt per checkpoint come from it, and so do the load-switch disconnections by time since Friday 17:00, each
    judged by the meter against its own friendly calendar; none may fall in friendly time;
 3. Tuesday 11:00: every meter's relay and balance are read over DLMS in the meter-reader
    association (the head-end's view, independent of the shards' own report): every meter
@@ -52,7 +52,7 @@ from bijli.tools.fleet.descriptors import shards_that_fit
 from bijli.tools.storm import DeliveryError, ScenarioError
 from bijli.tools.storm.delivery import CreditReading, MeterTarget, read_credit
 from bijli.tools.storm.engine import Options, in_waves
-from bijli.tools.storm.run import run_storm
+from bijli.tools.storm.run import run_storm, waves
 from bijli.tools.storm.shards import Shards
 
 FRIDAY = datetime(2024, 6, 14, 17, 0)
@@ -159,8 +159,8 @@ def bakrid(work: Path, count: int, opts: Options, *, amount: str = "100", small_
     every = progress_every if progress_every is not None else 5.0
     # the shards share this host: the storms and reads take their meters a core's worth of
     # shards at a time (tools.storm.engine.in_waves), unless told how many
-    opts = dataclasses.replace(opts, shards=processes,
-                               shards_at_once=opts.shards_at_once or os.cpu_count() or 1)
+    opts = dataclasses.replace(opts, **waves({"shards": processes, "host_cores": os.cpu_count() or 1},
+                                             opts.shards_at_once))
     config = _prepare(work)
     friendly = PrepaidConfig.from_table(PREPAID).friendly
     shards = Shards(work, processes, fleet_args(work, count, config, tcp, cache), progress_out=progress_out,

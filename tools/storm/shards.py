@@ -186,9 +186,11 @@ class Shards:
         (self.work / "fleet.json").write_text(json.dumps(merged, indent=1) + "\n", encoding="utf-8")
         return merged
 
-    def ask_all(self, command: str, label: str | None = None) -> list[list[str]]:
-        """``command`` on every shard at once; each shard's reply lines, in shard order."""
-        return self._gather(label or command, [self._pool.submit(m.ask, command) for m in self.members])
+    def ask_all(self, command: str, label: str | None = None, *, walk: bool = False) -> list[list[str]]:
+        """``command`` on every shard at once (``walk``: ``walks_at_once`` at a time); each
+        shard's reply lines, in shard order."""
+        pool = self._walks if walk else self._pool
+        return self._gather(label or command, [pool.submit(m.ask, command) for m in self.members])
 
     def now(self) -> datetime:
         times = {lines[0] if lines else "" for lines in self.ask_all("time")}
@@ -213,8 +215,7 @@ class Shards:
         from bijli.tools.fleet.summary import merge
 
         parts = []
-        asked = [self._walks.submit(m.ask, f"summary {since.isoformat()}") for m in self.members]
-        for m, reply in zip(self.members, self._gather(label, asked)):
+        for m, reply in zip(self.members, self.ask_all(f"summary {since.isoformat()}", label, walk=True)):
             try:
                 parts.append(json.loads(reply[-1]))
             except (IndexError, ValueError):
